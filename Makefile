@@ -1,0 +1,43 @@
+# Two entry points that work on a fresh Debian 12 machine as root: `make bench` and `make test`.
+# Both install what they need first, idempotently.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SCENARIO ?= scenarios/smoke.yaml
+DEB_PACKAGES := iperf3 nftables iptables iproute2 util-linux procps socat slirp4netns passt python3-venv
+PYTEST_ARGS ?=
+
+.PHONY: deps deps-debian deps-python bench test lint clean-beds
+
+deps: deps-debian deps-python
+
+# Installs only what is missing, so a second call costs one dpkg query.
+deps-debian:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+deps-python: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+bench: deps
+	$(BIN)/vmnetbench run $(SCENARIO)
+
+test: deps
+	$(BIN)/ruff check harness strategies tests
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: deps-python
+	$(BIN)/ruff check harness strategies tests
+	$(BIN)/ruff format --check harness strategies tests
+
+clean-beds: deps-python
+	$(BIN)/vmnetbench clean

@@ -1,0 +1,1 @@
+"""vmnetbench engine: test beds, processes, measurements, results."""

@@ -1,0 +1,120 @@
+"""The `vmnetbench` command line."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from harness.names import check_run_id
+
+app = typer.Typer(help="Measure how a VM in a pod reaches the pod network next to a sidecar.", no_args_is_help=True)
+# Wide enough for the summary table when output goes to a file or CI log.
+console = Console(width=None if sys.stdout.isatty() else 140)
+DEFAULT_RESULTS = Path("results")
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML, e.g. scenarios/smoke.yaml.")],
+    results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
+    run_id: Annotated[str | None, typer.Option(help="Six hex digits; drawn at random if not given.")] = None,
+) -> None:
+    """Run a scenario: build beds, set up each strategy, measure, tear down, write results/<run id>/."""
+    from harness.runner import Interrupted, run_scenario
+    from harness.scenario import ScenarioError, load_scenario
+
+    try:
+        parsed, text = load_scenario(scenario)
+        if run_id is not None:
+            check_run_id(run_id)
+    except (ScenarioError, ValueError) as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    _require_root()
+    try:
+        outcome = run_scenario(parsed, text, str(scenario), results_root=results, run_id=run_id, console=console)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted (SIGINT); everything the run created was removed[/]")
+        raise typer.Exit(130) from None
+    except Interrupted as e:
+        console.print(f"[yellow]interrupted ({e}); everything the run created was removed[/]")
+        raise typer.Exit(143) from None
+    if outcome.status != "complete":
+        raise typer.Exit(1)
+
+
+@app.command()
+def clean(
+    run_id: Annotated[str | None, typer.Argument(help="Only this run (even if its harness still runs).")] = None,
+) -> None:
+    """Remove namespaces and processes that runs left behind (e.g. after a SIGKILL)."""
+    from harness.cleanup import clean as do_clean
+
+    if run_id is not None:
+        try:
+            check_run_id(run_id)
+        except ValueError as e:
+            console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2) from None
+    _require_root()
+    report = do_clean(run_id)
+    console.print(
+        f"cleaned runs: {', '.join(report.runs) or 'none'}; "
+        f"processes ended: {len(report.processes)}; namespaces removed: {len(report.namespaces)}"
+    )
+    for name in report.namespaces:
+        console.print(f"  removed namespace {name}")
+    if report.skipped_live_runs:
+        console.print(f"left alone (harness still running): {', '.join(report.skipped_live_runs)}")
+
+
+@app.command()
+def describe(name: Annotated[str, typer.Argument(help="Strategy name.")]) -> None:
+    """Set a strategy up on a scratch bed and print what it creates: links, addresses, rules, processes."""
+    from harness.describe import describe_strategy
+    from strategies import STRATEGIES
+
+    if name not in STRATEGIES:
+        console.print(f"[red]error:[/] unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}.")
+        raise typer.Exit(2)
+    _require_root()
+    typer.echo(describe_strategy(name))
+
+
+@app.command()
+def strategies() -> None:
+    """List the strategies this build knows."""
+    from strategies import STRATEGIES
+
+    for name, cls in STRATEGIES.items():
+        console.print(f"[bold]{name:<14}[/] {cls.summary}")
+
+
+@app.command()
+def doctor() -> None:
+    """What this host can run: tools present and their versions."""
+    from harness.results import host_facts, tool_versions
+
+    for key, value in host_facts().items():
+        console.print(f"{key:<16} {value}")
+    for tool, version in tool_versions().items():
+        mark = "[green]ok[/]" if version else "[red]missing[/]"
+        console.print(f"{tool:<16} {mark} {version or ''}")
+    console.print(f"{'nsenter':<16} {'[green]ok[/]' if shutil.which('nsenter') else '[red]missing[/]'}")
+
+
+def _require_root() -> None:
+    import os
+
+    if os.geteuid() != 0:
+        console.print("[red]error:[/] vmnetbench creates network namespaces and must run as root.")
+        raise typer.Exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

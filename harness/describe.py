@@ -1,0 +1,56 @@
+"""`vmnetbench describe NAME`: build a scratch bed, set the strategy up, and report what exists."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from harness.names import new_run_id
+from harness.processes import ProcessTracker
+from harness.rules import iptables_save, list_nft
+from harness.state import RunState
+from harness.testbed import TestBed
+from strategies import strategy_class
+
+
+def describe_strategy(name: str) -> str:
+    cls = strategy_class(name)
+    strategy = cls()
+    run_id = new_run_id()
+    state = RunState(run_id)
+    state.save()
+    lines = [f"strategy {name}: {cls.summary}", f"faithful to: {cls.faithful_to}"]
+    req = cls.requirements
+    lines.append(
+        f"requirements: capabilities={list(req.capabilities)} kernel={list(req.kernel_features)} "
+        f"processes={list(req.extra_processes)} binaries={list(req.binaries)}"
+    )
+    with tempfile.TemporaryDirectory() as logs:
+        tracker = ProcessTracker(state, Path(logs))
+        try:
+            with TestBed(run_id, state, tracker) as bed:
+                attachment = strategy.setup(bed)
+                lines.append(
+                    f"ingress: peer dials {attachment.ingress_address}; service runs in "
+                    f"{attachment.service_ns.name}; egress clients run in {attachment.client_ns.name}"
+                )
+                for role, ns in bed.namespaces.items():
+                    lines.append(f"\n== namespace {ns.name} ({role})")
+                    for link in ns.link_names():
+                        addrs = ", ".join(ns.addresses(link)) or "-"
+                        lines.append(f"  link {link:<16} {addrs}")
+                    if role in ("pod",):
+                        nft = list_nft(ns).strip()
+                        lines.append("  nft ruleset:" + ("\n    " + nft.replace("\n", "\n    ") if nft else " (empty)"))
+                        ipt = "\n".join(ln for ln in iptables_save(ns).splitlines() if not ln.startswith("#"))
+                        if ipt.strip():
+                            lines.append("  iptables-save:\n    " + ipt.replace("\n", "\n    "))
+                lines.append("\n== processes")
+                for proc in bed.processes:
+                    lines.append(f"  {proc.pid} in {proc.netns}: {' '.join(proc.argv)}")
+                if not bed.processes:
+                    lines.append("  none")
+        finally:
+            tracker.stop_all()
+            state.remove_file()
+    return "\n".join(lines)

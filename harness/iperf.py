@@ -1,0 +1,105 @@
+"""TCP throughput with the iperf3 CLI, driven through its JSON output."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from harness.listening import NotReady, wait_listening
+from harness.processes import ProcessTracker
+
+CONNECT_TIMEOUT_S = 5
+
+
+@dataclass
+class ThroughputSample:
+    status: str  # "ok" or "failed"
+    reason: str = ""
+    bits_per_second: float | None = None
+    bytes: int | None = None
+    seconds: float | None = None
+    retransmits: int | None = None
+    cpu_client_pct: float | None = None  # iperf3's host_total on the client
+    cpu_server_pct: float | None = None  # iperf3's remote_total (the server)
+    raw: dict = field(default_factory=dict)
+
+
+_REASONS = [
+    (re.compile(r"connection refused", re.I), "connection refused"),
+    (re.compile(r"no route to host", re.I), "no route"),
+    (re.compile(r"network is unreachable", re.I), "network unreachable"),
+    (re.compile(r"connection timed out|timed out", re.I), "connect timed out"),
+    (re.compile(r"connection reset", re.I), "connection reset"),
+]
+
+
+def failure_reason(message: str) -> str:
+    """iperf3's error text shortened to one plain phrase; unknown texts are kept (first line)."""
+    for pattern, reason in _REASONS:
+        if pattern.search(message):
+            return reason
+    first = message.strip().splitlines()[0] if message.strip() else "no output"
+    return first[:160]
+
+
+def parse_client_json(text: str) -> ThroughputSample:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ThroughputSample("failed", f"iperf3 printed no JSON: {text.strip()[:120] or 'empty output'}")
+    if data.get("error"):
+        return ThroughputSample("failed", failure_reason(data["error"]), raw=data)
+    end = data.get("end", {})
+    received = end.get("sum_received") or {}
+    sent = end.get("sum_sent") or {}
+    cpu = end.get("cpu_utilization_percent") or {}
+    bps = received.get("bits_per_second")
+    if not bps:
+        return ThroughputSample("failed", "no bytes received", raw=data)
+    return ThroughputSample(
+        "ok",
+        bits_per_second=float(bps),
+        bytes=int(received.get("bytes", 0)),
+        seconds=float(received.get("seconds", 0.0)),
+        retransmits=sent.get("retransmits"),
+        cpu_client_pct=cpu.get("host_total"),
+        cpu_server_pct=cpu.get("remote_total"),
+        raw=data,
+    )
+
+
+def measure_tcp_throughput(
+    tracker: ProcessTracker,
+    *,
+    server_ns: str,
+    client_ns: str,
+    target: str,
+    port: int,
+    duration_s: float,
+    omit_s: float,
+    streams: int,
+    label: str,
+) -> ThroughputSample:
+    """One iperf3 test: a one-off server in `server_ns`, a client in `client_ns` sending to target:port."""
+    server = tracker.start(["iperf3", "-s", "-1", "-p", str(port)], name=f"{label}-iperf3-server", netns=server_ns)
+    try:
+        try:
+            wait_listening(server, port)
+        except NotReady as e:
+            return ThroughputSample("failed", f"server not ready: {e}")
+        argv = [
+            "iperf3", "-c", target, "-p", str(port), "--json",
+            "-t", f"{duration_s:g}", "-O", f"{omit_s:g}", "-P", str(streams),
+            "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000),
+        ]  # fmt: skip
+        budget = duration_s + omit_s + CONNECT_TIMEOUT_S + 10
+        done = tracker.run(argv, name=f"{label}-iperf3-client", netns=client_ns, timeout=budget)
+        if done.timed_out:
+            return ThroughputSample("failed", f"timed out after {budget:g} s")
+        sample = parse_client_json(done.stdout)
+        if sample.status == "failed" and not sample.raw and done.stderr.strip():
+            sample.reason = failure_reason(done.stderr)
+        return sample
+    finally:
+        tracker.stop(server, grace=1.0)

@@ -1,0 +1,19 @@
+"""Packet-filter rules inside a namespace, installed the way the real systems install them (KubeVirt shells
+out to the `nft` binary: kubevirt/kubevirt pkg/network/driver/nft), and read back for `describe`."""
+
+from __future__ import annotations
+
+from harness.netns import Namespace
+
+
+def apply_nft(ns: Namespace, ruleset: str) -> None:
+    """Load an nft script atomically (`nft -f -`: all of it or none of it)."""
+    ns.run(["nft", "-f", "-"], input=ruleset)
+
+
+def list_nft(ns: Namespace) -> str:
+    return ns.run(["nft", "list", "ruleset"])
+
+
+def iptables_save(ns: Namespace) -> str:
+    return ns.run(["iptables-save"], check=False)

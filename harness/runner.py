@@ -1,0 +1,221 @@
+"""Runs a scenario: every (strategy, sidecar) cell, repetitions interleaved in a shuffled order per round so
+drift hits all cells alike; a fresh test bed per cell and repetition, torn down whatever happens."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.iperf import measure_tcp_throughput
+from harness.names import new_run_id
+from harness.processes import ProcessTracker
+from harness.results import RunWriter, git_sha, host_facts, tool_versions
+from harness.scenario import Scenario, TcpThroughput
+from harness.state import RunState
+from harness.summary import print_summary
+from harness.testbed import TestBed
+from strategies import strategy_class
+from strategies.base import Attachment, Services
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Interrupted(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt so every bed is torn down on the way out."""
+
+
+@contextmanager
+def signals_unwind() -> Iterator[None]:
+    """SIGINT and SIGTERM raise in the harness, so every bed is torn down on the way out.
+
+    pyroute2 runs short-lived forked helpers for namespace work; a signal landing in one of those must end
+    that helper only, never unwind the parent's copied stack there (which would tear down the live bed).
+    """
+    owner = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != owner:
+            os._exit(128 + signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class Cell:
+    strategy: str
+    sidecar: str
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    status: str
+
+
+def run_scenario(
+    scenario: Scenario,
+    scenario_text: str,
+    scenario_path: str,
+    *,
+    results_root: Path,
+    run_id: str | None = None,
+    console: Console | None = None,
+) -> RunOutcome:
+    console = console or Console()
+    run_id = run_id or new_run_id()
+    seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**32)
+    writer = RunWriter(results_root, run_id)
+    writer.start(
+        {
+            "scenario_name": scenario.name,
+            "scenario_path": scenario_path,
+            "scenario": scenario_text,
+            "scenario_parsed": scenario.model_dump(),
+            "shuffle_seed": seed,
+            "host": host_facts(),
+            "tools": tool_versions(),
+            "git_sha": git_sha(REPO_ROOT),
+            "harness_pid": os.getpid(),
+        }
+    )
+    state = RunState(run_id)
+    state.save()
+    tracker = ProcessTracker(state, writer.log_dir)
+    cells = [Cell(s, sc) for s in scenario.strategies for sc in scenario.sidecars]
+    per_cell = sum(len(t.directions) for t in scenario.tests)
+    rng = random.Random(seed)
+    status = "interrupted"
+    console.print(f"run [bold]{run_id}[/] scenario {scenario.name}: {len(cells)} cells x {scenario.repetitions} reps")
+    try:
+        with signals_unwind(), _progress(console) as progress:
+            task = progress.add_task("starting", total=len(cells) * scenario.repetitions * per_cell)
+            for rep in range(1, scenario.repetitions + 1):
+                order = cells[:]
+                rng.shuffle(order)
+                for cell in order:
+                    _run_cell(scenario, cell, rep, writer, state, tracker, progress, task)
+                    writer.flush()
+        status = "complete"
+    finally:
+        tracker.stop_all()
+        if not state.namespaces and not state.processes:
+            state.remove_file()
+        writer.finish(status)
+        if status == "complete":
+            print_summary(writer.frame(), console, scenario.strategies)
+        console.print(f"results: {writer.dir}")
+    return RunOutcome(writer.dir, status)
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Progress]:
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        yield progress
+
+
+def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> None:
+    base = {
+        "runtime": scenario.runtime,
+        "guest": scenario.guest if cell.strategy != "direct" else "none",
+        "strategy": cell.strategy,
+        "sidecar": cell.sidecar,
+        "scenario": scenario.name,
+        "repetition": rep,
+    }
+    where = f"rep {rep}/{scenario.repetitions} {cell.strategy}/{cell.sidecar}"
+    progress.update(task, description=f"{where} setup")
+    cls = strategy_class(cell.strategy)
+    ports = tuple(sorted({t.port for t in scenario.tests}))
+    strategy = cls(scenario.options_for(cell.strategy), services=Services(tcp_ports=ports))
+    bed = TestBed(writer.run_id, state, tracker)
+    attachment: Attachment | None = None
+    setup_error = ""
+    t0 = time.monotonic()
+    try:
+        try:
+            bed.build()
+            attachment = strategy.setup(bed)
+        except Exception as e:  # noqa: BLE001 - a strategy that cannot set up is a result, not a crash
+            setup_error = f"setup failed: {e}"
+        setup_s = time.monotonic() - t0
+        writer.add(_harness_row(base, "setup_time", setup_s, setup_error))
+        for test in scenario.tests:
+            for direction in test.directions:
+                progress.update(task, description=f"{where} {test.kind} {direction}")
+                writer.add(_measure(test, direction, attachment, bed, tracker, writer, base, setup_error))
+                progress.advance(task)
+    finally:
+        progress.update(task, description=f"{where} teardown")
+        teardown_error = ""
+        t1 = time.monotonic()
+        try:
+            bed.close()
+        except Exception as e:  # noqa: BLE001
+            teardown_error = str(e)
+        writer.add(_harness_row(base, "teardown_time", time.monotonic() - t1, teardown_error))
+
+
+def _harness_row(base: dict, metric: str, seconds: float, error: str) -> dict:
+    return {
+        **base, "test": "harness", "direction": "n/a", "protocol": "n/a", "metric": metric,
+        "value": seconds, "unit": "s", "status": "failed" if error else "ok", "reason": error,
+    }  # fmt: skip
+
+
+def _measure(test: TcpThroughput, direction, attachment, bed, tracker, writer, base, setup_error) -> dict:
+    row = {**base, "test": test.kind, "direction": direction, "protocol": "tcp", "metric": "throughput",
+           "unit": "Gbit/s"}  # fmt: skip
+    if attachment is None:
+        return {**row, "status": "failed", "reason": setup_error}
+    if direction == "ingress":
+        server_ns, client_ns, target = attachment.service_ns, bed.peer, attachment.ingress_address
+    else:
+        server_ns, client_ns, target = bed.peer, attachment.client_ns, bed.plan.peer_ip
+    label = f"{base['strategy']}-{base['sidecar']}-{direction}-r{base['repetition']}"
+    sample = measure_tcp_throughput(
+        tracker,
+        server_ns=server_ns.name,
+        client_ns=client_ns.name,
+        target=target,
+        port=test.port,
+        duration_s=test.duration_s,
+        omit_s=test.omit_s,
+        streams=test.streams,
+        label=f"{writer.run_id}-{label}",
+    )
+    if sample.raw:
+        writer.save_raw(f"iperf3-{label}.json", sample.raw)
+    return {
+        **row,
+        "value": sample.bits_per_second / 1e9 if sample.bits_per_second else None,
+        "retransmits": sample.retransmits,
+        "cpu_client_pct": sample.cpu_client_pct,
+        "cpu_server_pct": sample.cpu_server_pct,
+        "status": sample.status,
+        "reason": sample.reason,
+    }

@@ -1,0 +1,140 @@
+"""Scenario files (scenarios/*.yaml), validated with pydantic; bad input gets one sentence naming the file,
+the field and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from strategies import STRATEGIES
+
+DIRECTIONS = ("ingress", "egress")
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TcpThroughput(Strict):
+    kind: Literal["tcp_throughput"]
+    directions: list[Literal["ingress", "egress"]] = Field(default_factory=lambda: list(DIRECTIONS), min_length=1)
+    duration_s: float = Field(3.0, gt=0, le=3600)
+    omit_s: float = Field(1.0, ge=0, le=60)
+    streams: int = Field(1, ge=1, le=128)
+    port: int = Field(5201, ge=1, le=65535)
+
+
+Test = Annotated[TcpThroughput, Field(discriminator="kind")]
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    runtime: Literal["netns"] = "netns"
+    guest: Literal["netns"] = "netns"
+    strategies: list[str] = Field(min_length=1)
+    sidecars: list[Literal["none"]] = Field(default_factory=lambda: ["none"], min_length=1)
+    repetitions: int = Field(3, ge=1, le=1000)
+    seed: int | None = None
+    """Seed of the per-round shuffle of cells; None draws one (recorded in run.json)."""
+    tests: list[Test] = Field(min_length=1)
+    strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in STRATEGIES:
+                raise ValueError(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}")
+        if len(set(names)) != len(names):
+            raise ValueError("lists a strategy twice")
+        return names
+
+    @model_validator(mode="after")
+    def _options_match(self) -> Scenario:
+        for name, opts in self.strategy_options.items():
+            if name not in STRATEGIES:
+                raise ValueError(
+                    f"strategy_options names unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}"
+                )
+            try:
+                STRATEGIES[name].Options(**opts)
+            except ValidationError as e:
+                raise ValueError(f"strategy_options.{name}: {_first_error(e, prefix='')}") from None
+        return self
+
+    def options_for(self, name: str):
+        return STRATEGIES[name].Options(**self.strategy_options.get(name, {}))
+
+
+def _loc(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in ("tcp_throughput",):  # discriminator tags pydantic inserts into the path
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _first_error(e: ValidationError, prefix: str) -> str:
+    err = e.errors()[0]
+    where = _loc(err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "is not a known field"
+        parent_fields = _fields_at(err["loc"][:-1])
+        if parent_fields:
+            msg += f"; allowed fields: {', '.join(parent_fields)}"
+    elif err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
+        msg = "kind must be one of: tcp_throughput"
+    elif "input" in err and err["type"] not in ("missing",):
+        msg += f" (got {err['input']!r})"
+    field = f"field '{where}'" if where else "the top level"
+    return f"{prefix}{field} {msg}" if where else f"{prefix}{field}: {msg}"
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The allowed field names of the model at `loc` in a Scenario (for 'unknown field' errors)."""
+    model: type[BaseModel] | None = Scenario
+    for item in loc:
+        if model is None:
+            return []
+        if isinstance(item, int):
+            continue
+        if item == "tcp_throughput":
+            model = TcpThroughput
+            continue
+        if item == "tests":
+            model = TcpThroughput
+            continue
+        return []
+    return list(model.model_fields) if model else []
+
+
+def load_scenario(path: str | Path) -> tuple[Scenario, str]:
+    """Parse and validate a scenario file; returns the model and the text as given (kept in run.json)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ScenarioError(f"{path}: cannot read the scenario file ({e.strerror}).") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ScenarioError(f"{path}: not valid YAML ({str(e).splitlines()[0]}).") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: the top level must be a mapping with name, strategies and tests.")
+    try:
+        return Scenario(**data), text
+    except ValidationError as e:
+        raise ScenarioError(_first_error(e, prefix=f"{path}: ") + ".") from None

@@ -1,0 +1,92 @@
+"""The state file a run keeps, so `vmnetbench clean` can undo what a SIGKILLed run left behind.
+
+Only two kinds of thing are ever recorded: network namespaces (every link, address, route, rule and
+sysctl the harness makes lives inside one and dies with it) and processes (by PID plus the kernel's
+start time, so a recycled PID is never mistaken for ours).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.atomic import write_json
+
+STATE_DIR = Path(os.environ.get("VMNB_STATE_DIR", "/run/vmnetbench"))
+
+
+@dataclass
+class ProcessRecord:
+    pid: int
+    starttime: int
+    argv: list[str]
+
+
+@dataclass
+class RunState:
+    run_id: str
+    owner_pid: int = field(default_factory=os.getpid)
+    namespaces: list[str] = field(default_factory=list)
+    processes: list[ProcessRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        return STATE_DIR / f"{self.run_id}.json"
+
+    def save(self) -> None:
+        data = {
+            "run_id": self.run_id,
+            "owner_pid": self.owner_pid,
+            "owner_starttime": _starttime(self.owner_pid),
+            "namespaces": self.namespaces,
+            "processes": [asdict(p) for p in self.processes],
+        }
+        write_json(self.path, data)
+
+    def add_namespace(self, name: str) -> None:
+        with self._lock:
+            self.namespaces.append(name)
+            self.save()
+
+    def drop_namespace(self, name: str) -> None:
+        with self._lock:
+            self.namespaces = [n for n in self.namespaces if n != name]
+            self.save()
+
+    def add_process(self, record: ProcessRecord) -> None:
+        with self._lock:
+            self.processes.append(record)
+            self.save()
+
+    def drop_process(self, pid: int) -> None:
+        with self._lock:
+            self.processes = [p for p in self.processes if p.pid != pid]
+            self.save()
+
+    def remove_file(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _starttime(pid: int) -> int | None:
+    from harness.processes import proc_starttime
+
+    return proc_starttime(pid)
+
+
+def load_states() -> list[dict]:
+    """Every state file on this machine, parsed; unreadable ones are skipped."""
+    states = []
+    for path in sorted(STATE_DIR.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        data["_path"] = str(path)
+        states.append(data)
+    return states

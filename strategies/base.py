@@ -1,0 +1,75 @@
+"""What every connectivity strategy declares and does. A strategy is small: claims, requirements, setup.
+
+Teardown is the bed's: everything a strategy creates is registered on the TestBed (namespaces, processes)
+or lives inside one of its namespaces (links, addresses, routes, rules, sysctls) and goes with it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.netns import Namespace
+from harness.testbed import TestBed
+
+
+class StrategyOptions(BaseModel):
+    """Per-strategy knobs from the scenario's `strategy_options.<name>`; strategies subclass this."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a strategy needs from the pod and the host (declared; issue 7's probes test it by trying)."""
+
+    capabilities: tuple[str, ...] = ()
+    kernel_features: tuple[str, ...] = ()
+    extra_processes: tuple[str, ...] = ()
+    binaries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SeedClaims:
+    """The pros and cons ../shared/seed/proxy-vm-conclusion.txt states for the way this strategy stands for."""
+
+    pros: tuple[str, ...] = ()
+    cons: tuple[str, ...] = ()
+
+
+@dataclass
+class Attachment:
+    """How traffic reaches the VM once a strategy is set up."""
+
+    service_ns: Namespace  # where the VM's servers listen: the guest (the pod itself for `direct`)
+    ingress_address: str  # what the peer dials to reach them
+    client_ns: Namespace  # where the VM's own clients run, for egress
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Services:
+    """The VM's service ports the strategy must make reachable from the peer."""
+
+    tcp_ports: tuple[int, ...] = (5201,)
+    udp_ports: tuple[int, ...] = ()
+
+
+class Strategy(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    faithful_to: ClassVar[str]
+    seed_claims: ClassVar[SeedClaims] = SeedClaims()
+    requirements: ClassVar[Requirements] = Requirements()
+    Options: ClassVar[type[StrategyOptions]] = StrategyOptions
+
+    def __init__(self, options: StrategyOptions | None = None, *, services: Services | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+        self.services = services or Services()
+
+    @abstractmethod
+    def setup(self, bed: TestBed) -> Attachment:
+        """Create the guest and whatever connects it to the pod network; return how to reach it."""

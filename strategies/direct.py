@@ -1,0 +1,16 @@
+"""`direct`: no VM at all; the service runs in the pod's own namespace. The ceiling every strategy is
+measured against: whatever it loses next to this is the cost of putting a VM in the pod."""
+
+from __future__ import annotations
+
+from harness.testbed import TestBed
+from strategies.base import Attachment, Strategy
+
+
+class Direct(Strategy):
+    name = "direct"
+    summary = "service in the pod itself, no VM: the reference ceiling"
+    faithful_to = "a plain pod"
+
+    def setup(self, bed: TestBed) -> Attachment:
+        return Attachment(service_ns=bed.pod, ingress_address=bed.plan.pod_ip, client_ns=bed.pod)

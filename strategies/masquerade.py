@@ -1,0 +1,123 @@
+"""`masquerade`: KubeVirt's masquerade binding. The VM sits behind an in-pod bridge `k6t-eth0` on a private
+network (gateway .1, VM .2); nftables in the pod's `ip nat` table DNATs inbound traffic to the VM, SNATs
+loopback sources to the gateway, and masquerades the VM's egress behind the pod IP.
+
+Faithful to kubevirt/kubevirt pkg/network/setup/netpod/masquerade/masquerade.go (chains, priorities and
+rule shapes) and pkg/network/istio/ports.go + proxy.go (reserved ports, non-proxied port 22, 127.0.0.6).
+Differences: KubeVirt's default VM network is 10.0.2.0/24; here it is 198.19.0.0/24 (DESIGN.md address
+plan), with `vm_cidr` to choose another. The VM's address is static instead of via KubeVirt's DHCP server.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import field_validator
+
+from harness.guest import add_netns_guest, configure_guest_ip, first_hosts
+from harness.rules import apply_nft
+from harness.testbed import TestBed
+from strategies.base import Attachment, Requirements, SeedClaims, Strategy, StrategyOptions
+
+BRIDGE = "k6t-eth0"
+POD_IFACE = "eth0"
+ISTIO_RESERVED_PORTS = (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090)
+ISTIO_NON_PROXIED_PORTS = (22,)
+ISTIO_LOOPBACK = "127.0.0.6"
+
+
+class MasqueradeOptions(StrategyOptions):
+    vm_cidr: str = "198.19.0.0/24"
+    """The VM network behind k6t-eth0 (KubeVirt's default is 10.0.2.0/24)."""
+    istio: bool = False
+    """Apply KubeVirt's Istio variant: reserved Envoy ports skipped, 127.0.0.6 SNATed, pod IP DNATed."""
+    declare_ports: bool = False
+    """Forward only the declared service ports (a VMI with `ports:`) instead of everything."""
+
+    @field_validator("vm_cidr")
+    @classmethod
+    def _network(cls, v: str) -> str:
+        net = ipaddress.ip_network(v, strict=True)
+        if net.version != 4 or net.prefixlen > 30:
+            raise ValueError("must be an IPv4 network of /30 or larger, e.g. 198.19.0.0/24")
+        return v
+
+
+class Masquerade(Strategy):
+    name = "masquerade"
+    summary = "bridge k6t-eth0, VM behind gateway .1, nftables NAT in the pod (KubeVirt masquerade binding)"
+    faithful_to = "KubeVirt masquerade binding (pkg/network/setup/netpod/masquerade)"
+    seed_claims = SeedClaims()  # not one of the seed's four ways; issue 7 probes it all the same
+    requirements = Requirements(
+        capabilities=("CAP_NET_ADMIN",),
+        kernel_features=("nf_tables", "nat", "bridge", "tun"),
+        binaries=("nft",),
+    )
+    Options = MasqueradeOptions
+    options: MasqueradeOptions
+
+    def setup(self, bed: TestBed) -> Attachment:
+        gateway, vm_ip, prefix = first_hosts(self.options.vm_cidr)
+        pod = bed.pod
+        pod.sysctl("net.ipv4.ip_forward", 1)
+        pod.add_bridge(BRIDGE)
+        pod.add_address(BRIDGE, f"{gateway}/{prefix}")
+        guest = add_netns_guest(bed)
+        pod.enslave("tap0", BRIDGE)
+        configure_guest_ip(guest, f"{vm_ip}/{prefix}", gateway)
+        apply_nft(pod, self.ruleset(gateway, vm_ip, bed.plan.pod_ip))
+        return Attachment(
+            service_ns=guest,
+            ingress_address=bed.plan.pod_ip,
+            client_ns=guest,
+            details={"vm_ip": vm_ip, "gateway": gateway, "bridge": BRIDGE},
+        )
+
+    def ruleset(self, gateway: str, vm_ip: str, pod_ip: str) -> str:
+        """The nft script KubeVirt's MasqPod.setupNATByFamily would issue for this VMI (IPv4)."""
+        o = self.options
+        dnat_sources = ["127.0.0.1"] + ([pod_ip] if o.istio else [])
+        snat_sources = ["127.0.0.1"] + ([ISTIO_LOOPBACK] if o.istio else [])
+        daddrs, saddrs = _set(dnat_sources), _set(snat_sources)
+        lines = [
+            "table ip nat {",
+            "  chain prerouting { type nat hook prerouting priority -100; }",
+            "  chain input { type nat hook input priority 100; }",
+            "  chain output { type nat hook output priority -100; }",
+            "  chain postrouting { type nat hook postrouting priority 100; }",
+            "  chain KUBEVIRT_PREINBOUND { }",
+            "  chain KUBEVIRT_POSTINBOUND { }",
+            "}",
+        ]
+
+        def rule(chain: str, spec: str) -> None:
+            lines.append(f"add rule ip nat {chain} {spec}")
+
+        pre, post = "KUBEVIRT_PREINBOUND", "KUBEVIRT_POSTINBOUND"
+        rule("postrouting", f"ip saddr {vm_ip} counter masquerade")
+        rule("prerouting", f"iifname {POD_IFACE} counter jump {pre}")
+        rule("postrouting", f"oifname {BRIDGE} counter jump {post}")
+        if o.declare_ports:
+            ports = [("tcp", p) for p in self.services.tcp_ports] + [("udp", p) for p in self.services.udp_ports]
+            for proto, port in ports:
+                if not o.istio:
+                    rule(pre, f"{proto} dport {{ {port} }} counter dnat to {vm_ip}")
+                elif port in ISTIO_NON_PROXIED_PORTS:
+                    rule(pre, f"tcp dport {{ {port} }} counter dnat to {vm_ip}")
+                rule(post, f"{proto} dport {port} ip saddr {saddrs} counter snat to {gateway}")
+                rule("output", f"ip daddr {daddrs} {proto} dport {port} counter dnat to {vm_ip}")
+        else:
+            if o.istio:
+                reserved = _set(ISTIO_RESERVED_PORTS)
+                rule("output", f"tcp dport {reserved} ip saddr 127.0.0.1 counter return")
+                rule(post, f"tcp dport {reserved} ip saddr 127.0.0.1 counter return")
+                rule(pre, f"tcp dport {_set(ISTIO_NON_PROXIED_PORTS)} counter dnat to {vm_ip}")
+            else:
+                rule(pre, f"counter dnat to {vm_ip}")
+            rule(post, f"ip saddr {saddrs} counter snat to {gateway}")
+            rule("output", f"ip daddr {daddrs} counter dnat to {vm_ip}")
+        return "\n".join(lines) + "\n"
+
+
+def _set(items) -> str:
+    return "{ " + ", ".join(str(i) for i in items) + " }"
