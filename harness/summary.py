@@ -45,7 +45,8 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
     table.add_column("setup s (median)", justify="right")
     setup = df[df["metric"] == "setup_time"].groupby(["strategy", "sidecar"])["value"].median()
     order = {name: i for i, name in enumerate(strategy_order or [])}
-    summary = summary.sort_values("strategy", key=lambda col: col.map(lambda s: order.get(s, len(order))), kind="stable")
+    rank = summary["strategy"].map(lambda s: order.get(s, len(order)))
+    summary = summary.assign(_rank=rank).sort_values("_rank", kind="stable")
     for (strategy, sidecar), group in summary.groupby(["strategy", "sidecar"], sort=False):
         cells = []
         for d in directions:
