@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -33,8 +33,7 @@ def run(
         if run_id is not None:
             check_run_id(run_id)
     except (ScenarioError, ValueError) as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        fail(str(e))
     _require_root()
     try:
         outcome = run_scenario(parsed, text, str(scenario), results_root=results, run_id=run_id, console=console)
@@ -59,8 +58,7 @@ def clean(
         try:
             check_run_id(run_id)
         except ValueError as e:
-            console.print(f"[red]error:[/] {e}")
-            raise typer.Exit(2) from None
+            fail(str(e))
     _require_root()
     report = do_clean(run_id)
     console.print(
@@ -80,8 +78,7 @@ def describe(name: Annotated[str, typer.Argument(help="Strategy name.")]) -> Non
     from strategies import STRATEGIES
 
     if name not in STRATEGIES:
-        console.print(f"[red]error:[/] unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}.")
-        raise typer.Exit(2)
+        fail(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}.")
     _require_root()
     typer.echo(describe_strategy(name))
 
@@ -108,12 +105,17 @@ def doctor() -> None:
     console.print(f"{'nsenter':<16} {'[green]ok[/]' if shutil.which('nsenter') else '[red]missing[/]'}")
 
 
+def fail(message: str) -> NoReturn:
+    """Bad input: one unwrapped line on stderr, exit status 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
 def _require_root() -> None:
     import os
 
     if os.geteuid() != 0:
-        console.print("[red]error:[/] vmnetbench creates network namespaces and must run as root.")
-        raise typer.Exit(2)
+        fail("vmnetbench creates network namespaces and must run as root.")
 
 
 if __name__ == "__main__":  # pragma: no cover

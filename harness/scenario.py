@@ -89,18 +89,18 @@ def _loc(loc: tuple) -> str:
 def _first_error(e: ValidationError, prefix: str) -> str:
     err = e.errors()[0]
     where = _loc(err["loc"])
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "is not a known field"
-        parent_fields = _fields_at(err["loc"][:-1])
-        if parent_fields:
-            msg += f"; allowed fields: {', '.join(parent_fields)}"
-    elif err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
-        msg = "kind must be one of: tcp_throughput"
-    elif "input" in err and err["type"] not in ("missing",):
-        msg += f" (got {err['input']!r})"
     field = f"field '{where}'" if where else "the top level"
-    return f"{prefix}{field} {msg}" if where else f"{prefix}{field}: {msg}"
+    if err["type"] == "extra_forbidden":
+        allowed = _fields_at(err["loc"][:-1])
+        return f"{prefix}{field} is not a known field" + (f"; allowed fields: {', '.join(allowed)}" if allowed else "")
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        return f"{prefix}{field}: kind must be one of: tcp_throughput (got {err.get('input', {}).get('kind')!r})"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):  # our own validators already name the offending value
+        return f"{prefix}{field}: {msg.removeprefix('Value error, ')}"
+    if err["type"] != "missing" and "input" in err:
+        msg += f" (got {err['input']!r})"
+    return f"{prefix}{field}: {msg}"
 
 
 def _fields_at(loc: tuple) -> list[str]:

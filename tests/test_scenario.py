@@ -1,0 +1,83 @@
+"""Scenario validation: bad input gets one sentence naming the file, the field and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.scenario import ScenarioError, load_scenario
+from tests.conftest import cli
+
+GOOD = """
+name: t
+strategies: [direct, masquerade]
+tests:
+  - kind: tcp_throughput
+    duration_s: 1
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return path
+
+
+def error_for(tmp_path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "\n" not in message
+    return message
+
+
+def test_good_scenario_loads(tmp_path):
+    scenario, text = load_scenario(write(tmp_path, GOOD))
+    assert scenario.strategies == ["direct", "masquerade"]
+    assert scenario.tests[0].directions == ["ingress", "egress"]
+    assert text == GOOD
+
+
+def test_committed_scenarios_load():
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).resolve().parent.parent.glob("scenarios/*.yaml")):
+        load_scenario(path)
+
+
+def test_unknown_strategy_lists_known_ones(tmp_path):
+    msg = error_for(tmp_path, GOOD.replace("masquerade]", "masqurade]"))
+    assert "field 'strategies'" in msg
+    assert "'masqurade'" in msg and "known strategies: direct, masquerade" in msg
+
+
+def test_misspelled_field_names_allowed_fields(tmp_path):
+    msg = error_for(tmp_path, GOOD.replace("duration_s", "duraton_s"))
+    assert "field 'tests[0].duraton_s' is not a known field" in msg
+    assert "duration_s" in msg and "omit_s" in msg
+
+
+def test_bad_direction_names_allowed_values(tmp_path):
+    msg = error_for(tmp_path, GOOD + "    directions: [ingres]\n")
+    assert "field 'tests[0].directions[0]'" in msg and "'ingress' or 'egress'" in msg and "'ingres'" in msg
+
+
+def test_bad_kind_and_top_level_field(tmp_path):
+    assert "kind must be one of: tcp_throughput" in error_for(tmp_path, GOOD.replace("tcp_throughput", "tcp_thruput"))
+    msg = error_for(tmp_path, GOOD + "repetitons: 3\n")
+    assert "field 'repetitons' is not a known field" in msg and "repetitions" in msg
+
+
+def test_bad_strategy_option(tmp_path):
+    msg = error_for(tmp_path, GOOD + "strategy_options:\n  masquerade: {vm_cidr: nonsense}\n")
+    assert "strategy_options.masquerade" in msg and "vm_cidr" in msg
+
+
+def test_cli_rejects_typo_with_exit_2(tmp_path):
+    path = write(tmp_path, GOOD.replace("direct,", "drect,"))
+    proc = cli("run", str(path), "--results", str(tmp_path / "results"))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "unknown strategy 'drect'" in out and "known strategies: direct, masquerade" in out
+    assert not (tmp_path / "results").exists()
