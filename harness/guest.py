@@ -29,3 +29,18 @@ def first_hosts(cidr: str) -> tuple[str, str, int]:
     net = ipaddress.ip_network(cidr, strict=True)
     hosts = net.hosts()
     return str(next(hosts)), str(next(hosts)), net.prefixlen
+
+
+def routed_guest(bed: TestBed, *, bridge: str, vm_cidr: str) -> tuple[Namespace, str, str]:
+    """The layout KubeVirt masquerade and the 2018 research's libvirt network share: an in-pod bridge holding
+    the gateway address (.1), the VM's tap on it, the VM at .2 with its default route via the gateway, and
+    forwarding on in the pod. Returns (guest, gateway, vm_ip)."""
+    gateway, vm_ip, prefix = first_hosts(vm_cidr)
+    pod = bed.pod
+    pod.sysctl("net.ipv4.ip_forward", 1)
+    pod.add_bridge(bridge)
+    pod.add_address(bridge, f"{gateway}/{prefix}")
+    guest = add_netns_guest(bed)
+    pod.enslave("tap0", bridge)
+    configure_guest_ip(guest, f"{vm_ip}/{prefix}", gateway)
+    return guest, gateway, vm_ip

@@ -63,6 +63,17 @@ class Namespace:
             spec["oif"] = self.index(dev)
         self.ipr.route("add", **spec)
 
+    def add_policy_rule(self, *, fwmark: int, table: int) -> None:
+        """`ip rule add fwmark MARK lookup TABLE`."""
+        self.ipr.rule("add", fwmark=fwmark, table=table, priority=100)
+
+    def add_local_default_route(self, table: int) -> None:
+        """`ip route add local 0.0.0.0/0 dev lo table TABLE`: deliver every marked packet locally (TPROXY)."""
+        self.ipr.route("add", dst="0.0.0.0", dst_len=0, type="local", oif=self.index("lo"), table=table, scope="host")
+
+    def policy_rules(self) -> list[str]:
+        return self.run(["ip", "rule", "show"]).splitlines()
+
     def add_bridge(self, ifname: str) -> None:
         self.ipr.link("add", ifname=ifname, kind="bridge")
         self.up(ifname)

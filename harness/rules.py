@@ -17,3 +17,12 @@ def list_nft(ns: Namespace) -> str:
 
 def iptables_save(ns: Namespace) -> str:
     return ns.run(["iptables-save"], check=False)
+
+
+def apply_iptables(ns: Namespace, table: str, rules: list[str]) -> None:
+    """Add iptables rules, each a spec as given to `iptables -t TABLE` (`-N CHAIN`, `-A ...`, `-I CHAIN 1 ...`),
+    in one `iptables-restore --noflush` transaction that keeps the rules already there."""
+    lines = [f"*{table}"]
+    lines += [f":{r.split()[1]} - [0:0]" for r in rules if r.startswith("-N ")]
+    lines += [r for r in rules if not r.startswith("-N ")]
+    ns.run(["iptables-restore", "--noflush"], input="\n".join([*lines, "COMMIT", ""]))

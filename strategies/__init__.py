@@ -5,8 +5,10 @@ from __future__ import annotations
 from strategies.base import Strategy
 from strategies.direct import Direct
 from strategies.masquerade import Masquerade
+from strategies.nat_proxy import NatProxy
+from strategies.tproxy import Tproxy
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Direct, Masquerade)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Direct, Masquerade, NatProxy, Tproxy)}
 
 
 def strategy_class(name: str) -> type[Strategy]:

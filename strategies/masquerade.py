@@ -14,7 +14,7 @@ import ipaddress
 
 from pydantic import field_validator
 
-from harness.guest import add_netns_guest, configure_guest_ip, first_hosts
+from harness.guest import routed_guest
 from harness.rules import apply_nft
 from harness.testbed import TestBed
 from strategies.base import Attachment, Requirements, SeedClaims, Strategy, StrategyOptions
@@ -57,15 +57,8 @@ class Masquerade(Strategy):
     options: MasqueradeOptions
 
     def setup(self, bed: TestBed) -> Attachment:
-        gateway, vm_ip, prefix = first_hosts(self.options.vm_cidr)
-        pod = bed.pod
-        pod.sysctl("net.ipv4.ip_forward", 1)
-        pod.add_bridge(BRIDGE)
-        pod.add_address(BRIDGE, f"{gateway}/{prefix}")
-        guest = add_netns_guest(bed)
-        pod.enslave("tap0", BRIDGE)
-        configure_guest_ip(guest, f"{vm_ip}/{prefix}", gateway)
-        apply_nft(pod, self.ruleset(gateway, vm_ip, bed.plan.pod_ip))
+        guest, gateway, vm_ip = routed_guest(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
+        apply_nft(bed.pod, self.ruleset(gateway, vm_ip, bed.plan.pod_ip))
         return Attachment(
             service_ns=guest,
             ingress_address=bed.plan.pod_ip,

@@ -1,0 +1,64 @@
+"""`nat-proxy`: iptables REDIRECT of the VM's TCP connections to a userspace proxy in the pod, which reads
+SO_ORIGINAL_DST and re-originates each connection as the pod's own socket; ingress through the same proxy
+listening on the service ports and connecting to the VM (the research used haproxy for that half).
+
+Faithful to kubevirt/kubevirt.github.io _posts/2018-06-03-Research-run-VMs-with-istio-service-mesh.markdown
+("Iptables with a nat-proxy process"): the three nat rules of its entry point (REDIRECT of TCP from the VM,
+ACCEPT of pod -> VM in OUTPUT, MASQUERADE of the VM's UDP). The VM sits on an in-pod bridge with its own
+private network, as the research's libvirt network did. UDP is not proxied; the MASQUERADE rule is the
+research's own answer for UDP egress, and UDP ingress has no path at all (by design).
+"""
+
+from __future__ import annotations
+
+from harness.guest import routed_guest
+from harness.proxy_process import start_proxy
+from harness.rules import apply_iptables
+from harness.testbed import TestBed
+from strategies.base import Attachment, Requirements, SeedClaims, Strategy, StrategyOptions
+
+BRIDGE = "virbr0"
+REDIRECT_PORT = 8080  # the research's proxy port
+
+
+class NatProxyOptions(StrategyOptions):
+    vm_cidr: str = "198.19.0.0/24"
+
+
+class NatProxy(Strategy):
+    name = "nat-proxy"
+    summary = "iptables REDIRECT of VM TCP to a splice proxy (SO_ORIGINAL_DST); ingress via the proxy"
+    faithful_to = "2018 KubeVirt research: iptables with a nat-proxy process"
+    seed_claims = SeedClaims(
+        pros=("No external modules needed", "Works with any sidecar solution"),
+        cons=(
+            "Not other process can change the iptables rules",
+            "External process needed",
+            "The traffic is passed to user space",
+            "Only support ingress TCP connection",
+        ),
+    )
+    requirements = Requirements(
+        capabilities=("CAP_NET_ADMIN",),
+        kernel_features=("iptables nat", "REDIRECT", "conntrack", "bridge", "tun"),
+        extra_processes=("vmnetbench proxy",),
+        binaries=("iptables-restore",),
+    )
+    Options = NatProxyOptions
+    options: NatProxyOptions
+
+    def setup(self, bed: TestBed) -> Attachment:
+        guest, _gateway, vm_ip = routed_guest(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
+        apply_iptables(
+            bed.pod,
+            "nat",
+            [
+                f'-I PREROUTING 1 -p tcp -s {vm_ip} -m comment --comment "nat-proxy redirect" '
+                f"-j REDIRECT --to-ports {REDIRECT_PORT}",
+                f"-I OUTPUT 1 -p tcp -d {vm_ip} -j ACCEPT",
+                f'-I POSTROUTING 1 -s {vm_ip} -p udp -m comment --comment "nat udp connections" -j MASQUERADE',
+            ],
+        )
+        ingress = [f"static:{bed.plan.pod_ip}:{p}={vm_ip}:{p}" for p in self.services.tcp_ports]
+        start_proxy(bed, [f"original-dst:0.0.0.0:{REDIRECT_PORT}", *ingress])
+        return Attachment(service_ns=guest, ingress_address=bed.plan.pod_ip, client_ns=guest, details={"vm_ip": vm_ip})
