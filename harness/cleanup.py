@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from pyroute2 import netns
 from harness.names import run_id_of
 from harness.netns import list_namespaces, remove_namespace
 from harness.processes import end_pid, proc_starttime
-from harness.state import load_states
+from harness.state import STATE_DIR, load_states
 
 
 @dataclass
@@ -46,6 +47,7 @@ def clean(run_id: str | None = None) -> CleanReport:
                 report.processes.append(proc["pid"])
         for name in reversed(state.get("namespaces", [])):
             _remove_with_processes(name, report)
+        shutil.rmtree(STATE_DIR / rid, ignore_errors=True)  # the run's sockets folder
         Path(state["_path"]).unlink(missing_ok=True)
         report.runs.append(rid)
     for name in list_namespaces():

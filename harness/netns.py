@@ -63,6 +63,18 @@ class Namespace:
             spec["oif"] = self.index(dev)
         self.ipr.route("add", **spec)
 
+    def rename(self, ifname: str, new_name: str) -> None:
+        index = self.index(ifname)
+        self.ipr.link("set", index=index, state="down")
+        self.ipr.link("set", index=index, ifname=new_name)
+        self.ipr.link("set", index=index, state="up")
+
+    def mac(self, ifname: str) -> str:
+        return self.ipr.get_links(self.index(ifname))[0].get("IFLA_ADDRESS")
+
+    def set_mac(self, ifname: str, mac: str) -> None:
+        self.ipr.link("set", index=self.index(ifname), address=mac)
+
     def add_policy_rule(self, *, fwmark: int, table: int) -> None:
         """`ip rule add fwmark MARK lookup TABLE`."""
         self.ipr.rule("add", fwmark=fwmark, table=table, priority=100)

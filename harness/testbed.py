@@ -11,14 +11,16 @@ root namespace. One TestBed owns everything it and the strategy create and tears
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.names import link_name, resource_name
 from harness.netns import Namespace, veth
 from harness.processes import ProcessTracker, TrackedProcess
-from harness.state import RunState
+from harness.state import STATE_DIR, RunState
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,14 @@ class TestBed:
     @property
     def pod(self) -> Namespace:
         return self.namespaces["pod"]
+
+    def runtime_dir(self) -> Path:
+        """A folder for sockets and pid files of this run (`/run/vmnetbench/<run id>/`), removed at teardown."""
+        path = STATE_DIR / self.run_id
+        if not path.exists():
+            path.mkdir(parents=True)
+            self.on_teardown(f"folder {path}", lambda: shutil.rmtree(path, ignore_errors=True))
+        return path
 
     # -- processes -------------------------------------------------------------------------------------
     def start_process(self, argv: list[str], *, name: str, ns: Namespace | None) -> TrackedProcess:

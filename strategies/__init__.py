@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from strategies.base import Strategy
+from strategies.bridge import Bridge
 from strategies.direct import Direct
+from strategies.iptables_only import IptablesOnly
 from strategies.masquerade import Masquerade
 from strategies.nat_proxy import NatProxy
+from strategies.passt import Passt
+from strategies.slirp import Slirp
 from strategies.tproxy import Tproxy
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Direct, Masquerade, NatProxy, Tproxy)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (Direct, Slirp, Passt, Bridge, Masquerade, IptablesOnly, NatProxy, Tproxy)
+}
 
 
 def strategy_class(name: str) -> type[Strategy]:

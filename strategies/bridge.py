@@ -1,0 +1,51 @@
+"""`bridge`: KubeVirt's bridge binding. The pod's interface is renamed `eth0-nic`, loses its IP and gets a new
+MAC, and becomes a port of the in-pod bridge `k6t-eth0` together with the VM's tap; the VM takes the pod's
+original MAC, IP and routes (KubeVirt hands them over with its in-pod DHCP server). No NAT: the pod keeps no
+IP of its own, the VM *is* the pod on the network.
+
+Faithful to kubevirt/kubevirt docs/devel/networking.md ("Bridge binding mechanism").
+Differences: KubeVirt creates a dummy `eth0` that keeps the original identity for its DHCP server; the
+`dummy` link type does not exist on this project's kernels, and the VM's address is configured statically,
+so the dummy is not needed and not created.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from harness.guest import add_netns_guest, configure_guest_ip
+from harness.testbed import TestBed
+from strategies.base import Attachment, Requirements, Strategy
+
+BRIDGE = "k6t-eth0"
+POD_IFACE = "eth0"
+POD_NIC = "eth0-nic"
+
+
+def random_local_mac() -> str:
+    octets = bytearray(secrets.token_bytes(6))
+    octets[0] = (octets[0] & 0xFC) | 0x02  # locally administered, unicast
+    return ":".join(f"{b:02x}" for b in octets)
+
+
+class Bridge(Strategy):
+    name = "bridge"
+    summary = "pod IP and MAC moved to the VM behind in-pod bridge k6t-eth0, no NAT (KubeVirt bridge binding)"
+    faithful_to = "KubeVirt bridge binding (docs/devel/networking.md)"
+    requirements = Requirements(capabilities=("CAP_NET_ADMIN",), kernel_features=("bridge", "tun"))
+
+    def setup(self, bed: TestBed) -> Attachment:
+        pod, plan = bed.pod, bed.plan
+        original_mac = pod.mac(POD_IFACE)
+        pod.flush_addresses(POD_IFACE)  # also drops the routes through it
+        pod.rename(POD_IFACE, POD_NIC)
+        pod.set_mac(POD_NIC, random_local_mac())
+        pod.add_bridge(BRIDGE)
+        pod.enslave(POD_NIC, BRIDGE)
+        guest = add_netns_guest(bed)
+        pod.enslave("tap0", BRIDGE)
+        guest.set_mac("eth0", original_mac)
+        configure_guest_ip(guest, plan.pod, plan.pod_gateway)
+        return Attachment(
+            service_ns=guest, ingress_address=plan.pod_ip, client_ns=guest, details={"vm_ip": plan.pod_ip}
+        )

@@ -1,0 +1,60 @@
+"""`iptables-only`: in-kernel DNAT/SNAT in the pod's iptables nat table, no extra process. Without a sidecar:
+DNAT of the service ports arriving on eth0 to the VM, SNAT of the VM's egress to the pod IP.
+
+Faithful to kubevirt/kubevirt.github.io _posts/2018-06-03-Research-run-VMs-with-istio-service-mesh.markdown
+("Iptables only with dnat and source nat configuration") and the `kubevirtInterfaces` option of
+istio/istio tools/istio-iptables. The research's rules are written against Istio's chains (DNAT of what
+Envoy sends from 127.0.0.1 to the VM, SNAT to the pod IP, VM interface -> ISTIO_REDIRECT); those pieces are
+the sidecar's part and are added with the sidecar (issue 4). Without a sidecar, the same nat-table idea
+reduces to the DNAT/SNAT pair installed here. The VM sits on an in-pod bridge with its own private network,
+as in the research's libvirt setup.
+"""
+
+from __future__ import annotations
+
+from harness.guest import routed_guest
+from harness.rules import apply_iptables
+from harness.testbed import TestBed
+from strategies.base import Attachment, Requirements, SeedClaims, Strategy, StrategyOptions
+
+BRIDGE = "virbr0"
+
+
+class IptablesOnlyOptions(StrategyOptions):
+    vm_cidr: str = "198.19.0.0/24"
+
+
+class IptablesOnly(Strategy):
+    name = "iptables-only"
+    summary = "kernel DNAT of service ports to the VM and SNAT of its egress in the iptables nat table"
+    faithful_to = "2018 KubeVirt research: iptables only with dnat and source nat"
+    seed_claims = SeedClaims(
+        pros=(
+            "No external modules needed",
+            "No external process needed",
+            "All the traffic is handled by the kernel user space not involved",
+        ),
+        cons=("Istio dedicated solution!", "Not other process can change the iptables rules"),
+    )
+    requirements = Requirements(
+        capabilities=("CAP_NET_ADMIN",),
+        kernel_features=("iptables nat", "conntrack", "bridge", "tun"),
+        binaries=("iptables-restore",),
+    )
+    Options = IptablesOnlyOptions
+    options: IptablesOnlyOptions
+
+    def setup(self, bed: TestBed) -> Attachment:
+        guest, _gateway, vm_ip = routed_guest(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
+        pod_ip = bed.plan.pod_ip
+        rules = [
+            f'-A PREROUTING -i eth0 -p {proto} --dport {port} -m comment --comment "Kubevirt VM service" '
+            f"-j DNAT --to-destination {vm_ip}"
+            for proto, ports in (("tcp", self.services.tcp_ports), ("udp", self.services.udp_ports))
+            for port in ports
+        ]
+        rules.append(
+            f'-A POSTROUTING -s {vm_ip}/32 -o eth0 -m comment --comment "Kubevirt VM egress" -j SNAT --to-source {pod_ip}'
+        )
+        apply_iptables(bed.pod, "nat", rules)
+        return Attachment(service_ns=guest, ingress_address=pod_ip, client_ns=guest, details={"vm_ip": vm_ip})
