@@ -53,8 +53,7 @@ class IptablesOnly(Strategy):
             for proto, ports in (("tcp", self.services.tcp_ports), ("udp", self.services.udp_ports))
             for port in ports
         ]
-        rules.append(
-            f'-A POSTROUTING -s {vm_ip}/32 -o eth0 -m comment --comment "Kubevirt VM egress" -j SNAT --to-source {pod_ip}'
-        )
+        egress = '-m comment --comment "Kubevirt VM egress"'
+        rules.append(f"-A POSTROUTING -s {vm_ip}/32 -o eth0 {egress} -j SNAT --to-source {pod_ip}")
         apply_iptables(bed.pod, "nat", rules)
         return Attachment(service_ns=guest, ingress_address=pod_ip, client_ns=guest, details={"vm_ip": vm_ip})
