@@ -141,7 +141,7 @@ def _progress(console: Console) -> Iterator[Progress]:
 def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> None:
     base = {
         "runtime": scenario.runtime,
-        "guest": scenario.guest if cell.strategy != "direct" else "none",
+        "guest": scenario.guest if scenario.strategy_of(cell.strategy) != "direct" else "none",
         "strategy": cell.strategy,
         "sidecar": cell.sidecar,
         "scenario": scenario.name,
@@ -149,7 +149,7 @@ def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> No
     }
     where = f"rep {rep}/{scenario.repetitions} {cell.strategy}/{cell.sidecar}"
     progress.update(task, description=f"{where} setup")
-    cls = strategy_class(cell.strategy)
+    cls = strategy_class(scenario.strategy_of(cell.strategy))
     ports = tuple(sorted({t.port for t in scenario.tests}))
     strategy = cls(scenario.options_for(cell.strategy), services=Services(tcp_ports=ports))
     bed = TestBed(writer.run_id, state, tracker)

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from strategies import STRATEGIES
+from strategies.base import StrategyOptions
 
 DIRECTIONS = ("ingress", "egress")
 
@@ -34,12 +35,19 @@ class TcpThroughput(Strict):
 Test = Annotated[TcpThroughput, Field(discriminator="kind")]
 
 
+class Variant(Strict):
+    strategy: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     runtime: Literal["netns"] = "netns"
     guest: Literal["netns"] = "netns"
     strategies: list[str] = Field(min_length=1)
+    """Strategy names, or names of `variants` (a strategy with other options, measured side by side)."""
+    variants: dict[str, Variant] = Field(default_factory=dict)
     sidecars: list[Literal["none"]] = Field(default_factory=lambda: ["none"], min_length=1)
     repetitions: int = Field(3, ge=1, le=1000)
     seed: int | None = None
@@ -47,31 +55,42 @@ class Scenario(Strict):
     tests: list[Test] = Field(min_length=1)
     strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
-    @field_validator("strategies")
-    @classmethod
-    def _known_strategies(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if name not in STRATEGIES:
-                raise ValueError(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}")
-        if len(set(names)) != len(names):
-            raise ValueError("lists a strategy twice")
-        return names
-
     @model_validator(mode="after")
-    def _options_match(self) -> Scenario:
-        for name, opts in self.strategy_options.items():
+    def _check_names_and_options(self) -> Scenario:
+        known = ", ".join(STRATEGIES)
+        for label, variant in self.variants.items():
+            if label in STRATEGIES:
+                raise ValueError(f"field 'variants.{label}': a variant may not reuse a strategy's name")
+            if variant.strategy not in STRATEGIES:
+                field = f"field 'variants.{label}.strategy'"
+                raise ValueError(f"{field}: unknown strategy {variant.strategy!r}; known strategies: {known}")
+        for name in self.strategies:
+            if name not in STRATEGIES and name not in self.variants:
+                extra = f"; variants: {', '.join(self.variants)}" if self.variants else ""
+                raise ValueError(f"field 'strategies': unknown strategy {name!r}; known strategies: {known}{extra}")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ValueError("field 'strategies': lists a strategy twice")
+        for name in self.strategy_options:
             if name not in STRATEGIES:
-                raise ValueError(
-                    f"strategy_options names unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}"
-                )
+                raise ValueError(f"field 'strategy_options': unknown strategy {name!r}; known strategies: {known}")
+        for label in self.strategies:
             try:
-                STRATEGIES[name].Options(**opts)
+                self.options_for(label)
             except ValidationError as e:
-                raise ValueError(f"strategy_options.{name}: {_first_error(e, prefix='')}") from None
+                where = f"variants.{label}.options" if label in self.variants else f"strategy_options.{label}"
+                raise ValueError(_first_error(e, prefix="", base=where)) from None
         return self
 
-    def options_for(self, name: str):
-        return STRATEGIES[name].Options(**self.strategy_options.get(name, {}))
+    def strategy_of(self, label: str) -> str:
+        return self.variants[label].strategy if label in self.variants else label
+
+    def options_for(self, label: str) -> StrategyOptions:
+        """Options of a strategy or variant: the strategy's `strategy_options`, overlaid by the variant's."""
+        base = self.strategy_of(label)
+        options = {**self.strategy_options.get(base, {})}
+        if label in self.variants:
+            options.update(self.variants[label].options)
+        return STRATEGIES[base].Options(**options)
 
 
 def _loc(loc: tuple) -> str:
@@ -86,9 +105,10 @@ def _loc(loc: tuple) -> str:
     return "".join(parts)
 
 
-def _first_error(e: ValidationError, prefix: str) -> str:
+def _first_error(e: ValidationError, prefix: str, base: str = "") -> str:
+    """One sentence for the first error; `base` is the dotted path of the model that failed inside the file."""
     err = e.errors()[0]
-    where = _loc(err["loc"])
+    where = ".".join(p for p in (base, _loc(err["loc"])) if p)
     field = f"field '{where}'" if where else "the top level"
     if err["type"] == "extra_forbidden":
         allowed = _fields_at(err["loc"][:-1])
@@ -96,8 +116,9 @@ def _first_error(e: ValidationError, prefix: str) -> str:
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         return f"{prefix}{field}: kind must be one of: tcp_throughput (got {err.get('input', {}).get('kind')!r})"
     msg = err["msg"]
-    if msg.startswith("Value error, "):  # our own validators already name the offending value
-        return f"{prefix}{field}: {msg.removeprefix('Value error, ')}"
+    if msg.startswith("Value error, "):  # our own validators already name the field and the value
+        msg = msg.removeprefix("Value error, ")
+        return f"{prefix}{msg}" if not where else f"{prefix}{field}: {msg}"
     if err["type"] != "missing" and "input" in err:
         msg += f" (got {err['input']!r})"
     return f"{prefix}{field}: {msg}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.scenario import ScenarioError, load_scenario
+from strategies import STRATEGIES
 from tests.conftest import cli
 
 GOOD = """
@@ -49,7 +50,7 @@ def test_committed_scenarios_load():
 def test_unknown_strategy_lists_known_ones(tmp_path):
     msg = error_for(tmp_path, GOOD.replace("masquerade]", "masqurade]"))
     assert "field 'strategies'" in msg
-    assert "'masqurade'" in msg and "known strategies: direct, masquerade" in msg
+    assert "'masqurade'" in msg and f"known strategies: {', '.join(STRATEGIES)}" in msg
 
 
 def test_misspelled_field_names_allowed_fields(tmp_path):
@@ -71,7 +72,21 @@ def test_bad_kind_and_top_level_field(tmp_path):
 
 def test_bad_strategy_option(tmp_path):
     msg = error_for(tmp_path, GOOD + "strategy_options:\n  masquerade: {vm_cidr: nonsense}\n")
-    assert "strategy_options.masquerade" in msg and "vm_cidr" in msg
+    assert "field 'strategy_options.masquerade.vm_cidr'" in msg
+
+
+def test_variants(tmp_path):
+    text = GOOD.replace("masquerade]", "masquerade, slirp-1500]") + (
+        "variants:\n  slirp-1500: {strategy: slirp, options: {mtu: 1500}}\n"
+    )
+    scenario, _ = load_scenario(write(tmp_path, text))
+    assert scenario.strategy_of("slirp-1500") == "slirp"
+    assert scenario.options_for("slirp-1500").mtu == 1500
+    assert scenario.options_for("masquerade").vm_cidr == "198.19.0.0/24"
+    msg = error_for(tmp_path, text.replace("mtu: 1500", "mtu: 9"))
+    assert "field 'variants.slirp-1500.options.mtu'" in msg and "576" in msg
+    msg = error_for(tmp_path, text.replace("strategy: slirp", "strategy: slurp"))
+    assert "field 'variants.slirp-1500.strategy': unknown strategy 'slurp'" in msg
 
 
 def test_cli_rejects_typo_with_exit_2(tmp_path):
@@ -79,5 +94,5 @@ def test_cli_rejects_typo_with_exit_2(tmp_path):
     proc = cli("run", str(path), "--results", str(tmp_path / "results"))
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
-    assert "unknown strategy 'drect'" in out and "known strategies: direct, masquerade" in out
+    assert "unknown strategy 'drect'" in out and f"known strategies: {', '.join(STRATEGIES)}" in out
     assert not (tmp_path / "results").exists()
