@@ -11,6 +11,8 @@ namespace. As root pasta must be told `--runas 0` (it otherwise drops to nobody 
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from harness.listening import wait_listening
 from harness.testbed import TestBed
 from harness.waiting import wait_until
@@ -19,7 +21,8 @@ from strategies.slirp import SEED
 
 
 class PasstOptions(StrategyOptions):
-    pass
+    mtu: int | None = Field(None, ge=576, le=65520)
+    """MTU pasta assigns to the guest interface; None keeps pasta's default (65520)."""
 
 
 class Passt(Strategy):
@@ -30,6 +33,7 @@ class Passt(Strategy):
     slirp_claims = SEED
     requirements = Requirements(extra_processes=("pasta",), kernel_features=("tun",), binaries=("pasta",))
     Options = PasstOptions
+    options: PasstOptions
 
     def setup(self, bed: TestBed) -> Attachment:
         guest = bed.add_namespace("vm")
