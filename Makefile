@@ -32,11 +32,11 @@ bench: deps
 	$(BIN)/vmnetbench run $(SCENARIO)
 
 test: deps
-	$(BIN)/ruff check harness strategies tests
+	$(BIN)/ruff check harness strategies tests benchmarks
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: deps-python
-	$(BIN)/ruff check harness strategies tests
+	$(BIN)/ruff check harness strategies tests benchmarks
 	$(BIN)/ruff format --check harness strategies tests
 
 clean-beds: deps-python
