@@ -5,7 +5,7 @@
 Path: peer --> pod IP:5201 --relay--> VM 198.19.0.2:5201 (iperf3 server in the netns guest behind the pod's
 bridge, as nat-proxy's and tproxy's ingress). Relays: `direct` (server in the pod, no relay: the ceiling),
 `kernel-dnat` (iptables DNAT, no userspace), `vmnetbench-proxy` (harness.proxy static listener), `socat`
-(fork per connection, its default 8 KiB read/write loop) and `envoy` (tcp_proxy, concurrency 2 as an Istio
+(fork per connection, its default 8 KiB read/write loop), `socat-128k` (socat -b 131072) and `envoy` (tcp_proxy, concurrency 2 as an Istio
 sidecar). Repetitions are interleaved in a shuffled order per round; medians with bootstrap 95% CIs.
 """
 
@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.envoy import start_envoy, tcp_relay_config  # noqa: E402
 from harness.guest import routed_guest  # noqa: E402
 from harness.iperf import measure_tcp_throughput  # noqa: E402
+from harness.listening import wait_listening  # noqa: E402
 from harness.names import new_run_id  # noqa: E402
 from harness.processes import ProcessTracker  # noqa: E402
 from harness.proxy_process import start_proxy  # noqa: E402
@@ -35,7 +36,7 @@ from harness.stats import median_ci  # noqa: E402
 from harness.testbed import TestBed  # noqa: E402
 
 PORT = 5201
-RELAYS = ["direct", "kernel-dnat", "vmnetbench-proxy", "socat", "envoy"]
+RELAYS = ["direct", "kernel-dnat", "vmnetbench-proxy", "socat", "socat-128k", "envoy"]
 
 
 def set_up(relay: str, bed: TestBed):
@@ -50,15 +51,10 @@ def set_up(relay: str, bed: TestBed):
         )
     elif relay == "vmnetbench-proxy":
         start_proxy(bed, [f"static:{pod_ip}:{PORT}={vm_ip}:{PORT}"])
-    elif relay == "socat":
-        proc = bed.start_process(
-            ["socat", f"TCP-LISTEN:{PORT},bind={pod_ip},fork,reuseaddr", f"TCP:{vm_ip}:{PORT}"],
-            name="socat",
-            ns=bed.pod,
-        )
-        from harness.listening import wait_listening
-
-        wait_listening(proc, PORT)
+    elif relay.startswith("socat"):
+        buffer = ["-b", "131072"] if relay == "socat-128k" else []  # socat's default buffer is 8 KiB
+        argv = ["socat", *buffer, f"TCP-LISTEN:{PORT},bind={pod_ip},fork,reuseaddr", f"TCP:{vm_ip}:{PORT}"]
+        wait_listening(bed.start_process(argv, name="socat", ns=bed.pod), PORT)
     elif relay == "envoy":
         start_envoy(bed, tcp_relay_config(pod_ip, PORT, vm_ip, PORT), ns=bed.pod, ports=[PORT])
     return guest, pod_ip
