@@ -5,8 +5,9 @@
 Path: peer --> pod IP:5201 --relay--> VM 198.19.0.2:5201 (iperf3 server in the netns guest behind the pod's
 bridge, as nat-proxy's and tproxy's ingress). Relays: `direct` (server in the pod, no relay: the ceiling),
 `kernel-dnat` (iptables DNAT, no userspace), `vmnetbench-proxy` (harness.proxy static listener), `socat`
-(fork per connection, its default 8 KiB read/write loop), `socat-128k` (socat -b 131072) and `envoy` (tcp_proxy, concurrency 2 as an Istio
-sidecar). Repetitions are interleaved in a shuffled order per round; medians with bootstrap 95% CIs.
+(fork per connection, its default 8 KiB read/write loop), `socat-128k` (socat -b 131072) and `envoy`
+(tcp_proxy, concurrency 2 as an Istio sidecar). Repetitions are interleaved in a shuffled order per round;
+medians with bootstrap 95% CIs.
 """
 
 from __future__ import annotations
