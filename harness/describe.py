@@ -39,7 +39,13 @@ def describe_strategy(name: str) -> str:
                     for link in ns.link_names():
                         addrs = ", ".join(ns.addresses(link)) or "-"
                         lines.append(f"  link {link:<16} {addrs}")
-                    if role in ("pod",):
+                    if role == "pod":
+                        rules = ns.policy_rules()
+                        if len(rules) > 3:  # more than the kernel's local/main/default
+                            lines.append("  ip rule:\n    " + "\n    ".join(rules))
+                            routes = ns.run(["ip", "route", "show", "table", "all"]).strip().splitlines()
+                            custom = [r for r in routes if " table " in r and " table local" not in r]
+                            lines.append("  routes outside main:\n    " + "\n    ".join(custom))
                         nft = list_nft(ns).strip()
                         lines.append("  nft ruleset:" + ("\n    " + nft.replace("\n", "\n    ") if nft else " (empty)"))
                         ipt = "\n".join(ln for ln in iptables_save(ns).splitlines() if not ln.startswith("#"))

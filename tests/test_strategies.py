@@ -72,3 +72,21 @@ def test_masquerade_istio_variant_matches_kubevirt_rules():
 def test_masquerade_rejects_a_bad_vm_cidr():
     with pytest.raises(ValueError, match="vm_cidr"):
         MasqueradeOptions(vm_cidr="198.19.0.1/24")
+
+
+def test_describe_shows_rules_routes_and_processes():
+    from harness.describe import describe_strategy
+    from harness.netns import list_namespaces
+
+    before = set(list_namespaces())
+    text = describe_strategy("tproxy")
+    assert "TPROXY --on-port 9401" in text
+    assert "fwmark 0x8 lookup 100" in text
+    assert "local default dev lo" in text
+    assert "harness.proxy tproxy:0.0.0.0:9401" in text
+    masq = describe_strategy("masquerade")
+    assert "KUBEVIRT_PREINBOUND" in masq and "k6t-eth0" in masq
+    slirp = describe_strategy("slirp")
+    assert "slirp4netns --configure" in slirp and "198.19.1.100/24" in slirp
+    assert "nft ruleset: (empty)" in slirp  # the seed's claim: slirp installs no rules
+    assert set(list_namespaces()) == before  # describe tears its scratch bed down
