@@ -85,3 +85,59 @@ def tcp_relay_config(listen: str, port: int, to: str, to_port: int) -> dict:
         "admin": admin_config(),
         "static_resources": {"listeners": [listener], "clusters": [static_cluster("upstream", to, to_port)]},
     }
+
+
+def listener_filter(name: str, type_name: str, config: dict | None = None) -> dict:
+    return {"name": f"envoy.filters.listener.{name}", "typed_config": {"@type": type_name, **(config or {})}}
+
+
+ORIGINAL_DST_FILTER = "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"
+ORIGINAL_SRC_FILTER = "type.googleapis.com/envoy.extensions.filters.listener.original_src.v3.OriginalSrc"
+
+
+def original_dst_cluster(name: str, *, bind_source: str | None = None) -> dict:
+    cluster = {"name": name, "type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED", "connect_timeout": "5s"}
+    if bind_source:
+        cluster["upstream_bind_config"] = {"source_address": {"address": bind_source, "port_value": 0}}
+    return cluster
+
+
+def sidecar_bootstrap(
+    *,
+    inbound_port: int,
+    outbound_port: int,
+    admin_port: int,
+    inbound_bind: str | None,
+    transparent_inbound: bool = False,
+    mark: int | None = None,
+) -> dict:
+    """A static bootstrap shaped like the listeners Istio's pilot pushes to a sidecar, reduced to plain TCP:
+    `virtualOutbound` (original_dst listener filter -> PassthroughCluster, ORIGINAL_DST) and `virtualInbound`
+    (original_dst -> InboundPassthroughCluster, ORIGINAL_DST, upstream bound to 127.0.0.6 in REDIRECT mode;
+    transparent with original_src in TPROXY mode). Mirrors istio/istio pilot/pkg/networking/core listener
+    and cluster builders (virtualOutbound/virtualInbound, PassthroughCluster, InboundPassthroughCluster)."""
+    inbound_filters = [listener_filter("original_dst", ORIGINAL_DST_FILTER)]
+    if transparent_inbound:
+        inbound_filters.append(listener_filter("original_src", ORIGINAL_SRC_FILTER, {"mark": mark or 1337}))
+    inbound = {
+        "name": "virtualInbound",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": inbound_port}},
+        "listener_filters": inbound_filters,
+        "filter_chains": [{"filters": [tcp_proxy_filter("InboundPassthroughCluster", "InboundPassthroughCluster")]}],
+    }
+    if transparent_inbound:
+        inbound["transparent"] = True
+    outbound = {
+        "name": "virtualOutbound",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": outbound_port}},
+        "listener_filters": [listener_filter("original_dst", ORIGINAL_DST_FILTER)],
+        "filter_chains": [{"filters": [tcp_proxy_filter("PassthroughCluster", "PassthroughCluster")]}],
+    }
+    clusters = [
+        original_dst_cluster("PassthroughCluster"),
+        original_dst_cluster("InboundPassthroughCluster", bind_source=inbound_bind),
+    ]
+    return {
+        "admin": admin_config(admin_port),
+        "static_resources": {"listeners": [outbound, inbound], "clusters": clusters},
+    }

@@ -6,10 +6,14 @@ from __future__ import annotations
 import ipaddress
 import subprocess
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from pyroute2 import NetNS, netns
 
 from harness.processes import netns_argv
+
+T = TypeVar("T")
 
 
 class CommandFailed(RuntimeError):
@@ -97,24 +101,34 @@ class Namespace:
         return [link.get("IFLA_IFNAME") for link in self.ipr.get_links()]
 
     # -- sysctls and commands --------------------------------------------------------------------------
-    def sysctl(self, key: str, value: str | int) -> None:
-        """Write /proc/sys/<key> as seen from inside this namespace (setns on a short-lived thread, so the
-        harness's own threads never change namespace)."""
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on a short-lived thread that has entered this namespace (setns affects only the calling
+        thread, so the harness's own threads never change namespace). Sockets `fn` opens live in here."""
+        result: list = []
         errors: list[BaseException] = []
 
-        def write() -> None:
+        def inside() -> None:
             try:
                 netns.setns(self.name)
-                with open(f"/proc/sys/{key.replace('.', '/')}", "w") as f:
-                    f.write(str(value))
+                result.append(fn())
             except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
                 errors.append(e)
 
-        worker = threading.Thread(target=write, name=f"sysctl-{self.name}")
+        worker = threading.Thread(target=inside, name=f"in-{self.name}")
         worker.start()
         worker.join()
         if errors:
             raise errors[0]
+        return result[0]
+
+    def sysctl(self, key: str, value: str | int) -> None:
+        """Write /proc/sys/<key> as seen from inside this namespace."""
+
+        def write() -> None:
+            with open(f"/proc/sys/{key.replace('.', '/')}", "w") as f:
+                f.write(str(value))
+
+        self.call(write)
 
     def run(self, argv: list[str], *, input: str | None = None, check: bool = True) -> str:
         """Run a short configuration command (nft, iptables-restore) in this namespace and return stdout."""

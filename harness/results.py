@@ -22,7 +22,7 @@ from harness.atomic import write_json, write_text, write_via_temp
 COLUMNS = [
     "run_id", "runtime", "guest", "strategy", "sidecar", "scenario", "test", "direction", "protocol",
     "repetition", "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
-    "status", "reason", "timestamp",
+    "status", "reason", "path", "sidecar_bytes", "sidecar_connections", "timestamp",
 ]  # fmt: skip
 
 TOOLS = {
@@ -121,7 +121,7 @@ class RunWriter:
         df = pd.DataFrame(self.rows, columns=COLUMNS)
         for col in ("value", "cpu_client_pct", "cpu_server_pct"):
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-        for col in ("retransmits", "repetition"):
+        for col in ("retransmits", "repetition", "sidecar_bytes", "sidecar_connections"):
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
         return df
 

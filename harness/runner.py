@@ -15,11 +15,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.iperf import measure_tcp_throughput
+from harness.iperf import ThroughputSample, measure_tcp_throughput
 from harness.names import new_run_id
 from harness.processes import ProcessTracker
 from harness.results import RunWriter, git_sha, host_facts, tool_versions
 from harness.scenario import Scenario, TcpThroughput
+from harness.sidecars import Sidecar, install_sidecar
 from harness.state import RunState
 from harness.summary import print_summary
 from harness.testbed import TestBed
@@ -151,14 +152,17 @@ def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> No
     progress.update(task, description=f"{where} setup")
     cls = strategy_class(scenario.strategy_of(cell.strategy))
     ports = tuple(sorted({t.port for t in scenario.tests}))
-    strategy = cls(scenario.options_for(cell.strategy), services=Services(tcp_ports=ports))
+    strategy = cls(scenario.options_for(cell.strategy), services=Services(tcp_ports=ports), sidecar=cell.sidecar)
     bed = TestBed(writer.run_id, state, tracker)
     attachment: Attachment | None = None
+    sidecar: Sidecar | None = None
     setup_error = ""
     t0 = time.monotonic()
     try:
         try:
             bed.build()
+            # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
+            sidecar = install_sidecar(bed, cell.sidecar, vm_interfaces=list(cls.vm_interfaces))
             attachment = strategy.setup(bed)
         except Exception as e:  # noqa: BLE001 - a strategy that cannot set up is a result, not a crash
             setup_error = f"setup failed: {e}"
@@ -167,7 +171,7 @@ def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> No
         for test in scenario.tests:
             for direction in test.directions:
                 progress.update(task, description=f"{where} {test.kind} {direction}")
-                writer.add(_measure(test, direction, attachment, bed, tracker, writer, base, setup_error))
+                writer.add(_measure(test, direction, attachment, sidecar, bed, tracker, writer, base, setup_error))
                 progress.advance(task)
     finally:
         progress.update(task, description=f"{where} teardown")
@@ -180,6 +184,30 @@ def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> No
         writer.add(_harness_row(base, "teardown_time", time.monotonic() - t1, teardown_error))
 
 
+def traversal(sample: ThroughputSample, direction: str, sidecar: Sidecar | None, before) -> dict:
+    """Did the bytes cross the sidecar? Envoy's own counters before and after the test decide: at least half
+    of the bytes iperf3 moved must show in the passthrough cluster of that direction."""
+    if sidecar is None:
+        return {"path": "no-sidecar" if sample.status == "ok" else "failed"}
+    try:
+        if isinstance(before, OSError):
+            raise before
+        delta = sidecar.counters().minus(before)
+    except OSError as e:
+        where = f"127.0.0.1:{sidecar.layout.admin_port}"
+        return {"path": "no-evidence", "reason": f"sidecar admin {where} unreachable from the pod ({e.strerror or e})"}
+    crossed, connections = (
+        (delta.inbound_bytes, delta.inbound_cx) if direction == "ingress" else (delta.outbound_bytes, delta.outbound_cx)
+    )
+    if sample.status != "ok":
+        path = "failed"
+    elif sample.bytes and crossed >= sample.bytes / 2:
+        path = "through-sidecar"
+    else:
+        path = "bypassed"
+    return {"path": path, "sidecar_bytes": crossed, "sidecar_connections": connections}
+
+
 def _harness_row(base: dict, metric: str, seconds: float, error: str) -> dict:
     return {
         **base, "test": "harness", "direction": "n/a", "protocol": "n/a", "metric": metric,
@@ -187,7 +215,7 @@ def _harness_row(base: dict, metric: str, seconds: float, error: str) -> dict:
     }  # fmt: skip
 
 
-def _measure(test: TcpThroughput, direction, attachment, bed, tracker, writer, base, setup_error) -> dict:
+def _measure(test: TcpThroughput, direction, attachment, sidecar, bed, tracker, writer, base, setup_error) -> dict:
     row = {**base, "test": test.kind, "direction": direction, "protocol": "tcp", "metric": "throughput",
            "unit": "Gbit/s"}  # fmt: skip
     if attachment is None:
@@ -197,6 +225,10 @@ def _measure(test: TcpThroughput, direction, attachment, bed, tracker, writer, b
     else:
         server_ns, client_ns, target = bed.peer, attachment.client_ns, bed.plan.peer_ip
     label = f"{base['strategy']}-{base['sidecar']}-{direction}-r{base['repetition']}"
+    try:
+        before = sidecar.counters() if sidecar else None
+    except OSError as e:
+        before = e
     sample = measure_tcp_throughput(
         tracker,
         server_ns=server_ns.name,
@@ -210,8 +242,8 @@ def _measure(test: TcpThroughput, direction, attachment, bed, tracker, writer, b
     )
     if sample.raw:
         writer.save_raw(f"iperf3-{label}.json", sample.raw)
-    return {
-        **row,
+    evidence = traversal(sample, direction, sidecar, before)
+    measured = {
         "value": sample.bits_per_second / 1e9 if sample.bits_per_second else None,
         "retransmits": sample.retransmits,
         "cpu_client_pct": sample.cpu_client_pct,
@@ -219,3 +251,7 @@ def _measure(test: TcpThroughput, direction, attachment, bed, tracker, writer, b
         "status": sample.status,
         "reason": sample.reason,
     }
+    if evidence["path"] == "no-evidence":
+        # A with-sidecar number without the sidecar's own counters behind it is not reported.
+        measured.update(value=None, status="failed", reason=evidence.pop("reason"))
+    return {**row, **measured, **evidence}

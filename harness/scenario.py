@@ -48,7 +48,9 @@ class Scenario(Strict):
     strategies: list[str] = Field(min_length=1)
     """Strategy names, or names of `variants` (a strategy with other options, measured side by side)."""
     variants: dict[str, Variant] = Field(default_factory=dict)
-    sidecars: list[Literal["none"]] = Field(default_factory=lambda: ["none"], min_length=1)
+    sidecars: list[Literal["none", "envoy-redirect", "envoy-tproxy", "linkerd-style"]] = Field(
+        default_factory=lambda: ["none"], min_length=1
+    )
     repetitions: int = Field(3, ge=1, le=1000)
     seed: int | None = None
     """Seed of the per-round shuffle of cells; None draws one (recorded in run.json)."""

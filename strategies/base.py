@@ -65,10 +65,21 @@ class Strategy(ABC):
     seed_claims: ClassVar[SeedClaims] = SeedClaims()
     requirements: ClassVar[Requirements] = Requirements()
     Options: ClassVar[type[StrategyOptions]] = StrategyOptions
+    vm_interfaces: ClassVar[tuple[str, ...]] = ()
+    """Pod interfaces the VM's traffic enters by, announced to an Istio sidecar the way KubeVirt does
+    (annotation traffic.sidecar.istio.io/kubevirtInterfaces -> istio-iptables `-k`)."""
 
-    def __init__(self, options: StrategyOptions | None = None, *, services: Services | None = None) -> None:
+    def __init__(
+        self, options: StrategyOptions | None = None, *, services: Services | None = None, sidecar: str = "none"
+    ) -> None:
         self.options = options if options is not None else self.Options()
         self.services = services or Services()
+        self.sidecar = sidecar
+
+    @property
+    def istio_sidecar(self) -> bool:
+        """An Istio-style sidecar (REDIRECT or TPROXY mode) is injected in the pod."""
+        return self.sidecar.startswith("envoy-")
 
     @abstractmethod
     def setup(self, bed: TestBed) -> Attachment:

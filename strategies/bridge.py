@@ -33,6 +33,7 @@ class Bridge(Strategy):
     summary = "pod IP and MAC moved to the VM behind in-pod bridge k6t-eth0, no NAT (KubeVirt bridge binding)"
     faithful_to = "KubeVirt bridge binding (docs/devel/networking.md)"
     requirements = Requirements(capabilities=("CAP_NET_ADMIN",), kernel_features=("bridge", "tun"))
+    vm_interfaces = (BRIDGE,)
 
     def setup(self, bed: TestBed) -> Attachment:
         pod, plan = bed.pod, bed.plan

@@ -29,8 +29,9 @@ ISTIO_LOOPBACK = "127.0.0.6"
 class MasqueradeOptions(StrategyOptions):
     vm_cidr: str = "198.19.0.0/24"
     """The VM network behind k6t-eth0 (KubeVirt's default is 10.0.2.0/24)."""
-    istio: bool = False
-    """Apply KubeVirt's Istio variant: reserved Envoy ports skipped, 127.0.0.6 SNATed, pod IP DNATed."""
+    istio: bool | None = None
+    """KubeVirt's Istio variant (reserved Envoy ports skipped, 127.0.0.6 SNATed, pod IP DNATed); None: on
+    exactly when an Istio sidecar is injected, as KubeVirt decides from the VMI's sidecar.istio.io/inject."""
     declare_ports: bool = False
     """Forward only the declared service ports (a VMI with `ports:`) instead of everything."""
 
@@ -54,10 +55,15 @@ class Masquerade(Strategy):
         binaries=("nft",),
     )
     Options = MasqueradeOptions
+    vm_interfaces = (BRIDGE,)
     options: MasqueradeOptions
 
     def setup(self, bed: TestBed) -> Attachment:
         guest, gateway, vm_ip = routed_guest(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
+        # KubeVirt turns route_localnet on for the bridge (pkg/network/driver/procsys, allowRouteLocalNet):
+        # loopback-sourced connections DNATed to the VM (127.0.0.1, and Envoy's 127.0.0.6) must leave by it.
+        # Measured: without it Envoy's inbound connection to the VM is dropped and the peer sees a reset.
+        bed.pod.sysctl(f"net.ipv4.conf.{BRIDGE}.route_localnet", 1)
         apply_nft(bed.pod, self.ruleset(gateway, vm_ip, bed.plan.pod_ip))
         return Attachment(
             service_ns=guest,
@@ -69,8 +75,9 @@ class Masquerade(Strategy):
     def ruleset(self, gateway: str, vm_ip: str, pod_ip: str) -> str:
         """The nft script KubeVirt's MasqPod.setupNATByFamily would issue for this VMI (IPv4)."""
         o = self.options
-        dnat_sources = ["127.0.0.1"] + ([pod_ip] if o.istio else [])
-        snat_sources = ["127.0.0.1"] + ([ISTIO_LOOPBACK] if o.istio else [])
+        istio = self.istio_sidecar if o.istio is None else o.istio
+        dnat_sources = ["127.0.0.1"] + ([pod_ip] if istio else [])
+        snat_sources = ["127.0.0.1"] + ([ISTIO_LOOPBACK] if istio else [])
         daddrs, saddrs = _set(dnat_sources), _set(snat_sources)
         lines = [
             "table ip nat {",
@@ -93,14 +100,14 @@ class Masquerade(Strategy):
         if o.declare_ports:
             ports = [("tcp", p) for p in self.services.tcp_ports] + [("udp", p) for p in self.services.udp_ports]
             for proto, port in ports:
-                if not o.istio:
+                if not istio:
                     rule(pre, f"{proto} dport {{ {port} }} counter dnat to {vm_ip}")
                 elif port in ISTIO_NON_PROXIED_PORTS:
                     rule(pre, f"tcp dport {{ {port} }} counter dnat to {vm_ip}")
                 rule(post, f"{proto} dport {port} ip saddr {saddrs} counter snat to {gateway}")
                 rule("output", f"ip daddr {daddrs} {proto} dport {port} counter dnat to {vm_ip}")
         else:
-            if o.istio:
+            if istio:
                 reserved = _set(ISTIO_RESERVED_PORTS)
                 rule("output", f"tcp dport {reserved} ip saddr 127.0.0.1 counter return")
                 rule(post, f"tcp dport {reserved} ip saddr 127.0.0.1 counter return")
