@@ -117,7 +117,7 @@ def sidecar_bootstrap(
     transparent with original_src in TPROXY mode). Mirrors istio/istio pilot/pkg/networking/core listener
     and cluster builders (virtualOutbound/virtualInbound, PassthroughCluster, InboundPassthroughCluster)."""
     inbound_filters = [listener_filter("original_dst", ORIGINAL_DST_FILTER)]
-    if transparent_inbound:
+    if transparent_inbound and mark is not None:
         inbound_filters.append(listener_filter("original_src", ORIGINAL_SRC_FILTER, {"mark": mark or 1337}))
     inbound = {
         "name": "virtualInbound",

@@ -8,6 +8,11 @@ Rules mirror what the real init containers write:
   the injector's defaults: all inbound ports captured except 15090, 15021, 15020; all outbound captured.
 - Istio TPROXY: tproxy.golden (mangle ISTIO_DIVERT/ISTIO_TPROXY, mark 1337, connmark save/restore, nat
   REDIRECT to 15001 for outbound) plus `ip rule fwmark 1337 lookup 133` and a local default route in 133.
+  ORIGINAL_SRC note: Istio's listener builder also puts the original_src listener filter (mark 1337) on
+  virtualInbound in TPROXY mode. Reproduced here, Envoy's upstream SYN then carries the client's address,
+  ISTIO_OUTPUT's `-o lo ... --uid-owner 1337 -j ISTIO_IN_REDIRECT` sends it back to 15006 and the SYN-ACK has
+  no route (nstat: TcpExtListenDrops, IpOutNoRoutes): every inbound connection is reset. The filter is left
+  off (`sidecar_bootstrap(mark=None)`), so inbound upstreams leave from 127.0.0.6 as in REDIRECT mode.
 - Linkerd: linkerd/linkerd2-proxy-init iptables (PROXY_INIT_REDIRECT -> 4143 inbound, PROXY_INIT_OUTPUT ->
   4140 outbound, proxy uid 2102, admin/tap ports 4190/4191 skipped, `-o lo` returned).
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -204,9 +210,12 @@ def start_sidecar_envoy(bed: TestBed, layout: Layout) -> TrackedProcess:
         inbound_port=layout.inbound_port,
         outbound_port=layout.outbound_port,
         admin_port=layout.admin_port,
-        inbound_bind="127.0.0.6" if layout.istio and not layout.tproxy else None,
+        # Istio binds inbound upstream connections to 127.0.0.6 in both modes: "iptables will redirect our own
+        # traffic ... back to us if we do not use the magic upstream bind config" (istio/istio
+        # pilot/pkg/networking/core cluster builder); TPROXY mode adds original_src on virtualInbound.
+        inbound_bind="127.0.0.6" if layout.istio else None,
         transparent_inbound=layout.tproxy,
-        mark=layout.uid,
+        mark=None,  # see ORIGINAL_SRC note in the module docstring
     )
     path = bed.runtime_dir() / f"{layout.name}.json"
     path.write_text(json.dumps(config, indent=1))
@@ -218,7 +227,7 @@ def start_sidecar_envoy(bed: TestBed, layout: Layout) -> TrackedProcess:
     argv = [
         "setpriv", f"--reuid={layout.uid}", f"--regid={layout.uid}", "--clear-groups", *caps,
         str(envoy_binary()), "-c", str(path), "--concurrency", "2", "--disable-hot-restart",
-        "-l", "warning", "--use-dynamic-base-id",
+        "-l", os.environ.get("VMNB_ENVOY_LOG", "warning"), "--use-dynamic-base-id",
     ]  # fmt: skip
     proc = bed.start_process(argv, name=layout.name, ns=bed.pod)
     for port in (layout.inbound_port, layout.outbound_port, layout.admin_port):
