@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from harness.names import check_run_id
 
 app = typer.Typer(help="Measure how a VM in a pod reaches the pod network next to a sidecar.", no_args_is_help=True)
 # Wide enough for the summary table when output goes to a file or CI log.
-console = Console(width=None if sys.stdout.isatty() else 140)
+console = Console(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "200")))
 DEFAULT_RESULTS = Path("results")
 
 
@@ -112,8 +113,6 @@ def fail(message: str) -> NoReturn:
 
 
 def _require_root() -> None:
-    import os
-
     if os.geteuid() != 0:
         fail("vmnetbench creates network namespaces and must run as root.")
 

@@ -22,7 +22,7 @@ from harness.results import RunWriter, git_sha, host_facts, tool_versions
 from harness.scenario import Scenario, TcpThroughput
 from harness.sidecars import Sidecar, install_sidecar
 from harness.state import RunState
-from harness.summary import print_summary
+from harness.summary import print_path_matrix, print_summary
 from harness.testbed import TestBed
 from strategies import strategy_class
 from strategies.base import Attachment, Services
@@ -121,6 +121,7 @@ def run_scenario(
         writer.finish(status)
         if status == "complete":
             print_summary(writer.frame(), console, scenario.strategies)
+            print_path_matrix(writer.frame(), console, scenario.strategies)
         console.print(f"results: {writer.dir}")
     return RunOutcome(writer.dir, status)
 

@@ -61,3 +61,57 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
             cells.append(text)
         table.add_row(strategy, sidecar, *cells, f"{setup.get((strategy, sidecar), float('nan')):.3f}")
     console.print(table)
+
+
+def path_matrix(df: pd.DataFrame) -> pd.DataFrame:
+    """strategy x sidecar x direction: the path the bytes took (most frequent over repetitions), how many
+    repetitions agreed, the median Gbit/s of the ok ones and the most common failure reason."""
+    tput = df[(df["metric"] == "throughput") & (df["sidecar"] != "none")]
+    rows = []
+    for (strategy, sidecar, direction), g in tput.groupby(["strategy", "sidecar", "direction"], sort=False):
+        paths = g["path"].fillna("failed")
+        ok = g[g["status"] == "ok"]["value"]
+        failed = g[g["status"] != "ok"]
+        rows.append(
+            {
+                "strategy": strategy,
+                "sidecar": sidecar,
+                "direction": direction,
+                "path": paths.mode().iat[0],
+                "agree": f"{(paths == paths.mode().iat[0]).sum()}/{len(paths)}",
+                "median": ok.median() if len(ok) else None,
+                "reason": failed["reason"].mode().iat[0] if len(failed) else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+PATH_STYLE = {"through-sidecar": "green", "bypassed": "yellow", "failed": "red", "no-evidence": "red"}
+
+
+def print_path_matrix(df: pd.DataFrame, console: Console, strategy_order: list[str] | None = None) -> None:
+    matrix = path_matrix(df)
+    if matrix.empty:
+        return
+    columns = list(dict.fromkeys(zip(matrix["sidecar"], matrix["direction"], strict=True)))
+    table = Table(title="Sidecar traversal: path (repetitions agreeing) median Gbit/s, from Envoy's own counters")
+    table.add_column("strategy")
+    for sidecar, direction in columns:
+        table.add_column(f"{sidecar}\n{direction}")
+    order = {name: i for i, name in enumerate(strategy_order or [])}
+    for strategy in sorted(dict.fromkeys(matrix["strategy"]), key=lambda s: order.get(s, len(order))):
+        cells = []
+        for sidecar, direction in columns:
+            row = matrix[(matrix.strategy == strategy) & (matrix.sidecar == sidecar) & (matrix.direction == direction)]
+            if row.empty:
+                cells.append("-")
+                continue
+            r = row.iloc[0]
+            style = PATH_STYLE.get(r["path"], "white")
+            text = f"[{style}]{r['path']}[/] ({r['agree']})"
+            text += f"\n{r['median']:.2f}" if r["median"] == r["median"] and r["median"] is not None else ""
+            if r["reason"]:
+                text += f"\n{r['reason']}"
+            cells.append(text)
+        table.add_row(strategy, *cells)
+    console.print(table)
