@@ -103,3 +103,66 @@ def measure_tcp_throughput(
         return sample
     finally:
         tracker.stop(server, grace=1.0)
+
+
+@dataclass
+class UdpSample:
+    status: str
+    reason: str = ""
+    bits_per_second: float | None = None
+    lost_percent: float | None = None
+    jitter_ms: float | None = None
+    bytes: int | None = None
+    raw: dict = field(default_factory=dict)
+
+
+def measure_udp_throughput(
+    tracker: ProcessTracker,
+    *,
+    server_ns: str,
+    client_ns: str,
+    target: str,
+    port: int,
+    rate_mbit: float,
+    datagram_bytes: int,
+    duration_s: float,
+    label: str,
+) -> UdpSample:
+    """iperf3 -u at an offered rate; delivered rate, loss and jitter as the receiving end reports them."""
+    server = tracker.start(["iperf3", "-s", "-1", "-p", str(port)], name=f"{label}-iperf3-server", netns=server_ns)
+    try:
+        try:
+            wait_listening(server, port)  # iperf3's control connection is TCP even for -u
+        except NotReady as e:
+            return UdpSample("failed", f"server not ready: {e}")
+        argv = [
+            "iperf3", "-c", target, "-p", str(port), "-u", "-b", f"{rate_mbit:g}M", "-l", str(datagram_bytes),
+            "-t", f"{duration_s:g}", "--json", "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000),
+        ]  # fmt: skip
+        budget = duration_s + CONNECT_TIMEOUT_S + 10
+        done = tracker.run(argv, name=f"{label}-iperf3-udp-client", netns=client_ns, timeout=budget)
+        if done.timed_out:
+            return UdpSample("failed", f"timed out after {budget:g} s")
+        try:
+            data = json.loads(done.stdout)
+        except ValueError:
+            return UdpSample("failed", failure_reason(done.stderr or "iperf3 printed no JSON"))
+        if data.get("error"):
+            return UdpSample("failed", failure_reason(data["error"]), raw=data)
+        end = data.get("end", {})
+        received = end.get("sum_received") or end.get("sum") or {}
+        summary = end.get("sum") or {}
+        bps = received.get("bits_per_second")
+        lost = summary.get("lost_percent")
+        if not bps or lost is None or lost >= 100:
+            return UdpSample("failed", "no datagrams delivered", lost_percent=lost, raw=data)
+        return UdpSample(
+            "ok",
+            bits_per_second=float(bps) * (1 - lost / 100) if "sum_received" not in end else float(bps),
+            lost_percent=float(lost),
+            jitter_ms=summary.get("jitter_ms"),
+            bytes=int(received.get("bytes", 0)),
+            raw=data,
+        )
+    finally:
+        tracker.stop(server, grace=1.0)

@@ -38,7 +38,9 @@ IP_TRANSPARENT = 19  # linux/in.h
 F_SETPIPE_SZ = 1031  # linux/fcntl.h
 PIPE_BYTES = 1 << 20  # a large pipe lets one splice move many segments
 CONNECT_TIMEOUT_S = 5.0
-SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_MORE
+# No SPLICE_F_MORE: on the socket side it acts like MSG_MORE and corks small writes until the 200 ms TCP
+# timer (measured: 416 ms request/response through the proxy with it, tens of microseconds without).
+SPLICE_FLAGS = os.SPLICE_F_MOVE
 
 
 @dataclass(frozen=True)

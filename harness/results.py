@@ -94,6 +94,7 @@ class RunWriter:
         self.dir = root / run_id
         self.dir.mkdir(parents=True, exist_ok=False)
         self.rows: list[dict[str, Any]] = []
+        self.latency: list[pd.DataFrame] = []
         self.meta: dict[str, Any] = {}
 
     @property
@@ -114,6 +115,18 @@ class RunWriter:
         full["timestamp"] = full["timestamp"] or now()
         self.rows.append(full)
 
+    def add_latency(self, row: dict[str, Any], rtt_us) -> None:
+        """Keep every latency sample, so percentiles are computed from all repetitions merged."""
+        keys = ("strategy", "sidecar", "test", "direction", "protocol", "repetition")
+        frame = pd.DataFrame({"rtt_us": rtt_us})
+        for k in keys:
+            frame[k] = row.get(k)
+        frame["run_id"] = self.run_id
+        self.latency.append(frame)
+
+    def latency_frame(self) -> pd.DataFrame | None:
+        return pd.concat(self.latency, ignore_index=True) if self.latency else None
+
     def save_raw(self, name: str, data: Any) -> None:
         write_text(self.raw_dir / name, json.dumps(data, indent=1) if not isinstance(data, str) else data)
 
@@ -130,6 +143,9 @@ class RunWriter:
         df = self.frame()
         write_via_temp(self.dir / "samples.parquet", lambda tmp: df.to_parquet(tmp, index=False))
         write_via_temp(self.dir / "samples.csv", lambda tmp: df.to_csv(tmp, index=False))
+        if self.latency:
+            lat = pd.concat(self.latency, ignore_index=True)
+            write_via_temp(self.dir / "latency.parquet", lambda tmp: lat.to_parquet(tmp, index=False))
 
     def finish(self, status: str, **extra: Any) -> None:
         self.flush()

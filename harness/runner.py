@@ -15,17 +15,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.iperf import ThroughputSample, measure_tcp_throughput
+from harness.measure import Cell, run_test
 from harness.names import new_run_id
 from harness.processes import ProcessTracker
 from harness.results import RunWriter, git_sha, host_facts, tool_versions
-from harness.scenario import Scenario, TcpThroughput
+from harness.scenario import Scenario
 from harness.sidecars import Sidecar, install_sidecar
 from harness.state import RunState
-from harness.summary import print_path_matrix, print_summary
+from harness.summary import print_latency_summary, print_path_matrix, print_summary
 from harness.testbed import TestBed
 from strategies import strategy_class
-from strategies.base import Attachment, Services
+from strategies.base import Attachment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ def signals_unwind() -> Iterator[None]:
 
 
 @dataclass
-class Cell:
+class CellSpec:
     strategy: str
     sidecar: str
 
@@ -99,7 +99,7 @@ def run_scenario(
     state = RunState(run_id)
     state.save()
     tracker = ProcessTracker(state, writer.log_dir)
-    cells = [Cell(s, sc) for s in scenario.strategies for sc in scenario.sidecars]
+    cells = [CellSpec(s, sc) for s in scenario.strategies for sc in scenario.sidecars]
     per_cell = sum(len(t.directions) for t in scenario.tests)
     rng = random.Random(seed)
     status = "interrupted"
@@ -122,6 +122,7 @@ def run_scenario(
         if status == "complete":
             print_summary(writer.frame(), console, scenario.strategies)
             print_path_matrix(writer.frame(), console, scenario.strategies)
+            print_latency_summary(writer.frame(), writer.latency_frame(), console, scenario.strategies)
         console.print(f"results: {writer.dir}")
     return RunOutcome(writer.dir, status)
 
@@ -152,8 +153,7 @@ def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> No
     where = f"rep {rep}/{scenario.repetitions} {cell.strategy}/{cell.sidecar}"
     progress.update(task, description=f"{where} setup")
     cls = strategy_class(scenario.strategy_of(cell.strategy))
-    ports = tuple(sorted({t.port for t in scenario.tests}))
-    strategy = cls(scenario.options_for(cell.strategy), services=Services(tcp_ports=ports), sidecar=cell.sidecar)
+    strategy = cls(scenario.options_for(cell.strategy), services=scenario.services(), sidecar=cell.sidecar)
     bed = TestBed(writer.run_id, state, tracker)
     attachment: Attachment | None = None
     sidecar: Sidecar | None = None
@@ -169,10 +169,12 @@ def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> No
             setup_error = f"setup failed: {e}"
         setup_s = time.monotonic() - t0
         writer.add(_harness_row(base, "setup_time", setup_s, setup_error))
+        cell_state = Cell(bed, tracker, writer, attachment, sidecar, base, setup_error)
         for test in scenario.tests:
             for direction in test.directions:
-                progress.update(task, description=f"{where} {test.kind} {direction}")
-                writer.add(_measure(test, direction, attachment, sidecar, bed, tracker, writer, base, setup_error))
+                progress.update(task, description=f"{where} {test.label} {direction}")
+                for row in run_test(test, direction, cell_state):
+                    writer.add(row)
                 progress.advance(task)
     finally:
         progress.update(task, description=f"{where} teardown")
@@ -185,74 +187,8 @@ def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> No
         writer.add(_harness_row(base, "teardown_time", time.monotonic() - t1, teardown_error))
 
 
-def traversal(sample: ThroughputSample, direction: str, sidecar: Sidecar | None, before) -> dict:
-    """Did the bytes cross the sidecar? Envoy's own counters before and after the test decide: at least half
-    of the bytes iperf3 moved must show in the passthrough cluster of that direction."""
-    if sidecar is None:
-        return {"path": "no-sidecar" if sample.status == "ok" else "failed"}
-    try:
-        if isinstance(before, OSError):
-            raise before
-        delta = sidecar.counters().minus(before)
-    except OSError as e:
-        where = f"127.0.0.1:{sidecar.layout.admin_port}"
-        return {"path": "no-evidence", "reason": f"sidecar admin {where} unreachable from the pod ({e.strerror or e})"}
-    crossed, connections = (
-        (delta.inbound_bytes, delta.inbound_cx) if direction == "ingress" else (delta.outbound_bytes, delta.outbound_cx)
-    )
-    if sample.status != "ok":
-        path = "failed"
-    elif sample.bytes and crossed >= sample.bytes / 2:
-        path = "through-sidecar"
-    else:
-        path = "bypassed"
-    return {"path": path, "sidecar_bytes": crossed, "sidecar_connections": connections}
-
-
 def _harness_row(base: dict, metric: str, seconds: float, error: str) -> dict:
     return {
         **base, "test": "harness", "direction": "n/a", "protocol": "n/a", "metric": metric,
         "value": seconds, "unit": "s", "status": "failed" if error else "ok", "reason": error,
     }  # fmt: skip
-
-
-def _measure(test: TcpThroughput, direction, attachment, sidecar, bed, tracker, writer, base, setup_error) -> dict:
-    row = {**base, "test": test.kind, "direction": direction, "protocol": "tcp", "metric": "throughput",
-           "unit": "Gbit/s"}  # fmt: skip
-    if attachment is None:
-        return {**row, "status": "failed", "reason": setup_error}
-    if direction == "ingress":
-        server_ns, client_ns, target = attachment.service_ns, bed.peer, attachment.ingress_address
-    else:
-        server_ns, client_ns, target = bed.peer, attachment.client_ns, bed.plan.peer_ip
-    label = f"{base['strategy']}-{base['sidecar']}-{direction}-r{base['repetition']}"
-    try:
-        before = sidecar.counters() if sidecar else None
-    except OSError as e:
-        before = e
-    sample = measure_tcp_throughput(
-        tracker,
-        server_ns=server_ns.name,
-        client_ns=client_ns.name,
-        target=target,
-        port=test.port,
-        duration_s=test.duration_s,
-        omit_s=test.omit_s,
-        streams=test.streams,
-        label=f"{writer.run_id}-{label}",
-    )
-    if sample.raw:
-        writer.save_raw(f"iperf3-{label}.json", sample.raw)
-    evidence = traversal(sample, direction, sidecar, before)
-    measured = {
-        "value": sample.bits_per_second / 1e9 if sample.bits_per_second else None,
-        "retransmits": sample.retransmits,
-        "cpu_client_pct": sample.cpu_client_pct,
-        "cpu_server_pct": sample.cpu_server_pct,
-        "status": sample.status,
-        "reason": sample.reason,
-    }
-    if evidence["path"] == "no-evidence":
-        # A with-sidecar number without the sidecar's own counters behind it is not reported.
-        measured.update(value=None, status="failed", reason=evidence.pop("reason"))
-    return {**row, **measured, **evidence}

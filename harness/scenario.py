@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from strategies import STRATEGIES
-from strategies.base import StrategyOptions
+from strategies.base import Services, StrategyOptions
 
 DIRECTIONS = ("ingress", "egress")
 
@@ -23,16 +23,82 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Directions = list[Literal["ingress", "egress"]]
+
+
 class TcpThroughput(Strict):
     kind: Literal["tcp_throughput"]
-    directions: list[Literal["ingress", "egress"]] = Field(default_factory=lambda: list(DIRECTIONS), min_length=1)
+    directions: Directions = Field(default_factory=lambda: list(DIRECTIONS), min_length=1)
     duration_s: float = Field(3.0, gt=0, le=3600)
     omit_s: float = Field(1.0, ge=0, le=60)
     streams: int = Field(1, ge=1, le=128)
     port: int = Field(5201, ge=1, le=65535)
 
+    @property
+    def label(self) -> str:
+        return "tcp_throughput"
 
-Test = Annotated[TcpThroughput, Field(discriminator="kind")]
+
+class UdpThroughput(Strict):
+    """iperf3 -u at a set offered rate: delivered rate, loss and jitter."""
+
+    kind: Literal["udp_throughput"]
+    directions: Directions = Field(default_factory=lambda: list(DIRECTIONS), min_length=1)
+    rate_mbit: float = Field(500, gt=0, le=100_000)
+    datagram_bytes: int = Field(1400, ge=64, le=65000)
+    duration_s: float = Field(3.0, gt=0, le=3600)
+    port: int = Field(5201, ge=1, le=65535)
+
+    @property
+    def label(self) -> str:
+        return f"udp_throughput@{self.rate_mbit:g}M"
+
+
+class RequestResponse(Strict):
+    """sockperf ping-pong: one message in flight. `closed` sends the next request when the reply arrives;
+    `open` schedules requests at `rate_per_s` and counts latency from the scheduled send time."""
+
+    kind: Literal["rr"]
+    protocol: Literal["tcp", "udp"] = "tcp"
+    mode: Literal["closed", "open"] = "closed"
+    rate_per_s: int | None = Field(None, ge=1, le=1_000_000)
+    directions: Directions = Field(default_factory=lambda: list(DIRECTIONS), min_length=1)
+    duration_s: float = Field(3.0, gt=0, le=3600)
+    message_bytes: int = Field(64, ge=14, le=65000)
+    port: int = Field(11111, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _rate_for_open_loop(self) -> RequestResponse:
+        if self.mode == "open" and self.rate_per_s is None:
+            raise ValueError("field 'rate_per_s': required when mode is open (requests per second to schedule)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"rr_{self.protocol}_{self.mode}" + (f"@{self.rate_per_s}" if self.mode == "open" else "")
+
+
+class ConnectRequestResponse(Strict):
+    """A new TCP connection per request (connect, request, response, close), closed loop."""
+
+    kind: Literal["crr"]
+    directions: Directions = Field(default_factory=lambda: list(DIRECTIONS), min_length=1)
+    duration_s: float = Field(2.0, gt=0, le=600)
+    message_bytes: int = Field(64, ge=1, le=65000)
+    port: int = Field(11112, ge=1, le=65535)
+
+    @property
+    def label(self) -> str:
+        return "crr"
+
+
+TEST_KINDS: dict[str, type[Strict]] = {
+    "tcp_throughput": TcpThroughput,
+    "udp_throughput": UdpThroughput,
+    "rr": RequestResponse,
+    "crr": ConnectRequestResponse,
+}
+Test = Annotated[TcpThroughput | UdpThroughput | RequestResponse | ConnectRequestResponse, Field(discriminator="kind")]
 
 
 class Variant(Strict):
@@ -83,6 +149,19 @@ class Scenario(Strict):
                 raise ValueError(_first_error(e, prefix="", base=where)) from None
         return self
 
+    def services(self) -> Services:
+        """The VM's service ports the tests use: strategies forward exactly these (slirp, passt, proxies)."""
+        tcp, udp = set(), set()
+        for t in self.tests:
+            if isinstance(t, UdpThroughput):
+                tcp.add(t.port)  # iperf3's control connection
+                udp.add(t.port)
+            elif isinstance(t, RequestResponse) and t.protocol == "udp":
+                udp.add(t.port)
+            else:
+                tcp.add(t.port)
+        return Services(tcp_ports=tuple(sorted(tcp)), udp_ports=tuple(sorted(udp)))
+
     def strategy_of(self, label: str) -> str:
         return self.variants[label].strategy if label in self.variants else label
 
@@ -100,7 +179,7 @@ def _loc(loc: tuple) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("tcp_throughput",):  # discriminator tags pydantic inserts into the path
+        elif item in TEST_KINDS:  # discriminator tags pydantic inserts into the path
             continue
         else:
             parts.append(("." if parts else "") + str(item))
@@ -116,7 +195,8 @@ def _first_error(e: ValidationError, prefix: str, base: str = "") -> str:
         allowed = _fields_at(err["loc"][:-1])
         return f"{prefix}{field} is not a known field" + (f"; allowed fields: {', '.join(allowed)}" if allowed else "")
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        return f"{prefix}{field}: kind must be one of: tcp_throughput (got {err.get('input', {}).get('kind')!r})"
+        kinds = ", ".join(TEST_KINDS)
+        return f"{prefix}{field}: kind must be one of: {kinds} (got {err.get('input', {}).get('kind')!r})"
     msg = err["msg"]
     if msg.startswith("Value error, "):  # our own validators already name the field and the value
         msg = msg.removeprefix("Value error, ")
@@ -130,16 +210,16 @@ def _fields_at(loc: tuple) -> list[str]:
     """The allowed field names of the model at `loc` in a Scenario (for 'unknown field' errors)."""
     model: type[BaseModel] | None = Scenario
     for item in loc:
-        if model is None:
-            return []
         if isinstance(item, int):
             continue
-        if item == "tcp_throughput":
-            model = TcpThroughput
+        if item in TEST_KINDS:
+            model = TEST_KINDS[item]
             continue
         if item == "tests":
-            model = TcpThroughput
+            model = None  # the test's kind (next in the path) decides
             continue
+        if model is None:
+            return []
         return []
     return list(model.model_fields) if model else []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -114,4 +115,46 @@ def print_path_matrix(df: pd.DataFrame, console: Console, strategy_order: list[s
                 text += f"\n{r['reason']}"
             cells.append(text)
         table.add_row(strategy, *cells)
+    console.print(table)
+
+
+def latency_percentiles(latency: pd.DataFrame) -> pd.DataFrame:
+    """Percentiles per strategy x sidecar x test x direction from *all* samples of all repetitions merged."""
+    rows = []
+    for key, g in latency.groupby(["strategy", "sidecar", "test", "direction"], sort=False):
+        values = g["rtt_us"].to_numpy()
+        p = np.percentile(values, [50, 90, 99, 99.9])
+        rows.append(dict(zip(["strategy", "sidecar", "test", "direction"], key, strict=True),
+                         p50=p[0], p90=p[1], p99=p[2], p999=p[3], max=values.max(), samples=len(values)))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def print_latency_summary(df: pd.DataFrame, latency: pd.DataFrame | None, console: Console, order=None) -> None:
+    if latency is not None and not latency.empty:
+        table = Table(title="Latency, microseconds, all repetitions merged (open loop: from the scheduled send)")
+        for col in ("strategy", "sidecar", "test", "direction", "p50", "p90", "p99", "p99.9", "max", "samples"):
+            table.add_column(col, justify="right" if col[0] in "pms" and col not in ("strategy", "sidecar") else "left")
+        rank = {name: i for i, name in enumerate(order or [])}
+        lat = latency_percentiles(latency)
+        lat = lat.assign(_r=lat["strategy"].map(lambda s: rank.get(s, len(rank)))).sort_values(
+            ["_r", "sidecar", "test"]
+        )
+        for r in lat.itertuples():
+            table.add_row(r.strategy, r.sidecar, r.test, r.direction, f"{r.p50:.0f}", f"{r.p90:.0f}", f"{r.p99:.0f}",
+                          f"{r.p999:.0f}", f"{r.max:.0f}", str(r.samples))  # fmt: skip
+        console.print(table)
+    headline = df[df["metric"].isin(["crr_rate", "rr_rate", "udp_goodput", "udp_loss", "cpu_per_gb", "cpu_per_10k_req",
+                                     "userspace_bytes_per_byte"])]  # fmt: skip
+    failed = df[(df["status"] != "ok") & (df["metric"] != "throughput") & (df["test"] != "harness")]
+    if headline.empty and failed.empty:
+        return
+    table = Table(title="Rates, UDP loss and CPU cost: median over repetitions (failed: reason)")
+    for col in ("strategy", "sidecar", "test", "direction", "metric", "median", "unit"):
+        table.add_column(col)
+    keys = ["strategy", "sidecar", "test", "direction", "metric", "unit"]
+    grouped = headline[headline["status"] == "ok"].groupby(keys, sort=False)["value"].median()
+    for (strategy, sidecar, test, direction, metric, unit), value in grouped.items():
+        table.add_row(strategy, sidecar, test, direction, metric, f"{value:.3g}", unit)
+    for r in failed.drop_duplicates(["strategy", "sidecar", "test", "direction"]).itertuples():
+        table.add_row(r.strategy, r.sidecar, r.test, r.direction, "[red]failed[/]", str(r.reason), "")
     console.print(table)

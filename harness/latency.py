@@ -1,0 +1,164 @@
+"""Request/response latency with sockperf ping-pong (closed or open loop) and connect-request-response with the
+project's CRR client (harness.crr), both keeping every sample so percentiles come from merged distributions."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.iperf import failure_reason
+from harness.listening import NotReady, wait_listening
+from harness.processes import ProcessTracker
+
+PERCENTILES = (50, 90, 99, 99.9)
+
+
+@dataclass
+class LatencySample:
+    status: str
+    reason: str = ""
+    rtt_us: np.ndarray = field(default_factory=lambda: np.empty(0))
+    requests: int = 0
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rate_per_s(self) -> float | None:
+        return self.requests / self.seconds if self.seconds else None
+
+
+def summarize(rtt_us: np.ndarray) -> dict[str, float]:
+    """p50..p99.9 and max of one set of samples (callers merge repetitions before calling)."""
+    if rtt_us.size == 0:
+        return {}
+    values = np.percentile(rtt_us, PERCENTILES)
+    out = {f"p{p:g}": float(v) for p, v in zip(PERCENTILES, values, strict=True)}
+    out["max"] = float(rtt_us.max())
+    return out
+
+
+def parse_full_log(text: str, *, rate_per_s: int | None) -> np.ndarray:
+    """sockperf --full-log rows `packet, txTime(sec), rxTime(sec), rtt(usec)`. Closed loop: the RTTs as measured.
+    Open loop: latency counts from each request's *scheduled* send time (first send + i / rate), so a stall
+    that delays later sends is charged to them instead of hidden (coordinated omission)."""
+    rows = []
+    started = False
+    for line in text.splitlines():
+        if line.startswith("packet,"):
+            started = True
+            continue
+        if started and line and line[0].isdigit():
+            parts = [p.strip() for p in line.split(",")]
+            rows.append((int(parts[0]), float(parts[1]), float(parts[2])))
+    if not rows:
+        return np.empty(0)
+    data = np.array(rows)
+    index, tx, rx = data[:, 0], data[:, 1], data[:, 2]
+    if rate_per_s is None:
+        return (rx - tx) * 1e6  # sockperf's --full-rtt times are the round trip already
+    # The schedule is a fixed grid of period 1/rate, anchored as early as the sends allow (no request is
+    # scheduled after it was actually sent), so latency >= the measured RTT and stalls are not forgiven.
+    grid = (index - index[0]) / rate_per_s
+    scheduled = (tx - grid).min() + grid
+    return (rx - scheduled) * 1e6
+
+
+def measure_rr(
+    tracker: ProcessTracker,
+    *,
+    server_ns: str,
+    client_ns: str,
+    target: str,
+    port: int,
+    protocol: str,
+    duration_s: float,
+    rate_per_s: int | None,
+    message_bytes: int,
+    label: str,
+) -> LatencySample:
+    proto = ["--tcp"] if protocol == "tcp" else []
+    server = tracker.start(["sockperf", "server", "-i", "0.0.0.0", "-p", str(port), *proto],
+                           name=f"{label}-sockperf-server", netns=server_ns)  # fmt: skip
+    try:
+        try:
+            wait_listening(server, port, proto=protocol)
+        except NotReady as e:
+            return LatencySample("failed", f"server not ready: {e}")
+        with tempfile.TemporaryDirectory() as tmp:
+            log = Path(tmp) / "full.csv"
+            mps = str(rate_per_s) if rate_per_s else "max"
+            argv = [
+                "sockperf", "ping-pong", "-i", target, "-p", str(port), *proto, "-t", f"{duration_s:g}",
+                f"--mps={mps}", "-m", str(message_bytes), "--full-rtt", "--full-log", str(log),
+            ]  # fmt: skip
+            budget = duration_s + 15
+            done = tracker.run(argv, name=f"{label}-sockperf-client", netns=client_ns, timeout=budget)
+            if done.timed_out:
+                return LatencySample("failed", f"timed out after {budget:g} s")
+            text = log.read_text() if log.exists() else ""
+        rtt = parse_full_log(text, rate_per_s=rate_per_s)
+        if done.returncode != 0 or rtt.size == 0:
+            message = (done.stderr + done.stdout).strip()
+            lost = "ReceivedMessages=0" in message or "no messages" in message.lower()
+            reason = "no replies" if lost else failure_reason(_sockperf_error(message))
+            return LatencySample("failed", reason)
+        return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=_valid_seconds(done.stdout, duration_s))
+    finally:
+        tracker.stop(server, grace=1.0)
+
+
+def _sockperf_error(output: str) -> str:
+    for line in output.splitlines():
+        if "ERROR" in line or "errno" in line.lower() or "refused" in line.lower():
+            return line
+    return output.splitlines()[-1] if output else "no output"
+
+
+def _valid_seconds(stdout: str, default: float) -> float:
+    """sockperf measures over its 'Valid Duration' (after warm-up); use it for rates."""
+    for line in stdout.splitlines():
+        if "[Valid Duration]" in line and "RunTime=" in line:
+            return float(line.split("RunTime=")[1].split()[0])
+    return default
+
+
+def measure_crr(
+    tracker: ProcessTracker,
+    *,
+    server_ns: str,
+    client_ns: str,
+    target: str,
+    port: int,
+    duration_s: float,
+    message_bytes: int,
+    label: str,
+) -> LatencySample:
+    server = tracker.start([sys.executable, "-m", "harness.crr", "server", "--port", str(port)],
+                           name=f"{label}-crr-server", netns=server_ns)  # fmt: skip
+    try:
+        try:
+            wait_listening(server, port)
+        except NotReady as e:
+            return LatencySample("failed", f"server not ready: {e}")
+        argv = [sys.executable, "-m", "harness.crr", "client", "--target", target, "--port", str(port),
+                "--duration", f"{duration_s:g}", "--bytes", str(message_bytes)]  # fmt: skip
+        budget = duration_s + 15
+        done = tracker.run(argv, name=f"{label}-crr-client", netns=client_ns, timeout=budget)
+        if done.timed_out:
+            return LatencySample("failed", f"timed out after {budget:g} s")
+        try:
+            result = json.loads(done.stdout)
+        except ValueError:
+            return LatencySample("failed", failure_reason(done.stderr or "no output"))
+        if result.get("error"):
+            return LatencySample("failed", failure_reason(result["error"]))
+        rtt = np.asarray(result["latency_us"], dtype=float)
+        return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=float(result["seconds"]),
+                             extra={"errors": result.get("errors", 0)})  # fmt: skip
+    finally:
+        tracker.stop(server, grace=1.0)
