@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SCENARIO ?= scenarios/smoke.yaml
-DEB_PACKAGES := iperf3 nftables iptables iproute2 util-linux procps socat slirp4netns passt python3-venv
+DEB_PACKAGES := iperf3 sockperf nftables iptables iproute2 util-linux procps socat slirp4netns passt python3-venv
 PYTEST_ARGS ?=
 
 .PHONY: deps deps-debian deps-python bench test lint clean-beds

@@ -31,14 +31,22 @@ TOOLS = {
     "iptables": ["iptables", "--version"],
     "ip": ["ip", "-V"],
     "slirp4netns": ["slirp4netns", "--version"],
-    "pasta": ["pasta", "--version"],
+    "pasta": ["dpkg-query", "-W", "-f=passt ${Version}", "passt"],  # Debian's pasta prints "unknown version"
     "socat": ["socat", "-V"],
+    "sockperf": ["sockperf", "--version"],
 }
 
 
 def tool_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
-    for tool, argv in TOOLS.items():
+    tools = dict(TOOLS)
+    try:
+        from harness.envoy import envoy_binary
+
+        tools["envoy"] = [str(envoy_binary()), "--version"]
+    except RuntimeError:
+        versions["envoy"] = None
+    for tool, argv in tools.items():
         if shutil.which(argv[0]) is None:
             versions[tool] = None
             continue
