@@ -8,7 +8,7 @@ SCENARIO ?= scenarios/smoke.yaml
 DEB_PACKAGES := iperf3 sockperf nftables iptables iproute2 util-linux procps socat slirp4netns passt python3-venv
 PYTEST_ARGS ?=
 
-.PHONY: deps deps-debian deps-python bench test lint clean-beds
+.PHONY: deps deps-debian deps-python bench test lint clean-beds report gate gate-baseline
 
 deps: deps-debian deps-python
 
@@ -41,3 +41,22 @@ lint: deps-python
 
 clean-beds: deps-python
 	$(BIN)/vmnetbench clean
+
+# The latest run's report: report.md, report.html and figures/ inside results/<run id>/.
+report: deps-python
+	$(BIN)/vmnetbench report
+
+GATE_ARGS := benchmarks/test_fixed_work.py -p no:cacheprovider --benchmark-storage=file://benchmarks/baseline
+# pytest-benchmark against the stored baseline of this kind of machine; the first run on a new kind of
+# machine stores one instead (commit it with `make gate-baseline`).
+gate: deps
+	@if ls benchmarks/baseline/*/0001_*.json >/dev/null 2>&1; then \
+	  $(BIN)/python -m pytest $(GATE_ARGS) --benchmark-compare=0001 --benchmark-compare-fail=median:25%; \
+	else \
+	  echo "no stored baseline yet: storing one"; \
+	  $(BIN)/python -m pytest $(GATE_ARGS) --benchmark-save=baseline; \
+	fi
+
+gate-baseline: deps
+	rm -rf benchmarks/baseline
+	$(BIN)/python -m pytest $(GATE_ARGS) --benchmark-save=baseline

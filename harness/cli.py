@@ -49,6 +49,66 @@ def run(
 
 
 @app.command()
+def report(
+    run_dir: Annotated[Path | None, typer.Argument(help="results/<run id>; the latest run if omitted.")] = None,
+    results: Annotated[Path, typer.Option(help="Folder holding the runs.")] = DEFAULT_RESULTS,
+) -> None:
+    """Write report.md, a self-contained report.html and PNG figures into the run folder."""
+    from harness.report import write_report
+
+    run_dir = run_dir or latest_run(results)
+    if not (run_dir / "samples.parquet").exists():
+        fail(f"{run_dir} is not a run folder: it has no samples.parquet.")
+    md, page = write_report(run_dir)
+    console.print(f"wrote {md}\nwrote {page}\nfigures in {run_dir / 'figures'}")
+
+
+@app.command()
+def compare(
+    base: Annotated[Path, typer.Argument(help="The baseline run folder.")],
+    new: Annotated[Path, typer.Argument(help="The run folder to judge.")],
+    gates: Annotated[Path | None, typer.Option(help="Gate thresholds (default benchmarks/gates.yaml).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Where to write the verdicts as JSON.")] = None,
+) -> None:
+    """Judge NEW against BASE metric by metric; exit 1 if any metric regressed beyond its gate."""
+    from rich.table import Table
+
+    from harness.atomic import write_json
+    from harness.compare import DEFAULT_GATES, compare_runs
+
+    for run_dir in (base, new):
+        if not (run_dir / "samples.parquet").exists():
+            fail(f"{run_dir} is not a run folder: it has no samples.parquet.")
+    verdicts = compare_runs(base, new, gates or DEFAULT_GATES)
+    if verdicts.empty:
+        fail(f"{base} and {new} share no metric to compare.")
+    table = Table(title=f"compare {base.name} -> {new.name}")
+    for col in ("strategy", "sidecar", "test", "direction", "metric", "base", "new", "ratio", "p", "verdict"):
+        table.add_column(col)
+    style = {"regressed": "red", "improved": "green"}
+    for r in verdicts.itertuples():
+        p = "-" if r.p_value is None or r.p_value != r.p_value else f"{r.p_value:.3f}"
+        v = f"[{style[r.verdict]}]{r.verdict}[/]" if r.verdict in style else r.verdict
+        table.add_row(r.strategy, r.sidecar, r.test, r.direction, r.metric, f"{r.median_base:.4g}",
+                      f"{r.median_new:.4g}", f"{r.ratio:.3f}", p, v)  # fmt: skip
+    console.print(table)
+    out = output or new / f"compare-{base.name}.json"
+    write_json(out, verdicts.to_dict(orient="records"))
+    regressed = verdicts[verdicts["verdict"] == "regressed"]
+    console.print(f"{len(regressed)} regressed, {int((verdicts.verdict == 'improved').sum())} improved, "
+                  f"{len(verdicts)} compared; verdicts in {out}")  # fmt: skip
+    if len(regressed):
+        raise typer.Exit(1)
+
+
+def latest_run(results: Path) -> Path:
+    runs = [p for p in results.glob("*") if (p / "samples.parquet").exists()]
+    if not runs:
+        fail(f"no run with samples in {results}; run `make bench` first.")
+    return max(runs, key=lambda p: (p / "samples.parquet").stat().st_mtime)
+
+
+@app.command()
 def clean(
     run_id: Annotated[str | None, typer.Argument(help="Only this run (even if its harness still runs).")] = None,
 ) -> None:

@@ -21,7 +21,7 @@ import sys
 import time
 
 
-def serve(port: int) -> None:
+def serve(port: int, keepalive: bool = False) -> None:
     sel = selectors.DefaultSelector()
     lsock = socket.socket()
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -47,6 +47,8 @@ def serve(port: int) -> None:
             if data:
                 with contextlib.suppress(OSError):
                     sock.send(data)
+                if keepalive:
+                    continue
             sel.unregister(sock)
             sock.close()
 
@@ -84,19 +86,42 @@ def client(target: str, port: int, duration: float, size: int) -> dict:
     return {"latency_us": latencies, "seconds": seconds, "errors": errors, "first_error": first_error}
 
 
+def keepalive_round_trips(target: str, port: int, count: int, size: int) -> dict:
+    """`count` request/response exchanges on ONE connection (fixed work for pytest-benchmark); the server
+    closes after each reply, so this client talks to `serve --keepalive`."""
+    payload = b"x" * size
+    start = time.perf_counter()
+    with socket.create_connection((target, port), timeout=5) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(count):
+            s.sendall(payload)
+            got = 0
+            while got < size:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return {"error": "connection closed before the full reply"}
+                got += len(chunk)
+    return {"round_trips": count, "seconds": time.perf_counter() - start}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.crr")
     sub = parser.add_subparsers(dest="role", required=True)
     s = sub.add_parser("server")
     s.add_argument("--port", type=int, required=True)
+    s.add_argument("--keepalive", action="store_true", help="answer many requests per connection")
     c = sub.add_parser("client")
     c.add_argument("--target", required=True)
     c.add_argument("--port", type=int, required=True)
     c.add_argument("--duration", type=float, default=2.0)
     c.add_argument("--bytes", type=int, default=64)
+    c.add_argument("--count", type=int, help="instead of CRR: this many round trips on one connection")
     args = parser.parse_args(argv)
     if args.role == "server":
-        serve(args.port)
+        serve(args.port, args.keepalive)
+        return 0
+    if args.count:
+        json.dump(keepalive_round_trips(args.target, args.port, args.count, args.bytes), sys.stdout)
         return 0
     json.dump(client(args.target, args.port, args.duration, args.bytes), sys.stdout)
     return 0

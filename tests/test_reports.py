@@ -1,0 +1,112 @@
+"""Reports, the notebook and the regression gate, on a committed fixture (a real small run) and on runs with
+planted changes. No network namespaces needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+from harness.compare import compare_runs
+from harness.report import write_report
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = REPO / "tests" / "fixtures" / "run-small"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def run_copy(tmp_path):
+    dst = tmp_path / FIXTURE.name
+    shutil.copytree(FIXTURE, dst)
+    return dst
+
+
+def test_report_builds_every_figure_as_valid_png(run_copy):
+    md, page = write_report(run_copy)
+    text = md.read_text()
+    figures = sorted((run_copy / "figures").glob("*.png"))
+    names = {f.name for f in figures}
+    assert {"throughput.png", "latency_percentiles.png", "latency_cdf.png", "crr_rate.png", "udp_goodput.png",
+            "cpu_per_gb.png", "setup_time.png"} <= names  # fmt: skip
+    for f in figures:
+        assert f.read_bytes()[:8] == PNG_MAGIC and f.stat().st_size > 5000
+        assert f"figures/{f.name}" in text
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") == len(figures)  # self-contained
+    assert "Sidecar traversal" in text and "through-sidecar" in text
+
+
+def test_notebook_executes_against_the_fixture():
+    nb = nbformat.read(REPO / "notebooks" / "report.ipynb", as_version=4)
+    env_before = os.environ.get("VMNB_RUN")
+    os.environ["VMNB_RUN"] = str(FIXTURE)
+    try:
+        resources = {"metadata": {"path": str(REPO / "notebooks")}}
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources=resources).execute()
+    finally:
+        if env_before is None:
+            os.environ.pop("VMNB_RUN", None)
+        else:
+            os.environ["VMNB_RUN"] = env_before
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+
+
+def synthetic_run(path: Path, values: dict[str, np.ndarray]) -> Path:
+    """A run folder whose throughput samples are the given values per strategy (one row per repetition)."""
+    rows = []
+    for strategy, vals in values.items():
+        for rep, v in enumerate(vals, start=1):
+            rows.append({"run_id": path.name, "strategy": strategy, "sidecar": "none", "test": "tcp_throughput",
+                         "direction": "ingress", "repetition": rep, "metric": "throughput", "value": float(v),
+                         "unit": "Gbit/s", "status": "ok"})  # fmt: skip
+    path.mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(path / "samples.parquet", index=False)
+    (path / "run.json").write_text(json.dumps({"run_id": path.name}))
+    return path
+
+
+def test_compare_flags_a_planted_30_percent_regression_and_not_noise(tmp_path):
+    rng = np.random.default_rng(7)
+    direct = 15 + rng.normal(0, 0.5, 8)
+    proxy = 10 + rng.normal(0, 0.4, 8)
+    base = synthetic_run(tmp_path / "base", {"direct": direct, "nat-proxy": proxy})
+    same = synthetic_run(tmp_path / "same", {"direct": direct, "nat-proxy": proxy})
+    noisy = synthetic_run(tmp_path / "noisy", {"direct": direct + rng.normal(0, 0.3, 8),
+                                                "nat-proxy": proxy + rng.normal(0, 0.3, 8)})  # fmt: skip
+    worse = synthetic_run(tmp_path / "worse", {"direct": direct, "nat-proxy": proxy * 0.7})
+    for other in (same, noisy):
+        assert (compare_runs(base, other)["verdict"] != "regressed").all()
+    verdicts = compare_runs(base, worse).set_index(["strategy", "metric"])["verdict"]
+    assert verdicts[("nat-proxy", "throughput")] == "regressed"
+    assert verdicts[("nat-proxy", "throughput/direct")] == "regressed"  # the within-run ratio sees it too
+    assert verdicts[("direct", "throughput")] == "unchanged"
+    # The CLI exits non-zero on a regression and zero otherwise, and writes its verdicts as JSON.
+    cli = [sys.executable, "-m", "harness.cli", "compare"]
+    bad = subprocess.run([*cli, str(base), str(worse)], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 1 and "regressed" in bad.stdout
+    good = subprocess.run([*cli, str(base), str(same)], capture_output=True, text=True, cwd=REPO)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert json.loads((same / "compare-base.json").read_text())
+
+
+def test_ratio_gate_survives_a_machine_twice_as_fast(tmp_path):
+    """Absolute numbers double on a faster machine; the proxy's share of `direct` is what regressed."""
+    rng = np.random.default_rng(3)
+    direct = 15 + rng.normal(0, 0.5, 8)
+    base = synthetic_run(tmp_path / "base", {"direct": direct, "nat-proxy": direct * 0.8})
+    faster = synthetic_run(tmp_path / "faster", {"direct": direct * 2, "nat-proxy": direct * 2 * 0.55})
+    verdicts = compare_runs(base, faster).set_index(["strategy", "metric"])["verdict"]
+    assert verdicts[("nat-proxy", "throughput")] == "improved"
+    assert verdicts[("nat-proxy", "throughput/direct")] == "regressed"
