@@ -97,7 +97,7 @@ def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None =
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     if len(sidecars) > 1:
-        axes[0][-1].legend(title="sidecar (red x: failed)", fontsize=8)
+        axes[0][-1].legend(title="sidecar (red x: failed)", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -144,7 +144,7 @@ def plot_latency_cdf(run: Run):
         ax.set_title(test, fontsize=10)
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("fraction of requests")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Latency CDF (ingress)")
     fig.tight_layout()
     return fig
