@@ -96,7 +96,7 @@ def measure_rr(
                 "sockperf", "ping-pong", "-i", target, "-p", str(port), *proto, "-t", f"{duration_s:g}",
                 f"--mps={mps}", "-m", str(message_bytes), "--full-rtt", "--full-log", str(log),
             ]  # fmt: skip
-            budget = duration_s + 15
+            budget = duration_s + 8  # sockperf's warm-up and start-up take ~1 s
             done = tracker.run(argv, name=f"{label}-sockperf-client", netns=client_ns, timeout=budget)
             if done.timed_out:
                 return LatencySample("failed", f"timed out after {budget:g} s")
@@ -158,6 +158,8 @@ def measure_crr(
         if result.get("error"):
             return LatencySample("failed", failure_reason(result["error"]))
         rtt = np.asarray(result["latency_us"], dtype=float)
+        if rtt.size == 0:
+            return LatencySample("failed", failure_reason(result.get("first_error") or "no request completed"))
         return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=float(result["seconds"]),
                              extra={"errors": result.get("errors", 0)})  # fmt: skip
     finally:

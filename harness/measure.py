@@ -145,7 +145,7 @@ def _dispatch(test, direction: str, cell: Cell, label: str, raw_name: str) -> Ou
 
 
 def _latency_outcome(s, prefix: str, message_bytes: int) -> Outcome:
-    if s.status != "ok":
+    if s.status != "ok" or s.rtt_us.size == 0:
         return Outcome(s.status, s.reason, [{"metric": f"{prefix}_p50", "unit": "us", "value": None}])
     p50, p99 = np.percentile(s.rtt_us, [50, 99])
     rows = [

@@ -3,6 +3,7 @@ drift hits all cells alike; a fresh test bed per cell and repetition, torn down 
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.measure import Cell, run_test
+from harness.measure import Cell, primary_metric, run_test
 from harness.names import new_run_id
 from harness.processes import ProcessTracker
 from harness.results import RunWriter, git_sha, host_facts, tool_versions
@@ -28,6 +29,7 @@ from strategies import strategy_class
 from strategies.base import Attachment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 
 class Interrupted(BaseException):
@@ -173,7 +175,13 @@ def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> No
         for test in scenario.tests:
             for direction in test.directions:
                 progress.update(task, description=f"{where} {test.label} {direction}")
-                for row in run_test(test, direction, cell_state):
+                try:
+                    rows = run_test(test, direction, cell_state)
+                except Exception as e:  # noqa: BLE001 - one broken measurement must not end an hour-long run
+                    log.exception("measurement failed")
+                    rows = [{**base, "test": test.label, "direction": direction, "metric": primary_metric(test),
+                             "status": "failed", "reason": f"harness error: {type(e).__name__}: {e}"}]  # fmt: skip
+                for row in rows:
                     writer.add(row)
                 progress.advance(task)
     finally:
