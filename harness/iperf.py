@@ -6,10 +6,11 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from harness.listening import NotReady, wait_listening
+from harness.endpoints import client_against_server
 from harness.processes import ProcessTracker
 
 CONNECT_TIMEOUT_S = 5
+IPERF_SERVER = ["iperf3", "-s", "-1"]  # one-off: a broken test never leaves a server stuck for the next
 
 
 @dataclass
@@ -82,27 +83,21 @@ def measure_tcp_throughput(
     label: str,
 ) -> ThroughputSample:
     """One iperf3 test: a one-off server in `server_ns`, a client in `client_ns` sending to target:port."""
-    server = tracker.start(["iperf3", "-s", "-1", "-p", str(port)], name=f"{label}-iperf3-server", netns=server_ns)
-    try:
-        try:
-            wait_listening(server, port)
-        except NotReady as e:
-            return ThroughputSample("failed", f"server not ready: {e}")
-        argv = [
-            "iperf3", "-c", target, "-p", str(port), "--json",
-            "-t", f"{duration_s:g}", "-O", f"{omit_s:g}", "-P", str(streams),
-            "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000),
-        ]  # fmt: skip
-        budget = duration_s + omit_s + CONNECT_TIMEOUT_S + 10
-        done = tracker.run(argv, name=f"{label}-iperf3-client", netns=client_ns, timeout=budget)
-        if done.timed_out:
-            return ThroughputSample("failed", f"timed out after {budget:g} s")
-        sample = parse_client_json(done.stdout)
-        if sample.status == "failed" and not sample.raw and done.stderr.strip():
-            sample.reason = failure_reason(done.stderr)
-        return sample
-    finally:
-        tracker.stop(server, grace=1.0)
+    argv = [
+        "iperf3", "-c", target, "-p", str(port), "--json",
+        "-t", f"{duration_s:g}", "-O", f"{omit_s:g}", "-P", str(streams),
+        "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000),
+    ]  # fmt: skip
+    run = client_against_server(
+        tracker, server_argv=IPERF_SERVER + ["-p", str(port)], server_ns=server_ns, port=port, client_argv=argv,
+        client_ns=client_ns, budget_s=duration_s + omit_s + CONNECT_TIMEOUT_S + 10, label=f"{label}-iperf3",
+    )  # fmt: skip
+    if run.error:
+        return ThroughputSample("failed", run.error)
+    sample = parse_client_json(run.done.stdout)
+    if sample.status == "failed" and not sample.raw and run.done.stderr.strip():
+        sample.reason = failure_reason(run.done.stderr)
+    return sample
 
 
 @dataclass
@@ -128,41 +123,37 @@ def measure_udp_throughput(
     duration_s: float,
     label: str,
 ) -> UdpSample:
-    """iperf3 -u at an offered rate; delivered rate, loss and jitter as the receiving end reports them."""
-    server = tracker.start(["iperf3", "-s", "-1", "-p", str(port)], name=f"{label}-iperf3-server", netns=server_ns)
+    """iperf3 -u at an offered rate; delivered rate, loss and jitter as the receiving end reports them.
+    (The server is ready when its TCP control socket listens: iperf3 uses TCP for control even with -u.)"""
+    argv = [
+        "iperf3", "-c", target, "-p", str(port), "-u", "-b", f"{rate_mbit:g}M", "-l", str(datagram_bytes),
+        "-t", f"{duration_s:g}", "--json", "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000),
+    ]  # fmt: skip
+    run = client_against_server(
+        tracker, server_argv=IPERF_SERVER + ["-p", str(port)], server_ns=server_ns, port=port, client_argv=argv,
+        client_ns=client_ns, budget_s=duration_s + CONNECT_TIMEOUT_S + 10, label=f"{label}-iperf3-udp",
+    )  # fmt: skip
+    if run.error:
+        return UdpSample("failed", run.error)
     try:
-        try:
-            wait_listening(server, port)  # iperf3's control connection is TCP even for -u
-        except NotReady as e:
-            return UdpSample("failed", f"server not ready: {e}")
-        argv = [
-            "iperf3", "-c", target, "-p", str(port), "-u", "-b", f"{rate_mbit:g}M", "-l", str(datagram_bytes),
-            "-t", f"{duration_s:g}", "--json", "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000),
-        ]  # fmt: skip
-        budget = duration_s + CONNECT_TIMEOUT_S + 10
-        done = tracker.run(argv, name=f"{label}-iperf3-udp-client", netns=client_ns, timeout=budget)
-        if done.timed_out:
-            return UdpSample("failed", f"timed out after {budget:g} s")
-        try:
-            data = json.loads(done.stdout)
-        except ValueError:
-            return UdpSample("failed", failure_reason(done.stderr or "iperf3 printed no JSON"))
-        if data.get("error"):
-            return UdpSample("failed", failure_reason(data["error"]), raw=data)
-        end = data.get("end", {})
-        received = end.get("sum_received") or end.get("sum") or {}
-        summary = end.get("sum") or {}
-        bps = received.get("bits_per_second")
-        lost = summary.get("lost_percent")
-        if not bps or lost is None or lost >= 100:
-            return UdpSample("failed", "no datagrams delivered", lost_percent=lost, raw=data)
-        return UdpSample(
-            "ok",
-            bits_per_second=float(bps) * (1 - lost / 100) if "sum_received" not in end else float(bps),
-            lost_percent=float(lost),
-            jitter_ms=summary.get("jitter_ms"),
-            bytes=int(received.get("bytes", 0)),
-            raw=data,
-        )
-    finally:
-        tracker.stop(server, grace=1.0)
+        data = json.loads(run.done.stdout)
+    except ValueError:
+        return UdpSample("failed", failure_reason(run.done.stderr or "iperf3 printed no JSON"))
+    if data.get("error"):
+        return UdpSample("failed", failure_reason(data["error"]), raw=data)
+    end = data.get("end", {})
+    received = end.get("sum_received") or end.get("sum") or {}
+    summary = end.get("sum") or {}
+    bps = received.get("bits_per_second")
+    lost = summary.get("lost_percent")
+    if not bps or lost is None or lost >= 100:
+        return UdpSample("failed", "no datagrams delivered", lost_percent=lost, raw=data)
+    return UdpSample(
+        "ok",
+        # iperf3 3.12's client "sum" carries the sender's rate; the delivered share is 1 - loss.
+        bits_per_second=float(bps) * (1 - lost / 100) if "sum_received" not in end else float(bps),
+        lost_percent=float(lost),
+        jitter_ms=summary.get("jitter_ms"),
+        bytes=int(received.get("bytes", 0)),
+        raw=data,
+    )

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.endpoints import client_against_server
 from harness.iperf import failure_reason
-from harness.listening import NotReady, wait_listening
 from harness.processes import ProcessTracker
 
 PERCENTILES = (50, 90, 99, 99.9)
@@ -82,34 +82,29 @@ def measure_rr(
     label: str,
 ) -> LatencySample:
     proto = ["--tcp"] if protocol == "tcp" else []
-    server = tracker.start(["sockperf", "server", "-i", "0.0.0.0", "-p", str(port), *proto],
-                           name=f"{label}-sockperf-server", netns=server_ns)  # fmt: skip
-    try:
-        try:
-            wait_listening(server, port, proto=protocol)
-        except NotReady as e:
-            return LatencySample("failed", f"server not ready: {e}")
-        with tempfile.TemporaryDirectory() as tmp:
-            log = Path(tmp) / "full.csv"
-            mps = str(rate_per_s) if rate_per_s else "max"
-            argv = [
-                "sockperf", "ping-pong", "-i", target, "-p", str(port), *proto, "-t", f"{duration_s:g}",
-                f"--mps={mps}", "-m", str(message_bytes), "--full-rtt", "--full-log", str(log),
-            ]  # fmt: skip
-            budget = duration_s + 8  # sockperf's warm-up and start-up take ~1 s
-            done = tracker.run(argv, name=f"{label}-sockperf-client", netns=client_ns, timeout=budget)
-            if done.timed_out:
-                return LatencySample("failed", f"timed out after {budget:g} s")
-            text = log.read_text() if log.exists() else ""
-        rtt = parse_full_log(text, rate_per_s=rate_per_s)
-        if done.returncode != 0 or rtt.size == 0:
-            message = (done.stderr + done.stdout).strip()
-            lost = "ReceivedMessages=0" in message or "no messages" in message.lower()
-            reason = "no replies" if lost else failure_reason(_sockperf_error(message))
-            return LatencySample("failed", reason)
-        return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=_valid_seconds(done.stdout, duration_s))
-    finally:
-        tracker.stop(server, grace=1.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "full.csv"
+        mps = str(rate_per_s) if rate_per_s else "max"
+        argv = [
+            "sockperf", "ping-pong", "-i", target, "-p", str(port), *proto, "-t", f"{duration_s:g}",
+            f"--mps={mps}", "-m", str(message_bytes), "--full-rtt", "--full-log", str(log),
+        ]  # fmt: skip
+        run = client_against_server(
+            tracker, server_argv=["sockperf", "server", "-i", "0.0.0.0", "-p", str(port), *proto],
+            server_ns=server_ns, port=port, proto=protocol, client_argv=argv, client_ns=client_ns,
+            budget_s=duration_s + 8, label=f"{label}-sockperf",  # sockperf's warm-up and start-up take ~1 s
+        )  # fmt: skip
+        if run.error:
+            return LatencySample("failed", run.error)
+        text = log.read_text() if log.exists() else ""
+    done = run.done
+    rtt = parse_full_log(text, rate_per_s=rate_per_s)
+    if done.returncode != 0 or rtt.size == 0:
+        message = (done.stderr + done.stdout).strip()
+        lost = "ReceivedMessages=0" in message or "no messages" in message.lower()
+        reason = "no replies" if lost else failure_reason(_sockperf_error(message))
+        return LatencySample("failed", reason)
+    return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=_valid_seconds(done.stdout, duration_s))
 
 
 def _sockperf_error(output: str) -> str:
@@ -138,29 +133,23 @@ def measure_crr(
     message_bytes: int,
     label: str,
 ) -> LatencySample:
-    server = tracker.start([sys.executable, "-m", "harness.crr", "server", "--port", str(port)],
-                           name=f"{label}-crr-server", netns=server_ns)  # fmt: skip
+    client = [sys.executable, "-m", "harness.crr", "client", "--target", target, "--port", str(port),
+              "--duration", f"{duration_s:g}", "--bytes", str(message_bytes)]  # fmt: skip
+    run = client_against_server(
+        tracker, server_argv=[sys.executable, "-m", "harness.crr", "server", "--port", str(port)],
+        server_ns=server_ns, port=port, client_argv=client, client_ns=client_ns, budget_s=duration_s + 15,
+        label=f"{label}-crr",
+    )  # fmt: skip
+    if run.error:
+        return LatencySample("failed", run.error)
     try:
-        try:
-            wait_listening(server, port)
-        except NotReady as e:
-            return LatencySample("failed", f"server not ready: {e}")
-        argv = [sys.executable, "-m", "harness.crr", "client", "--target", target, "--port", str(port),
-                "--duration", f"{duration_s:g}", "--bytes", str(message_bytes)]  # fmt: skip
-        budget = duration_s + 15
-        done = tracker.run(argv, name=f"{label}-crr-client", netns=client_ns, timeout=budget)
-        if done.timed_out:
-            return LatencySample("failed", f"timed out after {budget:g} s")
-        try:
-            result = json.loads(done.stdout)
-        except ValueError:
-            return LatencySample("failed", failure_reason(done.stderr or "no output"))
-        if result.get("error"):
-            return LatencySample("failed", failure_reason(result["error"]))
-        rtt = np.asarray(result["latency_us"], dtype=float)
-        if rtt.size == 0:
-            return LatencySample("failed", failure_reason(result.get("first_error") or "no request completed"))
-        return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=float(result["seconds"]),
-                             extra={"errors": result.get("errors", 0)})  # fmt: skip
-    finally:
-        tracker.stop(server, grace=1.0)
+        result = json.loads(run.done.stdout)
+    except ValueError:
+        return LatencySample("failed", failure_reason(run.done.stderr or "no output"))
+    if result.get("error"):
+        return LatencySample("failed", failure_reason(result["error"]))
+    rtt = np.asarray(result["latency_us"], dtype=float)
+    if rtt.size == 0:
+        return LatencySample("failed", failure_reason(result.get("first_error") or "no request completed"))
+    return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=float(result["seconds"]),
+                         extra={"errors": result.get("errors", 0)})  # fmt: skip

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.latency import measure_rr, parse_full_log
+from harness.latency import measure_crr, measure_rr, parse_full_log
 from harness.measure import Cell, run_test
 from harness.results import RunWriter
 from harness.scenario import ConnectRequestResponse, RequestResponse, TcpThroughput, UdpThroughput
@@ -102,3 +102,7 @@ def test_unreachable_rr_server_fails_fast(bed, run_env):
     assert measure_rr(tracker, target=bed.plan.pod_ip, label=f"{bed.run_id}-x", **common).status == "ok"
     s = measure_rr(tracker, target="198.18.2.99", label=f"{bed.run_id}-y", **common)
     assert s.status == "failed" and s.reason
+    # CRR whose every connect times out: a failed sample with the reason, never an empty "ok".
+    crr = measure_crr(tracker, server_ns=bed.pod.name, client_ns=bed.peer.name, target="198.18.2.99", port=11112,
+                      duration_s=1, message_bytes=64, label=f"{bed.run_id}-z")  # fmt: skip
+    assert crr.status == "failed" and crr.reason in ("connect timed out", "no route")
