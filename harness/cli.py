@@ -133,6 +133,31 @@ def clean(
 
 
 @app.command()
+def claims(
+    runtime: Annotated[str, typer.Option(help="Where pods live; only netns so far.")] = "netns",
+    guest: Annotated[str, typer.Option(help="What the VM is; only netns so far (QEMU: issue 5).")] = "netns",
+    strategy: Annotated[list[str] | None, typer.Option(help="Probe only these (repeatable); default all.")] = None,
+    repetitions: Annotated[int, typer.Option(min=2, help="Throughput repetitions for the performance claims.")] = 5,
+    results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
+) -> None:
+    """Probe every strategy and judge each claim of the seed post: claims.json and claims.md in the run folder."""
+    from harness.claims import load_claim_rows, print_claims, run_claims
+    from strategies import STRATEGIES
+
+    if runtime != "netns":
+        fail(f"runtime {runtime!r} is not available yet; allowed: netns.")
+    if guest != "netns":
+        fail(f"guest {guest!r} is not available yet; allowed: netns.")
+    for name in strategy or []:
+        if name not in STRATEGIES:
+            fail(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}.")
+    _require_root()
+    run_dir = run_claims(results, console, list(strategy) if strategy else None, repetitions)
+    print_claims(load_claim_rows(run_dir), console)
+    console.print(f"claims: {run_dir / 'claims.md'}")
+
+
+@app.command()
 def describe(name: Annotated[str, typer.Argument(help="Strategy name.")]) -> None:
     """Set a strategy up on a scratch bed and print what it creates: links, addresses, rules, processes."""
     from harness.describe import describe_strategy

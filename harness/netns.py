@@ -23,11 +23,24 @@ class CommandFailed(RuntimeError):
 class Namespace:
     """A named network namespace with a netlink handle; loopback is brought up on creation."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, existing: bool = False) -> None:
         self.name = name
-        netns.create(name)
+        if not existing:
+            netns.create(name)
         self.ipr = NetNS(name)
-        self.up("lo")
+        if not existing:
+            self.up("lo")
+        self.sysctls_set: dict[str, str] = {}  # what this harness changed, for `describe` and the claims probes
+
+    @classmethod
+    def open(cls, name: str) -> Namespace:
+        """A handle on a namespace someone else created (and will remove)."""
+        if name not in netns.listnetns():
+            raise LookupError(f"no network namespace {name!r}")
+        return cls(name, existing=True)
+
+    def close(self) -> None:
+        self.ipr.close()
 
     # -- links and addresses ---------------------------------------------------------------------------
     def index(self, ifname: str) -> int:
@@ -129,6 +142,7 @@ class Namespace:
                 f.write(str(value))
 
         self.call(write)
+        self.sysctls_set[key] = str(value)
 
     def run(self, argv: list[str], *, input: str | None = None, check: bool = True) -> str:
         """Run a short configuration command (nft, iptables-restore) in this namespace and return stdout."""

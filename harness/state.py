@@ -29,6 +29,7 @@ class ProcessRecord:
 class RunState:
     run_id: str
     owner_pid: int = field(default_factory=os.getpid)
+    suffix: str = ""  # a second state file for the same run (a helper process with its own resources)
     namespaces: list[str] = field(default_factory=list)
     processes: list[ProcessRecord] = field(default_factory=list)
 
@@ -37,7 +38,7 @@ class RunState:
 
     @property
     def path(self) -> Path:
-        return STATE_DIR / f"{self.run_id}.json"
+        return STATE_DIR / f"{self.run_id}{self.suffix}.json"
 
     def save(self) -> None:
         data = {

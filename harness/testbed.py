@@ -84,6 +84,17 @@ class TestBed:
         pod.add_route("default", gateway=p.pod_gateway)
         return self
 
+    @classmethod
+    def attach(cls, run_id: str, state: RunState, tracker: ProcessTracker, plan: AddressPlan | None = None) -> TestBed:
+        """Handles on the peer, node and pod of a bed another process built; close() undoes only what is added
+        through this object (a guest namespace, processes)."""
+        bed = cls(run_id, state, tracker, plan)
+        for role in ("peer", "node", "pod"):
+            ns = Namespace.open(resource_name(run_id, role))
+            bed.namespaces[role] = ns
+            bed.on_teardown(f"handle {ns.name}", ns.close)
+        return bed
+
     def link(self, role: str) -> str:
         return link_name(self.run_id, role)
 
