@@ -138,8 +138,11 @@ class Namespace:
         """Write /proc/sys/<key> as seen from inside this namespace."""
 
         def write() -> None:
-            with open(f"/proc/sys/{key.replace('.', '/')}", "w") as f:
-                f.write(str(value))
+            try:
+                with open(f"/proc/sys/{key.replace('.', '/')}", "w") as f:
+                    f.write(str(value))
+            except OSError as e:
+                raise type(e)(e.errno, f"{e.strerror}: setting sysctl {key}={value} in {self.name}") from None
 
         self.call(write)
         self.sysctls_set[key] = str(value)
