@@ -31,7 +31,7 @@ _REASONS = [
     (re.compile(r"no route to host", re.I), "no route"),
     (re.compile(r"network is unreachable", re.I), "network unreachable"),
     (re.compile(r"connection timed out|timed out", re.I), "connect timed out"),
-    (re.compile(r"connection reset", re.I), "connection reset"),
+    (re.compile(r"connection reset|forcibly closed by a peer", re.I), "connection reset"),
 ]
 
 
