@@ -51,7 +51,7 @@ GATE_ARGS := benchmarks/test_fixed_work.py -p no:cacheprovider --benchmark-stora
 # machine stores one instead (commit it with `make gate-baseline`).
 gate: deps
 	@if ls benchmarks/baseline/*/0001_*.json >/dev/null 2>&1; then \
-	  $(BIN)/python -m pytest $(GATE_ARGS) --benchmark-compare=0001 --benchmark-compare-fail=median:25%; \
+	  $(BIN)/python -m pytest $(GATE_ARGS) --benchmark-compare=0001 --benchmark-compare-fail=median:40%; \
 	else \
 	  echo "no stored baseline yet: storing one"; \
 	  $(BIN)/python -m pytest $(GATE_ARGS) --benchmark-save=baseline; \

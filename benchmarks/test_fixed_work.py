@@ -27,8 +27,8 @@ from harness.testbed import TestBed  # noqa: E402
 from strategies import STRATEGIES, strategy_class  # noqa: E402
 from strategies.base import Services  # noqa: E402
 
-TRANSFER_MIB = 256
-ROUND_TRIPS = 2000
+TRANSFER_MIB = 1024
+ROUND_TRIPS = 5000
 IPERF_PORT, RR_PORT = 5201, 11113
 
 
@@ -62,7 +62,10 @@ def transfer(tracker, bed, attachment) -> None:
                             "--json"], name=f"{bed.run_id}-cli", netns=bed.peer.name, timeout=120)  # fmt: skip
         result = json.loads(done.stdout)
         assert not result.get("error"), result.get("error")
-        assert result["end"]["sum_received"]["bytes"] >= TRANSFER_MIB * 2**20 * 0.99
+        # iperf3 -n stops the test when the sender has written N bytes; the receiver's tally can trail by the
+        # bytes still in flight at that instant (measured: up to ~3%).
+        assert result["end"]["sum_sent"]["bytes"] >= TRANSFER_MIB * 2**20
+        assert result["end"]["sum_received"]["bytes"] >= TRANSFER_MIB * 2**20 * 0.9
     finally:
         tracker.stop(server)
 
@@ -77,9 +80,9 @@ def round_trips(tracker, bed, attachment) -> None:
 
 def test_transfer(benchmark, path):
     benchmark.group = f"transfer {TRANSFER_MIB} MiB"
-    benchmark.pedantic(transfer, args=path, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(transfer, args=path, rounds=7, iterations=1, warmup_rounds=1)
 
 
 def test_round_trips(benchmark, path):
     benchmark.group = f"{ROUND_TRIPS} round trips"
-    benchmark.pedantic(round_trips, args=path, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(round_trips, args=path, rounds=7, iterations=1, warmup_rounds=1)
