@@ -32,6 +32,7 @@ _REASONS = [
     (re.compile(r"network is unreachable", re.I), "network unreachable"),
     (re.compile(r"connection timed out|timed out", re.I), "connect timed out"),
     (re.compile(r"connection reset|forcibly closed by a peer", re.I), "connection reset"),
+    (re.compile(r"closed unexpectedly|unable to receive|unable to read", re.I), "connection closed by the other side"),
 ]
 
 
