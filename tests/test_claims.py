@@ -105,3 +105,13 @@ def test_every_claim_of_the_seed_is_in_the_table():
     assert len(bullets) >= 15
     assert bullets <= texts, bullets - texts
 
+
+
+def test_connectivity_probe_sees_nat_proxy_tcp_only_ingress(run_env, writer):
+    from harness.probes import probe_connectivity
+
+    _, _, tracker = run_env
+    facts = probe_connectivity("nat-proxy", tracker, writer, sidecars=("none",))
+    assert facts["tcp_ingress_none"] == "works" and facts["tcp_egress_none"] == "works"
+    assert facts["udp_ingress_none"] == "failed" and facts["udp_ingress_none_reason"] == "no replies"
+    assert facts["udp_egress_none"] == "works"  # the research's MASQUERADE rule carries the VM's UDP out
