@@ -6,11 +6,12 @@ or lives inside one of its namespaces (links, addresses, routes, rules, sysctls)
 
 from __future__ import annotations
 
+import ipaddress
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from harness.netns import Namespace
 from harness.testbed import TestBed
@@ -20,6 +21,21 @@ class StrategyOptions(BaseModel):
     """Per-strategy knobs from the scenario's `strategy_options.<name>`; strategies subclass this."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class VmNetworkOptions(StrategyOptions):
+    """Options of strategies whose VM sits on its own network behind an in-pod bridge (gateway .1, VM .2)."""
+
+    vm_cidr: str = "198.19.0.0/24"
+    """The VM network (KubeVirt's masquerade default is 10.0.2.0/24; here the RFC 2544 range)."""
+
+    @field_validator("vm_cidr")
+    @classmethod
+    def _network(cls, v: str) -> str:
+        net = ipaddress.ip_network(v, strict=True)
+        if net.version != 4 or net.prefixlen > 30:
+            raise ValueError("must be an IPv4 network of /30 or larger, e.g. 198.19.0.0/24")
+        return v
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from __future__ import annotations
 from harness.guest import routed_guest
 from harness.rules import apply_iptables
 from harness.testbed import TestBed
-from strategies.base import Attachment, Requirements, SeedClaims, Strategy, StrategyOptions
+from strategies.base import Attachment, Requirements, SeedClaims, Strategy, VmNetworkOptions
 
 BRIDGE = "virbr0"
 
 
-class IptablesOnlyOptions(StrategyOptions):
-    vm_cidr: str = "198.19.0.0/24"
+class IptablesOnlyOptions(VmNetworkOptions):
+    pass
 
 
 class IptablesOnly(Strategy):

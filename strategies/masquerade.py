@@ -10,14 +10,10 @@ plan), with `vm_cidr` to choose another. The VM's address is static instead of v
 
 from __future__ import annotations
 
-import ipaddress
-
-from pydantic import field_validator
-
 from harness.guest import routed_guest
 from harness.rules import apply_nft
 from harness.testbed import TestBed
-from strategies.base import Attachment, Requirements, SeedClaims, Strategy, StrategyOptions
+from strategies.base import Attachment, Requirements, SeedClaims, Strategy, VmNetworkOptions
 
 BRIDGE = "k6t-eth0"
 POD_IFACE = "eth0"
@@ -26,22 +22,12 @@ ISTIO_NON_PROXIED_PORTS = (22,)
 ISTIO_LOOPBACK = "127.0.0.6"
 
 
-class MasqueradeOptions(StrategyOptions):
-    vm_cidr: str = "198.19.0.0/24"
-    """The VM network behind k6t-eth0 (KubeVirt's default is 10.0.2.0/24)."""
+class MasqueradeOptions(VmNetworkOptions):
     istio: bool | None = None
     """KubeVirt's Istio variant (reserved Envoy ports skipped, 127.0.0.6 SNATed, pod IP DNATed); None: on
     exactly when an Istio sidecar is injected, as KubeVirt decides from the VMI's sidecar.istio.io/inject."""
     declare_ports: bool = False
     """Forward only the declared service ports (a VMI with `ports:`) instead of everything."""
-
-    @field_validator("vm_cidr")
-    @classmethod
-    def _network(cls, v: str) -> str:
-        net = ipaddress.ip_network(v, strict=True)
-        if net.version != 4 or net.prefixlen > 30:
-            raise ValueError("must be an IPv4 network of /30 or larger, e.g. 198.19.0.0/24")
-        return v
 
 
 class Masquerade(Strategy):

@@ -15,14 +15,14 @@ from harness.guest import routed_guest
 from harness.proxy_process import start_proxy
 from harness.rules import apply_iptables
 from harness.testbed import TestBed
-from strategies.base import Attachment, Requirements, SeedClaims, Strategy, StrategyOptions
+from strategies.base import Attachment, Requirements, SeedClaims, Strategy, VmNetworkOptions
 
 BRIDGE = "virbr0"
 REDIRECT_PORT = 8080  # the research's proxy port
 
 
-class NatProxyOptions(StrategyOptions):
-    vm_cidr: str = "198.19.0.0/24"
+class NatProxyOptions(VmNetworkOptions):
+    pass
 
 
 class NatProxy(Strategy):

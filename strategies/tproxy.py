@@ -23,7 +23,7 @@ from harness.guest import routed_guest
 from harness.proxy_process import start_proxy
 from harness.rules import apply_iptables
 from harness.testbed import TestBed
-from strategies.base import Attachment, Requirements, SeedClaims, Strategy, StrategyOptions
+from strategies.base import Attachment, Requirements, SeedClaims, Strategy, VmNetworkOptions
 
 BRIDGE = "virbr0"
 BR_NETFILTER_SYSCTL = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
@@ -32,8 +32,8 @@ MARK = 8
 ROUTE_TABLE = 100
 
 
-class TproxyOptions(StrategyOptions):
-    vm_cidr: str = "198.19.0.0/24"
+class TproxyOptions(VmNetworkOptions):
+    pass
 
 
 class Tproxy(Strategy):
