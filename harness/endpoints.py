@@ -3,16 +3,47 @@ client in another with a hard time budget, and the server ended by PID whatever 
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
 from harness.listening import NotReady, wait_listening
 from harness.processes import Finished, ProcessTracker
+
+_REASONS = [
+    (re.compile(r"connection refused", re.I), "connection refused"),
+    (re.compile(r"no route to host", re.I), "no route"),
+    (re.compile(r"network is unreachable", re.I), "network unreachable"),
+    (re.compile(r"connection timed out|timed out", re.I), "connect timed out"),
+    (re.compile(r"connection reset|forcibly closed by a peer", re.I), "connection reset"),
+    (re.compile(r"closed unexpectedly|unable to receive|unable to read", re.I), "connection closed by the other side"),
+]
+
+
+def failure_reason(message: str) -> str:
+    """iperf3's error text shortened to one plain phrase; unknown texts are kept (first line)."""
+    for pattern, reason in _REASONS:
+        if pattern.search(message):
+            return reason
+    first = message.strip().splitlines()[0] if message.strip() else "no output"
+    return first[:160]
 
 
 @dataclass
 class ClientRun:
     done: Finished | None
     error: str  # empty when the client ran to completion within its budget
+
+    def json_result(self) -> tuple[dict | None, str]:
+        """The client's JSON output and, if the tool reported one (an `error` field) or printed no JSON, the
+        failure as one plain phrase."""
+        try:
+            data = json.loads(self.done.stdout)
+        except ValueError:
+            return None, failure_reason(self.done.stderr or "the client printed no JSON")
+        if data.get("error"):
+            return data, failure_reason(data["error"])
+        return data, ""
 
 
 def client_against_server(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 
-from harness.endpoints import client_against_server
+from harness.endpoints import client_against_server, failure_reason
 from harness.processes import ProcessTracker
 
 CONNECT_TIMEOUT_S = 5
@@ -24,25 +23,6 @@ class ThroughputSample:
     cpu_client_pct: float | None = None  # iperf3's host_total on the client
     cpu_server_pct: float | None = None  # iperf3's remote_total (the server)
     raw: dict = field(default_factory=dict)
-
-
-_REASONS = [
-    (re.compile(r"connection refused", re.I), "connection refused"),
-    (re.compile(r"no route to host", re.I), "no route"),
-    (re.compile(r"network is unreachable", re.I), "network unreachable"),
-    (re.compile(r"connection timed out|timed out", re.I), "connect timed out"),
-    (re.compile(r"connection reset|forcibly closed by a peer", re.I), "connection reset"),
-    (re.compile(r"closed unexpectedly|unable to receive|unable to read", re.I), "connection closed by the other side"),
-]
-
-
-def failure_reason(message: str) -> str:
-    """iperf3's error text shortened to one plain phrase; unknown texts are kept (first line)."""
-    for pattern, reason in _REASONS:
-        if pattern.search(message):
-            return reason
-    first = message.strip().splitlines()[0] if message.strip() else "no output"
-    return first[:160]
 
 
 def parse_client_json(text: str) -> ThroughputSample:
@@ -136,12 +116,9 @@ def measure_udp_throughput(
     )  # fmt: skip
     if run.error:
         return UdpSample("failed", run.error)
-    try:
-        data = json.loads(run.done.stdout)
-    except ValueError:
-        return UdpSample("failed", failure_reason(run.done.stderr or "iperf3 printed no JSON"))
-    if data.get("error"):
-        return UdpSample("failed", failure_reason(data["error"]), raw=data)
+    data, error = run.json_result()
+    if error:
+        return UdpSample("failed", error, raw=data or {})
     end = data.get("end", {})
     received = end.get("sum_received") or end.get("sum") or {}
     summary = end.get("sum") or {}

@@ -3,7 +3,6 @@ project's CRR client (harness.crr), both keeping every sample so percentiles com
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -11,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.endpoints import client_against_server
-from harness.iperf import failure_reason
+from harness.endpoints import client_against_server, failure_reason
 from harness.processes import ProcessTracker
 
 PERCENTILES = (50, 90, 99, 99.9)
@@ -142,12 +140,9 @@ def measure_crr(
     )  # fmt: skip
     if run.error:
         return LatencySample("failed", run.error)
-    try:
-        result = json.loads(run.done.stdout)
-    except ValueError:
-        return LatencySample("failed", failure_reason(run.done.stderr or "no output"))
-    if result.get("error"):
-        return LatencySample("failed", failure_reason(result["error"]))
+    result, error = run.json_result()
+    if error:
+        return LatencySample("failed", error)
     rtt = np.asarray(result["latency_us"], dtype=float)
     if rtt.size == 0:
         return LatencySample("failed", failure_reason(result.get("first_error") or "no request completed"))

@@ -103,25 +103,34 @@ def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None =
     return fig
 
 
+def _latency_panels(tests: list[str]):
+    fig, axes = plt.subplots(1, len(tests), figsize=(4.2 * len(tests), 4.4), squeeze=False)
+    return fig, axes[0]
+
+
+def _ingress_or_any(frame: pd.DataFrame, test: str) -> pd.DataFrame:
+    """The test's ingress rows, or all its rows if it ran egress only."""
+    sub = frame[(frame.test == test) & (frame.direction == "ingress")]
+    return sub if not sub.empty else frame[frame.test == test]
+
+
 def plot_latency_percentiles(run: Run):
     if run.latency is None or run.latency.empty:
         return None
     lat = latency_percentiles(run.latency)
     tests = list(dict.fromkeys(lat["test"]))
-    fig, axes = plt.subplots(1, len(tests), figsize=(4.2 * len(tests), 4.4), squeeze=False)
+    fig, axes = _latency_panels(tests)
     labels = ["p50", "p90", "p99", "p99.9", "max"]
-    for ax, test in zip(axes[0], tests, strict=True):
-        sub = lat[(lat.test == test) & (lat.direction == "ingress")]
-        if sub.empty:
-            sub = lat[lat.test == test]
+    for ax, test in zip(axes, tests, strict=True):
+        sub = _ingress_or_any(lat, test)
         for r in sub.itertuples():
             ax.plot(labels, [r.p50, r.p90, r.p99, r.p999, r.max], marker="o", label=f"{r.strategy}/{r.sidecar}")
         ax.set_yscale("log")
         ax.set_title(f"{test} ({sub['direction'].iat[0]})", fontsize=10)
         ax.set_xlabel("percentile")
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel("latency (us, log scale)")
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[0].set_ylabel("latency (us, log scale)")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Latency percentiles, all repetitions merged")
     fig.tight_layout()
     return fig
@@ -131,11 +140,9 @@ def plot_latency_cdf(run: Run):
     if run.latency is None or run.latency.empty:
         return None
     tests = list(dict.fromkeys(run.latency["test"]))
-    fig, axes = plt.subplots(1, len(tests), figsize=(4.2 * len(tests), 4.4), squeeze=False)
-    for ax, test in zip(axes[0], tests, strict=True):
-        sub = run.latency[(run.latency.test == test) & (run.latency.direction == "ingress")]
-        if sub.empty:
-            sub = run.latency[run.latency.test == test]
+    fig, axes = _latency_panels(tests)
+    for ax, test in zip(axes, tests, strict=True):
+        sub = _ingress_or_any(run.latency, test)
         for (strategy, sidecar), g in sub.groupby(["strategy", "sidecar"], sort=False):
             values = np.sort(g["rtt_us"].to_numpy())
             ax.plot(values, np.arange(1, len(values) + 1) / len(values), label=f"{strategy}/{sidecar}")
@@ -143,8 +150,8 @@ def plot_latency_cdf(run: Run):
         ax.set_xlabel("latency (us, log scale)")
         ax.set_title(test, fontsize=10)
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel("fraction of requests")
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes[0].set_ylabel("fraction of requests")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Latency CDF (ingress)")
     fig.tight_layout()
     return fig
