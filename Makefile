@@ -6,6 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SCENARIO ?= scenarios/smoke.yaml
 DEB_PACKAGES := iperf3 sockperf nftables iptables iproute2 util-linux procps socat slirp4netns passt python3-venv
+# The QEMU guest (issue 5): QEMU with SeaBIOS and iPXE ROMs, Debian's kernel for the guest, busybox-static and
+# cpio for its initramfs, gcc to build vmnb-crr. Without recommends (the kernel's would pull firmware and grub).
+VM_PACKAGES := qemu-system-x86 seabios ipxe-qemu linux-image-amd64 busybox-static cpio gcc libc6-dev
 PYTEST_ARGS ?=
 
 .PHONY: deps deps-debian deps-python bench test lint clean-beds report gate gate-baseline
@@ -14,11 +17,17 @@ deps: deps-debian deps-python
 
 # Installs only what is missing, so a second call costs one dpkg query.
 deps-debian:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages: $$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	@$(call install_missing,$(DEB_PACKAGES),)
+	@$(call install_missing,$(VM_PACKAGES),--no-install-recommends)
+
+# $(1): packages, $(2): extra apt-get options; installs only those not installed yet.
+define install_missing
+missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+  echo "installing Debian packages: $$missing"; \
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing >/dev/null; \
+fi
+endef
 
 deps-python: $(BIN)/.installed
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -180,7 +181,7 @@ def strategies() -> None:
 
 @app.command()
 def doctor() -> None:
-    """What this host can run: tools present and their versions."""
+    """What this host can run: tools and their versions, the QEMU guest (kernel, KVM probe), capabilities."""
     from harness.results import host_facts, tool_versions
 
     for key, value in host_facts().items():
@@ -189,6 +190,41 @@ def doctor() -> None:
         mark = "[green]ok[/]" if version else "[red]missing[/]"
         console.print(f"{tool:<16} {mark} {version or ''}")
     console.print(f"{'nsenter':<16} {'[green]ok[/]' if shutil.which('nsenter') else '[red]missing[/]'}")
+    for name, line in guest_facts():
+        console.print(f"{name:<16} {line}")
+    console.print(f"{'capabilities':<16} {', '.join(effective_capabilities()) or 'none'}")
+
+
+def guest_facts() -> list[tuple[str, str]]:
+    """What the QEMU guest can use here: kernel, image, KVM (by the probe, not by /dev/kvm), vhost-net."""
+    from harness.guest_image import GuestImageError, build_image
+    from harness.qemu import probe_kvm
+
+    try:
+        image = build_image()
+    except (GuestImageError, OSError, subprocess.CalledProcessError) as e:
+        return [("guest image", f"[red]cannot build[/] {e}")]
+    usable, reason = probe_kvm(image)
+    kvm = f"[green]usable[/] ({reason})" if usable else f"[yellow]not usable[/]: {reason}; QEMU guests use TCG"
+    vhost = "[green]present[/]" if os.path.exists("/dev/vhost-net") else "[yellow]absent[/] (tap without vhost)"
+    return [
+        ("guest kernel", f"{image.kernel_version} ({image.kernel})"),
+        ("guest image", f"{image.digest} ({image.initrd})"),
+        ("kvm", kvm),
+        ("vhost-net", vhost),
+    ]
+
+
+CAPABILITY_BITS = {"CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21, "CAP_NET_BIND_SERVICE": 10}
+
+
+def effective_capabilities() -> list[str]:
+    """The capabilities the strategies' requirements name, as this process holds them (CapEff)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            mask = int(line.split()[1], 16)
+            return [name for name, bit in CAPABILITY_BITS.items() if mask >> bit & 1]
+    return []
 
 
 def fail(message: str) -> NoReturn:

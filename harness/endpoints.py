@@ -7,7 +7,8 @@ import json
 import re
 from dataclasses import dataclass
 
-from harness.listening import NotReady, wait_listening
+from harness.listening import NotReady
+from harness.places import Where, place_of
 from harness.processes import Finished, ProcessTracker
 
 _REASONS = [
@@ -50,21 +51,23 @@ def client_against_server(
     tracker: ProcessTracker,
     *,
     server_argv: list[str],
-    server_ns: str,
+    server_ns: Where,
     port: int,
     client_argv: list[str],
-    client_ns: str,
+    client_ns: Where,
     budget_s: float,
     label: str,
     proto: str = "tcp",
 ) -> ClientRun:
-    server = tracker.start(server_argv, name=f"{label}-server", netns=server_ns)
+    """`server_ns`/`client_ns`: a namespace (or its name) on this host, or a QEMU guest."""
+    server_place, client_place = place_of(tracker, server_ns), place_of(tracker, client_ns)
+    server = server_place.start(server_argv, name=f"{label}-server")
     try:
         try:
-            wait_listening(server, port, proto=proto)
+            server_place.wait_listening(server, port, proto=proto)
         except NotReady as e:
             return ClientRun(None, f"server not ready: {e}")
-        done = tracker.run(client_argv, name=f"{label}-client", netns=client_ns, timeout=budget_s)
+        done = client_place.run(client_argv, name=f"{label}-client", timeout=budget_s)
         return ClientRun(done, f"timed out after {budget_s:g} s" if done.timed_out else "")
     finally:
-        tracker.stop(server, grace=1.0)
+        server_place.stop(server, grace=1.0)

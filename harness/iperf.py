@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from harness.endpoints import client_against_server, failure_reason
+from harness.places import Where
 from harness.processes import ProcessTracker
 
 CONNECT_TIMEOUT_S = 5
@@ -54,8 +55,8 @@ def parse_client_json(text: str) -> ThroughputSample:
 def measure_tcp_throughput(
     tracker: ProcessTracker,
     *,
-    server_ns: str,
-    client_ns: str,
+    server_ns: Where,
+    client_ns: Where,
     target: str,
     port: int,
     duration_s: float,
@@ -95,8 +96,8 @@ class UdpSample:
 def measure_udp_throughput(
     tracker: ProcessTracker,
     *,
-    server_ns: str,
-    client_ns: str,
+    server_ns: Where,
+    client_ns: Where,
     target: str,
     port: int,
     rate_mbit: float,

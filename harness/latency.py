@@ -1,16 +1,14 @@
 """Request/response latency with sockperf ping-pong (closed or open loop) and connect-request-response with the
-project's CRR client (harness.crr), both keeping every sample so percentiles come from merged distributions."""
+project's CRR tool (vmnb-crr), both keeping every sample so percentiles come from merged distributions."""
 
 from __future__ import annotations
 
-import sys
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from harness.endpoints import client_against_server, failure_reason
+from harness.places import Where, place_of
 from harness.processes import ProcessTracker
 
 PERCENTILES = (50, 90, 99, 99.9)
@@ -69,8 +67,8 @@ def parse_full_log(text: str, *, rate_per_s: int | None) -> np.ndarray:
 def measure_rr(
     tracker: ProcessTracker,
     *,
-    server_ns: str,
-    client_ns: str,
+    server_ns: Where,
+    client_ns: Where,
     target: str,
     port: int,
     protocol: str,
@@ -80,21 +78,22 @@ def measure_rr(
     label: str,
 ) -> LatencySample:
     proto = ["--tcp"] if protocol == "tcp" else []
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "full.csv"
+    client_place = place_of(tracker, client_ns)
+    # The full log is written where the client runs (a guest's /tmp for a QEMU guest) and read back from there.
+    with client_place.scratch(f"{label}-sockperf.csv") as log:
         mps = str(rate_per_s) if rate_per_s else "max"
         argv = [
             "sockperf", "ping-pong", "-i", target, "-p", str(port), *proto, "-t", f"{duration_s:g}",
-            f"--mps={mps}", "-m", str(message_bytes), "--full-rtt", "--full-log", str(log),
+            f"--mps={mps}", "-m", str(message_bytes), "--full-rtt", "--full-log", log,
         ]  # fmt: skip
         run = client_against_server(
             tracker, server_argv=["sockperf", "server", "-i", "0.0.0.0", "-p", str(port), *proto],
-            server_ns=server_ns, port=port, proto=protocol, client_argv=argv, client_ns=client_ns,
+            server_ns=server_ns, port=port, proto=protocol, client_argv=argv, client_ns=client_place,
             budget_s=duration_s + 8, label=f"{label}-sockperf",  # sockperf's warm-up and start-up take ~1 s
         )  # fmt: skip
         if run.error:
             return LatencySample("failed", run.error)
-        text = log.read_text() if log.exists() else ""
+        text = client_place.read_text(log)
     done = run.done
     rtt = parse_full_log(text, rate_per_s=rate_per_s)
     if done.returncode != 0 or rtt.size == 0:
@@ -123,19 +122,22 @@ def _valid_seconds(stdout: str, default: float) -> float:
 def measure_crr(
     tracker: ProcessTracker,
     *,
-    server_ns: str,
-    client_ns: str,
+    server_ns: Where,
+    client_ns: Where,
     target: str,
     port: int,
     duration_s: float,
     message_bytes: int,
     label: str,
 ) -> LatencySample:
-    client = [sys.executable, "-m", "harness.crr", "client", "--target", target, "--port", str(port),
+    # vmnb-crr (guest_files/crr.c) on both ends: the QEMU guest has no Python, and one implementation keeps
+    # netns-guest and QEMU-guest numbers comparable.
+    server_place, client_place = place_of(tracker, server_ns), place_of(tracker, client_ns)
+    client = [client_place.binary("vmnb-crr"), "client", "--target", target, "--port", str(port),
               "--duration", f"{duration_s:g}", "--bytes", str(message_bytes)]  # fmt: skip
     run = client_against_server(
-        tracker, server_argv=[sys.executable, "-m", "harness.crr", "server", "--port", str(port)],
-        server_ns=server_ns, port=port, client_argv=client, client_ns=client_ns, budget_s=duration_s + 15,
+        tracker, server_argv=[server_place.binary("vmnb-crr"), "server", "--port", str(port)],
+        server_ns=server_place, port=port, client_argv=client, client_ns=client_place, budget_s=duration_s + 15,
         label=f"{label}-crr",
     )  # fmt: skip
     if run.error:

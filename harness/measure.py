@@ -33,8 +33,8 @@ class Cell:
     def endpoints(self, direction: str):
         a, bed = self.attachment, self.bed
         if direction == "ingress":
-            return a.service_ns.name, bed.peer.name, a.ingress_address
-        return bed.peer.name, a.client_ns.name, bed.plan.peer_ip
+            return a.service_ns, bed.peer, a.ingress_address
+        return bed.peer, a.client_ns, bed.plan.peer_ip
 
 
 @dataclass

@@ -103,6 +103,13 @@ class Namespace:
     def policy_rules(self) -> list[str]:
         return self.run(["ip", "rule", "show"]).splitlines()
 
+    def add_tap(self, ifname: str, *, mtu: int | None = None) -> None:
+        """A persistent tap device for a QEMU started in this namespace to open by name."""
+        self.ipr.link("add", ifname=ifname, kind="tuntap", mode="tap")
+        if mtu:
+            self.set_mtu(ifname, mtu)
+        self.up(ifname)
+
     def add_bridge(self, ifname: str) -> None:
         self.ipr.link("add", ifname=ifname, kind="bridge")
         self.up(ifname)

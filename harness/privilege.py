@@ -39,9 +39,9 @@ def child(run_id: str, strategy: str) -> dict:
             result["setup"] = "ok"
             for direction in ("ingress", "egress"):
                 if direction == "ingress":
-                    ends = (attachment.service_ns.name, bed.peer.name, attachment.ingress_address)
+                    ends = (attachment.service_ns, bed.peer, attachment.ingress_address)
                 else:
-                    ends = (bed.peer.name, attachment.client_ns.name, bed.plan.peer_ip)
+                    ends = (bed.peer, attachment.client_ns, bed.plan.peer_ip)
                 s = measure_rr(tracker, server_ns=ends[0], client_ns=ends[1], target=ends[2], port=PORT,
                                protocol="tcp", duration_s=1, rate_per_s=None, message_bytes=64,
                                label=f"{run_id}-priv-{direction}")  # fmt: skip

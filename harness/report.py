@@ -170,6 +170,8 @@ def figures(run: Run) -> list[tuple[str, str, object]]:
          plot_bars(run, "crr_rate", "connections/s", "Connect-request-response rate (median, 95% CI)")),
         ("cpu_per_gb.png", "CPU seconds per GB moved (TCP throughput tests)",
          plot_bars(run, "cpu_per_gb", "CPU s per GB", "CPU cost per GB, TCP (median, 95% CI)", test="tcp_throughput")),
+        ("boot_time.png", "QEMU guest: seconds from QEMU's start to the guest's ready marker",
+         plot_bars(run, "boot_time", "seconds", "Guest boot time to ready (median, 95% CI)")),
         ("setup_time.png", "Setup time of each cell",
          plot_bars(run, "setup_time", "seconds", "Setup time (median, 95% CI)")),
     ]  # fmt: skip
@@ -185,6 +187,17 @@ def _md_table(df: pd.DataFrame) -> str:
         cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def guest_line(meta: dict) -> str:
+    """Which guest the VM rows used; for QEMU the acceleration and why (KVM probe), vCPUs, memory, vhost."""
+    guest = meta.get("guest") or {"kind": "netns"}
+    if guest.get("kind") != "qemu":
+        return f"Guest: {guest.get('kind', 'netns')} (the VM's network stack as a namespace in the pod)."
+    accel, qemu = guest.get("acceleration", {}), guest.get("qemu", {})
+    return (f"Guest: QEMU {guest.get('qemu_version')} ({accel.get('accel')}: {accel.get('reason')}), "
+            f"{qemu.get('vcpus')} vCPU, {qemu.get('memory_mb')} MiB, kernel {guest.get('kernel')}, "
+            f"vhost-net {'yes' if guest.get('vhost_net') else 'no'}.")  # fmt: skip
 
 
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
@@ -207,7 +220,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         sections.append(("Claims", pd.DataFrame(run.claims)))
     md = [f"# vmnetbench run {run.run_id}", "",
           f"Scenario `{run.meta.get('scenario_name')}`, status {run.meta.get('status')}, "
-          f"{run.meta.get('started')} to {run.meta.get('finished')}.", "",
+          f"{run.meta.get('started')} to {run.meta.get('finished')}.", "", guest_line(run.meta), "",
           f"Host: {host.get('cpu_model')} x{host.get('cpus')}, kernel {host.get('kernel')}; "
           f"git {run.meta.get('git_sha')}.", ""]  # fmt: skip
     for title, table in sections:
@@ -218,7 +231,8 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     scenario, cpu, kernel = (html.escape(str(v)) for v in (run.meta.get("scenario_name"), host.get("cpu_model"),
                                                             host.get("kernel")))  # fmt: skip
     parts = [f"<h1>vmnetbench run {html.escape(run.run_id)}</h1>",
-             f"<p>Scenario <code>{scenario}</code>; host {cpu}, kernel {kernel}.</p>"]  # fmt: skip
+             f"<p>Scenario <code>{scenario}</code>; host {cpu}, kernel {kernel}.</p>",
+             f"<p>{html.escape(guest_line(run.meta))}</p>"]  # fmt: skip
     for title, table in sections:
         parts += [f"<h2>{html.escape(title)}</h2>", table.to_html(index=False, float_format=lambda v: f"{v:.3g}")]
     for name, caption in made:

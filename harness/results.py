@@ -20,8 +20,8 @@ import pandas as pd
 from harness.atomic import write_json, write_text, write_via_temp
 
 COLUMNS = [
-    "run_id", "runtime", "guest", "strategy", "sidecar", "scenario", "test", "direction", "protocol",
-    "repetition", "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
+    "run_id", "runtime", "guest", "accel", "vcpus", "memory_mb", "strategy", "sidecar", "scenario", "test",
+    "direction", "protocol", "repetition", "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
     "status", "reason", "path", "sidecar_bytes", "sidecar_connections", "timestamp",
 ]  # fmt: skip
 
@@ -34,6 +34,8 @@ TOOLS = {
     "pasta": ["dpkg-query", "-W", "-f=passt ${Version}", "passt"],  # Debian's pasta prints "unknown version"
     "socat": ["socat", "-V"],
     "sockperf": ["sockperf", "--version"],
+    "qemu": ["qemu-system-x86_64", "--version"],
+    "gcc": ["gcc", "--version"],  # builds vmnb-crr
 }
 
 

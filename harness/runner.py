@@ -16,9 +16,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.guest import GuestSpec
+from harness.guest_image import build_image
 from harness.measure import Cell, primary_metric, run_test
 from harness.names import new_run_id
 from harness.processes import ProcessTracker
+from harness.qemu import acceleration_record, qemu_version, resolve_acceleration
 from harness.results import RunWriter, git_sha, host_facts, tool_versions
 from harness.scenario import Scenario
 from harness.sidecars import Sidecar, install_sidecar
@@ -85,6 +88,7 @@ def run_scenario(
     run_id = run_id or new_run_id()
     seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**32)
     writer = RunWriter(results_root, run_id)
+    guest = guest_spec(scenario, console)
     writer.start(
         {
             "scenario_name": scenario.name,
@@ -96,6 +100,10 @@ def run_scenario(
             "tools": tool_versions(),
             "git_sha": git_sha(REPO_ROOT),
             "harness_pid": os.getpid(),
+            "guest": {
+                "kind": guest.kind,
+                **({"qemu": guest.qemu.model_dump(), **qemu_facts(guest)} if guest.kind == "qemu" else {}),
+            },
         }
     )
     state = RunState(run_id)
@@ -113,7 +121,7 @@ def run_scenario(
                 order = cells[:]
                 rng.shuffle(order)
                 for cell in order:
-                    _run_cell(scenario, cell, rep, writer, state, tracker, progress, task)
+                    _run_cell(scenario, guest, cell, rep, writer, state, tracker, progress, task)
                     writer.flush()
         status = "complete"
     finally:
@@ -143,10 +151,32 @@ def _progress(console: Console) -> Iterator[Progress]:
         yield progress
 
 
-def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> None:
+def guest_spec(scenario: Scenario, console: Console) -> GuestSpec:
+    """The run's guest; for QEMU the acceleration is decided once, before the first cell (KVM probe)."""
+    if scenario.guest != "qemu":
+        return GuestSpec()
+    image = build_image()
+    acceleration = resolve_acceleration(scenario.qemu.accel, image)
+    console.print(f"QEMU guest: accel [bold]{acceleration.accel}[/] ({acceleration.reason}); image {image.digest}")
+    return GuestSpec("qemu", scenario.qemu, acceleration)
+
+
+def qemu_facts(guest: GuestSpec) -> dict:
+    image = build_image()
+    return {
+        "acceleration": acceleration_record(guest.acceleration),
+        "qemu_version": qemu_version(),
+        "kernel": image.kernel_version,
+        "image": image.digest,
+        "vhost_net": os.path.exists("/dev/vhost-net"),
+    }
+
+
+def _run_cell(scenario, guest, cell, rep, writer, state, tracker, progress, task) -> None:
+    is_vm = scenario.strategy_of(cell.strategy) != "direct"
     base = {
         "runtime": scenario.runtime,
-        "guest": scenario.guest if scenario.strategy_of(cell.strategy) != "direct" else "none",
+        **(guest.columns() if is_vm else {"guest": "none"}),
         "strategy": cell.strategy,
         "sidecar": cell.sidecar,
         "scenario": scenario.name,
@@ -156,7 +186,8 @@ def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> No
     progress.update(task, description=f"{where} setup")
     cls = strategy_class(scenario.strategy_of(cell.strategy))
     strategy = cls(scenario.options_for(cell.strategy), services=scenario.services(), sidecar=cell.sidecar)
-    bed = TestBed(writer.run_id, state, tracker)
+    label = f"{cell.strategy}-{cell.sidecar}-r{rep}"
+    bed = TestBed(writer.run_id, state, tracker, guest=guest if is_vm else GuestSpec(), label=label)
     attachment: Attachment | None = None
     sidecar: Sidecar | None = None
     setup_error = ""
@@ -171,6 +202,8 @@ def _run_cell(scenario, cell, rep, writer, state, tracker, progress, task) -> No
             setup_error = f"setup failed: {e}"
         setup_s = time.monotonic() - t0
         writer.add(_harness_row(base, "setup_time", setup_s, setup_error))
+        if attachment is not None and attachment.details.get("boot_s") is not None:
+            writer.add(_harness_row(base, "boot_time", attachment.details["boot_s"], ""))
         cell_state = Cell(bed, tracker, writer, attachment, sidecar, base, setup_error)
         for test in scenario.tests:
             for direction in test.directions:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from harness.qemu import QemuOptions
 from strategies import STRATEGIES
 from strategies.base import Services, StrategyOptions
 
@@ -110,7 +111,9 @@ class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     runtime: Literal["netns"] = "netns"
-    guest: Literal["netns"] = "netns"
+    guest: Literal["netns", "qemu"] = "netns"
+    """The VM the strategies attach: the netns guest, or a QEMU guest (issue 5) set up by `qemu`."""
+    qemu: QemuOptions = Field(default_factory=QemuOptions)
     strategies: list[str] = Field(min_length=1)
     """Strategy names, or names of `variants` (a strategy with other options, measured side by side)."""
     variants: dict[str, Variant] = Field(default_factory=dict)

@@ -81,12 +81,14 @@ def _starttime(pid: int) -> int | None:
 
 
 def load_states() -> list[dict]:
-    """Every state file on this machine, parsed; unreadable ones are skipped."""
+    """Every run's state file on this machine, parsed; unreadable ones and other files are skipped."""
     states = []
     for path in sorted(STATE_DIR.glob("*.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or not data.get("run_id"):
             continue
         data["_path"] = str(path)
         states.append(data)

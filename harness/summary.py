@@ -45,6 +45,9 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
         table.add_column(d, justify="right")
     table.add_column("setup s (median)", justify="right")
     setup = df[df["metric"] == "setup_time"].groupby(["strategy", "sidecar"])["value"].median()
+    boot = df[df["metric"] == "boot_time"].groupby(["strategy", "sidecar"])["value"].median()
+    if not boot.empty:
+        table.add_column("boot s (median)", justify="right")
     order = {name: i for i, name in enumerate(strategy_order or [])}
     rank = summary["strategy"].map(lambda s: order.get(s, len(order)))
     summary = summary.assign(_rank=rank).sort_values("_rank", kind="stable")
@@ -60,7 +63,8 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
             if r["failed"]:
                 text += f" [red]{r['failed']} failed: {r['reason']}[/]"
             cells.append(text)
-        table.add_row(strategy, sidecar, *cells, f"{setup.get((strategy, sidecar), float('nan')):.3f}")
+        extra = [f"{boot.get((strategy, sidecar), float('nan')):.1f}"] if not boot.empty else []
+        table.add_row(strategy, sidecar, *cells, f"{setup.get((strategy, sidecar), float('nan')):.3f}", *extra)
     console.print(table)
 
 

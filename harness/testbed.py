@@ -16,11 +16,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.names import link_name, resource_name
 from harness.netns import Namespace, veth
 from harness.processes import ProcessTracker, TrackedProcess
 from harness.state import STATE_DIR, RunState
+
+if TYPE_CHECKING:
+    from harness.guest import GuestSpec
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +63,21 @@ class TestBed:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, run_id: str, state: RunState, tracker: ProcessTracker, plan: AddressPlan | None = None):
+    def __init__(
+        self,
+        run_id: str,
+        state: RunState,
+        tracker: ProcessTracker,
+        plan: AddressPlan | None = None,
+        *,
+        guest: GuestSpec | None = None,
+        label: str = "",
+    ):
+        from harness.guest import GuestSpec  # guest.py builds on TestBed
+
         self.run_id = run_id
+        self.guest = guest or GuestSpec()
+        self.label = label  # names this cell's files (a QEMU guest's console log)
         self.state = state
         self.tracker = tracker
         self.plan = plan or AddressPlan()

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from harness.netns import Namespace
+from harness.guest import Guest, guest_details
 from harness.testbed import TestBed
 
 
@@ -60,10 +60,17 @@ class SeedClaims:
 class Attachment:
     """How traffic reaches the VM once a strategy is set up."""
 
-    service_ns: Namespace  # where the VM's servers listen: the guest (the pod itself for `direct`)
+    service_ns: Guest  # where the VM's servers listen: the guest (the pod itself for `direct`)
     ingress_address: str  # what the peer dials to reach them
-    client_ns: Namespace  # where the VM's own clients run, for egress
+    client_ns: Guest  # where the VM's own clients run, for egress
     details: dict = field(default_factory=dict)
+
+    @classmethod
+    def of_guest(cls, guest: Guest, ingress_address: str, **details) -> Attachment:
+        """The usual case: the VM's servers and clients both run in the guest; a QEMU guest's facts (accel,
+        vhost, boot time) join the details."""
+        details.update(guest_details(guest))
+        return cls(service_ns=guest, ingress_address=ingress_address, client_ns=guest, details=details)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 
-from harness.guest import add_netns_guest, configure_guest_ip
+from harness.guest import TAP, TapGuest
 from harness.testbed import TestBed
 from strategies.base import Attachment, Requirements, Strategy
 
@@ -43,10 +43,8 @@ class Bridge(Strategy):
         pod.set_mac(POD_NIC, random_local_mac())
         pod.add_bridge(BRIDGE)
         pod.enslave(POD_NIC, BRIDGE)
-        guest = add_netns_guest(bed)
-        pod.enslave("tap0", BRIDGE)
-        guest.set_mac("eth0", original_mac)
-        configure_guest_ip(guest, plan.pod, plan.pod_gateway)
-        return Attachment(
-            service_ns=guest, ingress_address=plan.pod_ip, client_ns=guest, details={"vm_ip": plan.pod_ip}
-        )
+        tap = TapGuest(bed)
+        pod.enslave(TAP, BRIDGE)
+        tap.mac = original_mac
+        guest = tap.start(plan.pod, plan.pod_gateway)
+        return Attachment.of_guest(guest, plan.pod_ip, vm_ip=plan.pod_ip)

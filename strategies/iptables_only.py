@@ -72,4 +72,4 @@ class IptablesOnly(Strategy):
         egress = '-m comment --comment "Kubevirt VM egress"'
         rules.append(f"-A POSTROUTING -s {vm_ip}/32 -o eth0 {egress} -j SNAT --to-source {pod_ip}")
         apply_iptables(bed.pod, "nat", rules)
-        return Attachment(service_ns=guest, ingress_address=pod_ip, client_ns=guest, details={"vm_ip": vm_ip})
+        return Attachment.of_guest(guest, pod_ip, vm_ip=vm_ip)

@@ -51,12 +51,7 @@ class Masquerade(Strategy):
         # Measured: without it Envoy's inbound connection to the VM is dropped and the peer sees a reset.
         bed.pod.sysctl(f"net.ipv4.conf.{BRIDGE}.route_localnet", 1)
         apply_nft(bed.pod, self.ruleset(gateway, vm_ip, bed.plan.pod_ip))
-        return Attachment(
-            service_ns=guest,
-            ingress_address=bed.plan.pod_ip,
-            client_ns=guest,
-            details={"vm_ip": vm_ip, "gateway": gateway, "bridge": BRIDGE},
-        )
+        return Attachment.of_guest(guest, bed.plan.pod_ip, vm_ip=vm_ip, gateway=gateway, bridge=BRIDGE)
 
     def ruleset(self, gateway: str, vm_ip: str, pod_ip: str) -> str:
         """The nft script KubeVirt's MasqPod.setupNATByFamily would issue for this VMI (IPv4)."""

@@ -61,4 +61,4 @@ class NatProxy(Strategy):
         )
         ingress = [f"static:{bed.plan.pod_ip}:{p}={vm_ip}:{p}" for p in self.services.tcp_ports]
         start_proxy(bed, [f"original-dst:0.0.0.0:{REDIRECT_PORT}", *ingress])
-        return Attachment(service_ns=guest, ingress_address=bed.plan.pod_ip, client_ns=guest, details={"vm_ip": vm_ip})
+        return Attachment.of_guest(guest, bed.plan.pod_ip, vm_ip=vm_ip)

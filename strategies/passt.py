@@ -7,6 +7,10 @@ Faithful to passt/pasta (passt.1: --config-net, -t/-u/-T/-U, --netns, --runas) a
 uses passt with QEMU's `-netdev stream`; for the netns guest it is pasta, the same code driving a tap in a
 namespace. As root pasta must be told `--runas 0` (it otherwise drops to nobody and cannot reach the netns);
 `--foreground` keeps the PID the harness started, so it is tracked and ended by PID.
+
+With the QEMU guest (`guest: qemu`) it is `passt` itself, as KubeVirt's passt binding runs it: a passt
+process in the pod serving a unix socket and QEMU's `-netdev stream` connected to it. The guest takes the
+pod's address, gateway and passt's MTU (65520, what passt's DHCP would hand out) from the command line.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from harness.listening import wait_listening
+from harness.qemu import QemuGuest
 from harness.testbed import TestBed
 from harness.waiting import wait_until
 from strategies.base import Attachment, Requirements, SeedClaims, Strategy, StrategyOptions
 from strategies.slirp import SEED
+
+PASST_MTU = 65520  # passt's and pasta's default
 
 
 class PasstOptions(StrategyOptions):
@@ -36,31 +43,15 @@ class Passt(Strategy):
     options: PasstOptions
 
     def setup(self, bed: TestBed) -> Attachment:
+        if bed.guest.kind == "qemu":
+            return self.setup_qemu(bed)
         guest = bed.add_namespace("vm")
-        tcp = ",".join(map(str, self.services.tcp_ports)) or "none"
-        udp = ",".join(map(str, self.services.udp_ports)) or "none"
+        pasta = ["pasta", "--runas", "0", "--foreground", "--quiet", "--ipv4-only", "--config-net",
+                 "--ns-ifname", "eth0", *self.forwarded_ports(), "-T", "none", "-U", "none"]  # fmt: skip
+        if self.options.mtu:
+            pasta += ["--mtu", str(self.options.mtu)]
         proc = bed.start_process(
-            [
-                "pasta",
-                "--runas",
-                "0",
-                "--foreground",
-                "--quiet",
-                "--ipv4-only",
-                "--config-net",
-                "--ns-ifname",
-                "eth0",
-                "-t",
-                tcp,
-                "-u",
-                udp,
-                "-T",
-                "none",
-                "-U",
-                "none",
-                "--netns",
-                f"/run/netns/{guest.name}",
-            ],  # fmt: skip
+            [*pasta, "--netns", f"/run/netns/{guest.name}"],
             name="pasta",
             ns=bed.pod,
         )
@@ -75,3 +66,35 @@ class Passt(Strategy):
             client_ns=guest,
             details={"guest_ip": guest.addresses("eth0")[0]},
         )
+
+    def forwarded_ports(self) -> list[str]:
+        tcp = ",".join(map(str, self.services.tcp_ports)) or "none"
+        udp = ",".join(map(str, self.services.udp_ports)) or "none"
+        return ["-t", tcp, "-u", udp]
+
+    def setup_qemu(self, bed: TestBed) -> Attachment:
+        socket_path = bed.runtime_dir() / "passt.sock"
+        mtu = self.options.mtu or PASST_MTU
+        proc = bed.start_process(
+            [
+                "passt",
+                "--runas",
+                "0",
+                "--foreground",
+                "--quiet",
+                "--ipv4-only",
+                "--socket",
+                str(socket_path),
+                "--mtu",
+                str(mtu),
+                *self.forwarded_ports(),
+            ],  # fmt: skip
+            name="passt",
+            ns=bed.pod,
+        )
+        for port in self.services.tcp_ports:
+            wait_listening(proc, port)
+        wait_until(socket_path.exists, timeout=10, what="passt creating its socket")
+        netdev = f"stream,server=off,addr.type=unix,addr.path={socket_path}"
+        guest = QemuGuest(bed, netdev=netdev, ip_cidr=bed.plan.pod, gateway=bed.plan.pod_gateway, mtu=mtu).boot()
+        return Attachment.of_guest(guest, bed.plan.pod_ip, guest_ip=bed.plan.pod, mtu=mtu)

@@ -7,16 +7,21 @@ Faithful to QEMU `-netdev user` (the seed's slirp interface, KubeVirt's former s
 guest it is slirp4netns, which runs the same libslirp (rootless-containers/slirp4netns README and
 slirp4netns.1: --configure, --cidr, --mtu, --api-socket, add_hostfwd). slirp4netns' default network is
 10.0.2.0/24 (as QEMU's); here it is 198.19.1.0/24 (DESIGN.md address plan), guest .100, gateway .2.
-MTU: slirp4netns recommends 65520; QEMU's default is 1500. Both are options (`mtu`).
+MTU: slirp4netns recommends 65520; QEMU's default is 1500. Both are options (`mtu`) for the netns guest.
+
+With the QEMU guest (`guest: qemu`) it is QEMU's own `-netdev user` with `hostfwd=` rules, as the seed ran it:
+no tap, no helper process. QEMU 7.2's `-netdev user` has no MTU option, so libslirp runs at its 1500 there.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 
 from pydantic import Field
 
+from harness.qemu import QemuGuest
 from harness.testbed import TestBed
 from harness.waiting import wait_until
 from strategies.base import Attachment, Requirements, SeedClaims, Strategy, StrategyOptions
@@ -49,6 +54,8 @@ class Slirp(Strategy):
     options: SlirpOptions
 
     def setup(self, bed: TestBed) -> Attachment:
+        if bed.guest.kind == "qemu":
+            return self.setup_qemu(bed)
         guest = bed.add_namespace("vm")
         api = bed.runtime_dir() / "slirp4netns.sock"
         proc = bed.start_process(
@@ -83,6 +90,18 @@ class Slirp(Strategy):
             client_ns=guest,
             details={"guest_ip": guest.addresses("eth0")[0], "mtu": self.options.mtu},
         )
+
+    def setup_qemu(self, bed: TestBed) -> Attachment:
+        """QEMU -netdev user: gateway .2, the guest at .100 (slirp4netns' layout), a hostfwd per service port
+        from the pod's 0.0.0.0 (QEMU runs in the pod's namespace) to the guest."""
+        net = ipaddress.ip_network(self.options.cidr, strict=True)
+        gateway, guest_ip = net[2], net[100]
+        forwards = [f"hostfwd=tcp::{p}-{guest_ip}:{p}" for p in self.services.tcp_ports]
+        forwards += [f"hostfwd=udp::{p}-{guest_ip}:{p}" for p in self.services.udp_ports]
+        netdev = ",".join([f"user,net={net},host={gateway},dhcpstart={guest_ip},restrict=off", *forwards])
+        guest = QemuGuest(bed, netdev=netdev, ip_cidr=f"{guest_ip}/{net.prefixlen}", gateway=str(gateway), mtu=1500)
+        guest.boot()
+        return Attachment.of_guest(guest, bed.plan.pod_ip, guest_ip=f"{guest_ip}/{net.prefixlen}", mtu=1500)
 
 
 def add_hostfwd(api_socket: str, proto: str, port: int) -> None:

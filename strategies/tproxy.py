@@ -99,4 +99,4 @@ class Tproxy(Strategy):
         pod.add_local_default_route(ROUTE_TABLE)
         ingress = [f"static:{bed.plan.pod_ip}:{p}={vm_ip}:{p}" for p in self.services.tcp_ports]
         start_proxy(bed, [f"tproxy:0.0.0.0:{TPROXY_PORT}", *ingress])
-        return Attachment(service_ns=guest, ingress_address=bed.plan.pod_ip, client_ns=guest, details={"vm_ip": vm_ip})
+        return Attachment.of_guest(guest, bed.plan.pod_ip, vm_ip=vm_ip)

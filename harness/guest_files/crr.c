@@ -1,0 +1,128 @@
+/* vmnb-crr: connect-request-response server and client, the protocol of harness/crr.py in C, so the same
+ * tool runs on the host and inside the QEMU guest's initramfs (which has no Python).
+ *
+ *   vmnb-crr server --port P [--keepalive]
+ *   vmnb-crr client --target A --port P --duration S --bytes N      (prints JSON like harness.crr)
+ *
+ * Server: one poll() loop, no thread or fork per connection; it answers each read with the same bytes and
+ * closes (or keeps the connection with --keepalive). Client: closed loop, each request timed from before
+ * connect() to after the full reply and close(), in microseconds. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_FDS 4096
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int serve(int port, int keepalive) {
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 4096)) {
+        perror("vmnb-crr server");
+        return 1;
+    }
+    static struct pollfd fds[MAX_FDS];
+    static char buf[65536];
+    int n = 1;
+    fds[0] = (struct pollfd){.fd = ls, .events = POLLIN};
+    for (;;) {
+        if (poll(fds, n, -1) < 0 && errno != EINTR) return 1;
+        for (int i = n - 1; i >= 1; i--) {
+            if (!fds[i].revents) continue;
+            ssize_t got = read(fds[i].fd, buf, sizeof buf);
+            if (got > 0 && write(fds[i].fd, buf, got) == got && keepalive) continue;
+            close(fds[i].fd);
+            fds[i] = fds[--n];
+        }
+        if (fds[0].revents & POLLIN) {
+            int c = accept(ls, NULL, NULL);
+            if (c >= 0 && n < MAX_FDS) fds[n++] = (struct pollfd){.fd = c, .events = POLLIN};
+            else if (c >= 0) close(c);
+        }
+    }
+}
+
+static int client(const char *target, int port, double duration, int size) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, target, &a.sin_addr) != 1) {
+        fprintf(stderr, "vmnb-crr: --target must be an IPv4 address\n");
+        return 2;
+    }
+    char *payload = malloc(size), *reply = malloc(65536);
+    memset(payload, 'x', size);
+    size_t cap = 1 << 16, count = 0;
+    double *lat = malloc(cap * sizeof *lat);
+    int errors = 0;
+    char first_error[160] = "";
+    struct timeval tmo = {.tv_sec = 5};
+    double start = now_s(), deadline = start + duration;
+    while (now_s() < deadline) {
+        double t0 = now_s();
+        int s = socket(AF_INET, SOCK_STREAM, 0), ok = 0;
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
+        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof tmo);
+        if (connect(s, (struct sockaddr *)&a, sizeof a) == 0 && write(s, payload, size) == size) {
+            int got = 0;
+            ssize_t r = 1;
+            while (got < size && (r = read(s, reply, 65536)) > 0) got += r;
+            ok = got >= size;
+            if (!ok && r == 0) errno = ECONNRESET;
+        }
+        int err = errno;
+        close(s);
+        if (!ok) {
+            errors++;
+            if (!first_error[0]) snprintf(first_error, sizeof first_error, "%s", strerror(err));
+            if (count == 0 && errors >= 3) {
+                printf("{\"error\": \"%s\", \"errors\": %d}\n", first_error, errors);
+                return 0;
+            }
+            continue;
+        }
+        if (count == cap) lat = realloc(lat, (cap *= 2) * sizeof *lat);
+        lat[count++] = (now_s() - t0) * 1e6;
+    }
+    double seconds = now_s() - start;
+    printf("{\"latency_us\": [");
+    for (size_t i = 0; i < count; i++) printf(i ? ", %.1f" : "%.1f", lat[i]);
+    printf("], \"seconds\": %.6f, \"errors\": %d, \"first_error\": \"%s\"}\n", seconds, errors, first_error);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *target = NULL;
+    int port = 0, size = 64, keepalive = 0;
+    double duration = 2.0;
+    if (argc < 2) goto usage;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--keepalive")) keepalive = 1;
+        else if (i + 1 >= argc) goto usage;
+        else if (!strcmp(argv[i], "--port")) port = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--target")) target = argv[++i];
+        else if (!strcmp(argv[i], "--duration")) duration = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--bytes")) size = atoi(argv[++i]);
+        else goto usage;
+    }
+    if (port <= 0 || port > 65535 || size <= 0 || size > 65536) goto usage;
+    if (!strcmp(argv[1], "server")) return serve(port, keepalive);
+    if (!strcmp(argv[1], "client") && target) return client(target, port, duration, size);
+usage:
+    fprintf(stderr, "usage: vmnb-crr server --port P [--keepalive] | client --target A --port P "
+                    "[--duration S] [--bytes N (1-65536)]\n");
+    return 2;
+}

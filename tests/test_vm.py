@@ -1,0 +1,141 @@
+"""The QEMU guest (issue 5): a real VM booted from the harness's image, attached the way KubeVirt attaches it,
+carrying real iperf3 traffic both ways; and nothing left behind, also when the guest never becomes ready."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.guest import GuestSpec, TapGuest
+from harness.guest_image import build_image, module_order, newest_kernel
+from harness.iperf import measure_tcp_throughput
+from harness.names import new_run_id
+from harness.qemu import GuestNotReady, QemuGuest, QemuOptions, resolve_acceleration, tcg_acceleration
+from harness.testbed import TestBed
+from strategies import strategy_class
+from strategies.base import Services
+from tests.conftest import assert_clean, cli
+
+TCG = GuestSpec("qemu", QemuOptions(boot_timeout_s=120), tcg_acceleration("forced by the test"))
+
+
+def qemu_processes(run_id: str) -> list[int]:
+    """QEMU processes of this run, found by the -name the harness gives them (looked at, never killed)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"qemu-system-x86_64") and f"vmnb-{run_id}-vm".encode() in argv:
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def test_virtio_modules_load_after_their_dependencies():
+    _, version = newest_kernel()
+    names = [Path(m).name.split(".ko")[0] for m in module_order(version)]
+    assert names.index("virtio_ring") < names.index("virtio") < names.index("virtio_pci") < names.index("virtio_net")
+    assert names.index("failover") < names.index("net_failover") < names.index("virtio_net")
+
+
+def test_guest_image_is_cached_by_content():
+    first, second = build_image(), build_image()
+    assert first == second
+    assert first.initrd.stat().st_size > 1_000_000 and first.kernel.exists()
+
+
+@pytest.mark.vm
+def test_auto_acceleration_uses_kvm_only_after_a_guest_booted_with_it():
+    acceleration = resolve_acceleration("auto")
+    if acceleration.accel == "kvm":
+        assert "became ready" in acceleration.reason
+    else:
+        assert acceleration.accel == "tcg" and acceleration.reason
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["slirp", "masquerade"])
+def test_qemu_guest_carries_tcp_both_ways_under_tcg(run_env, strategy):
+    run_id, state, tracker = run_env
+    with TestBed(run_id, state, tracker, guest=TCG, label=strategy) as bed:
+        attachment = strategy_class(strategy)(services=Services(tcp_ports=(5201,))).setup(bed)
+        guest = attachment.service_ns
+        assert isinstance(guest, QemuGuest) and guest.boot_s > 0
+        assert attachment.details["accel"] == "tcg"
+        assert qemu_processes(run_id)
+        ends = {
+            "ingress": (guest, bed.peer, attachment.ingress_address),
+            "egress": (bed.peer, attachment.client_ns, bed.plan.peer_ip),
+        }
+        for direction, (server, client, target) in ends.items():
+            sample = measure_tcp_throughput(
+                tracker, server_ns=server, client_ns=client, target=target, port=5201,
+                duration_s=1, omit_s=0, streams=1, label=f"{run_id}-{strategy}-{direction}",
+            )  # fmt: skip
+            assert sample.status == "ok", (direction, sample.reason)
+            assert sample.bytes > 1_000_000, direction
+        console = guest.console.read_text()
+        assert "VMNB-READY" in console and "vmnb: eth0" in console
+    assert not qemu_processes(run_id)
+    assert_clean(run_id)
+
+
+@pytest.mark.vm
+def test_guest_that_never_becomes_ready_times_out_and_leaves_nothing(run_env):
+    run_id, state, tracker = run_env
+    spec = GuestSpec("qemu", QemuOptions(boot_timeout_s=6), tcg_acceleration("forced by the test"))
+    with TestBed(run_id, state, tracker, guest=spec, label="noready") as bed:
+        tap = TapGuest(bed)
+        guest = QemuGuest(bed, netdev="tap,ifname=tap0,script=no,downscript=no", ip_cidr="198.19.0.2/24",
+                          gateway="198.19.0.1", extra_cmdline="vmnb.noready")  # fmt: skip
+        with pytest.raises(GuestNotReady, match=r"did not print its ready marker within 6 s"):
+            guest.boot()
+        assert tap.namespace is None and bed.pod.has_link("tap0")
+    assert not qemu_processes(run_id)
+    assert_clean(run_id)
+
+
+VM_SCENARIO = """
+name: vm-ci
+guest: qemu
+qemu: {accel: tcg, boot_timeout_s: 120}
+strategies: [slirp, masquerade]
+sidecars: [none, envoy-redirect]
+repetitions: 1
+tests:
+  - kind: tcp_throughput
+    duration_s: 1
+    omit_s: 0
+"""
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_vm_scenario_rows_carry_the_guest_and_boot_time(tmp_path):
+    scenario = tmp_path / "vm.yaml"
+    scenario.write_text(VM_SCENARIO)
+    run_id = new_run_id()
+    proc = cli("run", str(scenario), "--results", str(tmp_path / "results"), "--run-id", run_id)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    run_dir = tmp_path / "results" / run_id
+    frame = pd.read_parquet(run_dir / "samples.parquet")
+    throughput = frame[frame.metric == "throughput"]
+    assert len(throughput) == 8
+    assert set(throughput.guest) == {"qemu"} and set(throughput.accel) == {"tcg"}
+    assert set(throughput.vcpus) == {1} and set(throughput.memory_mb) == {512}
+    failed = throughput[throughput.status != "ok"]
+    assert failed.empty, failed[["strategy", "sidecar", "direction", "reason"]].to_string()
+    with_sidecar = throughput[throughput.sidecar == "envoy-redirect"]
+    assert set(with_sidecar.path) == {"through-sidecar"}
+    boots = frame[frame.metric == "boot_time"]
+    assert len(boots) == 4 and (boots.value > 0).all()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["guest"]["kind"] == "qemu" and meta["guest"]["acceleration"]["accel"] == "tcg"
+    assert list((run_dir / "logs").glob("*console.log"))
+    assert_clean(run_id)
