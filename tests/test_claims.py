@@ -97,14 +97,13 @@ def test_rules_decide_verdicts_from_facts():
 
 
 def test_every_claim_of_the_seed_is_in_the_table():
-    seed = (Path(__file__).resolve().parents[2] / "shared" / "seed" / "proxy-vm-conclusion.txt")
+    seed = Path(__file__).resolve().parents[2] / "shared" / "seed" / "proxy-vm-conclusion.txt"
     if not seed.exists():
         pytest.skip(f"the seed post is not beside this checkout ({seed})")
     texts = {c["text"] for c in load_claims()}
     bullets = {ln.strip().lstrip("•").strip() for ln in seed.read_text().splitlines() if ln.strip().startswith("•")}
     assert len(bullets) >= 15
     assert bullets <= texts, bullets - texts
-
 
 
 def test_connectivity_probe_sees_nat_proxy_tcp_only_ingress(run_env, writer):
