@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from harness.atomic import write_json, write_text
+from harness.guest import GuestSpec
 from harness.names import new_run_id
 from harness.privilege import probe_privilege
 from harness.probes import probe_coexistence, probe_connectivity, probe_setup_inventory, probe_throughput
@@ -94,7 +95,7 @@ def _short(value):
 
 
 def run_probes(strategies: list[str], tracker: ProcessTracker, writer: RunWriter, console: Console,
-               repetitions: int = 5) -> dict:  # fmt: skip
+               repetitions: int = 5, guest: GuestSpec | None = None) -> dict:  # fmt: skip
     facts: dict[str, dict] = {k: {} for k in ("connectivity", "inventory", "privilege", "coexistence")}
     steps = [(name, s) for s in strategies for name in ("connectivity", "inventory", "privilege", "coexistence")]
     with Progress(console=console) as progress:
@@ -102,16 +103,16 @@ def run_probes(strategies: list[str], tracker: ProcessTracker, writer: RunWriter
         for name, strategy in steps:
             progress.update(task, description=f"{name} {strategy}")
             if name == "connectivity":
-                facts[name][strategy] = probe_connectivity(strategy, tracker, writer)
+                facts[name][strategy] = probe_connectivity(strategy, tracker, writer, guest=guest)
             elif name == "inventory":
-                facts[name][strategy] = probe_setup_inventory(strategy, tracker, writer)
+                facts[name][strategy] = probe_setup_inventory(strategy, tracker, writer, guest=guest)
             elif name == "privilege":
-                facts[name][strategy] = probe_privilege(strategy, tracker)
+                facts[name][strategy] = probe_privilege(strategy, tracker, guest=guest)
             else:
-                facts[name][strategy] = probe_coexistence(strategy, tracker, writer)
+                facts[name][strategy] = probe_coexistence(strategy, tracker, writer, guest=guest)
             progress.advance(task)
         progress.update(task, description="performance (interleaved repetitions)")
-        facts["performance"] = probe_throughput(strategies, tracker, writer, repetitions=repetitions)
+        facts["performance"] = probe_throughput(strategies, tracker, writer, repetitions=repetitions, guest=guest)
         progress.advance(task)
     return facts
 
@@ -130,23 +131,27 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n\nBold strategy: the seed makes this claim about it.\n"
 
 
-def run_claims(results_root: Path, console: Console, strategies: list[str] | None = None, repetitions: int = 5) -> Path:
+def run_claims(results_root: Path, console: Console, strategies: list[str] | None = None, repetitions: int = 5,
+               guest: GuestSpec | None = None) -> Path:  # fmt: skip
+    """`guest`: the QEMU guest (with its decided acceleration) instead of the netns guest."""
+    guest = guest or GuestSpec()
     strategies = strategies or list(STRATEGIES)
     for needed in ("direct", "nat-proxy"):  # the references of the performance claims
         if needed not in strategies:
             strategies.append(needed)
     run_id = new_run_id()
     writer = RunWriter(results_root, run_id)
-    writer.start({"kind": "claims", "strategies": strategies, "host": host_facts(), "tools": tool_versions(),
-                  "git_sha": git_sha(Path(__file__).resolve().parent.parent), "scenario_name": "claims"})  # fmt: skip
+    writer.start({"kind": "claims", "strategies": strategies, "guest": guest.columns(), "host": host_facts(),
+                  "tools": tool_versions(), "git_sha": git_sha(Path(__file__).resolve().parent.parent),
+                  "scenario_name": "claims"})  # fmt: skip
     state = RunState(run_id)
     state.save()
     tracker = ProcessTracker(state, writer.log_dir)
     status = "interrupted"
     try:
-        facts = run_probes(strategies, tracker, writer, console, repetitions)
+        facts = run_probes(strategies, tracker, writer, console, repetitions, guest)
         write_json(writer.dir / "probes.json", facts)
-        rows = claims_table(facts, strategies)
+        rows = claims_table(facts, strategies, guest.kind)
         write_json(writer.dir / "claims.json", rows)
         write_text(writer.dir / "claims.md", "# Seed claims, measured\n\n" + markdown(rows))
         status = "complete"

@@ -136,7 +136,8 @@ def clean(
 @app.command()
 def claims(
     runtime: Annotated[str, typer.Option(help="Where pods live; only netns so far.")] = "netns",
-    guest: Annotated[str, typer.Option(help="What the VM is; only netns so far (QEMU: issue 5).")] = "netns",
+    guest: Annotated[str, typer.Option(help="What the VM is: netns or qemu.")] = "netns",
+    accel: Annotated[str, typer.Option(help="QEMU guest acceleration: auto, kvm or tcg.")] = "auto",
     strategy: Annotated[list[str] | None, typer.Option(help="Probe only these (repeatable); default all.")] = None,
     repetitions: Annotated[int, typer.Option(min=2, help="Throughput repetitions for the performance claims.")] = 5,
     results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
@@ -147,13 +148,23 @@ def claims(
 
     if runtime != "netns":
         fail(f"runtime {runtime!r} is not available yet; allowed: netns.")
-    if guest != "netns":
-        fail(f"guest {guest!r} is not available yet; allowed: netns.")
+    if guest not in ("netns", "qemu"):
+        fail(f"option --guest: unknown guest {guest!r}; allowed: netns, qemu.")
+    if accel not in ("auto", "kvm", "tcg"):
+        fail(f"option --accel: unknown acceleration {accel!r}; allowed: auto, kvm, tcg.")
     for name in strategy or []:
         if name not in STRATEGIES:
             fail(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}.")
     _require_root()
-    run_dir = run_claims(results, console, list(strategy) if strategy else None, repetitions)
+    spec = None
+    if guest == "qemu":
+        from harness.guest import GuestSpec
+        from harness.qemu import QemuOptions, resolve_acceleration
+
+        options = QemuOptions(accel=accel)
+        spec = GuestSpec("qemu", options, resolve_acceleration(accel))
+        console.print(f"QEMU guest: accel {spec.acceleration.accel} ({spec.acceleration.reason})")
+    run_dir = run_claims(results, console, list(strategy) if strategy else None, repetitions, spec)
     print_claims(load_claim_rows(run_dir), console)
     console.print(f"claims: {run_dir / 'claims.md'}")
 

@@ -3,7 +3,8 @@ capabilities are reduced? Found by trying: the bed (the node's and CNI's part) i
 strategy's setup runs in a child process whose capability bounding set lacks the capabilities under test
 (setpriv), followed by real traffic both ways from that child.
 
-    python -m harness.privilege child --run-id ID --strategy NAME     (internal: the reduced-capability side)
+    python -m harness.privilege child --run-id ID --strategy NAME [--guest qemu --accel tcg|kvm]
+        (internal: the reduced-capability side)
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from harness.guest import GuestSpec
 from harness.latency import measure_rr
 from harness.names import new_run_id
 from harness.processes import ProcessTracker
+from harness.qemu import QemuOptions, kvm_acceleration, tcg_acceleration
 from harness.state import RunState
 from harness.testbed import TestBed
 from strategies import strategy_class
@@ -27,13 +30,13 @@ TRIALS: list[tuple[str, ...]] = [(), ("net_admin",), ("net_raw",), ("net_admin",
 PORT = 11111
 
 
-def child(run_id: str, strategy: str) -> dict:
+def child(run_id: str, strategy: str, guest: GuestSpec | None = None) -> dict:
     state = RunState(run_id, suffix="-priv")
     state.save()
     result: dict = {"setup": "failed"}
     with tempfile.TemporaryDirectory() as logs:
         tracker = ProcessTracker(state, Path(logs))
-        bed = TestBed.attach(run_id, state, tracker)
+        bed = TestBed.attach(run_id, state, tracker, guest=guest)
         try:
             attachment = strategy_class(strategy)(services=Services(tcp_ports=(PORT,))).setup(bed)
             result["setup"] = "ok"
@@ -63,7 +66,7 @@ def child(run_id: str, strategy: str) -> dict:
     return result
 
 
-def trial(strategy: str, dropped: tuple[str, ...], tracker: ProcessTracker) -> dict:
+def trial(strategy: str, dropped: tuple[str, ...], tracker: ProcessTracker, guest: GuestSpec | None = None) -> dict:
     """Build a bed as root, run the strategy's setup and traffic with `dropped` capabilities removed."""
     run_id = new_run_id()
     state = RunState(run_id)
@@ -71,10 +74,12 @@ def trial(strategy: str, dropped: tuple[str, ...], tracker: ProcessTracker) -> d
     bed = TestBed(run_id, state, tracker).build()
     try:
         argv = [sys.executable, "-m", "harness.privilege", "child", "--run-id", run_id, "--strategy", strategy]
+        if guest is not None and guest.kind == "qemu" and strategy != "direct":
+            argv += ["--guest", "qemu", "--accel", guest.acceleration.accel if guest.acceleration else "tcg"]
         if dropped:
             caps = ",".join(f"-{c}" for c in dropped)
             argv = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *argv]
-        done = tracker.run(argv, name=f"{run_id}-privilege", timeout=90)
+        done = tracker.run(argv, name=f"{run_id}-privilege", timeout=90 if guest is None else 240)
         try:
             outcome = json.loads(done.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -86,9 +91,9 @@ def trial(strategy: str, dropped: tuple[str, ...], tracker: ProcessTracker) -> d
     return {"dropped": list(dropped), "works": works, **outcome}
 
 
-def probe_privilege(strategy: str, tracker: ProcessTracker) -> dict:
+def probe_privilege(strategy: str, tracker: ProcessTracker, guest: GuestSpec | None = None) -> dict:
     """Trials with each capability set; `needs` lists the capabilities without which it stops working."""
-    trials = [trial(strategy, dropped, tracker) for dropped in TRIALS]
+    trials = [trial(strategy, dropped, tracker, guest) for dropped in TRIALS]
     baseline = trials[0]["works"]
     needs = sorted({c for t in trials[1:] if not t["works"] and len(t["dropped"]) == 1 for c in t["dropped"]})
     return {"baseline_works": baseline, "needs": needs, "works_without_net_caps": trials[-1]["works"],
@@ -101,8 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("child")
     c.add_argument("--run-id", required=True)
     c.add_argument("--strategy", required=True)
+    c.add_argument("--guest", choices=["netns", "qemu"], default="netns")
+    c.add_argument("--accel", choices=["kvm", "tcg"], default="tcg", help="the parent's decision (no second probe)")
     args = parser.parse_args(argv)
-    print(json.dumps(child(args.run_id, args.strategy)), flush=True)
+    guest = None
+    if args.guest == "qemu":
+        accel = kvm_acceleration() if args.accel == "kvm" else tcg_acceleration("decided by the claims run")
+        guest = GuestSpec("qemu", QemuOptions(), accel)
+    print(json.dumps(child(args.run_id, args.strategy, guest)), flush=True)
     return 0
 
 

@@ -9,9 +9,11 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from harness.guest import GuestSpec
 from harness.measure import Cell, run_test
 from harness.names import new_run_id
 from harness.processes import ProcessTracker
+from harness.qemu import QEMU
 from harness.results import RunWriter
 from harness.rules import apply_iptables
 from harness.scenario import RequestResponse, TcpThroughput
@@ -26,21 +28,27 @@ RR_PORT, TPUT_PORT = 11111, 5201
 SERVICES = Services(tcp_ports=(RR_PORT, TPUT_PORT), udp_ports=(RR_PORT,))
 
 
+def guest_for(strategy: str, guest: GuestSpec | None) -> GuestSpec:
+    """`direct` has no VM: it always runs in the pod itself."""
+    return GuestSpec() if guest is None or strategy == "direct" else guest
+
+
 @contextmanager
 def strategy_bed(strategy: str, tracker: ProcessTracker, writer: RunWriter, *, sidecar: str = "none",
-                 before_setup=None) -> Iterator[Cell]:  # fmt: skip
+                 before_setup=None, guest: GuestSpec | None = None) -> Iterator[Cell]:  # fmt: skip
     """A fresh bed with the sidecar and strategy set up, as a Cell for run_test; torn down on exit."""
     run_id = new_run_id()
     state = RunState(run_id)
     state.save()
-    bed = TestBed(run_id, state, tracker).build()
+    spec = guest_for(strategy, guest)
+    bed = TestBed(run_id, state, tracker, guest=spec, label=f"claims-{strategy}-{sidecar}").build()
     try:
         cls = strategy_class(strategy)
         side = install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces))
         if before_setup:
             before_setup(bed)
         attachment = cls(services=SERVICES, sidecar=sidecar).setup(bed)
-        base = {"strategy": strategy, "sidecar": sidecar, "repetition": 1, "scenario": "claims"}
+        base = {"strategy": strategy, "sidecar": sidecar, "repetition": 1, "scenario": "claims", **spec.columns()}
         yield Cell(bed, tracker, writer, attachment, side, base)
     finally:
         bed.close()
@@ -56,10 +64,11 @@ def rr_status(cell: Cell, protocol: str, direction: str) -> tuple[str, str]:
     return ("bypassed" if first.get("path") == "bypassed" else "works"), ""
 
 
-def probe_connectivity(strategy: str, tracker, writer, sidecars=("none", "envoy-redirect", "linkerd-style")) -> dict:
+def probe_connectivity(strategy: str, tracker, writer, sidecars=("none", "envoy-redirect", "linkerd-style"),
+                       guest: GuestSpec | None = None) -> dict:  # fmt: skip
     facts: dict = {}
     for sidecar in sidecars:
-        with strategy_bed(strategy, tracker, writer, sidecar=sidecar) as cell:
+        with strategy_bed(strategy, tracker, writer, sidecar=sidecar, guest=guest) as cell:
             for protocol in ("tcp", "udp"):
                 for direction in ("ingress", "egress"):
                     status, reason = rr_status(cell, protocol, direction)
@@ -78,22 +87,27 @@ def link_kind(link) -> str | None:
     return info.get_attr("IFLA_INFO_KIND") if info else None
 
 
+def is_vm_process(argv: list[str]) -> bool:
+    """The QEMU guest's own QEMU is the VM, not a process the strategy adds next to it."""
+    return argv[0].rsplit("/", 1)[-1] == QEMU
+
+
 def process_name(argv: list[str]) -> str:
     """`slirp4netns`, `envoy`, or `harness.proxy` for the project's own Python modules."""
     module = next((a for a in argv if a.startswith("harness.")), None)
     return module or argv[0].rsplit("/", 1)[-1]
 
 
-def probe_setup_inventory(strategy: str, tracker, writer) -> dict:
+def probe_setup_inventory(strategy: str, tracker, writer, guest: GuestSpec | None = None) -> dict:
     """Processes, rules, routes and sysctls the strategy adds to the pod, and the netfilter features used."""
-    with strategy_bed(strategy, tracker, writer) as cell:
+    with strategy_bed(strategy, tracker, writer, guest=guest) as cell:
         pod = cell.bed.pod
         ruleset = json.loads(pod.run(["nft", "-j", "list", "ruleset"]))["nftables"]
         rules = [item["rule"] for item in ruleset if "rule" in item]
         text = pod.run(["nft", "list", "ruleset"]) + pod.run(["iptables-save"], check=False)
         ip_rules = [r for r in pod.policy_rules() if not re.search(r"lookup (local|main|default)\s*$", r)]
         kinds = {link_kind(link) for link in pod.ipr.get_links()}
-        processes = sorted({process_name(p.argv) for p in cell.bed.processes})
+        processes = sorted({process_name(p.argv) for p in cell.bed.processes if not is_vm_process(p.argv)})
         mangle = text.split("*mangle", 1)[1].split("COMMIT", 1)[0] if "*mangle" in text else ""
         features = {
             "nat": bool(re.search(r"\b(dnat|snat|masquerade|redirect|DNAT|SNAT|MASQUERADE|REDIRECT)\b", text)),
@@ -137,7 +151,7 @@ def _other_tool_rules(bed: TestBed) -> str:
     return "\n".join(lines)
 
 
-def probe_coexistence(strategy: str, tracker, writer) -> dict:
+def probe_coexistence(strategy: str, tracker, writer, guest: GuestSpec | None = None) -> dict:
     """Both ways round: (1) after setup, another tool flushes and rebuilds the nat table (iptables, as CNI
     plugins and init containers do; and nft's own `flush table ip nat`) - does the VM still carry traffic?
     (2) another tool's rules exist first - are they intact after the strategy's setup?"""
@@ -147,7 +161,7 @@ def probe_coexistence(strategy: str, tracker, writer) -> dict:
         "nft": "nft list table ip nat >/dev/null 2>&1 && nft flush table ip nat || true",
     }
     for flush, command in flushes.items():
-        with strategy_bed(strategy, tracker, writer) as cell:
+        with strategy_bed(strategy, tracker, writer, guest=guest) as cell:
             before = [rr_status(cell, "tcp", d)[0] for d in ("ingress", "egress")]
             cell.bed.pod.run(["sh", "-c", command])
             apply_iptables(cell.bed.pod, "nat", OTHER_TOOL_NAT)  # the other tool rebuilds its own rules only
@@ -161,7 +175,7 @@ def probe_coexistence(strategy: str, tracker, writer) -> dict:
         apply_iptables(bed.pod, "mangle", OTHER_TOOL_MANGLE)
         facts["other_tool_rules_before"] = _other_tool_rules(bed)
 
-    with strategy_bed(strategy, tracker, writer, before_setup=install_other_tool) as cell:
+    with strategy_bed(strategy, tracker, writer, before_setup=install_other_tool, guest=guest) as cell:
         facts["other_tool_rules_after"] = _other_tool_rules(cell.bed)
         facts["other_tool_rules_intact"] = facts["other_tool_rules_after"] == facts["other_tool_rules_before"]
         facts["works_with_other_tool_first"] = all(
@@ -171,13 +185,14 @@ def probe_coexistence(strategy: str, tracker, writer) -> dict:
     return facts
 
 
-def probe_throughput(strategies: list[str], tracker, writer, repetitions: int = 5) -> dict[str, dict]:
+def probe_throughput(strategies: list[str], tracker, writer, repetitions: int = 5,
+                     guest: GuestSpec | None = None) -> dict[str, dict]:  # fmt: skip
     """TCP throughput both ways, repetitions interleaved across strategies, with CPU and userspace bytes; per
     strategy: median and bootstrap 95% CI of each direction, CPU per GB, userspace bytes per byte."""
     rows: list[dict] = []
     for rep in range(repetitions):
         for strategy in strategies[rep % len(strategies) :] + strategies[: rep % len(strategies)]:
-            with strategy_bed(strategy, tracker, writer) as cell:
+            with strategy_bed(strategy, tracker, writer, guest=guest) as cell:
                 for direction in ("ingress", "egress"):
                     rows += run_test(TcpThroughput(kind="tcp_throughput", duration_s=2, omit_s=0.5, port=TPUT_PORT),
                                      direction, cell)  # fmt: skip

@@ -202,8 +202,11 @@ def _run_cell(scenario, guest, cell, rep, writer, state, tracker, progress, task
             setup_error = f"setup failed: {e}"
         setup_s = time.monotonic() - t0
         writer.add(_harness_row(base, "setup_time", setup_s, setup_error))
-        if attachment is not None and attachment.details.get("boot_s") is not None:
-            writer.add(_harness_row(base, "boot_time", attachment.details["boot_s"], ""))
+        if attachment is not None:
+            # What the strategy set up (for a QEMU guest: accel, vhost, boot time, the exact QEMU command line).
+            writer.save_raw(f"attachment-{label}.json", attachment.details)
+            if attachment.details.get("boot_s") is not None:
+                writer.add(_harness_row(base, "boot_time", attachment.details["boot_s"], ""))
         cell_state = Cell(bed, tracker, writer, attachment, sidecar, base, setup_error)
         for test in scenario.tests:
             for direction in test.directions:

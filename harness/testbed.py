@@ -102,10 +102,18 @@ class TestBed:
         return self
 
     @classmethod
-    def attach(cls, run_id: str, state: RunState, tracker: ProcessTracker, plan: AddressPlan | None = None) -> TestBed:
+    def attach(
+        cls,
+        run_id: str,
+        state: RunState,
+        tracker: ProcessTracker,
+        plan: AddressPlan | None = None,
+        *,
+        guest: GuestSpec | None = None,
+    ) -> TestBed:
         """Handles on the peer, node and pod of a bed another process built; close() undoes only what is added
         through this object (a guest namespace, processes)."""
-        bed = cls(run_id, state, tracker, plan)
+        bed = cls(run_id, state, tracker, plan, guest=guest)
         for role in ("peer", "node", "pod"):
             ns = Namespace.open(resource_name(run_id, role))
             bed.namespaces[role] = ns

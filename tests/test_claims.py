@@ -114,3 +114,10 @@ def test_connectivity_probe_sees_nat_proxy_tcp_only_ingress(run_env, writer):
     assert facts["tcp_ingress_none"] == "works" and facts["tcp_egress_none"] == "works"
     assert facts["udp_ingress_none"] == "failed" and facts["udp_ingress_none_reason"] == "no replies"
     assert facts["udp_egress_none"] == "works"  # the research's MASQUERADE rule carries the VM's UDP out
+
+
+def test_slirp_process_and_privilege_claims_are_decided_only_with_the_qemu_guest():
+    f = facts_for("slirp", privilege__works_without_net_caps=True, privilege__needs=[])
+    for text in ("No external process needed", "pod can run without privilege"):
+        assert judge(claim(text), "slirp", f, guest="netns")["verdict"] == "not measurable here"
+        assert judge(claim(text), "slirp", f, guest="qemu")["verdict"] == "confirmed"
