@@ -19,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness.guest_image import compile_crr  # noqa: E402
 from harness.listening import wait_listening  # noqa: E402
 from harness.names import new_run_id  # noqa: E402
 from harness.processes import ProcessTracker  # noqa: E402
@@ -43,7 +44,7 @@ def path(request):
         try:
             strategy = strategy_class(request.param)(services=Services(tcp_ports=(IPERF_PORT, RR_PORT)))
             attachment = strategy.setup(bed)
-            rr = tracker.start([sys.executable, "-m", "harness.crr", "server", "--port", str(RR_PORT), "--keepalive"],
+            rr = tracker.start([str(compile_crr()), "server", "--port", str(RR_PORT), "--keepalive"],
                                name=f"{run_id}-rr-server", netns=attachment.service_ns.name)  # fmt: skip
             wait_listening(rr, RR_PORT)
             yield tracker, bed, attachment
@@ -71,7 +72,7 @@ def transfer(tracker, bed, attachment) -> None:
 
 
 def round_trips(tracker, bed, attachment) -> None:
-    argv = [sys.executable, "-m", "harness.crr", "client", "--target", attachment.ingress_address,
+    argv = [str(compile_crr()), "client", "--target", attachment.ingress_address,
             "--port", str(RR_PORT), "--count", str(ROUND_TRIPS)]  # fmt: skip
     done = tracker.run(argv, name=f"{bed.run_id}-rr", netns=bed.peer.name, timeout=120)
     result = json.loads(done.stdout)

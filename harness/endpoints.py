@@ -15,7 +15,8 @@ _REASONS = [
     (re.compile(r"connection refused", re.I), "connection refused"),
     (re.compile(r"no route to host", re.I), "no route"),
     (re.compile(r"network is unreachable", re.I), "network unreachable"),
-    (re.compile(r"connection timed out|timed out", re.I), "connect timed out"),
+    # "Operation now in progress": a connect() cut short by SO_SNDTIMEO (vmnb-crr) is a connect timeout too.
+    (re.compile(r"connection timed out|timed out|operation now in progress", re.I), "connect timed out"),
     (re.compile(r"connection reset|forcibly closed by a peer", re.I), "connection reset"),
     (re.compile(r"closed unexpectedly|unable to receive|unable to read", re.I), "connection closed by the other side"),
 ]

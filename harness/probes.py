@@ -92,6 +92,13 @@ def is_vm_process(argv: list[str]) -> bool:
     return argv[0].rsplit("/", 1)[-1] == QEMU
 
 
+def vm_netdev(argv: list[str]) -> str | None:
+    """The type of QEMU's -netdev (user, stream, tap), from its command line."""
+    if "-netdev" not in argv:
+        return None
+    return argv[argv.index("-netdev") + 1].split(",", 1)[0]
+
+
 def process_name(argv: list[str]) -> str:
     """`slirp4netns`, `envoy`, or `harness.proxy` for the project's own Python modules."""
     module = next((a for a in argv if a.startswith("harness.")), None)
@@ -108,6 +115,7 @@ def probe_setup_inventory(strategy: str, tracker, writer, guest: GuestSpec | Non
         ip_rules = [r for r in pod.policy_rules() if not re.search(r"lookup (local|main|default)\s*$", r)]
         kinds = {link_kind(link) for link in pod.ipr.get_links()}
         processes = sorted({process_name(p.argv) for p in cell.bed.processes if not is_vm_process(p.argv)})
+        vm_argv = next((p.argv for p in cell.bed.processes if is_vm_process(p.argv)), [])
         mangle = text.split("*mangle", 1)[1].split("COMMIT", 1)[0] if "*mangle" in text else ""
         features = {
             "nat": bool(re.search(r"\b(dnat|snat|masquerade|redirect|DNAT|SNAT|MASQUERADE|REDIRECT)\b", text)),
@@ -120,6 +128,8 @@ def probe_setup_inventory(strategy: str, tracker, writer, guest: GuestSpec | Non
             "policy_routing": bool(ip_rules),
         }
         return {
+            # The QEMU guest's backend: `user` (libslirp inside QEMU), `stream` (passt), `tap`; None for netns.
+            "vm_netdev": vm_netdev(vm_argv),
             "extra_processes": len(processes),
             "process_names": processes,
             "rules": len(rules),

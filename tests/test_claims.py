@@ -121,3 +121,10 @@ def test_slirp_process_and_privilege_claims_are_decided_only_with_the_qemu_guest
     for text in ("No external process needed", "pod can run without privilege"):
         assert judge(claim(text), "slirp", f, guest="netns")["verdict"] == "not measurable here"
         assert judge(claim(text), "slirp", f, guest="qemu")["verdict"] == "confirmed"
+
+
+def test_slirp_in_qemu_is_a_userspace_stack_even_though_its_socket_bytes_are_not_counted():
+    f = facts_for("slirp", inventory__vm_netdev="user", inventory__process_names=[])
+    assert judge(claim("use userspace network stack"), "slirp", f, guest="qemu")["verdict"] == "confirmed"
+    assert judge(claim("All the traffic is handled by the kernel user space not involved"), "slirp", f,
+                 guest="qemu")["verdict"] == "refuted"  # fmt: skip

@@ -155,7 +155,7 @@ def test_slirp_in_qemu_needs_no_helper_process_and_no_net_capabilities(run_env, 
 
     run_id, _, tracker = run_env
     inventory = probe_setup_inventory("slirp", tracker, RunWriter(tmp_path / "results", run_id), guest=TCG)
-    assert inventory["process_names"] == [] and inventory["rules"] == 0
+    assert inventory["process_names"] == [] and inventory["rules"] == 0 and inventory["vm_netdev"] == "user"
     privilege = probe_privilege("slirp", tracker, guest=TCG)
     assert privilege["baseline_works"], privilege["trials"][0]
     assert privilege["works_without_net_caps"], privilege["trials"][-1]

@@ -1,8 +1,10 @@
-/* vmnb-crr: connect-request-response server and client, the protocol of harness/crr.py in C, so the same
- * tool runs on the host and inside the QEMU guest's initramfs (which has no Python).
+/* vmnb-crr: connect-request-response server and client, in C so that the same tool runs on the host and
+ * inside the QEMU guest's initramfs (which has no Python).
  *
  *   vmnb-crr server --port P [--keepalive]
- *   vmnb-crr client --target A --port P --duration S --bytes N      (prints JSON like harness.crr)
+ *   vmnb-crr client --target A --port P --duration S --bytes N      (prints JSON: latency_us, seconds, errors)
+ *   vmnb-crr client --target A --port P --count N --bytes B         (N round trips on one connection, for
+ *                                                                     a server with --keepalive: fixed work)
  *
  * Server: one poll() loop, no thread or fork per connection; it answers each read with the same bytes and
  * closes (or keeps the connection with --keepalive). Client: closed loop, each request timed from before
@@ -83,7 +85,7 @@ static int client(const char *target, int port, double duration, int size) {
             ok = got >= size;
             if (!ok && r == 0) errno = ECONNRESET;
         }
-        int err = errno;
+        int err = errno == EINPROGRESS ? ETIMEDOUT : errno;  /* connect() cut short by SO_SNDTIMEO */
         close(s);
         if (!ok) {
             errors++;
@@ -104,9 +106,36 @@ static int client(const char *target, int port, double duration, int size) {
     return 0;
 }
 
+static int round_trips(const char *target, int port, long count, int size) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    char *payload = malloc(size), *reply = malloc(65536);
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    memset(payload, 'x', size);
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (inet_pton(AF_INET, target, &a.sin_addr) != 1 || connect(s, (struct sockaddr *)&a, sizeof a)) {
+        printf("{\"error\": \"%s\"}\n", strerror(errno));
+        return 0;
+    }
+    double start = now_s();
+    for (long i = 0; i < count; i++) {
+        int got = 0;
+        ssize_t r = 1;
+        if (write(s, payload, size) != size) break;
+        while (got < size && (r = read(s, reply, 65536)) > 0) got += r;
+        if (got < size) {
+            printf("{\"error\": \"connection closed before the full reply\"}\n");
+            return 0;
+        }
+    }
+    printf("{\"round_trips\": %ld, \"seconds\": %.6f}\n", count, now_s() - start);
+    close(s);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *target = NULL;
     int port = 0, size = 64, keepalive = 0;
+    long count = 0;
     double duration = 2.0;
     if (argc < 2) goto usage;
     for (int i = 2; i < argc; i++) {
@@ -116,13 +145,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--target")) target = argv[++i];
         else if (!strcmp(argv[i], "--duration")) duration = atof(argv[++i]);
         else if (!strcmp(argv[i], "--bytes")) size = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--count")) count = atol(argv[++i]);
         else goto usage;
     }
     if (port <= 0 || port > 65535 || size <= 0 || size > 65536) goto usage;
     if (!strcmp(argv[1], "server")) return serve(port, keepalive);
+    if (!strcmp(argv[1], "client") && target && count > 0) return round_trips(target, port, count, size);
     if (!strcmp(argv[1], "client") && target) return client(target, port, duration, size);
 usage:
     fprintf(stderr, "usage: vmnb-crr server --port P [--keepalive] | client --target A --port P "
-                    "[--duration S] [--bytes N (1-65536)]\n");
+                    "[--duration S | --count N] [--bytes B (1-65536)]\n");
     return 2;
 }
