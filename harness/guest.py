@@ -27,6 +27,10 @@ class GuestSpec:
     qemu: QemuOptions = field(default_factory=QemuOptions)
     acceleration: Acceleration | None = None
 
+    def for_strategy(self, has_vm: bool) -> GuestSpec:
+        """The guest a strategy's bed gets: this one, or none for a strategy without a VM (`direct`)."""
+        return self if has_vm else GuestSpec()
+
     def columns(self) -> dict:
         """What every result row of a VM cell carries about the guest."""
         if self.kind != "qemu":

@@ -74,7 +74,7 @@ def trial(strategy: str, dropped: tuple[str, ...], tracker: ProcessTracker, gues
     bed = TestBed(run_id, state, tracker).build()
     try:
         argv = [sys.executable, "-m", "harness.privilege", "child", "--run-id", run_id, "--strategy", strategy]
-        if guest is not None and guest.kind == "qemu" and strategy != "direct":
+        if guest is not None and guest.for_strategy(strategy_class(strategy).has_vm).kind == "qemu":
             argv += ["--guest", "qemu", "--accel", guest.acceleration.accel if guest.acceleration else "tcg"]
         if dropped:
             caps = ",".join(f"-{c}" for c in dropped)

@@ -28,11 +28,6 @@ RR_PORT, TPUT_PORT = 11111, 5201
 SERVICES = Services(tcp_ports=(RR_PORT, TPUT_PORT), udp_ports=(RR_PORT,))
 
 
-def guest_for(strategy: str, guest: GuestSpec | None) -> GuestSpec:
-    """`direct` has no VM: it always runs in the pod itself."""
-    return GuestSpec() if guest is None or strategy == "direct" else guest
-
-
 @contextmanager
 def strategy_bed(strategy: str, tracker: ProcessTracker, writer: RunWriter, *, sidecar: str = "none",
                  before_setup=None, guest: GuestSpec | None = None) -> Iterator[Cell]:  # fmt: skip
@@ -40,10 +35,10 @@ def strategy_bed(strategy: str, tracker: ProcessTracker, writer: RunWriter, *, s
     run_id = new_run_id()
     state = RunState(run_id)
     state.save()
-    spec = guest_for(strategy, guest)
+    cls = strategy_class(strategy)
+    spec = (guest or GuestSpec()).for_strategy(cls.has_vm)
     bed = TestBed(run_id, state, tracker, guest=spec, label=f"claims-{strategy}-{sidecar}").build()
     try:
-        cls = strategy_class(strategy)
         side = install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces))
         if before_setup:
             before_setup(bed)

@@ -129,9 +129,14 @@ def plot_latency_percentiles(run: Run):
         ax.set_title(f"{test} ({sub['direction'].iat[0]})", fontsize=10)
         ax.set_xlabel("percentile")
         ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("latency (us, log scale)")
+    return _finish_panels(fig, axes, "latency (us, log scale)", "Latency percentiles, all repetitions merged")
+
+
+def _finish_panels(fig, axes, ylabel: str, title: str):
+    """Shared y label on the first panel, one legend right of the last, a title."""
+    axes[0].set_ylabel(ylabel)
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle("Latency percentiles, all repetitions merged")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -150,11 +155,7 @@ def plot_latency_cdf(run: Run):
         ax.set_xlabel("latency (us, log scale)")
         ax.set_title(test, fontsize=10)
         ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("fraction of requests")
-    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle("Latency CDF (ingress)")
-    fig.tight_layout()
-    return fig
+    return _finish_panels(fig, axes, "fraction of requests", "Latency CDF (ingress)")
 
 
 def figures(run: Run) -> list[tuple[str, str, object]]:

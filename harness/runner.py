@@ -173,10 +173,11 @@ def qemu_facts(guest: GuestSpec) -> dict:
 
 
 def _run_cell(scenario, guest, cell, rep, writer, state, tracker, progress, task) -> None:
-    is_vm = scenario.strategy_of(cell.strategy) != "direct"
+    cls = strategy_class(scenario.strategy_of(cell.strategy))
+    guest = guest.for_strategy(cls.has_vm)
     base = {
         "runtime": scenario.runtime,
-        **(guest.columns() if is_vm else {"guest": "none"}),
+        **(guest.columns() if cls.has_vm else {"guest": "none"}),
         "strategy": cell.strategy,
         "sidecar": cell.sidecar,
         "scenario": scenario.name,
@@ -184,10 +185,9 @@ def _run_cell(scenario, guest, cell, rep, writer, state, tracker, progress, task
     }
     where = f"rep {rep}/{scenario.repetitions} {cell.strategy}/{cell.sidecar}"
     progress.update(task, description=f"{where} setup")
-    cls = strategy_class(scenario.strategy_of(cell.strategy))
     strategy = cls(scenario.options_for(cell.strategy), services=scenario.services(), sidecar=cell.sidecar)
     label = f"{cell.strategy}-{cell.sidecar}-r{rep}"
-    bed = TestBed(writer.run_id, state, tracker, guest=guest if is_vm else GuestSpec(), label=label)
+    bed = TestBed(writer.run_id, state, tracker, guest=guest, label=label)
     attachment: Attachment | None = None
     sidecar: Sidecar | None = None
     setup_error = ""

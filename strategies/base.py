@@ -88,6 +88,8 @@ class Strategy(ABC):
     seed_claims: ClassVar[SeedClaims] = SeedClaims()
     requirements: ClassVar[Requirements] = Requirements()
     Options: ClassVar[type[StrategyOptions]] = StrategyOptions
+    has_vm: ClassVar[bool] = True
+    """False only for `direct`: its service runs in the pod, so the scenario's guest does not apply."""
     vm_interfaces: ClassVar[tuple[str, ...]] = ()
     """Pod interfaces the VM's traffic enters by, announced to an Istio sidecar the way KubeVirt does
     (annotation traffic.sidecar.istio.io/kubevirtInterfaces -> istio-iptables `-k`)."""

@@ -11,6 +11,7 @@ class Direct(Strategy):
     name = "direct"
     summary = "service in the pod itself, no VM: the reference ceiling"
     faithful_to = "a plain pod"
+    has_vm = False
 
     def setup(self, bed: TestBed) -> Attachment:
         return Attachment(service_ns=bed.pod, ingress_address=bed.plan.pod_ip, client_ns=bed.pod)
