@@ -4,7 +4,7 @@
 
 Path: peer --> pod IP:5201 --relay--> VM 198.19.0.2:5201 (iperf3 server in the netns guest behind the pod's
 bridge, as nat-proxy's and tproxy's ingress). Relays: `direct` (server in the pod, no relay: the ceiling),
-`kernel-dnat` (iptables DNAT, no userspace), `vmnetbench-proxy` (harness.proxy static listener), `socat`
+`kernel-dnat` (iptables DNAT, no userspace), `vmnetbench-proxy` (harness.pod.proxy static listener), `socat`
 (fork per connection, its default 8 KiB read/write loop), `socat-128k` (socat -b 131072) and `envoy`
 (tcp_proxy, concurrency 2 as an Istio sidecar). Repetitions are interleaved in a shuffled order per round;
 medians with bootstrap 95% CIs.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -24,28 +23,32 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.envoy import start_envoy, tcp_relay_config  # noqa: E402
-from harness.guest import routed_guest  # noqa: E402
-from harness.iperf import measure_tcp_throughput  # noqa: E402
-from harness.listening import wait_listening  # noqa: E402
-from harness.names import new_run_id  # noqa: E402
-from harness.processes import ProcessTracker  # noqa: E402
-from harness.proxy_process import start_proxy  # noqa: E402
-from harness.rules import apply_iptables  # noqa: E402
-from harness.state import RunState  # noqa: E402
-from harness.stats import median_ci  # noqa: E402
-from harness.testbed import TestBed  # noqa: E402
+from harness.analysis.stats import median_ci  # noqa: E402
+from harness.experiment.iperf import measure_tcp_throughput  # noqa: E402
+from harness.guests.attachment import Ends  # noqa: E402
+from harness.guests.drivers import driver_for  # noqa: E402
+from harness.guests.netns import NetnsGuest  # noqa: E402
+from harness.guests.spec import GuestSpec  # noqa: E402
+from harness.lab.bed import TestBed  # noqa: E402
+from harness.lab.rules import apply_iptables  # noqa: E402
+from harness.lab.session import LabSession  # noqa: E402
+from harness.lab.waiting import wait_listening  # noqa: E402
+from harness.pod.envoy import start_envoy, tcp_relay_config  # noqa: E402
+from harness.pod.proxy_process import start_proxy  # noqa: E402
 
 PORT = 5201
 RELAYS = ["direct", "kernel-dnat", "vmnetbench-proxy", "socat", "socat-128k", "envoy"]
 
 
-def set_up(relay: str, bed: TestBed):
-    """Build the relay; return (server namespace, address the peer dials)."""
+def set_up(relay: str, bed: TestBed) -> Ends:
+    """Build the relay; return the path's ends for ingress (server, the peer as client, the address it dials)."""
     pod_ip = bed.plan.pod_ip
+    driver = driver_for(GuestSpec(), relay)
+    peer = NetnsGuest.of(bed, bed.peer)
     if relay == "direct":
-        return bed.pod, pod_ip
-    guest, _gw, vm_ip = routed_guest(bed, bridge="virbr0", vm_cidr="198.19.0.0/24")
+        return Ends(driver.pod(bed), peer, pod_ip)
+    vm = driver.routed(bed, bridge="virbr0", vm_cidr="198.19.0.0/24")
+    vm_ip = vm.vm_ip
     if relay == "kernel-dnat":
         apply_iptables(
             bed.pod, "nat", [f"-A PREROUTING -i eth0 -p tcp --dport {PORT} -j DNAT --to-destination {vm_ip}"]
@@ -58,7 +61,7 @@ def set_up(relay: str, bed: TestBed):
         wait_listening(bed.start_process(argv, name="socat", ns=bed.pod), PORT)
     elif relay == "envoy":
         start_envoy(bed, tcp_relay_config(pod_ip, PORT, vm_ip, PORT), ns=bed.pod, ports=[PORT])
-    return guest, pod_ip
+    return Ends(vm.guest, peer, pod_ip)
 
 
 def main() -> int:
@@ -69,30 +72,20 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("results"))
     args = parser.parse_args()
     console = Console()
-    run_id = new_run_id()
-    state = RunState(run_id)
-    state.save()
     rows = []
-    with tempfile.TemporaryDirectory() as logs:
-        tracker = ProcessTracker(state, Path(logs))
-        try:
-            for rep in range(1, args.repetitions + 1):
-                order = RELAYS[:]
-                random.shuffle(order)
-                for relay in order:
-                    with TestBed(run_id, state, tracker) as bed:
-                        server_ns, target = set_up(relay, bed)
-                        s = measure_tcp_throughput(
-                            tracker, server_ns=server_ns.name, client_ns=bed.peer.name, target=target, port=PORT,
-                            duration_s=args.duration, omit_s=1, streams=args.streams, label=f"{run_id}-{relay}",
-                        )  # fmt: skip
-                    gbps = s.bits_per_second / 1e9 if s.bits_per_second else None
-                    rows.append({"relay": relay, "repetition": rep, "gbit_s": gbps, "status": s.status,
-                                 "reason": s.reason, "cpu_server_pct": s.cpu_server_pct})  # fmt: skip
-                    console.print(f"rep {rep} {relay:<17} {gbps if gbps is None else round(gbps, 2)} {s.reason}")
-        finally:
-            tracker.stop_all()
-            state.remove_file()
+    with LabSession() as lab:
+        for rep in range(1, args.repetitions + 1):
+            order = RELAYS[:]
+            random.shuffle(order)
+            for relay in order:
+                with lab.bed() as bed:
+                    s = measure_tcp_throughput(set_up(relay, bed), port=PORT, duration_s=args.duration, omit_s=1,
+                                               streams=args.streams, label=f"{lab.run_id}-{relay}")  # fmt: skip
+                gbps = s.bits_per_second / 1e9 if s.bits_per_second else None
+                rows.append({"relay": relay, "repetition": rep, "gbit_s": gbps, "status": s.status,
+                             "reason": s.reason, "cpu_server_pct": s.cpu_server_pct})  # fmt: skip
+                console.print(f"rep {rep} {relay:<17} {gbps if gbps is None else round(gbps, 2)} {s.reason}")
+    run_id = lab.run_id
     df = pd.DataFrame(rows)
     out = args.out / f"proxy-compare-{run_id}"
     out.mkdir(parents=True, exist_ok=True)

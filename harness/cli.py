@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from harness.names import check_run_id
+from harness.lab.names import check_run_id
 
 app = typer.Typer(help="Measure how a VM in a pod reaches the pod network next to a sidecar.", no_args_is_help=True)
 # Wide enough for the summary table when output goes to a file or CI log.
@@ -27,8 +27,8 @@ def run(
     run_id: Annotated[str | None, typer.Option(help="Six hex digits; drawn at random if not given.")] = None,
 ) -> None:
     """Run a scenario: build beds, set up each strategy, measure, tear down, write results/<run id>/."""
-    from harness.runner import Interrupted, run_scenario
-    from harness.scenario import ScenarioError, load_scenario
+    from harness.experiment.runner import Interrupted, run_scenario
+    from harness.experiment.scenario import ScenarioError, load_scenario
 
     try:
         parsed, text = load_scenario(scenario)
@@ -55,7 +55,7 @@ def report(
     results: Annotated[Path, typer.Option(help="Folder holding the runs.")] = DEFAULT_RESULTS,
 ) -> None:
     """Write report.md, a self-contained report.html and PNG figures into the run folder."""
-    from harness.report import write_report
+    from harness.analysis.report import write_report
 
     run_dir = run_dir or latest_run(results)
     if not (run_dir / "samples.parquet").exists():
@@ -74,8 +74,8 @@ def compare(
     """Judge NEW against BASE metric by metric; exit 1 if any metric regressed beyond its gate."""
     from rich.table import Table
 
-    from harness.atomic import write_json
-    from harness.compare import DEFAULT_GATES, compare_runs
+    from harness.analysis.compare import DEFAULT_GATES, compare_runs
+    from harness.lab.atomic import write_json
 
     for run_dir in (base, new):
         if not (run_dir / "samples.parquet").exists():
@@ -114,7 +114,7 @@ def clean(
     run_id: Annotated[str | None, typer.Argument(help="Only this run (even if its harness still runs).")] = None,
 ) -> None:
     """Remove namespaces and processes that runs left behind (e.g. after a SIGKILL)."""
-    from harness.cleanup import clean as do_clean
+    from harness.lab.cleanup import clean as do_clean
 
     if run_id is not None:
         try:
@@ -143,7 +143,7 @@ def claims(
     results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
 ) -> None:
     """Probe every strategy and judge each claim of the seed post: claims.json and claims.md in the run folder."""
-    from harness.claims import load_claim_rows, print_claims, run_claims
+    from harness.experiment.claims.verdicts import load_claim_rows, print_claims, run_claims
     from strategies import STRATEGIES
 
     if runtime != "netns":
@@ -158,11 +158,12 @@ def claims(
     _require_root()
     spec = None
     if guest == "qemu":
-        from harness.guest import GuestSpec
-        from harness.qemu import QemuOptions, resolve_acceleration
+        from harness.guests.qemu.accel import resolve_acceleration
+        from harness.guests.spec import GuestSpec, QemuOptions
+        from harness.lab.kinds import GuestKind
 
         options = QemuOptions(accel=accel)
-        spec = GuestSpec("qemu", options, resolve_acceleration(accel))
+        spec = GuestSpec(GuestKind.QEMU, options, resolve_acceleration(accel))
         console.print(f"QEMU guest: accel {spec.acceleration.accel} ({spec.acceleration.reason})")
     run_dir = run_claims(results, console, list(strategy) if strategy else None, repetitions, spec)
     print_claims(load_claim_rows(run_dir), console)
@@ -172,7 +173,7 @@ def claims(
 @app.command()
 def describe(name: Annotated[str, typer.Argument(help="Strategy name.")]) -> None:
     """Set a strategy up on a scratch bed and print what it creates: links, addresses, rules, processes."""
-    from harness.describe import describe_strategy
+    from harness.experiment.describe import describe_strategy
     from strategies import STRATEGIES
 
     if name not in STRATEGIES:
@@ -193,7 +194,7 @@ def strategies() -> None:
 @app.command()
 def doctor() -> None:
     """What this host can run: tools and their versions, the QEMU guest (kernel, KVM probe), capabilities."""
-    from harness.results import host_facts, tool_versions
+    from harness.analysis.provenance import host_facts, tool_versions
 
     for key, value in host_facts().items():
         console.print(f"{key:<16} {value}")
@@ -208,8 +209,8 @@ def doctor() -> None:
 
 def guest_facts() -> list[tuple[str, str]]:
     """What the QEMU guest can use here: kernel, image, KVM (by the probe, not by /dev/kvm), vhost-net."""
-    from harness.guest_image import GuestImageError, build_image
-    from harness.qemu import probe_kvm
+    from harness.guests.qemu.accel import probe_kvm
+    from harness.guests.qemu.image import GuestImageError, build_image
 
     try:
         image = build_image()

@@ -1,20 +1,28 @@
-"""What every connectivity strategy declares and does. A strategy is small: claims, requirements, setup.
+"""What every connectivity strategy declares and does. A strategy is small: requirements, options, setup.
 
-Teardown is the bed's: everything a strategy creates is registered on the TestBed (namespaces, processes)
-or lives inside one of its namespaces (links, addresses, routes, rules, sysctls) and goes with it.
+Setup receives the bed and the run's GuestDriver: the strategy says how its VM is connected (a tap it
+bridges, routes or NATs; a user-mode stack; a passt socket) and the driver does it for whichever guest the run
+has. Teardown is the bed's: everything a strategy creates is registered on the TestBed (namespaces,
+processes) or lives inside one of its namespaces (links, addresses, routes, rules, sysctls) and goes with it.
+The seed's claims about each strategy are data, in harness/experiment/claims/claims.yaml.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from harness.guest import Guest, guest_details
-from harness.testbed import TestBed
+from harness.guests.attachment import Attachment
+from harness.guests.driver import GuestDriver
+from harness.lab.bed import TestBed
+from harness.lab.kinds import SidecarKind
+
+__all__ = ["Attachment", "GuestDriver", "Requirements", "Services", "Strategy", "StrategyOptions", "TestBed",
+           "VmNetworkOptions"]  # fmt: skip
 
 
 class StrategyOptions(BaseModel):
@@ -49,31 +57,6 @@ class Requirements:
 
 
 @dataclass(frozen=True)
-class SeedClaims:
-    """The pros and cons ../shared/seed/proxy-vm-conclusion.txt states for the way this strategy stands for."""
-
-    pros: tuple[str, ...] = ()
-    cons: tuple[str, ...] = ()
-
-
-@dataclass
-class Attachment:
-    """How traffic reaches the VM once a strategy is set up."""
-
-    service_ns: Guest  # where the VM's servers listen: the guest (the pod itself for `direct`)
-    ingress_address: str  # what the peer dials to reach them
-    client_ns: Guest  # where the VM's own clients run, for egress
-    details: dict = field(default_factory=dict)
-
-    @classmethod
-    def of_guest(cls, guest: Guest, ingress_address: str, **details) -> Attachment:
-        """The usual case: the VM's servers and clients both run in the guest; a QEMU guest's facts (accel,
-        vhost, boot time) join the details."""
-        details.update(guest_details(guest))
-        return cls(service_ns=guest, ingress_address=ingress_address, client_ns=guest, details=details)
-
-
-@dataclass(frozen=True)
 class Services:
     """The VM's service ports the strategy must make reachable from the peer."""
 
@@ -85,7 +68,6 @@ class Strategy(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     faithful_to: ClassVar[str]
-    seed_claims: ClassVar[SeedClaims] = SeedClaims()
     requirements: ClassVar[Requirements] = Requirements()
     Options: ClassVar[type[StrategyOptions]] = StrategyOptions
     has_vm: ClassVar[bool] = True
@@ -95,17 +77,22 @@ class Strategy(ABC):
     (annotation traffic.sidecar.istio.io/kubevirtInterfaces -> istio-iptables `-k`)."""
 
     def __init__(
-        self, options: StrategyOptions | None = None, *, services: Services | None = None, sidecar: str = "none"
+        self,
+        options: StrategyOptions | None = None,
+        *,
+        services: Services | None = None,
+        sidecar: SidecarKind = SidecarKind.NONE,
     ) -> None:
         self.options = options if options is not None else self.Options()
         self.services = services or Services()
-        self.sidecar = sidecar
+        self.sidecar = SidecarKind(sidecar)
 
     @property
     def istio_sidecar(self) -> bool:
         """An Istio-style sidecar (REDIRECT or TPROXY mode) is injected in the pod."""
-        return self.sidecar.startswith("envoy-")
+        return self.sidecar.istio
 
     @abstractmethod
-    def setup(self, bed: TestBed) -> Attachment:
-        """Create the guest and whatever connects it to the pod network; return how to reach it."""
+    def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
+        """Create the guest (through `guest`) and whatever connects it to the pod network; return how to
+        reach it."""

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import secrets
 
-from harness.guest import TAP, TapGuest
-from harness.testbed import TestBed
-from strategies.base import Attachment, Requirements, Strategy
+from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed
 
 BRIDGE = "k6t-eth0"
 POD_IFACE = "eth0"
@@ -35,7 +33,7 @@ class Bridge(Strategy):
     requirements = Requirements(capabilities=("CAP_NET_ADMIN",), kernel_features=("bridge", "tun"))
     vm_interfaces = (BRIDGE,)
 
-    def setup(self, bed: TestBed) -> Attachment:
+    def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
         pod, plan = bed.pod, bed.plan
         original_mac = pod.mac(POD_IFACE)
         pod.flush_addresses(POD_IFACE)  # also drops the routes through it
@@ -43,8 +41,7 @@ class Bridge(Strategy):
         pod.set_mac(POD_NIC, random_local_mac())
         pod.add_bridge(BRIDGE)
         pod.enslave(POD_NIC, BRIDGE)
-        tap = TapGuest(bed)
-        pod.enslave(TAP, BRIDGE)
-        tap.mac = original_mac
-        guest = tap.start(plan.pod, plan.pod_gateway)
-        return Attachment.of_guest(guest, plan.pod_ip, vm_ip=plan.pod_ip)
+        tap = guest.tap(bed)
+        pod.enslave(tap.name, BRIDGE)
+        vm = tap.start(plan.pod, plan.pod_gateway, mac=original_mac)
+        return Attachment.of_guest(bed, vm, plan.pod_ip, vm_ip=plan.pod_ip)

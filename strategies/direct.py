@@ -3,8 +3,7 @@ measured against: whatever it loses next to this is the cost of putting a VM in 
 
 from __future__ import annotations
 
-from harness.testbed import TestBed
-from strategies.base import Attachment, Strategy
+from strategies.base import Attachment, GuestDriver, Strategy, TestBed
 
 
 class Direct(Strategy):
@@ -13,5 +12,5 @@ class Direct(Strategy):
     faithful_to = "a plain pod"
     has_vm = False
 
-    def setup(self, bed: TestBed) -> Attachment:
-        return Attachment(service_ns=bed.pod, ingress_address=bed.plan.pod_ip, client_ns=bed.pod)
+    def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
+        return Attachment.of_guest(bed, guest.pod(bed), bed.plan.pod_ip)

@@ -15,10 +15,8 @@ in-pod bridge with its own private network, as in the research's libvirt setup.
 
 from __future__ import annotations
 
-from harness.guest import routed_guest
-from harness.rules import apply_iptables
-from harness.testbed import TestBed
-from strategies.base import Attachment, Requirements, SeedClaims, Strategy, VmNetworkOptions
+from harness.lab.rules import apply_iptables
+from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed, VmNetworkOptions
 
 BRIDGE = "virbr0"
 
@@ -31,14 +29,6 @@ class IptablesOnly(Strategy):
     name = "iptables-only"
     summary = "kernel DNAT of service ports to the VM and SNAT of its egress in the iptables nat table"
     faithful_to = "2018 KubeVirt research: iptables only with dnat and source nat"
-    seed_claims = SeedClaims(
-        pros=(
-            "No external modules needed",
-            "No external process needed",
-            "All the traffic is handled by the kernel user space not involved",
-        ),
-        cons=("Istio dedicated solution!", "Not other process can change the iptables rules"),
-    )
     requirements = Requirements(
         capabilities=("CAP_NET_ADMIN",),
         kernel_features=("iptables nat", "conntrack", "bridge", "tun"),
@@ -48,8 +38,9 @@ class IptablesOnly(Strategy):
     vm_interfaces = (BRIDGE,)
     options: IptablesOnlyOptions
 
-    def setup(self, bed: TestBed) -> Attachment:
-        guest, _gateway, vm_ip = routed_guest(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
+    def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
+        vm = guest.routed(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
+        vm_ip = vm.vm_ip
         pod_ip = bed.plan.pod_ip
         services = [("tcp", p) for p in self.services.tcp_ports] + [("udp", p) for p in self.services.udp_ports]
         if self.istio_sidecar:
@@ -72,4 +63,4 @@ class IptablesOnly(Strategy):
         egress = '-m comment --comment "Kubevirt VM egress"'
         rules.append(f"-A POSTROUTING -s {vm_ip}/32 -o eth0 {egress} -j SNAT --to-source {pod_ip}")
         apply_iptables(bed.pod, "nat", rules)
-        return Attachment.of_guest(guest, pod_ip, vm_ip=vm_ip)
+        return Attachment.of_guest(bed, vm.guest, pod_ip, vm_ip=vm_ip)

@@ -10,10 +10,8 @@ plan), with `vm_cidr` to choose another. The VM's address is static instead of v
 
 from __future__ import annotations
 
-from harness.guest import routed_guest
-from harness.rules import apply_nft
-from harness.testbed import TestBed
-from strategies.base import Attachment, Requirements, SeedClaims, Strategy, VmNetworkOptions
+from harness.lab.rules import apply_nft
+from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed, VmNetworkOptions
 
 BRIDGE = "k6t-eth0"
 POD_IFACE = "eth0"
@@ -34,7 +32,6 @@ class Masquerade(Strategy):
     name = "masquerade"
     summary = "bridge k6t-eth0, VM behind gateway .1, nftables NAT in the pod (KubeVirt masquerade binding)"
     faithful_to = "KubeVirt masquerade binding (pkg/network/setup/netpod/masquerade)"
-    seed_claims = SeedClaims()  # not one of the seed's four ways; issue 7 probes it all the same
     requirements = Requirements(
         capabilities=("CAP_NET_ADMIN",),
         kernel_features=("nf_tables", "nat", "bridge", "tun"),
@@ -44,14 +41,14 @@ class Masquerade(Strategy):
     vm_interfaces = (BRIDGE,)
     options: MasqueradeOptions
 
-    def setup(self, bed: TestBed) -> Attachment:
-        guest, gateway, vm_ip = routed_guest(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
+    def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
+        vm = guest.routed(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
         # KubeVirt turns route_localnet on for the bridge (pkg/network/driver/procsys, allowRouteLocalNet):
         # loopback-sourced connections DNATed to the VM (127.0.0.1, and Envoy's 127.0.0.6) must leave by it.
         # Measured: without it Envoy's inbound connection to the VM is dropped and the peer sees a reset.
         bed.pod.sysctl(f"net.ipv4.conf.{BRIDGE}.route_localnet", 1)
-        apply_nft(bed.pod, self.ruleset(gateway, vm_ip, bed.plan.pod_ip))
-        return Attachment.of_guest(guest, bed.plan.pod_ip, vm_ip=vm_ip, gateway=gateway, bridge=BRIDGE)
+        apply_nft(bed.pod, self.ruleset(vm.gateway, vm.vm_ip, bed.plan.pod_ip))
+        return Attachment.of_guest(bed, vm.guest, bed.plan.pod_ip, vm_ip=vm.vm_ip, gateway=vm.gateway, bridge=BRIDGE)
 
     def ruleset(self, gateway: str, vm_ip: str, pod_ip: str) -> str:
         """The nft script KubeVirt's MasqPod.setupNATByFamily would issue for this VMI (IPv4)."""

@@ -11,11 +11,9 @@ research's own answer for UDP egress, and UDP ingress has no path at all (by des
 
 from __future__ import annotations
 
-from harness.guest import routed_guest
-from harness.proxy_process import start_proxy
-from harness.rules import apply_iptables
-from harness.testbed import TestBed
-from strategies.base import Attachment, Requirements, SeedClaims, Strategy, VmNetworkOptions
+from harness.lab.rules import apply_iptables
+from harness.pod.proxy_process import start_proxy
+from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed, VmNetworkOptions
 
 BRIDGE = "virbr0"
 REDIRECT_PORT = 8080  # the research's proxy port
@@ -29,15 +27,6 @@ class NatProxy(Strategy):
     name = "nat-proxy"
     summary = "iptables REDIRECT of VM TCP to a splice proxy (SO_ORIGINAL_DST); ingress via the proxy"
     faithful_to = "2018 KubeVirt research: iptables with a nat-proxy process"
-    seed_claims = SeedClaims(
-        pros=("No external modules needed", "Works with any sidecar solution"),
-        cons=(
-            "Not other process can change the iptables rules",
-            "External process needed",
-            "The traffic is passed to user space",
-            "Only support ingress TCP connection",
-        ),
-    )
     requirements = Requirements(
         capabilities=("CAP_NET_ADMIN",),
         kernel_features=("iptables nat", "REDIRECT", "conntrack", "bridge", "tun"),
@@ -47,8 +36,9 @@ class NatProxy(Strategy):
     Options = NatProxyOptions
     options: NatProxyOptions
 
-    def setup(self, bed: TestBed) -> Attachment:
-        guest, _gateway, vm_ip = routed_guest(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
+    def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
+        vm = guest.routed(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
+        vm_ip = vm.vm_ip
         apply_iptables(
             bed.pod,
             "nat",
@@ -61,4 +51,4 @@ class NatProxy(Strategy):
         )
         ingress = [f"static:{bed.plan.pod_ip}:{p}={vm_ip}:{p}" for p in self.services.tcp_ports]
         start_proxy(bed, [f"original-dst:0.0.0.0:{REDIRECT_PORT}", *ingress])
-        return Attachment.of_guest(guest, bed.plan.pod_ip, vm_ip=vm_ip)
+        return Attachment.of_guest(bed, vm.guest, bed.plan.pod_ip, vm_ip=vm_ip)

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.guest import routed_guest
-from harness.proxy_process import start_proxy
-from harness.rules import apply_iptables
-from harness.testbed import TestBed
-from strategies.base import Attachment, Requirements, SeedClaims, Strategy, VmNetworkOptions
+from harness.lab.rules import apply_iptables
+from harness.pod.proxy_process import start_proxy
+from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed, VmNetworkOptions
 
 BRIDGE = "virbr0"
 BR_NETFILTER_SYSCTL = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
@@ -40,19 +38,6 @@ class Tproxy(Strategy):
     name = "tproxy"
     summary = "mangle TPROXY + fwmark policy routing to an IP_TRANSPARENT splice proxy; ingress via the proxy"
     faithful_to = "2018 KubeVirt research: iptables with a transparent-proxy process"
-    seed_claims = SeedClaims(
-        pros=(
-            "other process can change the nat table (this solution works on the mangle table)",
-            "better preformance comparing to nat-proxy",
-            "Works with any sidecar solution",
-        ),
-        cons=(
-            "Need NET_ADMIN capability for the docker",
-            "External process needed",
-            "The traffic is passed to user space",
-            "Only support ingress TCP connection",
-        ),
-    )
     requirements = Requirements(
         capabilities=("CAP_NET_ADMIN",),
         kernel_features=("iptables mangle", "TPROXY", "socket match", "policy routing", "bridge", "tun"),
@@ -62,9 +47,10 @@ class Tproxy(Strategy):
     Options = TproxyOptions
     options: TproxyOptions
 
-    def setup(self, bed: TestBed) -> Attachment:
+    def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
         pod = bed.pod
-        guest, _gateway, vm_ip = routed_guest(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
+        vm = guest.routed(bed, bridge=BRIDGE, vm_cidr=self.options.vm_cidr)
+        vm_ip = vm.vm_ip
         for iface in ("all", "default", BRIDGE, "tap0"):
             pod.sysctl(f"net.ipv4.conf.{iface}.rp_filter", 0)
         if BR_NETFILTER_SYSCTL.exists():
@@ -99,4 +85,4 @@ class Tproxy(Strategy):
         pod.add_local_default_route(ROUTE_TABLE)
         ingress = [f"static:{bed.plan.pod_ip}:{p}={vm_ip}:{p}" for p in self.services.tcp_ports]
         start_proxy(bed, [f"tproxy:0.0.0.0:{TPROXY_PORT}", *ingress])
-        return Attachment.of_guest(guest, bed.plan.pod_ip, vm_ip=vm_ip)
+        return Attachment.of_guest(bed, vm.guest, bed.plan.pod_ip, vm_ip=vm_ip)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a run state and process tracker per test, and a check that nothing is left behind."""
+"""Shared fixtures: a LabSession per test (run id, ledger, tracker), a bed in it, the netns guest driver, and a
+check that nothing of the run is left behind."""
 
 from __future__ import annotations
 
@@ -7,17 +8,21 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from harness.names import new_run_id
-from harness.netns import list_namespaces
-from harness.processes import ProcessTracker, proc_starttime
-from harness.state import STATE_DIR, RunState
-from harness.testbed import TestBed
+from harness.guests.attachment import Ends
+from harness.guests.driver import GuestDriver
+from harness.guests.drivers import driver_for
+from harness.guests.netns import NetnsGuest
+from harness.guests.spec import GuestSpec
+from harness.lab.bed import TestBed
+from harness.lab.netns import Namespace, list_namespaces
+from harness.lab.paths import REPO_ROOT, STATE_DIR
+from harness.lab.procfs import proc_starttime
+from harness.lab.session import LabSession
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 
 
 def leftovers(run_id: str) -> dict[str, list]:
@@ -47,25 +52,35 @@ def _must_be_root() -> None:
 
 
 @pytest.fixture
-def run_env(tmp_path):
-    """A fresh run id, its state file and a process tracker; afterwards, nothing of it may remain."""
-    run_id = new_run_id()
-    state = RunState(run_id)
-    state.save()
-    tracker = ProcessTracker(state, tmp_path / "logs")
-    yield run_id, state, tracker
-    tracker.stop_all()
+def lab(tmp_path):
+    """A LabSession of its own; afterwards, nothing of its run may remain."""
+    with LabSession(log_dir=tmp_path / "logs") as session:
+        yield session
     try:
-        assert_clean(run_id)
+        assert_clean(session.run_id)
     finally:
-        state.remove_file()
+        session.state.remove_file()
 
 
 @pytest.fixture
-def bed(run_env):
-    run_id, state, tracker = run_env
-    with TestBed(run_id, state, tracker) as b:
+def bed(lab):
+    with lab.bed() as b:
         yield b
+
+
+@pytest.fixture
+def netns_guest() -> GuestDriver:
+    """The netns guest driver, as a run with `guest: netns` gets it."""
+    return driver_for(GuestSpec(), "test")
+
+
+def place(bed: TestBed, ns: Namespace) -> NetnsGuest:
+    """A namespace of the bed as a place to run tools."""
+    return NetnsGuest.of(bed, ns)
+
+
+def ends(bed: TestBed, server: Namespace, client: Namespace, target: str) -> Ends:
+    return Ends(place(bed, server), place(bed, client), target)
 
 
 def cli(*args: str, **kwargs) -> subprocess.Popen:

@@ -7,76 +7,89 @@ from pathlib import Path
 
 import pytest
 
-from harness.claims import judge, load_claims
-from harness.privilege import probe_privilege
-from harness.probes import probe_coexistence, probe_setup_inventory
-from harness.results import RunWriter
+from harness.analysis.results import RunWriter
+from harness.experiment.claims.facts import (
+    CoexistenceFacts,
+    ConnectivityFacts,
+    Interval,
+    InventoryFacts,
+    PerformanceFacts,
+    PrivilegeFacts,
+    StrategyFacts,
+)
+from harness.experiment.claims.privilege import probe_privilege
+from harness.experiment.claims.probes import ProbeContext, probe_coexistence, probe_setup_inventory
+from harness.experiment.claims.verdicts import ClaimsFileError, ProbeFacts, judge, load_claims
 
 
 @pytest.fixture
-def writer(tmp_path, run_env):
-    run_id, _, _ = run_env
-    return RunWriter(tmp_path / "results", run_id)
+def ctx(tmp_path, lab):
+    return ProbeContext(lab, RunWriter(tmp_path / "results", lab.run_id))
 
 
-def test_slirp_installs_no_rules_and_masquerade_does(run_env, writer):
-    _, _, tracker = run_env
-    slirp = probe_setup_inventory("slirp", tracker, writer)
-    assert slirp["rules"] == 0 and slirp["ip_rules"] == 0 and slirp["sysctls"] == {}
-    assert slirp["process_names"] == ["slirp4netns"]
-    masq = probe_setup_inventory("masquerade", tracker, writer)
-    assert masq["rules"] >= 5 and masq["uses_nat"] and masq["uses_bridge"]
-    assert masq["extra_processes"] == 0
-    tproxy = probe_setup_inventory("tproxy", tracker, writer)
-    assert tproxy["uses_tproxy"] and tproxy["uses_socket"] and tproxy["uses_policy_routing"]
-    assert tproxy["process_names"] == ["harness.proxy"]
+def test_slirp_installs_no_rules_and_masquerade_does(ctx):
+    slirp = probe_setup_inventory(ctx, "slirp")
+    assert slirp.rules == 0 and slirp.ip_rules == 0 and slirp.sysctls == {}
+    assert slirp.process_names == ["slirp4netns"]
+    masq = probe_setup_inventory(ctx, "masquerade")
+    assert masq.rules >= 5 and masq.uses_nat and masq.uses_bridge
+    assert masq.extra_processes == 0
+    tproxy = probe_setup_inventory(ctx, "tproxy")
+    assert tproxy.uses_tproxy and tproxy.uses_socket and tproxy.uses_policy_routing
+    assert tproxy.process_names == ["harness.pod.proxy"]
 
 
-def test_tproxy_needs_net_admin_and_not_net_raw(run_env):
-    _, _, tracker = run_env
-    result = probe_privilege("tproxy", tracker)
-    assert result["baseline_works"]
-    assert result["needs"] == ["net_admin"]
-    assert not result["works_without_net_caps"]
-    failed = next(t for t in result["trials"] if t["dropped"] == ["net_admin"])
-    assert "Operation not permitted" in failed["error"]
+def test_tproxy_needs_net_admin_and_not_net_raw(lab):
+    result = probe_privilege(lab, "tproxy")
+    assert result.baseline_works
+    assert result.needs == ["net_admin"]
+    assert not result.works_without_net_caps
+    failed = next(t for t in result.trials if t.dropped == ["net_admin"])
+    assert "Operation not permitted" in failed.error
 
 
 @pytest.mark.slow
-def test_a_nat_flush_breaks_iptables_only_but_not_tproxy(run_env, writer):
-    _, _, tracker = run_env
-    nat = probe_coexistence("iptables-only", tracker, writer)
-    assert nat["works_before_iptables_flush"]
-    assert not nat["works_after_iptables_nat_flush"]
-    assert nat["other_tool_rules_intact"]
-    mangle = probe_coexistence("tproxy", tracker, writer)
-    assert mangle["works_after_iptables_nat_flush"] and mangle["works_after_nft_nat_flush"]
+def test_a_nat_flush_breaks_iptables_only_but_not_tproxy(ctx):
+    nat = probe_coexistence(ctx, "iptables-only")
+    assert nat.works_before_iptables_flush
+    assert not nat.works_after_iptables_nat_flush
+    assert nat.other_tool_rules_intact
+    mangle = probe_coexistence(ctx, "tproxy")
+    assert mangle.works_after_iptables_nat_flush and mangle.works_after_nft_nat_flush
 
 
-def facts_for(strategy: str, **overrides) -> dict:
-    perf = {"ingress_gbps": {"median": 10, "low": 9, "high": 11, "n": 5},
-            "egress_gbps": {"median": 10, "low": 9, "high": 11, "n": 5},
-            "userspace_bytes_per_byte": 0.0, "cpu_s_per_gb": 1.0}  # fmt: skip
-    facts = {
-        "connectivity": {strategy: {"tcp_through_envoy_redirect": True, "tcp_through_linkerd_style": False,
-                                    "tcp_ingress_none": "works", "udp_ingress_none": "failed"}},
-        "inventory": {strategy: {"rules": 3, "extra_processes": 0, "features": ["nat"], "kernel_config_items": 3,
-                                 "process_names": []}},
-        "privilege": {strategy: {"needs": ["net_admin"], "works_without_net_caps": False}},
-        "coexistence": {strategy: {"works_before_iptables_flush": True, "survives_nat_rewrite": False,
-                                   "other_tool_rules_intact": True}},
-        "performance": {strategy: perf, "direct": {**perf, "ingress_gbps": {"median": 20, "low": 19, "high": 21},
-                                                   "egress_gbps": {"median": 20, "low": 19, "high": 21}},
-                        "nat-proxy": perf},
-    }  # fmt: skip
+def perf(median: float, half_width: float = 1) -> PerformanceFacts:
+    ci = Interval(median, median - half_width, median + half_width, 5)
+    return PerformanceFacts(ingress_gbps=ci, egress_gbps=ci, cpu_s_per_gb=1.0, userspace_bytes_per_byte=0.0)
+
+
+def facts_for(strategy: str, **overrides) -> ProbeFacts:
+    """Typical facts of a kernel-NAT strategy; `group__fact=value` overrides one (group: conn, inv, priv, coex,
+    perf)."""
+    own = StrategyFacts(
+        conn=ConnectivityFacts(tcp_through_envoy_redirect=True, tcp_through_linkerd_style=False,
+                               tcp_ingress_none="works", udp_ingress_none="failed"),
+        inv=InventoryFacts(vm_netdev=None, extra_processes=0, process_names=[], rules=3, ip_rules=0, sysctls={},
+                           features=["nat"], kernel_config_items=3, uses_nat=True, uses_mangle=False,
+                           uses_tproxy=False, uses_socket=False, uses_owner=False, uses_conntrack=False,
+                           uses_bridge=True, uses_policy_routing=False),
+        priv=PrivilegeFacts(baseline_works=True, needs=["net_admin"], works_without_net_caps=False, trials=[]),
+        coex=CoexistenceFacts(works_before_iptables_flush=True, works_after_iptables_nat_flush=False,
+                              after_iptables_nat_flush=[], works_before_nft_flush=True,
+                              works_after_nft_nat_flush=False, after_nft_nat_flush=[], other_tool_rules_before="",
+                              other_tool_rules_after="", other_tool_rules_intact=True,
+                              works_with_other_tool_first=True, survives_nat_rewrite=False),
+        perf=perf(10),
+    )  # fmt: skip
     for key, value in overrides.items():
         group, _, fact = key.partition("__")
-        facts[group][strategy][fact] = value
-    return facts
+        setattr(getattr(own, group), fact, value) if group != "perf" else setattr(own, "perf", value)
+    return ProbeFacts(strategies={strategy: own},
+                      performance={strategy: own.perf, "direct": perf(20), "nat-proxy": perf(10)})  # fmt: skip
 
 
-def claim(text: str) -> dict:
-    return next(c for c in load_claims() if c["text"] == text)
+def claim(text: str):
+    return next(c for c in load_claims() if c.text == text)
 
 
 def test_rules_decide_verdicts_from_facts():
@@ -85,9 +98,7 @@ def test_rules_decide_verdicts_from_facts():
     assert judge(claim("Not other process can change the iptables rules"), "iptables-only", f)["verdict"] == "confirmed"
     assert judge(claim("Works with any sidecar solution"), "iptables-only", f)["verdict"] == "partly"
     assert judge(claim("poor performance"), "iptables-only", f)["verdict"] == "partly"  # 0.5x direct, CIs apart
-    slow = facts_for("slirp")
-    slow["performance"]["slirp"]["ingress_gbps"] = {"median": 2, "low": 1.5, "high": 2.5}
-    slow["performance"]["slirp"]["egress_gbps"] = {"median": 2, "low": 1.5, "high": 2.5}
+    slow = facts_for("slirp", perf__=perf(2, 0.5))
     assert judge(claim("poor performance"), "slirp", slow)["verdict"] == "confirmed"
     # Overlapping intervals give no verdict, never a guess.
     same = facts_for("tproxy")
@@ -100,31 +111,44 @@ def test_every_claim_of_the_seed_is_in_the_table():
     seed = Path(__file__).resolve().parents[2] / "shared" / "seed" / "proxy-vm-conclusion.txt"
     if not seed.exists():
         pytest.skip(f"the seed post is not beside this checkout ({seed})")
-    texts = {c["text"] for c in load_claims()}
+    texts = {c.text for c in load_claims()}
     bullets = {ln.strip().lstrip("•").strip() for ln in seed.read_text().splitlines() if ln.strip().startswith("•")}
     assert len(bullets) >= 15
     assert bullets <= texts, bullets - texts
 
 
-def test_connectivity_probe_sees_nat_proxy_tcp_only_ingress(run_env, writer):
-    from harness.probes import probe_connectivity
+def test_connectivity_probe_sees_nat_proxy_tcp_only_ingress(ctx):
+    from harness.experiment.claims.probes import probe_connectivity
+    from harness.lab.kinds import SidecarKind
 
-    _, _, tracker = run_env
-    facts = probe_connectivity("nat-proxy", tracker, writer, sidecars=("none",))
-    assert facts["tcp_ingress_none"] == "works" and facts["tcp_egress_none"] == "works"
-    assert facts["udp_ingress_none"] == "failed" and facts["udp_ingress_none_reason"] == "no replies"
-    assert facts["udp_egress_none"] == "works"  # the research's MASQUERADE rule carries the VM's UDP out
+    facts = probe_connectivity(ctx, "nat-proxy", sidecars=(SidecarKind.NONE,))
+    assert facts.tcp_ingress_none == "works" and facts.tcp_egress_none == "works"
+    assert facts.udp_ingress_none == "failed" and facts.udp_ingress_none_reason == "no replies"
+    assert facts.udp_egress_none == "works"  # the research's MASQUERADE rule carries the VM's UDP out
 
 
 def test_slirp_process_and_privilege_claims_are_decided_only_with_the_qemu_guest():
-    f = facts_for("slirp", privilege__works_without_net_caps=True, privilege__needs=[])
+    f = facts_for("slirp", priv__works_without_net_caps=True, priv__needs=[])
     for text in ("No external process needed", "pod can run without privilege"):
         assert judge(claim(text), "slirp", f, guest="netns")["verdict"] == "not measurable here"
         assert judge(claim(text), "slirp", f, guest="qemu")["verdict"] == "confirmed"
 
 
 def test_slirp_in_qemu_is_a_userspace_stack_even_though_its_socket_bytes_are_not_counted():
-    f = facts_for("slirp", inventory__vm_netdev="user", inventory__process_names=[])
+    f = facts_for("slirp", inv__vm_netdev="user", inv__process_names=[])
     assert judge(claim("use userspace network stack"), "slirp", f, guest="qemu")["verdict"] == "confirmed"
     assert judge(claim("All the traffic is handled by the kernel user space not involved"), "slirp", f,
                  guest="qemu")["verdict"] == "refuted"  # fmt: skip
+
+
+def test_a_misspelt_fact_in_the_rules_fails_when_the_file_loads(tmp_path):
+    good = (Path(__file__).resolve().parents[1] / "harness/experiment/claims/claims.yaml").read_text()
+    for wrong, says in (
+        ("conn.tcp_through_envoy_redirect", "conn.tcp_thru_envoy_redirect"),
+        ("inv.extra_processes", "inv.extra_process"),
+        ("coex.survives_nat_rewrite", "coex.survives"),
+    ):
+        bad = tmp_path / "claims.yaml"
+        bad.write_text(good.replace(wrong, says, 1))
+        with pytest.raises(ClaimsFileError, match=says.replace(".", r"\.")):
+            load_claims(bad)

@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import json
 
-from harness.iperf import failure_reason, measure_tcp_throughput, parse_client_json
+from harness.experiment.iperf import failure_reason, measure_tcp_throughput, parse_client_json
+from tests.conftest import ends
 
 
-def test_connection_refused_is_reported(bed, run_env):
-    _, _, tracker = run_env
+def test_connection_refused_is_reported(bed):
     # The server listens on the peer; the client dials the pod, where nothing listens.
     sample = measure_tcp_throughput(
-        tracker, server_ns=bed.peer.name, client_ns=bed.peer.name, target=bed.plan.pod_ip,
-        port=5201, duration_s=1, omit_s=0, streams=1, label=f"{bed.run_id}-refused",
-    )  # fmt: skip
+        ends(bed, bed.peer, bed.peer, bed.plan.pod_ip),
+        port=5201,
+        duration_s=1,
+        omit_s=0,
+        streams=1,
+        label=f"{bed.run_id}-refused",
+    )
     assert sample.status == "failed"
     assert sample.reason == "connection refused"
     assert sample.bits_per_second is None
 
 
-def test_unreachable_host_is_reported(bed, run_env):
-    _, _, tracker = run_env
+def test_unreachable_host_is_reported(bed):
     sample = measure_tcp_throughput(
-        tracker, server_ns=bed.pod.name, client_ns=bed.peer.name, target="198.18.2.99",
-        port=5201, duration_s=1, omit_s=0, streams=1, label=f"{bed.run_id}-noroute",
-    )  # fmt: skip
+        ends(bed, bed.pod, bed.peer, "198.18.2.99"),
+        port=5201,
+        duration_s=1,
+        omit_s=0,
+        streams=1,
+        label=f"{bed.run_id}-noroute",
+    )
     assert sample.status == "failed"
     assert sample.reason in ("no route", "connect timed out")
 

@@ -7,13 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.latency import measure_crr, measure_rr, parse_full_log
-from harness.measure import Cell, run_test
-from harness.results import RunWriter
-from harness.scenario import ConnectRequestResponse, RequestResponse, TcpThroughput, UdpThroughput
-from harness.summary import latency_percentiles
+from harness.analysis.results import RunWriter, Sample
+from harness.analysis.summary import latency_percentiles
+from harness.experiment.kinds import ConnectRequestResponse, RequestResponse, TcpThroughput, UdpThroughput
+from harness.experiment.latency import measure_crr, measure_rr, parse_full_log
+from harness.experiment.measure import Cell, run_test
 from strategies import strategy_class
 from strategies.base import Services
+from tests.conftest import ends
 
 
 def full_log(rows: list[tuple[int, float, float]]) -> str:
@@ -41,19 +42,18 @@ def test_percentiles_come_from_merged_samples():
 
 
 @pytest.fixture
-def cell(bed, run_env, tmp_path):
+def cell(bed, netns_guest, tmp_path):
     def make(strategy: str, services: Services) -> Cell:
-        _, _, tracker = run_env
-        attachment = strategy_class(strategy)(services=services).setup(bed)
+        attachment = strategy_class(strategy)(services=services).setup(bed, netns_guest)
         writer = RunWriter(tmp_path / "results", bed.run_id)
-        base = {"strategy": strategy, "sidecar": "none", "repetition": 1, "scenario": "t"}
-        return Cell(bed, tracker, writer, attachment, None, base)
+        base = Sample(strategy=strategy, sidecar="none", repetition=1, scenario="t")
+        return Cell(bed, writer, attachment, None, base)
 
     return make
 
 
-def by_metric(rows: list[dict]) -> dict[str, dict]:
-    return {r["metric"]: r for r in rows}
+def by_metric(rows: list[Sample]) -> dict[str, Sample]:
+    return {r.metric: r for r in rows}
 
 
 @pytest.mark.parametrize("strategy", ["direct", "masquerade"])
@@ -62,29 +62,29 @@ def test_rr_crr_udp_rows_have_sane_values_and_units(cell, strategy):
     for test in (RequestResponse(kind="rr", protocol="tcp", duration_s=1),
                  RequestResponse(kind="rr", protocol="udp", duration_s=1)):  # fmt: skip
         rows = by_metric(run_test(test, "ingress", c))
-        assert rows["rtt_p50"]["status"] == "ok", rows["rtt_p50"]["reason"]
-        assert rows["rtt_p50"]["unit"] == "us" and 1 < rows["rtt_p50"]["value"] < 1e6
-        assert rows["rtt_p99"]["value"] >= rows["rtt_p50"]["value"]
-        assert rows["rr_rate"]["unit"] == "req/s" and rows["rr_rate"]["value"] > 100
-        assert rows["cpu_per_10k_req"]["unit"] == "s" and rows["cpu_per_10k_req"]["value"] >= 0
+        assert rows["rtt_p50"].status == "ok", rows["rtt_p50"].reason
+        assert rows["rtt_p50"].unit == "us" and 1 < rows["rtt_p50"].value < 1e6
+        assert rows["rtt_p99"].value >= rows["rtt_p50"].value
+        assert rows["rr_rate"].unit == "req/s" and rows["rr_rate"].value > 100
+        assert rows["cpu_per_10k_req"].unit == "s" and rows["cpu_per_10k_req"].value >= 0
     crr = by_metric(run_test(ConnectRequestResponse(kind="crr", duration_s=1), "egress", c))
-    assert crr["crr_rate"]["status"] == "ok", crr["crr_rate"]["reason"]
-    assert crr["crr_rate"]["unit"] == "conn/s" and crr["crr_rate"]["value"] > 10
-    assert crr["crr_latency_p50"]["unit"] == "us" and crr["crr_latency_p50"]["value"] > 1
+    assert crr["crr_rate"].status == "ok", crr["crr_rate"].reason
+    assert crr["crr_rate"].unit == "conn/s" and crr["crr_rate"].value > 10
+    assert crr["crr_latency_p50"].unit == "us" and crr["crr_latency_p50"].value > 1
     udp = by_metric(run_test(UdpThroughput(kind="udp_throughput", rate_mbit=100, duration_s=1), "egress", c))
-    assert udp["udp_goodput"]["status"] == "ok", udp["udp_goodput"]["reason"]
-    assert 0 < udp["udp_goodput"]["value"] <= 0.11  # Gbit/s, offered 100 Mbit/s
-    assert 0 <= udp["udp_loss"]["value"] <= 100 and udp["udp_loss"]["unit"] == "%"
+    assert udp["udp_goodput"].status == "ok", udp["udp_goodput"].reason
+    assert 0 < udp["udp_goodput"].value <= 0.11  # Gbit/s, offered 100 Mbit/s
+    assert 0 <= udp["udp_loss"].value <= 100 and udp["udp_loss"].unit == "%"
     assert len(c.writer.latency) == 3  # two RR runs and one CRR run kept every sample
 
 
 def test_cpu_cost_of_the_splice_proxy(cell):
     c = cell("nat-proxy", Services(tcp_ports=(5201,)))
     rows = by_metric(run_test(TcpThroughput(kind="tcp_throughput", duration_s=1, omit_s=0), "ingress", c))
-    assert rows["throughput"]["status"] == "ok"
-    assert rows["cpu_process"]["value"] > 0  # the proxy process worked...
-    assert rows["cpu_per_gb"]["unit"] == "s/GB" and rows["cpu_per_gb"]["value"] > 0
-    assert rows["userspace_bytes_per_byte"]["value"] < 0.01  # ...but splice copied nothing into it
+    assert rows["throughput"].status == "ok"
+    assert rows["cpu_process"].value > 0  # the proxy process worked...
+    assert rows["cpu_per_gb"].unit == "s/GB" and rows["cpu_per_gb"].value > 0
+    assert rows["userspace_bytes_per_byte"].value < 0.01  # ...but splice copied nothing into it
 
 
 def test_udp_ingress_through_nat_proxy_fails_with_a_reason(cell):
@@ -92,17 +92,16 @@ def test_udp_ingress_through_nat_proxy_fails_with_a_reason(cell):
     failed row with the reason, not a hang."""
     c = cell("nat-proxy", Services(tcp_ports=(5201,), udp_ports=(11111,)))
     rows = run_test(RequestResponse(kind="rr", protocol="udp", duration_s=1), "ingress", c)
-    assert rows[0]["status"] == "failed" and rows[0]["reason"] == "no replies"
+    assert rows[0].status == "failed" and rows[0].reason == "no replies"
 
 
-def test_unreachable_rr_server_fails_fast(bed, run_env):
-    _, _, tracker = run_env
-    common = {"server_ns": bed.pod.name, "client_ns": bed.peer.name, "port": 11111, "protocol": "tcp",
-              "duration_s": 1, "rate_per_s": None, "message_bytes": 64}  # fmt: skip
-    assert measure_rr(tracker, target=bed.plan.pod_ip, label=f"{bed.run_id}-x", **common).status == "ok"
-    s = measure_rr(tracker, target="198.18.2.99", label=f"{bed.run_id}-y", **common)
+def test_unreachable_rr_server_fails_fast(bed):
+    common = {"port": 11111, "protocol": "tcp", "duration_s": 1, "rate_per_s": None, "message_bytes": 64}
+    assert measure_rr(ends(bed, bed.pod, bed.peer, bed.plan.pod_ip), label=f"{bed.run_id}-x", **common).status == "ok"
+    s = measure_rr(ends(bed, bed.pod, bed.peer, "198.18.2.99"), label=f"{bed.run_id}-y", **common)
     assert s.status == "failed" and s.reason
     # CRR whose every connect times out: a failed sample with the reason, never an empty "ok".
-    crr = measure_crr(tracker, server_ns=bed.pod.name, client_ns=bed.peer.name, target="198.18.2.99", port=11112,
-                      duration_s=1, message_bytes=64, label=f"{bed.run_id}-z")  # fmt: skip
+    crr = measure_crr(
+        ends(bed, bed.pod, bed.peer, "198.18.2.99"), port=11112, duration_s=1, message_bytes=64, label=f"{bed.run_id}-z"
+    )
     assert crr.status == "failed" and crr.reason in ("connect timed out", "no route")

@@ -8,9 +8,9 @@ import signal
 
 import pytest
 
-from harness.names import new_run_id
-from harness.netns import list_namespaces
-from harness.state import STATE_DIR
+from harness.lab.names import new_run_id
+from harness.lab.netns import list_namespaces
+from harness.lab.paths import STATE_DIR
 from tests.conftest import assert_clean, cli, leftovers, wait_for
 
 LONG = """

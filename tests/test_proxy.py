@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from harness.proxy import Listener, original_dst
+from harness.pod.proxy import Listener, original_dst
 from tests.conftest import wait_for
 
 
@@ -53,7 +53,7 @@ def upstream():
 def proxy(upstream):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.proxy", f"static:127.0.0.1:{port}=127.0.0.1:{upstream}"],
+        [sys.executable, "-m", "harness.pod.proxy", f"static:127.0.0.1:{port}=127.0.0.1:{upstream}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -81,7 +81,7 @@ def test_relays_bytes_and_half_close(proxy):
 def test_unreachable_destination_resets_the_client():
     port, dead = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.proxy", f"static:127.0.0.1:{port}=127.0.0.1:{dead}"],
+        [sys.executable, "-m", "harness.pod.proxy", f"static:127.0.0.1:{port}=127.0.0.1:{dead}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

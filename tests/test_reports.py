@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from harness.compare import compare_runs
-from harness.report import write_report
+from harness.analysis.compare import compare_runs
+from harness.analysis.report import write_report
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "run-small"

@@ -7,72 +7,68 @@ from pathlib import Path
 
 import pytest
 
-from harness.iperf import measure_tcp_throughput
-from harness.measure import Outcome, traversal
-from harness.processes import proc_starttime
-from harness.sidecars import install_sidecar
+from harness.experiment.iperf import measure_tcp_throughput
+from harness.experiment.measure import traversal
+from harness.experiment.outcome import Outcome
+from harness.lab.kinds import Status, TrafficPath
+from harness.lab.procfs import proc_starttime
+from harness.pod.sidecars import install_sidecar
 from strategies import strategy_class
 
 
-def run_through(bed, tracker, strategy: str, sidecar: str, direction: str):
+def run_through(bed, guest, strategy: str, sidecar: str, direction: str):
     cls = strategy_class(strategy)
     side = install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces))
-    attachment = cls(sidecar=sidecar).setup(bed)
-    if direction == "ingress":
-        server, client, target = attachment.service_ns, bed.peer, attachment.ingress_address
-    else:
-        server, client, target = bed.peer, attachment.client_ns, bed.plan.peer_ip
+    attachment = cls(sidecar=sidecar).setup(bed, guest)
     before = side.counters()
     sample = measure_tcp_throughput(
-        tracker, server_ns=server.name, client_ns=client.name, target=target, port=5201,
-        duration_s=1, omit_s=0, streams=1, label=f"{bed.run_id}-{strategy}-{sidecar}-{direction}",
-    )  # fmt: skip
-    outcome = Outcome(sample.status, sample.reason, [], bytes_moved=sample.bytes or 0)
+        attachment.ends(direction),
+        port=5201,
+        duration_s=1,
+        omit_s=0,
+        streams=1,
+        label=f"{bed.run_id}-{strategy}-{sidecar}-{direction}",
+    )
+    outcome = Outcome(Status(sample.status), sample.reason, [], bytes_moved=sample.bytes or 0)
     return sample, traversal(outcome, direction, side, before), side
 
 
 @pytest.mark.parametrize("sidecar", ["envoy-redirect", "envoy-tproxy"])
 @pytest.mark.parametrize("strategy", ["masquerade", "slirp"])
 @pytest.mark.parametrize("direction", ["ingress", "egress"])
-def test_istio_modes_carry_vm_traffic_through_envoy(bed, run_env, strategy, sidecar, direction):
-    _, _, tracker = run_env
-    sample, evidence, side = run_through(bed, tracker, strategy, sidecar, direction)
+def test_istio_modes_carry_vm_traffic_through_envoy(bed, netns_guest, strategy, sidecar, direction):
+    sample, evidence, side = run_through(bed, netns_guest, strategy, sidecar, direction)
     assert sample.status == "ok", sample.reason
-    assert evidence["path"] == "through-sidecar", evidence
-    assert evidence["sidecar_bytes"] >= sample.bytes / 2
-    assert evidence["sidecar_connections"] >= 1
+    assert evidence.path is TrafficPath.THROUGH_SIDECAR, evidence
+    assert evidence.sidecar_bytes >= sample.bytes / 2
+    assert evidence.sidecar_connections >= 1
     # Envoy runs as the proxy's uid, as the owner-match exclusions require.
     status = Path(f"/proc/{side.process.pid}/status").read_text().splitlines()
     uid_line = next(ln for ln in status if ln.startswith("Uid:"))
     assert uid_line.split()[1:] == ["1337"] * 4
 
 
-def test_linkerd_layout_bypass_and_failure_of_the_istio_only_way(bed, run_env):
+def test_linkerd_layout_bypass_and_failure_of_the_istio_only_way(bed, netns_guest):
     """The seed's 'Istio dedicated solution!': iptables-only's ingress rules expect Envoy's 127.0.0.6, so
     behind Linkerd's proxy the inbound connection lands on the pod itself and is reset."""
-    _, _, tracker = run_env
-    sample, evidence, _ = run_through(bed, tracker, "iptables-only", "linkerd-style", "ingress")
+    sample, evidence, _ = run_through(bed, netns_guest, "iptables-only", "linkerd-style", "ingress")
     assert sample.status == "failed"
     # Reset by the pod, seen by iperf3 either on connect or on its first control read, depending on timing.
     assert sample.reason in ("connection reset", "connection closed by the other side"), sample.reason
-    assert evidence["path"] == "failed"
+    assert evidence.path is TrafficPath.FAILED
 
 
-def test_bridge_binding_fails_with_istio(bed, run_env):
+def test_bridge_binding_fails_with_istio(bed, netns_guest):
     """KubeVirt documents that Istio does not work with the bridge binding; measured: connections time out
     (the pod has no IP left for ISTIO_IN_REDIRECT to deliver to)."""
-    _, _, tracker = run_env
-    sample, evidence, _ = run_through(bed, tracker, "bridge", "envoy-redirect", "ingress")
+    sample, evidence, _ = run_through(bed, netns_guest, "bridge", "envoy-redirect", "ingress")
     assert sample.status == "failed"
     assert sample.reason == "connect timed out"
-    assert evidence["path"] == "failed"
+    assert evidence.path is TrafficPath.FAILED
 
 
-def test_teardown_removes_envoy_rules_and_policy_routes(run_env):
-    from harness.testbed import TestBed
-
-    run_id, state, tracker = run_env
-    bed = TestBed(run_id, state, tracker).build()
+def test_teardown_removes_envoy_rules_and_policy_routes(lab):
+    bed = lab.new_bed().build()
     try:
         side = install_sidecar(bed, "envoy-tproxy", vm_interfaces=[])
         pid, start = side.process.pid, side.process.starttime

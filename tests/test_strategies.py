@@ -6,29 +6,23 @@ import re
 
 import pytest
 
-from harness.iperf import measure_tcp_throughput
-from harness.rules import list_nft
+from harness.experiment.iperf import measure_tcp_throughput
+from harness.lab.rules import list_nft
 from strategies import STRATEGIES, strategy_class
 from strategies.masquerade import Masquerade, MasqueradeOptions
 
 
-def transfer(bed, tracker, attachment, direction: str):
-    if direction == "ingress":
-        server, client, target = attachment.service_ns, bed.peer, attachment.ingress_address
-    else:
-        server, client, target = bed.peer, attachment.client_ns, bed.plan.peer_ip
+def transfer(bed, attachment, direction: str):
     return measure_tcp_throughput(
-        tracker, server_ns=server.name, client_ns=client.name, target=target, port=5201,
-        duration_s=1, omit_s=0, streams=1, label=f"{bed.run_id}-{direction}",
+        attachment.ends(direction), port=5201, duration_s=1, omit_s=0, streams=1, label=f"{bed.run_id}-{direction}",
     )  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 @pytest.mark.parametrize("direction", ["ingress", "egress"])
-def test_strategy_carries_tcp(bed, run_env, name, direction):
-    _, _, tracker = run_env
-    attachment = strategy_class(name)().setup(bed)
-    sample = transfer(bed, tracker, attachment, direction)
+def test_strategy_carries_tcp(bed, netns_guest, name, direction):
+    attachment = strategy_class(name)().setup(bed, netns_guest)
+    sample = transfer(bed, attachment, direction)
     assert sample.status == "ok", sample.reason
     assert sample.bits_per_second > 0 and sample.bytes > 0
 
@@ -44,13 +38,13 @@ def _counter(ruleset: str, chain: str, rule_text: str) -> int:
     raise AssertionError(f"rule {rule_text!r} not in chain {chain}:\n{ruleset}")
 
 
-def test_masquerade_traffic_crosses_the_nat_rules(bed, run_env):
-    _, _, tracker = run_env
-    attachment = Masquerade().setup(bed)
-    assert attachment.service_ns.addresses("eth0") == ["198.19.0.2/24"]
+def test_masquerade_traffic_crosses_the_nat_rules(bed, netns_guest):
+    attachment = Masquerade().setup(bed, netns_guest)
+    assert bed.namespaces["vm"].addresses("eth0") == ["198.19.0.2/24"]
+    assert attachment.facts.vm_ip == "198.19.0.2" and attachment.facts.gateway == "198.19.0.1"
     assert bed.pod.addresses("k6t-eth0") == ["198.19.0.1/24"]
-    assert transfer(bed, tracker, attachment, "ingress").status == "ok"
-    assert transfer(bed, tracker, attachment, "egress").status == "ok"
+    assert transfer(bed, attachment, "ingress").status == "ok"
+    assert transfer(bed, attachment, "egress").status == "ok"
     ruleset = list_nft(bed.pod)
     # Connections are NATed on their first packet: one per iperf3 control and one per data stream.
     assert _counter(ruleset, "KUBEVIRT_PREINBOUND", "dnat to 198.19.0.2") >= 2  # ingress
@@ -75,15 +69,15 @@ def test_masquerade_rejects_a_bad_vm_cidr():
 
 
 def test_describe_shows_rules_routes_and_processes():
-    from harness.describe import describe_strategy
-    from harness.netns import list_namespaces
+    from harness.experiment.describe import describe_strategy
+    from harness.lab.netns import list_namespaces
 
     before = set(list_namespaces())
     text = describe_strategy("tproxy")
     assert "TPROXY --on-port 9401" in text
     assert "fwmark 0x8 lookup 100" in text
     assert "local default dev lo" in text
-    assert "harness.proxy tproxy:0.0.0.0:9401" in text
+    assert "harness.pod.proxy tproxy:0.0.0.0:9401" in text
     masq = describe_strategy("masquerade")
     assert "KUBEVIRT_PREINBOUND" in masq and "k6t-eth0" in masq
     slirp = describe_strategy("slirp")

@@ -9,17 +9,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.guest import GuestSpec, TapGuest
-from harness.guest_image import build_image, module_order, newest_kernel
-from harness.iperf import measure_tcp_throughput
-from harness.names import new_run_id
-from harness.qemu import GuestNotReady, QemuGuest, QemuOptions, resolve_acceleration, tcg_acceleration
-from harness.testbed import TestBed
+from harness.experiment.iperf import measure_tcp_throughput
+from harness.guests.drivers import driver_for
+from harness.guests.qemu.accel import GuestNotReady, resolve_acceleration
+from harness.guests.qemu.image import build_image, module_order, newest_kernel
+from harness.guests.qemu.vm import QemuGuest
+from harness.guests.spec import GuestSpec, QemuOptions, tcg_acceleration
+from harness.lab.kinds import GuestKind
+from harness.lab.names import new_run_id
 from strategies import strategy_class
 from strategies.base import Services
 from tests.conftest import assert_clean, cli
 
-TCG = GuestSpec("qemu", QemuOptions(boot_timeout_s=120), tcg_acceleration("forced by the test"))
+TCG = GuestSpec(GuestKind.QEMU, QemuOptions(boot_timeout_s=120), tcg_acceleration("forced by the test"))
 
 
 def qemu_processes(run_id: str) -> list[int]:
@@ -60,21 +62,19 @@ def test_auto_acceleration_uses_kvm_only_after_a_guest_booted_with_it():
 @pytest.mark.vm
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["slirp", "masquerade"])
-def test_qemu_guest_carries_tcp_both_ways_under_tcg(run_env, strategy):
-    run_id, state, tracker = run_env
-    with TestBed(run_id, state, tracker, guest=TCG, label=strategy) as bed:
-        attachment = strategy_class(strategy)(services=Services(tcp_ports=(5201,))).setup(bed)
-        guest = attachment.service_ns
+def test_qemu_guest_carries_tcp_both_ways_under_tcg(lab, strategy):
+    run_id = lab.run_id
+    with lab.bed() as bed:
+        attachment = strategy_class(strategy)(services=Services(tcp_ports=(5201,))).setup(
+            bed, driver_for(TCG, strategy)
+        )
+        guest = attachment.service
         assert isinstance(guest, QemuGuest) and guest.boot_s > 0
-        assert attachment.details["accel"] == "tcg"
+        assert attachment.facts.vm.accel == "tcg"
         assert qemu_processes(run_id)
-        ends = {
-            "ingress": (guest, bed.peer, attachment.ingress_address),
-            "egress": (bed.peer, attachment.client_ns, bed.plan.peer_ip),
-        }
-        for direction, (server, client, target) in ends.items():
+        for direction in ("ingress", "egress"):
             sample = measure_tcp_throughput(
-                tracker, server_ns=server, client_ns=client, target=target, port=5201,
+                attachment.ends(direction), port=5201,
                 duration_s=1, omit_s=0, streams=1, label=f"{run_id}-{strategy}-{direction}",
             )  # fmt: skip
             assert sample.status == "ok", (direction, sample.reason)
@@ -86,16 +86,16 @@ def test_qemu_guest_carries_tcp_both_ways_under_tcg(run_env, strategy):
 
 
 @pytest.mark.vm
-def test_guest_that_never_becomes_ready_times_out_and_leaves_nothing(run_env):
-    run_id, state, tracker = run_env
-    spec = GuestSpec("qemu", QemuOptions(boot_timeout_s=6), tcg_acceleration("forced by the test"))
-    with TestBed(run_id, state, tracker, guest=spec, label="noready") as bed:
-        tap = TapGuest(bed)
-        guest = QemuGuest(bed, netdev="tap,ifname=tap0,script=no,downscript=no", ip_cidr="198.19.0.2/24",
-                          gateway="198.19.0.1", extra_cmdline="vmnb.noready")  # fmt: skip
+def test_guest_that_never_becomes_ready_times_out_and_leaves_nothing(lab):
+    run_id = lab.run_id
+    spec = GuestSpec(GuestKind.QEMU, QemuOptions(boot_timeout_s=6), tcg_acceleration("forced by the test"))
+    with lab.bed() as bed:
+        driver_for(spec, "noready").tap(bed)
+        guest = QemuGuest(bed, spec, netdev="tap,ifname=tap0,script=no,downscript=no", ip_cidr="198.19.0.2/24",
+                          gateway="198.19.0.1", extra_cmdline="vmnb.noready", label="noready")  # fmt: skip
         with pytest.raises(GuestNotReady, match=r"did not print its ready marker within 6 s"):
             guest.boot()
-        assert tap.namespace is None and bed.pod.has_link("tap0")
+        assert "vm" not in bed.namespaces and bed.pod.has_link("tap0")
     assert not qemu_processes(run_id)
     assert_clean(run_id)
 
@@ -140,22 +140,22 @@ def test_vm_scenario_rows_carry_the_guest_and_boot_time(tmp_path):
     assert list((run_dir / "logs").glob("*console.log"))
     attachments = [json.loads(p.read_text()) for p in (run_dir / "raw").glob("attachment-*.json")]
     assert len(attachments) == 4
-    assert all("-netdev" in a["qemu_argv"] and a["vhost"] in (True, False) for a in attachments)
+    assert all("-netdev" in a["vm"]["qemu_argv"] and a["vm"]["vhost"] in (True, False) for a in attachments)
     assert_clean(run_id)
 
 
 @pytest.mark.vm
 @pytest.mark.slow
-def test_slirp_in_qemu_needs_no_helper_process_and_no_net_capabilities(run_env, tmp_path):
+def test_slirp_in_qemu_needs_no_helper_process_and_no_net_capabilities(lab, tmp_path):
     """The two slirp claims the netns guest could not decide (issue 7): with QEMU's -netdev user the pod holds
     no process besides the VM and no tap, and setup plus traffic work without NET_ADMIN and NET_RAW."""
-    from harness.privilege import probe_privilege
-    from harness.probes import probe_setup_inventory
-    from harness.results import RunWriter
+    from harness.analysis.results import RunWriter
+    from harness.experiment.claims.privilege import probe_privilege
+    from harness.experiment.claims.probes import ProbeContext, probe_setup_inventory
 
-    run_id, _, tracker = run_env
-    inventory = probe_setup_inventory("slirp", tracker, RunWriter(tmp_path / "results", run_id), guest=TCG)
-    assert inventory["process_names"] == [] and inventory["rules"] == 0 and inventory["vm_netdev"] == "user"
-    privilege = probe_privilege("slirp", tracker, guest=TCG)
-    assert privilege["baseline_works"], privilege["trials"][0]
-    assert privilege["works_without_net_caps"], privilege["trials"][-1]
+    ctx = ProbeContext(lab, RunWriter(tmp_path / "results", lab.run_id), TCG)
+    inventory = probe_setup_inventory(ctx, "slirp")
+    assert inventory.process_names == [] and inventory.rules == 0 and inventory.vm_netdev == "user"
+    privilege = probe_privilege(lab, "slirp", guest=TCG)
+    assert privilege.baseline_works, privilege.trials[0]
+    assert privilege.works_without_net_caps, privilege.trials[-1]

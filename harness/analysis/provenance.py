@@ -1,0 +1,80 @@
+"""Provenance of a run: the host, the kernel, every tool's version, the project's git sha. Recorded in
+run.json so every row says which versions produced it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from harness.lab.paths import REPO_ROOT
+from harness.pod.envoy import EnvoyMissing, envoy_binary
+
+TOOLS = {
+    "iperf3": ["iperf3", "--version"],
+    "nft": ["nft", "--version"],
+    "iptables": ["iptables", "--version"],
+    "ip": ["ip", "-V"],
+    "slirp4netns": ["slirp4netns", "--version"],
+    "pasta": ["dpkg-query", "-W", "-f=passt ${Version}", "passt"],  # Debian's pasta prints "unknown version"
+    "socat": ["socat", "-V"],
+    "sockperf": ["sockperf", "--version"],
+    "qemu": ["qemu-system-x86_64", "--version"],
+    "gcc": ["gcc", "--version"],  # builds vmnb-crr
+}
+
+
+def tool_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    tools = dict(TOOLS)
+    try:
+        tools["envoy"] = [str(envoy_binary()), "--version"]
+    except EnvoyMissing:
+        versions["envoy"] = None
+    for tool, argv in tools.items():
+        if shutil.which(argv[0]) is None:
+            versions[tool] = None
+            continue
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+            lines = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
+            versions[tool] = next((ln.strip() for ln in lines if any(c.isdigit() for c in ln)), "unknown")
+        except (OSError, subprocess.TimeoutExpired):
+            versions[tool] = "unknown"
+    return versions
+
+
+def host_facts() -> dict[str, Any]:
+    cpu_model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "hostname": platform.node(),
+        "kernel": platform.release(),
+        "kernel_version": platform.version(),
+        "machine": platform.machine(),
+        "cpu_model": cpu_model,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def git_sha(repo: Path = REPO_ROOT) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

@@ -1,0 +1,250 @@
+"""`vmnetbench report RUN`: figures (matplotlib, PNG), report.md and a self-contained report.html.
+
+The same functions serve notebooks/report.ipynb: `load_run`, then any `plot_*` on its frames."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from harness.analysis.stats import median_ci  # noqa: E402
+from harness.analysis.summary import latency_percentiles, path_matrix, throughput_summary  # noqa: E402
+from harness.lab.atomic import write_text  # noqa: E402
+
+
+@dataclass
+class Run:
+    dir: Path
+    meta: dict
+    samples: pd.DataFrame
+    latency: pd.DataFrame | None
+    claims: list | None
+
+    @property
+    def run_id(self) -> str:
+        return self.meta.get("run_id", self.dir.name)
+
+    def strategy_order(self) -> list[str]:
+        listed = self.meta.get("scenario_parsed", {}).get("strategies", [])
+        seen = list(dict.fromkeys(self.samples["strategy"]))
+        return [s for s in listed if s in seen] + [s for s in seen if s not in listed]
+
+
+def load_run(run_dir: str | Path) -> Run:
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    latency = pd.read_parquet(run_dir / "latency.parquet") if (run_dir / "latency.parquet").exists() else None
+    claims = json.loads((run_dir / "claims.json").read_text()) if (run_dir / "claims.json").exists() else None
+    return Run(run_dir, meta, samples, latency, claims)
+
+
+def _cells(run: Run, metric: str, test: str | None = None) -> pd.DataFrame:
+    df = run.samples[(run.samples["metric"] == metric) & (run.samples["status"] == "ok")]
+    if test is not None:
+        df = df[df["test"] == test]
+    rows = []
+    for (strategy, sidecar, direction), g in df.groupby(["strategy", "sidecar", "direction"], sort=False):
+        ci = median_ci(g["value"])
+        rows.append({"strategy": strategy, "sidecar": sidecar, "direction": direction,
+                     "median": ci.median, "low": ci.low, "high": ci.high, "n": ci.n})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None = None):
+    """One panel per direction; a bar per strategy and sidecar; error bars = bootstrap 95% CI of the median."""
+    cells = _cells(run, metric, test)
+    if cells.empty:
+        return None
+    directions = list(dict.fromkeys(cells["direction"]))
+    known = ["none", "envoy-redirect", "envoy-tproxy", "linkerd-style"]
+    present = set(run.samples["sidecar"])
+    sidecars = [s for s in known if s in present] + sorted(present - set(known))
+    attempted = run.samples[run.samples["metric"] == metric]
+    if test is not None:
+        attempted = attempted[attempted["test"] == test]
+    strategies = [s for s in run.strategy_order() if s in set(cells["strategy"])]
+    fig, axes = plt.subplots(1, len(directions), figsize=(max(6, 1.1 * len(strategies) * len(directions) + 2), 4.6),
+                             squeeze=False, sharey=True)  # fmt: skip
+    width = 0.8 / len(sidecars)
+    x = np.arange(len(strategies))
+    for ax, direction in zip(axes[0], directions, strict=True):
+        for i, sidecar in enumerate(sidecars):
+            sub = cells[(cells.direction == direction) & (cells.sidecar == sidecar)].set_index("strategy")
+            sub = sub.reindex(strategies)
+            err = np.vstack([(sub["median"] - sub["low"]).clip(lower=0), (sub["high"] - sub["median"]).clip(lower=0)])
+            offset = x + (i - (len(sidecars) - 1) / 2) * width
+            ax.bar(offset, sub["median"].fillna(0), width, yerr=np.nan_to_num(err), capsize=3, label=sidecar,
+                   color=f"C{i}")  # fmt: skip
+            # A cell that was measured but never succeeded gets a red x, so a gap is never mistaken for zero.
+            tried = attempted[(attempted.direction == direction) & (attempted.sidecar == sidecar)]
+            failed = set(tried["strategy"]) - set(sub.dropna(subset=["median"]).index)
+            for j, strategy in enumerate(strategies):
+                if strategy in failed:
+                    ax.plot(offset[j], 0, marker="x", color="red", markersize=9, mew=2)
+        ax.set_title(direction)
+        ax.set_xticks(x, strategies, rotation=35, ha="right")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    if len(sidecars) > 1:
+        axes[0][-1].legend(title="sidecar (red x: failed)", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _latency_panels(tests: list[str]):
+    fig, axes = plt.subplots(1, len(tests), figsize=(4.2 * len(tests), 4.4), squeeze=False)
+    return fig, axes[0]
+
+
+def _ingress_or_any(frame: pd.DataFrame, test: str) -> pd.DataFrame:
+    """The test's ingress rows, or all its rows if it ran egress only."""
+    sub = frame[(frame.test == test) & (frame.direction == "ingress")]
+    return sub if not sub.empty else frame[frame.test == test]
+
+
+def plot_latency_percentiles(run: Run):
+    if run.latency is None or run.latency.empty:
+        return None
+    lat = latency_percentiles(run.latency)
+    tests = list(dict.fromkeys(lat["test"]))
+    fig, axes = _latency_panels(tests)
+    labels = ["p50", "p90", "p99", "p99.9", "max"]
+    for ax, test in zip(axes, tests, strict=True):
+        sub = _ingress_or_any(lat, test)
+        for r in sub.itertuples():
+            ax.plot(labels, [r.p50, r.p90, r.p99, r.p999, r.max], marker="o", label=f"{r.strategy}/{r.sidecar}")
+        ax.set_yscale("log")
+        ax.set_title(f"{test} ({sub['direction'].iat[0]})", fontsize=10)
+        ax.set_xlabel("percentile")
+        ax.grid(alpha=0.3, which="both")
+    return _finish_panels(fig, axes, "latency (us, log scale)", "Latency percentiles, all repetitions merged")
+
+
+def _finish_panels(fig, axes, ylabel: str, title: str):
+    """Shared y label on the first panel, one legend right of the last, a title."""
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_latency_cdf(run: Run):
+    if run.latency is None or run.latency.empty:
+        return None
+    tests = list(dict.fromkeys(run.latency["test"]))
+    fig, axes = _latency_panels(tests)
+    for ax, test in zip(axes, tests, strict=True):
+        sub = _ingress_or_any(run.latency, test)
+        for (strategy, sidecar), g in sub.groupby(["strategy", "sidecar"], sort=False):
+            values = np.sort(g["rtt_us"].to_numpy())
+            ax.plot(values, np.arange(1, len(values) + 1) / len(values), label=f"{strategy}/{sidecar}")
+        ax.set_xscale("log")
+        ax.set_xlabel("latency (us, log scale)")
+        ax.set_title(test, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    return _finish_panels(fig, axes, "fraction of requests", "Latency CDF (ingress)")
+
+
+def figures(run: Run) -> list[tuple[str, str, object]]:
+    """(file name, caption, figure) for every figure the run's data supports."""
+    candidates = [
+        ("throughput.png", "TCP throughput per strategy and sidecar, median with bootstrap 95% CI",
+         plot_bars(run, "throughput", "Gbit/s", "TCP throughput (median, 95% CI)")),
+        ("udp_goodput.png", "UDP goodput at the offered rate",
+         plot_bars(run, "udp_goodput", "Gbit/s", "UDP goodput (median, 95% CI)")),
+        ("latency_percentiles.png", "Request/response latency percentiles", plot_latency_percentiles(run)),
+        ("latency_cdf.png", "Latency CDFs", plot_latency_cdf(run)),
+        ("crr_rate.png", "New connections per second (connect-request-response)",
+         plot_bars(run, "crr_rate", "connections/s", "Connect-request-response rate (median, 95% CI)")),
+        ("cpu_per_gb.png", "CPU seconds per GB moved (TCP throughput tests)",
+         plot_bars(run, "cpu_per_gb", "CPU s per GB", "CPU cost per GB, TCP (median, 95% CI)", test="tcp_throughput")),
+        ("boot_time.png", "QEMU guest: seconds from QEMU's start to the guest's ready marker",
+         plot_bars(run, "boot_time", "seconds", "Guest boot time to ready (median, 95% CI)")),
+        ("setup_time.png", "Setup time of each cell",
+         plot_bars(run, "setup_time", "seconds", "Setup time (median, 95% CI)")),
+    ]  # fmt: skip
+    return [(name, caption, fig) for name, caption, fig in candidates if fig is not None]
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "_none_\n"
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def guest_line(meta: dict) -> str:
+    """Which guest the VM rows used; for QEMU the acceleration and why (KVM probe), vCPUs, memory, vhost."""
+    guest = meta.get("guest") or {"kind": "netns"}
+    if guest.get("kind") != "qemu":
+        return f"Guest: {guest.get('kind', 'netns')} (the VM's network stack as a namespace in the pod)."
+    accel, qemu = guest.get("acceleration", {}), guest.get("qemu", {})
+    return (f"Guest: QEMU {guest.get('qemu_version')} ({accel.get('accel')}: {accel.get('reason')}), "
+            f"{qemu.get('vcpus')} vCPU, {qemu.get('memory_mb')} MiB, kernel {guest.get('kernel')}, "
+            f"vhost-net {'yes' if guest.get('vhost_net') else 'no'}.")  # fmt: skip
+
+
+def write_report(run_dir: str | Path) -> tuple[Path, Path]:
+    run = load_run(run_dir)
+    fig_dir = run.dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    made = []
+    for name, caption, fig in figures(run):
+        fig.savefig(fig_dir / name, dpi=110)
+        plt.close(fig)
+        made.append((name, caption))
+    host = run.meta.get("host", {})
+    sections = [
+        ("TCP throughput (Gbit/s)", throughput_summary(run.samples)),
+        ("Sidecar traversal", path_matrix(run.samples)),
+    ]
+    if run.latency is not None:
+        sections.append(("Latency percentiles (us, merged)", latency_percentiles(run.latency).round(1)))
+    if run.claims:
+        sections.append(("Claims", pd.DataFrame(run.claims)))
+    md = [f"# vmnetbench run {run.run_id}", "",
+          f"Scenario `{run.meta.get('scenario_name')}`, status {run.meta.get('status')}, "
+          f"{run.meta.get('started')} to {run.meta.get('finished')}.", "", guest_line(run.meta), "",
+          f"Host: {host.get('cpu_model')} x{host.get('cpus')}, kernel {host.get('kernel')}; "
+          f"git {run.meta.get('git_sha')}.", ""]  # fmt: skip
+    for title, table in sections:
+        md += [f"## {title}", "", _md_table(table)]
+    md += ["## Figures", ""] + [f"![{c}](figures/{n})\n\n_{c}_\n" for n, c in made]
+    md_path = run.dir / "report.md"
+    write_text(md_path, "\n".join(md))
+    scenario, cpu, kernel = (html.escape(str(v)) for v in (run.meta.get("scenario_name"), host.get("cpu_model"),
+                                                            host.get("kernel")))  # fmt: skip
+    parts = [f"<h1>vmnetbench run {html.escape(run.run_id)}</h1>",
+             f"<p>Scenario <code>{scenario}</code>; host {cpu}, kernel {kernel}.</p>",
+             f"<p>{html.escape(guest_line(run.meta))}</p>"]  # fmt: skip
+    for title, table in sections:
+        parts += [f"<h2>{html.escape(title)}</h2>", table.to_html(index=False, float_format=lambda v: f"{v:.3g}")]
+    for name, caption in made:
+        data = base64.b64encode((fig_dir / name).read_bytes()).decode()
+        parts.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")  # fmt: skip
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:auto}"
+        "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}"
+    )
+    html_path = run.dir / "report.html"
+    head = f"<meta charset='utf-8'><style>{style}</style><title>vmnetbench {html.escape(run.run_id)}</title>"
+    write_text(html_path, f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>")
+    return md_path, html_path

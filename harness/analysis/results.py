@@ -1,0 +1,135 @@
+"""A run's results folder, `results/<run id>/`: run.json, samples.parquet + samples.csv, raw tool output.
+
+Every file is written atomically. run.json says `"status": "running"` until the run ends, so a folder
+from a crashed run never looks complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.lab.atomic import write_json, write_text, write_via_temp
+from harness.lab.kinds import Status
+
+
+@dataclass
+class Sample:
+    """One tidy row of samples.parquet: the schema, written once. Cell columns first (who and where), then the
+    test, the measured value, its cost columns, and the verdict on the path."""
+
+    strategy: str
+    sidecar: str
+    scenario: str
+    repetition: int
+    runtime: str = "netns"
+    guest: str = "netns"
+    accel: str | None = None
+    vcpus: int | None = None
+    memory_mb: int | None = None
+    test: str = ""
+    direction: str = ""
+    protocol: str = ""
+    metric: str = ""
+    value: float | None = None
+    unit: str | None = None
+    retransmits: int | None = None
+    cpu_client_pct: float | None = None
+    cpu_server_pct: float | None = None
+    status: str = Status.OK
+    reason: str = ""
+    path: str | None = None
+    sidecar_bytes: int | None = None
+    sidecar_connections: int | None = None
+    run_id: str = ""
+    timestamp: str = ""
+
+
+COLUMNS = [
+    "run_id", "runtime", "guest", "accel", "vcpus", "memory_mb", "strategy", "sidecar", "scenario", "test",
+    "direction", "protocol", "repetition", "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
+    "status", "reason", "path", "sidecar_bytes", "sidecar_connections", "timestamp",
+]  # fmt: skip
+"""The column order of samples.parquet / samples.csv (every field of Sample)."""
+assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample disagree"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class RunWriter:
+    def __init__(self, root: Path, run_id: str) -> None:
+        self.run_id = run_id
+        self.dir = root / run_id
+        self.dir.mkdir(parents=True, exist_ok=False)
+        self.rows: list[dict[str, Any]] = []
+        self.latency: list[pd.DataFrame] = []
+        self.meta: dict[str, Any] = {}
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.dir / "raw"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.dir / "logs"
+
+    def start(self, meta: dict[str, Any]) -> None:
+        self.meta = {"run_id": self.run_id, "status": "running", "started": now(), **meta}
+        write_json(self.dir / "run.json", self.meta)
+
+    def add(self, sample: Sample) -> None:
+        row = asdict(sample)
+        row.update(run_id=self.run_id, timestamp=sample.timestamp or now())
+        for key, value in row.items():  # enums are stored as their plain names
+            if isinstance(value, str):
+                row[key] = str(value)
+        self.rows.append(row)
+
+    def add_latency(self, sample: Sample, rtt_us) -> None:
+        """Keep every latency sample, so percentiles are computed from all repetitions merged."""
+        keys = ("strategy", "sidecar", "test", "direction", "protocol", "repetition")
+        frame = pd.DataFrame({"rtt_us": rtt_us})
+        for k in keys:
+            value = getattr(sample, k)
+            frame[k] = str(value) if isinstance(value, str) else value
+        frame["run_id"] = self.run_id
+        self.latency.append(frame)
+
+    def latency_frame(self) -> pd.DataFrame | None:
+        return pd.concat(self.latency, ignore_index=True) if self.latency else None
+
+    def save_raw(self, name: str, data: Any) -> None:
+        write_text(self.raw_dir / name, json.dumps(data, indent=1) if not isinstance(data, str) else data)
+
+    def frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.rows, columns=COLUMNS)
+        for col in ("value", "cpu_client_pct", "cpu_server_pct"):
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        for col in ("retransmits", "repetition", "sidecar_bytes", "sidecar_connections"):
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+        return df
+
+    def flush(self) -> None:
+        """Write the samples so far (after every cell, so an interrupted run keeps what it measured)."""
+        df = self.frame()
+        write_via_temp(self.dir / "samples.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+        write_via_temp(self.dir / "samples.csv", lambda tmp: df.to_csv(tmp, index=False))
+        if self.latency:
+            lat = pd.concat(self.latency, ignore_index=True)
+            write_via_temp(self.dir / "latency.parquet", lambda tmp: lat.to_parquet(tmp, index=False))
+
+    def finish(self, status: str, **extra: Any) -> None:
+        self.flush()
+        self.meta.update(status=status, finished=now(), samples=len(self.rows), **extra)
+        write_json(self.dir / "run.json", self.meta)
+
+
+def load_samples(run_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(run_dir / "samples.parquet")

@@ -1,0 +1,100 @@
+"""Privilege probe: does a strategy's in-pod setup, and the processes it starts, still work when the pod's
+capabilities are reduced? Found by trying: the bed (the node's and CNI's part) is built as root by the claims
+run, then the strategy's setup runs in a child process whose capability bounding set lacks the capabilities
+under test (setpriv), followed by real traffic both ways from that child. The child is a helper session of
+the same run (its own ledger, `<run id>-priv.json`), so `clean` finds whatever it leaves.
+
+    python -m harness.experiment.claims.privilege child --run-id ID --strategy NAME [--guest qemu --accel tcg|kvm]
+        (internal: the reduced-capability side)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from harness.experiment.claims.facts import PrivilegeFacts, PrivilegeTrial
+from harness.experiment.latency import measure_rr
+from harness.guests.drivers import driver_for
+from harness.guests.spec import GuestSpec, QemuOptions, kvm_acceleration, tcg_acceleration
+from harness.lab.kinds import Direction, GuestKind
+from harness.lab.session import LabSession
+from strategies import strategy_class
+from strategies.base import Services
+
+TRIALS: list[tuple[str, ...]] = [(), ("net_admin",), ("net_raw",), ("net_admin", "net_raw")]
+PORT = 11111
+
+
+def child(run_id: str, strategy: str, guest: GuestSpec) -> dict:
+    result: dict = {"setup": "failed"}
+    with LabSession(run_id, helper="priv") as lab:
+        bed = lab.attach_bed()
+        try:
+            setup = strategy_class(strategy)(services=Services(tcp_ports=(PORT,))).setup
+            attachment = setup(bed, driver_for(guest, f"priv-{strategy}"))
+            result["setup"] = "ok"
+            for direction in Direction:
+                s = measure_rr(attachment.ends(direction), port=PORT, protocol="tcp", duration_s=1, rate_per_s=None,
+                               message_bytes=64, label=f"{run_id}-priv-{direction}")  # fmt: skip
+                result[str(direction)] = s.status if s.status == "ok" else f"failed: {s.reason}"
+        except Exception as e:  # noqa: BLE001 - the point of the probe is to see what breaks
+            ours = [f for f in traceback.extract_tb(e.__traceback__)
+                    if "/harness/" in f.filename or "/strategies/" in f.filename]  # fmt: skip
+            where = f" (in {ours[-1].name}, {Path(ours[-1].filename).name}:{ours[-1].lineno})" if ours else ""
+            result["error"] = f"{type(e).__name__}: {e}{where}"
+        finally:
+            bed.close()
+    return result
+
+
+def trial(lab: LabSession, strategy: str, dropped: tuple[str, ...], guest: GuestSpec) -> PrivilegeTrial:
+    """Build a bed as root, run the strategy's setup and traffic with `dropped` capabilities removed."""
+    with lab.bed():
+        argv = [sys.executable, "-m", "harness.experiment.claims.privilege", "child", "--run-id", lab.run_id,
+                "--strategy", strategy]  # fmt: skip
+        qemu = guest.for_strategy(strategy_class(strategy).has_vm).kind == GuestKind.QEMU
+        if qemu:
+            argv += ["--guest", "qemu", "--accel", guest.acceleration.accel if guest.acceleration else "tcg"]
+        if dropped:
+            caps = ",".join(f"-{c}" for c in dropped)
+            argv = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *argv]
+        done = lab.tracker.run(argv, name=f"{lab.run_id}-privilege", timeout=240 if qemu else 90)
+        try:
+            outcome = json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            outcome = {"setup": "failed", "error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+    works = outcome.get("setup") == "ok" and outcome.get("ingress") == "ok" and outcome.get("egress") == "ok"
+    return PrivilegeTrial(dropped=list(dropped), works=works, **outcome)
+
+
+def probe_privilege(lab: LabSession, strategy: str, guest: GuestSpec | None = None) -> PrivilegeFacts:
+    """Trials with each capability set; `needs` lists the capabilities without which it stops working."""
+    trials = [trial(lab, strategy, dropped, guest or GuestSpec()) for dropped in TRIALS]
+    needs = sorted({c for t in trials[1:] if not t.works and len(t.dropped) == 1 for c in t.dropped})
+    return PrivilegeFacts(baseline_works=trials[0].works, needs=needs, works_without_net_caps=trials[-1].works,
+                          trials=trials)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.experiment.claims.privilege")
+    sub = parser.add_subparsers(dest="role", required=True)
+    c = sub.add_parser("child")
+    c.add_argument("--run-id", required=True)
+    c.add_argument("--strategy", required=True)
+    c.add_argument("--guest", choices=[str(k) for k in GuestKind], default="netns")
+    c.add_argument("--accel", choices=["kvm", "tcg"], default="tcg", help="the parent's decision (no second probe)")
+    args = parser.parse_args(argv)
+    guest = GuestSpec()
+    if args.guest == GuestKind.QEMU:
+        accel = kvm_acceleration() if args.accel == "kvm" else tcg_acceleration("decided by the claims run")
+        guest = GuestSpec(GuestKind.QEMU, QemuOptions(), accel)
+    print(json.dumps(child(args.run_id, args.strategy, guest)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

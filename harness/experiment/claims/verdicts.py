@@ -1,0 +1,265 @@
+"""`vmnetbench claims`: every probe on every strategy, then the seed's claims judged by the rules in
+claims.yaml (beside this file). Writes claims.json, claims.md and the raw probe facts into results/<run id>/."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.progress import Progress
+
+from harness.analysis.provenance import git_sha, host_facts, tool_versions
+from harness.analysis.results import RunWriter
+from harness.experiment.claims.facts import (
+    SCOPES,
+    Interval,
+    PerformanceFacts,
+    PrivilegeTrial,
+    StrategyFacts,
+    field_names,
+)
+from harness.experiment.claims.privilege import probe_privilege
+from harness.experiment.claims.probes import (
+    ProbeContext,
+    probe_coexistence,
+    probe_connectivity,
+    probe_setup_inventory,
+    probe_throughput,
+)
+from harness.guests.spec import GuestSpec
+from harness.lab.atomic import write_json, write_text
+from harness.lab.names import new_run_id
+from harness.lab.session import LabSession
+from strategies import STRATEGIES
+
+CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
+CLAIM_SCOPE_NAMES = ("strategy", "guest")  # plain strings a rule may use besides the facts
+
+
+class ClaimsFileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Rule:
+    condition: str
+    verdict: str
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    seed: tuple[str, ...]  # the strategies the seed post makes this claim about
+    kind: str  # pro or con
+    rules: tuple[Rule, ...]
+    evidence: tuple[str, ...]  # `scope.fact` references shown with the verdict
+
+
+def load_claims(path: Path = CLAIMS_FILE) -> list[Claim]:
+    """The claims and their rules; every fact a rule or evidence reference names must exist (facts.py)."""
+    claims = []
+    for raw in yaml.safe_load(path.read_text())["claims"]:
+        claim = Claim(raw["text"], tuple(raw["seed"]), raw["kind"],
+                      tuple(Rule(r["if"], r["verdict"], r.get("why", "")) for r in raw["rules"]),
+                      tuple(raw.get("evidence", [])))  # fmt: skip
+        for rule in claim.rules:
+            _check_condition(claim, rule.condition)
+        for ref in claim.evidence:
+            scope, _, name = ref.partition(".")
+            _check_fact(claim, scope, name)
+        claims.append(claim)
+    return claims
+
+
+def _check_condition(claim: Claim, condition: str) -> None:
+    try:
+        tree = ast.parse(condition, mode="eval")
+    except SyntaxError as e:
+        where = f"claims.yaml, claim {claim.text!r}"
+        raise ClaimsFileError(f"{where}: condition {condition!r} is not valid Python ({e.msg})") from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in SCOPES:
+            _check_fact(claim, node.value.id, node.attr)
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in SCOPES:
+            raise ClaimsFileError(f"claims.yaml, claim {claim.text!r}: read facts by attribute ({node.value.id}.name), "
+                                  f"not by key, in {condition!r}")  # fmt: skip
+        elif isinstance(node, ast.Name) and node.id not in {*SCOPES, *HELPERS, *CLAIM_SCOPE_NAMES, "True", "False"}:
+            raise ClaimsFileError(f"claims.yaml, claim {claim.text!r}: unknown name {node.id!r} in {condition!r}; "
+                                  f"allowed: {', '.join([*SCOPES, *HELPERS, *CLAIM_SCOPE_NAMES])}")  # fmt: skip
+
+
+def _check_fact(claim: Claim, scope: str, name: str) -> None:
+    if scope not in SCOPES:
+        raise ClaimsFileError(f"claims.yaml, claim {claim.text!r}: unknown fact group {scope!r}; "
+                              f"allowed: {', '.join(SCOPES)}")  # fmt: skip
+    if name not in field_names(SCOPES[scope]):
+        raise ClaimsFileError(f"claims.yaml, claim {claim.text!r}: {scope}.{name} is not a fact the probes collect; "
+                              f"{scope} has: {', '.join(sorted(field_names(SCOPES[scope])))}")  # fmt: skip
+
+
+def _ci(perf: PerformanceFacts, direction: str) -> tuple[float, float, float]:
+    d: Interval = getattr(perf, f"{direction}_gbps")
+    return d.median, d.low, d.high
+
+
+def below(a: PerformanceFacts, b: PerformanceFacts) -> bool:
+    return all(_ci(a, d)[2] < _ci(b, d)[1] for d in ("ingress", "egress"))
+
+
+def above(a: PerformanceFacts, b: PerformanceFacts) -> bool:
+    return all(_ci(a, d)[1] > _ci(b, d)[2] for d in ("ingress", "egress"))
+
+
+def overlap(a: PerformanceFacts, b: PerformanceFacts) -> bool:
+    return not below(a, b) and not above(a, b)
+
+
+def ratio(a: PerformanceFacts, b: PerformanceFacts) -> float:
+    return min(_ci(a, d)[0] / _ci(b, d)[0] for d in ("ingress", "egress") if _ci(b, d)[0])
+
+
+HELPERS = {"below": below, "above": above, "overlap": overlap, "ratio": ratio, "set": set, "min": min, "max": max}
+
+
+@dataclass
+class ProbeFacts:
+    """Everything the probes found in one claims run, per strategy."""
+
+    strategies: dict[str, StrategyFacts] = field(default_factory=dict)
+    performance: dict[str, PerformanceFacts] = field(default_factory=dict)
+
+    def record(self) -> dict:
+        return asdict(self)
+
+
+def judge(claim: Claim, strategy: str, facts: ProbeFacts, guest: str = "netns") -> dict:
+    """The verdict of one claim for one strategy: the first rule whose condition holds."""
+    own = facts.strategies[strategy]
+    scope = {
+        "strategy": strategy, "guest": guest, "conn": own.conn, "inv": own.inv, "priv": own.priv,
+        "coex": own.coex, "perf": own.perf, "direct": facts.performance["direct"],
+        "nat_proxy": facts.performance["nat-proxy"],
+    }  # fmt: skip
+    verdict, why, rule_text = "no verdict", "no rule matched", ""
+    for rule in claim.rules:
+        try:
+            holds = eval(rule.condition, {"__builtins__": {}}, {**HELPERS, **scope})  # noqa: S307 - our own data
+        except (ZeroDivisionError, TypeError, ValueError) as e:
+            verdict, why, rule_text = "not measurable here", f"a fact the rule needs is missing ({e})", rule.condition
+            break
+        if holds:
+            verdict, why, rule_text = rule.verdict, rule.why, rule.condition
+            break
+    evidence = {}
+    for ref in claim.evidence:
+        group, _, name = ref.partition(".")
+        evidence[ref] = _short(getattr(scope[group], name))
+    return {
+        "claim": claim.text, "kind": claim.kind, "strategy": strategy,
+        "seed_says_it_of": ", ".join(claim.seed), "seed_claims_it_here": strategy in claim.seed,
+        "verdict": verdict, "why": why, "rule": rule_text, "evidence": evidence,
+    }  # fmt: skip
+
+
+def _short(value):
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 3)
+    if isinstance(value, Interval):
+        return f"{value.median:.2f} [{value.low:.2f}, {value.high:.2f}] Gbit/s"
+    if isinstance(value, list) and value and isinstance(value[0], PrivilegeTrial):
+        return "; ".join(f"-{','.join(t.dropped) or 'none'}: {'works' if t.works else t.error or 'fails'}"
+                         for t in value)  # fmt: skip
+    return value
+
+
+def run_probes(ctx: ProbeContext, strategies: list[str], console: Console, repetitions: int = 5) -> ProbeFacts:
+    """Every probe on every strategy, then the interleaved performance repetitions."""
+    facts = ProbeFacts()
+    with Progress(console=console) as progress:
+        task = progress.add_task("probes", total=len(strategies) * 4 + 1)
+
+        def step(what: str, strategy: str, probe):
+            progress.update(task, description=f"{what} {strategy}")
+            value = probe()
+            progress.advance(task)
+            return value
+
+        for s in strategies:
+            facts.strategies[s] = StrategyFacts(
+                conn=step("connectivity", s, lambda s=s: probe_connectivity(ctx, s)),
+                inv=step("inventory", s, lambda s=s: probe_setup_inventory(ctx, s)),
+                priv=step("privilege", s, lambda s=s: probe_privilege(ctx.lab, s, ctx.guest)),
+                coex=step("coexistence", s, lambda s=s: probe_coexistence(ctx, s)),
+                perf=None,  # filled from the interleaved performance repetitions below
+            )
+        progress.update(task, description="performance (interleaved repetitions)")
+        facts.performance = probe_throughput(ctx, strategies, repetitions=repetitions)
+        for s in strategies:
+            facts.strategies[s].perf = facts.performance[s]
+        progress.advance(task)
+    return facts
+
+
+def claims_table(facts: ProbeFacts, strategies: list[str], guest: str = "netns") -> list[dict]:
+    return [judge(claim, s, facts, guest) for claim in load_claims() for s in strategies]
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| claim (seed) | strategy | verdict | why | evidence |", "|---|---|---|---|---|"]
+    for r in rows:
+        mark = "**" if r["seed_claims_it_here"] else ""
+        evidence = "; ".join(f"{k}={v}" for k, v in r["evidence"].items()).replace("|", "/")
+        lines.append(f"| {r['claim']} ({r['kind']}, of {r['seed_says_it_of']}) | {mark}{r['strategy']}{mark} | "
+                     f"{r['verdict']} | {r['why']} | {evidence} |")  # fmt: skip
+    return "\n".join(lines) + "\n\nBold strategy: the seed makes this claim about it.\n"
+
+
+def run_claims(results_root: Path, console: Console, strategies: list[str] | None = None, repetitions: int = 5,
+               guest: GuestSpec | None = None) -> Path:  # fmt: skip
+    """`guest`: the QEMU guest (with its decided acceleration) instead of the netns guest."""
+    guest = guest or GuestSpec()
+    strategies = strategies or list(STRATEGIES)
+    for needed in ("direct", "nat-proxy"):  # the references of the performance claims
+        if needed not in strategies:
+            strategies.append(needed)
+    writer = RunWriter(results_root, new_run_id())
+    writer.start({"kind": "claims", "strategies": strategies, "guest": guest.columns(), "host": host_facts(),
+                  "tools": tool_versions(), "git_sha": git_sha(), "scenario_name": "claims"})  # fmt: skip
+    status = "interrupted"
+    with LabSession(writer.run_id, log_dir=writer.log_dir) as lab:
+        try:
+            facts = run_probes(ProbeContext(lab, writer, guest), strategies, console, repetitions)
+            write_json(writer.dir / "probes.json", facts.record())
+            rows = claims_table(facts, strategies, str(guest.kind))
+            write_json(writer.dir / "claims.json", rows)
+            write_text(writer.dir / "claims.md", "# Seed claims, measured\n\n" + markdown(rows))
+            status = "complete"
+        finally:
+            lab.close()
+            writer.finish(status)
+    return writer.dir
+
+
+def print_claims(rows: list[dict], console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title="Seed claims, measured (bold: the seed makes the claim about this strategy)")
+    for col in ("claim", "strategy", "verdict", "why / evidence"):
+        table.add_column(col)
+    style = {"confirmed": "green", "refuted": "red", "partly": "yellow"}
+    for r in rows:
+        name = f"[bold]{r['strategy']}[/]" if r["seed_claims_it_here"] else r["strategy"]
+        v = f"[{style.get(r['verdict'], 'white')}]{r['verdict']}[/]"
+        detail = r["why"] or "; ".join(f"{k}={v}" for k, v in r["evidence"].items())
+        table.add_row(r["claim"], name, v, detail)
+    console.print(table)
+
+
+def load_claim_rows(run_dir: Path) -> list[dict]:
+    return json.loads((run_dir / "claims.json").read_text())

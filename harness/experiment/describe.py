@@ -1,0 +1,49 @@
+"""`vmnetbench describe NAME`: build a scratch bed, set the strategy up, and report what exists."""
+
+from __future__ import annotations
+
+from harness.guests.drivers import driver_for
+from harness.guests.spec import GuestSpec
+from harness.lab.rules import iptables_save, list_nft
+from harness.lab.session import LabSession
+from strategies import strategy_class
+
+
+def describe_strategy(name: str) -> str:
+    cls = strategy_class(name)
+    strategy = cls()
+    lines = [f"strategy {name}: {cls.summary}", f"faithful to: {cls.faithful_to}"]
+    req = cls.requirements
+    lines.append(
+        f"requirements: capabilities={list(req.capabilities)} kernel={list(req.kernel_features)} "
+        f"processes={list(req.extra_processes)} binaries={list(req.binaries)}"
+    )
+    with LabSession() as lab, lab.bed() as bed:
+        attachment = strategy.setup(bed, driver_for(GuestSpec(), f"describe-{name}"))
+        lines.append(
+            f"ingress: peer dials {attachment.ingress_address}; service runs in "
+            f"{attachment.service.name}; egress clients run in {attachment.client.name}"
+        )
+        for role, ns in bed.namespaces.items():
+            lines.append(f"\n== namespace {ns.name} ({role})")
+            for link in ns.link_names():
+                addrs = ", ".join(ns.addresses(link)) or "-"
+                lines.append(f"  link {link:<16} {addrs}")
+            if role == "pod":
+                rules = ns.policy_rules()
+                if len(rules) > 3:  # more than the kernel's local/main/default
+                    lines.append("  ip rule:\n    " + "\n    ".join(rules))
+                    routes = ns.run(["ip", "route", "show", "table", "all"]).strip().splitlines()
+                    custom = [r for r in routes if " table " in r and " table local" not in r]
+                    lines.append("  routes outside main:\n    " + "\n    ".join(custom))
+                nft = list_nft(ns).strip()
+                lines.append("  nft ruleset:" + ("\n    " + nft.replace("\n", "\n    ") if nft else " (empty)"))
+                ipt = "\n".join(ln for ln in iptables_save(ns).splitlines() if not ln.startswith("#"))
+                if ipt.strip():
+                    lines.append("  iptables-save:\n    " + ipt.replace("\n", "\n    "))
+        lines.append("\n== processes")
+        for proc in bed.processes:
+            lines.append(f"  {proc.pid} in {proc.netns}: {' '.join(proc.argv)}")
+        if not bed.processes:
+            lines.append("  none")
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""The shape every measurement shares: a one-off server in one place, ready when its socket is bound, a client
+in another with a hard time budget, and the server ended whatever happens. Places are Guests (the peer, the
+pod, a netns or QEMU guest); `Ends` says which is which for a direction."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from harness.guests.attachment import Ends
+from harness.lab.processes import Finished
+from harness.lab.waiting import NotReady
+
+_REASONS = [
+    (re.compile(r"connection refused", re.I), "connection refused"),
+    (re.compile(r"no route to host", re.I), "no route"),
+    (re.compile(r"network is unreachable", re.I), "network unreachable"),
+    # "Operation now in progress": a connect() cut short by SO_SNDTIMEO (vmnb-crr) is a connect timeout too.
+    (re.compile(r"connection timed out|timed out|operation now in progress", re.I), "connect timed out"),
+    (re.compile(r"connection reset|forcibly closed by a peer", re.I), "connection reset"),
+    (re.compile(r"closed unexpectedly|unable to receive|unable to read", re.I), "connection closed by the other side"),
+]
+
+
+def failure_reason(message: str) -> str:
+    """iperf3's error text shortened to one plain phrase; unknown texts are kept (first line)."""
+    for pattern, reason in _REASONS:
+        if pattern.search(message):
+            return reason
+    first = message.strip().splitlines()[0] if message.strip() else "no output"
+    return first[:160]
+
+
+@dataclass
+class ClientRun:
+    done: Finished | None
+    error: str  # empty when the client ran to completion within its budget
+
+    def json_result(self) -> tuple[dict | None, str]:
+        """The client's JSON output and, if the tool reported one (an `error` field) or printed no JSON, the
+        failure as one plain phrase."""
+        try:
+            data = json.loads(self.done.stdout)
+        except ValueError:
+            return None, failure_reason(self.done.stderr or "the client printed no JSON")
+        if data.get("error"):
+            return data, failure_reason(data["error"])
+        return data, ""
+
+
+def client_against_server(
+    ends: Ends,
+    *,
+    server_argv: list[str],
+    port: int,
+    client_argv: list[str],
+    budget_s: float,
+    label: str,
+    proto: str = "tcp",
+) -> ClientRun:
+    server = ends.server.start(server_argv, name=f"{label}-server")
+    try:
+        try:
+            ends.server.wait_listening(server, port, proto=proto)
+        except NotReady as e:
+            return ClientRun(None, f"server not ready: {e}")
+        done = ends.client.run(client_argv, name=f"{label}-client", timeout=budget_s)
+        return ClientRun(done, f"timed out after {budget_s:g} s" if done.timed_out else "")
+    finally:
+        ends.server.stop(server, grace=1.0)

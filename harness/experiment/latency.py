@@ -1,0 +1,131 @@
+"""Request/response latency with sockperf ping-pong (closed or open loop) and connect-request-response with the
+project's CRR tool (vmnb-crr), both keeping every sample so percentiles come from merged distributions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.experiment.endpoints import client_against_server, failure_reason
+from harness.guests.attachment import Ends
+
+
+@dataclass
+class LatencySample:
+    status: str
+    reason: str = ""
+    rtt_us: np.ndarray = field(default_factory=lambda: np.empty(0))
+    requests: int = 0
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rate_per_s(self) -> float | None:
+        return self.requests / self.seconds if self.seconds else None
+
+
+def parse_full_log(text: str, *, rate_per_s: int | None) -> np.ndarray:
+    """sockperf --full-log rows `packet, txTime(sec), rxTime(sec), rtt(usec)`. Closed loop: the RTTs as measured.
+    Open loop: latency counts from each request's *scheduled* send time (first send + i / rate), so a stall
+    that delays later sends is charged to them instead of hidden (coordinated omission)."""
+    rows = []
+    started = False
+    for line in text.splitlines():
+        if line.startswith("packet,"):
+            started = True
+            continue
+        if started and line and line[0].isdigit():
+            parts = [p.strip() for p in line.split(",")]
+            rows.append((int(parts[0]), float(parts[1]), float(parts[2])))
+    if not rows:
+        return np.empty(0)
+    data = np.array(rows)
+    index, tx, rx = data[:, 0], data[:, 1], data[:, 2]
+    if rate_per_s is None:
+        return (rx - tx) * 1e6  # sockperf's --full-rtt times are the round trip already
+    # The schedule is a fixed grid of period 1/rate, anchored as early as the sends allow (no request is
+    # scheduled after it was actually sent), so latency >= the measured RTT and stalls are not forgiven.
+    grid = (index - index[0]) / rate_per_s
+    scheduled = (tx - grid).min() + grid
+    return (rx - scheduled) * 1e6
+
+
+def measure_rr(
+    ends: Ends,
+    *,
+    port: int,
+    protocol: str,
+    duration_s: float,
+    rate_per_s: int | None,
+    message_bytes: int,
+    label: str,
+) -> LatencySample:
+    proto = ["--tcp"] if protocol == "tcp" else []
+    # The full log is written where the client runs (a guest's /tmp for a QEMU guest) and read back from there.
+    with ends.client.scratch(f"{label}-sockperf.csv") as log:
+        mps = str(rate_per_s) if rate_per_s else "max"
+        argv = [
+            "sockperf", "ping-pong", "-i", ends.target, "-p", str(port), *proto, "-t", f"{duration_s:g}",
+            f"--mps={mps}", "-m", str(message_bytes), "--full-rtt", "--full-log", log,
+        ]  # fmt: skip
+        run = client_against_server(
+            ends, server_argv=["sockperf", "server", "-i", "0.0.0.0", "-p", str(port), *proto],
+            port=port, proto=protocol, client_argv=argv,
+            budget_s=duration_s + 8, label=f"{label}-sockperf",  # sockperf's warm-up and start-up take ~1 s
+        )  # fmt: skip
+        if run.error:
+            return LatencySample("failed", run.error)
+        text = ends.client.read_text(log)
+    done = run.done
+    rtt = parse_full_log(text, rate_per_s=rate_per_s)
+    if done.returncode != 0 or rtt.size == 0:
+        message = (done.stderr + done.stdout).strip()
+        lost = "ReceivedMessages=0" in message or "no messages" in message.lower()
+        reason = "no replies" if lost else failure_reason(_sockperf_error(message))
+        return LatencySample("failed", reason)
+    return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=_valid_seconds(done.stdout, duration_s))
+
+
+def _sockperf_error(output: str) -> str:
+    for line in output.splitlines():
+        if "ERROR" in line or "errno" in line.lower() or "refused" in line.lower():
+            return line
+    return output.splitlines()[-1] if output else "no output"
+
+
+def _valid_seconds(stdout: str, default: float) -> float:
+    """sockperf measures over its 'Valid Duration' (after warm-up); use it for rates."""
+    for line in stdout.splitlines():
+        if "[Valid Duration]" in line and "RunTime=" in line:
+            return float(line.split("RunTime=")[1].split()[0])
+    return default
+
+
+def measure_crr(
+    ends: Ends,
+    *,
+    port: int,
+    duration_s: float,
+    message_bytes: int,
+    label: str,
+) -> LatencySample:
+    # vmnb-crr (guest_files/crr.c) on both ends: the QEMU guest has no Python, and one implementation keeps
+    # netns-guest and QEMU-guest numbers comparable.
+    client = [ends.client.binary("vmnb-crr"), "client", "--target", ends.target, "--port", str(port),
+              "--duration", f"{duration_s:g}", "--bytes", str(message_bytes)]  # fmt: skip
+    run = client_against_server(
+        ends, server_argv=[ends.server.binary("vmnb-crr"), "server", "--port", str(port)],
+        port=port, client_argv=client, budget_s=duration_s + 15,
+        label=f"{label}-crr",
+    )  # fmt: skip
+    if run.error:
+        return LatencySample("failed", run.error)
+    result, error = run.json_result()
+    if error:
+        return LatencySample("failed", error)
+    rtt = np.asarray(result["latency_us"], dtype=float)
+    if rtt.size == 0:
+        return LatencySample("failed", failure_reason(result.get("first_error") or "no request completed"))
+    return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=float(result["seconds"]),
+                         extra={"errors": result.get("errors", 0)})  # fmt: skip

@@ -1,0 +1,35 @@
+"""What one test reported, reduced to what turning it into rows needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.lab.kinds import Status
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured value; the optional columns are the ones samples.parquet has for iperf3's extras."""
+
+    metric: str
+    unit: str
+    value: float | None
+    retransmits: int | None = None
+    cpu_client_pct: float | None = None
+    cpu_server_pct: float | None = None
+
+    def columns(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Outcome:
+    status: Status
+    reason: str
+    metrics: list[Metric]
+    bytes_moved: int = 0  # payload bytes that crossed the path, both directions counted once each
+    requests: int = 0
+    rtt_us: np.ndarray | None = None
+    raw: dict = field(default_factory=dict)  # the tool's own JSON, kept in raw/

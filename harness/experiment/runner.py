@@ -1,0 +1,232 @@
+"""Runs a scenario: every (strategy, sidecar) cell, repetitions interleaved in a shuffled order per round so
+drift hits all cells alike; a fresh test bed per cell and repetition, torn down whatever happens."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.analysis.provenance import git_sha, host_facts, tool_versions
+from harness.analysis.results import RunWriter, Sample
+from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary
+from harness.experiment.measure import Cell, failed_row, run_test
+from harness.experiment.scenario import Scenario
+from harness.guests.attachment import Attachment
+from harness.guests.drivers import driver_for
+from harness.guests.spec import GuestSpec
+from harness.lab.kinds import GuestKind, SidecarKind, Status
+from harness.lab.names import new_run_id
+from harness.lab.session import LabSession
+from harness.pod.sidecars import Sidecar, install_sidecar
+from strategies import strategy_class
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt so every bed is torn down on the way out."""
+
+
+@contextmanager
+def signals_unwind() -> Iterator[None]:
+    """SIGINT and SIGTERM raise in the harness, so every bed is torn down on the way out.
+
+    pyroute2 runs short-lived forked helpers for namespace work; a signal landing in one of those must end
+    that helper only, never unwind the parent's copied stack there (which would tear down the live bed).
+    """
+    owner = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != owner:
+            os._exit(128 + signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    strategy: str
+    sidecar: SidecarKind
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    status: str
+
+
+def run_scenario(
+    scenario: Scenario,
+    scenario_text: str,
+    scenario_path: str,
+    *,
+    results_root: Path,
+    run_id: str | None = None,
+    console: Console | None = None,
+) -> RunOutcome:
+    console = console or Console()
+    run_id = run_id or new_run_id()
+    seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**32)
+    writer = RunWriter(results_root, run_id)
+    guest = guest_spec(scenario, console)
+    writer.start(
+        {
+            "scenario_name": scenario.name,
+            "scenario_path": scenario_path,
+            "scenario": scenario_text,
+            "scenario_parsed": scenario.model_dump(mode="json", by_alias=True),
+            "shuffle_seed": seed,
+            "host": host_facts(),
+            "tools": tool_versions(),
+            "git_sha": git_sha(),
+            "harness_pid": os.getpid(),
+            "guest": {"kind": str(guest.kind), **(qemu_facts(guest) if guest.kind == GuestKind.QEMU else {})},
+        }
+    )
+    cells = [CellSpec(s, sc) for s in scenario.strategies for sc in scenario.sidecars]
+    per_cell = sum(len(t.directions) for t in scenario.tests)
+    rng = random.Random(seed)
+    status = "interrupted"
+    console.print(f"run [bold]{run_id}[/] scenario {scenario.name}: {len(cells)} cells x {scenario.repetitions} reps")
+    with LabSession(run_id, log_dir=writer.log_dir) as lab:
+        try:
+            with signals_unwind(), _progress(console) as progress:
+                task = progress.add_task("starting", total=len(cells) * scenario.repetitions * per_cell)
+                for rep in range(1, scenario.repetitions + 1):
+                    order = cells[:]
+                    rng.shuffle(order)
+                    for cell in order:
+                        _run_cell(scenario, guest, cell, rep, writer, lab, progress, task)
+                        writer.flush()
+            status = "complete"
+        finally:
+            lab.close()
+            writer.finish(status)
+            if status == "complete":
+                print_summary(writer.frame(), console, scenario.strategies)
+                print_path_matrix(writer.frame(), console, scenario.strategies)
+                print_latency_summary(writer.frame(), writer.latency_frame(), console, scenario.strategies)
+            console.print(f"results: {writer.dir}")
+    return RunOutcome(writer.dir, status)
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Progress]:
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        yield progress
+
+
+def guest_spec(scenario: Scenario, console: Console) -> GuestSpec:
+    """The run's guest; for QEMU the acceleration is decided once, before the first cell (KVM probe)."""
+    if scenario.guest != GuestKind.QEMU:
+        return GuestSpec()
+    from harness.guests.qemu.accel import resolve_acceleration
+    from harness.guests.qemu.image import build_image
+
+    image = build_image()
+    acceleration = resolve_acceleration(scenario.qemu.accel, image)
+    console.print(f"QEMU guest: accel [bold]{acceleration.accel}[/] ({acceleration.reason}); image {image.digest}")
+    return GuestSpec(GuestKind.QEMU, scenario.qemu, acceleration)
+
+
+def qemu_facts(guest: GuestSpec) -> dict:
+    from harness.guests.qemu.accel import qemu_version
+    from harness.guests.qemu.image import build_image
+
+    image = build_image()
+    return {
+        "qemu": guest.qemu.model_dump(),
+        "acceleration": guest.acceleration.record() if guest.acceleration else None,
+        "qemu_version": qemu_version(),
+        "kernel": image.kernel_version,
+        "image": image.digest,
+        "vhost_net": os.path.exists("/dev/vhost-net"),
+    }
+
+
+def cell_row(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, has_vm: bool) -> Sample:
+    """The columns every row of one cell and repetition shares."""
+    return Sample(strategy=cell.strategy, sidecar=str(cell.sidecar), scenario=scenario.name, repetition=rep,
+                  runtime=scenario.runtime, **guest.columns(has_vm))  # fmt: skip
+
+
+def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, writer: RunWriter, lab: LabSession,
+              progress: Progress, task) -> None:  # fmt: skip
+    cls = strategy_class(scenario.strategy_of(cell.strategy))
+    guest = guest.for_strategy(cls.has_vm)
+    base = cell_row(scenario, guest, cell, rep, cls.has_vm)
+    where = f"rep {rep}/{scenario.repetitions} {cell.strategy}/{cell.sidecar}"
+    progress.update(task, description=f"{where} setup")
+    strategy = cls(scenario.options_for(cell.strategy), services=scenario.services(), sidecar=cell.sidecar)
+    label = f"{cell.strategy}-{cell.sidecar}-r{rep}"
+    bed = lab.new_bed()
+    attachment: Attachment | None = None
+    sidecar: Sidecar | None = None
+    setup_error = ""
+    t0 = time.monotonic()
+    try:
+        try:
+            bed.build()
+            # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
+            sidecar = install_sidecar(bed, cell.sidecar, vm_interfaces=list(cls.vm_interfaces))
+            attachment = strategy.setup(bed, driver_for(guest, label))
+        except Exception as e:  # noqa: BLE001 - a strategy that cannot set up is a result, not a crash
+            setup_error = f"setup failed: {e}"
+        writer.add(_harness_row(base, "setup_time", time.monotonic() - t0, setup_error))
+        if attachment is not None:
+            # What the strategy set up (for a QEMU guest: accel, vhost, boot time, the exact QEMU command line).
+            writer.save_raw(f"attachment-{label}.json", attachment.facts.record())
+            if attachment.facts.vm and attachment.facts.vm.boot_s is not None:
+                writer.add(_harness_row(base, "boot_time", attachment.facts.vm.boot_s, ""))
+        cell_state = Cell(bed, writer, attachment, sidecar, base, setup_error)
+        for test in scenario.tests:
+            for direction in test.directions:
+                progress.update(task, description=f"{where} {test.label} {direction}")
+                try:
+                    rows = run_test(test, direction, cell_state)
+                except Exception as e:  # noqa: BLE001 - one broken measurement must not end an hour-long run
+                    log.exception("measurement failed")
+                    rows = [failed_row(cell_state, test, direction, f"harness error: {type(e).__name__}: {e}")]
+                for row in rows:
+                    writer.add(row)
+                progress.advance(task)
+    finally:
+        progress.update(task, description=f"{where} teardown")
+        teardown_error = ""
+        t1 = time.monotonic()
+        try:
+            bed.close()
+        except Exception as e:  # noqa: BLE001
+            teardown_error = str(e)
+        writer.add(_harness_row(base, "teardown_time", time.monotonic() - t1, teardown_error))
+
+
+def _harness_row(base: Sample, metric: str, seconds: float, error: str) -> Sample:
+    return replace(base, test="harness", direction="n/a", protocol="n/a", metric=metric, value=seconds, unit="s",
+                   status=Status.FAILED if error else Status.OK, reason=error)  # fmt: skip

@@ -1,0 +1,63 @@
+"""How traffic reaches the VM once a strategy is set up: where its servers listen, where its clients run, what
+the peer dials, and what is known about the path (typed facts, saved with every cell)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from harness.guests.base import Guest, VmFacts
+from harness.guests.netns import NetnsGuest
+from harness.lab.bed import TestBed
+from harness.lab.kinds import Direction
+
+
+@dataclass
+class AttachmentFacts:
+    vm_ip: str | None = None
+    """The VM's address on its own network behind the pod (routed strategies)."""
+    guest_ip: str | None = None
+    """The guest interface's address as configured (CIDR), where it differs from the routed case."""
+    gateway: str | None = None
+    bridge: str | None = None
+    mtu: int | None = None
+    vm: VmFacts | None = None
+    """A QEMU guest's facts (accel, vhost, boot time, command line); None for a namespace."""
+
+    def record(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Ends:
+    """One direction of a test: the server's place, the client's place, and the address the client dials."""
+
+    server: Guest
+    client: Guest
+    target: str
+
+
+@dataclass
+class Attachment:
+    service: Guest  # where the VM's servers listen: the guest (the pod itself for `direct`)
+    client: Guest  # where the VM's own clients run, for egress
+    peer: Guest  # the rest of the cluster: client for ingress, server for egress
+    ingress_address: str  # what the peer dials to reach the VM's servers
+    peer_address: str  # what the VM dials to reach the peer's servers
+    facts: AttachmentFacts = field(default_factory=AttachmentFacts)
+
+    @classmethod
+    def of_guest(cls, bed: TestBed, guest: Guest, ingress_address: str, **facts: object) -> Attachment:
+        """The usual case: the VM's servers and clients both run in `guest`; its own facts join the rest."""
+        return cls(
+            service=guest,
+            client=guest,
+            peer=NetnsGuest.of(bed, bed.peer),
+            ingress_address=ingress_address,
+            peer_address=bed.plan.peer_ip,
+            facts=AttachmentFacts(**facts, vm=guest.facts()),
+        )
+
+    def ends(self, direction: Direction) -> Ends:
+        if Direction(direction) is Direction.INGRESS:
+            return Ends(self.service, self.peer, self.ingress_address)
+        return Ends(self.peer, self.client, self.peer_address)

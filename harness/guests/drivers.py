@@ -1,0 +1,17 @@
+"""The run's guest driver, chosen once by kind."""
+
+from __future__ import annotations
+
+from harness.guests.driver import GuestDriver
+from harness.guests.netns_driver import NetnsDriver
+from harness.guests.spec import GuestSpec
+from harness.lab.kinds import GuestKind
+
+
+def driver_for(spec: GuestSpec, label: str = "guest") -> GuestDriver:
+    """`label` names the cell's files (a QEMU guest's console log)."""
+    if spec.kind == GuestKind.QEMU:
+        from harness.guests.qemu.driver import QemuDriver  # only a QEMU run loads the QEMU code
+
+        return QemuDriver(spec, label)
+    return NetnsDriver(spec, label)

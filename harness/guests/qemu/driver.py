@@ -1,0 +1,68 @@
+"""Attaching the QEMU guest as KubeVirt's virt-launcher does, with QEMU inside the pod's namespace:
+
+- tap: a real tap `tap0` in the pod and `-netdev tap,ifname=tap0,vhost=on|off` (vhost where /dev/vhost-net
+  exists, as virt-launcher asks for);
+- user-mode: QEMU's own `-netdev user` with a `hostfwd=` per service port (the seed's slirp interface: no
+  helper process, no tap). QEMU 7.2's `-netdev user` has no MTU option, so libslirp runs at its 1500;
+- passt: a `passt` process in the pod serving a unix socket and QEMU's `-netdev stream` connected to it
+  (KubeVirt's passt binding before vhost-user); the guest takes the pod's address, gateway and passt's MTU
+  (65520, what passt's DHCP would hand out) from the command line.
+"""
+
+from __future__ import annotations
+
+import os
+
+from harness.guests.base import Guest
+from harness.guests.driver import PASST_MTU, GuestDriver, PasstNet, TapPort, UserModeNet
+from harness.guests.qemu.vm import QemuGuest
+from harness.lab.bed import TestBed
+from harness.lab.kinds import GuestKind
+from harness.lab.waiting import wait_listening, wait_until
+
+SLIRP_MTU = 1500  # libslirp's, fixed in QEMU 7.2's -netdev user
+
+
+class QemuTap(TapPort):
+    def __init__(self, driver: QemuDriver, bed: TestBed, mtu: int | None) -> None:
+        self.driver, self.bed = driver, bed
+        self.mtu = mtu or bed.plan.mtu
+        bed.pod.add_tap(self.name, mtu=self.mtu)
+
+    def start(self, cidr: str, gateway: str, *, mac: str | None = None) -> Guest:
+        vhost = "on" if os.path.exists("/dev/vhost-net") else "off"
+        netdev = f"tap,ifname={self.name},script=no,downscript=no,vhost={vhost}"
+        return self.driver.boot(self.bed, netdev=netdev, ip_cidr=cidr, gateway=gateway, mtu=self.mtu, mac=mac)
+
+
+class QemuDriver(GuestDriver):
+    kind = GuestKind.QEMU
+
+    def boot(self, bed: TestBed, **kwargs) -> QemuGuest:
+        return QemuGuest(bed, self.spec, label=self.label, **kwargs).boot()
+
+    def tap(self, bed: TestBed, *, mtu: int | None = None) -> TapPort:
+        return QemuTap(self, bed, mtu)
+
+    def user_mode(self, bed: TestBed, net: UserModeNet) -> Guest:
+        guest_ip = net.guest_cidr.split("/")[0]
+        forwards = [f"hostfwd=tcp::{p}-{guest_ip}:{p}" for p in net.tcp_ports]
+        forwards += [f"hostfwd=udp::{p}-{guest_ip}:{p}" for p in net.udp_ports]
+        netdev = ",".join([f"user,net={net.network},host={net.gateway},dhcpstart={guest_ip},restrict=off",
+                           *forwards])  # fmt: skip
+        return self.boot(bed, netdev=netdev, ip_cidr=net.guest_cidr, gateway=net.gateway, mtu=SLIRP_MTU)
+
+    def user_mode_mtu(self, net: UserModeNet) -> int | None:
+        return SLIRP_MTU
+
+    def passt(self, bed: TestBed, net: PasstNet) -> Guest:
+        socket_path = bed.runtime_dir() / "passt.sock"
+        mtu = net.mtu or PASST_MTU
+        argv = ["passt", "--runas", "0", "--foreground", "--quiet", "--ipv4-only", "--socket", str(socket_path),
+                "--mtu", str(mtu), *net.forwards()]  # fmt: skip
+        proc = bed.start_process(argv, name="passt", ns=bed.pod)
+        for port in net.tcp_ports:
+            wait_listening(proc, port)
+        wait_until(socket_path.exists, timeout=10, what="passt creating its socket")
+        netdev = f"stream,server=off,addr.type=unix,addr.path={socket_path}"
+        return self.boot(bed, netdev=netdev, ip_cidr=bed.plan.pod, gateway=bed.plan.pod_gateway, mtu=mtu)

@@ -1,0 +1,190 @@
+"""Network namespaces and the links between them, over pyroute2 netlink (one concept per class, as Mininet's
+Node and Link)."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from pyroute2 import NetNS, netns
+
+from harness.lab.processes import netns_argv
+
+T = TypeVar("T")
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+class Namespace:
+    """A named network namespace with a netlink handle; loopback is brought up on creation."""
+
+    def __init__(self, name: str, *, existing: bool = False) -> None:
+        self.name = name
+        if not existing:
+            netns.create(name)
+        self.ipr = NetNS(name)
+        if not existing:
+            self.up("lo")
+        self.sysctls_set: dict[str, str] = {}  # what this harness changed, for `describe` and the claims probes
+
+    @classmethod
+    def open(cls, name: str) -> Namespace:
+        """A handle on a namespace someone else created (and will remove)."""
+        if name not in netns.listnetns():
+            raise LookupError(f"no network namespace {name!r}")
+        return cls(name, existing=True)
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    # -- links and addresses ---------------------------------------------------------------------------
+    def index(self, ifname: str) -> int:
+        found = self.ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise LookupError(f"no interface {ifname!r} in namespace {self.name}")
+        return found[0]
+
+    def has_link(self, ifname: str) -> bool:
+        return bool(self.ipr.link_lookup(ifname=ifname))
+
+    def up(self, ifname: str) -> None:
+        self.ipr.link("set", index=self.index(ifname), state="up")
+
+    def set_mtu(self, ifname: str, mtu: int) -> None:
+        self.ipr.link("set", index=self.index(ifname), mtu=mtu)
+
+    def add_address(self, ifname: str, cidr: str) -> None:
+        iface = ipaddress.ip_interface(cidr)
+        self.ipr.addr("add", index=self.index(ifname), address=str(iface.ip), prefixlen=iface.network.prefixlen)
+
+    def flush_addresses(self, ifname: str) -> None:
+        self.ipr.flush_addr(index=self.index(ifname))
+
+    def addresses(self, ifname: str) -> list[str]:
+        return [
+            f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"
+            for a in self.ipr.get_addr(index=self.index(ifname))
+            if a["family"] == 2
+        ]
+
+    def add_route(self, dst: str, *, gateway: str | None = None, dev: str | None = None) -> None:
+        spec: dict = {"dst": dst}
+        if gateway:
+            spec["gateway"] = gateway
+        if dev:
+            spec["oif"] = self.index(dev)
+        self.ipr.route("add", **spec)
+
+    def rename(self, ifname: str, new_name: str) -> None:
+        index = self.index(ifname)
+        self.ipr.link("set", index=index, state="down")
+        self.ipr.link("set", index=index, ifname=new_name)
+        self.ipr.link("set", index=index, state="up")
+
+    def mac(self, ifname: str) -> str:
+        return self.ipr.get_links(self.index(ifname))[0].get("IFLA_ADDRESS")
+
+    def set_mac(self, ifname: str, mac: str) -> None:
+        self.ipr.link("set", index=self.index(ifname), address=mac)
+
+    def add_policy_rule(self, *, fwmark: int, table: int) -> None:
+        """`ip rule add fwmark MARK lookup TABLE`."""
+        self.ipr.rule("add", fwmark=fwmark, table=table, priority=100)
+
+    def add_local_default_route(self, table: int) -> None:
+        """`ip route add local 0.0.0.0/0 dev lo table TABLE`: deliver every marked packet locally (TPROXY)."""
+        self.ipr.route("add", dst="0.0.0.0", dst_len=0, type="local", oif=self.index("lo"), table=table, scope="host")
+
+    def policy_rules(self) -> list[str]:
+        return self.run(["ip", "rule", "show"]).splitlines()
+
+    def add_tap(self, ifname: str, *, mtu: int | None = None) -> None:
+        """A persistent tap device for a QEMU started in this namespace to open by name."""
+        self.ipr.link("add", ifname=ifname, kind="tuntap", mode="tap")
+        if mtu:
+            self.set_mtu(ifname, mtu)
+        self.up(ifname)
+
+    def add_bridge(self, ifname: str) -> None:
+        self.ipr.link("add", ifname=ifname, kind="bridge")
+        self.up(ifname)
+
+    def enslave(self, ifname: str, bridge: str) -> None:
+        self.ipr.link("set", index=self.index(ifname), master=self.index(bridge))
+
+    def link_names(self) -> list[str]:
+        return [link.get("IFLA_IFNAME") for link in self.ipr.get_links()]
+
+    # -- sysctls and commands --------------------------------------------------------------------------
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on a short-lived thread that has entered this namespace (setns affects only the calling
+        thread, so the harness's own threads never change namespace). Sockets `fn` opens live in here."""
+        result: list = []
+        errors: list[BaseException] = []
+
+        def inside() -> None:
+            try:
+                netns.setns(self.name)
+                result.append(fn())
+            except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
+                errors.append(e)
+
+        worker = threading.Thread(target=inside, name=f"in-{self.name}")
+        worker.start()
+        worker.join()
+        if errors:
+            raise errors[0]
+        return result[0]
+
+    def sysctl(self, key: str, value: str | int) -> None:
+        """Write /proc/sys/<key> as seen from inside this namespace."""
+
+        def write() -> None:
+            try:
+                with open(f"/proc/sys/{key.replace('.', '/')}", "w") as f:
+                    f.write(str(value))
+            except OSError as e:
+                raise type(e)(e.errno, f"{e.strerror}: setting sysctl {key}={value} in {self.name}") from None
+
+        self.call(write)
+        self.sysctls_set[key] = str(value)
+
+    def run(self, argv: list[str], *, input: str | None = None, check: bool = True) -> str:
+        """Run a short configuration command (nft, iptables-restore) in this namespace and return stdout."""
+        done = subprocess.run(netns_argv(self.name, argv), input=input, capture_output=True, text=True, timeout=30)
+        if check and done.returncode != 0:
+            raise CommandFailed(f"{' '.join(argv)} in {self.name} failed: {done.stderr.strip() or done.stdout.strip()}")
+        return done.stdout
+
+    def remove(self) -> None:
+        try:
+            self.ipr.close()
+        finally:
+            remove_namespace(self.name)
+
+    def __repr__(self) -> str:
+        return f"Namespace({self.name!r})"
+
+
+def veth(a: Namespace, a_ifname: str, b: Namespace, b_ifname: str, *, mtu: int | None = None) -> None:
+    """A veth pair with one end in each namespace, created directly there (it never touches the root ns)."""
+    a.ipr.link("add", ifname=a_ifname, kind="veth", peer={"ifname": b_ifname, "net_ns_fd": b.name})
+    if mtu:
+        a.set_mtu(a_ifname, mtu)
+        b.set_mtu(b_ifname, mtu)
+    a.up(a_ifname)
+    b.up(b_ifname)
+
+
+def list_namespaces() -> list[str]:
+    return sorted(netns.listnetns())
+
+
+def remove_namespace(name: str) -> None:
+    if name in netns.listnetns():
+        netns.remove(name)

@@ -1,0 +1,86 @@
+"""LabSession: one run on this machine, opened the same way by every entry point (run, claims, describe, the
+privilege probe's child, the tests, the benchmarks).
+
+A session owns the run id, the state ledger `vmnetbench clean` reads (`/run/vmnetbench/<run id>.json`), the
+process tracker and the log folder, and makes the run's test beds. Closing it ends every process it still
+tracks and drops the ledger once nothing recorded in it is left; a ledger that still lists something stays
+for `clean`. Modelled on the kernel's net selftests lib/py (NetNS as a context manager, a defer queue).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from harness.lab.bed import AddressPlan, TestBed
+from harness.lab.names import check_run_id, new_run_id
+from harness.lab.paths import STATE_DIR
+from harness.lab.processes import ProcessTracker
+from harness.lab.state import RunState
+
+
+class LabSession:
+    """Use as a context manager: `with LabSession() as lab: with lab.bed() as bed: ...`."""
+
+    def __init__(self, run_id: str | None = None, *, log_dir: Path | None = None, helper: str = "") -> None:
+        """`log_dir`: where processes' output goes (a results folder's logs/); without one, a scratch folder of
+        the run that goes with the session. `helper`: a second process of an existing run (the privilege
+        probe's child) with a ledger of its own, `<run id>-<helper>.json`."""
+        self.run_id = check_run_id(run_id) if run_id else new_run_id()
+        self.state = RunState(self.run_id, suffix=f"-{helper}" if helper else "")
+        self._own_logs = log_dir is None
+        self.log_dir = log_dir or self.run_dir / (f"logs-{helper}" if helper else "logs")
+        self.tracker = ProcessTracker(self.state, self.log_dir)
+        self.closed = False
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's own folder on this machine (sockets, scratch files); `clean` removes it with the run."""
+        return STATE_DIR / self.run_id
+
+    def scratch_dir(self) -> Path:
+        path = self.run_dir / "scratch"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def __enter__(self) -> LabSession:
+        self.state.save()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.tracker.stop_all()
+        if self._own_logs:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+        if not self.state.suffix:
+            shutil.rmtree(self.run_dir / "scratch", ignore_errors=True)
+        if self.state.empty:
+            self.state.remove_file()
+            if not self.state.suffix:
+                _remove_if_empty(self.run_dir)
+
+    @contextmanager
+    def bed(self, plan: AddressPlan | None = None) -> Iterator[TestBed]:
+        """A fresh peer-node-pod bed of this run, torn down (LIFO) on exit whatever happens."""
+        with TestBed(self.run_id, self.state, self.tracker, plan) as bed:
+            yield bed
+
+    def new_bed(self, plan: AddressPlan | None = None) -> TestBed:
+        """An unbuilt bed, for callers that build and close it themselves (to time both)."""
+        return TestBed(self.run_id, self.state, self.tracker, plan)
+
+    def attach_bed(self, plan: AddressPlan | None = None) -> TestBed:
+        """Handles on the bed the run's main process built (for a helper session)."""
+        return TestBed.attach(self.run_id, self.state, self.tracker, plan)
+
+
+def _remove_if_empty(path: Path) -> None:
+    with suppress(OSError):
+        path.rmdir()

@@ -1,0 +1,94 @@
+"""The state file a run keeps, so `vmnetbench clean` can undo what a SIGKILLed run left behind.
+
+Only two kinds of thing are ever recorded: network namespaces (every link, address, route, rule and
+sysctl the harness makes lives inside one and dies with it) and processes (by PID plus the kernel's
+start time, so a recycled PID is never mistaken for ours).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.lab.atomic import write_json
+from harness.lab.paths import STATE_DIR
+from harness.lab.procfs import proc_starttime
+
+
+@dataclass
+class ProcessRecord:
+    pid: int
+    starttime: int
+    argv: list[str]
+
+
+@dataclass
+class RunState:
+    run_id: str
+    owner_pid: int = field(default_factory=os.getpid)
+    suffix: str = ""  # a second state file for the same run (a helper process with its own resources)
+    namespaces: list[str] = field(default_factory=list)
+    processes: list[ProcessRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        return STATE_DIR / f"{self.run_id}{self.suffix}.json"
+
+    def save(self) -> None:
+        data = {
+            "run_id": self.run_id,
+            "owner_pid": self.owner_pid,
+            "owner_starttime": proc_starttime(self.owner_pid),
+            "namespaces": self.namespaces,
+            "processes": [asdict(p) for p in self.processes],
+        }
+        write_json(self.path, data)
+
+    def add_namespace(self, name: str) -> None:
+        with self._lock:
+            self.namespaces.append(name)
+            self.save()
+
+    def drop_namespace(self, name: str) -> None:
+        with self._lock:
+            self.namespaces = [n for n in self.namespaces if n != name]
+            self.save()
+
+    def add_process(self, record: ProcessRecord) -> None:
+        with self._lock:
+            self.processes.append(record)
+            self.save()
+
+    def drop_process(self, pid: int) -> None:
+        with self._lock:
+            self.processes = [p for p in self.processes if p.pid != pid]
+            self.save()
+
+    @property
+    def empty(self) -> bool:
+        """Nothing recorded is left: the ledger may go."""
+        return not self.namespaces and not self.processes
+
+    def remove_file(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def load_states() -> list[dict]:
+    """Every run's state file on this machine, parsed; unreadable ones and other files are skipped."""
+    states = []
+    for path in sorted(STATE_DIR.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or not data.get("run_id"):
+            continue
+        data["_path"] = str(path)
+        states.append(data)
+    return states

