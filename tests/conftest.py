@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -21,6 +20,7 @@ from harness.lab.netns import Namespace, list_namespaces
 from harness.lab.paths import REPO_ROOT, STATE_DIR
 from harness.lab.procfs import proc_starttime
 from harness.lab.session import LabSession
+from harness.lab.waiting import TimedOut, wait_until
 
 REPO = REPO_ROOT
 
@@ -96,10 +96,8 @@ def cli(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    """wait_until, failing the test (not erroring it) when the deadline passes."""
+    try:
+        return wait_until(predicate, timeout=timeout, what=what, interval=0.1)
+    except TimedOut as e:
+        raise AssertionError(str(e)) from None

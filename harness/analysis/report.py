@@ -19,7 +19,8 @@ import pandas as pd  # noqa: E402
 
 from harness.analysis.stats import median_ci  # noqa: E402
 from harness.analysis.summary import latency_percentiles, path_matrix, throughput_summary  # noqa: E402
-from harness.lab.atomic import write_text  # noqa: E402
+from harness.lab.atomic import write_text
+from harness.lab.kinds import SidecarKind  # noqa: E402
 
 
 @dataclass
@@ -67,7 +68,7 @@ def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None =
     if cells.empty:
         return None
     directions = list(dict.fromkeys(cells["direction"]))
-    known = ["none", "envoy-redirect", "envoy-tproxy", "linkerd-style"]
+    known = [str(k) for k in SidecarKind]
     present = set(run.samples["sidecar"])
     sidecars = [s for s in known if s in present] + sorted(present - set(known))
     attempted = run.samples[run.samples["metric"] == metric]

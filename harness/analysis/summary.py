@@ -7,6 +7,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from harness.lab.kinds import TrafficPath
+
 
 def throughput_summary(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (strategy, sidecar, direction): median/min/max Gbit/s over ok samples, ok/failed counts,
@@ -91,7 +93,8 @@ def path_matrix(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-PATH_STYLE = {"through-sidecar": "green", "bypassed": "yellow", "failed": "red", "no-evidence": "red"}
+PATH_STYLE = {TrafficPath.THROUGH_SIDECAR: "green", TrafficPath.BYPASSED: "yellow", TrafficPath.FAILED: "red",
+              TrafficPath.NO_EVIDENCE: "red"}  # fmt: skip
 
 
 def print_path_matrix(df: pd.DataFrame, console: Console, strategy_order: list[str] | None = None) -> None:

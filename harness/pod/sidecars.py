@@ -48,9 +48,12 @@ class Layout:
 
 
 LAYOUTS = {
-    SidecarKind.ENVOY_REDIRECT: Layout("envoy-redirect", ISTIO_UID, 15006, 15001, 15000, istio=True),
-    SidecarKind.ENVOY_TPROXY: Layout("envoy-tproxy", ISTIO_UID, 15006, 15001, 15000, istio=True, tproxy=True),
-    SidecarKind.LINKERD_STYLE: Layout("linkerd-style", LINKERD_UID, 4143, 4140, 4191, istio=False),
+    kind: Layout(str(kind), uid, inbound, outbound, admin, istio=kind.istio, tproxy=kind is SidecarKind.ENVOY_TPROXY)
+    for kind, uid, inbound, outbound, admin in (
+        (SidecarKind.ENVOY_REDIRECT, ISTIO_UID, 15006, 15001, 15000),
+        (SidecarKind.ENVOY_TPROXY, ISTIO_UID, 15006, 15001, 15000),
+        (SidecarKind.LINKERD_STYLE, LINKERD_UID, 4143, 4140, 4191),
+    )
 }
 
 

@@ -67,7 +67,7 @@ def trial(lab: LabSession, strategy: str, dropped: tuple[str, ...], guest: Guest
             outcome = json.loads(done.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
             outcome = {"setup": "failed", "error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
-    works = outcome.get("setup") == "ok" and outcome.get("ingress") == "ok" and outcome.get("egress") == "ok"
+    works = outcome.get("setup") == "ok" and all(outcome.get(str(d)) == "ok" for d in Direction)
     return PrivilegeTrial(dropped=list(dropped), works=works, **outcome)
 
 

@@ -33,6 +33,7 @@ from harness.experiment.claims.probes import (
 )
 from harness.guests.spec import GuestSpec
 from harness.lab.atomic import write_json, write_text
+from harness.lab.kinds import Direction
 from harness.lab.names import new_run_id
 from harness.lab.session import LabSession
 from strategies import STRATEGIES
@@ -109,11 +110,11 @@ def _ci(perf: PerformanceFacts, direction: str) -> tuple[float, float, float]:
 
 
 def below(a: PerformanceFacts, b: PerformanceFacts) -> bool:
-    return all(_ci(a, d)[2] < _ci(b, d)[1] for d in ("ingress", "egress"))
+    return all(_ci(a, d)[2] < _ci(b, d)[1] for d in Direction)
 
 
 def above(a: PerformanceFacts, b: PerformanceFacts) -> bool:
-    return all(_ci(a, d)[1] > _ci(b, d)[2] for d in ("ingress", "egress"))
+    return all(_ci(a, d)[1] > _ci(b, d)[2] for d in Direction)
 
 
 def overlap(a: PerformanceFacts, b: PerformanceFacts) -> bool:
@@ -121,7 +122,7 @@ def overlap(a: PerformanceFacts, b: PerformanceFacts) -> bool:
 
 
 def ratio(a: PerformanceFacts, b: PerformanceFacts) -> float:
-    return min(_ci(a, d)[0] / _ci(b, d)[0] for d in ("ingress", "egress") if _ci(b, d)[0])
+    return min(_ci(a, d)[0] / _ci(b, d)[0] for d in Direction if _ci(b, d)[0])
 
 
 HELPERS = {"below": below, "above": above, "overlap": overlap, "ratio": ratio, "set": set, "min": min, "max": max}

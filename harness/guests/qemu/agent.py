@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+from harness.lab.waiting import TimedOut, wait_until
+
 
 class AgentError(RuntimeError):
     pass
@@ -27,20 +29,26 @@ class GuestAgent:
 
     def connect(self, timeout: float = 10.0) -> None:
         """Connect and wait for the agent to answer a ping (it starts right after the ready marker)."""
-        deadline = time.monotonic() + timeout
         last = ""
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
+            nonlocal last
             try:
                 if self._sock is None:
                     self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                     self._sock.connect(str(self.path))
-                if self.request("ping", timeout=1.0)[1] == "pong":
-                    return
+                return self.request("ping", timeout=1.0)[1] == "pong"
             except (OSError, AgentError) as e:
                 last = str(e)
                 self.close()
-                time.sleep(0.2)
-        raise AgentError(f"the guest agent on {self.path} did not answer within {timeout:g} s ({last or 'silent'})")
+                return False
+
+        try:
+            wait_until(answers, timeout=timeout, what="the guest agent answering", interval=0.2)
+        except TimedOut:
+            raise AgentError(
+                f"the guest agent on {self.path} did not answer within {timeout:g} s ({last or 'silent'})"
+            ) from None
 
     def close(self) -> None:
         if self._sock is not None:
