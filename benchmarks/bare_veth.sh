@@ -6,7 +6,14 @@ set -euo pipefail
 reps=${1:-5}; secs=${2:-3}
 id=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
 a=vmnb-$id-ha; b=vmnb-$id-hb; r=vmnb-$id-hr
-cleanup() { for ns in "$a" "$b" "$r"; do ip netns del "$ns" 2>/dev/null || true; done; }
+# Registered like any run: a ledger in /run/vmnetbench naming this shell as its owner, so `vmnetbench clean`
+# leaves these namespaces alone while the script runs and removes them if it was killed.
+state_dir=${VMNB_STATE_DIR:-/run/vmnetbench}; ledger=$state_dir/$id.json
+mkdir -p "$state_dir"
+owner_start=$(cut -d' ' -f22 "/proc/$$/stat")
+printf '{"run_id": "%s", "owner_pid": %d, "owner_starttime": %d, "namespaces": ["%s", "%s", "%s"], "processes": []}\n' \
+  "$id" "$$" "$owner_start" "$a" "$b" "$r" > "$ledger.tmp" && mv "$ledger.tmp" "$ledger"
+cleanup() { for ns in "$a" "$b" "$r"; do ip netns del "$ns" 2>/dev/null || true; done; rm -f "$ledger"; }
 trap cleanup EXIT
 measure() {  # server namespace, client namespace, target
   for _ in $(seq "$reps"); do

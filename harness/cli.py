@@ -18,6 +18,9 @@ app = typer.Typer(help="Measure how a VM in a pod reaches the pod network next t
 # Wide enough for the summary table when output goes to a file or CI log.
 console = Console(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "200")))
 DEFAULT_RESULTS = Path("results")
+EXIT_INCOMPLETE = 1  # the run ended early (an error of the harness stopped it)
+EXIT_BAD_INPUT = 2  # bad input: one line on stderr, nothing created
+EXIT_HARNESS_ERROR = 3  # the run completed, but some measurements failed because of the harness, not the path
 
 
 @app.command()
@@ -27,18 +30,24 @@ def run(
     run_id: Annotated[str | None, typer.Option(help="Six hex digits; drawn at random if not given.")] = None,
 ) -> None:
     """Run a scenario: build beds, set up each strategy, measure, tear down, write results/<run id>/."""
+    from harness.analysis.results import ResultsFolderError
     from harness.experiment.runner import Interrupted, run_scenario
     from harness.experiment.scenario import ScenarioError, load_scenario
+    from harness.lab.session import RunIdInUse
 
     try:
         parsed, text = load_scenario(scenario)
         if run_id is not None:
             check_run_id(run_id)
+            refuse_used_run_id(run_id, results)
+        check_results_root(results)
     except (ScenarioError, ValueError) as e:
         fail(str(e))
     _require_root()
     try:
         outcome = run_scenario(parsed, text, str(scenario), results_root=results, run_id=run_id, console=console)
+    except (RunIdInUse, ResultsFolderError) as e:
+        fail(str(e))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted (SIGINT); everything the run created was removed[/]")
         raise typer.Exit(130) from None
@@ -46,7 +55,11 @@ def run(
         console.print(f"[yellow]interrupted ({e}); everything the run created was removed[/]")
         raise typer.Exit(143) from None
     if outcome.status != "complete":
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_INCOMPLETE)
+    if outcome.harness_errors:
+        console.print(f"[red]{outcome.harness_errors} row(s) failed because of the harness itself (reason "
+                      "'harness error: ...' in samples), not because of the network path[/]")  # fmt: skip
+        raise typer.Exit(EXIT_HARNESS_ERROR)
 
 
 @app.command()
@@ -56,11 +69,13 @@ def report(
 ) -> None:
     """Write report.md, a self-contained report.html and PNG figures into the run folder."""
     from harness.analysis.report import write_report
+    from harness.analysis.results import RunFolderError
 
     run_dir = run_dir or latest_run(results)
-    if not (run_dir / "samples.parquet").exists():
-        fail(f"{run_dir} is not a run folder: it has no samples.parquet.")
-    md, page = write_report(run_dir)
+    try:
+        md, page = write_report(run_dir)
+    except RunFolderError as e:
+        fail(str(e))
     console.print(f"wrote {md}\nwrote {page}\nfigures in {run_dir / 'figures'}")
 
 
@@ -74,13 +89,14 @@ def compare(
     """Judge NEW against BASE metric by metric; exit 1 if any metric regressed beyond its gate."""
     from rich.table import Table
 
-    from harness.analysis.compare import DEFAULT_GATES, compare_runs
+    from harness.analysis.compare import DEFAULT_GATES, NothingInCommon, compare_runs
+    from harness.analysis.results import RunFolderError
     from harness.lab.atomic import write_json
 
-    for run_dir in (base, new):
-        if not (run_dir / "samples.parquet").exists():
-            fail(f"{run_dir} is not a run folder: it has no samples.parquet.")
-    verdicts = compare_runs(base, new, gates or DEFAULT_GATES)
+    try:
+        verdicts = compare_runs(base, new, gates or DEFAULT_GATES)
+    except (RunFolderError, NothingInCommon) as e:
+        fail(str(e))
     if verdicts.empty:
         fail(f"{base} and {new} share no metric to compare.")
     table = Table(title=f"compare {base.name} -> {new.name}")
@@ -102,6 +118,27 @@ def compare(
         raise typer.Exit(1)
 
 
+def refuse_used_run_id(run_id: str, results: Path) -> None:
+    """A run id already holding a ledger or a results folder is refused: reusing it would take over another run's
+    ledger or mix two runs' rows."""
+    from harness.lab.paths import STATE_DIR
+    from harness.lab.state import ledger_exists
+
+    if ledger_exists(run_id):
+        raise ValueError(f"option --run-id: run id {run_id} is in use (ledger {STATE_DIR / run_id}.json exists); "
+                         f"choose another, or `vmnetbench clean {run_id}` if that run is dead")  # fmt: skip
+    if (results / run_id).exists():
+        raise ValueError(f"option --run-id: {results / run_id} exists already; choose another run id")
+
+
+def check_results_root(results: Path) -> None:
+    if results.exists() and not results.is_dir():
+        raise ValueError(f"option --results: {results} is not a folder")
+    probe = results if results.exists() else next((p for p in results.parents if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK) or str(probe.resolve()).startswith(("/proc", "/sys")):
+        raise ValueError(f"option --results: {results} is not a writable folder")
+
+
 def latest_run(results: Path) -> Path:
     runs = [p for p in results.glob("*") if (p / "samples.parquet").exists()]
     if not runs:
@@ -111,9 +148,13 @@ def latest_run(results: Path) -> Path:
 
 @app.command()
 def clean(
-    run_id: Annotated[str | None, typer.Argument(help="Only this run (even if its harness still runs).")] = None,
+    run_id: Annotated[str | None, typer.Argument(help="Only this run.")] = None,
+    force: Annotated[
+        bool, typer.Option(help="Stop RUN_ID's live harness (SIGTERM, then SIGKILL) and clean up.")
+    ] = False,
 ) -> None:
-    """Remove namespaces and processes that runs left behind (e.g. after a SIGKILL)."""
+    """Remove namespaces and processes that runs left behind (e.g. after a SIGKILL); a live run is left alone."""
+    from harness.lab.cleanup import RunIsLive
     from harness.lab.cleanup import clean as do_clean
 
     if run_id is not None:
@@ -122,13 +163,18 @@ def clean(
         except ValueError as e:
             fail(str(e))
     _require_root()
-    report = do_clean(run_id)
+    try:
+        report = do_clean(run_id, force=force)
+    except RunIsLive as e:
+        fail(str(e))
     console.print(
         f"cleaned runs: {', '.join(report.runs) or 'none'}; "
         f"processes ended: {len(report.processes)}; namespaces removed: {len(report.namespaces)}"
     )
     for name in report.namespaces:
         console.print(f"  removed namespace {name}")
+    for folder in report.killed_results:
+        console.print(f"  marked killed: {folder}")
     if report.skipped_live_runs:
         console.print(f"left alone (harness still running): {', '.join(report.skipped_live_runs)}")
 
@@ -242,7 +288,7 @@ def effective_capabilities() -> list[str]:
 def fail(message: str) -> NoReturn:
     """Bad input: one unwrapped line on stderr, exit status 2."""
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def _require_root() -> None:

@@ -9,15 +9,15 @@ The seed's claims about each strategy are data, in harness/experiment/claims/cla
 
 from __future__ import annotations
 
-import ipaddress
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from harness.guests.attachment import Attachment
 from harness.guests.driver import GuestDriver
+from harness.lab.addresses import check_vm_network
 from harness.lab.bed import TestBed
 from harness.lab.kinds import SidecarKind
 
@@ -31,19 +31,15 @@ class StrategyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+VmNetwork = Annotated[str, AfterValidator(check_vm_network)]
+"""A VM network a user may choose: inside 198.18.0.0/15, clear of the bed's peer and pod networks."""
+
+
 class VmNetworkOptions(StrategyOptions):
     """Options of strategies whose VM sits on its own network behind an in-pod bridge (gateway .1, VM .2)."""
 
-    vm_cidr: str = "198.19.0.0/24"
+    vm_cidr: VmNetwork = "198.19.0.0/24"
     """The VM network (KubeVirt's masquerade default is 10.0.2.0/24; here the RFC 2544 range)."""
-
-    @field_validator("vm_cidr")
-    @classmethod
-    def _network(cls, v: str) -> str:
-        net = ipaddress.ip_network(v, strict=True)
-        if net.version != 4 or net.prefixlen > 30:
-            raise ValueError("must be an IPv4 network of /30 or larger, e.g. 198.19.0.0/24")
-        return v
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,19 @@ MTU: slirp4netns recommends 65520; QEMU's default is 1500 (`mtu` option, netns g
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 from harness.guests.driver import UserModeNet
+from harness.lab.addresses import check_vm_network
 from strategies.base import Attachment, GuestDriver, Requirements, Strategy, StrategyOptions, TestBed
 
 
 class SlirpOptions(StrategyOptions):
     mtu: int = Field(65520, ge=576, le=65520)
-    cidr: str = "198.19.1.0/24"
+    cidr: Annotated[str, AfterValidator(lambda v: check_vm_network(v, smallest_prefix=25))] = "198.19.1.0/24"
+    """libslirp's network: gateway .2, guest .100 (so /25 or larger)."""
 
 
 class Slirp(Strategy):

@@ -96,3 +96,42 @@ def test_cli_rejects_typo_with_exit_2(tmp_path):
     assert proc.returncode == 2
     assert "unknown strategy 'drect'" in out and f"known strategies: {', '.join(STRATEGIES)}" in out
     assert not (tmp_path / "results").exists()
+
+
+def test_unknown_strategy_option_lists_that_strategys_options(tmp_path):
+    msg = error_for(tmp_path, GOOD + "strategy_options:\n  masquerade: {vmcidr: 198.19.0.0/24}\n")
+    assert "field 'strategy_options.masquerade.vmcidr' is not a known field" in msg
+    assert "vm_cidr" in msg and "declare_ports" in msg and "repetitions" not in msg
+    text = GOOD.replace("masquerade]", "masquerade, s2]") + "variants:\n  s2: {strategy: slirp, options: {mtuu: 1}}\n"
+    msg = error_for(tmp_path, text)
+    assert "field 'variants.s2.options.mtuu' is not a known field" in msg and "cidr" in msg
+
+
+@pytest.mark.parametrize(
+    "cidr, says",
+    [("10.0.0.0/24", "198.18.0.0/15"), ("8.8.8.0/24", "198.18.0.0/15"), ("0.0.0.0/0", "198.18.0.0/15"),
+     ("127.0.0.0/24", "198.18.0.0/15"), ("198.18.1.0/24", "overlaps the peer network"),
+     ("198.18.2.0/23", "overlaps the pod network"), ("banana", "IPv4 network"), ("198.19.0.1/24", "host bits")],
+)  # fmt: skip
+def test_every_address_option_stays_in_the_benchmarking_range(tmp_path, cidr, says):
+    msg = error_for(tmp_path, GOOD + f"strategy_options:\n  masquerade: {{vm_cidr: '{cidr}'}}\n")
+    assert "field 'strategy_options.masquerade.vm_cidr'" in msg and says in msg
+    msg = error_for(
+        tmp_path, GOOD.replace("masquerade]", "slirp]") + f"strategy_options:\n  slirp: {{cidr: '{cidr}'}}\n"
+    )
+    assert "field 'strategy_options.slirp.cidr'" in msg and says in msg
+
+
+def test_duplicate_keys_non_utf8_strict_types_and_size_are_refused(tmp_path):
+    msg = error_for(tmp_path, GOOD + "repetitions: 1\nrepetitions: 500\n")
+    assert "'repetitions' appears twice" in msg
+    msg = error_for(tmp_path, GOOD.replace("duration_s: 1", "duration_s: 1\n    port: true"))
+    assert "field 'tests[0].port'" in msg
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(GOOD.encode() + "description: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ScenarioError, match=r"not UTF-8 text \(byte 0xe9"):
+        load_scenario(path)
+    big = tmp_path / "big.yaml"
+    big.write_text(GOOD + "description: " + "x" * (1 << 20) + "\n")
+    with pytest.raises(ScenarioError, match="at most 1048576 bytes"):
+        load_scenario(big)

@@ -12,10 +12,15 @@ import pandas as pd
 import yaml
 from scipy.stats import mannwhitneyu
 
+from harness.analysis.results import load_samples
 from harness.lab.paths import REPO_ROOT
 
 KEYS = ["strategy", "sidecar", "test", "direction", "metric"]
 DEFAULT_GATES = REPO_ROOT / "benchmarks" / "gates.yaml"
+
+
+class NothingInCommon(ValueError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ def load_gates(path: Path = DEFAULT_GATES) -> tuple[dict[str, Gate], list[dict]]
 
 
 def ok_samples(run_dir: Path) -> pd.DataFrame:
-    df = pd.read_parquet(run_dir / "samples.parquet")
+    df = load_samples(run_dir)
     df = df[(df["status"] == "ok") & df["value"].notna()].copy()
     df["test"] = df["test"].fillna("")
     return df
@@ -67,6 +72,11 @@ def compare_runs(base_dir: Path, new_dir: Path, gates_path: Path = DEFAULT_GATES
         df = ok_samples(run_dir)
         frames.append(pd.concat([df, within_run_ratios(df, ratios)], ignore_index=True))
     base, new = frames
+    cell = ["strategy", "sidecar", "test", "direction"]
+    shared = base[base.test != "harness"][cell].drop_duplicates().merge(new[cell].drop_duplicates())
+    if shared.empty:
+        raise NothingInCommon(f"{base_dir} and {new_dir} share no measured cell (strategy, sidecar, test, direction "
+                              "with successful samples in both); nothing to compare")  # fmt: skip
     rows = []
     for key, b in base.groupby(KEYS, sort=True):
         n = new

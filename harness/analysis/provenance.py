@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.lab.paths import REPO_ROOT
+from harness.lab.processes import run_detached
 from harness.pod.envoy import EnvoyMissing, envoy_binary
 
 TOOLS = {
@@ -35,16 +36,20 @@ def tool_versions() -> dict[str, str | None]:
     except EnvoyMissing:
         versions["envoy"] = None
     for tool, argv in tools.items():
-        if shutil.which(argv[0]) is None:
-            versions[tool] = None
-            continue
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=5)
-            lines = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
-            versions[tool] = next((ln.strip() for ln in lines if any(c.isdigit() for c in ln)), "unknown")
-        except (OSError, subprocess.TimeoutExpired):
-            versions[tool] = "unknown"
+        versions[tool] = tool_version(argv)
     return versions
+
+
+def tool_version(argv: list[str], timeout: float = 5.0) -> str | None:
+    """The first line with a digit that `argv` (a --version call) prints, or None when the tool is missing,
+    fails, hangs (its whole process group is ended) or prints no version."""
+    if shutil.which(argv[0]) is None:
+        return None
+    done = run_detached(argv, timeout)
+    if done.timed_out or done.returncode != 0:
+        return None
+    lines = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
+    return next((ln[:200] for ln in lines if any(c.isdigit() for c in ln)), None)
 
 
 def host_facts() -> dict[str, Any]:

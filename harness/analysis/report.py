@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from harness.analysis.results import load_meta, load_samples  # noqa: E402
 from harness.analysis.stats import median_ci  # noqa: E402
 from harness.analysis.summary import latency_percentiles, path_matrix, throughput_summary  # noqa: E402
 from harness.lab.atomic import write_text
@@ -43,8 +44,8 @@ class Run:
 
 def load_run(run_dir: str | Path) -> Run:
     run_dir = Path(run_dir)
-    meta = json.loads((run_dir / "run.json").read_text())
-    samples = pd.read_parquet(run_dir / "samples.parquet")
+    meta = load_meta(run_dir)
+    samples = load_samples(run_dir)
     latency = pd.read_parquet(run_dir / "latency.parquet") if (run_dir / "latency.parquet").exists() else None
     claims = json.loads((run_dir / "claims.json").read_text()) if (run_dir / "claims.json").exists() else None
     return Run(run_dir, meta, samples, latency, claims)
@@ -191,6 +192,15 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def when(meta: dict) -> str:
+    started = meta.get("started") or "an unknown time"
+    if meta.get("finished"):
+        return f"{started} to {meta['finished']}"
+    if meta.get("status") == "killed":
+        return f"started {started}, killed before it finished (rows up to the last completed cell)"
+    return f"started {started}, not finished"
+
+
 def guest_line(meta: dict) -> str:
     """Which guest the VM rows used; for QEMU the acceleration and why (KVM probe), vCPUs, memory, vhost."""
     guest = meta.get("guest") or {"kind": "netns"}
@@ -221,8 +231,9 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     if run.claims:
         sections.append(("Claims", pd.DataFrame(run.claims)))
     md = [f"# vmnetbench run {run.run_id}", "",
-          f"Scenario `{run.meta.get('scenario_name')}`, status {run.meta.get('status')}, "
-          f"{run.meta.get('started')} to {run.meta.get('finished')}.", "", guest_line(run.meta), "",
+          f"Scenario `{run.meta.get('scenario_name')}`, status {run.meta.get('status')}, {when(run.meta)}.", "",
+          "samples.parquet is the authoritative table; samples.csv is derived from it when the run ends.", "",
+          guest_line(run.meta), "",
           f"Host: {host.get('cpu_model')} x{host.get('cpus')}, kernel {host.get('kernel')}; "
           f"git {run.meta.get('git_sha')}.", ""]  # fmt: skip
     for title, table in sections:

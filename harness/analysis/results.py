@@ -63,11 +63,26 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+class ResultsFolderError(RuntimeError):
+    pass
+
+
 class RunWriter:
+    """A run's results folder. samples.parquet is the authoritative table: it is rewritten (atomically) after
+    every cell; samples.csv is derived from it once, when the run ends (or by `clean` for a killed run), so
+    the two can never disagree."""
+
     def __init__(self, root: Path, run_id: str) -> None:
         self.run_id = run_id
         self.dir = root / run_id
-        self.dir.mkdir(parents=True, exist_ok=False)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise ResultsFolderError(f"the results folder {self.dir} exists already (run id {run_id} was used "
+                                     "before); give another --run-id or none") from None  # fmt: skip
+        except OSError as e:
+            raise ResultsFolderError(f"cannot create the results folder {self.dir} ({e.strerror}); --results must "
+                                     "name a writable folder") from None  # fmt: skip
         self.rows: list[dict[str, Any]] = []
         self.latency: list[pd.DataFrame] = []
         self.meta: dict[str, Any] = {}
@@ -120,16 +135,44 @@ class RunWriter:
         """Write the samples so far (after every cell, so an interrupted run keeps what it measured)."""
         df = self.frame()
         write_via_temp(self.dir / "samples.parquet", lambda tmp: df.to_parquet(tmp, index=False))
-        write_via_temp(self.dir / "samples.csv", lambda tmp: df.to_csv(tmp, index=False))
         if self.latency:
             lat = pd.concat(self.latency, ignore_index=True)
             write_via_temp(self.dir / "latency.parquet", lambda tmp: lat.to_parquet(tmp, index=False))
 
     def finish(self, status: str, **extra: Any) -> None:
         self.flush()
+        df = pd.read_parquet(self.dir / "samples.parquet")  # the CSV is what the parquet says, nothing else
+        write_via_temp(self.dir / "samples.csv", lambda tmp: df.to_csv(tmp, index=False))
         self.meta.update(status=status, finished=now(), samples=len(self.rows), **extra)
         write_json(self.dir / "run.json", self.meta)
 
 
+class RunFolderError(RuntimeError):
+    pass
+
+
 def load_samples(run_dir: Path) -> pd.DataFrame:
-    return pd.read_parquet(run_dir / "samples.parquet")
+    """samples.parquet of a run folder (the authoritative table); RunFolderError in one sentence otherwise."""
+    path = Path(run_dir) / "samples.parquet"
+    if not path.is_file():
+        raise RunFolderError(f"{run_dir} is not a run folder: it has no samples.parquet")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        raise RunFolderError(f"{path} cannot be read as a samples table ({type(e).__name__}); the run folder is "
+                             "damaged") from None  # fmt: skip
+    missing = {"strategy", "sidecar", "metric", "value", "status"} - set(frame.columns)
+    if missing:
+        raise RunFolderError(f"{path} lacks the columns {', '.join(sorted(missing))}; it is not a vmnetbench table")
+    return frame
+
+
+def load_meta(run_dir: Path) -> dict:
+    """run.json of a run folder; a missing or damaged one gives a minimal record that says so."""
+    try:
+        meta = json.loads((Path(run_dir) / "run.json").read_text())
+        if isinstance(meta, dict):
+            return meta
+    except (OSError, ValueError):
+        pass
+    return {"run_id": Path(run_dir).name, "status": "unknown (run.json missing or damaged)"}

@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.guests.attachment import Ends
 from harness.lab.processes import Finished
@@ -37,16 +40,40 @@ class ClientRun:
     done: Finished | None
     error: str  # empty when the client ran to completion within its budget
 
-    def json_result(self) -> tuple[dict | None, str]:
-        """The client's JSON output and, if the tool reported one (an `error` field) or printed no JSON, the
-        failure as one plain phrase."""
-        try:
-            data = json.loads(self.done.stdout)
-        except ValueError:
-            return None, failure_reason(self.done.stderr or "the client printed no JSON")
-        if data.get("error"):
-            return data, failure_reason(data["error"])
-        return data, ""
+    def json_result(self, tool: str, model: type[M]) -> tuple[M | None, dict, str]:
+        """The client's JSON output validated as `model`, the raw document, and the failure as one plain
+        phrase: the tool's own `error`, no JSON, or JSON of the wrong shape."""
+        return parse_tool_json(tool, self.done.stdout, model, stderr=self.done.stderr)
+
+
+class ToolReport(BaseModel):
+    """What every tool's JSON may carry: an `error` it reports itself. Subclasses add what they read."""
+
+    model_config = ConfigDict(extra="ignore")
+    error: str | None = None
+
+
+M = TypeVar("M", bound=ToolReport)
+
+
+def parse_tool_json(tool: str, text: str, model: type[M], *, stderr: str = "") -> tuple[M | None, dict, str]:
+    """Validate a tool's JSON output (strict types: a string where a number belongs is refused). Returns
+    (report, raw document, failure phrase); the phrase is empty when the tool succeeded."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, {}, failure_reason(stderr or f"{tool} printed no JSON: {text.strip()[:120] or 'empty output'}")
+    if not isinstance(data, dict):
+        return None, {}, f"{tool} printed unexpected JSON: a {type(data).__name__}, not an object"
+    if isinstance(data.get("error"), str) and data["error"]:
+        return None, data, failure_reason(data["error"])
+    try:
+        report = model.model_validate(data, strict=True)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return None, data, f"{tool} printed unexpected JSON: {where}: {err['msg']} (got {err.get('input')!r:.60})"
+    return report, data, ""
 
 
 def client_against_server(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
-from harness.experiment.endpoints import client_against_server, failure_reason
+from pydantic import BaseModel, ConfigDict
+
+from harness.experiment.endpoints import ToolReport, client_against_server, failure_reason, parse_tool_json
 from harness.guests.attachment import Ends
 
 CONNECT_TIMEOUT_S = 5
@@ -25,28 +26,53 @@ class ThroughputSample:
     raw: dict = field(default_factory=dict)
 
 
+class IperfSum(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    bytes: int = 0
+    seconds: float = 0.0
+    bits_per_second: float | None = None
+    retransmits: int | None = None
+    lost_percent: float | None = None
+    jitter_ms: float | None = None
+
+
+class IperfCpu(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    host_total: float | None = None
+    remote_total: float | None = None
+
+
+class IperfEnd(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    sum_received: IperfSum | None = None
+    sum_sent: IperfSum | None = None
+    sum: IperfSum | None = None
+    cpu_utilization_percent: IperfCpu | None = None
+
+
+class IperfReport(ToolReport):
+    """The part of `iperf3 --json` the harness reads (iperf3's JSON layout: `end.sum_received` etc.)."""
+
+    end: IperfEnd = IperfEnd()
+
+
 def parse_client_json(text: str) -> ThroughputSample:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return ThroughputSample("failed", f"iperf3 printed no JSON: {text.strip()[:120] or 'empty output'}")
-    if data.get("error"):
-        return ThroughputSample("failed", failure_reason(data["error"]), raw=data)
-    end = data.get("end", {})
-    received = end.get("sum_received") or {}
-    sent = end.get("sum_sent") or {}
-    cpu = end.get("cpu_utilization_percent") or {}
-    bps = received.get("bits_per_second")
-    if not bps:
+    report, data, error = parse_tool_json("iperf3", text, IperfReport)
+    if error:
+        return ThroughputSample("failed", error, raw=data)
+    received = report.end.sum_received or IperfSum()
+    sent = report.end.sum_sent or IperfSum()
+    cpu = report.end.cpu_utilization_percent or IperfCpu()
+    if not received.bits_per_second:
         return ThroughputSample("failed", "no bytes received", raw=data)
     return ThroughputSample(
         "ok",
-        bits_per_second=float(bps),
-        bytes=int(received.get("bytes", 0)),
-        seconds=float(received.get("seconds", 0.0)),
-        retransmits=sent.get("retransmits"),
-        cpu_client_pct=cpu.get("host_total"),
-        cpu_server_pct=cpu.get("remote_total"),
+        bits_per_second=received.bits_per_second,
+        bytes=received.bytes,
+        seconds=received.seconds,
+        retransmits=sent.retransmits,
+        cpu_client_pct=cpu.host_total,
+        cpu_server_pct=cpu.remote_total,
         raw=data,
     )
 
@@ -110,22 +136,21 @@ def measure_udp_throughput(
     )  # fmt: skip
     if run.error:
         return UdpSample("failed", run.error)
-    data, error = run.json_result()
+    report, data, error = run.json_result("iperf3", IperfReport)
     if error:
-        return UdpSample("failed", error, raw=data or {})
-    end = data.get("end", {})
-    received = end.get("sum_received") or end.get("sum") or {}
-    summary = end.get("sum") or {}
-    bps = received.get("bits_per_second")
-    lost = summary.get("lost_percent")
+        return UdpSample("failed", error, raw=data)
+    end = report.end
+    received = end.sum_received or end.sum or IperfSum()
+    summary = end.sum or IperfSum()
+    bps, lost = received.bits_per_second, summary.lost_percent
     if not bps or lost is None or lost >= 100:
         return UdpSample("failed", "no datagrams delivered", lost_percent=lost, raw=data)
     return UdpSample(
         "ok",
         # iperf3 3.12's client "sum" carries the sender's rate; the delivered share is 1 - loss.
-        bits_per_second=float(bps) * (1 - lost / 100) if "sum_received" not in end else float(bps),
-        lost_percent=float(lost),
-        jitter_ms=summary.get("jitter_ms"),
-        bytes=int(received.get("bytes", 0)),
+        bits_per_second=bps * (1 - lost / 100) if end.sum_received is None else bps,
+        lost_percent=lost,
+        jitter_ms=summary.jitter_ms,
+        bytes=received.bytes,
         raw=data,
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.experiment.endpoints import client_against_server, failure_reason
+from harness.experiment.endpoints import ToolReport, client_against_server, failure_reason
 from harness.guests.attachment import Ends
 
 
@@ -121,11 +121,20 @@ def measure_crr(
     )  # fmt: skip
     if run.error:
         return LatencySample("failed", run.error)
-    result, error = run.json_result()
+    report, _, error = run.json_result("vmnb-crr", CrrReport)
     if error:
         return LatencySample("failed", error)
-    rtt = np.asarray(result["latency_us"], dtype=float)
+    rtt = np.asarray(report.latency_us, dtype=float)
     if rtt.size == 0:
-        return LatencySample("failed", failure_reason(result.get("first_error") or "no request completed"))
-    return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=float(result["seconds"]),
-                         extra={"errors": result.get("errors", 0)})  # fmt: skip
+        return LatencySample("failed", failure_reason(report.first_error or "no request completed"))
+    return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=report.seconds,
+                         extra={"errors": report.errors})  # fmt: skip
+
+
+class CrrReport(ToolReport):
+    """vmnb-crr client's JSON (guest_files/crr.c): per-request latencies, the run's length, connect errors."""
+
+    latency_us: list[float]
+    seconds: float
+    errors: int = 0
+    first_error: str | None = None

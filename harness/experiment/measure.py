@@ -100,8 +100,7 @@ def traversal(outcome: Outcome, direction: Direction, sidecar: Sidecar | None, b
             raise before
         delta = sidecar.counters().minus(before)
     except OSError as e:
-        where = f"127.0.0.1:{sidecar.layout.admin_port}"
-        return Evidence(TrafficPath.NO_EVIDENCE, f"sidecar admin {where} unreachable from the pod ({e.strerror or e})")
+        return Evidence(TrafficPath.NO_EVIDENCE, f"sidecar admin {sidecar.admin_socket} unreadable ({e.strerror or e})")
     inbound = Direction(direction) is Direction.INGRESS
     crossed = delta.inbound_bytes if inbound else delta.outbound_bytes
     connections = delta.inbound_cx if inbound else delta.outbound_cx

@@ -71,6 +71,11 @@ class CellSpec:
 class RunOutcome:
     run_dir: Path
     status: str
+    harness_errors: int = 0
+    """Rows that failed because of the harness (a measurement's exception, an incomplete teardown), not the path."""
+
+
+HARNESS_ERROR = "harness error: "
 
 
 def run_scenario(
@@ -106,7 +111,7 @@ def run_scenario(
     rng = random.Random(seed)
     status = "interrupted"
     console.print(f"run [bold]{run_id}[/] scenario {scenario.name}: {len(cells)} cells x {scenario.repetitions} reps")
-    with LabSession(run_id, log_dir=writer.log_dir) as lab:
+    with LabSession(run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:
         try:
             with signals_unwind(), _progress(console) as progress:
                 task = progress.add_task("starting", total=len(cells) * scenario.repetitions * per_cell)
@@ -125,7 +130,9 @@ def run_scenario(
                 print_path_matrix(writer.frame(), console, scenario.strategies)
                 print_latency_summary(writer.frame(), writer.latency_frame(), console, scenario.strategies)
             console.print(f"results: {writer.dir}")
-    return RunOutcome(writer.dir, status)
+    frame = writer.frame()
+    harness_errors = int(frame.reason.fillna("").str.startswith(HARNESS_ERROR).sum())
+    return RunOutcome(writer.dir, status, harness_errors)
 
 
 @contextmanager
@@ -212,7 +219,7 @@ def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, wr
                     rows = run_test(test, direction, cell_state)
                 except Exception as e:  # noqa: BLE001 - one broken measurement must not end an hour-long run
                     log.exception("measurement failed")
-                    rows = [failed_row(cell_state, test, direction, f"harness error: {type(e).__name__}: {e}")]
+                    rows = [failed_row(cell_state, test, direction, f"{HARNESS_ERROR}{type(e).__name__}: {e}")]
                 for row in rows:
                     writer.add(row)
                 progress.advance(task)
@@ -223,7 +230,7 @@ def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, wr
         try:
             bed.close()
         except Exception as e:  # noqa: BLE001
-            teardown_error = str(e)
+            teardown_error = f"{HARNESS_ERROR}{e}"
         writer.add(_harness_row(base, "teardown_time", time.monotonic() - t1, teardown_error))
 
 

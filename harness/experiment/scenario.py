@@ -3,6 +3,7 @@ the field and what is allowed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,12 +61,21 @@ class Scenario(Strict):
         for name in self.strategy_options:
             if name not in STRATEGIES:
                 raise ValueError(f"field 'strategy_options': unknown strategy {name!r}; known strategies: {known}")
+        checked = [(f"strategy_options.{name}", name, options) for name, options in self.strategy_options.items()]
+        checked += [(f"variants.{label}.options", v.strategy, v.options) for label, v in self.variants.items()]
+        for where, name, options in checked:
+            try:
+                STRATEGIES[name].Options.model_validate(options, strict=True)
+            except ValidationError as e:
+                raise ValueError(_first_error(e, prefix="", base=where, model=STRATEGIES[name].Options)) from None
         for label in self.strategies:
             try:
                 self.options_for(label)
             except ValidationError as e:
                 where = f"variants.{label}.options" if label in self.variants else f"strategy_options.{label}"
-                raise ValueError(_first_error(e, prefix="", base=where)) from None
+                raise ValueError(
+                    _first_error(e, prefix="", base=where, model=STRATEGIES[self.strategy_of(label)].Options)
+                ) from None
         return self
 
     def services(self) -> Services:
@@ -87,7 +97,7 @@ class Scenario(Strict):
         options = {**self.strategy_options.get(base, {})}
         if label in self.variants:
             options.update(self.variants[label].options)
-        return STRATEGIES[base].Options(**options)
+        return STRATEGIES[base].Options.model_validate(options, strict=True)
 
 
 def _loc(loc: tuple) -> str:
@@ -102,13 +112,14 @@ def _loc(loc: tuple) -> str:
     return "".join(parts)
 
 
-def _first_error(e: ValidationError, prefix: str, base: str = "") -> str:
-    """One sentence for the first error; `base` is the dotted path of the model that failed inside the file."""
+def _first_error(e: ValidationError, prefix: str, base: str = "", model: type[BaseModel] | None = None) -> str:
+    """One sentence for the first error; `base` is the dotted path, and `model` the class, of the model that
+    failed inside the file (the Scenario itself when not given)."""
     err = e.errors()[0]
     where = ".".join(p for p in (base, _loc(err["loc"])) if p)
     field = f"field '{where}'" if where else "the top level"
     if err["type"] == "extra_forbidden":
-        allowed = _fields_at(err["loc"][:-1])
+        allowed = list(model.model_fields) if model and len(err["loc"]) == 1 else _fields_at(err["loc"][:-1])
         return f"{prefix}{field} is not a known field" + (f"; allowed fields: {', '.join(allowed)}" if allowed else "")
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         kinds = ", ".join(TEST_KINDS)
@@ -124,36 +135,71 @@ def _first_error(e: ValidationError, prefix: str, base: str = "") -> str:
 
 def _fields_at(loc: tuple) -> list[str]:
     """The allowed field names of the model at `loc` in a Scenario (for 'unknown field' errors)."""
-    model: type[BaseModel] | None = Scenario
+    model: type[BaseModel] = Scenario
     for item in loc:
         if isinstance(item, int):
             continue
-        if item in TEST_KINDS:
+        if item in TEST_KINDS:  # the discriminator tag pydantic puts in the path names the test's model
             model = TEST_KINDS[item]
             continue
-        if item == "tests":
-            model = None  # the test's kind (next in the path) decides
-            continue
-        if model is None:
+        annotation = model.model_fields[item].annotation if item in model.model_fields else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif item != "tests":
             return []
-        return []
-    return list(model.model_fields) if model else []
+    return list(model.model_fields)
+
+
+MAX_SCENARIO_BYTES = 1 << 20  # a scenario is a page of YAML; a larger file is a mistake, refused before parsing
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that names a key twice (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ScenarioError(f"the key {key!r} appears twice in one mapping (lines {seen[key]} and "
+                                    f"{key_node.start_mark.line + 1}); YAML would keep only the last")  # fmt: skip
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_scenario(path: str | Path) -> tuple[Scenario, str]:
-    """Parse and validate a scenario file; returns the model and the text as given (kept in run.json)."""
+    """Parse and validate a scenario file; returns the model and the text as given (kept in run.json). Types are
+    strict (`port: true` is not a port), keys unique, the file UTF-8 text of at most 1 MiB."""
     path = Path(path)
     try:
-        text = path.read_text()
+        if path.is_file() and path.stat().st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioError(f"{path}: the scenario file is {path.stat().st_size} bytes; at most "
+                                f"{MAX_SCENARIO_BYTES} bytes (1 MiB) are accepted.")  # fmt: skip
+        raw = path.read_bytes()[: MAX_SCENARIO_BYTES + 1]
     except OSError as e:
         raise ScenarioError(f"{path}: cannot read the scenario file ({e.strerror}).") from None
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{path}: the scenario file is larger than {MAX_SCENARIO_BYTES} bytes (1 MiB).")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}).") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except ScenarioError as e:
+        raise ScenarioError(f"{path}: {e}.") from None
     except yaml.YAMLError as e:
         raise ScenarioError(f"{path}: not valid YAML ({str(e).splitlines()[0]}).") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: the YAML nests too deeply to be a scenario.") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: the top level must be a mapping with name, strategies and tests.")
     try:
-        return Scenario(**data), text
+        # Through JSON, so strict mode still takes enum names as text while refusing `true` for a number.
+        document = json.dumps(data, default=str)
+    except (TypeError, ValueError) as e:
+        raise ScenarioError(f"{path}: holds a value that is not plain YAML data ({e}).") from None
+    try:
+        return Scenario.model_validate_json(document, strict=True), text
     except ValidationError as e:
         raise ScenarioError(_first_error(e, prefix=f"{path}: ") + ".") from None

@@ -112,9 +112,15 @@ class TestBed:
         return link_name(self.run_id, role)
 
     def add_namespace(self, role: str) -> Namespace:
+        """A namespace of this bed: in the ledger before it exists, torn down with the bed."""
         name = resource_name(self.run_id, role)
         self.state.add_namespace(name)
-        ns = Namespace(name)
+        try:
+            ns = Namespace(name)  # removes what it created if it cannot finish
+        except BaseException:
+            self.state.drop_namespace(name)
+            raise
+        self.state.set_namespace_inode(name, ns.inode)
         self.namespaces[role] = ns
         self.on_teardown(f"namespace {name}", lambda: self._remove_namespace(ns))
         return ns

@@ -1,19 +1,36 @@
-"""`vmnetbench clean`: remove what a run left behind (a SIGKILLed harness cannot tear down its own bed)."""
+"""`vmnetbench clean`: remove what a run left behind (a SIGKILLed harness cannot tear down its own bed).
+
+A run is handled as one unit: its main ledger and any helper's (`<id>-priv.json`). It is live while the
+process that owns any of its ledgers still runs; a live run is left alone, and `clean RUN_ID` refuses it unless
+forced (then its harness is stopped first, as by Ctrl-C). For a dead run: its processes and their process groups
+are ended, then every process still inside one of its namespaces (by inode, so even a namespace whose name is
+gone) or carrying the run's tag in its environment (VMNB_RUN=<id>, inherited by every descendant), then the
+namespaces, the run's own folder under /run/vmnetbench, and in its results folder the half-written temporary
+files; a results folder that still says `running` is marked `killed` and its samples.csv rebuilt from
+samples.parquet (the authoritative table).
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyroute2 import netns
 
+from harness.lab.atomic import write_json, write_via_temp
 from harness.lab.names import run_id_of
 from harness.lab.netns import list_namespaces, remove_namespace
 from harness.lab.paths import STATE_DIR
-from harness.lab.processes import end_pid
+from harness.lab.processes import end_netns_processes, end_pid, end_tagged
 from harness.lab.procfs import proc_starttime
 from harness.lab.state import load_states
+
+
+class RunIsLive(RuntimeError):
+    pass
 
 
 @dataclass
@@ -22,6 +39,7 @@ class CleanReport:
     processes: list[int] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
     skipped_live_runs: list[str] = field(default_factory=list)
+    killed_results: list[str] = field(default_factory=list)
 
 
 def _owner_alive(state: dict) -> bool:
@@ -29,36 +47,94 @@ def _owner_alive(state: dict) -> bool:
     return bool(pid) and proc_starttime(pid) is not None and proc_starttime(pid) == starttime
 
 
-def clean(run_id: str | None = None) -> CleanReport:
-    """Clean one run (even if its harness still runs), or, without a run id, every run whose harness is gone
-    plus any `vmnb-` namespace that no live run owns."""
+def live_owner(ledgers: list[dict]) -> int | None:
+    """The PID of a live process holding one of a run's ledgers, or None when the run is dead."""
+    return next((s["owner_pid"] for s in ledgers if _owner_alive(s)), None)
+
+
+def clean(run_id: str | None = None, *, force: bool = False) -> CleanReport:
+    """Clean one run (refusing a live one unless `force`), or, without a run id, every dead run plus any
+    `vmnb-` namespace of a run that has no ledger at all."""
     report = CleanReport()
-    live_runs: set[str] = set()
+    runs: dict[str, list[dict]] = defaultdict(list)
     for state in load_states():
-        rid = state.get("run_id")
+        runs[state["run_id"]].append(state)
+    if run_id is not None:
+        owner = live_owner(runs.get(run_id, []))
+        if owner is not None and not force:
+            raise RunIsLive(f"run {run_id} is live: its harness (PID {owner}) still holds it; stop that run, or "
+                            f"give --force to stop it and remove what it leaves")  # fmt: skip
+        if owner is not None:
+            stop_owners(runs[run_id])
+    for rid, ledgers in runs.items():
         if run_id is not None and rid != run_id:
-            if _owner_alive(state):
-                live_runs.add(rid)
             continue
-        if run_id is None and _owner_alive(state):
-            live_runs.add(rid)
+        if run_id is None and live_owner(ledgers) is not None:
             report.skipped_live_runs.append(rid)
             continue
+        _clean_run(rid, ledgers, report)
+    ledgered = set(runs)
+    for name in list_namespaces():
+        rid = run_id_of(name)
+        if rid is None or (run_id is not None and rid != run_id):
+            continue
+        if rid in ledgered and rid not in report.runs:
+            continue  # a live run's, or a run skipped above
+        _remove_with_processes(name, report)
+    return report
+
+
+def stop_owners(ledgers: list[dict], grace: float = 30.0) -> None:
+    """--force: SIGTERM the processes holding a run's ledgers (the harness unwinds and tears its bed down, as on
+    Ctrl-C), SIGKILL after `grace` seconds; what they leave is then cleaned like any dead run's."""
+    for state in ledgers:
+        if _owner_alive(state):
+            end_pid(state["owner_pid"], state["owner_starttime"], grace=grace)
+
+
+def _clean_run(rid: str, ledgers: list[dict], report: CleanReport) -> None:
+    inodes: set[int] = set()
+    for state in ledgers:
+        inodes |= set(state.get("netns_inodes", {}).values())
         for proc in reversed(state.get("processes", [])):
             if end_pid(proc["pid"], proc.get("starttime") or None, grace=1.0):
                 report.processes.append(proc["pid"])
+    report.processes += end_netns_processes(inodes)
+    report.processes += end_tagged(rid)
+    for state in ledgers:
         for name in reversed(state.get("namespaces", [])):
             _remove_with_processes(name, report)
-        shutil.rmtree(STATE_DIR / rid, ignore_errors=True)  # the run's own folder (sockets, scratch files)
+    shutil.rmtree(STATE_DIR / rid, ignore_errors=True)  # the run's own folder (sockets, scratch files)
+    for state in ledgers:
+        if state.get("results_dir") and mark_killed(Path(state["results_dir"])):
+            report.killed_results.append(state["results_dir"])
         Path(state["_path"]).unlink(missing_ok=True)
-        report.runs.append(rid)
-    for name in list_namespaces():
-        rid = run_id_of(name)
-        if rid is None or rid in live_runs:
-            continue
-        if run_id is None or rid == run_id:
-            _remove_with_processes(name, report)
-    return report
+    report.runs.append(rid)
+
+
+def mark_killed(results_dir: Path) -> bool:
+    """A results folder whose run died: temporary files removed, samples.csv rebuilt from samples.parquet, and
+    run.json's status `running` turned into `killed`. Returns True if it was marked."""
+    if not results_dir.is_dir():
+        return False
+    for tmp in results_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    meta_path = results_dir / "run.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return False
+    if meta.get("status") != "running":
+        return False
+    parquet = results_dir / "samples.parquet"
+    if parquet.exists():
+        import pandas as pd  # only a killed run's folder needs it
+
+        frame = pd.read_parquet(parquet)
+        write_via_temp(results_dir / "samples.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    meta.update(status="killed", finished=None, killed_note="the harness died; `vmnetbench clean` removed what it left")
+    write_json(meta_path, meta)
+    return True
 
 
 def _remove_with_processes(name: str, report: CleanReport) -> None:

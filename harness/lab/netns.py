@@ -3,7 +3,9 @@ Node and Link)."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -11,7 +13,7 @@ from typing import TypeVar
 
 from pyroute2 import NetNS, netns
 
-from harness.lab.processes import netns_argv
+from harness.lab.processes import end_netns_processes, netns_argv
 
 T = TypeVar("T")
 
@@ -27,9 +29,15 @@ class Namespace:
         self.name = name
         if not existing:
             netns.create(name)
-        self.ipr = NetNS(name)
-        if not existing:
-            self.up("lo")
+        try:
+            self.ipr = NetNS(name)
+            if not existing:
+                self.up("lo")
+        except BaseException:
+            # Without NET_ADMIN `up("lo")` fails: a namespace we made must not outlive a failed construction.
+            if not existing:
+                remove_namespace(name)
+            raise
         self.sysctls_set: dict[str, str] = {}  # what this harness changed, for `describe` and the claims probes
 
     @classmethod
@@ -161,10 +169,22 @@ class Namespace:
             raise CommandFailed(f"{' '.join(argv)} in {self.name} failed: {done.stderr.strip() or done.stdout.strip()}")
         return done.stdout
 
+    @property
+    def inode(self) -> int:
+        return os.stat(f"/run/netns/{self.name}").st_ino
+
     def remove(self) -> None:
+        """Close the handle, end any process still inside (found by the namespace's inode: a straggler that left
+        its process group would keep the namespace alive after its name is gone), and remove it."""
+        try:
+            inode = self.inode
+        except FileNotFoundError:  # removed under us (a forced `clean`); nothing of it is ours to end
+            inode = None
         try:
             self.ipr.close()
         finally:
+            if inode is not None:
+                end_netns_processes({inode})
             remove_namespace(self.name)
 
     def __repr__(self) -> str:
@@ -186,5 +206,8 @@ def list_namespaces() -> list[str]:
 
 
 def remove_namespace(name: str) -> None:
+    """Remove a named namespace if it is there; one removed meanwhile by someone else (a forced `clean` racing
+    the run's own teardown) is fine."""
     if name in netns.listnetns():
-        netns.remove(name)
+        with contextlib.suppress(FileNotFoundError):
+            netns.remove(name)

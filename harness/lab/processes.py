@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.lab.procfs import bound_ports, is_zombie, proc_starttime
+from harness.lab.procfs import (
+    bound_ports,
+    group_members,
+    is_zombie,
+    pids_in_netns,
+    pids_with_env,
+    proc_starttime,
+    process_group,
+)
 from harness.lab.state import ProcessRecord, RunState
 from harness.lab.waiting import TimedOut, wait_until
 
@@ -24,28 +34,78 @@ def netns_argv(netns: str | None, argv: list[str]) -> list[str]:
 
 
 def end_pid(pid: int, starttime: int | None, grace: float = 2.0) -> bool:
-    """SIGTERM, then SIGKILL after `grace` seconds, the process `pid` if it is still the one that started
-    at `starttime`. Returns True if it was ours and is gone."""
-    if starttime is not None and proc_starttime(pid) != starttime:
-        return False
+    """End the process `pid` if it is still the one that started at `starttime`, and every process of its
+    process group: each tracked process leads a group of its own (start_new_session), so a wrapper script's
+    children go with it. SIGTERM, then SIGKILL after `grace` seconds. Returns True if it was ours and is gone."""
+    now = proc_starttime(pid)
+    if now is not None and starttime is not None and now != starttime:
+        return False  # the PID is someone else's now; a group our process led cannot outlive its number's reuse
+    group = process_group(pid) == pid or bool(group_members(pid))
 
     def gone() -> bool:
         _reap(pid)
-        now = proc_starttime(pid)
-        return now is None or (starttime is not None and now != starttime) or is_zombie(pid)
+        leader = proc_starttime(pid)
+        leader_gone = leader is None or (starttime is not None and leader != starttime) or is_zombie(pid)
+        return leader_gone and (not group or not group_members(pid))
 
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         try:
-            os.kill(pid, sig)
+            os.killpg(pid, sig) if group else os.kill(pid, sig)
         except ProcessLookupError:
+            _reap(pid)
             return True
         try:
-            wait_until(gone, timeout=wait, what=f"process {pid} ending")
-            _reap(pid)
+            wait_until(gone, timeout=wait, what=f"process group {pid} ending")
             return True
         except TimedOut:
             continue
-    return proc_starttime(pid) is None
+    return gone()
+
+
+def end_netns_processes(inodes: set[int], grace: float = 1.0) -> list[int]:
+    """End every process still inside these network namespaces (a straggler that left its group keeps a
+    namespace alive even after its name is gone). Returns the PIDs ended."""
+    ended = []
+    for pid in pids_in_netns(inodes):
+        if end_pid(pid, proc_starttime(pid), grace=grace):
+            ended.append(pid)
+    return ended
+
+
+RUN_TAG = "VMNB_RUN"
+"""Environment variable every process the harness starts carries (its run id, or a probe's token), so the
+stragglers of a run are found even when they left both their process group and the run's namespaces."""
+
+
+def end_tagged(value: str, grace: float = 1.0) -> list[int]:
+    """End every process started with VMNB_RUN=`value` in its environment. Returns the PIDs ended."""
+    return [pid for pid in pids_with_env(RUN_TAG, value) if end_pid(pid, proc_starttime(pid), grace=grace)]
+
+
+def run_detached(argv: list[str], timeout: float) -> Finished:
+    """Run a short command (a tool's --version) in a process group of its own, its output in files (a child it
+    leaves behind cannot hold a pipe open), and end whatever it started, however it tried to linger."""
+    t0 = time.monotonic()
+    token = f"probe-{os.getpid()}-{secrets.token_hex(4)}"
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                                     env={**os.environ, RUN_TAG: token})  # fmt: skip
+        except OSError as e:
+            return Finished(argv, None, "", str(e), False, 0.0)
+        starttime = proc_starttime(popen.pid)
+        try:
+            popen.wait(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        end_pid(popen.pid, starttime, grace=0.5)
+        popen.wait()
+        end_tagged(token, grace=0.5)
+        out.seek(0)
+        err.seek(0)
+        text = (out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+    return Finished(argv, popen.returncode, *text, timed_out, time.monotonic() - t0)
 
 
 def _reap(pid: int) -> None:
@@ -100,6 +160,11 @@ class ProcessTracker:
         self._live: dict[int, TrackedProcess] = {}
         self._lock = threading.Lock()
 
+    def environment(self, env: dict | None) -> dict:
+        """The environment of a process of this run: tagged with the run id (VMNB_RUN), inherited by every
+        descendant, so `clean` finds a straggler that left its process group and the run's namespaces."""
+        return {**(env if env is not None else os.environ), RUN_TAG: self.state.run_id}
+
     def start(self, argv: list[str], *, name: str, netns: str | None = None, env: dict | None = None) -> TrackedProcess:
         """Start a long-running process whose output goes to a log file in the run's log folder."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -110,39 +175,40 @@ class ProcessTracker:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # a terminal's SIGINT reaches the harness, which ends it by PID
-                env=env,
+                start_new_session=True,  # its own process group, ended as one; a terminal's SIGINT reaches only us
+                env=self.environment(env),
             )
         return self._track(TrackedProcess(name, argv, netns, popen, proc_starttime(popen.pid), log_path))
 
     def run(self, argv: list[str], *, name: str, netns: str | None = None, timeout: float) -> Finished:
-        """Run a process to completion with a hard timeout; it is tracked (and killable) while it runs."""
+        """Run a process to completion with a hard timeout; it is tracked (and killable) while it runs. Its output
+        goes to unlinked files, not pipes: a child it leaves behind cannot keep the harness waiting."""
         t0 = time.monotonic()
-        popen = subprocess.Popen(
-            netns_argv(netns, argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        proc = self._track(TrackedProcess(name, argv, netns, popen, proc_starttime(popen.pid)))
-        timed_out = False
-        try:
-            out, err = popen.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self.stop(proc)
-            out, err = popen.communicate()
-        finally:
-            if popen.poll() is None:
-                self.stop(proc)
-            self._untrack(proc)
-        return Finished(argv, popen.returncode, out, err, timed_out, time.monotonic() - t0)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            popen = subprocess.Popen(
+                netns_argv(netns, argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                env=self.environment(None),
+            )
+            proc = self._track(TrackedProcess(name, argv, netns, popen, proc_starttime(popen.pid)))
+            timed_out = False
+            try:
+                popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                self.stop(proc)  # the process if it still runs, and whatever it left in its process group
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        return Finished(argv, popen.returncode, stdout, stderr, timed_out, time.monotonic() - t0)
 
     def stop(self, proc: TrackedProcess, grace: float = 2.0) -> None:
-        if proc.popen.poll() is None:
-            end_pid(proc.pid, proc.starttime, grace)
+        """End the process and its whole process group; a leader that already exited may have left children."""
+        end_pid(proc.pid, proc.starttime, grace)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.popen.wait(timeout=5)
         self._untrack(proc)

@@ -3,6 +3,7 @@ is a zombie, and which ports it has bound (read from /proc/PID/net/*, i.e. in th
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 TCP_LISTEN = "0A"
@@ -43,3 +44,46 @@ def bound_ports(pid: int, proto: str = "tcp") -> set[int]:
             if fields[3] == wanted_state:
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
+
+
+def process_group(pid: int) -> int | None:
+    """The process group of `pid` (field 5 of /proc/PID/stat), or None if it is gone."""
+    fields = _stat_fields(pid)
+    return int(fields[2]) if fields else None
+
+
+def live_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def group_members(pgid: int) -> list[int]:
+    """Processes (zombies excluded) whose process group is `pgid`."""
+    return [pid for pid in live_pids() if process_group(pid) == pgid and not is_zombie(pid)]
+
+
+def netns_inode(pid: int) -> int | None:
+    """The inode of the network namespace `pid` lives in (what /proc/PID/ns/net points at)."""
+    try:
+        return Path(f"/proc/{pid}/ns/net").stat().st_ino
+    except OSError:
+        return None
+
+
+def pids_in_netns(inodes: set[int]) -> list[int]:
+    """Processes (zombies excluded) living in any of the network namespaces with these inodes, named or not."""
+    me = os.getpid()
+    return [pid for pid in live_pids() if pid != me and netns_inode(pid) in inodes and not is_zombie(pid)]
+
+
+def environ_has(pid: int, key: str, value: str) -> bool:
+    """Whether `pid` was started with KEY=VALUE in its environment (inherited by every descendant that does not
+    clear it, even one that left its process group and namespace)."""
+    try:
+        return f"{key}={value}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def pids_with_env(key: str, value: str) -> list[int]:
+    me = os.getpid()
+    return [pid for pid in live_pids() if pid != me and not is_zombie(pid) and environ_has(pid, key, value)]

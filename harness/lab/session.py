@@ -18,18 +18,29 @@ from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.names import check_run_id, new_run_id
 from harness.lab.paths import STATE_DIR
 from harness.lab.processes import ProcessTracker
-from harness.lab.state import RunState
+from harness.lab.state import RunState, ledger_exists
+
+
+class RunIdInUse(RuntimeError):
+    pass
 
 
 class LabSession:
     """Use as a context manager: `with LabSession() as lab: with lab.bed() as bed: ...`."""
 
-    def __init__(self, run_id: str | None = None, *, log_dir: Path | None = None, helper: str = "") -> None:
+    def __init__(self, run_id: str | None = None, *, log_dir: Path | None = None, helper: str = "",
+                 results_dir: Path | None = None) -> None:  # fmt: skip
         """`log_dir`: where processes' output goes (a results folder's logs/); without one, a scratch folder of
         the run that goes with the session. `helper`: a second process of an existing run (the privilege
-        probe's child) with a ledger of its own, `<run id>-<helper>.json`."""
+        probe's child) with a ledger of its own, `<run id>-<helper>.json`. `results_dir`: the run's results
+        folder, recorded so `clean` can mark it if the run is killed. A run id whose ledger exists is refused
+        (RunIdInUse), except for a helper joining its run."""
         self.run_id = check_run_id(run_id) if run_id else new_run_id()
+        if not helper and ledger_exists(self.run_id):
+            raise RunIdInUse(f"run id {self.run_id} is in use: its ledger {STATE_DIR / self.run_id}.json exists "
+                             f"(`vmnetbench clean {self.run_id}` removes a dead run's leftovers)")  # fmt: skip
         self.state = RunState(self.run_id, suffix=f"-{helper}" if helper else "")
+        self.state.results_dir = str(results_dir) if results_dir else None
         self._own_logs = log_dir is None
         self.log_dir = log_dir or self.run_dir / (f"logs-{helper}" if helper else "logs")
         self.tracker = ProcessTracker(self.state, self.log_dir)

@@ -32,6 +32,10 @@ class RunState:
     suffix: str = ""  # a second state file for the same run (a helper process with its own resources)
     namespaces: list[str] = field(default_factory=list)
     processes: list[ProcessRecord] = field(default_factory=list)
+    netns_inodes: dict[str, int] = field(default_factory=dict)
+    """Inode of each namespace (by name), so `clean` finds processes left in it even once its name is gone."""
+    results_dir: str | None = None
+    """The run's results folder, so `clean` can mark a killed run and remove its half-written files."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -46,18 +50,27 @@ class RunState:
             "owner_pid": self.owner_pid,
             "owner_starttime": proc_starttime(self.owner_pid),
             "namespaces": self.namespaces,
+            "netns_inodes": self.netns_inodes,
             "processes": [asdict(p) for p in self.processes],
+            "results_dir": self.results_dir,
         }
         write_json(self.path, data)
 
     def add_namespace(self, name: str) -> None:
+        """Record a namespace before it is created, so no moment exists in which it is there and unrecorded."""
         with self._lock:
             self.namespaces.append(name)
+            self.save()
+
+    def set_namespace_inode(self, name: str, inode: int) -> None:
+        with self._lock:
+            self.netns_inodes[name] = inode
             self.save()
 
     def drop_namespace(self, name: str) -> None:
         with self._lock:
             self.namespaces = [n for n in self.namespaces if n != name]
+            self.netns_inodes.pop(name, None)
             self.save()
 
     def add_process(self, record: ProcessRecord) -> None:
@@ -77,6 +90,11 @@ class RunState:
 
     def remove_file(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def ledger_exists(run_id: str) -> bool:
+    """Any ledger of this run (the main one or a helper's) on this machine."""
+    return any(STATE_DIR.glob(f"{run_id}.json")) or any(STATE_DIR.glob(f"{run_id}-*.json"))
 
 
 def load_states() -> list[dict]:

@@ -64,6 +64,11 @@ def start_envoy(
     return proc
 
 
+def admin_pipe_config(path: Path) -> dict:
+    """Envoy's admin endpoint on a unix socket instead of a TCP port (Envoy: Address.pipe)."""
+    return {"address": {"pipe": {"path": str(path)}}}
+
+
 def admin_config(port: int = ADMIN_PORT) -> dict:
     return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}
 
@@ -121,7 +126,7 @@ def sidecar_bootstrap(
     *,
     inbound_port: int,
     outbound_port: int,
-    admin_port: int,
+    admin_socket: Path,
     inbound_bind: str | None,
     transparent_inbound: bool = False,
     mark: int | None = None,
@@ -153,6 +158,6 @@ def sidecar_bootstrap(
         original_dst_cluster("InboundPassthroughCluster", bind_source=inbound_bind),
     ]
     return {
-        "admin": admin_config(admin_port),
+        "admin": admin_pipe_config(admin_socket),
         "static_resources": {"listeners": [outbound, inbound], "clusters": clusters},
     }
