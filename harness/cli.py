@@ -48,12 +48,12 @@ def run(
         outcome = run_scenario(parsed, text, str(scenario), results_root=results, run_id=run_id, console=console)
     except (RunIdInUse, ResultsFolderError) as e:
         fail(str(e))
+    except Interrupted as e:  # before KeyboardInterrupt, its base class
+        console.print(f"[yellow]interrupted ({e}); everything the run created was removed[/]")
+        raise typer.Exit(143) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted (SIGINT); everything the run created was removed[/]")
         raise typer.Exit(130) from None
-    except Interrupted as e:
-        console.print(f"[yellow]interrupted ({e}); everything the run created was removed[/]")
-        raise typer.Exit(143) from None
     if outcome.status != "complete":
         raise typer.Exit(EXIT_INCOMPLETE)
     if outcome.harness_errors:

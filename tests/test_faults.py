@@ -176,23 +176,31 @@ def trials() -> list[tuple[str, int]]:
     return [(kind, i) for kind, (_, n, _) in KILL_PLAN.items() for i in range(n)]
 
 
+def run_for(scenario: str, tmp_path: Path, seconds: float) -> tuple[subprocess.Popen, RunTrace, set[str]]:
+    """Start a run and let it go on for `seconds` after its ledger appears, reading its ledgers meanwhile (so the
+    trace knows every process and namespace it had). Returns the live process, the trace and /tmp before."""
+    tmp_before = {p.name for p in Path("/tmp").glob("vmnb-*")}
+    proc, rid = start(scenario, tmp_path)
+    trace = RunTrace(rid)
+    wait_ledger(proc, rid)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        trace.read()
+        time.sleep(0.05)
+    trace.read()
+    return proc, trace, tmp_before
+
+
 @pytest.mark.parametrize("kind,trial", trials(), ids=[f"{k}-{i}" for k, i in trials()])
 def test_sigkill_at_a_random_moment_then_clean_leaves_nothing(tmp_path, kind, trial):
     scenario, _, latest = KILL_PLAN[kind]
     if kind == "qemu":
         build_image()  # cached; built before the clock starts
     delay = random.Random(f"{SEED}-{kind}-{trial}").uniform(0.0, latest)
-    tmp_before = {p.name for p in Path("/tmp").glob("vmnb-*")}
-    proc, rid = start(scenario, tmp_path)
-    trace = RunTrace(rid)
-    wait_ledger(proc, rid)
-    deadline = time.monotonic() + delay
-    while time.monotonic() < deadline and proc.poll() is None:
-        trace.read()
-        time.sleep(0.05)
-    trace.read()
+    proc, trace, tmp_before = run_for(scenario, tmp_path, delay)
+    rid = trace.run_id
     proc.kill()
-    out, _ = proc.communicate(timeout=30)
+    proc.communicate(timeout=30)
     code, cleaned = clean(rid)
     where = f"seed {SEED}, {kind} trial {trial}, SIGKILL {delay:.2f} s after the ledger appeared"
     assert code == 0, f"{where}: clean failed: {cleaned}"
@@ -204,17 +212,14 @@ def test_sigkill_at_a_random_moment_then_clean_leaves_nothing(tmp_path, kind, tr
         assert status in ("killed", "complete"), f"{where}: run.json says {status}"
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)] * 2)
-def test_sigint_and_sigterm_clean_up_by_themselves(tmp_path, sig, code):
-    delay = random.Random(f"{SEED}-{sig}-{time.monotonic_ns()}").uniform(0.5, 8.0)
-    tmp_before = {p.name for p in Path("/tmp").glob("vmnb-*")}
-    proc, rid = start(SIDECAR, tmp_path)
-    trace = RunTrace(rid)
-    wait_ledger(proc, rid)
-    deadline = time.monotonic() + delay
-    while time.monotonic() < deadline and proc.poll() is None:
-        trace.read()
-        time.sleep(0.05)
+SIGNAL_TRIALS = [(signal.SIGINT, 130), (signal.SIGTERM, 143)] * 2
+
+
+@pytest.mark.parametrize("trial", range(len(SIGNAL_TRIALS)))
+def test_sigint_and_sigterm_clean_up_by_themselves(tmp_path, trial):
+    sig, code = SIGNAL_TRIALS[trial]
+    delay = random.Random(f"{SEED}-signal-{trial}").uniform(0.5, 8.0)
+    proc, trace, tmp_before = run_for(SIDECAR, tmp_path, delay)
     if proc.poll() is not None:
         pytest.skip("the run ended before the signal")  # cannot happen with 12 cells; says so if it did
     proc.send_signal(sig)
@@ -223,7 +228,35 @@ def test_sigint_and_sigterm_clean_up_by_themselves(tmp_path, sig, code):
     assert proc.returncode == code, f"{where}: {out[-1500:]}"
     left = leftovers(trace, tmp_path / "results", tmp_before)
     assert not left, f"{where}: left {left}"
-    assert json.loads((tmp_path / "results" / rid / "run.json").read_text())["status"] == "interrupted"
+    assert json.loads((tmp_path / "results" / trace.run_id / "run.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGTERM])
+def test_a_signal_in_the_middle_of_a_teardown_still_removes_everything(tmp_path, sig):
+    """The moment a cell's bed is coming down (its ledger lists fewer namespaces than at its peak) is the one
+    where an unwinding exception used to cut the LIFO undo short."""
+    tmp_before = {p.name for p in Path("/tmp").glob("vmnb-*")}
+    proc, rid = start(SIDECAR, tmp_path)
+    trace = RunTrace(rid)
+    wait_ledger(proc, rid)
+    peak = 0
+
+    def tearing_down() -> bool:
+        nonlocal peak
+        try:
+            count = len(json.loads((STATE_DIR / f"{rid}.json").read_text())["namespaces"])
+        except (OSError, ValueError, KeyError):
+            return False
+        trace.read()
+        peak = max(peak, count)
+        return 0 < count < peak
+
+    wait_for(tearing_down, 120, "a bed's teardown")
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode in (130, 143), out[-1500:]
+    left = leftovers(trace, tmp_path / "results", tmp_before)
+    assert not left, f"{signal.Signals(sig).name} mid-teardown left {left}"
 
 
 WRAPPER = """#!/bin/sh

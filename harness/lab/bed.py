@@ -164,16 +164,22 @@ class TestBed:
         self._undo.append((what, undo))
 
     def close(self) -> float:
-        """Undo everything in reverse order; every step is attempted even if one fails. Returns seconds."""
+        """Undo everything in reverse order; every step is attempted even if one fails, and even if SIGINT or
+        SIGTERM arrives meanwhile (re-raised once the bed is down). Returns seconds."""
         t0 = time.monotonic()
         errors = []
+        interrupted: BaseException | None = None
         while self._undo:
             what, undo = self._undo.pop()
             try:
                 undo()
             except Exception as e:  # noqa: BLE001 - keep tearing down, report at the end
                 errors.append(f"{what}: {e}")
+            except BaseException as e:  # noqa: BLE001 - a signal mid-teardown: finish first, then unwind
+                interrupted = interrupted or e
         self.closed = True
+        if interrupted is not None:
+            raise interrupted
         if errors:
             raise RuntimeError("teardown incomplete: " + "; ".join(errors))
         return time.monotonic() - t0

@@ -27,15 +27,17 @@ class Namespace:
 
     def __init__(self, name: str, *, existing: bool = False) -> None:
         self.name = name
-        if not existing:
-            netns.create(name)
+        ours = not existing and name not in netns.listnetns()  # never remove a namespace someone else made
         try:
+            if not existing:
+                netns.create(name)
             self.ipr = NetNS(name)
             if not existing:
                 self.up("lo")
         except BaseException:
-            # Without NET_ADMIN `up("lo")` fails: a namespace we made must not outlive a failed construction.
-            if not existing:
+            # Without NET_ADMIN `up("lo")` fails, and a signal can land while pyroute2's helper has already made
+            # the namespace: one we were making must not outlive a failed construction.
+            if ours:
                 remove_namespace(name)
             raise
         self.sysctls_set: dict[str, str] = {}  # what this harness changed, for `describe` and the claims probes

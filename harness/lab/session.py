@@ -16,8 +16,9 @@ from pathlib import Path
 
 from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.names import check_run_id, new_run_id
+from harness.lab.netns import remove_namespace
 from harness.lab.paths import STATE_DIR
-from harness.lab.processes import ProcessTracker
+from harness.lab.processes import ProcessTracker, end_netns_processes
 from harness.lab.state import RunState, ledger_exists
 
 
@@ -68,6 +69,8 @@ class LabSession:
             return
         self.closed = True
         self.tracker.stop_all()
+        for name in list(reversed(self.state.namespaces)):  # a bed that was never closed: the ledger still knows
+            self._remove_leftover_namespace(name)
         if self._own_logs:
             shutil.rmtree(self.log_dir, ignore_errors=True)
         if not self.state.suffix:
@@ -76,6 +79,13 @@ class LabSession:
             self.state.remove_file()
             if not self.state.suffix:
                 _remove_if_empty(self.run_dir)
+
+    def _remove_leftover_namespace(self, name: str) -> None:
+        inode = self.state.netns_inodes.get(name)
+        if inode is not None:
+            end_netns_processes({inode})
+        remove_namespace(name)
+        self.state.drop_namespace(name)
 
     @contextmanager
     def bed(self, plan: AddressPlan | None = None) -> Iterator[TestBed]:
