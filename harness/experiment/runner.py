@@ -27,6 +27,7 @@ from harness.guests.spec import GuestSpec
 from harness.lab.kinds import GuestKind, SidecarKind, Status
 from harness.lab.names import new_run_id
 from harness.lab.session import LabSession
+from harness.lab.signals import should_defer
 from harness.pod.sidecars import Sidecar, install_sidecar
 from strategies import strategy_class
 
@@ -73,6 +74,8 @@ def signals_unwind() -> Iterator[PendingSignal]:
         if os.getpid() != owner:
             os._exit(128 + signum)
         pending.signum = signum
+        if should_defer(signum):  # a namespace being made or removed: re-delivered when that step ends
+            return
         raise _exception_for(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

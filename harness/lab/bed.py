@@ -21,6 +21,7 @@ from harness.lab.names import link_name, resource_name
 from harness.lab.netns import Namespace, veth
 from harness.lab.paths import STATE_DIR
 from harness.lab.processes import ProcessTracker, TrackedProcess
+from harness.lab.signals import critical_section
 from harness.lab.state import RunState
 
 log = logging.getLogger(__name__)
@@ -114,20 +115,22 @@ class TestBed:
     def add_namespace(self, role: str) -> Namespace:
         """A namespace of this bed: in the ledger before it exists, torn down with the bed."""
         name = resource_name(self.run_id, role)
-        self.state.add_namespace(name)
-        try:
-            ns = Namespace(name)  # removes what it created if it cannot finish
-        except BaseException:
-            self.state.drop_namespace(name)
-            raise
-        self.state.set_namespace_inode(name, ns.inode)
-        self.namespaces[role] = ns
-        self.on_teardown(f"namespace {name}", lambda: self._remove_namespace(ns))
+        with critical_section():  # ledger, namespace and inode as one step, never half done by a signal
+            self.state.add_namespace(name)
+            try:
+                ns = Namespace(name)  # removes what it created if it cannot finish
+            except BaseException:
+                self.state.drop_namespace(name)
+                raise
+            self.state.set_namespace_inode(name, ns.inode)
+            self.namespaces[role] = ns
+            self.on_teardown(f"namespace {name}", lambda: self._remove_namespace(ns))
         return ns
 
     def _remove_namespace(self, ns: Namespace) -> None:
-        ns.remove()
-        self.state.drop_namespace(ns.name)
+        with critical_section():
+            ns.remove()
+            self.state.drop_namespace(ns.name)
 
     @property
     def peer(self) -> Namespace:
