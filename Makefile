@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SCENARIO ?= scenarios/smoke.yaml
-DEB_PACKAGES := iperf3 sockperf nftables iptables iproute2 util-linux procps socat slirp4netns passt python3-venv
+DEB_PACKAGES := iperf3 sockperf nftables iptables iproute2 util-linux procps socat slirp4netns passt python3-venv \
+  haproxy
 # The QEMU guest (issue 5): QEMU with SeaBIOS and iPXE ROMs, Debian's kernel for the guest, busybox-static and
 # cpio for its initramfs, gcc to build vmnb-crr. Without recommends (the kernel's would pull firmware and grub).
 VM_PACKAGES := qemu-system-x86 seabios ipxe-qemu linux-image-amd64 busybox-static cpio gcc libc6-dev
@@ -20,12 +21,17 @@ deps-debian:
 	@$(call install_missing,$(DEB_PACKAGES),)
 	@$(call install_missing,$(VM_PACKAGES),--no-install-recommends)
 
-# $(1): packages, $(2): extra apt-get options; installs only those not installed yet.
+# $(1): packages, $(2): extra apt-get options; installs only those not installed yet. A policy-rc.d that
+# refuses every start keeps packages with a daemon (haproxy) from starting Debian's default service: the
+# harness runs its own instances, and nothing else may listen or add rules on this machine.
 define install_missing
 missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 if [ -n "$$missing" ]; then \
   echo "installing Debian packages: $$missing"; \
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing >/dev/null; \
+  own_policy=0; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; own_policy=1; }; \
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing >/dev/null; status=$$?; \
+  [ $$own_policy = 0 ] || rm -f /usr/sbin/policy-rc.d; \
+  exit $$status; \
 fi
 endef
 

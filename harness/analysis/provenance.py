@@ -22,6 +22,7 @@ TOOLS = {
     "slirp4netns": ["slirp4netns", "--version"],
     "pasta": ["dpkg-query", "-W", "-f=passt ${Version}", "passt"],  # Debian's pasta prints "unknown version"
     "socat": ["socat", "-V"],
+    "haproxy": ["haproxy", "-v"],
     "sockperf": ["sockperf", "--version"],
     "qemu": ["qemu-system-x86_64", "--version"],
     "gcc": ["gcc", "--version"],  # builds vmnb-crr

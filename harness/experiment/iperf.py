@@ -85,12 +85,14 @@ def measure_tcp_throughput(
     omit_s: float,
     streams: int,
     label: str,
+    reverse: bool = False,
 ) -> ThroughputSample:
-    """One iperf3 test: a one-off server at `ends.server`, a client at `ends.client` sending to target:port."""
+    """One iperf3 test: a one-off server at `ends.server`, a client at `ends.client` sending to target:port
+    (`reverse`: the server sends, over the connection the client opened: iperf3 -R)."""
     argv = [
         "iperf3", "-c", ends.target, "-p", str(port), "--json",
         "-t", f"{duration_s:g}", "-O", f"{omit_s:g}", "-P", str(streams),
-        "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000),
+        "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000), *(["-R"] if reverse else []),
     ]  # fmt: skip
     run = client_against_server(
         ends, server_argv=IPERF_SERVER + ["-p", str(port)], port=port, client_argv=argv,

@@ -94,17 +94,18 @@ def tcp_proxy_filter(stat_prefix: str, cluster: str) -> dict:
     }
 
 
-def tcp_relay_config(listen: str, port: int, to: str, to_port: int) -> dict:
-    """A plain L4 relay listen:port -> to:to_port through tcp_proxy, the filter Istio uses for TCP traffic."""
-    listener = {
-        "name": "relay",
-        "address": {"socket_address": {"address": listen, "port_value": port}},
-        "filter_chains": [{"filters": [tcp_proxy_filter("relay", "upstream")]}],
-    }
-    return {
-        "admin": admin_config(),
-        "static_resources": {"listeners": [listener], "clusters": [static_cluster("upstream", to, to_port)]},
-    }
+def tcp_relay_config(listen: str, routes: dict[int, tuple[str, int]]) -> dict:
+    """A plain L4 relay through tcp_proxy, the filter Istio uses for TCP traffic: one listener per
+    `listen:port`, each to its own `(to, to_port)` in `routes`."""
+    listeners, clusters = [], []
+    for port, (to, to_port) in routes.items():
+        listeners.append({
+            "name": f"relay-{port}",
+            "address": {"socket_address": {"address": listen, "port_value": port}},
+            "filter_chains": [{"filters": [tcp_proxy_filter(f"relay-{port}", f"upstream-{port}")]}],
+        })  # fmt: skip
+        clusters.append(static_cluster(f"upstream-{port}", to, to_port))
+    return {"admin": admin_config(), "static_resources": {"listeners": listeners, "clusters": clusters}}
 
 
 def listener_filter(name: str, type_name: str, config: dict | None = None) -> dict:

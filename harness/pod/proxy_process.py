@@ -10,9 +10,13 @@ from harness.lab.waiting import wait_listening
 from harness.pod.proxy import Listener
 
 
-def start_proxy(bed: TestBed, listeners: list[str], *, name: str = "proxy") -> TrackedProcess:
+def start_proxy(
+    bed: TestBed, listeners: list[str], *, name: str = "proxy", options: tuple[str, ...] = ()
+) -> TrackedProcess:
+    """`options`: the relay's own (e.g. --workers 2), before the listeners."""
     parsed = [Listener.parse(spec) for spec in listeners]
-    proc = bed.start_process([sys.executable, "-m", "harness.pod.proxy", *listeners], name=name, ns=bed.pod)
+    argv = [sys.executable, "-m", "harness.pod.proxy", *options, *listeners]
+    proc = bed.start_process(argv, name=name, ns=bed.pod)
     for lst in parsed:
         wait_listening(proc, lst.port)
     return proc
