@@ -13,13 +13,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from harness.guests.attachment import Attachment
 from harness.guests.driver import GuestDriver
 from harness.lab.addresses import check_vm_network
 from harness.lab.bed import TestBed
 from harness.lab.kinds import SidecarKind
+from harness.pod.proxy_process import RelayImplementation
 
 __all__ = ["Attachment", "GuestDriver", "Requirements", "Services", "Strategy", "StrategyOptions", "TestBed",
            "VmNetworkOptions"]  # fmt: skip
@@ -40,6 +41,15 @@ class VmNetworkOptions(StrategyOptions):
 
     vm_cidr: VmNetwork = "198.19.0.0/24"
     """The VM network (KubeVirt's masquerade default is 10.0.2.0/24; here the RFC 2544 range)."""
+
+
+class RelayOptions(VmNetworkOptions):
+    """Options of strategies whose VM traffic crosses the userspace relay (nat-proxy, tproxy)."""
+
+    relay: RelayImplementation = RelayImplementation.C
+    """`c`: vmnb-relay (harness/pod/relay.c), `python`: the reference harness/pod/proxy.py; same behaviour."""
+    relay_workers: int = Field(1, ge=1, le=16)
+    """Relay processes sharing the ports with SO_REUSEPORT (one per core spreads connections over cores)."""
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from harness.lab.rules import apply_iptables
 from harness.pod.proxy_process import start_proxy
-from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed, VmNetworkOptions
+from strategies.base import Attachment, GuestDriver, RelayOptions, Requirements, Strategy, TestBed
 
 BRIDGE = "virbr0"
 REDIRECT_PORT = 8080  # the research's proxy port
 
 
-class NatProxyOptions(VmNetworkOptions):
+class NatProxyOptions(RelayOptions):
     pass
 
 
@@ -30,7 +30,7 @@ class NatProxy(Strategy):
     requirements = Requirements(
         capabilities=("CAP_NET_ADMIN",),
         kernel_features=("iptables nat", "REDIRECT", "conntrack", "bridge", "tun"),
-        extra_processes=("vmnetbench proxy",),
+        extra_processes=("vmnb-relay",),
         binaries=("iptables-restore",),
     )
     Options = NatProxyOptions
@@ -50,5 +50,10 @@ class NatProxy(Strategy):
             ],
         )
         ingress = [f"static:{bed.plan.pod_ip}:{p}={vm_ip}:{p}" for p in self.services.tcp_ports]
-        start_proxy(bed, [f"original-dst:0.0.0.0:{REDIRECT_PORT}", *ingress])
+        start_proxy(
+            bed,
+            [f"original-dst:0.0.0.0:{REDIRECT_PORT}", *ingress],
+            implementation=self.options.relay,
+            workers=self.options.relay_workers,
+        )
         return Attachment.of_guest(bed, vm.guest, bed.plan.pod_ip, vm_ip=vm_ip)

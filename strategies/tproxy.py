@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness.lab.rules import apply_iptables
 from harness.pod.proxy_process import start_proxy
-from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed, VmNetworkOptions
+from strategies.base import Attachment, GuestDriver, RelayOptions, Requirements, Strategy, TestBed
 
 BRIDGE = "virbr0"
 BR_NETFILTER_SYSCTL = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
@@ -30,7 +30,7 @@ MARK = 8
 ROUTE_TABLE = 100
 
 
-class TproxyOptions(VmNetworkOptions):
+class TproxyOptions(RelayOptions):
     pass
 
 
@@ -41,7 +41,7 @@ class Tproxy(Strategy):
     requirements = Requirements(
         capabilities=("CAP_NET_ADMIN",),
         kernel_features=("iptables mangle", "TPROXY", "socket match", "policy routing", "bridge", "tun"),
-        extra_processes=("vmnetbench proxy",),
+        extra_processes=("vmnb-relay",),
         binaries=("iptables-restore",),
     )
     Options = TproxyOptions
@@ -84,5 +84,10 @@ class Tproxy(Strategy):
         pod.add_policy_rule(fwmark=MARK, table=ROUTE_TABLE)
         pod.add_local_default_route(ROUTE_TABLE)
         ingress = [f"static:{bed.plan.pod_ip}:{p}={vm_ip}:{p}" for p in self.services.tcp_ports]
-        start_proxy(bed, [f"tproxy:0.0.0.0:{TPROXY_PORT}", *ingress])
+        start_proxy(
+            bed,
+            [f"tproxy:0.0.0.0:{TPROXY_PORT}", *ingress],
+            implementation=self.options.relay,
+            workers=self.options.relay_workers,
+        )
         return Attachment.of_guest(bed, vm.guest, bed.plan.pod_ip, vm_ip=vm_ip)

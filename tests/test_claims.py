@@ -36,7 +36,7 @@ def test_slirp_installs_no_rules_and_masquerade_does(ctx):
     assert masq.extra_processes == 0
     tproxy = probe_setup_inventory(ctx, "tproxy")
     assert tproxy.uses_tproxy and tproxy.uses_socket and tproxy.uses_policy_routing
-    assert tproxy.process_names == ["harness.pod.proxy"]
+    assert tproxy.process_names == ["vmnb-relay"]
 
 
 def test_tproxy_needs_net_admin_and_not_net_raw(lab):

@@ -6,7 +6,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ import pytest
 
 from harness.lab.procfs import bound_ports
 from harness.pod.proxy import POOLED_PIPES, Listener, original_dst
+from harness.pod.proxy_process import RelayImplementation, relay_argv
 from tests.conftest import wait_for
 
 
@@ -57,9 +57,15 @@ def upstream():
     srv.close()
 
 
-def start_relay(port: int, upstream: int, *options: str) -> subprocess.Popen:
+@pytest.fixture(params=list(RelayImplementation))
+def implementation(request) -> RelayImplementation:
+    """Every test runs against both relays: one command line, one behaviour."""
+    return request.param
+
+
+def start_relay(port: int, upstream: int, *options: str, implementation: RelayImplementation) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.pod.proxy", *options, f"static:127.0.0.1:{port}=127.0.0.1:{upstream}"],
+        [*relay_argv(implementation), *options, f"static:127.0.0.1:{port}=127.0.0.1:{upstream}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -76,9 +82,9 @@ def stop_relay(proc: subprocess.Popen) -> str:
 
 
 @pytest.fixture
-def relay(upstream):
+def relay(upstream, implementation):
     port = free_port()
-    proc = start_relay(port, upstream)
+    proc = start_relay(port, upstream, implementation=implementation)
     yield port, proc
     if proc.poll() is None:
         assert "stopping: connections=" in stop_relay(proc)
@@ -118,16 +124,10 @@ def test_relays_bytes_and_half_close(proxy):
     assert body == payload.upper()
 
 
-def test_unreachable_destination_resets_the_client():
+def test_unreachable_destination_resets_the_client(implementation):
     port, dead = free_port(), free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.pod.proxy", f"static:127.0.0.1:{port}=127.0.0.1:{dead}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_relay(port, dead, implementation=implementation)
     try:
-        wait_for(lambda: listening(port), 10, "the proxy to listen")
         with socket.create_connection(("127.0.0.1", port)) as c:
             c.settimeout(10)
             with pytest.raises((ConnectionResetError, ConnectionRefusedError)):
@@ -159,7 +159,7 @@ def test_original_dst_without_redirect_is_an_error():
                 original_dst(conn)  # no conntrack NAT entry: the kernel has no original destination
 
 
-def test_200_concurrent_connections_without_loss_or_leaked_descriptors(relay):
+def test_200_concurrent_connections_without_loss_or_leaked_descriptors(relay, implementation):
     port, proc = relay
     exchange(port, b"warm")  # the pipe pool and the listener exist before the count
     sockets_before = open_fds(proc.pid, "socket")
@@ -181,9 +181,11 @@ def test_200_concurrent_connections_without_loss_or_leaked_descriptors(relay):
     for payload, reply in zip(payloads, replies, strict=True):
         assert reply == f"{len(payload)}:".encode() + payload.upper()
     # Every socket is closed; empty pipes go back to the pool (kept open on purpose, up to its size); the
-    # other four pipe descriptors are the signal wake-up pipe and the stdout/stderr this test reads.
+    # other pipe descriptors are the stdout/stderr this test reads and, in Python, the signal wake-up pipe
+    # (the C relay takes signals through a signalfd).
     wait_for(lambda: open_fds(proc.pid, "socket") == sockets_before, 10, "the relay to close its sockets")
-    assert open_fds(proc.pid, "pipe") == 2 * POOLED_PIPES + 4
+    wake_pipe = 2 if implementation is RelayImplementation.PYTHON else 0
+    assert open_fds(proc.pid, "pipe") == 2 * POOLED_PIPES + 2 + wake_pipe
     out = stop_relay(proc)
     assert "connections=201 open=0" in out, out
 
@@ -205,12 +207,12 @@ def test_sigterm_with_connections_open_exits_cleanly(relay):
             c.close()
 
 
-def test_upstream_reset_becomes_a_client_reset():
+def test_upstream_reset_becomes_a_client_reset(implementation):
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
     port = free_port()
-    proc = start_relay(port, srv.getsockname()[1])
+    proc = start_relay(port, srv.getsockname()[1], implementation=implementation)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             conn, _ = srv.accept()
@@ -223,7 +225,7 @@ def test_upstream_reset_becomes_a_client_reset():
         stop_relay(proc)
 
 
-def test_connect_timeout_resets_the_client():
+def test_connect_timeout_resets_the_client(implementation):
     """A destination whose accept queue is full drops SYNs: the relay's connect never completes."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -234,7 +236,7 @@ def test_connect_timeout_resets_the_client():
         f.connect_ex(srv.getsockname())
     time.sleep(0.2)
     port = free_port()
-    proc = start_relay(port, srv.getsockname()[1], "--connect-timeout", "1")
+    proc = start_relay(port, srv.getsockname()[1], "--connect-timeout", "1", implementation=implementation)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             started = time.monotonic()
@@ -249,9 +251,9 @@ def test_connect_timeout_resets_the_client():
     assert "connect timed out" in out, out
 
 
-def test_workers_share_the_port_with_reuseport(upstream):
+def test_workers_share_the_port_with_reuseport(upstream, implementation):
     port = free_port()
-    proc = start_relay(port, upstream, "--workers", "2")
+    proc = start_relay(port, upstream, "--workers", "2", implementation=implementation)
     try:
         for i in range(20):
             payload = f"hello {i}".encode()

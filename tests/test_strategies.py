@@ -77,7 +77,7 @@ def test_describe_shows_rules_routes_and_processes():
     assert "TPROXY --on-port 9401" in text
     assert "fwmark 0x8 lookup 100" in text
     assert "local default dev lo" in text
-    assert "harness.pod.proxy tproxy:0.0.0.0:9401" in text
+    assert "vmnb-relay tproxy:0.0.0.0:9401" in text
     masq = describe_strategy("masquerade")
     assert "KUBEVIRT_PREINBOUND" in masq and "k6t-eth0" in masq
     slirp = describe_strategy("slirp")

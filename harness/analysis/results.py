@@ -32,6 +32,7 @@ class Sample:
     accel: str | None = None
     vcpus: int | None = None
     memory_mb: int | None = None
+    options: str = ""  # the strategy's options as JSON (e.g. {"relay":"c","relay_workers":1,...})
     test: str = ""
     direction: str = ""
     protocol: str = ""
@@ -51,7 +52,7 @@ class Sample:
 
 
 COLUMNS = [
-    "run_id", "runtime", "guest", "accel", "vcpus", "memory_mb", "strategy", "sidecar", "scenario", "test",
+    "run_id", "runtime", "guest", "accel", "vcpus", "memory_mb", "strategy", "options", "sidecar", "scenario", "test",
     "direction", "protocol", "repetition", "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
     "status", "reason", "path", "sidecar_bytes", "sidecar_connections", "timestamp",
 ]  # fmt: skip

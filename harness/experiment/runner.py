@@ -206,8 +206,9 @@ def qemu_facts(guest: GuestSpec) -> dict:
 
 def cell_row(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, has_vm: bool) -> Sample:
     """The columns every row of one cell and repetition shares."""
-    return Sample(strategy=cell.strategy, sidecar=str(cell.sidecar), scenario=scenario.name, repetition=rep,
-                  runtime=scenario.runtime, **guest.columns(has_vm))  # fmt: skip
+    return Sample(strategy=cell.strategy, options=scenario.options_for(cell.strategy).model_dump_json(),
+                  sidecar=str(cell.sidecar), scenario=scenario.name, repetition=rep, runtime=scenario.runtime,
+                  **guest.columns(has_vm))  # fmt: skip
 
 
 def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, writer: RunWriter, lab: LabSession,

@@ -3,31 +3,14 @@ fixed round-trip tool, statically linked so the same binary runs on the host and
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import subprocess
 from pathlib import Path
 
+from harness.lab.build import ToolBuildError, compile_c
 from harness.lab.paths import CACHE_DIR
 
 GUEST_FILES = Path(__file__).parent / "guest_files"
-
-
-class ToolBuildError(RuntimeError):
-    pass
+__all__ = ["GUEST_FILES", "ToolBuildError", "compile_crr"]
 
 
 def compile_crr(cache: Path = CACHE_DIR) -> Path:
-    """vmnb-crr, statically linked, cached by the hash of its source."""
-    source = GUEST_FILES / "crr.c"
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    binary = cache / "tools" / digest / "vmnb-crr"
-    if binary.exists():
-        return binary
-    if not shutil.which("gcc"):
-        raise ToolBuildError("gcc is needed to build vmnb-crr (the CRR tool): install gcc and libc6-dev")
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    tmp = binary.with_suffix(".tmp")
-    subprocess.run(["gcc", "-O2", "-static", "-o", str(tmp), str(source)], check=True, capture_output=True)
-    tmp.rename(binary)
-    return binary
+    return compile_c(GUEST_FILES / "crr.c", "vmnb-crr", what="the CRR tool", cache=cache)

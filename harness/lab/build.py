@@ -1,0 +1,35 @@
+"""Small C programs the harness builds itself with the machine's gcc (vmnb-crr, vmnb-relay): statically
+linked, so one binary runs on the host, in any pod namespace and inside the QEMU guest; cached under
+CACHE_DIR/tools/<hash of the source and flags>/, rebuilt only when the source changes."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness.lab.paths import CACHE_DIR
+
+CFLAGS = ("-O2", "-Wall", "-static")
+
+
+class ToolBuildError(RuntimeError):
+    pass
+
+
+def compile_c(source: Path, name: str, *, what: str, cache: Path = CACHE_DIR) -> Path:
+    """`source` built as `name`; `what` says in an error what the tool is for."""
+    digest = hashlib.sha256(source.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:16]
+    binary = cache / "tools" / digest / name
+    if binary.exists():
+        return binary
+    if not shutil.which("gcc"):
+        raise ToolBuildError(f"gcc is needed to build {name} ({what}): install gcc and libc6-dev")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    tmp = binary.with_suffix(".tmp")
+    done = subprocess.run(["gcc", *CFLAGS, "-o", str(tmp), str(source)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ToolBuildError(f"building {name} from {source} failed: {done.stderr.strip()[-500:]}")
+    tmp.rename(binary)
+    return binary
