@@ -8,9 +8,10 @@ sockperf, 11112 vmnb-crr) with a static destination:
 
     direct          servers in the pod, no relay: the ceiling
     kernel-dnat     iptables DNAT in the pod, no userspace (what masquerade does)
-    relay           harness.pod.proxy: one event loop, splice through pooled pipes
-    relay-2w        the same with --workers 2 (SO_REUSEPORT, one process per core)
-    relay-threaded  benchmarks/threaded_proxy.py: the previous design, a thread per direction
+    vmnb-relay      the strategies' relay (harness/pod/relay.c): one epoll loop, splice through pooled pipes
+    vmnb-relay-2w   the same with --workers 2 (SO_REUSEPORT, one process per core)
+    relay-python    harness/pod/proxy.py, the same design in Python (the reference)
+    relay-threaded  benchmarks/threaded_proxy.py: the first design, a Python thread per direction
     socat           socat fork per connection (its default 8 KiB read/write loop)
     envoy           Envoy tcp_proxy, concurrency 2 as an Istio sidecar
     haproxy         HAProxy in TCP mode (Debian 12's haproxy, its defaults: no splice; nbthread = cores)
@@ -52,12 +53,13 @@ from harness.lab.rules import apply_iptables  # noqa: E402
 from harness.lab.session import LabSession  # noqa: E402
 from harness.lab.waiting import wait_listening  # noqa: E402
 from harness.pod.envoy import start_envoy, tcp_relay_config  # noqa: E402
-from harness.pod.proxy_process import start_proxy  # noqa: E402
+from harness.pod.proxy_process import RelayImplementation, start_proxy  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 IPERF, RR, CRR = 5201, 11111, 11112
 PORTS = [IPERF, RR, CRR]
-RELAYS = ["direct", "kernel-dnat", "relay", "relay-2w", "relay-threaded", "socat", "envoy", "haproxy"]
+RELAYS = ["direct", "kernel-dnat", "vmnb-relay", "vmnb-relay-2w", "relay-python", "relay-threaded", "socat", "envoy",
+          "haproxy"]  # fmt: skip
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 HAPROXY_CONFIG = """global
@@ -90,10 +92,12 @@ def set_up(relay: str, bed: TestBed) -> tuple[Ends, list[int]]:
     if relay == "kernel-dnat":
         apply_iptables(bed.pod, "nat", [f"-A PREROUTING -i eth0 -p tcp --dport {port} -j DNAT --to-destination "
                                         f"{vm_ip}" for port in PORTS])  # fmt: skip
-    elif relay == "relay":
+    elif relay == "vmnb-relay":
         start_proxy(bed, static)
-    elif relay == "relay-2w":
-        start_proxy(bed, static, options=("--workers", "2"))
+    elif relay == "vmnb-relay-2w":
+        start_proxy(bed, static, workers=2)
+    elif relay == "relay-python":
+        start_proxy(bed, static, implementation=RelayImplementation.PYTHON)
     elif relay == "relay-threaded":
         proc = bed.start_process([sys.executable, str(BENCH_DIR / "threaded_proxy.py"), *static], name="threaded",
                                  ns=bed.pod)  # fmt: skip
@@ -207,7 +211,7 @@ def bounds(df: pd.DataFrame, console: Console) -> None:
     def median(relay: str, test: str, metric: str) -> float:
         return median_ci(df[(df.relay == relay) & (df.test == test) & (df.metric == metric)]["value"].dropna()).median
 
-    for relay in ("relay", "relay-2w"):
+    for relay in ("vmnb-relay", "vmnb-relay-2w", "relay-python"):
         checks = [
             ("in Gbit/s >= envoy", median(relay, "in", "gbit_s"), median("envoy", "in", "gbit_s"), 1.0),
             ("out Gbit/s >= envoy", median(relay, "out", "gbit_s"), median("envoy", "out", "gbit_s"), 1.0),

@@ -9,6 +9,7 @@ into userspace) and a process using recvmsg/sendmsg is undercounted."""
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +69,10 @@ def cost(before: CpuSnapshot, after: CpuSnapshot) -> CpuCost:
     process = delta(before.process_ticks, after.process_ticks)
     moved = delta(before.process_bytes, after.process_bytes)
     return CpuCost(process / CLK_TCK, (after.kernel_ticks - before.kernel_ticks) / CLK_TCK, moved)
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds this harness process has used (all its threads): what the harness itself costs while a
+    tool runs, recorded per test as `harness_cpu` so its footprint on the 2 shared cores is visible."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

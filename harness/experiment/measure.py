@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from harness.analysis.results import RunWriter, Sample
-from harness.experiment.cpu import CpuCost, cost, snapshot
+from harness.experiment.cpu import CpuCost, cost, own_cpu_seconds, snapshot
 from harness.experiment.kinds import TestKind
 from harness.experiment.outcome import Metric, Outcome
 from harness.guests.attachment import Attachment
@@ -47,9 +47,10 @@ def run_test(test: TestKind, direction: Direction, cell: Cell) -> list[Sample]:
         counters_before = cell.sidecar.counters() if cell.sidecar else None
     except OSError as e:
         counters_before = e
-    cpu_before = snapshot(pids)
+    cpu_before, harness_before = snapshot(pids), own_cpu_seconds()
     outcome = test.measure(cell.attachment.ends(direction), f"{cell.writer.run_id}-{label}")
     spent = cost(cpu_before, snapshot(pids))
+    harness_s = own_cpu_seconds() - harness_before
     if outcome.raw:
         cell.writer.save_raw(f"iperf3-{label}.json", outcome.raw)
     evidence = traversal(outcome, direction, cell.sidecar, counters_before)
@@ -61,7 +62,7 @@ def run_test(test: TestKind, direction: Direction, cell: Cell) -> list[Sample]:
             r = replace(r, value=None, status=Status.FAILED, reason=evidence.reason)
         rows.append(r)
     if outcome.status is Status.OK:
-        for metric in cost_metrics(outcome, spent):
+        for metric in [*cost_metrics(outcome, spent), Metric("harness_cpu", "s", harness_s)]:
             rows.append(replace(row, **metric.columns(), status=Status.OK, path=evidence.path))
         if outcome.rtt_us is not None:
             cell.writer.add_latency(row, outcome.rtt_us)
