@@ -189,10 +189,15 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+def short(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def print_tables(df: pd.DataFrame, relays: list[str], console: Console, title: str) -> None:
     for part in (COLUMNS[:7], COLUMNS[7:]):
         table = Table(title=title)
         table.add_column("relay")
+        table.add_column("n", justify="right")
         for _, _, heading in part:
             table.add_column(heading, justify="right")
         for relay in relays:
@@ -200,8 +205,9 @@ def print_tables(df: pd.DataFrame, relays: list[str], console: Console, title: s
             for test, metric, _ in part:
                 values = df[(df.relay == relay) & (df.test == test) & (df.metric == metric)]["value"].dropna()
                 ci = median_ci(values)
-                cells.append("-" if ci.n == 0 else f"{ci.median:.3g}\n[{ci.low:.3g}, {ci.high:.3g}] n={ci.n}")
-            table.add_row(relay, *cells)
+                cells.append("-" if ci.n == 0 else f"{short(ci.median)} [{short(ci.low)}-{short(ci.high)}]")
+            n = df[(df.relay == relay) & (df.metric == "gbit_s")]["repetition"].nunique()
+            table.add_row(relay, str(n), *cells)
         console.print(table)
 
 
@@ -236,7 +242,7 @@ def main() -> int:
     unknown = [r for r in relays if r not in RELAYS]
     if unknown:
         parser.error(f"--relays: unknown {', '.join(unknown)}; allowed: {', '.join(RELAYS)}")
-    console = Console()
+    console = Console(width=200)
     rows = []
     with LabSession() as lab:
         for rep in range(1, args.repetitions + 1):

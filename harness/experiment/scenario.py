@@ -65,7 +65,7 @@ class Scenario(Strict):
         checked += [(f"variants.{label}.options", v.strategy, v.options) for label, v in self.variants.items()]
         for where, name, options in checked:
             try:
-                STRATEGIES[name].Options.model_validate(options, strict=True)
+                _strategy_options(name, options)
             except ValidationError as e:
                 raise ValueError(_first_error(e, prefix="", base=where, model=STRATEGIES[name].Options)) from None
         for label in self.strategies:
@@ -97,7 +97,12 @@ class Scenario(Strict):
         options = {**self.strategy_options.get(base, {})}
         if label in self.variants:
             options.update(self.variants[label].options)
-        return STRATEGIES[base].Options.model_validate(options, strict=True)
+        return _strategy_options(base, options)
+
+
+def _strategy_options(strategy: str, options: dict[str, Any]) -> StrategyOptions:
+    """Strict in JSON mode, as the scenario itself: YAML's strings and numbers, enums by their value."""
+    return STRATEGIES[strategy].Options.model_validate_json(json.dumps(options, default=str), strict=True)
 
 
 def _loc(loc: tuple) -> str:

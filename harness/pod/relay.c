@@ -178,8 +178,7 @@ static void close_conn(struct conn *c, int abort_it) {
     give_pipe(c->out.pipe_r, c->out.pipe_w, c->out.pending == 0 && !abort_it);
     give_pipe(c->back.pipe_r, c->back.pipe_w, c->back.pending == 0 && !abort_it);
     int fds[2] = {c->client, c->upstream};
-    for (int i = 0; i < 2; i++) {
-        epoll_ctl(epfd, EPOLL_CTL_DEL, fds[i], NULL);
+    for (int i = 0; i < 2; i++) { /* close() also takes the fd out of the epoll set: no EPOLL_CTL_DEL */
         if (abort_it) arm_reset(fds[i]);
         close(fds[i]);
     }
