@@ -217,15 +217,28 @@ def claims(
 
 
 @app.command()
-def describe(name: Annotated[str, typer.Argument(help="Strategy name.")]) -> None:
+def describe(
+    name: Annotated[str, typer.Argument(help="Strategy name.")],
+    option: Annotated[list[str], typer.Option("--option", help="KEY=VALUE of the strategy's options.")] = [],  # noqa: B006
+) -> None:
     """Set a strategy up on a scratch bed and print what it creates: links, addresses, rules, processes."""
+    import yaml
+
     from harness.experiment.describe import describe_strategy
+    from harness.experiment.scenario import ScenarioError, parse_strategy_options
     from strategies import STRATEGIES
 
     if name not in STRATEGIES:
         fail(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}.")
+    pairs = [item.partition("=") for item in option]
+    if bad := [key for key, eq, _ in pairs if not eq or not key]:
+        fail(f"option --option: {bad[0]!r} is not KEY=VALUE (e.g. --option relay=python).")
+    try:
+        options = parse_strategy_options(name, {k: yaml.safe_load(v) for k, _, v in pairs}, "--option")
+    except ScenarioError as e:
+        fail(str(e))
     _require_root()
-    typer.echo(describe_strategy(name))
+    typer.echo(describe_strategy(name, options))
 
 
 @app.command()

@@ -18,6 +18,7 @@ sees it). Turning bridge-nf-call-iptables off in the pod plays the part of the b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from harness.lab.rules import apply_iptables
 from harness.pod.proxy_process import start_proxy
@@ -25,13 +26,19 @@ from strategies.base import Attachment, GuestDriver, RelayOptions, Requirements,
 
 BRIDGE = "virbr0"
 BR_NETFILTER_SYSCTL = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+ESTABLISHED = {"socket": "-m socket", "conntrack": "-m conntrack --ctstate ESTABLISHED,RELATED"}
 TPROXY_PORT = 9401
 MARK = 8
 ROUTE_TABLE = 100
 
 
 class TproxyOptions(RelayOptions):
-    pass
+    established_match: Literal["socket", "conntrack"] = "socket"
+    """How packets of flows the relay already owns skip TPROXY: `socket` is the research's `-m socket`, which
+    also matches a TIME_WAIT socket, so a VM SYN that reuses a recent 4-tuple is delivered to that TIME_WAIT
+    socket (no listener on the original destination: ACK, client RST, SYN retransmitted; measured in issue
+    17); `conntrack` matches `--ctstate ESTABLISHED,RELATED`, as Istio's TPROXY mode does, so such a SYN
+    (ctstate NEW) reaches TPROXY, which hands a TIME_WAIT hit to the listener."""
 
 
 class Tproxy(Strategy):
@@ -67,7 +74,7 @@ class Tproxy(Strategy):
                 f"-A PREROUTING -p tcp -i {BRIDGE} -j KUBEVIRT_INBOUND",
                 f"-A KUBEVIRT_TPROXY ! -d 127.0.0.1/32 -p tcp -j TPROXY --tproxy-mark {MARK}/0xffffffff "
                 f"--on-port {TPROXY_PORT}",
-                "-A KUBEVIRT_INBOUND -p tcp -m socket -j KUBEVIRT_DIVERT",
+                f"-A KUBEVIRT_INBOUND -p tcp {ESTABLISHED[self.options.established_match]} -j KUBEVIRT_DIVERT",
                 "-A KUBEVIRT_INBOUND -p tcp -j KUBEVIRT_TPROXY",
                 f"-I OUTPUT 1 -d {vm_ip} -j ACCEPT",
             ],

@@ -84,3 +84,12 @@ def test_describe_shows_rules_routes_and_processes():
     assert "slirp4netns --configure" in slirp and "198.19.1.100/24" in slirp
     assert "nft ruleset: (empty)" in slirp  # the seed's claim: slirp installs no rules
     assert set(list_namespaces()) == before  # describe tears its scratch bed down
+
+
+def test_tproxy_established_match_option_selects_the_rule():
+    from harness.experiment.describe import describe_strategy
+    from strategies import strategy_class
+
+    assert "-m socket -j KUBEVIRT_DIVERT" in describe_strategy("tproxy")
+    conntrack = describe_strategy("tproxy", strategy_class("tproxy").Options(established_match="conntrack"))
+    assert "--ctstate RELATED,ESTABLISHED -j KUBEVIRT_DIVERT" in conntrack

@@ -7,11 +7,12 @@ from harness.guests.spec import GuestSpec
 from harness.lab.rules import iptables_save, list_nft
 from harness.lab.session import LabSession
 from strategies import strategy_class
+from strategies.base import StrategyOptions
 
 
-def describe_strategy(name: str) -> str:
+def describe_strategy(name: str, options: StrategyOptions | None = None) -> str:
     cls = strategy_class(name)
-    strategy = cls()
+    strategy = cls(options)
     lines = [f"strategy {name}: {cls.summary}", f"faithful to: {cls.faithful_to}"]
     req = cls.requirements
     lines.append(

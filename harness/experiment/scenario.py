@@ -105,6 +105,15 @@ def _strategy_options(strategy: str, options: dict[str, Any]) -> StrategyOptions
     return STRATEGIES[strategy].Options.model_validate_json(json.dumps(options, default=str), strict=True)
 
 
+def parse_strategy_options(strategy: str, options: dict[str, Any], where: str) -> StrategyOptions:
+    """`options` for `strategy` as a scenario would take them; bad input raises ScenarioError, one sentence
+    naming `where` and the field (and the strategy's fields when the name is unknown)."""
+    try:
+        return _strategy_options(strategy, options)
+    except ValidationError as e:
+        raise ScenarioError(_first_error(e, prefix="", base=where, model=STRATEGIES[strategy].Options) + ".") from None
+
+
 def _loc(loc: tuple) -> str:
     parts: list[str] = []
     for item in loc:
