@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from harness.lab.names import check_run_id
+from harness.lab.names import RUN_ID_PATTERN, check_run_id
 
 app = typer.Typer(help="Measure how a VM in a pod reaches the pod network next to a sidecar.", no_args_is_help=True)
 # Wide enough for the summary table when output goes to a file or CI log.
@@ -64,58 +64,93 @@ def run(
 
 @app.command()
 def report(
-    run_dir: Annotated[Path | None, typer.Argument(help="results/<run id>; the latest run if omitted.")] = None,
+    run: Annotated[
+        str | None, typer.Argument(help="A run folder or a run id in --results; the latest if omitted.")
+    ] = None,
     results: Annotated[Path, typer.Option(help="Folder holding the runs.")] = DEFAULT_RESULTS,
 ) -> None:
-    """Write report.md, a self-contained report.html and PNG figures into the run folder."""
+    """Write answer.md (the decision page), report.md, a self-contained report.html and PNG figures."""
     from harness.analysis.report import write_report
     from harness.analysis.results import RunFolderError
 
-    run_dir = run_dir or latest_run(results)
+    run_dir = resolve_run(run, results) if run else latest_run(results)
     try:
         md, page = write_report(run_dir)
     except RunFolderError as e:
         fail(str(e))
-    console.print(f"wrote {md}\nwrote {page}\nfigures in {run_dir / 'figures'}")
+    console.print(f"wrote {run_dir / 'answer.md'}\nwrote {md}\nwrote {page}\nfigures in {run_dir / 'figures'}")
+
+
+EXIT_REGRESSED = 1  # compare: some metric regressed beyond its gate
+EXIT_INCONCLUSIVE = 4  # compare: nothing regressed, but some gated metric could not be decided
 
 
 @app.command()
 def compare(
-    base: Annotated[Path, typer.Argument(help="The baseline run folder.")],
-    new: Annotated[Path, typer.Argument(help="The run folder to judge.")],
+    base: Annotated[str, typer.Argument(help="The baseline: a run folder or a run id in --results.")],
+    new: Annotated[str, typer.Argument(help="The run to judge: a run folder or a run id in --results.")],
+    results: Annotated[Path, typer.Option(help="Folder holding the runs (for run ids).")] = DEFAULT_RESULTS,
     gates: Annotated[Path | None, typer.Option(help="Gate thresholds (default benchmarks/gates.yaml).")] = None,
     output: Annotated[Path | None, typer.Option(help="Where to write the verdicts as JSON.")] = None,
 ) -> None:
-    """Judge NEW against BASE metric by metric; exit 1 if any metric regressed beyond its gate."""
+    """Judge NEW against BASE metric by metric. Exit 1 if a metric regressed, 4 if none did but some gated
+    metric is inconclusive (too few samples, or a CI wider than the gate), 0 otherwise."""
     from rich.table import Table
 
-    from harness.analysis.compare import DEFAULT_GATES, NothingInCommon, compare_runs
+    from harness.analysis.compare import DEFAULT_GATES, NothingInCommon
+    from harness.analysis.compare import compare as compare_runs
     from harness.analysis.results import RunFolderError
     from harness.lab.atomic import write_json
 
+    base_dir, new_dir = resolve_run(base, results), resolve_run(new, results)
     try:
-        verdicts = compare_runs(base, new, gates or DEFAULT_GATES)
+        result = compare_runs(base_dir, new_dir, gates or DEFAULT_GATES)
     except (RunFolderError, NothingInCommon) as e:
         fail(str(e))
+    verdicts = result.verdicts
     if verdicts.empty:
-        fail(f"{base} and {new} share no metric to compare.")
-    table = Table(title=f"compare {base.name} -> {new.name}")
-    for col in ("strategy", "sidecar", "test", "direction", "metric", "base", "new", "ratio", "p", "verdict"):
+        fail(f"{base_dir} and {new_dir} share no metric to compare.")
+    table = Table(title=f"compare {base_dir.name} -> {new_dir.name}")
+    for col in ("strategy", "sidecar", "test", "dir", "metric", "n", "base", "new", "ratio", "verdict", "why"):
         table.add_column(col)
-    style = {"regressed": "red", "improved": "green"}
+    style = {"regressed": "red", "improved": "green", "inconclusive": "yellow"}
     for r in verdicts.itertuples():
-        p = "-" if r.p_value is None or r.p_value != r.p_value else f"{r.p_value:.3f}"
         v = f"[{style[r.verdict]}]{r.verdict}[/]" if r.verdict in style else r.verdict
-        table.add_row(r.strategy, r.sidecar, r.test, r.direction, r.metric, f"{r.median_base:.4g}",
-                      f"{r.median_new:.4g}", f"{r.ratio:.3f}", p, v)  # fmt: skip
+        table.add_row(r.strategy, r.sidecar, r.test, r.direction, r.metric, f"{r.n_base}/{r.n_new}",
+                      f"{r.median_base:.4g}", f"{r.median_new:.4g}", f"{r.ratio:.3f}", v, r.why)  # fmt: skip
     console.print(table)
-    out = output or new / f"compare-{base.name}.json"
+    for name, cells in ((base_dir.name, result.only_base), (new_dir.name, result.only_new)):
+        if cells:
+            listed = "; ".join("/".join(str(p) for p in cell) for cell in cells)
+            console.print(f"only in {name} (not compared): {listed}")
+    if result.environment:
+        env = Table(title="environment differences (a difference here can explain a verdict)")
+        for col in ("what", base_dir.name, new_dir.name):
+            env.add_column(col)
+        for what, b, n in result.environment:
+            env.add_row(what, str(b), str(n))
+        console.print(env)
+    out = output or new_dir / f"compare-{base_dir.name}.json"
     write_json(out, verdicts.to_dict(orient="records"))
-    regressed = verdicts[verdicts["verdict"] == "regressed"]
-    console.print(f"{len(regressed)} regressed, {int((verdicts.verdict == 'improved').sum())} improved, "
-                  f"{len(verdicts)} compared; verdicts in {out}")  # fmt: skip
-    if len(regressed):
-        raise typer.Exit(1)
+    console.print(f"{result.regressed} regressed, {int((verdicts.verdict == 'improved').sum())} improved, "
+                  f"{result.inconclusive} inconclusive, {len(verdicts)} compared; verdicts in {out}")  # fmt: skip
+    if result.regressed:
+        raise typer.Exit(EXIT_REGRESSED)
+    if result.inconclusive:
+        raise typer.Exit(EXIT_INCONCLUSIVE)
+
+
+def resolve_run(run: str, results: Path) -> Path:
+    """A run folder given as a path, or as a bare run id inside `results`."""
+    path = Path(run)
+    if path.is_dir() or "/" in run:
+        return path
+    if RUN_ID_PATTERN.match(run):
+        candidate = results / run
+        if candidate.is_dir():
+            return candidate
+        fail(f"run {run}: no folder {candidate}; give the run's folder or --results.")
+    return path
 
 
 def refuse_used_run_id(run_id: str, results: Path) -> None:

@@ -110,3 +110,20 @@ def test_ratio_gate_survives_a_machine_twice_as_fast(tmp_path):
     verdicts = compare_runs(base, faster).set_index(["strategy", "metric"])["verdict"]
     assert verdicts[("nat-proxy", "throughput")] == "improved"
     assert verdicts[("nat-proxy", "throughput/direct")] == "regressed"
+
+
+def test_compare_says_inconclusive_when_samples_cannot_decide(tmp_path):
+    """2 vs 2 repetitions: Mann-Whitney's smallest one-sided p is 1/6, so no difference can be shown; the
+    verdict is inconclusive (exit 4), never unchanged, even for a 30% drop."""
+    base = synthetic_run(tmp_path / "base", {"direct": [15.0, 15.2], "nat-proxy": [10.0, 10.1]})
+    worse = synthetic_run(tmp_path / "worse", {"direct": [15.1, 15.0], "nat-proxy": [7.0, 7.1], "slirp": [1.0, 1.1]})
+    meta = json.loads((worse / "run.json").read_text())
+    (worse / "run.json").write_text(json.dumps({**meta, "tools": {"iperf3": "iperf 3.99"}}))
+    verdicts = compare_runs(base, worse)
+    assert set(verdicts.verdict) == {"inconclusive"}
+    assert verdicts.why.str.contains("smallest possible p").all()
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(base), str(worse)],
+                          capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "only in worse (not compared): slirp/none/tcp_throughput/ingress" in done.stdout
+    assert "tool iperf3" in done.stdout and "iperf 3.99" in done.stdout

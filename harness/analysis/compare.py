@@ -1,10 +1,16 @@
 """`vmnetbench compare BASE NEW`: per metric, medians, ratio, a one-sided Mann-Whitney U test and a minimum
 effect size, each metric knowing which direction is better; plus ratios to a reference strategy measured
-within each run (machine-independent). Thresholds live in benchmarks/gates.yaml."""
+within each run (machine-independent). Thresholds live in benchmarks/gates.yaml.
+
+Verdicts: `regressed` / `improved` when the test says NEW is worse / better (p < alpha) by more than the
+minimum effect; `unchanged` only when the ratio's 95% bootstrap CI lies inside +-min_effect (equivalence,
+not the mere absence of a significant difference); `inconclusive` otherwise, e.g. when the sample sizes
+cannot reach p < alpha at all (2 vs 2 repetitions: the smallest one-sided p is 1/6)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +18,8 @@ import pandas as pd
 import yaml
 from scipy.stats import mannwhitneyu
 
-from harness.analysis.results import load_samples
+from harness.analysis.results import load_meta, load_samples
+from harness.analysis.stats import ratio_ci
 from harness.lab.paths import REPO_ROOT
 
 KEYS = ["strategy", "sidecar", "test", "direction", "metric"]
@@ -65,16 +72,39 @@ def within_run_ratios(df: pd.DataFrame, ratios: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=df.columns) if out else df.iloc[0:0]
 
 
+@dataclass
+class Comparison:
+    verdicts: pd.DataFrame
+    only_base: list[tuple] = field(default_factory=list)  # cells (strategy, sidecar, test, direction) in BASE only
+    only_new: list[tuple] = field(default_factory=list)
+    environment: list[tuple[str, object, object]] = field(default_factory=list)  # (what, base, new) that differ
+
+    @property
+    def regressed(self) -> int:
+        return int((self.verdicts.verdict == "regressed").sum()) if not self.verdicts.empty else 0
+
+    @property
+    def inconclusive(self) -> int:
+        return int((self.verdicts.verdict == "inconclusive").sum()) if not self.verdicts.empty else 0
+
+
+CELL = ["strategy", "sidecar", "test", "direction"]
+
+
 def compare_runs(base_dir: Path, new_dir: Path, gates_path: Path = DEFAULT_GATES) -> pd.DataFrame:
+    return compare(base_dir, new_dir, gates_path).verdicts
+
+
+def compare(base_dir: Path, new_dir: Path, gates_path: Path = DEFAULT_GATES) -> Comparison:
     gates, ratios = load_gates(gates_path)
     frames = []
     for run_dir in (base_dir, new_dir):
         df = ok_samples(run_dir)
         frames.append(pd.concat([df, within_run_ratios(df, ratios)], ignore_index=True))
     base, new = frames
-    cell = ["strategy", "sidecar", "test", "direction"]
-    shared = base[base.test != "harness"][cell].drop_duplicates().merge(new[cell].drop_duplicates())
-    if shared.empty:
+    cells_base = {tuple(r) for r in base[base.test != "harness"][CELL].drop_duplicates().itertuples(index=False)}
+    cells_new = {tuple(r) for r in new[new.test != "harness"][CELL].drop_duplicates().itertuples(index=False)}
+    if not cells_base & cells_new:
         raise NothingInCommon(f"{base_dir} and {new_dir} share no measured cell (strategy, sidecar, test, direction "
                               "with successful samples in both); nothing to compare")  # fmt: skip
     rows = []
@@ -87,7 +117,13 @@ def compare_runs(base_dir: Path, new_dir: Path, gates_path: Path = DEFAULT_GATES
         metric = key[-1]
         gate = gates.get(metric) or gates.get(metric.split("/")[0])
         rows.append(_verdict(dict(zip(KEYS, key, strict=True)), b["value"].to_numpy(), n["value"].to_numpy(), gate))
-    return pd.DataFrame(rows)
+    return Comparison(pd.DataFrame(rows), sorted(cells_base - cells_new), sorted(cells_new - cells_base),
+                      environment_differences(load_meta(base_dir), load_meta(new_dir)))  # fmt: skip
+
+
+def smallest_p(n_base: int, n_new: int) -> float:
+    """The smallest one-sided p-value Mann-Whitney U can give for these sample sizes (complete separation)."""
+    return 1 / math.comb(n_base + n_new, n_base)
 
 
 def _verdict(key: dict, base: np.ndarray, new: np.ndarray, gate: Gate | None) -> dict:
@@ -95,20 +131,49 @@ def _verdict(key: dict, base: np.ndarray, new: np.ndarray, gate: Gate | None) ->
     ratio = mn / mb if mb else float("nan")
     row = {**key, "n_base": len(base), "n_new": len(new), "median_base": mb, "median_new": mn, "ratio": ratio}
     if gate is None:
-        return {**row, "p_value": None, "verdict": "not gated"}
+        return {**row, "p_value": None, "verdict": "not gated", "why": "no gate for this metric"}
+    row |= {"better": gate.better, "min_effect": gate.min_effect}
+    floor = smallest_p(len(base), len(new)) if len(base) and len(new) else 1.0
+    if floor >= gate.alpha:
+        return {**row, "p_value": None, "verdict": "inconclusive",
+                "why": f"n={len(base)} vs {len(new)}: the smallest possible p is {floor:.2g} >= alpha {gate.alpha:g}; "
+                       "more repetitions needed"}  # fmt: skip
     worse = "less" if gate.better == "higher" else "greater"  # alternative: NEW is worse than BASE
     better = "greater" if gate.better == "higher" else "less"
-    if len(base) < 2 or len(new) < 2:
-        return {**row, "p_value": None, "verdict": "too few samples"}
     p_worse = float(mannwhitneyu(new, base, alternative=worse).pvalue)
     p_better = float(mannwhitneyu(new, base, alternative=better).pvalue)
     change = (mn - mb) / abs(mb) if mb else 0.0
     worse_by = -change if gate.better == "higher" else change
+    ci = ratio_ci(new, base) if mb else None
     if p_worse < gate.alpha and worse_by > gate.min_effect:
-        verdict = "regressed"
+        verdict, why = "regressed", f"p={p_worse:.3g} < {gate.alpha:g} and worse by {worse_by:.0%}"
     elif p_better < gate.alpha and -worse_by > gate.min_effect:
-        verdict = "improved"
+        verdict, why = "improved", f"p={p_better:.3g} < {gate.alpha:g} and better by {-worse_by:.0%}"
+    elif ci is not None and 1 - gate.min_effect <= ci.low and ci.high <= 1 + gate.min_effect:
+        verdict, why = "unchanged", f"ratio CI [{ci.low:.2f}, {ci.high:.2f}] within +-{gate.min_effect:.0%}"
     else:
-        verdict = "unchanged"
-    return {**row, "p_value": min(p_worse, p_better), "better": gate.better, "min_effect": gate.min_effect,
-            "verdict": verdict}  # fmt: skip
+        bounds = f"[{ci.low:.2f}, {ci.high:.2f}]" if ci is not None else "undefined"
+        verdict, why = "inconclusive", f"ratio CI {bounds} not within +-{gate.min_effect:.0%} and no significant change"
+    return {**row, "p_value": min(p_worse, p_better), "verdict": verdict, "why": why}
+
+
+def environment_differences(base: dict, new: dict) -> list[tuple[str, object, object]]:
+    """What differs between two runs' environments: tool versions, kernel, CPU, guest (QEMU, accel), load."""
+
+    def facts(meta: dict) -> dict[str, object]:
+        host, guest = meta.get("host", {}), meta.get("guest") or {}
+        out = {f"tool {k}": v for k, v in (meta.get("tools") or {}).items()}
+        out |= {"kernel": host.get("kernel"), "cpu": host.get("cpu_model"), "cpus": host.get("cpus"),
+                "guest": guest.get("kind", "netns"), "qemu": guest.get("qemu_version"),
+                "accel": (guest.get("acceleration") or {}).get("accel"),
+                "runtime": (meta.get("scenario_parsed") or {}).get("runtime"),
+                "git": meta.get("git_sha")}  # fmt: skip
+        load = meta.get("load") or {}
+        out |= {
+            "load at start": (load.get("start") or {}).get("loadavg_1m"),
+            "other runs": ", ".join((load.get("start") or {}).get("other_runs", [])) or None,
+        }
+        return out
+
+    fb, fn = facts(base), facts(new)
+    return [(k, fb.get(k), fn.get(k)) for k in dict.fromkeys([*fb, *fn]) if fb.get(k) != fn.get(k)]

@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.lab.paths import REPO_ROOT
 from harness.lab.processes import run_detached
+from harness.lab.state import load_states
 from harness.pod.envoy import EnvoyMissing, envoy_binary
 
 TOOLS = {
@@ -84,3 +85,28 @@ def git_sha(repo: Path = REPO_ROOT) -> str | None:
     if out.returncode != 0:
         return None
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def machine_load(run_id: str) -> dict[str, Any]:
+    """How busy the machine is: the 1-minute load average against the cores, and which other runs (ledgers in
+    the state folder: the harness, the claims helper, hand-run benchmarks) are live. Recorded at a run's start
+    and end so a number taken on a busy host can be recognised."""
+    try:
+        loadavg = float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        loadavg = None
+    others = sorted({s["run_id"] for s in load_states() if not str(s["run_id"]).startswith(run_id)})
+    return {"loadavg_1m": loadavg, "cpus": os.cpu_count(), "other_runs": others}
+
+
+def busy_host_warnings(meta: dict[str, Any]) -> list[str]:
+    """One sentence per sign that the run shared the machine: other live runs, or load above the cores."""
+    warnings = []
+    for when in ("start", "end"):
+        load = (meta.get("load") or {}).get(when) or {}
+        if load.get("other_runs"):
+            warnings.append(f"other runs were live at the {when}: {', '.join(load['other_runs'])}; their work "
+                            "competed for the same cores, so timings may be low")  # fmt: skip
+        if load.get("loadavg_1m") is not None and load.get("cpus") and load["loadavg_1m"] > load["cpus"]:
+            warnings.append(f"load average {load['loadavg_1m']:.2f} exceeded the {load['cpus']} cores at the {when}")
+    return warnings

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from harness.analysis.answer import all_metrics, binding_order, decision_page, failures, latest_claims  # noqa: E402
 from harness.analysis.results import load_meta, load_samples  # noqa: E402
 from harness.analysis.stats import median_ci  # noqa: E402
 from harness.analysis.summary import latency_percentiles, path_matrix, throughput_summary  # noqa: E402
@@ -222,6 +223,9 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         plt.close(fig)
         made.append((name, caption))
     host = run.meta.get("host", {})
+    claims = ("this run", run.claims) if run.claims else latest_claims(run.dir.parent)
+    answer = decision_page(run.samples, run.meta, claims, guest_line(run.meta))
+    write_text(run.dir / "answer.md", answer)
     sections = [
         ("TCP throughput (Gbit/s)", throughput_summary(run.samples)),
         ("Sidecar traversal", path_matrix(run.samples)),
@@ -230,7 +234,12 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         sections.append(("Latency percentiles (us, merged)", latency_percentiles(run.latency).round(1)))
     if run.claims:
         sections.append(("Claims", pd.DataFrame(run.claims)))
-    md = [f"# vmnetbench run {run.run_id}", "",
+    bindings = binding_order(run.samples, run.meta.get("scenario_parsed", {}).get("strategies", []))
+    sections.append(
+        ("Every measured metric (median, 95% bootstrap CI when n >= 3)", all_metrics(run.samples, bindings))
+    )
+    sections.append(("Every failure, with its reason", failures(run.samples, bindings)))
+    md = [answer, "", f"# vmnetbench run {run.run_id}", "",
           f"Scenario `{run.meta.get('scenario_name')}`, status {run.meta.get('status')}, {when(run.meta)}.", "",
           "samples.parquet is the authoritative table; samples.csv is derived from it when the run ends.", "",
           guest_line(run.meta), "",

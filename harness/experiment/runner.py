@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.analysis.provenance import git_sha, host_facts, tool_versions
+from harness.analysis.provenance import busy_host_warnings, git_sha, host_facts, machine_load, tool_versions
 from harness.analysis.results import RunWriter, Sample
 from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary
 from harness.experiment.measure import Cell, failed_row, run_test
@@ -126,6 +126,7 @@ def run_scenario(
             "shuffle_seed": seed,
             "host": host_facts(),
             "tools": tool_versions(),
+            "load": {"start": machine_load(run_id)},
             "git_sha": git_sha(),
             "harness_pid": os.getpid(),
             "guest": {"kind": str(guest.kind), **(qemu_facts(guest) if guest.kind == GuestKind.QEMU else {})},
@@ -151,11 +152,13 @@ def run_scenario(
             status = "complete"
         finally:
             lab.close()
-            writer.finish(status)
+            writer.finish(status, load={**writer.meta["load"], "end": machine_load(run_id)})
             if status == "complete":
                 print_summary(writer.frame(), console, scenario.strategies)
                 print_path_matrix(writer.frame(), console, scenario.strategies)
                 print_latency_summary(writer.frame(), writer.latency_frame(), console, scenario.strategies)
+                for warning in busy_host_warnings(writer.meta):
+                    console.print(f"[yellow]busy host: {warning}[/]")
             console.print(f"results: {writer.dir}")
     frame = writer.frame()
     harness_errors = int(frame.reason.fillna("").str.startswith(HARNESS_ERROR).sum())

@@ -1,0 +1,247 @@
+"""The decision page (answer.md, and the top of report.md/html): for each mesh mode in the run, which binding
+works in which direction, what it costs against a plain pod (`direct` under the same sidecar) as ratios with
+95% bootstrap CIs, a ranking only where the CIs separate, and the seed claims that concern each binding.
+
+Every number comes from samples.parquet: a ratio is median(binding) / median(direct) over the ok samples of
+the same sidecar, test and direction, its CI a percentile bootstrap of that ratio with each side resampled
+on its own (stats.ratio_ci); with fewer than MIN_N_FOR_CI samples on either side no CI is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness.analysis.stats import MedianCI, ratio_ci
+
+REFERENCE = "direct"
+MIN_N_FOR_CI = 3
+
+
+@dataclass(frozen=True)
+class CostColumn:
+    heading: str
+    test: str  # a test label prefix: tcp_throughput, rr_tcp_closed, crr, ...
+    direction: str | None  # None: ingress where measured
+    metric: str
+    better: str  # higher | lower
+
+
+COSTS = [
+    CostColumn("TCP in", "tcp_throughput", "ingress", "throughput", "higher"),
+    CostColumn("TCP out", "tcp_throughput", "egress", "throughput", "higher"),
+    CostColumn("RR p50", "rr_tcp_closed", "ingress", "rtt_p50", "lower"),
+    CostColumn("RR p99", "rr_tcp_closed", "ingress", "rtt_p99", "lower"),
+    CostColumn("CRR in", "crr", "ingress", "crr_rate", "higher"),
+    CostColumn("CRR out", "crr", "egress", "crr_rate", "higher"),
+    CostColumn("CPU/GB in", "tcp_throughput", "ingress", "cpu_per_gb", "lower"),
+]
+
+
+def binding_order(samples: pd.DataFrame, listed: list[str]) -> list[str]:
+    """direct first, then the scenario's order, then anything else the samples hold."""
+    seen = list(dict.fromkeys(samples["strategy"]))
+    order = [s for s in listed if s in seen] + [s for s in seen if s not in listed]
+    return ([REFERENCE] if REFERENCE in order else []) + [s for s in order if s != REFERENCE]
+
+
+def sidecar_order(samples: pd.DataFrame, listed: list[str]) -> list[str]:
+    seen = list(dict.fromkeys(samples["sidecar"]))
+    return [s for s in listed if s in seen] + [s for s in seen if s not in listed]
+
+
+def _values(samples: pd.DataFrame, strategy: str, sidecar: str, col: CostColumn) -> pd.Series:
+    df = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.metric == col.metric)
+                 & (samples.status == "ok") & samples.test.fillna("").str.startswith(col.test)]  # fmt: skip
+    if col.direction is not None:
+        df = df[df.direction == col.direction]
+    return df["value"].dropna()
+
+
+def ratio_to_direct(samples: pd.DataFrame, strategy: str, sidecar: str, col: CostColumn) -> MedianCI | None:
+    mine, reference = _values(samples, strategy, sidecar, col), _values(samples, REFERENCE, sidecar, col)
+    if mine.empty or reference.empty:
+        return None
+    ci = ratio_ci(mine, reference)
+    return MedianCI(ci.median, ci.low, ci.high, min(len(mine), len(reference)))
+
+
+UNITS = {"throughput": "Gbit/s", "rtt_p50": "us", "rtt_p99": "us", "crr_rate": "conn/s", "cpu_per_gb": "s/GB"}
+
+
+def reference_value(samples: pd.DataFrame, sidecar: str, col: CostColumn) -> str:
+    """The reference row: 1 by definition, with direct's own median so the ratios can be turned back."""
+    values = _values(samples, REFERENCE, sidecar, col)
+    return f"1 (= {values.median():.3g} {UNITS.get(col.metric, '')})" if len(values) else "-"
+
+
+def format_ratio(ci: MedianCI | None) -> str:
+    if ci is None:
+        return "-"
+    if ci.n < MIN_N_FOR_CI:
+        return f"{ci.median:.2f} (n={ci.n}, no CI)"
+    return f"{ci.median:.2f} [{ci.low:.2f}, {ci.high:.2f}]"
+
+
+@dataclass(frozen=True)
+class Works:
+    verdict: str  # both ways | ingress only | egress only | fails | not measured
+    reason: str = ""
+
+
+def works(samples: pd.DataFrame, strategy: str, sidecar: str) -> Works:
+    """From every test's rows in each direction: a direction works when all its attempts succeeded."""
+    cell = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.test.fillna("") != "")
+                   & (samples.test != "harness")]  # fmt: skip
+    per_direction = {}
+    reasons = []
+    for direction in ("ingress", "egress"):
+        rows = cell[cell.direction == direction]
+        if rows.empty:
+            continue
+        failed = rows[rows.status != "ok"]
+        per_direction[direction] = failed.empty
+        reasons += [r for r in failed.reason.fillna("") if r]
+    if not per_direction:
+        setup = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.status != "ok")]
+        return Works("fails" if not setup.empty else "not measured", _common(list(setup.reason.fillna(""))))
+    ok_in, ok_out = per_direction.get("ingress", False), per_direction.get("egress", False)
+    verdict = {(True, True): "both ways", (True, False): "ingress only", (False, True): "egress only",
+               (False, False): "fails"}[(ok_in, ok_out)]  # fmt: skip
+    if verdict == "both ways" and len(per_direction) == 1:
+        verdict = f"{next(iter(per_direction))} only measured"
+    return Works(verdict, _common(reasons))
+
+
+def _common(reasons: list[str]) -> str:
+    reasons = [r for r in reasons if r]
+    return max(set(reasons), key=reasons.count)[:160] if reasons else ""
+
+
+def ranking(samples: pd.DataFrame, bindings: list[str], sidecar: str, col: CostColumn) -> str:
+    """Bindings by median, `>` where the 95% CIs separate, `≈` (indistinguishable) where they overlap."""
+    from harness.analysis.stats import median_ci
+
+    cis = []
+    for b in bindings:
+        values = _values(samples, b, sidecar, col)
+        if len(values):
+            cis.append((b, median_ci(values)))
+    if len(cis) < 2:
+        return ""
+    cis.sort(key=lambda item: item[1].median, reverse=col.better == "higher")
+    text = cis[0][0]
+    for (_, prev), (name, ci) in zip(cis, cis[1:], strict=False):
+        separated = (
+            prev.n >= MIN_N_FOR_CI
+            and ci.n >= MIN_N_FOR_CI
+            and (prev.low > ci.high if col.better == "higher" else prev.high < ci.low)
+        )
+        text += (" > " if separated else " ≈ ") + name
+    return text
+
+
+def claims_for(claims: list[dict] | None, strategy: str) -> str:
+    if not claims:
+        return ""
+    mine = [c for c in claims if c.get("strategy") == strategy and c.get("seed_claims_it_here")]
+    return "; ".join(f'"{c["claim"]}": {c["verdict"]}' for c in mine)
+
+
+def latest_claims(results_root: Path) -> tuple[str, list[dict]] | None:
+    """The newest claims run beside this run (vmnetbench claims writes claims.json into its own run folder)."""
+    import json
+
+    found = sorted(results_root.glob("*/claims.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        return None
+    return found[-1].parent.name, json.loads(found[-1].read_text())
+
+
+def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dict]] | None, guest: str) -> str:
+    parsed = meta.get("scenario_parsed", {})
+    bindings = binding_order(samples, parsed.get("strategies", []))
+    sidecars = sidecar_order(samples, [str(s) for s in parsed.get("sidecars", [])])
+    runtime = meta.get("runtime") or parsed.get("runtime") or "netns"
+    lines = [
+        f"# Which binding, and what it costs: run {meta.get('run_id', '?')}",
+        "",
+        f"{guest} Runtime: {runtime}"
+        + (" (pods are network namespaces, not containers)." if runtime == "netns" else "."),
+        "",
+        "Costs are ratios to `direct` (a plain pod, no VM) under the same sidecar: median(binding) /",
+        "median(direct) with a 95% bootstrap CI; above 1 is better for TCP and CRR rates, below 1 is better for",
+        f"latency and CPU/GB. n < {MIN_N_FOR_CI} samples: no CI. Rankings use `>` only where CIs separate,",
+        "`≈` where they do not (indistinguishable in this run). RR is TCP ping-pong, CRR connect-request-response.",
+        "",
+    ]
+    claim_run, claim_rows = claims if claims else ("", None)
+    for sidecar in sidecars:
+        lines += [f"## Sidecar: {sidecar}", ""]
+        lines.append("| binding | works | " + " | ".join(c.heading for c in COSTS) + " |")
+        lines.append("|---|---|" + "---|" * len(COSTS))
+        notes = []
+        for b in bindings:
+            w = works(samples, b, sidecar)
+            if w.verdict == "not measured":
+                continue
+            verdict = w.verdict if not w.reason else f"{w.verdict} ({len(notes) + 1})"
+            if w.reason:
+                notes.append(w.reason)
+            ratios = [reference_value(samples, sidecar, c) if b == REFERENCE
+                      else format_ratio(ratio_to_direct(samples, b, sidecar, c)) for c in COSTS]  # fmt: skip
+            lines.append(f"| {b} | {verdict} | " + " | ".join(ratios) + " |")
+        lines.append("")
+        lines += [f"({i}) {reason}" for i, reason in enumerate(notes, 1)]
+        if notes:
+            lines.append("")
+        for col in (COSTS[0], COSTS[1], COSTS[4], COSTS[5]):
+            order = ranking(samples, bindings, sidecar, col)
+            if order:
+                lines.append(f"- {col.heading} ({'higher' if col.better == 'higher' else 'lower'} first): {order}")
+        lines.append("")
+    if claim_rows:
+        lines += [f"## Seed claims (claims run {claim_run})", ""]
+        for b in bindings:
+            text = claims_for(claim_rows, b)
+            if text:
+                lines.append(f"- **{b}**: {text}")
+        lines.append("")
+    else:
+        lines += ["## Seed claims", "", "No claims run in this results folder: `vmnetbench claims` judges them.", ""]
+    return "\n".join(lines)
+
+
+def all_metrics(samples: pd.DataFrame, bindings: list[str]) -> pd.DataFrame:
+    """Every metric the run measured, per cell: median with its 95% CI (n >= 3) and n, plus failed counts."""
+    from harness.analysis.stats import median_ci
+
+    rank = {b: i for i, b in enumerate(bindings)}
+    rows = []
+    keys = ["strategy", "sidecar", "test", "direction", "metric", "unit"]
+    frame = samples.assign(test=samples.test.fillna(""), unit=samples.unit.fillna(""))
+    for key, g in frame.groupby(keys, sort=False, dropna=False):
+        ok = g[g.status == "ok"]["value"].dropna()
+        ci = median_ci(ok)
+        text = "-" if ci.n == 0 else (f"{ci.median:.3g}" if ci.n < MIN_N_FOR_CI else
+                                      f"{ci.median:.3g} [{ci.low:.3g}, {ci.high:.3g}]")  # fmt: skip
+        rows.append({**dict(zip(keys, key, strict=True)), "median [95% CI]": text, "n": ci.n,
+                     "failed": int((g.status != "ok").sum())})  # fmt: skip
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["_r"] = table.strategy.map(lambda b: rank.get(b, len(rank)))
+    return table.sort_values(["_r", "sidecar", "test", "direction", "metric"], kind="stable").drop(columns="_r")
+
+
+def failures(samples: pd.DataFrame, bindings: list[str]) -> pd.DataFrame:
+    """Every failed cell, test and direction with its reason and how many repetitions failed."""
+    failed = samples[samples.status != "ok"].assign(test=samples.test.fillna(""), reason=samples.reason.fillna(""))
+    if failed.empty:
+        return pd.DataFrame(columns=["strategy", "sidecar", "test", "direction", "status", "reason", "repetitions"])
+    rank = {b: i for i, b in enumerate(bindings)}
+    table = (failed.groupby(["strategy", "sidecar", "test", "direction", "status", "reason"], sort=False)
+             .repetition.nunique().rename("repetitions").reset_index())  # fmt: skip
+    table["_r"] = table.strategy.map(lambda b: rank.get(b, len(rank)))
+    return table.sort_values(["_r", "sidecar", "test", "direction"], kind="stable").drop(columns="_r")
