@@ -7,7 +7,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from harness.lab.kinds import TrafficPath
+from harness.lab.kinds import SidecarKind, TrafficPath
 
 
 def throughput_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -34,40 +34,64 @@ def throughput_summary(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def sidecar_rank(sidecar: str) -> int:
+    """none first, then the sidecar kinds in their declared order."""
+    kinds = [str(k) for k in SidecarKind]
+    return kinds.index(sidecar) if sidecar in kinds else len(kinds)
+
+
+def binding_rank(strategy_order: list[str] | None) -> dict[str, int]:
+    """direct first (the reference every ratio is to), then the scenario's order."""
+    order = list(strategy_order or [])
+    order = (["direct"] if "direct" in order else []) + [s for s in order if s != "direct"]
+    return {name: i for i, name in enumerate(order)}
+
+
 def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] | None = None) -> None:
+    """Throughput per binding and sidecar, with its ratio to `direct` under the same sidecar; failures as
+    numbered notes under the table, so the table fits 100 columns."""
     summary = throughput_summary(df)
     if summary.empty:
         console.print("no throughput samples")
         return
     directions = list(dict.fromkeys(summary["direction"]))
-    table = Table(title="TCP throughput, Gbit/s: median (min-max) over repetitions")
-    table.add_column("strategy")
-    table.add_column("sidecar")
+    table = Table(title="TCP throughput, Gbit/s: median (min-max); x direct = ratio of medians, same sidecar")
+    table.add_column("binding", overflow="fold")
+    table.add_column("sidecar", overflow="fold")
     for d in directions:
-        table.add_column(d, justify="right")
-    table.add_column("setup s (median)", justify="right")
+        table.add_column(d, justify="right", overflow="fold")
+        table.add_column("x direct", justify="right")
+    table.add_column("setup s", justify="right")
     setup = df[df["metric"] == "setup_time"].groupby(["strategy", "sidecar"])["value"].median()
     boot = df[df["metric"] == "boot_time"].groupby(["strategy", "sidecar"])["value"].median()
     if not boot.empty:
-        table.add_column("boot s (median)", justify="right")
-    order = {name: i for i, name in enumerate(strategy_order or [])}
-    rank = summary["strategy"].map(lambda s: order.get(s, len(order)))
-    summary = summary.assign(_rank=rank).sort_values("_rank", kind="stable")
+        table.add_column("boot s", justify="right")
+    rank = binding_rank(strategy_order)
+    summary = summary.assign(_rank=summary["strategy"].map(lambda s: rank.get(s, len(rank))),
+                             _side=summary["sidecar"].map(sidecar_rank))  # fmt: skip
+    summary = summary.sort_values(["_rank", "_side"], kind="stable")
+    reference = summary[summary.strategy == "direct"].set_index(["sidecar", "direction"])["median"]
+    notes: list[str] = []
     for (strategy, sidecar), group in summary.groupby(["strategy", "sidecar"], sort=False):
         cells = []
         for d in directions:
             row = group[group["direction"] == d]
             if row.empty:
-                cells.append("-")
+                cells += ["-", ""]
                 continue
             r = row.iloc[0]
             text = f"{r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})" if r["ok"] else "failed"
             if r["failed"]:
-                text += f" [red]{r['failed']} failed: {r['reason']}[/]"
-            cells.append(text)
+                notes.append(f"{strategy}/{sidecar} {d}: {r['failed']} failed: {r['reason']}")
+                text += f" [red]({len(notes)})[/]"
+            ref = reference.get((sidecar, d))
+            ratio = f"{r['median'] / ref:.2f}" if r["ok"] and ref and ref == ref else "-"
+            cells += [text, ratio]
         extra = [f"{boot.get((strategy, sidecar), float('nan')):.1f}"] if not boot.empty else []
-        table.add_row(strategy, sidecar, *cells, f"{setup.get((strategy, sidecar), float('nan')):.3f}", *extra)
+        table.add_row(strategy, sidecar, *cells, f"{setup.get((strategy, sidecar), float('nan')):.2f}", *extra)
     console.print(table)
+    for i, note in enumerate(notes, 1):
+        console.print(f"  ({i}) {note}", overflow="fold")
 
 
 def path_matrix(df: pd.DataFrame) -> pd.DataFrame:
@@ -103,10 +127,10 @@ def print_path_matrix(df: pd.DataFrame, console: Console, strategy_order: list[s
         return
     columns = list(dict.fromkeys(zip(matrix["sidecar"], matrix["direction"], strict=True)))
     table = Table(title="Sidecar traversal: path (repetitions agreeing) median Gbit/s, from Envoy's own counters")
-    table.add_column("strategy")
+    table.add_column("binding", overflow="fold")
     for sidecar, direction in columns:
-        table.add_column(f"{sidecar}\n{direction}")
-    order = {name: i for i, name in enumerate(strategy_order or [])}
+        table.add_column(f"{sidecar}\n{direction}", overflow="fold")
+    order = binding_rank(strategy_order)
     for strategy in sorted(dict.fromkeys(matrix["strategy"]), key=lambda s: order.get(s, len(order))):
         cells = []
         for sidecar, direction in columns:
@@ -140,12 +164,12 @@ def print_latency_summary(df: pd.DataFrame, latency: pd.DataFrame | None, consol
     if latency is not None and not latency.empty:
         table = Table(title="Latency, microseconds, all repetitions merged (open loop: from the scheduled send)")
         for col in ("strategy", "sidecar", "test", "direction", "p50", "p90", "p99", "p99.9", "max", "samples"):
-            table.add_column(col, justify="right" if col[0] in "pms" and col not in ("strategy", "sidecar") else "left")
-        rank = {name: i for i, name in enumerate(order or [])}
+            right = col[0] in "pms" and col not in ("strategy", "sidecar")
+            table.add_column(col, justify="right" if right else "left", overflow="fold")
+        rank = binding_rank(order)
         lat = latency_percentiles(latency)
-        lat = lat.assign(_r=lat["strategy"].map(lambda s: rank.get(s, len(rank)))).sort_values(
-            ["_r", "sidecar", "test"]
-        )
+        lat = lat.assign(_r=lat["strategy"].map(lambda s: rank.get(s, len(rank))), _s=lat["sidecar"].map(sidecar_rank))
+        lat = lat.sort_values(["_r", "_s", "test"], kind="stable")
         for r in lat.itertuples():
             table.add_row(r.strategy, r.sidecar, r.test, r.direction, f"{r.p50:.0f}", f"{r.p90:.0f}", f"{r.p99:.0f}",
                           f"{r.p999:.0f}", f"{r.max:.0f}", str(r.samples))  # fmt: skip
@@ -157,7 +181,7 @@ def print_latency_summary(df: pd.DataFrame, latency: pd.DataFrame | None, consol
         return
     table = Table(title="Rates, UDP loss and CPU cost: median over repetitions (failed: reason)")
     for col in ("strategy", "sidecar", "test", "direction", "metric", "median", "unit"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     keys = ["strategy", "sidecar", "test", "direction", "metric", "unit"]
     grouped = headline[headline["status"] == "ok"].groupby(keys, sort=False)["value"].median()
     for (strategy, sidecar, test, direction, metric, unit), value in grouped.items():
