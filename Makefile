@@ -61,17 +61,12 @@ clean-beds: deps-python
 report: deps-python
 	$(BIN)/vmnetbench report
 
-GATE_ARGS := benchmarks/test_fixed_work.py -p no:cacheprovider --benchmark-storage=file://benchmarks/baseline
-# pytest-benchmark against the stored baseline of this kind of machine; the first run on a new kind of
-# machine stores one instead (commit it with `make gate-baseline`).
+# The regression gate: scenarios/gate.yaml, each binding's throughput and CRR as a within-run ratio to direct,
+# judged against benchmarks/gate-baseline.json (`make gate-baseline` records one on this kind of machine).
+# Exit 1 if something regressed; inconclusive verdicts are listed, not failed. A/B mode:
+# `.venv/bin/vmnetbench gate --scenario S --ab A B`.
 gate: deps
-	@if ls benchmarks/baseline/*/0001_*.json >/dev/null 2>&1; then \
-	  $(BIN)/python -m pytest $(GATE_ARGS) --benchmark-compare=0001 --benchmark-compare-fail=median:40%; \
-	else \
-	  echo "no stored baseline yet: storing one"; \
-	  $(BIN)/python -m pytest $(GATE_ARGS) --benchmark-save=baseline; \
-	fi
+	$(BIN)/vmnetbench gate
 
 gate-baseline: deps
-	rm -rf benchmarks/baseline
-	$(BIN)/python -m pytest $(GATE_ARGS) --benchmark-save=baseline
+	$(BIN)/vmnetbench gate --save-baseline

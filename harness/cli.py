@@ -110,15 +110,7 @@ def compare(
     verdicts = result.verdicts
     if verdicts.empty:
         fail(f"{base_dir} and {new_dir} share no metric to compare.")
-    table = Table(title=f"compare {base_dir.name} -> {new_dir.name}")
-    for col in ("strategy", "sidecar", "test", "dir", "metric", "n", "base", "new", "ratio", "verdict", "why"):
-        table.add_column(col)
-    style = {"regressed": "red", "improved": "green", "inconclusive": "yellow"}
-    for r in verdicts.itertuples():
-        v = f"[{style[r.verdict]}]{r.verdict}[/]" if r.verdict in style else r.verdict
-        table.add_row(r.strategy, r.sidecar, r.test, r.direction, r.metric, f"{r.n_base}/{r.n_new}",
-                      f"{r.median_base:.4g}", f"{r.median_new:.4g}", f"{r.ratio:.3f}", v, r.why)  # fmt: skip
-    console.print(table)
+    print_verdicts(verdicts, f"compare {base_dir.name} -> {new_dir.name}")
     for name, cells in ((base_dir.name, result.only_base), (new_dir.name, result.only_new)):
         if cells:
             listed = "; ".join("/".join(str(p) for p in cell) for cell in cells)
@@ -138,6 +130,78 @@ def compare(
         raise typer.Exit(EXIT_REGRESSED)
     if result.inconclusive:
         raise typer.Exit(EXIT_INCONCLUSIVE)
+
+
+GATE_SCENARIO = Path("scenarios/gate.yaml")
+
+
+@app.command()
+def gate(
+    scenario: Annotated[Path, typer.Option(help="The gate's scenario.")] = GATE_SCENARIO,
+    baseline: Annotated[
+        Path | None, typer.Option(help="Stored ratios (default benchmarks/gate-baseline.json).")
+    ] = None,
+    save_baseline: Annotated[bool, typer.Option(help="Store this run's ratios as the baseline instead.")] = False,
+    ab: Annotated[tuple[str, str] | None, typer.Option(help="A/B mode: judge variant B against A, same run.")] = None,
+    results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
+) -> None:
+    """Run the gate scenario and judge each binding's within-run ratio to direct against the stored baseline
+    (or, with --ab A B, variant B against variant A). Exit 1 if something regressed, 0 otherwise; inconclusive
+    verdicts are listed but do not fail the gate."""
+    from harness.analysis.gate import DEFAULT_BASELINE, GateError, judge_ab, judge_against_baseline, load_baseline
+    from harness.analysis.gate import save_baseline as store
+    from harness.analysis.results import load_meta, load_samples
+    from harness.experiment.runner import run_scenario
+    from harness.experiment.scenario import ScenarioError, load_scenario
+
+    baseline = baseline or DEFAULT_BASELINE
+    try:
+        parsed, text = load_scenario(scenario)
+        if ab:
+            missing = [v for v in ab if v not in parsed.strategies]
+            if missing:
+                raise ValueError(f"option --ab: {missing[0]!r} is not in {scenario}'s strategies "
+                                 f"({', '.join(parsed.strategies)})")  # fmt: skip
+        elif not save_baseline:
+            load_baseline(baseline)  # refuse before measuring when there is nothing to judge against
+        check_results_root(results)
+    except (ScenarioError, GateError, ValueError) as e:
+        fail(str(e))
+    _require_root()
+    outcome = run_scenario(parsed, text, str(scenario), results_root=results, console=console)
+    if outcome.status != "complete":
+        raise typer.Exit(EXIT_INCOMPLETE)
+    samples, meta = load_samples(outcome.run_dir), load_meta(outcome.run_dir)
+    if save_baseline:
+        from harness.analysis.gate import run_ratios
+
+        console.print(f"gate baseline stored in {store(run_ratios(samples), meta, baseline)}")
+        return
+    try:
+        verdicts = judge_ab(samples, *ab) if ab else judge_against_baseline(samples, load_baseline(baseline))
+    except GateError as e:
+        fail(str(e))
+    print_verdicts(verdicts, f"gate {'A/B ' + ' vs '.join(reversed(ab)) if ab else 'against ' + str(baseline)}")
+    regressed = int((verdicts.verdict == "regressed").sum())
+    inconclusive = int((verdicts.verdict == "inconclusive").sum())
+    console.print(f"gate: {regressed} regressed, {inconclusive} inconclusive, {len(verdicts)} judged; run "
+                  f"{outcome.run_dir}")  # fmt: skip
+    if regressed:
+        raise typer.Exit(EXIT_REGRESSED)
+
+
+def print_verdicts(verdicts, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("strategy", "sidecar", "test", "dir", "metric", "n", "base", "new", "ratio", "verdict", "why"):
+        table.add_column(col, overflow="fold")
+    style = {"regressed": "red", "improved": "green", "inconclusive": "yellow"}
+    for r in verdicts.itertuples():
+        v = f"[{style[r.verdict]}]{r.verdict}[/]" if r.verdict in style else r.verdict
+        table.add_row(r.strategy, r.sidecar, r.test, r.direction, r.metric, f"{r.n_base}/{r.n_new}",
+                      f"{r.median_base:.4g}", f"{r.median_new:.4g}", f"{r.ratio:.3f}", v, r.why)  # fmt: skip
+    console.print(table)
 
 
 def resolve_run(run: str, results: Path) -> Path:

@@ -61,6 +61,22 @@ def test_notebook_executes_against_the_fixture():
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+    for cell in nb.cells:  # each plot appears once: the returned figure is not shown a second time
+        if cell.cell_type == "code" and cell.source.startswith("plot_"):
+            assert sum("image/png" in o.get("data", {}) for o in cell.outputs) == 1, cell.source
+
+
+def test_notebook_command_of_the_readme_works_from_the_repo_root(tmp_path):
+    """`VMNB_RUN=<relative path> jupyter execute notebooks/report.ipynb`, run from the repository root."""
+    rel = FIXTURE.relative_to(REPO)
+    nb_copy = tmp_path / "report.ipynb"
+    shutil.copy(REPO / "notebooks" / "report.ipynb", nb_copy)
+    done = subprocess.run([str(Path(sys.executable).parent / "jupyter"), "execute", "--inplace", str(nb_copy)],
+                          cwd=REPO, env={**os.environ, "VMNB_RUN": str(rel)}, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    outputs = [o for c in nbformat.read(nb_copy, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
 
 
 def synthetic_run(path: Path, values: dict[str, np.ndarray]) -> Path:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.patches
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -52,6 +53,28 @@ def load_run(run_dir: str | Path) -> Run:
     return Run(run_dir, meta, samples, latency, claims)
 
 
+# One colour per binding in every figure (the strategies' registry order, then variants), one line style or
+# hatch per sidecar, so a binding is recognised at a glance across figures.
+STYLES = {"none": ("-", ""), "envoy-redirect": ("--", "//"), "envoy-tproxy": (":", ".."),
+          "linkerd-style": ("-.", "xx"), "ambient": ((0, (5, 1, 1, 1)), "\\\\")}  # fmt: skip
+MIN_N_FOR_CI = 3
+
+
+# The bindings in a fixed order (analysis may not import strategies/: same layer); others follow in run order.
+BINDINGS = ["direct", "slirp", "passt", "bridge", "masquerade", "iptables-only", "nat-proxy", "tproxy"]
+
+
+def binding_colours(run: Run) -> dict[str, str]:
+    names = BINDINGS + [s for s in run.strategy_order() if s not in BINDINGS]
+    return {name: f"C{i % 10}" for i, name in enumerate(names)}
+
+
+def _sidecars(run: Run) -> list[str]:
+    known = [str(k) for k in SidecarKind]
+    present = set(run.samples["sidecar"])
+    return [s for s in known if s in present] + sorted(present - set(known))
+
+
 def _cells(run: Run, metric: str, test: str | None = None) -> pd.DataFrame:
     df = run.samples[(run.samples["metric"] == metric) & (run.samples["status"] == "ok")]
     if test is not None:
@@ -59,106 +82,135 @@ def _cells(run: Run, metric: str, test: str | None = None) -> pd.DataFrame:
     rows = []
     for (strategy, sidecar, direction), g in df.groupby(["strategy", "sidecar", "direction"], sort=False):
         ci = median_ci(g["value"])
-        rows.append({"strategy": strategy, "sidecar": sidecar, "direction": direction,
+        rows.append({"strategy": strategy, "sidecar": sidecar, "direction": direction, "values": g["value"].to_numpy(),
                      "median": ci.median, "low": ci.low, "high": ci.high, "n": ci.n})  # fmt: skip
     return pd.DataFrame(rows)
 
 
+def _short(reason: str, limit: int = 70) -> str:
+    reason = " ".join(str(reason).split())
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
+
 def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None = None):
-    """One panel per direction; a bar per strategy and sidecar; error bars = bootstrap 95% CI of the median."""
+    """One panel per direction; a bar per binding (its colour) and sidecar (its hatch) at the median; every
+    sample as a dot; the bootstrap 95% CI of the median as an error bar only when n >= 3, and n written on
+    the bar. A cell that ran but never succeeded gets a red x, numbered, with its reason under the figure."""
     cells = _cells(run, metric, test)
     if cells.empty:
         return None
     directions = list(dict.fromkeys(cells["direction"]))
-    known = [str(k) for k in SidecarKind]
-    present = set(run.samples["sidecar"])
-    sidecars = [s for s in known if s in present] + sorted(present - set(known))
+    sidecars = _sidecars(run)
+    colours = binding_colours(run)
     attempted = run.samples[run.samples["metric"] == metric]
     if test is not None:
         attempted = attempted[attempted["test"] == test]
-    strategies = [s for s in run.strategy_order() if s in set(cells["strategy"])]
-    fig, axes = plt.subplots(1, len(directions), figsize=(max(6, 1.1 * len(strategies) * len(directions) + 2), 4.6),
+    strategies = [s for s in run.strategy_order() if s in set(attempted["strategy"])]
+    fig, axes = plt.subplots(1, len(directions), figsize=(max(6, 1.1 * len(strategies) * len(directions) + 2), 4.8),
                              squeeze=False, sharey=True)  # fmt: skip
     width = 0.8 / len(sidecars)
     x = np.arange(len(strategies))
+    notes: list[str] = []
     for ax, direction in zip(axes[0], directions, strict=True):
         for i, sidecar in enumerate(sidecars):
             sub = cells[(cells.direction == direction) & (cells.sidecar == sidecar)].set_index("strategy")
-            sub = sub.reindex(strategies)
-            err = np.vstack([(sub["median"] - sub["low"]).clip(lower=0), (sub["high"] - sub["median"]).clip(lower=0)])
             offset = x + (i - (len(sidecars) - 1) / 2) * width
-            ax.bar(offset, sub["median"].fillna(0), width, yerr=np.nan_to_num(err), capsize=3, label=sidecar,
-                   color=f"C{i}")  # fmt: skip
-            # A cell that was measured but never succeeded gets a red x, so a gap is never mistaken for zero.
-            tried = attempted[(attempted.direction == direction) & (attempted.sidecar == sidecar)]
-            failed = set(tried["strategy"]) - set(sub.dropna(subset=["median"]).index)
             for j, strategy in enumerate(strategies):
-                if strategy in failed:
+                if strategy in sub.index:
+                    r = sub.loc[strategy]
+                    ax.bar(offset[j], r["median"], width, color=colours.get(strategy, "grey"), alpha=0.75,
+                           hatch=STYLES.get(sidecar, ("-", ""))[1], edgecolor="black", linewidth=0.4)  # fmt: skip
+                    ax.plot(np.full(len(r["values"]), offset[j]), r["values"], ".", color="black", markersize=3)
+                    if r["n"] >= MIN_N_FOR_CI:
+                        ax.errorbar(offset[j], r["median"], yerr=[[max(0, r["median"] - r["low"])],
+                                    [max(0, r["high"] - r["median"])]], color="black", capsize=3)  # fmt: skip
+                    ax.annotate(f"n={r['n']}", (offset[j], r["median"]), ha="center", va="bottom", fontsize=6)
+                    continue
+                tried = attempted[(attempted.direction == direction) & (attempted.sidecar == sidecar)
+                                  & (attempted.strategy == strategy)]  # fmt: skip
+                if not tried.empty:
+                    notes.append(f"({len(notes) + 1}) {strategy}/{sidecar} {direction}: "
+                                 f"{_short(tried.reason.fillna('').mode().iat[0] or 'failed')}")  # fmt: skip
                     ax.plot(offset[j], 0, marker="x", color="red", markersize=9, mew=2)
+                    ax.annotate(str(len(notes)), (offset[j], 0), color="red", fontsize=7, xytext=(3, 3),
+                                textcoords="offset points")  # fmt: skip
         ax.set_title(direction)
         ax.set_xticks(x, strategies, rotation=35, ha="right")
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     if len(sidecars) > 1:
-        axes[0][-1].legend(title="sidecar (red x: failed)", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(title)
+        handles = [matplotlib.patches.Patch(facecolor="white", edgecolor="black", hatch=STYLES.get(s, ("-", ""))[1],
+                                            label=s) for s in sidecars]  # fmt: skip
+        axes[0][-1].legend(handles=handles, title="sidecar", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"{title}; dots: samples, bars: CI when n >= {MIN_N_FOR_CI}")
     fig.tight_layout()
+    if notes:
+        fig.text(0.01, 0.0, "red x = failed: " + "; ".join(notes), fontsize=6, va="bottom", wrap=True)
+        fig.subplots_adjust(bottom=0.3)
     return fig
 
 
-def _latency_panels(tests: list[str]):
-    fig, axes = plt.subplots(1, len(tests), figsize=(4.2 * len(tests), 4.4), squeeze=False)
-    return fig, axes[0]
+def _latency_panels(run: Run, frame: pd.DataFrame):
+    """One panel per (test, direction) present: ingress and egress both."""
+    keys = list(dict.fromkeys(zip(frame["test"], frame["direction"], strict=True)))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 4.6), squeeze=False)
+    return fig, list(axes[0]), keys
 
 
-def _ingress_or_any(frame: pd.DataFrame, test: str) -> pd.DataFrame:
-    """The test's ingress rows, or all its rows if it ran egress only."""
-    sub = frame[(frame.test == test) & (frame.direction == "ingress")]
-    return sub if not sub.empty else frame[frame.test == test]
+def _line_style(run: Run, strategy: str, sidecar: str) -> dict:
+    return {"color": binding_colours(run).get(strategy, "grey"), "linestyle": STYLES.get(sidecar, ("-", ""))[0],
+            "label": f"{strategy} / {sidecar}"}  # fmt: skip
 
 
 def plot_latency_percentiles(run: Run):
     if run.latency is None or run.latency.empty:
         return None
     lat = latency_percentiles(run.latency)
-    tests = list(dict.fromkeys(lat["test"]))
-    fig, axes = _latency_panels(tests)
+    fig, axes, keys = _latency_panels(run, lat)
     labels = ["p50", "p90", "p99", "p99.9", "max"]
-    for ax, test in zip(axes, tests, strict=True):
-        sub = _ingress_or_any(lat, test)
-        for r in sub.itertuples():
-            ax.plot(labels, [r.p50, r.p90, r.p99, r.p999, r.max], marker="o", label=f"{r.strategy}/{r.sidecar}")
+    for ax, (test, direction) in zip(axes, keys, strict=True):
+        for r in lat[(lat.test == test) & (lat.direction == direction)].itertuples():
+            ax.plot(labels, [r.p50, r.p90, r.p99, r.p999, r.max], marker="o", markersize=3,
+                    **_line_style(run, r.strategy, r.sidecar))  # fmt: skip
         ax.set_yscale("log")
-        ax.set_title(f"{test} ({sub['direction'].iat[0]})", fontsize=10)
+        ax.set_title(f"{test} ({direction})", fontsize=10)
         ax.set_xlabel("percentile")
         ax.grid(alpha=0.3, which="both")
     return _finish_panels(fig, axes, "latency (us, log scale)", "Latency percentiles, all repetitions merged")
 
 
 def _finish_panels(fig, axes, ylabel: str, title: str):
-    """Shared y label on the first panel, one legend right of the last, a title."""
+    """Shared y label on the first panel; one legend, built from every panel's lines, right of the last."""
     axes[0].set_ylabel(ylabel)
-    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    axes[-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                    title="binding / sidecar")  # fmt: skip
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
 def plot_latency_cdf(run: Run):
+    """The tail on a readable scale: the fraction of requests slower than x (1 - F), log-log, so p99 and
+    p99.9 are decades apart instead of squeezed against 1."""
     if run.latency is None or run.latency.empty:
         return None
-    tests = list(dict.fromkeys(run.latency["test"]))
-    fig, axes = _latency_panels(tests)
-    for ax, test in zip(axes, tests, strict=True):
-        sub = _ingress_or_any(run.latency, test)
+    fig, axes, keys = _latency_panels(run, run.latency)
+    for ax, (test, direction) in zip(axes, keys, strict=True):
+        sub = run.latency[(run.latency.test == test) & (run.latency.direction == direction)]
         for (strategy, sidecar), g in sub.groupby(["strategy", "sidecar"], sort=False):
             values = np.sort(g["rtt_us"].to_numpy())
-            ax.plot(values, np.arange(1, len(values) + 1) / len(values), label=f"{strategy}/{sidecar}")
+            slower = 1 - np.arange(len(values)) / len(values)  # P(latency >= value), never 0 on a log axis
+            ax.plot(values, slower, **_line_style(run, strategy, sidecar))
         ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel("latency (us, log scale)")
-        ax.set_title(test, fontsize=10)
+        ax.set_title(f"{test} ({direction})", fontsize=10)
         ax.grid(alpha=0.3, which="both")
-    return _finish_panels(fig, axes, "fraction of requests", "Latency CDF (ingress)")
+    return _finish_panels(fig, axes, "fraction of requests slower (1 - F, log)", "Latency tail: 1 - CDF")
 
 
 def figures(run: Run) -> list[tuple[str, str, object]]:
@@ -169,7 +221,8 @@ def figures(run: Run) -> list[tuple[str, str, object]]:
         ("udp_goodput.png", "UDP goodput at the offered rate",
          plot_bars(run, "udp_goodput", "Gbit/s", "UDP goodput (median, 95% CI)")),
         ("latency_percentiles.png", "Request/response latency percentiles", plot_latency_percentiles(run)),
-        ("latency_cdf.png", "Latency CDFs", plot_latency_cdf(run)),
+        ("latency_cdf.png", "Latency tails: fraction of requests slower than x (1 - CDF), log-log",
+         plot_latency_cdf(run)),
         ("crr_rate.png", "New connections per second (connect-request-response)",
          plot_bars(run, "crr_rate", "connections/s", "Connect-request-response rate (median, 95% CI)")),
         ("cpu_per_gb.png", "CPU seconds per GB moved (TCP throughput tests)",

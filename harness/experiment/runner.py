@@ -24,6 +24,7 @@ from harness.experiment.scenario import Scenario
 from harness.guests.attachment import Attachment
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec
+from harness.lab.bed import TestBed
 from harness.lab.kinds import GuestKind, SidecarKind, Status
 from harness.lab.names import new_run_id
 from harness.lab.session import LabSession
@@ -207,6 +208,22 @@ def qemu_facts(guest: GuestSpec) -> dict:
     }
 
 
+PLANT_SLOWDOWN = "VMNB_PLANT_SLOWDOWN"
+
+
+def plant_slowdown(bed: TestBed, strategy: str) -> None:
+    """Fault injection for the gate's own test: `VMNB_PLANT_SLOWDOWN=masquerade=200mbit` puts a tbf rate limit
+    on every link of that strategy's pod, a slowdown the gate must catch. Never set in a real run."""
+    target, _, rate = os.environ.get(PLANT_SLOWDOWN, "").partition("=")
+    if target != strategy or not rate:
+        return
+    for link in bed.pod.ipr.get_links():
+        name = link.get_attr("IFLA_IFNAME")
+        if name != "lo":
+            bed.pod.run(["tc", "qdisc", "add", "dev", name, "root", "tbf", "rate", rate, "burst", "64kb",
+                         "latency", "100ms"])  # fmt: skip
+
+
 def cell_row(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, has_vm: bool) -> Sample:
     """The columns every row of one cell and repetition shares."""
     return Sample(strategy=cell.strategy, options=scenario.options_for(cell.strategy).model_dump_json(),
@@ -234,6 +251,7 @@ def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, wr
             # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
             sidecar = install_sidecar(bed, cell.sidecar, vm_interfaces=list(cls.vm_interfaces))
             attachment = strategy.setup(bed, driver_for(guest, label))
+            plant_slowdown(bed, cell.strategy)
         except Exception as e:  # noqa: BLE001 - a strategy that cannot set up is a result, not a crash
             setup_error = f"setup failed: {e}"
         writer.add(_harness_row(base, "setup_time", time.monotonic() - t0, setup_error))

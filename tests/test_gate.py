@@ -1,0 +1,56 @@
+"""The regression gate on the real path: a baseline of within-run ratios from one run, then a run with a
+planted slowdown (a tbf rate limit in masquerade's pod, via VMNB_PLANT_SLOWDOWN) that the gate must catch,
+and the A/B mode catching the same slowdown between two variants of one run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SMALL_GATE = """
+name: gate-test
+strategies: [direct, masquerade, masquerade-limited]
+variants:
+  masquerade-limited: {strategy: masquerade, options: {}}
+repetitions: 5
+tests:
+  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}
+"""
+
+
+def gate(tmp_path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", "gate", "--scenario", str(tmp_path / "gate.yaml"),
+                           "--results", str(tmp_path / "results"), *args], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=900)  # fmt: skip
+
+
+def test_gate_catches_a_planted_slowdown_against_its_baseline_and_in_ab_mode(tmp_path):
+    (tmp_path / "gate.yaml").write_text(SMALL_GATE)
+    baseline = tmp_path / "baseline.json"
+    stored = gate(tmp_path, "--save-baseline", "--baseline", str(baseline))
+    assert stored.returncode == 0, stored.stdout[-2000:] + stored.stderr[-2000:]
+    ratios = json.loads(baseline.read_text())["ratios"]
+    assert {r["strategy"] for r in ratios} == {"masquerade", "masquerade-limited"}
+    assert {r["metric"] for r in ratios} == {"throughput/direct"}
+    slowed = gate(tmp_path, "--baseline", str(baseline), env={"VMNB_PLANT_SLOWDOWN": "masquerade-limited=300mbit"})
+    assert slowed.returncode == 1, slowed.stdout[-3000:] + slowed.stderr[-2000:]
+    line = next(ln for ln in slowed.stdout.splitlines() if "masquerade-limited" in ln and "throughput/direct" in ln)
+    assert "regressed" in line, slowed.stdout[-3000:]
+    ab = gate(tmp_path, "--ab", "masquerade", "masquerade-limited",
+              env={"VMNB_PLANT_SLOWDOWN": "masquerade-limited=300mbit"})  # fmt: skip
+    assert ab.returncode == 1, ab.stdout[-3000:] + ab.stderr[-2000:]
+    assert "masquerade-limited vs masquerade" in ab.stdout and "regressed" in ab.stdout
+
+
+def test_gate_without_a_baseline_is_refused_in_one_sentence(tmp_path):
+    (tmp_path / "gate.yaml").write_text(SMALL_GATE)
+    done = gate(tmp_path, "--baseline", str(tmp_path / "none.json"))
+    assert done.returncode == 2 and "no gate baseline" in done.stderr and "Traceback" not in done.stderr
