@@ -143,3 +143,27 @@ def test_compare_says_inconclusive_when_samples_cannot_decide(tmp_path):
     assert done.returncode == 4, done.stdout + done.stderr
     assert "only in worse (not compared): slirp/none/tcp_throughput/ingress" in done.stdout
     assert "tool iperf3" in done.stdout and "iperf 3.99" in done.stdout
+
+
+def test_answer_page_numbers_trace_to_samples(run_copy):
+    """Two numbers of answer.md recomputed from samples.parquet: masquerade's TCP-in and CRR-in ratios to
+    direct under no sidecar (n = 1 in the fixture: the median ratio, and no CI)."""
+    from harness.analysis.stats import ratio_ci
+
+    write_report(run_copy)
+    answer = (run_copy / "answer.md").read_text()
+    assert answer.startswith("# Which binding") and "Guest: netns" in answer and "Runtime: netns" in answer
+    df = pd.read_parquet(run_copy / "samples.parquet")
+    ok = df[(df.status == "ok") & (df.sidecar == "none") & (df.direction == "ingress")]
+
+    def ratio(test: str, metric: str) -> float:
+        sel = ok[(ok.test == test) & (ok.metric == metric)]
+        return ratio_ci(sel[sel.strategy == "masquerade"].value, sel[sel.strategy == "direct"].value).median
+
+    row = next(line for line in answer.split("## Sidecar: none", 1)[1].splitlines() if line.startswith("| masquerade"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == f"{ratio('tcp_throughput', 'throughput'):.2f} (n=1, no CI)"
+    assert cells[6] == f"{ratio('crr', 'crr_rate'):.2f} (n=1, no CI)"
+    report = (run_copy / "report.md").read_text()
+    assert report.startswith(answer.rstrip()[:200])  # the decision page opens the report
+    assert "Every measured metric" in report and "udp_jitter" in report and "Every failure" in report
