@@ -31,9 +31,9 @@ from harness.experiment.claims.probes import (
     probe_setup_inventory,
     probe_throughput,
 )
-from harness.guests.spec import GuestSpec
+from harness.guests.spec import GuestSpec, QemuOptions
 from harness.lab.atomic import write_json, write_text
-from harness.lab.kinds import Direction
+from harness.lab.kinds import Direction, GuestKind
 from harness.lab.names import new_run_id
 from harness.lab.session import LabSession
 from strategies import STRATEGIES
@@ -226,10 +226,12 @@ def run_claims(results_root: Path, console: Console, strategies: list[str] | Non
     """`guest`: the QEMU guest (with its decided acceleration) instead of the netns guest."""
     guest = guest or GuestSpec()
     strategies = strategies or list(STRATEGIES)
-    for needed in ("direct", "nat-proxy"):  # the references of the performance claims
-        if needed not in strategies:
-            strategies.append(needed)
+    added = [needed for needed in ("direct", "nat-proxy") if needed not in strategies]
+    strategies += added
     writer = RunWriter(results_root, new_run_id())
+    console.print(f"claims run [bold]{writer.run_id}[/]: probing {', '.join(strategies)} on the {guest.kind} guest"
+                  + (f"; {' and '.join(added)} added: the performance claims are judged against them "
+                     "(direct: a plain pod; nat-proxy: the seed's reference for tproxy)" if added else ""))  # fmt: skip
     writer.start({"kind": "claims", "strategies": strategies, "guest": guest.columns(), "host": host_facts(),
                   "tools": tool_versions(), "git_sha": git_sha(), "scenario_name": "claims"})  # fmt: skip
     status = "interrupted"
@@ -238,6 +240,8 @@ def run_claims(results_root: Path, console: Console, strategies: list[str] | Non
             facts = run_probes(ProbeContext(lab, writer, guest), strategies, console, repetitions)
             write_json(writer.dir / "probes.json", facts.record())
             rows = claims_table(facts, strategies, str(guest.kind))
+            if guest.kind == GuestKind.NETNS:
+                rows = decide_on_qemu(rows, facts, ProbeContext(lab, writer, guest), console)
             write_json(writer.dir / "claims.json", rows)
             write_text(writer.dir / "claims.md", "# Seed claims, measured\n\n" + markdown(rows))
             status = "complete"
@@ -245,6 +249,47 @@ def run_claims(results_root: Path, console: Console, strategies: list[str] | Non
             lab.close()
             writer.finish(status)
     return writer.dir
+
+
+NETNS_UNDECIDABLE = ("slirp", "passt")  # their pod-side stack is QEMU's own (-netdev user) or passt's
+
+
+def decide_on_qemu(rows: list[dict], facts: ProbeFacts, ctx: ProbeContext, console: Console) -> list[dict]:
+    """The claims the netns guest cannot decide for slirp and passt (no helper process, no privilege, no
+    NET_ADMIN: on the netns guest a helper must create the VM's tap) decided in the same command on the QEMU
+    guest, when this machine can run one: its inventory and privilege probes replace the netns ones for those
+    rows, which say so. Without QEMU the rows stay "not measurable here" and say why."""
+    undecided = {r["strategy"] for r in rows if r["verdict"] == "not measurable here"
+                 and r["strategy"] in NETNS_UNDECIDABLE}  # fmt: skip
+    if not undecided:
+        return rows
+    try:
+        from harness.guests.qemu.accel import resolve_acceleration
+        from harness.guests.qemu.image import build_image
+
+        build_image()
+        qemu = GuestSpec(GuestKind.QEMU, QemuOptions(), resolve_acceleration("auto"))
+    except Exception as e:  # noqa: BLE001 - no QEMU here is a recorded limit, not a crash
+        console.print(f"[yellow]QEMU guest unavailable ({e}); slirp/passt claims stay undecided[/]")
+        return rows
+    console.print(f"deciding {', '.join(sorted(undecided))} on the QEMU guest ({qemu.acceleration.accel}: "
+                  f"{qemu.acceleration.reason}): the netns guest cannot")  # fmt: skip
+    qctx = ProbeContext(ctx.lab, ctx.writer, qemu)
+    decided = {}
+    for s in sorted(undecided):
+        own = facts.strategies[s]
+        decided[s] = StrategyFacts(conn=own.conn, inv=probe_setup_inventory(qctx, s),
+                                   priv=probe_privilege(ctx.lab, s, qemu), coex=own.coex, perf=own.perf)  # fmt: skip
+    qfacts = ProbeFacts(strategies={**facts.strategies, **decided}, performance=facts.performance)
+    write_json(ctx.writer.dir / "probes-qemu.json", {s: asdict(f) for s, f in decided.items()})
+    claims = {c.text: c for c in load_claims()}
+    out = []
+    for row in rows:
+        if row["strategy"] in decided and row["verdict"] == "not measurable here":
+            row = judge(claims[row["claim"]], row["strategy"], qfacts, "qemu")
+            row["why"] = f"decided on the QEMU guest ({qemu.acceleration.accel}). " + row["why"]
+        out.append(row)
+    return out
 
 
 def print_claims(rows: list[dict], console: Console) -> None:
