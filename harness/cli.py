@@ -319,6 +319,7 @@ def claims(
 def describe(
     name: Annotated[str, typer.Argument(help="Strategy name.")],
     option: Annotated[list[str], typer.Option("--option", help="KEY=VALUE of the strategy's options.")] = [],  # noqa: B006
+    sidecar: Annotated[str, typer.Option(help="Sidecar installed first: none, envoy-redirect, ...")] = "none",
 ) -> None:
     """Set a strategy up on a scratch bed and print what it creates: links, addresses, rules, processes."""
     import yaml
@@ -336,8 +337,12 @@ def describe(
         options = parse_strategy_options(name, {k: yaml.safe_load(v) for k, _, v in pairs}, "--option")
     except ScenarioError as e:
         fail(str(e))
+    from harness.lab.kinds import SidecarKind
+
+    if sidecar not in [str(k) for k in SidecarKind]:
+        fail(f"option --sidecar: unknown sidecar {sidecar!r}; allowed: {', '.join(SidecarKind)}.")
     _require_root()
-    typer.echo(describe_strategy(name, options))
+    typer.echo(describe_strategy(name, options, SidecarKind(sidecar)))
 
 
 @app.command()

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec
+from harness.lab.kinds import SidecarKind
 from harness.lab.rules import iptables_save, list_nft
 from harness.lab.session import LabSession
+from harness.pod.sidecars import install_sidecar
 from strategies import strategy_class
 from strategies.base import StrategyOptions
 
 
-def describe_strategy(name: str, options: StrategyOptions | None = None) -> str:
+def describe_strategy(
+    name: str, options: StrategyOptions | None = None, sidecar: SidecarKind = SidecarKind.NONE
+) -> str:
+    """`sidecar`: installed first, as istio-init and the injected proxy precede KubeVirt's wiring."""
     cls = strategy_class(name)
-    strategy = cls(options)
-    lines = [f"strategy {name}: {cls.summary}", f"faithful to: {cls.faithful_to}"]
+    strategy = cls(options, sidecar=sidecar)
+    lines = [f"strategy {name}: {cls.summary}", f"faithful to: {cls.faithful_to}",
+             f"options: {strategy.options.model_dump_json()}; sidecar: {sidecar}"]  # fmt: skip
     req = cls.requirements
     lines.append(
         f"requirements: capabilities={list(req.capabilities)} kernel={list(req.kernel_features)} "
         f"processes={list(req.extra_processes)} binaries={list(req.binaries)}"
     )
     with LabSession() as lab, lab.bed() as bed:
+        install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces))
         attachment = strategy.setup(bed, driver_for(GuestSpec(), f"describe-{name}"))
         lines.append(
             f"ingress: peer dials {attachment.ingress_address}; service runs in "
@@ -29,7 +36,7 @@ def describe_strategy(name: str, options: StrategyOptions | None = None) -> str:
             lines.append(f"\n== namespace {ns.name} ({role})")
             for link in ns.link_names():
                 addrs = ", ".join(ns.addresses(link)) or "-"
-                lines.append(f"  link {link:<16} {addrs}")
+                lines.append(f"  link {link:<16} mtu {ns.mtu(link):<6} {addrs}")
             if role == "pod":
                 rules = ns.policy_rules()
                 if len(rules) > 3:  # more than the kernel's local/main/default

@@ -130,6 +130,9 @@ class Namespace:
     def link_names(self) -> list[str]:
         return [link.get("IFLA_IFNAME") for link in self.ipr.get_links()]
 
+    def mtu(self, ifname: str) -> int:
+        return int(self.ipr.get_links(self.index(ifname))[0].get("IFLA_MTU"))
+
     # -- sysctls and commands --------------------------------------------------------------------------
     def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on a short-lived thread that has entered this namespace (setns affects only the calling
