@@ -74,7 +74,11 @@ def cost_metrics(outcome: Outcome, spent: CpuCost) -> list[Metric]:
     if outcome.requests:
         metrics.append(Metric("cpu_per_10k_req", "s", spent.total_s / outcome.requests * 1e4))
     elif outcome.bytes_moved:
+        # cpu_per_gb: the bed's processes plus the machine-wide kernel time (forwarding, NAT and softirq land
+        # there, but so does any other workload's); cpu_bed_per_gb: the bed's processes only, which another
+        # workload on the host cannot inflate.
         metrics.append(Metric("cpu_per_gb", "s/GB", spent.total_s / (outcome.bytes_moved / 1e9)))
+        metrics.append(Metric("cpu_bed_per_gb", "s/GB", spent.process_s / (outcome.bytes_moved / 1e9)))
     if outcome.bytes_moved:
         metrics.append(Metric("userspace_bytes_per_byte", "ratio", spent.userspace_bytes / outcome.bytes_moved))
     return metrics
