@@ -211,11 +211,30 @@ def claims_table(facts: ProbeFacts, strategies: list[str], guest: str = "netns")
     return [judge(claim, s, facts, guest) for claim in load_claims() for s in strategies]
 
 
+SCOPE_WORDS = {
+    "conn": "connectivity", "inv": "setup", "priv": "privilege", "coex": "coexistence", "perf": "performance",
+    "direct": "direct's performance", "nat_proxy": "nat-proxy's performance",
+}  # fmt: skip
+
+
+def evidence_text(evidence: dict) -> str:
+    """`inv.process_names=['vmnb-relay']` as a sentence: "Setup: process names vmnb-relay." """
+    parts = []
+    for ref, value in evidence.items():
+        scope, _, name = ref.partition(".")
+        shown = ", ".join(map(str, value)) if isinstance(value, list | tuple) else value
+        if isinstance(value, list | tuple) and not value:
+            shown = "none"
+        parts.append(f"{SCOPE_WORDS.get(scope, scope)}: {name.replace('_', ' ')} {shown}")
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:] if parts else ""
+
+
 def markdown(rows: list[dict]) -> str:
     lines = ["| claim (seed) | strategy | verdict | why | evidence |", "|---|---|---|---|---|"]
     for r in rows:
         mark = "**" if r["seed_claims_it_here"] else ""
-        evidence = "; ".join(f"{k}={v}" for k, v in r["evidence"].items()).replace("|", "/")
+        evidence = evidence_text(r["evidence"]).replace("|", "/")
         lines.append(f"| {r['claim']} ({r['kind']}, of {r['seed_says_it_of']}) | {mark}{r['strategy']}{mark} | "
                      f"{r['verdict']} | {r['why']} | {evidence} |")  # fmt: skip
     return "\n".join(lines) + "\n\nBold strategy: the seed makes this claim about it.\n"
@@ -302,7 +321,7 @@ def print_claims(rows: list[dict], console: Console) -> None:
     for r in rows:
         name = f"[bold]{r['strategy']}[/]" if r["seed_claims_it_here"] else r["strategy"]
         v = f"[{style.get(r['verdict'], 'white')}]{r['verdict']}[/]"
-        detail = r["why"] or "; ".join(f"{k}={v}" for k, v in r["evidence"].items())
+        detail = r["why"] or evidence_text(r["evidence"])
         table.add_row(r["claim"], name, v, detail)
     console.print(table)
 
