@@ -5,6 +5,7 @@ CACHE_DIR/tools/<hash of the source and flags>/, rebuilt only when the source ch
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,7 +28,7 @@ def compile_c(source: Path, name: str, *, what: str, cache: Path = CACHE_DIR) ->
     if not shutil.which("gcc"):
         raise ToolBuildError(f"gcc is needed to build {name} ({what}): install gcc and libc6-dev")
     binary.parent.mkdir(parents=True, exist_ok=True)
-    tmp = binary.with_suffix(".tmp")
+    tmp = binary.with_name(f"{name}.tmp{os.getpid()}")  # two runs building at once never share a file
     done = subprocess.run(["gcc", *CFLAGS, "-o", str(tmp), str(source)], capture_output=True, text=True)
     if done.returncode != 0:
         raise ToolBuildError(f"building {name} from {source} failed: {done.stderr.strip()[-500:]}")
