@@ -81,7 +81,7 @@ def format_ratio(ci: MedianCI | None) -> str:
         return "-"
     if ci.n < MIN_N_FOR_CI:
         return f"{ci.median:.2f} (n={ci.n}, no CI)"
-    return f"{ci.median:.2f} [{ci.low:.2f}, {ci.high:.2f}]"
+    return f"{ci.median:.2f} [{ci.low:.2f}, {ci.high:.2f}] n={ci.n}"
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,8 @@ def latest_claims(results_root: Path) -> tuple[str, list[dict]] | None:
 
 
 def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dict]] | None, guest: str) -> str:
+    from harness.analysis.provenance import busy_host_warnings
+
     parsed = meta.get("scenario_parsed", {})
     bindings = binding_order(samples, parsed.get("strategies", []))
     sidecars = sidecar_order(samples, [str(s) for s in parsed.get("sidecars", [])])
@@ -170,10 +172,12 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
         f"{guest} Runtime: {runtime}"
         + (" (pods are network namespaces, not containers)." if runtime == "netns" else "."),
         "",
+        *[f"**Busy host:** {w}.\n" for w in busy_host_warnings(meta)],
         "Costs are ratios to `direct` (a plain pod, no VM) under the same sidecar: median(binding) /",
         "median(direct) with a 95% bootstrap CI; above 1 is better for TCP and CRR rates, below 1 is better for",
         f"latency and CPU/GB. n < {MIN_N_FOR_CI} samples: no CI. Rankings use `>` only where CIs separate,",
         "`≈` where they do not (indistinguishable in this run). RR is TCP ping-pong, CRR connect-request-response.",
+        "CPU/GB counts the bed's processes plus the machine-wide kernel time (forwarding, NAT, softirq).",
         "",
     ]
     claim_run, claim_rows = claims if claims else ("", None)
