@@ -4,7 +4,10 @@
     pytest-benchmark compare
     pytest benchmarks/test_fixed_work.py --benchmark-compare --benchmark-compare-fail=median:25%
 
-`make gate` runs it against the baseline stored in benchmarks/baseline/. Work: a transfer of TRANSFER_MIB
+A micro-benchmark for working on one strategy's speed by hand; it does not gate: absolute timings from another
+sitting swing by more than any threshold on 2 shared cores (`make gate` judges within-run ratios to direct
+instead, harness/analysis/gate.py). The pytest-benchmark baseline that used to live in benchmarks/baseline/
+is gone for that reason. Work: a transfer of TRANSFER_MIB
 through the strategy (iperf3 -n, peer -> VM) and ROUND_TRIPS request/response exchanges on one connection.
 """
 

@@ -138,6 +138,8 @@ def _verdict(key: dict, base: np.ndarray, new: np.ndarray, gate: Gate | None) ->
         return {**row, "p_value": None, "verdict": "inconclusive",
                 "why": f"n={len(base)} vs {len(new)}: the smallest possible p is {floor:.2g} >= alpha {gate.alpha:g}; "
                        "more repetitions needed"}  # fmt: skip
+    if not np.any(base) and not np.any(new):
+        return {**row, "p_value": None, "verdict": "unchanged", "why": "zero in every sample of both runs"}
     worse = "less" if gate.better == "higher" else "greater"  # alternative: NEW is worse than BASE
     better = "greater" if gate.better == "higher" else "less"
     p_worse = float(mannwhitneyu(new, base, alternative=worse).pvalue)
