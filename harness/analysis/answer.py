@@ -91,27 +91,36 @@ class Works:
 
 
 def works(samples: pd.DataFrame, strategy: str, sidecar: str) -> Works:
-    """From every test's rows in each direction: a direction works when all its attempts succeeded."""
+    """From every test's rows, per protocol and direction: a direction works when all its attempts
+    succeeded. One verdict when TCP and UDP agree, else one per protocol ("TCP both ways; UDP egress only")."""
     cell = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.test.fillna("") != "")
                    & (samples.test != "harness")]  # fmt: skip
-    per_direction = {}
-    reasons = []
-    for direction in ("ingress", "egress"):
-        rows = cell[cell.direction == direction]
-        if rows.empty:
-            continue
-        failed = rows[rows.status != "ok"]
-        per_direction[direction] = failed.empty
-        reasons += [r for r in failed.reason.fillna("") if r]
-    if not per_direction:
+    if cell.empty:
         setup = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.status != "ok")]
         return Works("fails" if not setup.empty else "not measured", _common(list(setup.reason.fillna(""))))
+    verdicts, reasons = {}, []
+    for protocol, rows in cell.groupby(cell.protocol.fillna("tcp"), sort=True):
+        per_direction = {}
+        for direction in ("ingress", "egress"):
+            d = rows[rows.direction == direction]
+            if not d.empty:
+                failed = d[d.status != "ok"]
+                per_direction[direction] = failed.empty
+                reasons += [r for r in failed.reason.fillna("") if r]
+        verdicts[str(protocol).upper()] = _direction_verdict(per_direction)
+    if len(set(verdicts.values())) == 1:
+        return Works(next(iter(verdicts.values())), _common(reasons))
+    return Works("; ".join(f"{p} {v}" for p, v in verdicts.items()), _common(reasons))
+
+
+def _direction_verdict(per_direction: dict[str, bool]) -> str:
     ok_in, ok_out = per_direction.get("ingress", False), per_direction.get("egress", False)
     verdict = {(True, True): "both ways", (True, False): "ingress only", (False, True): "egress only",
                (False, False): "fails"}[(ok_in, ok_out)]  # fmt: skip
-    if verdict == "both ways" and len(per_direction) == 1:
-        verdict = f"{next(iter(per_direction))} only measured"
-    return Works(verdict, _common(reasons))
+    if len(per_direction) == 1:
+        direction = next(iter(per_direction))
+        verdict = f"{direction} only measured" if per_direction[direction] else "fails"
+    return verdict
 
 
 def _common(reasons: list[str]) -> str:
