@@ -306,7 +306,7 @@ def decide_on_qemu(rows: list[dict], facts: ProbeFacts, ctx: ProbeContext, conso
     for row in rows:
         if row["strategy"] in decided and row["verdict"] == "not measurable here":
             row = judge(claims[row["claim"]], row["strategy"], qfacts, "qemu")
-            row["why"] = f"decided on the QEMU guest ({qemu.acceleration.accel}). " + row["why"]
+            row["why"] = " ".join(filter(None, [f"Decided on the QEMU guest ({qemu.acceleration.accel}).", row["why"]]))
         out.append(row)
     return out
 
