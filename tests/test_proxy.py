@@ -101,8 +101,11 @@ def open_fds(pid: int, kind: str) -> int:
     return sum(os.readlink(f"{fd_dir}/{fd}").startswith(f"{kind}:") for fd in os.listdir(fd_dir))
 
 
-def exchange(port: int, payload: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+def exchange(port: int, payload: bytes, barrier: threading.Barrier | None = None) -> bytes:
+    """Send `payload`, half-close, read the reply to EOF; with `barrier`, wait for the others once connected."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+        if barrier is not None:
+            barrier.wait(timeout=60)
         c.sendall(payload)
         c.shutdown(socket.SHUT_WR)
         reply = b""
@@ -166,18 +169,8 @@ def test_200_concurrent_connections_without_loss_or_leaked_descriptors(relay, im
     payloads = [os.urandom(1000 + 997 * i) for i in range(200)]
     barrier = threading.Barrier(200)
 
-    def one(payload: bytes) -> bytes:
-        with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
-            barrier.wait(timeout=60)  # all 200 are open through the relay at once
-            c.sendall(payload)
-            c.shutdown(socket.SHUT_WR)
-            reply = b""
-            while chunk := c.recv(1 << 16):
-                reply += chunk
-        return reply
-
-    with ThreadPoolExecutor(200) as pool:
-        replies = list(pool.map(one, payloads))
+    with ThreadPoolExecutor(200) as pool:  # the barrier: all 200 are open through the relay at once
+        replies = list(pool.map(lambda payload: exchange(port, payload, barrier), payloads))
     for payload, reply in zip(payloads, replies, strict=True):
         assert reply == f"{len(payload)}:".encode() + payload.upper()
     # Every socket is closed; empty pipes go back to the pool (kept open on purpose, up to its size); the

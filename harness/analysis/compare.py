@@ -107,6 +107,13 @@ def compare(base_dir: Path, new_dir: Path, gates_path: Path = DEFAULT_GATES) -> 
     if not cells_base & cells_new:
         raise NothingInCommon(f"{base_dir} and {new_dir} share no measured cell (strategy, sidecar, test, direction "
                               "with successful samples in both); nothing to compare")  # fmt: skip
+    return Comparison(judge_frames(base, new, gates), sorted(cells_base - cells_new), sorted(cells_new - cells_base),
+                      environment_differences(load_meta(base_dir), load_meta(new_dir)))  # fmt: skip
+
+
+def judge_frames(base: pd.DataFrame, new: pd.DataFrame, gates: dict[str, Gate]) -> pd.DataFrame:
+    """A verdict for every (strategy, sidecar, test, direction, metric) both frames hold; a ratio metric
+    `<m>/<ref>` takes its own gate if it has one, else `<m>`'s."""
     rows = []
     for key, b in base.groupby(KEYS, sort=True):
         n = new
@@ -117,8 +124,7 @@ def compare(base_dir: Path, new_dir: Path, gates_path: Path = DEFAULT_GATES) -> 
         metric = key[-1]
         gate = gates.get(metric) or gates.get(metric.split("/")[0])
         rows.append(_verdict(dict(zip(KEYS, key, strict=True)), b["value"].to_numpy(), n["value"].to_numpy(), gate))
-    return Comparison(pd.DataFrame(rows), sorted(cells_base - cells_new), sorted(cells_new - cells_base),
-                      environment_differences(load_meta(base_dir), load_meta(new_dir)))  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def smallest_p(n_base: int, n_new: int) -> float:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.analysis.compare import DEFAULT_GATES, _verdict, load_gates, within_run_ratios
+from harness.analysis.compare import DEFAULT_GATES, judge_frames, load_gates, within_run_ratios
 from harness.lab.paths import REPO_ROOT
 
 DEFAULT_BASELINE = REPO_ROOT / "benchmarks" / "gate-baseline.json"
-RATIO_KEYS = ["strategy", "sidecar", "test", "direction", "metric"]
+RATIO_KEYS = ["strategy", "sidecar", "test", "direction", "metric"]  # compare.KEYS
 
 
 class GateError(ValueError):
@@ -62,18 +62,7 @@ def load_baseline(path: Path = DEFAULT_BASELINE) -> pd.DataFrame:
 def judge(base: pd.DataFrame, new: pd.DataFrame, gates_path: Path = DEFAULT_GATES) -> pd.DataFrame:
     """compare's verdict for every (cell, metric) both frames hold."""
     gates, _ = load_gates(gates_path)
-    rows = []
-    for key, b in base.groupby(RATIO_KEYS, sort=False):
-        n = new
-        for k, v in zip(RATIO_KEYS, key, strict=True):
-            n = n[n[k] == v]
-        if n.empty:
-            continue
-        metric = key[-1]
-        gate = gates.get(metric) or gates.get(metric.split("/")[0])
-        rows.append(_verdict(dict(zip(RATIO_KEYS, key, strict=True)), b["value"].to_numpy(), n["value"].to_numpy(),
-                             gate))  # fmt: skip
-    return pd.DataFrame(rows)
+    return judge_frames(base, new, gates)
 
 
 def judge_against_baseline(samples: pd.DataFrame, baseline: pd.DataFrame, gates_path: Path = DEFAULT_GATES):
