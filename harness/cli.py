@@ -28,15 +28,37 @@ def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML, e.g. scenarios/smoke.yaml.")],
     results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
     run_id: Annotated[str | None, typer.Option(help="Six hex digits; drawn at random if not given.")] = None,
+    guest: Annotated[
+        str | None, typer.Option(help="The guest for this run, overriding the scenario's: netns or qemu.")
+    ] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(help="Refuse to start a run whose estimate exceeds this: 15m, 900s, 1h (sweeps grow fast)."),
+    ] = None,
 ) -> None:
     """Run a scenario: build beds, set up each strategy, measure, tear down, write results/<run id>/."""
     from harness.analysis.results import ResultsFolderError
-    from harness.experiment.runner import Interrupted, run_scenario
+    from harness.experiment.runner import Interrupted, format_duration, run_scenario
     from harness.experiment.scenario import ScenarioError, load_scenario
+    from harness.lab.kinds import GuestKind
     from harness.lab.session import RunIdInUse
 
     try:
         parsed, text = load_scenario(scenario)
+        if guest is not None:
+            kinds = [str(k) for k in GuestKind]
+            if guest not in kinds:
+                raise ValueError(f"option --guest must be one of: {', '.join(kinds)} (got {guest!r})")
+            parsed = parsed.model_copy(update={"guest": GuestKind(guest)})
+        if time_budget is not None:
+            budget = parse_duration(time_budget)
+            estimate = parsed.estimated_seconds()
+            if estimate > budget:
+                cells, tests = len(parsed.cells()), sum(len(t.directions) for t in parsed.expanded_tests())
+                raise ValueError(f"the run would take about {format_duration(estimate)} ({cells} cells x {tests} "
+                                 f"tests x {parsed.repetitions} repetitions), more than the time budget of "
+                                 f"{format_duration(budget)} given with --time-budget; drop sweep values, "
+                                 "strategies or repetitions")  # fmt: skip
         if run_id is not None:
             check_run_id(run_id)
             refuse_used_run_id(run_id, results)
@@ -194,13 +216,16 @@ def print_verdicts(verdicts, title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("strategy", "sidecar", "test", "dir", "metric", "n", "base", "new", "ratio", "verdict", "why"):
+    swept = [c for c in ("pod_mtu", "guest_mtu") if c in verdicts.columns]  # a sweep's cells, kept apart
+    for col in ("strategy", *swept, "sidecar", "test", "dir", "metric", "n", "base", "new", "ratio", "verdict", "why"):
         table.add_column(col, overflow="fold")
     style = {"regressed": "red", "improved": "green", "inconclusive": "yellow"}
-    for r in verdicts.itertuples():
-        v = f"[{style[r.verdict]}]{r.verdict}[/]" if r.verdict in style else r.verdict
-        table.add_row(r.strategy, r.sidecar, r.test, r.direction, r.metric, f"{r.n_base}/{r.n_new}",
-                      f"{r.median_base:.4g}", f"{r.median_new:.4g}", f"{r.ratio:.3f}", v, r.why)  # fmt: skip
+    for r in verdicts.to_dict("records"):
+        v = f"[{style[r['verdict']]}]{r['verdict']}[/]" if r["verdict"] in style else r["verdict"]
+        points = ["-" if r[c] != r[c] or r[c] is None else str(int(r[c])) for c in swept]
+        table.add_row(r["strategy"], *points, r["sidecar"], r["test"], r["direction"], r["metric"],
+                      f"{r['n_base']}/{r['n_new']}", f"{r['median_base']:.4g}", f"{r['median_new']:.4g}",
+                      f"{r['ratio']:.3f}", v, r["why"])  # fmt: skip
     console.print(table)
 
 
@@ -400,6 +425,16 @@ def effective_capabilities() -> list[str]:
             mask = int(line.split()[1], 16)
             return [name for name, bit in CAPABILITY_BITS.items() if mask >> bit & 1]
     return []
+
+
+def parse_duration(text: str) -> float:
+    """`15m`, `900s`, `1h` or a bare number of minutes, in seconds; ValueError naming the option otherwise."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"option --time-budget: {text!r} is not a duration; give e.g. 15m, 900s or 1h")
+    return float(match.group(1)) * {"s": 1, "m": 60, "": 60, "h": 3600}[match.group(2)]
 
 
 def fail(message: str) -> NoReturn:

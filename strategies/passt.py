@@ -31,6 +31,6 @@ class Passt(Strategy):
     options: PasstOptions
 
     def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
-        net = PasstNet(self.services.tcp_ports, self.services.udp_ports, self.options.mtu)
+        net = PasstNet(self.services.tcp_ports, self.services.udp_ports, guest.nic_mtu(bed, self.options.mtu))
         vm = guest.passt(bed, net)
         return Attachment.of_guest(bed, vm, bed.plan.pod_ip, guest_ip=bed.plan.pod, mtu=net.mtu or PASST_MTU)

@@ -38,7 +38,8 @@ class Slirp(Strategy):
     options: SlirpOptions
 
     def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
-        net = UserModeNet(self.options.cidr, self.services.tcp_ports, self.services.udp_ports, self.options.mtu)
+        net = UserModeNet(self.options.cidr, self.services.tcp_ports, self.services.udp_ports,
+                          guest.nic_mtu(bed, self.options.mtu))  # fmt: skip
         vm = guest.user_mode(bed, net)
         return Attachment.of_guest(bed, vm, bed.plan.pod_ip, guest_ip=net.guest_cidr, gateway=net.gateway,
                                    mtu=guest.user_mode_mtu(net))  # fmt: skip

@@ -35,7 +35,7 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.di
                       inner, max_size=4), max_leaves=12)  # fmt: skip
 valid_tests = st.lists(st.one_of(
     st.fixed_dictionaries({"kind": st.just("tcp_throughput")},
-                          optional={"duration_s": st.floats(0.1, 5), "streams": st.integers(1, 8),
+                          optional={"duration_s": st.integers(1, 5), "streams": st.integers(1, 8),
                                     "directions": st.sampled_from([["ingress"], ["egress"], ["ingress", "egress"]])}),
     st.fixed_dictionaries({"kind": st.just("rr")},
                           optional={"protocol": st.sampled_from(["tcp", "udp"]), "message_bytes": st.integers(14, 99)}),

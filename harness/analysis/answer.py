@@ -8,11 +8,13 @@ on its own (stats.ratio_ci); with fewer than MIN_N_FOR_CI samples on either side
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from harness.analysis.results import sweep_points, varying_sweep_columns
 from harness.analysis.stats import MedianCI, ratio_ci
 
 REFERENCE = "direct"
@@ -51,9 +53,20 @@ def sidecar_order(samples: pd.DataFrame, listed: list[str]) -> list[str]:
     return [s for s in listed if s in seen] + [s for s in seen if s not in listed]
 
 
+def cost_test(samples: pd.DataFrame, family: str) -> str:
+    """The test label a cost column reads: the family itself (`rr_tcp_closed`, never its `+load_*` runs), or
+    when a sweep renamed it, its first swept value (`rr_tcp_closed/64B`, `tcp_throughput/P1`); the other
+    values are in the page's sweep sections."""
+    labels = samples.test.dropna().unique()
+    if family in labels:
+        return family
+    swept = [t for t in labels if re.fullmatch(re.escape(family) + r"/\w+", t)]
+    return min(swept, key=lambda t: int(re.sub(r"\D", "", t) or 0)) if swept else family
+
+
 def _values(samples: pd.DataFrame, strategy: str, sidecar: str, col: CostColumn) -> pd.Series:
     df = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.metric == col.metric)
-                 & (samples.status == "ok") & samples.test.fillna("").str.startswith(col.test)]  # fmt: skip
+                 & (samples.status == "ok") & (samples.test == cost_test(samples, col.test))]  # fmt: skip
     if col.direction is not None:
         df = df[df.direction == col.direction]
     return df["value"].dropna()
@@ -190,30 +203,32 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
         "",
     ]
     claim_run, claim_rows = claims if claims else ("", None)
-    for sidecar in sidecars:
-        lines += [f"## Sidecar: {sidecar}", ""]
-        lines.append("| binding | works | " + " | ".join(c.heading for c in COSTS) + " |")
-        lines.append("|---|---|" + "---|" * len(COSTS))
-        notes = []
-        for b in bindings:
-            w = works(samples, b, sidecar)
-            if w.verdict == "not measured":
-                continue
-            verdict = w.verdict if not w.reason else f"{w.verdict} ({len(notes) + 1})"
-            if w.reason:
-                notes.append(w.reason)
-            ratios = [reference_value(samples, sidecar, c) if b == REFERENCE
-                      else format_ratio(ratio_to_direct(samples, b, sidecar, c)) for c in COSTS]  # fmt: skip
-            lines.append(f"| {b} | {verdict} | " + " | ".join(ratios) + " |")
-        lines.append("")
-        lines += [f"({i}) {reason}" for i, reason in enumerate(notes, 1)]
-        if notes:
+    for where, point in sweep_points(samples):  # one set of tables per swept pod/guest MTU
+        for sidecar in sidecars:
+            lines += [f"## Sidecar: {sidecar}" + (f" ({where})" if where else ""), ""]
+            lines.append("| binding | works | " + " | ".join(c.heading for c in COSTS) + " |")
+            lines.append("|---|---|" + "---|" * len(COSTS))
+            notes = []
+            for b in bindings:
+                w = works(point, b, sidecar)
+                if w.verdict == "not measured":
+                    continue
+                verdict = w.verdict if not w.reason else f"{w.verdict} ({len(notes) + 1})"
+                if w.reason:
+                    notes.append(w.reason)
+                ratios = [reference_value(point, sidecar, c) if b == REFERENCE
+                          else format_ratio(ratio_to_direct(point, b, sidecar, c)) for c in COSTS]  # fmt: skip
+                lines.append(f"| {b} | {verdict} | " + " | ".join(ratios) + " |")
             lines.append("")
-        for col in (COSTS[0], COSTS[1], COSTS[4], COSTS[5]):
-            order = ranking(samples, bindings, sidecar, col)
-            if order:
-                lines.append(f"- {col.heading} ({'higher' if col.better == 'higher' else 'lower'} first): {order}")
-        lines.append("")
+            lines += [f"({i}) {reason}" for i, reason in enumerate(notes, 1)]
+            if notes:
+                lines.append("")
+            for col in (COSTS[0], COSTS[1], COSTS[4], COSTS[5]):
+                order = ranking(point, bindings, sidecar, col)
+                if order:
+                    lines.append(f"- {col.heading} ({'higher' if col.better == 'higher' else 'lower'} first): {order}")
+            lines.append("")
+    lines += sweep_sections(samples, bindings)
     if claim_rows:
         lines += [f"## Seed claims (claims run {claim_run})", ""]
         for b in bindings:
@@ -226,13 +241,26 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
     return "\n".join(lines)
 
 
+def sweep_sections(samples: pd.DataFrame, bindings: list[str]) -> list[str]:
+    """For every swept parameter: which binding wins at which value (sweep.winners)."""
+    from harness.analysis import sweep
+
+    lines = []
+    for parameter in sweep.swept(samples):
+        lines += [f"## What changes with the {sweep.PARAMETERS[parameter]}", "",
+                  "Ranked by median per value; `>` where the 95% CIs separate, `≈` where they do not.", ""]  # fmt: skip
+        lines += [f"- {line}" for line in sweep.winners(samples, parameter, bindings)]
+        lines.append("")
+    return lines
+
+
 def all_metrics(samples: pd.DataFrame, bindings: list[str]) -> pd.DataFrame:
     """Every metric the run measured, per cell: median with its 95% CI (n >= 3) and n, plus failed counts."""
     from harness.analysis.stats import median_ci
 
     rank = {b: i for i, b in enumerate(bindings)}
     rows = []
-    keys = ["strategy", "sidecar", "test", "direction", "metric", "unit"]
+    keys = ["strategy", *varying_sweep_columns(samples), "sidecar", "test", "direction", "metric", "unit"]
     frame = samples.assign(test=samples.test.fillna(""), unit=samples.unit.fillna(""))
     for key, g in frame.groupby(keys, sort=False, dropna=False):
         ok = g[g.status == "ok"]["value"].dropna()
@@ -254,7 +282,8 @@ def failures(samples: pd.DataFrame, bindings: list[str]) -> pd.DataFrame:
     if failed.empty:
         return pd.DataFrame(columns=["strategy", "sidecar", "test", "direction", "status", "reason", "repetitions"])
     rank = {b: i for i, b in enumerate(bindings)}
-    table = (failed.groupby(["strategy", "sidecar", "test", "direction", "status", "reason"], sort=False)
+    keys = ["strategy", *varying_sweep_columns(samples), "sidecar", "test", "direction", "status", "reason"]
+    table = (failed.groupby(keys, sort=False, dropna=False)
              .repetition.nunique().rename("repetitions").reset_index())  # fmt: skip
     table["_r"] = table.strategy.map(lambda b: rank.get(b, len(rank)))
     return table.sort_values(["_r", "sidecar", "test", "direction"], kind="stable").drop(columns="_r")

@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 from scipy.stats import mannwhitneyu
 
-from harness.analysis.results import load_meta, load_samples
+from harness.analysis.results import load_meta, load_samples, varying_sweep_columns
 from harness.analysis.stats import ratio_ci
 from harness.lab.paths import REPO_ROOT
 
@@ -64,9 +64,12 @@ def within_run_ratios(df: pd.DataFrame, ratios: list[dict]) -> pd.DataFrame:
     for spec in ratios:
         metric, ref = spec["metric"], spec["reference"]
         m = df[df["metric"] == metric]
-        reference = m[m["strategy"] == ref].set_index(["sidecar", "test", "direction", "repetition"])["value"]
+        # In a pod-MTU sweep a binding is divided by direct at the same pod MTU (direct has no guest MTU).
+        point = [c for c in varying_sweep_columns(df) if c == "pod_mtu"]
+        index = ["sidecar", *point, "test", "direction", "repetition"]
+        reference = m[m["strategy"] == ref].set_index(index)["value"]
         for _, row in m[m["strategy"] != ref].iterrows():
-            key = (row["sidecar"], row["test"], row["direction"], row["repetition"])
+            key = tuple(row[k] for k in index)
             if key in reference.index and reference.loc[key]:
                 out.append({**row.to_dict(), "metric": f"{metric}/{ref}", "value": row["value"] / reference.loc[key]})
     return pd.DataFrame(out, columns=df.columns) if out else df.iloc[0:0]
@@ -115,15 +118,16 @@ def judge_frames(base: pd.DataFrame, new: pd.DataFrame, gates: dict[str, Gate]) 
     """A verdict for every (strategy, sidecar, test, direction, metric) both frames hold; a ratio metric
     `<m>/<ref>` takes its own gate if it has one, else `<m>`'s."""
     rows = []
-    for key, b in base.groupby(KEYS, sort=True):
+    keys = [*KEYS[:-1], *varying_sweep_columns(base, new), KEYS[-1]]  # swept cells are kept apart
+    for key, b in base.groupby(keys, sort=True, dropna=False):
         n = new
-        for k, v in zip(KEYS, key, strict=True):
-            n = n[n[k] == v]
+        for k, v in zip(keys, key, strict=True):
+            n = n[n[k].isna()] if pd.isna(v) else n[n[k] == v]
         if n.empty:
             continue
         metric = key[-1]
         gate = gates.get(metric) or gates.get(metric.split("/")[0])
-        rows.append(_verdict(dict(zip(KEYS, key, strict=True)), b["value"].to_numpy(), n["value"].to_numpy(), gate))
+        rows.append(_verdict(dict(zip(keys, key, strict=True)), b["value"].to_numpy(), n["value"].to_numpy(), gate))
     return pd.DataFrame(rows)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from harness.analysis import sweep  # noqa: E402
 from harness.analysis.answer import all_metrics, binding_order, decision_page, failures, latest_claims  # noqa: E402
 from harness.analysis.results import load_meta, load_samples  # noqa: E402
 from harness.analysis.stats import median_ci  # noqa: E402
@@ -213,8 +216,64 @@ def plot_latency_cdf(run: Run):
     return _finish_panels(fig, axes, "fraction of requests slower (1 - F, log)", "Latency tail: 1 - CDF")
 
 
-def figures(run: Run) -> list[tuple[str, str, object]]:
-    """(file name, caption, figure) for every figure the run's data supports."""
+def plot_sweep(run: Run, parameter: str, group: list[sweep.SweepPanel]):
+    """The swept value on the x axis, one line per binding (its colour) and a panel per direction and sidecar;
+    the median's 95% CI as a band where n >= 3; a value where a binding never succeeded is a red x on the axis."""
+    first = group[0]
+    fig, axes = plt.subplots(1, len(group), figsize=(max(7.0, 4.4 * len(group)), 4.2), squeeze=False)
+    axes = list(axes[0])
+    colours = binding_colours(run)
+    order = binding_order(run.samples, run.strategy_order())
+    for ax, panel in zip(axes, group, strict=True):
+        values = sweep.values_of(panel)
+        x = np.arange(len(values))
+        data = sweep.series(panel, order)
+        for strategy, g in data.groupby("strategy", sort=False):
+            g = g.set_index("value").reindex(values)
+            ax.plot(x, g["median"].astype(float), marker="o", color=colours.get(strategy, "grey"), label=strategy)
+            if g["low"].notna().any():
+                ax.fill_between(x, g["low"].astype(float), g["high"].astype(float), color=colours.get(strategy, "grey"),
+                                alpha=0.15, linewidth=0)  # fmt: skip
+            failed = np.flatnonzero((g["median"].isna() & (g["failed"] > 0)).to_numpy())
+            if len(failed):
+                ax.plot(x[failed], [0] * len(failed), "x", color="red", markersize=9, clip_on=False,
+                        label=f"{strategy}: failed")  # fmt: skip
+        ax.set_xticks(x, [str(v) for v in values])
+        ax.set_xlabel(sweep.PARAMETERS[parameter])
+        ax.set_title(f"{panel.direction}, sidecar {panel.sidecar}", fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    unit = sweep.HEADLINE[first.metric][0]
+    fixed = ", ".join(f"{sweep.PARAMETERS[k]} {v}" for k, v in first.fixed)
+    title = f"{first.family} {first.metric} vs {sweep.PARAMETERS[parameter]}" + (f" ({fixed})" if fixed else "")
+    return _finish_panels(fig, axes, f"{first.metric} ({unit})", title)
+
+
+def sweep_figures(run: Run) -> Iterator[tuple[str, str, object]]:
+    """One figure per swept parameter, test, metric and fixed other parameters; panels per direction x sidecar.
+    Made one at a time (the caller saves and closes each): a sweep can have dozens."""
+    for parameter in sweep.swept(run.samples):
+        groups: dict[tuple, list[sweep.SweepPanel]] = {}
+        for panel in sweep.panels(run.samples, parameter):
+            groups.setdefault((panel.family, panel.metric, panel.fixed), []).append(panel)
+        for (family, metric, fixed), group in groups.items():
+            suffix = "".join(f"-{k}{v}" for k, v in fixed)
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"sweep-{parameter}-{family}-{metric}{suffix}.png")
+            caption = f"{family} {metric} against the {sweep.PARAMETERS[parameter]}" + (
+                f" ({', '.join(f'{sweep.PARAMETERS[k]} {v}' for k, v in fixed)})" if fixed else ""
+            )
+            yield name, caption, plot_sweep(run, parameter, group)
+
+
+def figures(run: Run) -> Iterator[tuple[str, str, object]]:
+    """(file name, caption, figure) for every figure the run's data supports. A sweep run gets the sweep
+    figures instead of the per-binding bars, which would merge the swept values into one bar."""
+    if sweep.swept(run.samples):
+        yield from sweep_figures(run)
+        setup = plot_bars(run, "setup_time", "seconds", "Setup time (median, 95% CI)")
+        if setup is not None:
+            yield "setup_time.png", "Setup time of each cell", setup
+        return
     candidates = [
         ("throughput.png", "TCP throughput per strategy and sidecar, median with bootstrap 95% CI",
          plot_bars(run, "throughput", "Gbit/s", "TCP throughput (median, 95% CI)")),
@@ -232,7 +291,7 @@ def figures(run: Run) -> list[tuple[str, str, object]]:
         ("setup_time.png", "Setup time of each cell",
          plot_bars(run, "setup_time", "seconds", "Setup time (median, 95% CI)")),
     ]  # fmt: skip
-    return [(name, caption, fig) for name, caption, fig in candidates if fig is not None]
+    yield from ((name, caption, fig) for name, caption, fig in candidates if fig is not None)
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -279,15 +338,20 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     claims = ("this run", run.claims) if run.claims else latest_claims(run.dir.parent)
     answer = decision_page(run.samples, run.meta, claims, guest_line(run.meta))
     write_text(run.dir / "answer.md", answer)
-    sections = [
-        ("TCP throughput (Gbit/s)", throughput_summary(run.samples)),
-        ("Sidecar traversal", path_matrix(run.samples)),
-    ]
-    if run.latency is not None:
+    bindings = binding_order(run.samples, run.meta.get("scenario_parsed", {}).get("strategies", []))
+    swept = sweep.swept(run.samples)
+    if swept:  # a table per swept parameter; the per-binding summaries would merge the swept values
+        title = "Against the {} (median [95% CI] when n >= 3)"
+        sections = [(title.format(sweep.PARAMETERS[p]), sweep.table(run.samples, p, bindings)) for p in swept]
+    else:
+        sections = [
+            ("TCP throughput (Gbit/s)", throughput_summary(run.samples)),
+            ("Sidecar traversal", path_matrix(run.samples)),
+        ]
+    if run.latency is not None and not swept:
         sections.append(("Latency percentiles (us, merged)", latency_percentiles(run.latency).round(1)))
     if run.claims:
         sections.append(("Claims", pd.DataFrame(run.claims)))
-    bindings = binding_order(run.samples, run.meta.get("scenario_parsed", {}).get("strategies", []))
     sections.append(
         ("Every measured metric (median, 95% bootstrap CI when n >= 3)", all_metrics(run.samples, bindings))
     )

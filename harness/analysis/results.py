@@ -33,6 +33,11 @@ class Sample:
     vcpus: int | None = None
     memory_mb: int | None = None
     options: str = ""  # the strategy's options as JSON (e.g. {"relay":"c","relay_workers":1,...})
+    pod_mtu: int | None = None  # the pod interface's MTU, read back from the link (the CNI's MTU)
+    guest_mtu: int | None = None  # the guest NIC's MTU, read back in the guest; None without a VM
+    message_bytes: int | None = None  # RR/CRR message, UDP datagram size of the test
+    streams: int | None = None  # parallel TCP streams of a throughput test
+    load: str | None = None  # RR under load: idle, or a bulk TCP stream the same way or the reverse way
     test: str = ""
     direction: str = ""
     protocol: str = ""
@@ -52,12 +57,19 @@ class Sample:
 
 
 COLUMNS = [
-    "run_id", "runtime", "guest", "accel", "vcpus", "memory_mb", "strategy", "options", "sidecar", "scenario", "test",
-    "direction", "protocol", "repetition", "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
+    "run_id", "runtime", "guest", "accel", "vcpus", "memory_mb", "strategy", "options", "pod_mtu", "guest_mtu",
+    "sidecar", "scenario", "test", "message_bytes", "streams", "load", "direction", "protocol", "repetition",
+    "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
     "status", "reason", "path", "sidecar_bytes", "sidecar_connections", "timestamp",
 ]  # fmt: skip
 """The column order of samples.parquet / samples.csv (every field of Sample)."""
 assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample disagree"
+
+
+SWEEP_INT_COLUMNS = ("pod_mtu", "guest_mtu", "message_bytes", "streams")
+CELL_SWEEP_COLUMNS = ("pod_mtu", "guest_mtu")
+"""Columns a sweep varies per cell (the bed and the guest); message_bytes and streams vary per test and are in
+the test's label when swept, so analyses keyed on the test keep them apart."""
 
 
 def now() -> str:
@@ -110,7 +122,7 @@ class RunWriter:
 
     def add_latency(self, sample: Sample, rtt_us) -> None:
         """Keep every latency sample, so percentiles are computed from all repetitions merged."""
-        keys = ("strategy", "sidecar", "test", "direction", "protocol", "repetition")
+        keys = ("strategy", "sidecar", "test", "direction", "protocol", "repetition", *CELL_SWEEP_COLUMNS, "load")
         frame = pd.DataFrame({"rtt_us": rtt_us})
         for k in keys:
             value = getattr(sample, k)
@@ -128,7 +140,7 @@ class RunWriter:
         df = pd.DataFrame(self.rows, columns=COLUMNS)
         for col in ("value", "cpu_client_pct", "cpu_server_pct"):
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-        for col in ("retransmits", "repetition", "sidecar_bytes", "sidecar_connections"):
+        for col in ("retransmits", "repetition", "sidecar_bytes", "sidecar_connections", *SWEEP_INT_COLUMNS):
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
         return df
 
@@ -165,6 +177,9 @@ def load_samples(run_dir: Path) -> pd.DataFrame:
     missing = {"strategy", "sidecar", "metric", "value", "status"} - set(frame.columns)
     if missing:
         raise RunFolderError(f"{path} lacks the columns {', '.join(sorted(missing))}; it is not a vmnetbench table")
+    for col in COLUMNS:  # a run from before a column existed reads with that column empty
+        if col not in frame.columns:
+            frame[col] = pd.array([None] * len(frame), dtype="Int64" if col in SWEEP_INT_COLUMNS else "object")
     return frame
 
 
@@ -177,3 +192,27 @@ def load_meta(run_dir: Path) -> dict:
     except (OSError, ValueError):
         pass
     return {"run_id": Path(run_dir).name, "status": "unknown (run.json missing or damaged)"}
+
+
+def varying_sweep_columns(*frames: pd.DataFrame) -> list[str]:
+    """The cell-level sweep columns (pod_mtu, guest_mtu) that take more than one value in any of `frames`:
+    the keys analyses must add to strategy and sidecar so swept cells are not merged."""
+    return [c for c in CELL_SWEEP_COLUMNS if any(c in f and f[c].dropna().nunique() > 1 for f in frames)]
+
+
+def sweep_points(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The run split by its cell-level sweep point: [("", frame)] when nothing was swept, else one titled part
+    per (pod MTU, guest MTU). Rows without a guest MTU (`direct`, no VM) belong to every guest MTU of their pod
+    MTU: they are the reference each binding is measured against."""
+    columns = varying_sweep_columns(frame)
+    if not columns:
+        return [("", frame)]
+    points = frame[columns].dropna().drop_duplicates().sort_values(columns)
+    parts = []
+    for _, point in points.iterrows():
+        mask = pd.Series(True, index=frame.index)
+        for column in columns:
+            mask &= (frame[column] == point[column]).fillna(False) | frame[column].isna()
+        names = {"pod_mtu": "pod MTU", "guest_mtu": "guest MTU"}
+        parts.append((", ".join(f"{names[c]} {int(point[c])}" for c in columns), frame[mask]))
+    return parts

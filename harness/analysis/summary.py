@@ -189,3 +189,23 @@ def print_latency_summary(df: pd.DataFrame, latency: pd.DataFrame | None, consol
     for r in failed.drop_duplicates(["strategy", "sidecar", "test", "direction"]).itertuples():
         table.add_row(r.strategy, r.sidecar, r.test, r.direction, "[red]failed[/]", str(r.reason), "")
     console.print(table)
+
+
+def print_sweep_summary(df: pd.DataFrame, console: Console, order: list[str] | None = None) -> bool:
+    """For a sweep run, one table per swept parameter (the values as columns) instead of the per-binding
+    summaries, which would merge the swept values; False when the run swept nothing."""
+    from harness.analysis import sweep
+
+    parameters = sweep.swept(df)
+    bindings = list(binding_rank(order)) or list(dict.fromkeys(df["strategy"]))
+    for parameter in parameters:
+        frame = sweep.table(df, parameter, bindings)
+        if frame.empty:
+            continue
+        table = Table(title=f"Against the {sweep.PARAMETERS[parameter]}: median [95% CI when n >= 3]")
+        for col in frame.columns:
+            table.add_column(str(col), overflow="fold")
+        for row in frame.itertuples(index=False):
+            table.add_row(*["" if v is None or v != v else str(v) for v in row])
+        console.print(table)
+    return bool(parameters)

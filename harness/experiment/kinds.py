@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from harness.experiment.iperf import measure_tcp_throughput, measure_udp_throughput
 from harness.experiment.latency import LatencySample, measure_crr, measure_rr
+from harness.experiment.load import RAMP_S, TAIL_S, measure_rr_under_load
 from harness.experiment.outcome import Metric, Outcome
 from harness.guests.attachment import Ends
 from harness.lab.kinds import Direction, Protocol, Status
@@ -27,6 +28,10 @@ def _both_directions() -> list[Direction]:
 Directions = Annotated[list[Direction], Field(default_factory=_both_directions, min_length=1)]
 
 
+TOOL_OVERHEAD_S = 0.4  # starting a server, waiting for it to listen, the client's start-up, reading its output
+# (an mtu.yaml run here: 144 cells of two 1-s iperf3 tests took 410 s, 2.85 s per cell)
+
+
 def gbit(bits_per_second: float | None) -> float | None:
     return bits_per_second / 1e9 if bits_per_second else None
 
@@ -38,14 +43,37 @@ class TestKind(Strict):
     kind: str
     directions: Directions
     primary_metric: ClassVar[str]
+    sweep_fields: ClassVar[dict[str, str]] = {}
+    """Which of a scenario's test-level sweeps (message_bytes, streams) this kind takes, and into which field."""
+    _swept: str = PrivateAttr("")
 
     @property
     def protocol(self) -> Protocol:
         return Protocol.TCP
 
     @property
-    def label(self) -> str:
+    def base_label(self) -> str:
         return self.kind
+
+    @property
+    def label(self) -> str:
+        """The test's name in rows; a value a sweep set is part of it (`rr_tcp_closed/1400B`), so every analysis
+        keyed on the test keeps the swept values apart."""
+        return self.base_label + self._swept
+
+    def swept(self, parameter: str, value: int) -> TestKind:
+        """A copy with a sweep's value set (`parameter` one of sweep_fields)."""
+        copy = self.model_copy(update={self.sweep_fields[parameter]: value})
+        copy._swept = self._swept + ("/" + (f"{value}B" if parameter == "message_bytes" else f"P{value}"))
+        return copy
+
+    def columns(self) -> dict:
+        """The test's parameters that rows carry as columns (message size, streams, load)."""
+        return {"message_bytes": None, "streams": None, "load": None}
+
+    def expected_seconds(self) -> float:
+        """Wall time of one direction, for a sweep's time estimate: the tool's run plus starting its server."""
+        return self.duration_s + TOOL_OVERHEAD_S
 
     def ports(self) -> tuple[set[int], set[int]]:
         """(TCP ports, UDP ports) the VM must serve for this test."""
@@ -57,11 +85,20 @@ class TestKind(Strict):
 
 class TcpThroughput(TestKind):
     kind: Literal["tcp_throughput"]
-    duration_s: float = Field(3.0, gt=0, le=3600)
-    omit_s: float = Field(1.0, ge=0, le=60)
+    # Whole seconds: iperf3 3.12 reads -t and -O with atoi(), so a 0.5 would silently become 0 (seen: a scenario's
+    # omit_s 0.5 measured with no omit at all).
+    duration_s: int = Field(3, ge=1, le=3600)
+    omit_s: int = Field(1, ge=0, le=60)
     streams: int = Field(1, ge=1, le=128)
     port: int = Field(5201, ge=1, le=65535)
     primary_metric: ClassVar[str] = "throughput"
+    sweep_fields: ClassVar[dict[str, str]] = {"streams": "streams"}
+
+    def columns(self) -> dict:
+        return {**super().columns(), "streams": self.streams}
+
+    def expected_seconds(self) -> float:
+        return self.duration_s + self.omit_s + TOOL_OVERHEAD_S
 
     def measure(self, ends: Ends, label: str) -> Outcome:
         s = measure_tcp_throughput(ends, port=self.port, duration_s=self.duration_s, omit_s=self.omit_s,
@@ -77,17 +114,21 @@ class UdpThroughput(TestKind):
     kind: Literal["udp_throughput"]
     rate_mbit: float = Field(500, gt=0, le=100_000)
     datagram_bytes: int = Field(1400, ge=64, le=65000)
-    duration_s: float = Field(3.0, gt=0, le=3600)
+    duration_s: int = Field(3, ge=1, le=3600)  # whole seconds, as for tcp_throughput (iperf3's -t)
     port: int = Field(5201, ge=1, le=65535)
     primary_metric: ClassVar[str] = "udp_goodput"
+    sweep_fields: ClassVar[dict[str, str]] = {"message_bytes": "datagram_bytes"}
 
     @property
     def protocol(self) -> Protocol:
         return Protocol.UDP
 
     @property
-    def label(self) -> str:
+    def base_label(self) -> str:
         return f"udp_throughput@{self.rate_mbit:g}M"
+
+    def columns(self) -> dict:
+        return {**super().columns(), "message_bytes": self.datagram_bytes}
 
     def ports(self) -> tuple[set[int], set[int]]:
         return {self.port}, {self.port}  # iperf3's control connection is TCP even with -u
@@ -111,16 +152,23 @@ class RequestResponse(TestKind):
     protocol_name: Literal["tcp", "udp"] = Field("tcp", alias="protocol")
     mode: Literal["closed", "open"] = "closed"
     rate_per_s: int | None = Field(None, ge=1, le=1_000_000)
-    duration_s: float = Field(3.0, gt=0, le=3600)
+    duration_s: int = Field(3, ge=1, le=3600)  # whole seconds: sockperf reads -t as an integer (1.5 runs 1 s)
     message_bytes: int = Field(64, ge=14, le=65000)
     port: int = Field(11111, ge=1, le=65535)
+    load: Literal["idle", "same", "reverse"] = "idle"
+    """`same`/`reverse`: the round trips run while one bulk TCP stream (iperf3) crosses the same path with its
+    data the same way as the requests (client to server) or the reverse way (server to client, iperf3 -R)."""
+    load_port: int = Field(5202, ge=1, le=65535)
     primary_metric: ClassVar[str] = "rtt_p50"
+    sweep_fields: ClassVar[dict[str, str]] = {"message_bytes": "message_bytes"}
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
     def _rate_for_open_loop(self) -> RequestResponse:
         if self.mode == "open" and self.rate_per_s is None:
             raise ValueError("field 'rate_per_s': required when mode is open (requests per second to schedule)")
+        if self.load != "idle" and self.load_port == self.port and self.protocol is Protocol.TCP:
+            raise ValueError(f"field 'load_port': the bulk stream needs a port of its own, not {self.port}")
         return self
 
     @property
@@ -128,19 +176,47 @@ class RequestResponse(TestKind):
         return Protocol(self.protocol_name)
 
     @property
-    def label(self) -> str:
-        return f"rr_{self.protocol}_{self.mode}" + (f"@{self.rate_per_s}" if self.mode == "open" else "")
+    def base_label(self) -> str:
+        label = f"rr_{self.protocol}_{self.mode}" + (f"@{self.rate_per_s}" if self.mode == "open" else "")
+        return label + ("" if self.load == "idle" else f"+load_{self.load}")
+
+    def columns(self) -> dict:
+        return {**super().columns(), "message_bytes": self.message_bytes, "load": self.load}
+
+    def expected_seconds(self) -> float:
+        loaded = 0.0 if self.load == "idle" else RAMP_S + TAIL_S
+        return self.duration_s + loaded + TOOL_OVERHEAD_S  # sockperf's 0.4 s warm-up is inside its -t
 
     def ports(self) -> tuple[set[int], set[int]]:
-        return ({self.port}, set()) if self.protocol is Protocol.TCP else (set(), {self.port})
+        tcp, udp = ({self.port}, set()) if self.protocol is Protocol.TCP else (set(), {self.port})
+        return (tcp | {self.load_port} if self.load != "idle" else tcp), udp
 
     def measure(self, ends: Ends, label: str) -> Outcome:
-        s = measure_rr(ends, port=self.port, protocol=str(self.protocol), duration_s=self.duration_s,
-                       rate_per_s=self.rate_per_s if self.mode == "open" else None,
-                       message_bytes=self.message_bytes, label=label)  # fmt: skip
+        def round_trips() -> LatencySample:
+            return measure_rr(ends, port=self.port, protocol=str(self.protocol), duration_s=self.duration_s,
+                              rate_per_s=self.rate_per_s if self.mode == "open" else None,
+                              message_bytes=self.message_bytes, label=label)  # fmt: skip
+
+        if self.load == "idle":
+            s = round_trips()
+            outcome = latency_outcome(s, "rtt", self.message_bytes)
+            if outcome.status is Status.OK:
+                outcome.metrics.append(Metric("rr_rate", "req/s", s.rate_per_s))
+            return outcome
+        loaded = measure_rr_under_load(ends, round_trips, port=self.load_port, rr_duration_s=self.duration_s,
+                                       reverse=self.load == "reverse", label=label)  # fmt: skip
+        s, bulk = loaded.rr, loaded.bulk
+        if bulk.status != "ok":
+            return Outcome(Status.FAILED, f"bulk stream failed: {bulk.reason}", [Metric("rtt_p50", "us", None)])
         outcome = latency_outcome(s, "rtt", self.message_bytes)
         if outcome.status is Status.OK:
             outcome.metrics.append(Metric("rr_rate", "req/s", s.rate_per_s))
+            outcome.metrics.append(Metric("load_throughput", "Gbit/s", gbit(bulk.bits_per_second),
+                                          retransmits=bulk.retransmits))  # fmt: skip
+            # CPU counts both flows: per GB of everything moved, not per request (the bulk stream dominates).
+            outcome.bytes_moved += bulk.bytes or 0
+            outcome.requests = 0
+            outcome.raw = bulk.raw
         return outcome
 
 
@@ -152,6 +228,9 @@ class ConnectRequestResponse(TestKind):
     message_bytes: int = Field(64, ge=1, le=65000)
     port: int = Field(11112, ge=1, le=65535)
     primary_metric: ClassVar[str] = "crr_rate"
+
+    def columns(self) -> dict:
+        return {**super().columns(), "message_bytes": self.message_bytes}
 
     def measure(self, ends: Ends, label: str) -> Outcome:
         s = measure_crr(ends, port=self.port, duration_s=self.duration_s, message_bytes=self.message_bytes,

@@ -70,7 +70,9 @@ def measure_rr(
             f"--mps={mps}", "-m", str(message_bytes), "--full-rtt", "--full-log", log,
         ]  # fmt: skip
         run = client_against_server(
-            ends, server_argv=["sockperf", "server", "-i", "0.0.0.0", "-p", str(port), *proto],
+            # --uc-reuseaddr: a connection of the previous test on this port may sit in TIME_WAIT on the server's
+            # side (seen behind slirp: "Can't bind socket ... Address already in use" for the next RR test).
+            ends, server_argv=["sockperf", "server", "-i", "0.0.0.0", "-p", str(port), *proto, "--uc-reuseaddr"],
             port=port, proto=protocol, client_argv=argv,
             budget_s=duration_s + 8, label=f"{label}-sockperf",  # sockperf's warm-up and start-up take ~1 s
         )  # fmt: skip

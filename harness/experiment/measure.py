@@ -3,6 +3,7 @@ turn it into Sample rows. Every test kind shares this frame; only the tool diffe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from harness.analysis.results import RunWriter, Sample
@@ -25,20 +26,27 @@ class Cell:
     sidecar: Sidecar | None
     base: Sample
     setup_error: str = ""
+    name: str = ""
+    """The cell's label (strategy, sidecar and any swept MTU), naming its files."""
 
     def file_label(self, test: TestKind, direction: Direction) -> str:
-        b = self.base
-        return f"{b.strategy}-{b.sidecar}-{test.label}-{direction}-r{b.repetition}".replace("@", "-")
+        name = self.name or f"{self.base.strategy}-{self.base.sidecar}"
+        return re.sub(r"[@/+]", "-", f"{name}-{test.label}-{direction}-r{self.base.repetition}")
+
+
+def row_for_test(cell: Cell, test: TestKind, direction: Direction) -> Sample:
+    """The columns every row of one test shares: the cell's, the test's label and parameters, the direction."""
+    return replace(cell.base, test=test.label, direction=str(direction), protocol=str(test.protocol),
+                   **test.columns())  # fmt: skip
 
 
 def failed_row(cell: Cell, test: TestKind, direction: Direction, reason: str) -> Sample:
-    return replace(cell.base, test=test.label, direction=str(direction), protocol=str(test.protocol),
-                   metric=test.primary_metric, status=Status.FAILED, reason=reason)  # fmt: skip
+    return replace(row_for_test(cell, test, direction), metric=test.primary_metric, status=Status.FAILED, reason=reason)
 
 
 def run_test(test: TestKind, direction: Direction, cell: Cell) -> list[Sample]:
     direction = Direction(direction)
-    row = replace(cell.base, test=test.label, direction=str(direction), protocol=str(test.protocol))
+    row = row_for_test(cell, test, direction)
     if cell.attachment is None:
         return [failed_row(cell, test, direction, cell.setup_error)]
     label = cell.file_label(test, direction)

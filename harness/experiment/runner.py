@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -18,14 +19,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness.analysis.provenance import busy_host_warnings, git_sha, host_facts, machine_load, tool_versions
 from harness.analysis.results import RunWriter, Sample
-from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary
+from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary, print_sweep_summary
+from harness.experiment.kinds import TestKind
 from harness.experiment.measure import Cell, failed_row, run_test
-from harness.experiment.scenario import Scenario
+from harness.experiment.scenario import CellSpec, Scenario
 from harness.guests.attachment import Attachment
+from harness.guests.base import Guest
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec
-from harness.lab.bed import TestBed
-from harness.lab.kinds import GuestKind, SidecarKind, Status
+from harness.lab.bed import AddressPlan, TestBed
+from harness.lab.kinds import Direction, GuestKind, Status
 from harness.lab.names import new_run_id
 from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
@@ -87,12 +90,6 @@ def signals_unwind() -> Iterator[PendingSignal]:
             signal.signal(sig, old)
 
 
-@dataclass(frozen=True)
-class CellSpec:
-    strategy: str
-    sidecar: SidecarKind
-
-
 @dataclass
 class RunOutcome:
     run_dir: Path
@@ -133,11 +130,13 @@ def run_scenario(
             "guest": {"kind": str(guest.kind), **(qemu_facts(guest) if guest.kind == GuestKind.QEMU else {})},
         }
     )
-    cells = [CellSpec(s, sc) for s in scenario.strategies for sc in scenario.sidecars]
-    per_cell = sum(len(t.directions) for t in scenario.tests)
+    cells = scenario.cells()
+    tests = scenario.expanded_tests()
+    per_cell = sum(len(t.directions) for t in tests)
     rng = random.Random(seed)
     status = "interrupted"
-    console.print(f"run [bold]{run_id}[/] scenario {scenario.name}: {len(cells)} cells x {scenario.repetitions} reps")
+    console.print(f"run [bold]{run_id}[/] scenario {scenario.name}: {len(cells)} cells x {per_cell} tests x "
+                  f"{scenario.repetitions} reps, about {format_duration(scenario.estimated_seconds())}")  # fmt: skip
     with LabSession(run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:
         try:
             with signals_unwind() as pending, _progress(console) as progress:
@@ -147,7 +146,9 @@ def run_scenario(
                     rng.shuffle(order)
                     for cell in order:
                         pending.check()
-                        _run_cell(scenario, guest, cell, rep, writer, lab, progress, task, pending)
+                        order_of_tests = [(t, d) for t in tests for d in t.directions]
+                        rng.shuffle(order_of_tests)
+                        _run_cell(scenario, guest, cell, rep, order_of_tests, writer, lab, progress, task, pending)
                         writer.flush()
                 pending.check()
             status = "complete"
@@ -155,9 +156,10 @@ def run_scenario(
             lab.close()
             writer.finish(status, load={**writer.meta["load"], "end": machine_load(run_id)})
             if status == "complete":
-                print_summary(writer.frame(), console, scenario.strategies)
-                print_path_matrix(writer.frame(), console, scenario.strategies)
-                print_latency_summary(writer.frame(), writer.latency_frame(), console, scenario.strategies)
+                if not print_sweep_summary(writer.frame(), console, scenario.strategies):
+                    print_summary(writer.frame(), console, scenario.strategies)
+                    print_path_matrix(writer.frame(), console, scenario.strategies)
+                    print_latency_summary(writer.frame(), writer.latency_frame(), console, scenario.strategies)
                 for warning in busy_host_warnings(writer.meta):
                     console.print(f"[yellow]busy host: {warning}[/]")
             console.print(f"results: {writer.dir}")
@@ -178,6 +180,10 @@ def _progress(console: Console) -> Iterator[Progress]:
     )
     with progress:
         yield progress
+
+
+def format_duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def guest_spec(scenario: Scenario, console: Console) -> GuestSpec:
@@ -225,22 +231,35 @@ def plant_slowdown(bed: TestBed, strategy: str) -> None:
 
 
 def cell_row(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, has_vm: bool) -> Sample:
-    """The columns every row of one cell and repetition shares."""
+    """The columns every row of one cell and repetition shares (the MTUs as asked, until read back)."""
+    guest_mtu = cell.guest_mtu if isinstance(cell.guest_mtu, int) else None
+    if cell.guest_mtu == "pod":
+        guest_mtu = cell.pod_mtu or AddressPlan.mtu
     return Sample(strategy=cell.strategy, options=scenario.options_for(cell.strategy).model_dump_json(),
                   sidecar=str(cell.sidecar), scenario=scenario.name, repetition=rep, runtime=scenario.runtime,
+                  pod_mtu=cell.pod_mtu or AddressPlan.mtu, guest_mtu=guest_mtu if has_vm else None,
                   **guest.columns(has_vm))  # fmt: skip
 
 
-def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, writer: RunWriter, lab: LabSession,
-              progress: Progress, task, pending: PendingSignal) -> None:  # fmt: skip
+def read_back_mtus(base: Sample, bed: TestBed, vm: Attachment | None) -> Sample:
+    """The MTUs the cell really has, read from the links: the pod's veth (at its node end: a binding may rename
+    or enslave the pod's eth0, as bridge does), and the VM's NIC inside the guest."""
+    guest_mtu = nic_mtu(vm.service) if vm is not None else None
+    return replace(base, pod_mtu=bed.node.mtu(bed.link("pd")),
+                   guest_mtu=guest_mtu if guest_mtu is not None else base.guest_mtu)  # fmt: skip
+
+
+def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int,
+              tests: list[tuple[TestKind, Direction]], writer: RunWriter, lab: LabSession, progress: Progress, task,
+              pending: PendingSignal) -> None:  # fmt: skip
     cls = strategy_class(scenario.strategy_of(cell.strategy))
     guest = guest.for_strategy(cls.has_vm)
     base = cell_row(scenario, guest, cell, rep, cls.has_vm)
-    where = f"rep {rep}/{scenario.repetitions} {cell.strategy}/{cell.sidecar}"
+    where = f"rep {rep}/{scenario.repetitions} {cell.label.replace('-', '/', 1)}"
     progress.update(task, description=f"{where} setup")
     strategy = cls(scenario.options_for(cell.strategy), services=scenario.services(), sidecar=cell.sidecar)
-    label = f"{cell.strategy}-{cell.sidecar}-r{rep}"
-    bed = lab.new_bed()
+    label = f"{cell.label}-r{rep}"
+    bed = lab.new_bed(AddressPlan(mtu=cell.pod_mtu) if cell.pod_mtu else None)
     attachment: Attachment | None = None
     sidecar: Sidecar | None = None
     setup_error = ""
@@ -250,8 +269,9 @@ def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, wr
             bed.build()
             # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
             sidecar = install_sidecar(bed, cell.sidecar, vm_interfaces=list(cls.vm_interfaces))
-            attachment = strategy.setup(bed, driver_for(guest, label))
+            attachment = strategy.setup(bed, driver_for(guest, label, mtu=cell.guest_mtu if cls.has_vm else None))
             plant_slowdown(bed, cell.strategy)
+            base = read_back_mtus(base, bed, attachment if cls.has_vm else None)
         except Exception as e:  # noqa: BLE001 - a strategy that cannot set up is a result, not a crash
             setup_error = f"setup failed: {e}"
         writer.add(_harness_row(base, "setup_time", time.monotonic() - t0, setup_error))
@@ -260,19 +280,18 @@ def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, wr
             writer.save_raw(f"attachment-{label}.json", attachment.facts.record())
             if attachment.facts.vm and attachment.facts.vm.boot_s is not None:
                 writer.add(_harness_row(base, "boot_time", attachment.facts.vm.boot_s, ""))
-        cell_state = Cell(bed, writer, attachment, sidecar, base, setup_error)
-        for test in scenario.tests:
-            for direction in test.directions:
-                pending.check()
-                progress.update(task, description=f"{where} {test.label} {direction}")
-                try:
-                    rows = run_test(test, direction, cell_state)
-                except Exception as e:  # noqa: BLE001 - one broken measurement must not end an hour-long run
-                    log.exception("measurement failed")
-                    rows = [failed_row(cell_state, test, direction, f"{HARNESS_ERROR}{type(e).__name__}: {e}")]
-                for row in rows:
-                    writer.add(row)
-                progress.advance(task)
+        cell_state = Cell(bed, writer, attachment, sidecar, base, setup_error, name=cell.label)
+        for test, direction in tests:
+            pending.check()
+            progress.update(task, description=f"{where} {test.label} {direction}")
+            try:
+                rows = run_test(test, direction, cell_state)
+            except Exception as e:  # noqa: BLE001 - one broken measurement must not end an hour-long run
+                log.exception("measurement failed")
+                rows = [failed_row(cell_state, test, direction, f"{HARNESS_ERROR}{type(e).__name__}: {e}")]
+            for row in rows:
+                writer.add(row)
+            progress.advance(task)
     finally:
         progress.update(task, description=f"{where} teardown")
         teardown_error = ""
@@ -282,6 +301,21 @@ def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, wr
         except Exception as e:  # noqa: BLE001
             teardown_error = f"{HARNESS_ERROR}{e}"
         writer.add(_harness_row(base, "teardown_time", time.monotonic() - t1, teardown_error))
+
+
+MTU_IN_LINK = re.compile(r"\bmtu (\d+)")
+
+
+def nic_mtu(guest: Guest) -> int | None:
+    """The MTU of the guest's network interface (its one link besides lo), from `ip -o link` there (iproute2 in
+    a namespace, busybox in the QEMU guest print the same `mtu N`)."""
+    done = guest.run(["ip", "-o", "link", "show"], name="mtu-read-back", timeout=10)
+    for line in done.stdout.splitlines():
+        name = line.split(":", 2)[1].strip() if line.count(":") >= 2 else ""
+        match = MTU_IN_LINK.search(line)
+        if match and name != "lo" and "LOOPBACK" not in line:
+            return int(match.group(1))
+    return None
 
 
 def _harness_row(base: Sample, metric: str, seconds: float, error: str) -> Sample:

@@ -4,8 +4,9 @@ the field and what is allowed."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -19,6 +20,61 @@ from strategies.base import Services, StrategyOptions
 
 class ScenarioError(ValueError):
     pass
+
+
+# Set-up and teardown of one cell, measured on this 2-core machine (setup_time + teardown_time rows of an mtu.yaml
+# run): a netns bed 0.15 s, with an Envoy sidecar 0.25 s; a QEMU guest's boot under TCG adds several seconds.
+NETNS_CELL_S = 0.3
+QEMU_CELL_S = 8.0
+SIDECAR_S = 0.2
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One cell: a strategy (or variant) under a sidecar mode, at a sweep's pod and guest MTU (None: not swept)."""
+
+    strategy: str
+    sidecar: SidecarKind
+    pod_mtu: int | None = None
+    guest_mtu: int | Literal["pod"] | None = None
+
+    @property
+    def label(self) -> str:
+        """Names the cell's files and progress line: `masquerade-none` or `masquerade-none-mtu1450-gpod`."""
+        text = f"{self.strategy}-{self.sidecar}"
+        text += f"-mtu{self.pod_mtu}" if self.pod_mtu else ""
+        return text + (f"-g{self.guest_mtu}" if self.guest_mtu else "")
+
+
+PodMtu = Annotated[int, Field(ge=576, le=65535)]
+GuestMtu = Annotated[int, Field(ge=576, le=65520)] | Literal["pod"]
+
+
+class Sweep(Strict):
+    """Parameters measured at several values; every combination is a point, every point a column in the rows.
+    pod_mtu and guest_mtu make cells (a bed per value, interleaved with the other cells in each round's
+    shuffle); message_bytes and streams make tests inside each cell (their order shuffled per round too)."""
+
+    pod_mtu: list[PodMtu] = Field(default_factory=list)
+    """MTU of the bed's veths (the pod interface and the node/peer side): the CNI's MTU, e.g. an overlay's 1450."""
+    guest_mtu: list[GuestMtu] = Field(default_factory=list)
+    """MTU of the VM's NIC: `pod` follows the pod interface (what virt-launcher gives a tap binding's guest), a
+    number sets it (passt/slirp --mtu, the tap and the guest's interface). Strategies without a VM ignore it."""
+    guest_mtu_strategies: list[str] = Field(default_factory=list)
+    """The strategies (or variants) the guest-MTU sweep applies to; empty: every strategy with a VM. The others
+    keep their binding's default (a tap follows the pod's MTU, as virt-launcher sets it)."""
+    message_bytes: list[Annotated[int, Field(ge=64, le=65000)]] = Field(default_factory=list)
+    """RR message size and UDP datagram size."""
+    streams: list[Annotated[int, Field(ge=1, le=128)]] = Field(default_factory=list)
+    """Parallel TCP streams of throughput tests (iperf3 -P)."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Sweep:
+        for name in ("pod_mtu", "guest_mtu", "message_bytes", "streams"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"field 'sweep.{name}': lists a value twice")
+        return self
 
 
 class Variant(Strict):
@@ -42,6 +98,7 @@ class Scenario(Strict):
     """Seed of the per-round shuffle of cells; None draws one (recorded in run.json)."""
     tests: list[Test] = Field(min_length=1)
     strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sweep: Sweep = Field(default_factory=Sweep)
 
     @model_validator(mode="after")
     def _check_names_and_options(self) -> Scenario:
@@ -56,6 +113,10 @@ class Scenario(Strict):
             if name not in STRATEGIES and name not in self.variants:
                 extra = f"; variants: {', '.join(self.variants)}" if self.variants else ""
                 raise ValueError(f"field 'strategies': unknown strategy {name!r}; known strategies: {known}{extra}")
+        for name in self.sweep.guest_mtu_strategies:
+            if name not in self.strategies:
+                raise ValueError(f"field 'sweep.guest_mtu_strategies': {name!r} is not in 'strategies' "
+                                 f"({', '.join(self.strategies)})")  # fmt: skip
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError("field 'strategies': lists a strategy twice")
         for name in self.strategy_options:
@@ -82,11 +143,45 @@ class Scenario(Strict):
         """The VM's service ports the tests use: strategies forward exactly these (slirp, passt, proxies)."""
         tcp: set[int] = set()
         udp: set[int] = set()
-        for test in self.tests:
+        for test in self.expanded_tests():
             test_tcp, test_udp = test.ports()
             tcp |= test_tcp
             udp |= test_udp
         return Services(tcp_ports=tuple(sorted(tcp)), udp_ports=tuple(sorted(udp)))
+
+    def expanded_tests(self) -> list[Test]:
+        """The tests with the test-level sweeps applied: each test once per swept value it takes."""
+        tests: list[Test] = []
+        for test in self.tests:
+            expanded = [test]
+            for parameter in ("message_bytes", "streams"):
+                values = getattr(self.sweep, parameter)
+                if values and parameter in test.sweep_fields:
+                    expanded = [t.swept(parameter, v) for t in expanded for v in values]
+            tests.extend(expanded)
+        return tests
+
+    def cells(self) -> list[CellSpec]:
+        """Every (strategy, sidecar, pod MTU, guest MTU) cell; a strategy without a VM has no guest MTU."""
+        pod_mtus = self.sweep.pod_mtu or [None]
+        cells = []
+        for label in self.strategies:
+            has_vm = STRATEGIES[self.strategy_of(label)].has_vm
+            chosen = not self.sweep.guest_mtu_strategies or label in self.sweep.guest_mtu_strategies
+            guest_mtus = (self.sweep.guest_mtu or [None]) if has_vm and chosen else [None]
+            for sidecar in self.sidecars:
+                cells += [CellSpec(label, sidecar, pod, guest) for pod in pod_mtus for guest in guest_mtus]
+        return cells
+
+    def estimated_seconds(self) -> float:
+        """About how long the run takes: every cell's bed (a QEMU guest boots in each) and tests, per repetition."""
+        per_cell = sum(t.expected_seconds() * len(t.directions) for t in self.expanded_tests())
+        total = 0.0
+        for cell in self.cells():
+            has_vm = STRATEGIES[self.strategy_of(cell.strategy)].has_vm
+            bed = QEMU_CELL_S if has_vm and self.guest == GuestKind.QEMU else NETNS_CELL_S
+            total += bed + per_cell + (SIDECAR_S if cell.sidecar != SidecarKind.NONE else 0.0)
+        return total * self.repetitions
 
     def strategy_of(self, label: str) -> str:
         return self.variants[label].strategy if label in self.variants else label

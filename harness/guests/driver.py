@@ -78,9 +78,18 @@ class TapPort(ABC):
 class GuestDriver(ABC):
     kind: ClassVar[GuestKind]
 
-    def __init__(self, spec: GuestSpec, label: str = "guest") -> None:
+    def __init__(self, spec: GuestSpec, label: str = "guest", *, mtu: int | str | None = None) -> None:
         self.spec = spec
         self.label = label  # names this cell's files (a QEMU guest's console log)
+        self.mtu = mtu
+        """A sweep's guest MTU for this cell: a number, `pod` (the pod interface's), or None (the strategy's)."""
+
+    def nic_mtu(self, bed: TestBed, requested: int | None) -> int | None:
+        """The MTU the VM's NIC gets: the sweep's when the scenario sweeps it, else what the strategy asked for
+        (None: the binding's default)."""
+        if self.mtu == "pod":
+            return bed.plan.mtu
+        return int(self.mtu) if self.mtu is not None else requested
 
     @abstractmethod
     def tap(self, bed: TestBed, *, mtu: int | None = None) -> TapPort:

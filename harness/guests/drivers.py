@@ -8,10 +8,11 @@ from harness.guests.spec import GuestSpec
 from harness.lab.kinds import GuestKind
 
 
-def driver_for(spec: GuestSpec, label: str = "guest") -> GuestDriver:
-    """`label` names the cell's files (a QEMU guest's console log)."""
+def driver_for(spec: GuestSpec, label: str = "guest", *, mtu: int | str | None = None) -> GuestDriver:
+    """`label` names the cell's files (a QEMU guest's console log); `mtu` is a sweep's guest MTU (a number or
+    `pod`), None to leave the NIC's MTU to the strategy."""
     if spec.kind == GuestKind.QEMU:
         from harness.guests.qemu.driver import QemuDriver  # only a QEMU run loads the QEMU code
 
-        return QemuDriver(spec, label)
-    return NetnsDriver(spec, label)
+        return QemuDriver(spec, label, mtu=mtu)
+    return NetnsDriver(spec, label, mtu=mtu)

@@ -44,7 +44,7 @@ class NetnsDriver(GuestDriver):
     kind = GuestKind.NETNS
 
     def tap(self, bed: TestBed, *, mtu: int | None = None) -> TapPort:
-        return VethTap(bed, mtu)
+        return VethTap(bed, self.nic_mtu(bed, mtu))
 
     def user_mode(self, bed: TestBed, net: UserModeNet) -> Guest:
         guest = bed.add_namespace("vm")

@@ -206,7 +206,7 @@ def probe_throughput(ctx: ProbeContext, strategies: list[str], repetitions: int 
     """TCP throughput both ways, repetitions interleaved across strategies, with CPU and userspace bytes; per
     strategy: median and bootstrap 95% CI of each direction, CPU per GB, userspace bytes per byte."""
     rows: list[Sample] = []
-    test = TcpThroughput(kind="tcp_throughput", duration_s=2, omit_s=0.5, port=TPUT_PORT)
+    test = TcpThroughput(kind="tcp_throughput", duration_s=2, omit_s=0, port=TPUT_PORT)
     for rep in range(repetitions):
         for strategy in strategies[rep % len(strategies) :] + strategies[: rep % len(strategies)]:
             with strategy_bed(ctx, strategy) as cell:

@@ -42,7 +42,7 @@ class QemuDriver(GuestDriver):
         return QemuGuest(bed, self.spec, label=self.label, **kwargs).boot()
 
     def tap(self, bed: TestBed, *, mtu: int | None = None) -> TapPort:
-        return QemuTap(self, bed, mtu)
+        return QemuTap(self, bed, self.nic_mtu(bed, mtu))
 
     def user_mode(self, bed: TestBed, net: UserModeNet) -> Guest:
         guest_ip = net.guest_cidr.split("/")[0]
