@@ -9,12 +9,17 @@ DEB_PACKAGES := iperf3 sockperf nftables iptables iproute2 util-linux procps soc
   haproxy
 # The QEMU guest (issue 5): QEMU with SeaBIOS and iPXE ROMs, Debian's kernel for the guest, busybox-static and
 # cpio for its initramfs, gcc to build vmnb-crr. Without recommends (the kernel's would pull firmware and grub).
-VM_PACKAGES := qemu-system-x86 seabios ipxe-qemu linux-image-amd64 busybox-static cpio gcc libc6-dev
+VM_PACKAGES := qemu-system-x86 seabios ipxe-qemu linux-image-amd64 busybox-static cpio gcc libc6-dev make xz-utils
 PYTEST_ARGS ?=
 
-.PHONY: deps deps-debian deps-python bench test lint clean-beds report gate gate-baseline
+.PHONY: deps deps-debian deps-python deps-current bench test lint clean-beds report gate gate-baseline
 
-deps: deps-debian deps-python
+deps: deps-debian deps-python deps-current
+
+# Today's passt (Debian 13's, built) and QEMU (bookworm-backports' 10, unpacked) in /var/cache/vmnetbench, beside
+# Debian 12's; from Debian's archive only, pinned by version and hash (harness/lab/debian.py).
+deps-current: deps-python deps-debian
+	$(BIN)/vmnetbench fetch-tools
 
 # Installs only what is missing, so a second call costs one dpkg query.
 deps-debian:

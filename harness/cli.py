@@ -379,6 +379,24 @@ def strategies() -> None:
         console.print(f"[bold]{name:<14}[/] {cls.summary}")
 
 
+@app.command("fetch-tools")
+def fetch_tools() -> None:
+    """Build Debian 13's passt and unpack bookworm-backports' QEMU 10 into the cache, beside Debian 12's (from
+    the machine's Debian mirror through a private apt; pinned by version and hash). Idempotent."""
+    from harness.lab.debian import DebianFetchError, build_passt, missing_libraries, unpack_qemu
+
+    _require_root()
+    try:
+        passt = build_passt()
+        qemu = unpack_qemu()
+    except (DebianFetchError, OSError, subprocess.CalledProcessError) as e:
+        fail(f"fetching the current passt and QEMU failed: {e}")
+    console.print(f"passt (Debian 13) in {passt}\nQEMU 10 in {qemu.binary.parent.parent.parent}")
+    missing = missing_libraries(qemu.binary)
+    if missing:
+        fail(f"QEMU 10 needs libraries this machine lacks: {', '.join(missing)}; install them from bookworm")
+
+
 @app.command()
 def doctor() -> None:
     """What this host can run: tools and their versions, the QEMU guest (kernel, KVM probe), capabilities."""

@@ -9,11 +9,12 @@ from strategies.iptables_only import IptablesOnly
 from strategies.masquerade import Masquerade
 from strategies.nat_proxy import NatProxy
 from strategies.passt import Passt
+from strategies.passt_vhost_user import PasstVhostUser
 from strategies.slirp import Slirp
 from strategies.tproxy import Tproxy
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (Direct, Slirp, Passt, Bridge, Masquerade, IptablesOnly, NatProxy, Tproxy)
+    cls.name: cls for cls in (Direct, Slirp, Passt, PasstVhostUser, Bridge, Masquerade, IptablesOnly, NatProxy, Tproxy)
 }
 
 

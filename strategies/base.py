@@ -78,6 +78,8 @@ class Strategy(ABC):
     Options: ClassVar[type[StrategyOptions]] = StrategyOptions
     has_vm: ClassVar[bool] = True
     """False only for `direct`: its service runs in the pod, so the scenario's guest does not apply."""
+    needs_qemu: ClassVar[bool] = False
+    """True when the binding cannot attach a namespace (vhost-user serves a virtio device's rings)."""
     vm_interfaces: ClassVar[tuple[str, ...]] = ()
     """Pod interfaces the VM's traffic enters by, announced to an Istio sidecar the way KubeVirt does
     (annotation traffic.sidecar.istio.io/kubevirtInterfaces -> istio-iptables `-k`)."""

@@ -1,25 +1,40 @@
 """`passt`: passt/pasta, the user-mode translation layer KubeVirt adopted after slirp (its passt binding).
 Unlike slirp it keeps no TCP/IP stack of its own: it maps the VM's L2 frames onto the pod's sockets, copying
 the pod's addressing into the guest (the guest gets the pod IP and the pod's gateway). Ingress through passt's
-port forwards (`-t PORT`, `-u PORT`), egress through its sockets in the pod.
+port forwards, computed as KubeVirt's virt-launcher does (kubevirt/kubevirt
+pkg/virt-launcher/virtwrap/converter/network/passt.go: every port unless the VMI declares some, Istio's
+reserved ports excluded when a sidecar is injected), egress through its sockets in the pod.
 
-Faithful to passt/pasta (passt.1: --config-net, -t/-u/-T/-U, --netns, --runas, --socket) as KubeVirt's
-passt binding ran it with QEMU's `-netdev stream` (the QEMU guest); for the netns guest it is pasta, the same
-code driving a tap in a namespace. How each guest is attached: harness/guests/netns_driver.py and
-harness/guests/qemu/driver.py. Not yet: KubeVirt 1.8's vhost-user mode (its own issue).
+Faithful to passt/pasta (passt.1: --config-net, -t/-u/-T/-U, --netns, --runas, --socket) as KubeVirt's passt
+binding ran it with QEMU's `-netdev stream` (the QEMU guest) before 1.8; for the netns guest it is pasta, the
+same code driving a tap in a namespace. `build` picks Debian 12's passt (git 2023-03-09) or Debian 13's
+(git 2025-05-03, built by harness/lab/debian.py), so both can be measured in one run. With the 2025 build the
+netns guest runs pasta with --no-splice: otherwise a connection from the pod's loopback (Envoy's inbound
+passthrough, from 127.0.0.6) is spliced into the namespace's own loopback, skipping the guest interface, a path
+passt with a VM does not have. Debian 12's pasta lacks the option; those cells say so in their `caveat`.
+KubeVirt 1.8's vhost-user mode is strategies/passt_vhost_user.py.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from harness.guests.driver import PASST_MTU, PasstNet
+from harness.lab.debian import passt_build
 from strategies.base import Attachment, GuestDriver, Requirements, Strategy, StrategyOptions, TestBed
 
 
 class PasstOptions(StrategyOptions):
     mtu: int | None = Field(None, ge=576, le=65520)
     """MTU passt/pasta gives the guest interface; None keeps their default (65520)."""
+    build: Literal["debian-12", "debian-13"] = "debian-13"
+    """Which passt: Debian 12's 0.0~git20230309 or Debian 13's 0.0~git20250503.587980c (what KubeVirt 1.8 pairs
+    with vhost-user)."""
+    declare_ports: bool = False
+    """True: the VMI declares the services' ports and only those are forwarded; False (KubeVirt's behaviour for a
+    VMI that declares none): every port is."""
 
 
 class Passt(Strategy):
@@ -30,7 +45,19 @@ class Passt(Strategy):
     Options = PasstOptions
     options: PasstOptions
 
+    def passt_net(self, bed: TestBed, guest: GuestDriver) -> PasstNet:
+        build = passt_build(self.options.build)
+        return PasstNet(self.services.tcp_ports, self.services.udp_ports, guest.nic_mtu(bed, self.options.mtu),
+                        binary_dir=build.binary_dir, version=build.version, declare_ports=self.options.declare_ports,
+                        istio=self.istio_sidecar, no_splice=build.no_splice)  # fmt: skip
+
     def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
-        net = PasstNet(self.services.tcp_ports, self.services.udp_ports, guest.nic_mtu(bed, self.options.mtu))
+        net = self.passt_net(bed, guest)
         vm = guest.passt(bed, net)
-        return Attachment.of_guest(bed, vm, bed.plan.pod_ip, guest_ip=bed.plan.pod, mtu=net.mtu or PASST_MTU)
+        caveat = ""
+        if not net.no_splice and self.sidecar.istio and vm.facts() is None:
+            caveat = ("not representative: Debian 12's pasta splices Envoy's inbound connections (from 127.0.0.6) "
+                      "into the netns guest's loopback, skipping the guest interface; passt with a VM has no such "
+                      "path (use build debian-13, which runs pasta --no-splice)")  # fmt: skip
+        return Attachment.of_guest(bed, vm, bed.plan.pod_ip, guest_ip=bed.plan.pod, mtu=net.mtu or PASST_MTU,
+                                   caveat=caveat)  # fmt: skip

@@ -61,7 +61,7 @@ def test_auto_acceleration_uses_kvm_only_after_a_guest_booted_with_it():
 
 @pytest.mark.vm
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["slirp", "masquerade"])
+@pytest.mark.parametrize("strategy", ["slirp", "masquerade", "passt-vhost-user"])
 def test_qemu_guest_carries_tcp_both_ways_under_tcg(lab, strategy):
     run_id = lab.run_id
     with lab.bed() as bed:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from harness.analysis.results import sweep_points, varying_sweep_columns
 from harness.analysis.stats import MedianCI, ratio_ci
+from harness.analysis.summary import caveats
 
 REFERENCE = "direct"
 MIN_N_FOR_CI = 3
@@ -216,6 +217,10 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
                 verdict = w.verdict if not w.reason else f"{w.verdict} ({len(notes) + 1})"
                 if w.reason:
                     notes.append(w.reason)
+                caveat = caveats(point).get((b, sidecar))
+                if caveat:  # the numbers are measured but do not stand for the real binding
+                    notes.append(caveat)
+                    verdict += f" † ({len(notes)})"
                 ratios = [reference_value(point, sidecar, c) if b == REFERENCE
                           else format_ratio(ratio_to_direct(point, b, sidecar, c)) for c in COSTS]  # fmt: skip
                 lines.append(f"| {b} | {verdict} | " + " | ".join(ratios) + " |")

@@ -9,6 +9,7 @@ cannot reach p < alpha at all (2 vs 2 repetitions: the smallest one-sided p is 1
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +111,10 @@ def compare(base_dir: Path, new_dir: Path, gates_path: Path = DEFAULT_GATES) -> 
     if not cells_base & cells_new:
         raise NothingInCommon(f"{base_dir} and {new_dir} share no measured cell (strategy, sidecar, test, direction "
                               "with successful samples in both); nothing to compare")  # fmt: skip
+    environment = environment_differences(load_meta(base_dir), load_meta(new_dir))
+    environment += tool_differences(base, new)
     return Comparison(judge_frames(base, new, gates), sorted(cells_base - cells_new), sorted(cells_new - cells_base),
-                      environment_differences(load_meta(base_dir), load_meta(new_dir)))  # fmt: skip
+                      environment)  # fmt: skip
 
 
 def judge_frames(base: pd.DataFrame, new: pd.DataFrame, gates: dict[str, Gate]) -> pd.DataFrame:
@@ -167,6 +170,23 @@ def _verdict(key: dict, base: np.ndarray, new: np.ndarray, gate: Gate | None) ->
         bounds = f"[{ci.low:.2f}, {ci.high:.2f}]" if ci is not None else "undefined"
         verdict, why = "inconclusive", f"ratio CI {bounds} not within +-{gate.min_effect:.0%} and no significant change"
     return {**row, "p_value": min(p_worse, p_better), "verdict": verdict, "why": why}
+
+
+def tool_differences(base: pd.DataFrame, new: pd.DataFrame) -> list[tuple[str, object, object]]:
+    """Per binding, the tools its rows ran with (the `tools` column: pasta, passt, QEMU, Envoy, the relay) where
+    the two runs differ: a passt or QEMU upgrade shows beside the numbers it changed."""
+
+    def used(frame: pd.DataFrame) -> dict[str, str]:
+        out: dict[str, set[str]] = {}
+        if "tools" not in frame:
+            return {}
+        for strategy, text in frame[["strategy", "tools"]].dropna().drop_duplicates().itertuples(index=False):
+            for tool, version in (json.loads(text) if text else {}).items():
+                out.setdefault(f"{strategy}: {tool}", set()).add(str(version))
+        return {k: ", ".join(sorted(v)) for k, v in out.items()}
+
+    ub, un = used(base), used(new)
+    return [(k, ub.get(k), un.get(k)) for k in sorted(set(ub) & set(un)) if ub[k] != un[k]]
 
 
 def environment_differences(base: dict, new: dict) -> list[tuple[str, object, object]]:

@@ -110,3 +110,44 @@ def busy_host_warnings(meta: dict[str, Any]) -> list[str]:
         if load.get("loadavg_1m") is not None and load.get("cpus") and load["loadavg_1m"] > load["cpus"]:
             warnings.append(f"load average {load['loadavg_1m']:.2f} exceeded the {load['cpus']} cores at the {when}")
     return warnings
+
+
+_BINARY_VERSIONS: dict[str, str] = {}
+
+
+def binary_version(program: str) -> str:
+    """The version of the program a process ran (`argv[0]`): its Debian package's version when the file belongs
+    to one (Debian 12's pasta prints "unknown version"), else its own `--version`, else its path (a build of
+    the harness's own, cached under a hash of its source). Cached per path: a run asks once per binary."""
+    path = shutil.which(program) or program
+    if path in _BINARY_VERSIONS:
+        return _BINARY_VERSIONS[path]
+    marker = Path(path).parent / "VERSION"  # a build of ours says what it is (harness/lab/debian.py)
+    version = marker.read_text().strip() if marker.is_file() else ""
+    owner = run_detached(["dpkg-query", "-S", os.path.realpath(path)], 5.0) if not version else None
+    if owner is None:
+        _BINARY_VERSIONS[path] = version
+        return version
+    if owner.returncode == 0 and not owner.timed_out and ":" in owner.stdout:
+        package = owner.stdout.split(":", 1)[0].strip()
+        done = run_detached(["dpkg-query", "-W", "-f=${Version}", package], 5.0)
+        version = f"{package} {done.stdout.strip()}" if done.returncode == 0 else ""
+    if not version:
+        said = tool_version([path, "--version"])
+        version = said if said and "unknown version" not in said else path
+    _BINARY_VERSIONS[path] = version
+    return version
+
+
+def cell_tools(processes: list[list[str]], run_tools: dict[str, str | None]) -> dict[str, str]:
+    """What one cell ran with: every long-lived process of its bed (by program) and the measurement tools."""
+    tools = {name: run_tools.get(name) or "" for name in ("iperf3", "sockperf")}
+    for argv in processes:
+        # The program itself, past a wrapper that sets its user or capabilities (setpriv ... envoy).
+        program = next((a for a in argv if not a.startswith("-") and os.path.basename(a) not in WRAPPERS), "")
+        if program:
+            tools[os.path.basename(program)] = binary_version(program)
+    return tools
+
+
+WRAPPERS = {"setpriv", "nsenter", "env", "capsh"}

@@ -64,7 +64,8 @@ MIN_N_FOR_CI = 3
 
 
 # The bindings in a fixed order (analysis may not import strategies/: same layer); others follow in run order.
-BINDINGS = ["direct", "slirp", "passt", "bridge", "masquerade", "iptables-only", "nat-proxy", "tproxy"]
+BINDINGS = ["direct", "slirp", "passt", "bridge", "masquerade", "iptables-only", "nat-proxy", "tproxy",
+            "passt-vhost-user"]  # fmt: skip
 
 
 def binding_colours(run: Run) -> dict[str, str]:

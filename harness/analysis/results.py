@@ -38,6 +38,8 @@ class Sample:
     message_bytes: int | None = None  # RR/CRR message, UDP datagram size of the test
     streams: int | None = None  # parallel TCP streams of a throughput test
     load: str | None = None  # RR under load: idle, or a bulk TCP stream the same way or the reverse way
+    tools: str = ""  # versions of the tools this cell ran with, as JSON ({"pasta": "...", "qemu": ...})
+    caveat: str = ""  # why the row does not stand for the real system (a path it lacks), or empty
     test: str = ""
     direction: str = ""
     protocol: str = ""
@@ -60,7 +62,7 @@ COLUMNS = [
     "run_id", "runtime", "guest", "accel", "vcpus", "memory_mb", "strategy", "options", "pod_mtu", "guest_mtu",
     "sidecar", "scenario", "test", "message_bytes", "streams", "load", "direction", "protocol", "repetition",
     "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
-    "status", "reason", "path", "sidecar_bytes", "sidecar_connections", "timestamp",
+    "status", "reason", "path", "sidecar_bytes", "sidecar_connections", "tools", "caveat", "timestamp",
 ]  # fmt: skip
 """The column order of samples.parquet / samples.csv (every field of Sample)."""
 assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample disagree"

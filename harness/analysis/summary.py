@@ -34,6 +34,14 @@ def throughput_summary(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def caveats(df: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(strategy, sidecar) -> why its rows do not stand for the real system (the first caveat its rows carry)."""
+    if "caveat" not in df:
+        return {}
+    marked = df[df["caveat"].fillna("") != ""]
+    return {(r.strategy, r.sidecar): r.caveat for r in marked.drop_duplicates(["strategy", "sidecar"]).itertuples()}
+
+
 def sidecar_rank(sidecar: str) -> int:
     """none first, then the sidecar kinds in their declared order."""
     kinds = [str(k) for k in SidecarKind]
@@ -88,6 +96,10 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
             ratio = f"{r['median'] / ref:.2f}" if r["ok"] and ref and ref == ref else "-"
             cells += [text, ratio]
         extra = [f"{boot.get((strategy, sidecar), float('nan')):.1f}"] if not boot.empty else []
+        caveat = caveats(df).get((strategy, sidecar))
+        if caveat:
+            notes.append(f"{strategy}/{sidecar}: {caveat}")
+            strategy = f"{strategy} [yellow]† ({len(notes)})[/]"
         table.add_row(strategy, sidecar, *cells, f"{setup.get((strategy, sidecar), float('nan')):.2f}", *extra)
     console.print(table)
     for i, note in enumerate(notes, 1):

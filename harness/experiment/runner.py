@@ -3,6 +3,7 @@ drift hits all cells alike; a fresh test bed per cell and repetition, torn down 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -17,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.analysis.provenance import busy_host_warnings, git_sha, host_facts, machine_load, tool_versions
+from harness.analysis.provenance import busy_host_warnings, cell_tools, git_sha, host_facts, machine_load, tool_versions
 from harness.analysis.results import RunWriter, Sample
 from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary, print_sweep_summary
 from harness.experiment.kinds import TestKind
@@ -207,7 +208,7 @@ def qemu_facts(guest: GuestSpec) -> dict:
     return {
         "qemu": guest.qemu.model_dump(),
         "acceleration": guest.acceleration.record() if guest.acceleration else None,
-        "qemu_version": qemu_version(),
+        "qemu_version": qemu_version(guest.qemu.build),
         "kernel": image.kernel_version,
         "image": image.digest,
         "vhost_net": os.path.exists("/dev/vhost-net"),
@@ -272,6 +273,11 @@ def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int,
             attachment = strategy.setup(bed, driver_for(guest, label, mtu=cell.guest_mtu if cls.has_vm else None))
             plant_slowdown(bed, cell.strategy)
             base = read_back_mtus(base, bed, attachment if cls.has_vm else None)
+            base = replace(
+                base,
+                caveat=attachment.facts.caveat,
+                tools=json.dumps(cell_tools([p.argv for p in bed.processes], writer.meta["tools"])),
+            )
         except Exception as e:  # noqa: BLE001 - a strategy that cannot set up is a result, not a crash
             setup_error = f"setup failed: {e}"
         writer.add(_harness_row(base, "setup_time", time.monotonic() - t0, setup_error))

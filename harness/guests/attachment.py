@@ -20,6 +20,8 @@ class AttachmentFacts:
     gateway: str | None = None
     bridge: str | None = None
     mtu: int | None = None
+    caveat: str = ""
+    """Why this cell's numbers do not stand for the real system (a path it lacks), or empty."""
     vm: VmFacts | None = None
     """A QEMU guest's facts (accel, vhost, boot time, command line); None for a namespace."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from harness.guests.base import Guest
@@ -18,6 +19,10 @@ from harness.lab.kinds import GuestKind
 
 TAP = "tap0"  # virt-launcher's name for the primary interface's tap
 PASST_MTU = 65520  # passt's and pasta's default
+
+
+class NotSupported(RuntimeError):
+    """This guest cannot be attached the way the strategy asks (a result for the cell, not a crash)."""
 
 
 @dataclass(frozen=True)
@@ -43,19 +48,68 @@ class UserModeNet:
         return f"{self.network[100]}/{self.network.prefixlen}"
 
 
+ISTIO_RESERVED_PORTS = (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090)
+"""Envoy's ports in an Istio pod, which KubeVirt excludes from passt's forwards (kubevirt/kubevirt
+pkg/network/istio/ports.go ReservedPorts)."""
+
+
 @dataclass(frozen=True)
 class PasstNet:
     """passt/pasta between the VM and the pod: the guest takes the pod's address and gateway; the pod's ports
-    are forwarded to it (`-t`/`-u`)."""
+    are forwarded to it as KubeVirt computes them (`forwards`)."""
 
     tcp_ports: tuple[int, ...]
     udp_ports: tuple[int, ...]
     mtu: int | None = None
+    binary_dir: Path | None = None
+    """Folder holding this build's `passt` and `pasta`; None: Debian 12's on PATH."""
+    version: str = ""
+    declare_ports: bool = False
+    """True: the VMI lists its ports (only those are forwarded); False: it lists none (everything is)."""
+    istio: bool = False
+    """An Istio sidecar is injected: its reserved ports are excluded from the forwards."""
+    no_splice: bool = False
+    """pasta only: `--no-splice`, so a connection from the pod's loopback (Envoy's inbound passthrough from
+    127.0.0.6) crosses the tap like any other instead of being spliced into the namespace's loopback, a path
+    passt with a VM does not have (passt >= 2024 has the option; Debian 12's does not)."""
+
+    def binary(self, name: str) -> str:
+        return str(self.binary_dir / name) if self.binary_dir else name
 
     def forwards(self) -> list[str]:
-        tcp = ",".join(map(str, self.tcp_ports)) or "none"
-        udp = ",".join(map(str, self.udp_ports)) or "none"
-        return ["-t", tcp, "-u", udp]
+        """passt's -t/-u as KubeVirt's virt-launcher computes them (kubevirt/kubevirt
+        pkg/virt-launcher/virtwrap/converter/network/passt.go generatePasstPortForward): with an Istio sidecar,
+        TCP excludes Envoy's reserved ports (`~15000,...`); declared ports are forwarded as listed; a VMI that
+        declares none gets every port (`all`), and with Istio's exclusions then no UDP forward at all."""
+        tcp = [f"~{p}" for p in ISTIO_RESERVED_PORTS] if self.istio else []
+        udp: list[str] = []
+        if self.declare_ports:
+            tcp += [str(p) for p in self.tcp_ports]
+            udp += [str(p) for p in self.udp_ports]
+        if not tcp and not udp:
+            return ["-t", "all", "-u", "all"]
+        return ["-t", ",".join(tcp) if tcp else "none", "-u", ",".join(udp) if udp else "none"]
+
+    def effective_forwards(self) -> list[str]:
+        """What the harness passes: forwards() restricted to the services' ports, the only ones a test uses
+        (identical when ports are declared). pasta refuses `all` ("only allowed for passt"), and passt's
+        `-t all -u all` opens a listening socket per port, 131k descriptors, which this machine's hard
+        RLIMIT_NOFILE of 20000 refuses ("L4 socket: Too many open files"; raising it needs CAP_SYS_RESOURCE),
+        where a kubelet's pod gets 1048576. Which protocols are forwarded at all still follows KubeVirt (with
+        Istio and no declared ports: no UDP)."""
+        spec = self.forwards()
+        if self.declare_ports:
+            return spec
+        tcp = [str(p) for p in self.tcp_ports if p not in ISTIO_RESERVED_PORTS]
+        udp = [str(p) for p in self.udp_ports] if spec[3] != "none" else []
+        return ["-t", ",".join(tcp) or "none", "-u", ",".join(udp) or "none"]
+
+    def listening_ports(self) -> tuple[int, ...]:
+        """TCP ports passt will be listening on that a readiness wait may check (the services it forwards)."""
+        forwarded = self.forwards()
+        if forwarded[1] == "none":
+            return ()
+        return tuple(p for p in self.tcp_ports if p not in ISTIO_RESERVED_PORTS)
 
 
 @dataclass(frozen=True)
@@ -106,6 +160,13 @@ class GuestDriver(ABC):
     @abstractmethod
     def passt(self, bed: TestBed, net: PasstNet) -> Guest:
         """Connect the VM through passt (pasta for a namespace) in the pod; return it booted and addressed."""
+
+    def passt_vhost_user(self, bed: TestBed, net: PasstNet) -> Guest:
+        """Connect the VM through passt in vhost-user mode (KubeVirt 1.8's passt binding)."""
+        raise NotSupported(
+            "passt's vhost-user mode serves a VM's virtio-net rings in shared guest memory; the netns guest is a "
+            "namespace without a virtio device, so this binding needs guest: qemu"
+        )
 
     def pod(self, bed: TestBed) -> Guest:
         """The pod's own namespace as a place for tools (a strategy without a VM serves from there)."""

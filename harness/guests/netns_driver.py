@@ -68,12 +68,14 @@ class NetnsDriver(GuestDriver):
 
     def passt(self, bed: TestBed, net: PasstNet) -> Guest:
         guest = bed.add_namespace("vm")
-        argv = ["pasta", "--runas", "0", "--foreground", "--quiet", "--ipv4-only", "--config-net",
-                "--ns-ifname", GUEST_IFNAME, *net.forwards(), "-T", "none", "-U", "none"]  # fmt: skip
+        argv = [net.binary("pasta"), "--runas", "0", "--foreground", "--quiet", "--ipv4-only", "--config-net",
+                "--ns-ifname", GUEST_IFNAME, *net.effective_forwards(), "-T", "none", "-U", "none"]  # fmt: skip
         if net.mtu:
             argv += ["--mtu", str(net.mtu)]
+        if net.no_splice:
+            argv.append("--no-splice")
         proc = bed.start_process([*argv, "--netns", f"/run/netns/{guest.name}"], name="pasta", ns=bed.pod)
-        for port in net.tcp_ports:
+        for port in net.listening_ports():
             wait_listening(proc, port)
         wait_until(lambda: _addressed(guest), timeout=10, what="pasta configuring the guest")
         return NetnsGuest.of(bed, guest)

@@ -20,6 +20,9 @@ class QemuOptions(BaseModel):
     vcpus: int = Field(1, ge=1, le=64)
     memory_mb: int = Field(512, ge=128, le=65536)
     boot_timeout_s: float = Field(90.0, gt=0, le=900)
+    build: Literal["debian-12", "backports-10"] = "debian-12"
+    """Which QEMU: Debian 12's 7.2 (installed) or bookworm-backports' 10.0.2 (unpacked in the cache by
+    `vmnetbench fetch-tools`), so one run can measure both."""
 
 
 @dataclass(frozen=True)

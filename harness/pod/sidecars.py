@@ -6,6 +6,12 @@ Rules mirror what the real init containers write:
   kube-virt-interfaces.golden (ISTIO_INBOUND/ISTIO_IN_REDIRECT -> 15006, ISTIO_OUTPUT/ISTIO_REDIRECT -> 15001,
   owner 1337 and 127.0.0.6 exclusions, `-I PREROUTING 1 -i <vm iface> -j ISTIO_REDIRECT` for KubeVirt), with
   the injector's defaults: all inbound ports captured except 15090, 15021, 15020; all outbound captured.
+  The VM's interfaces: Istio >= 1.25 takes them from `istio.io/reroute-virtual-interfaces` (the deprecated
+  `traffic.sidecar.istio.io/kubevirtInterfaces` still works; with both, the injector passes the new one's value
+  as `-k`: pkg/kube/inject/testdata/inject/reroute-virtual-interfaces.yaml.injected). In sidecar mode both give
+  the same rule, `-I PREROUTING 1 -i <iface> -j ISTIO_REDIRECT` (tools/istio-iptables/pkg/capture/run.go
+  handleOutboundIncludeRules), so there is nothing to choose between here; in ambient mode istio-cni writes a
+  different one (cni/pkg/iptables/testdata/virtual_interfaces.golden: REDIRECT to 15001 in ISTIO_PRERT).
 - Istio TPROXY: tproxy.golden (mangle ISTIO_DIVERT/ISTIO_TPROXY, mark 1337, connmark save/restore, nat
   REDIRECT to 15001 for outbound) plus `ip rule fwmark 1337 lookup 133` and a local default route in 133.
   ORIGINAL_SRC note: Istio's listener builder also puts the original_src listener filter (mark 1337) on

@@ -31,9 +31,21 @@ class GuestNotReady(RuntimeError):
     pass
 
 
-def qemu_version() -> str:
+def qemu_command(build: str = "debian-12") -> list[str]:
+    """The QEMU program of a build, with the firmware folders an unpacked one needs (Debian's QEMU looks in
+    /usr/share/qemu, /usr/share/seabios and /usr/lib/ipxe/qemu: its configure --firmwarepath)."""
+    if build != "backports-10":
+        return [QEMU]
+    from harness.lab.debian import unpack_qemu
+
+    install = unpack_qemu()
+    share = install.binary.parent.parent / "share"
+    return [str(install.binary), "-L", str(share / "seabios"), "-L", str(share / "qemu"), "-L", "/usr/lib/ipxe/qemu"]
+
+
+def qemu_version(build: str = "debian-12") -> str:
     try:
-        out = subprocess.run([QEMU, "--version"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run([qemu_command(build)[0], "--version"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return out.split("version", 1)[1].split()[0] if "version" in out else ""
@@ -122,7 +134,7 @@ def qemu_argv(
     """QEMU's command line: the guest image, serial console to a file, the agent on a second serial port, and
     one virtio-net NIC on `netdev`; `machine_args` adds machine-level options (memory backends)."""
     argv = [
-        QEMU, "-name", name, "-accel", acceleration.accel, "-cpu", acceleration.cpu,
+        *qemu_command(options.build), "-name", name, "-accel", acceleration.accel, "-cpu", acceleration.cpu,
         "-m", str(options.memory_mb), "-smp", str(options.vcpus),
         "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-no-reboot",
         "-kernel", str(image.kernel), "-initrd", str(image.initrd),

@@ -98,7 +98,7 @@ class QemuGuest:
     def facts(self) -> VmFacts:
         return VmFacts(accel=self.acceleration.accel, accel_reason=self.acceleration.reason,
                        vcpus=self.options.vcpus, memory_mb=self.options.memory_mb, vhost=self.vhost,
-                       boot_s=self.boot_s, qemu=qemu_version(), kernel=self.image.kernel_version,
+                       boot_s=self.boot_s, qemu=qemu_version(self.options.build), kernel=self.image.kernel_version,
                        image=self.image.digest, qemu_argv=shlex.join(self.argv),
                        netdev=self.netdev.split(",", 1)[0])  # fmt: skip
 

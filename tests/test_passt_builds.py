@@ -1,0 +1,81 @@
+"""Today's passt next to Debian 12's (issue 15): the 2025 build from Debian's archive, KubeVirt's port
+forwards, pasta without the loopback splice, the vhost-user binding, and the versions each row ran with."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.guests.driver import ISTIO_RESERVED_PORTS, NotSupported, PasstNet
+from harness.lab.debian import PASST_2025, passt_build
+from strategies.passt import Passt, PasstOptions
+from strategies.passt_vhost_user import PasstVhostUser
+from tests.test_strategies import transfer
+
+
+def test_forwards_follow_kubevirts_rules():
+    # No declared ports: everything, both protocols (virt-launcher's portForward without ranges).
+    assert PasstNet((5201,), (5201,)).forwards() == ["-t", "all", "-u", "all"]
+    # Declared: exactly those.
+    assert PasstNet((5201, 11111), (5201,), declare_ports=True).forwards() == ["-t", "5201,11111", "-u", "5201"]
+    # Istio: every TCP port but Envoy's reserved ones, and (with none declared) no UDP at all.
+    tcp = ",".join(f"~{p}" for p in ISTIO_RESERVED_PORTS)
+    assert PasstNet((5201,), (5201,), istio=True).forwards() == ["-t", tcp, "-u", "none"]
+    assert PasstNet((5201,), (), istio=True, declare_ports=True).forwards() == ["-t", f"{tcp},5201", "-u", "none"]
+    # What is passed: that set narrowed to the services' ports (pasta refuses `all`; passt's needs 131k fds).
+    assert PasstNet((5201,), (5201,)).effective_forwards() == ["-t", "5201", "-u", "5201"]
+    assert PasstNet((5201,), (5201,), istio=True).effective_forwards() == ["-t", "5201", "-u", "none"]
+
+
+def test_the_2025_build_is_the_pinned_one_and_knows_its_new_options():
+    build = passt_build("debian-13")
+    assert PASST_2025 in (build.binary_dir / "VERSION").read_text() and PASST_2025 in build.version
+    binary = (build.binary_dir / "passt").read_bytes()
+    assert b"no-splice" in binary and b"vhost-user" in binary
+    assert (build.binary_dir / "pasta").read_bytes() == binary  # one program, its mode taken from its name
+    old = passt_build("debian-12")
+    assert old.binary_dir is None and old.version.startswith("0.0~git2023") and not old.no_splice
+
+
+@pytest.mark.parametrize("build", ["debian-12", "debian-13"])
+def test_both_passt_builds_carry_tcp_on_the_netns_guest(bed, netns_guest, build):
+    attachment = Passt(PasstOptions(build=build)).setup(bed, netns_guest)
+    for direction in ("ingress", "egress"):
+        sample = transfer(bed, attachment, direction)
+        assert sample.status == "ok", (build, direction, sample.reason)
+    pasta = next(p for p in bed.processes if p.name.endswith("pasta"))
+    assert ("--no-splice" in pasta.argv) == (build == "debian-13")
+
+
+def test_vhost_user_needs_a_vm(bed, netns_guest):
+    with pytest.raises(NotSupported, match="needs guest: qemu"):
+        PasstVhostUser().setup(bed, netns_guest)
+
+
+@pytest.mark.slow
+def test_rows_carry_the_versions_and_the_splice_caveat(tmp_path):
+    from harness.analysis.results import load_samples
+    from harness.experiment.runner import run_scenario
+    from harness.experiment.scenario import load_scenario
+
+    path = tmp_path / "s.yaml"
+    path.write_text("""
+name: builds
+strategies: [passt-2023, passt]
+variants:
+  passt-2023: {strategy: passt, options: {build: debian-12}}
+sidecars: [envoy-redirect]
+repetitions: 1
+tests:
+  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}
+""")
+    scenario, text = load_scenario(path)
+    outcome = run_scenario(scenario, text, str(path), results_root=tmp_path / "results")
+    df = load_samples(outcome.run_dir)
+    rows = df[df.metric == "throughput"].set_index("strategy")
+    old, new = (json.loads(rows.loc[name, "tools"]) for name in ("passt-2023", "passt"))
+    assert old["pasta"].startswith("passt 0.0~git2023") and PASST_2025 in new["pasta"]
+    assert "envoy" in old and old["iperf3"]
+    assert rows.loc["passt-2023", "caveat"].startswith("not representative")
+    assert rows.loc["passt", "caveat"] == ""
