@@ -31,6 +31,9 @@ def run(
     guest: Annotated[
         str | None, typer.Option(help="The guest for this run, overriding the scenario's: netns or qemu.")
     ] = None,
+    repetitions: Annotated[
+        int | None, typer.Option(help="Rounds for this run, overriding the scenario's (1 to 1000).")
+    ] = None,
     time_budget: Annotated[
         str | None,
         typer.Option(help="Refuse to start a run whose estimate exceeds this: 15m, 900s, 1h (sweeps grow fast)."),
@@ -50,6 +53,10 @@ def run(
             if guest not in kinds:
                 raise ValueError(f"option --guest must be one of: {', '.join(kinds)} (got {guest!r})")
             parsed = parsed.model_copy(update={"guest": GuestKind(guest)})
+        if repetitions is not None:
+            if not 1 <= repetitions <= 1000:
+                raise ValueError(f"option --repetitions must be between 1 and 1000 (got {repetitions})")
+            parsed = parsed.model_copy(update={"repetitions": repetitions})
         if time_budget is not None:
             budget = parse_duration(time_budget)
             estimate = parsed.estimated_seconds()

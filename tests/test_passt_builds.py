@@ -9,6 +9,7 @@ import pytest
 
 from harness.guests.driver import ISTIO_RESERVED_PORTS, NotSupported, PasstNet
 from harness.lab.debian import PASST_2025, passt_build
+from strategies.base import Services
 from strategies.passt import Passt, PasstOptions
 from strategies.passt_vhost_user import PasstVhostUser
 from tests.test_strategies import transfer
@@ -79,3 +80,35 @@ tests:
     assert "envoy" in old and old["iperf3"]
     assert rows.loc["passt-2023", "caveat"].startswith("not representative")
     assert rows.loc["passt", "caveat"] == ""
+
+
+PEER_OF_FIRST_CONNECTION = (
+    "import socket, sys\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(1)\n"
+    "c, peer = s.accept(); print(peer[0], flush=True); c.recv(1)\n"
+)
+
+
+@pytest.mark.parametrize(("build", "loopback"), [("debian-12", True), ("debian-13", False)])
+def test_with_envoy_the_2025_pasta_delivers_inbound_through_the_tap(bed, netns_guest, build, loopback):
+    """Envoy's inbound passthrough connects from 127.0.0.6. Debian 12's pasta splices that into the guest's
+    loopback (the guest sees a loopback peer, as no VM could); the 2025 build with --no-splice sends it through
+    the tap like any other connection (the guest sees the pod's gateway, passt's mapped host address)."""
+    import sys
+
+    from harness.lab.waiting import wait_listening, wait_until
+    from harness.pod.sidecars import install_sidecar
+
+    port = 5201
+    install_sidecar(bed, "envoy-redirect", vm_interfaces=[])
+    Passt(PasstOptions(build=build), services=Services(tcp_ports=(port,)), sidecar="envoy-redirect").setup(
+        bed, netns_guest
+    )
+    server = bed.start_process([sys.executable, "-c", PEER_OF_FIRST_CONNECTION, str(port)], name="peer-of",
+                               ns=bed.namespaces["vm"])  # fmt: skip
+    wait_listening(server, port)
+    bed.peer.run(["bash", "-c", f"exec 3<>/dev/tcp/{bed.plan.pod_ip}/{port}; echo x >&3; sleep 0.5"])
+    wait_until(lambda: server.log_path.read_text().strip(), timeout=10, what="the guest's server reporting its peer")
+    peer = server.log_path.read_text().split()[0]
+    assert peer.startswith("127.") == loopback, peer

@@ -159,3 +159,35 @@ def test_slirp_in_qemu_needs_no_helper_process_and_no_net_capabilities(lab, tmp_
     privilege = probe_privilege(lab, "slirp", guest=TCG)
     assert privilege.baseline_works, privilege.trials[0]
     assert privilege.works_without_net_caps, privilege.trials[-1]
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_qemu_7_and_10_side_by_side_each_row_says_which(tmp_path):
+    """A variant names the QEMU it runs on; the rows record the version each VM ran with (issue 15)."""
+    import json
+
+    from harness.analysis.results import load_samples
+    from harness.experiment.runner import run_scenario
+    from harness.experiment.scenario import load_scenario
+
+    path = tmp_path / "q.yaml"
+    path.write_text("""
+name: qemu-versions
+guest: qemu
+qemu: {accel: tcg}
+strategies: [masquerade, masquerade-qemu10]
+variants:
+  masquerade-qemu10: {strategy: masquerade, qemu_build: backports-10}
+repetitions: 1
+tests:
+  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}
+""")
+    scenario, text = load_scenario(path)
+    outcome = run_scenario(scenario, text, str(path), results_root=tmp_path / "results")
+    rows = load_samples(outcome.run_dir)
+    tput = rows[rows.metric == "throughput"].set_index("strategy")
+    assert (tput.status == "ok").all(), tput.reason
+    qemu = {name: json.loads(tput.loc[name, "tools"])["qemu-system-x86_64"] for name in tput.index}
+    assert "1:7.2" in qemu["masquerade"] and "10.0.2" in qemu["masquerade-qemu10"], qemu
+    assert_clean(outcome.run_dir.name)

@@ -141,7 +141,7 @@ def table(df: pd.DataFrame, parameter: str, order: list[str]) -> pd.DataFrame:
             for r in g.itertuples():
                 row[f"{PARAMETERS[parameter]} {r.value}"] = _cell(r)
             rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).fillna("")
 
 
 def _cell(r) -> str:

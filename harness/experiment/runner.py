@@ -255,6 +255,8 @@ def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int,
               pending: PendingSignal) -> None:  # fmt: skip
     cls = strategy_class(scenario.strategy_of(cell.strategy))
     guest = guest.for_strategy(cls.has_vm)
+    if guest.kind == GuestKind.QEMU and scenario.qemu_build_of(cell.strategy) != guest.qemu.build:
+        guest = replace(guest, qemu=guest.qemu.model_copy(update={"build": scenario.qemu_build_of(cell.strategy)}))
     base = cell_row(scenario, guest, cell, rep, cls.has_vm)
     where = f"rep {rep}/{scenario.repetitions} {cell.label.replace('-', '/', 1)}"
     progress.update(task, description=f"{where} setup")

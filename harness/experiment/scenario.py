@@ -80,6 +80,8 @@ class Sweep(Strict):
 class Variant(Strict):
     strategy: str
     options: dict[str, Any] = Field(default_factory=dict)
+    qemu_build: Literal["debian-12", "backports-10"] | None = None
+    """The QEMU this variant's VM runs on (guest: qemu), overriding `qemu.build`: 7.2 and 10 side by side."""
 
 
 class Scenario(Strict):
@@ -182,6 +184,10 @@ class Scenario(Strict):
             bed = QEMU_CELL_S if has_vm and self.guest == GuestKind.QEMU else NETNS_CELL_S
             total += bed + per_cell + (SIDECAR_S if cell.sidecar != SidecarKind.NONE else 0.0)
         return total * self.repetitions
+
+    def qemu_build_of(self, label: str) -> str:
+        variant = self.variants.get(label)
+        return variant.qemu_build if variant and variant.qemu_build else self.qemu.build
 
     def strategy_of(self, label: str) -> str:
         return self.variants[label].strategy if label in self.variants else label
