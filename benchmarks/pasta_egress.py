@@ -24,24 +24,33 @@ from harness.lab.session import LabSession
 from strategies.base import Services
 from strategies.passt import Passt, PasstOptions
 
-FIELDS = ("cwnd", "rtt", "retrans", "unacked", "bytes_acked", "notsent", "delivery_rate", "rwnd_limited",
-          "sndbuf_limited", "busy")  # fmt: skip
+FIELDS = ("cwnd", "rtt", "rto", "retrans", "unacked", "lost", "bytes_acked", "notsent", "delivery_rate",
+          "rwnd_limited", "sndbuf_limited", "busy", "backoff")  # fmt: skip
 
 
 def ss_line(ns: str, port: int) -> dict[str, str]:
-    """The socket talking to `port` in namespace `ns`, as `ss -tin` reports it (one dict of its fields)."""
+    """The busiest socket talking to `port` in namespace `ns` (the data connection, not iperf3's control one),
+    as `ss -tin` reports it: a dict of its fields."""
     out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-tinH", f"( dport = :{port} )"], capture_output=True,
                          text=True).stdout  # fmt: skip
-    lines = out.strip().splitlines()
-    if not lines:
-        return {}
-    text = " ".join(lines[:2])
-    fields = {"sendq": text.split()[2] if len(text.split()) > 2 else ""}
-    for name in FIELDS:
-        m = re.search(rf"\b{name}[: ]([^ ]+)", text)
-        if m:
-            fields[name] = m.group(1)
-    return fields
+    records: list[str] = []
+    for line in out.splitlines():
+        if line[:1].isspace() and records:
+            records[-1] += " " + line.strip()
+        elif line.strip():
+            records.append(line.strip())
+    best: dict[str, str] = {}
+    for text in records:
+        fields = {"sendq": text.split()[2] if len(text.split()) > 2 else ""}
+        for name in FIELDS:
+            m = re.search(rf"\b{name}[: ]([^ ]+)", text)
+            if m:
+                fields[name] = m.group(1)
+        sent = re.search(r"bytes_sent:(\d+)", text)
+        fields["bytes_sent"] = sent.group(1) if sent else "0"
+        if int(fields["bytes_sent"]) >= int(best.get("bytes_sent", "-1")):
+            best = fields
+    return best
 
 
 def link_counters(ns: str, ifname: str) -> tuple[int, int, int]:
@@ -71,14 +80,23 @@ def one_build(build: str, seconds: int, mtu: int | None) -> None:
         sample = parse_client_json(client.log_path.read_text())
         print(f"\n== passt build {build} ({options.model_dump()}): egress {sample.bits_per_second or 0:.3g} bit/s, "
               f"retransmits {sample.retransmits}")  # fmt: skip
-        print("t s   | guest socket: cwnd rtt retrans unacked sendq | pasta socket: cwnd rtt unacked sendq | "
-              "guest eth0 tx pkts (dropped)")  # fmt: skip
-        for t, g, p, tx, dropped, _ in rows:
-            print(
-                f"{t:5.2f} | {g.get('cwnd', '-'):>5} {g.get('rtt', '-'):>14} {g.get('retrans', '-'):>7} "
-                f"{g.get('unacked', '-'):>5} {g.get('sendq', '-'):>8} | {p.get('cwnd', '-'):>5} "
-                f"{p.get('rtt', '-'):>14} {p.get('unacked', '-'):>5} {p.get('sendq', '-'):>8} | {tx} ({dropped})"
-            )
+        print("t s   | guest socket: cwnd rto backoff retrans lost unacked sendq bytes_sent | pasta socket: cwnd "
+              "unacked sendq bytes_sent | guest eth0 tx pkts (dropped) / rx pkts")  # fmt: skip
+        for t, g, p, tx, dropped, rx in rows:
+            print(f"{t:5.2f} | {g.get('cwnd', '-'):>5} {g.get('rto', '-'):>5} {g.get('backoff', '-'):>3} "
+                  f"{g.get('retrans', '-'):>8} {g.get('lost', '-'):>4} {g.get('unacked', '-'):>5} "
+                  f"{g.get('sendq', '-'):>8} {g.get('bytes_sent', '-'):>10} | {p.get('cwnd', '-'):>5} "
+                  f"{p.get('unacked', '-'):>5} {p.get('sendq', '-'):>8} {p.get('bytes_sent', '-'):>10} | "
+                  f"{tx} ({dropped}) / {rx}")  # fmt: skip
+        # Where the segments went: the guest's TCP counters (timeouts = RTO stalls) and the tap's queue.
+        counters = "TcpExtTCPTimeouts TcpRetransSegs TcpExtTCPLossProbes TcpExtTCPSackRecovery TcpExtTCPRenoRecovery"
+        nstat = subprocess.run(["ip", "netns", "exec", guest_ns, "nstat", "-az", *counters.split()],
+                               capture_output=True, text=True).stdout  # fmt: skip
+        print("guest nstat:", " ".join(line.split()[0] + "=" + line.split()[1] for line in nstat.splitlines()
+                                       if line and line[0].isalpha() and not line.startswith("#")))  # fmt: skip
+        qdisc = subprocess.run(["tc", "-n", guest_ns, "-s", "qdisc", "show", "dev", "eth0"], capture_output=True,
+                               text=True).stdout  # fmt: skip
+        print("guest eth0 qdisc:", " ".join(qdisc.split()))
 
 
 def main() -> None:

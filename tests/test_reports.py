@@ -167,3 +167,18 @@ def test_answer_page_numbers_trace_to_samples(run_copy):
     report = (run_copy / "report.md").read_text()
     assert report.startswith(answer.rstrip()[:200])  # the decision page opens the report
     assert "Every measured metric" in report and "udp_jitter" in report and "Every failure" in report
+
+
+def test_a_known_tool_behaviour_is_printed_beside_the_number_it_explains(run_copy):
+    """answer.md marks passt's netns egress with ‡ and the pasta finding (issue 15), and nothing else."""
+    samples = pd.read_parquet(run_copy / "samples.parquet")
+    masq = samples[samples.strategy == "masquerade"].assign(strategy="passt")
+    samples = pd.concat([samples, masq], ignore_index=True)
+    samples.to_parquet(run_copy / "samples.parquet", index=False)
+    write_report(run_copy)
+    page = (run_copy / "answer.md").read_text()
+    passt_row = next(line for line in page.splitlines() if line.startswith("| passt |"))
+    cells = passt_row.split("|")
+    assert "‡" in cells[4] and "‡" not in cells[3]  # TCP out carries the mark, TCP in does not
+    assert "pasta egress (netns guest -> peer) is erratic" in page and "benchmarks/pasta_egress.py" in page
+    assert not any("‡" in line for line in page.splitlines() if line.startswith("| masquerade |"))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.analysis.findings import findings_for
 from harness.analysis.results import sweep_points, varying_sweep_columns
 from harness.analysis.stats import MedianCI, ratio_ci
 from harness.analysis.summary import caveats
@@ -223,6 +224,13 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
                     verdict += f" † ({len(notes)})"
                 ratios = [reference_value(point, sidecar, c) if b == REFERENCE
                           else format_ratio(ratio_to_direct(point, b, sidecar, c)) for c in COSTS]  # fmt: skip
+                for i, c in enumerate(COSTS):  # a tool's known behaviour, printed beside the number it explains
+                    mine = point[(point.strategy == b) & (point.sidecar == sidecar) & (point.metric == c.metric)]
+                    mine = mine[mine.direction == c.direction] if c.direction else mine
+                    for finding in findings_for(mine):
+                        if finding.text not in notes:
+                            notes.append(finding.text)
+                        ratios[i] += f" ‡ ({notes.index(finding.text) + 1})"
                 lines.append(f"| {b} | {verdict} | " + " | ".join(ratios) + " |")
             lines.append("")
             lines += [f"({i}) {reason}" for i, reason in enumerate(notes, 1)]
