@@ -101,3 +101,19 @@ def wait_for(predicate, timeout: float, what: str):
         return wait_until(predicate, timeout=timeout, what=what, interval=0.1)
     except TimedOut as e:
         raise AssertionError(str(e)) from None
+
+
+def run_scenario_text(tmp_path, text: str):
+    """Run a scenario given as YAML text in this process (no CLI); it must complete without a harness error and
+    leave nothing behind. Returns (samples, run folder)."""
+    from harness.analysis.results import load_samples
+    from harness.experiment.runner import run_scenario
+    from harness.experiment.scenario import load_scenario
+
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    scenario, raw = load_scenario(path)
+    outcome = run_scenario(scenario, raw, str(path), results_root=tmp_path / "results")
+    assert outcome.status == "complete" and outcome.harness_errors == 0
+    assert_clean(outcome.run_dir.name)
+    return load_samples(outcome.run_dir), outcome.run_dir

@@ -12,6 +12,7 @@ from harness.lab.debian import PASST_2025, passt_build
 from strategies.base import Services
 from strategies.passt import Passt, PasstOptions
 from strategies.passt_vhost_user import PasstVhostUser
+from tests.conftest import run_scenario_text
 from tests.test_strategies import transfer
 
 
@@ -56,12 +57,9 @@ def test_vhost_user_needs_a_vm(bed, netns_guest):
 
 @pytest.mark.slow
 def test_rows_carry_the_versions_and_the_splice_caveat(tmp_path):
-    from harness.analysis.results import load_samples
-    from harness.experiment.runner import run_scenario
-    from harness.experiment.scenario import load_scenario
-
-    path = tmp_path / "s.yaml"
-    path.write_text("""
+    df, _ = run_scenario_text(
+        tmp_path,
+        """
 name: builds
 strategies: [passt-2023, passt]
 variants:
@@ -70,10 +68,8 @@ sidecars: [envoy-redirect]
 repetitions: 1
 tests:
   - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}
-""")
-    scenario, text = load_scenario(path)
-    outcome = run_scenario(scenario, text, str(path), results_root=tmp_path / "results")
-    df = load_samples(outcome.run_dir)
+""",
+    )
     rows = df[df.metric == "throughput"].set_index("strategy")
     old, new = (json.loads(rows.loc[name, "tools"]) for name in ("passt-2023", "passt"))
     assert old["pasta"].startswith("passt 0.0~git2023") and PASST_2025 in new["pasta"]

@@ -9,16 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from harness.analysis.report import write_report
-from harness.analysis.results import load_samples
-from harness.experiment.runner import nic_mtu, run_scenario
+from harness.experiment.runner import nic_mtu
 from harness.experiment.scenario import load_scenario
 from harness.guests.netns import NetnsGuest
 from harness.lab.netns import veth
-from tests.conftest import REPO, assert_clean
+from tests.conftest import REPO, run_scenario_text
 
 SWEEP = """
 name: sweep-test
@@ -44,16 +42,6 @@ tests:
 """
 
 
-def run(tmp_path: Path, text: str) -> pd.DataFrame:
-    path = tmp_path / "scenario.yaml"
-    path.write_text(text)
-    scenario, raw = load_scenario(path)
-    outcome = run_scenario(scenario, raw, str(path), results_root=tmp_path / "results")
-    assert outcome.status == "complete" and outcome.harness_errors == 0
-    assert_clean(outcome.run_dir.name)
-    return load_samples(outcome.run_dir), outcome.run_dir
-
-
 def test_a_sweep_expands_into_cells_and_tests_with_its_values_in_columns():
     scenario, _ = load_scenario_text(SWEEP)
     cells = scenario.cells()
@@ -75,7 +63,7 @@ def load_scenario_text(text: str):
 
 @pytest.mark.slow
 def test_sweep_rows_carry_each_value_and_the_mtus_read_back_from_the_links(tmp_path):
-    df, run_dir = run(tmp_path, SWEEP)
+    df, run_dir = run_scenario_text(tmp_path, SWEEP)
     tput = df[df.metric == "throughput"]
     assert (tput.status == "ok").all(), tput[["strategy", "reason"]]
     # Both values of every swept parameter, each in its column, for every binding.
@@ -115,7 +103,7 @@ def test_the_mtu_is_read_from_the_link(bed):
 
 @pytest.mark.slow
 def test_rr_under_load_has_the_bulk_streams_rows_beside_the_round_trips(tmp_path):
-    df, _ = run(tmp_path, LOAD)
+    df, _ = run_scenario_text(tmp_path, LOAD)
     loaded = df[df.test == "rr_tcp_closed+load_reverse"]
     idle = df[df.test == "rr_tcp_closed"]
     assert set(loaded.load) == {"reverse"} and set(idle.load) == {"idle"}
@@ -126,7 +114,7 @@ def test_rr_under_load_has_the_bulk_streams_rows_beside_the_round_trips(tmp_path
     assert by_metric["rtt_p50"].iloc[0].status == "ok"
     # The same cell and repetition: the stream's row and the round trips' rows share every cell column.
     cell = ["strategy", "sidecar", "repetition", "pod_mtu", "guest_mtu"]
-    assert by_metric["load_throughput"][cell].equals(by_metric["rtt_p50"][cell])
+    assert by_metric["load_throughput"][cell].to_dict("records") == by_metric["rtt_p50"][cell].to_dict("records")
     assert "load_throughput" not in set(idle.metric)
 
 

@@ -19,7 +19,7 @@ from harness.lab.kinds import GuestKind
 from harness.lab.names import new_run_id
 from strategies import strategy_class
 from strategies.base import Services
-from tests.conftest import assert_clean, cli
+from tests.conftest import assert_clean, cli, run_scenario_text
 
 TCG = GuestSpec(GuestKind.QEMU, QemuOptions(boot_timeout_s=120), tcg_acceleration("forced by the test"))
 
@@ -167,12 +167,9 @@ def test_qemu_7_and_10_side_by_side_each_row_says_which(tmp_path):
     """A variant names the QEMU it runs on; the rows record the version each VM ran with (issue 15)."""
     import json
 
-    from harness.analysis.results import load_samples
-    from harness.experiment.runner import run_scenario
-    from harness.experiment.scenario import load_scenario
-
-    path = tmp_path / "q.yaml"
-    path.write_text("""
+    rows, _ = run_scenario_text(
+        tmp_path,
+        """
 name: qemu-versions
 guest: qemu
 qemu: {accel: tcg}
@@ -182,12 +179,9 @@ variants:
 repetitions: 1
 tests:
   - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}
-""")
-    scenario, text = load_scenario(path)
-    outcome = run_scenario(scenario, text, str(path), results_root=tmp_path / "results")
-    rows = load_samples(outcome.run_dir)
+""",
+    )
     tput = rows[rows.metric == "throughput"].set_index("strategy")
     assert (tput.status == "ok").all(), tput.reason
     qemu = {name: json.loads(tput.loc[name, "tools"])["qemu-system-x86_64"] for name in tput.index}
     assert "1:7.2" in qemu["masquerade"] and "10.0.2" in qemu["masquerade-qemu10"], qemu
-    assert_clean(outcome.run_dir.name)
