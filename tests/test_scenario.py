@@ -135,3 +135,10 @@ def test_duplicate_keys_non_utf8_strict_types_and_size_are_refused(tmp_path):
     big.write_text(GOOD + "description: " + "x" * (1 << 20) + "\n")
     with pytest.raises(ScenarioError, match="at most 1048576 bytes"):
         load_scenario(big)
+
+
+def test_a_key_with_a_control_character_still_gets_a_one_line_error(tmp_path):
+    """Found by the fuzzer: `strategy_options: {"\\r": null}` printed the carriage return inside the message."""
+    msg = error_for(tmp_path, 'name: t\nstrategies: [direct]\ntests: [{kind: tcp_throughput}]\n'
+                              'strategy_options: {"\\r": null}\n')  # fmt: skip
+    assert "field 'strategy_options.'\\r''" in msg

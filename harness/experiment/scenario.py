@@ -222,8 +222,9 @@ def _loc(loc: tuple) -> str:
             parts.append(f"[{item}]")
         elif item in TEST_KINDS:  # discriminator tags pydantic inserts into the path
             continue
-        else:
-            parts.append(("." if parts else "") + str(item))
+        else:  # a key with a control character (a fuzzer's "\r") is shown escaped: the error stays one line
+            text = str(item)
+            parts.append(("." if parts else "") + (text if text.isprintable() else repr(text)))
     return "".join(parts)
 
 
