@@ -20,6 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from harness.lab.rules import apply_iptables
 from harness.pod.proxy_process import start_proxy
 from strategies.base import Attachment, GuestDriver, RelayOptions, Requirements, Strategy, TestBed
@@ -39,6 +41,10 @@ class TproxyOptions(RelayOptions):
     socket (no listener on the original destination: ACK, client RST, SYN retransmitted; measured in issue
     17); `conntrack` matches `--ctstate ESTABLISHED,RELATED`, as Istio's TPROXY mode does, so such a SYN
     (ctstate NEW) reaches TPROXY, which hands a TIME_WAIT hit to the listener."""
+    route_table: int = Field(ROUTE_TABLE, ge=1, le=252)
+    """The policy-routing table of `ip rule fwmark 8 lookup TABLE`: the research's 100. Istio's ambient mode
+    (istio-cni's in-pod rules) takes table 100 too, with the same local default route, so under ambient the
+    research's `ip route add` fails with File exists; another number lets both live."""
 
 
 class Tproxy(Strategy):
@@ -88,8 +94,8 @@ class Tproxy(Strategy):
                 f"-I POSTROUTING 1 -s {vm_ip} -p udp -j MASQUERADE",
             ],
         )
-        pod.add_policy_rule(fwmark=MARK, table=ROUTE_TABLE)
-        pod.add_local_default_route(ROUTE_TABLE)
+        pod.add_policy_rule(fwmark=MARK, table=self.options.route_table)
+        pod.add_local_default_route(self.options.route_table)
         ingress = [f"static:{bed.plan.pod_ip}:{p}={vm_ip}:{p}" for p in self.services.tcp_ports]
         start_proxy(
             bed,

@@ -43,7 +43,7 @@ def test_report_builds_every_figure_as_valid_png(run_copy):
         assert f"figures/{f.name}" in text
     html = page.read_text()
     assert html.count("data:image/png;base64,") == len(figures)  # self-contained
-    assert "Sidecar traversal" in text and "through-sidecar" in text
+    assert "Mesh traversal" in text and "through-mesh" in text
 
 
 def test_notebook_executes_against_the_fixture():

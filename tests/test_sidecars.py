@@ -39,7 +39,7 @@ def run_through(bed, guest, strategy: str, sidecar: str, direction: str):
 def test_istio_modes_carry_vm_traffic_through_envoy(bed, netns_guest, strategy, sidecar, direction):
     sample, evidence, side = run_through(bed, netns_guest, strategy, sidecar, direction)
     assert sample.status == "ok", sample.reason
-    assert evidence.path is TrafficPath.THROUGH_SIDECAR, evidence
+    assert evidence.path is TrafficPath.THROUGH_MESH, evidence
     assert evidence.sidecar_bytes >= sample.bytes / 2
     assert evidence.sidecar_connections >= 1
     # Envoy runs as the proxy's uid, as the owner-match exclusions require.

@@ -132,7 +132,7 @@ def test_vm_scenario_rows_carry_the_guest_and_boot_time(tmp_path):
     failed = throughput[throughput.status != "ok"]
     assert failed.empty, failed[["strategy", "sidecar", "direction", "reason"]].to_string()
     with_sidecar = throughput[throughput.sidecar == "envoy-redirect"]
-    assert set(with_sidecar.path) == {"through-sidecar"}
+    assert set(with_sidecar.path) == {"through-mesh"}
     boots = frame[frame.metric == "boot_time"]
     assert len(boots) == 4 and (boots.value > 0).all()
     meta = json.loads((run_dir / "run.json").read_text())

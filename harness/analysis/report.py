@@ -347,7 +347,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     else:
         sections = [
             ("TCP throughput (Gbit/s)", throughput_summary(run.samples)),
-            ("Sidecar traversal", path_matrix(run.samples)),
+            ("Mesh traversal", path_matrix(run.samples)),
         ]
     if run.latency is not None and not swept:
         sections.append(("Latency percentiles (us, merged)", latency_percentiles(run.latency).round(1)))

@@ -182,6 +182,8 @@ def load_samples(run_dir: Path) -> pd.DataFrame:
     for col in COLUMNS:  # a run from before a column existed reads with that column empty
         if col not in frame.columns:
             frame[col] = pd.array([None] * len(frame), dtype="Int64" if col in SWEEP_INT_COLUMNS else "object")
+    if "path" in frame.columns:  # runs before ambient called the mesh's path "through-sidecar"
+        frame["path"] = frame["path"].replace("through-sidecar", "through-mesh")
     return frame
 
 

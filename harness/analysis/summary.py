@@ -129,7 +129,7 @@ def path_matrix(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-PATH_STYLE = {TrafficPath.THROUGH_SIDECAR: "green", TrafficPath.BYPASSED: "yellow", TrafficPath.FAILED: "red",
+PATH_STYLE = {TrafficPath.THROUGH_MESH: "green", TrafficPath.BYPASSED: "yellow", TrafficPath.FAILED: "red",
               TrafficPath.NO_EVIDENCE: "red"}  # fmt: skip
 
 
@@ -138,7 +138,7 @@ def print_path_matrix(df: pd.DataFrame, console: Console, strategy_order: list[s
     if matrix.empty:
         return
     columns = list(dict.fromkeys(zip(matrix["sidecar"], matrix["direction"], strict=True)))
-    table = Table(title="Sidecar traversal: path (repetitions agreeing) median Gbit/s, from Envoy's own counters")
+    table = Table(title="Mesh traversal: path (repetitions agreeing) median Gbit/s, from the mesh proxy's own counters (sidecar, or the node proxy in ambient)")
     table.add_column("binding", overflow="fold")
     for sidecar, direction in columns:
         table.add_column(f"{sidecar}\n{direction}", overflow="fold")

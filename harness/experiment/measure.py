@@ -120,7 +120,7 @@ def traversal(outcome: Outcome, direction: Direction, sidecar: Sidecar | None, b
     if outcome.status is not Status.OK:
         path = TrafficPath.FAILED
     elif outcome.bytes_moved and crossed >= outcome.bytes_moved / 2:
-        path = TrafficPath.THROUGH_SIDECAR
+        path = TrafficPath.THROUGH_MESH
     else:
         path = TrafficPath.BYPASSED
     return Evidence(path, "", crossed, connections)

@@ -25,7 +25,7 @@ class TrafficPath(StrEnum):
     """What the sidecar's own counters say about a test's bytes (harness.experiment.measure.traversal)."""
 
     NO_SIDECAR = "no-sidecar"
-    THROUGH_SIDECAR = "through-sidecar"
+    THROUGH_MESH = "through-mesh"  # the mesh's proxy carried them: the sidecar, or the node proxy in ambient
     BYPASSED = "bypassed"
     FAILED = "failed"
     NO_EVIDENCE = "no-evidence"
@@ -36,11 +36,17 @@ class SidecarKind(StrEnum):
     ENVOY_REDIRECT = "envoy-redirect"
     ENVOY_TPROXY = "envoy-tproxy"
     LINKERD_STYLE = "linkerd-style"
+    AMBIENT = "ambient"  # Istio ambient: istio-cni's in-pod rules, the node's proxy (harness.pod.ambient)
+    AMBIENT_REROUTE = "ambient-reroute"  # the same, the pod annotated istio.io/reroute-virtual-interfaces
 
     @property
     def istio(self) -> bool:
-        """An Istio-style sidecar (REDIRECT or TPROXY mode)."""
+        """An Istio sidecar (REDIRECT or TPROXY mode) is injected: what KubeVirt's Istio adaptations key on."""
         return self in (SidecarKind.ENVOY_REDIRECT, SidecarKind.ENVOY_TPROXY)
+
+    @property
+    def ambient(self) -> bool:
+        return self in (SidecarKind.AMBIENT, SidecarKind.AMBIENT_REROUTE)
 
 
 class GuestKind(StrEnum):

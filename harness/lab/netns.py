@@ -4,6 +4,7 @@ Node and Link)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from pyroute2 import NetNS, netns
+from pyroute2.netlink.exceptions import NetlinkError
 
 from harness.lab.processes import end_netns_processes, netns_argv
 
@@ -102,13 +104,23 @@ class Namespace:
     def set_mac(self, ifname: str, mac: str) -> None:
         self.ipr.link("set", index=self.index(ifname), address=mac)
 
-    def add_policy_rule(self, *, fwmark: int, table: int) -> None:
-        """`ip rule add fwmark MARK lookup TABLE`."""
-        self.ipr.rule("add", fwmark=fwmark, table=table, priority=100)
+    def add_policy_rule(self, *, fwmark: int, table: int, mask: int | None = None, priority: int = 100) -> None:
+        """`ip rule add fwmark MARK[/MASK] pref PRIORITY lookup TABLE`."""
+        extra = {"fwmask": mask} if mask is not None else {}
+        self.ipr.rule("add", fwmark=fwmark, table=table, priority=priority, **extra)
 
     def add_local_default_route(self, table: int) -> None:
         """`ip route add local 0.0.0.0/0 dev lo table TABLE`: deliver every marked packet locally (TPROXY)."""
-        self.ipr.route("add", dst="0.0.0.0", dst_len=0, type="local", oif=self.index("lo"), table=table, scope="host")
+        try:
+            self.ipr.route("add", dst="0.0.0.0", dst_len=0, type="local", oif=self.index("lo"), table=table,
+                           scope="host")  # fmt: skip
+        except NetlinkError as e:
+            if e.code != errno.EEXIST:
+                raise
+            raise CommandFailed(
+                f"route table {table} in {self.name} already has a local default route (`ip route add local "
+                f"0.0.0.0/0 dev lo table {table}`: File exists): another component owns that table"
+            ) from None
 
     def policy_rules(self) -> list[str]:
         return self.run(["ip", "rule", "show"]).splitlines()
@@ -175,8 +187,18 @@ class Namespace:
         return done.stdout
 
     @property
+    def path(self) -> str:
+        """The namespace's bind mount, which setns(2) callers (Envoy's network_namespace_filepath) open."""
+        return f"/run/netns/{self.name}"
+
+    @property
     def inode(self) -> int:
-        return os.stat(f"/run/netns/{self.name}").st_ino
+        return os.stat(self.path).st_ino
+
+    def listening_tcp_ports(self) -> set[int]:
+        """TCP ports some socket in this namespace listens on (`ss -Htln`)."""
+        lines = self.run(["ss", "-Htln"]).splitlines()
+        return {int(line.split()[3].rsplit(":", 1)[1]) for line in lines if line.strip()}
 
     def remove(self) -> None:
         """Close the handle, end any process still inside (found by the namespace's inode: a straggler that left

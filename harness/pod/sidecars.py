@@ -45,6 +45,7 @@ from harness.lab.netns import Namespace
 from harness.lab.processes import TrackedProcess
 from harness.lab.rules import apply_iptables
 from harness.lab.waiting import wait_until
+from harness.pod import ambient
 from harness.pod.envoy import sidecar_bootstrap, start_envoy
 
 ISTIO_UID = 1337
@@ -70,6 +71,11 @@ LAYOUTS = {
         (SidecarKind.ENVOY_TPROXY, ISTIO_UID, 15006, 15001, 15000),
         (SidecarKind.LINKERD_STYLE, LINKERD_UID, 4143, 4140, 4191),
     )
+}
+# Ambient: no proxy in the pod; uid 0 is the node proxy's (ztunnel runs as root), its mark does the exclusion.
+LAYOUTS |= {
+    kind: Layout(str(kind), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000, istio=False)
+    for kind in (SidecarKind.AMBIENT, SidecarKind.AMBIENT_REROUTE)
 }
 
 
@@ -211,13 +217,16 @@ class Sidecar:
 
 def install_sidecar(bed: TestBed, kind: SidecarKind, *, vm_interfaces: list[str]) -> Sidecar | None:
     """What istio-init / linkerd-init and the injected proxy container do, in that order: interception rules,
-    then Envoy as the proxy's uid. Returns None for `none`."""
+    then Envoy as the proxy's uid; in ambient mode what istio-cni and the node's ztunnel do. Returns None for
+    `none`."""
     kind = SidecarKind(kind)
     if kind is SidecarKind.NONE:
         return None
     layout = LAYOUTS[kind]
     pod = bed.pod
     sidecar = Sidecar(layout, pod, admin_socket(bed, layout))
+    if kind.ambient:
+        return install_ambient(bed, sidecar, vm_interfaces if kind is SidecarKind.AMBIENT_REROUTE else [])
     if layout.istio:
         sidecar.rules["nat"] = istio_nat_rules(layout, vm_interfaces, capture_inbound=not layout.tproxy)
         if layout.tproxy:
@@ -230,6 +239,16 @@ def install_sidecar(bed: TestBed, kind: SidecarKind, *, vm_interfaces: list[str]
         pod.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE)
         pod.add_local_default_route(TPROXY_TABLE)
     sidecar.process = start_sidecar_envoy(bed, layout, sidecar.admin_socket)
+    return sidecar
+
+
+def install_ambient(bed: TestBed, sidecar: Sidecar, virtual_interfaces: list[str]) -> Sidecar:
+    """istio-cni's in-pod rules and routing, then the node proxy's listeners in the pod (harness.pod.ambient)."""
+    sidecar.rules = ambient.inpod_rules(virtual_interfaces)
+    for table, rules in sidecar.rules.items():
+        apply_iptables(sidecar.pod, table, rules)
+    ambient.add_inpod_routing(sidecar.pod)
+    sidecar.process = ambient.start_node_proxy(bed, sidecar.admin_socket)
     return sidecar
 
 

@@ -1,0 +1,169 @@
+"""Istio ambient mode for one pod: istio-cni's in-pod redirection rules, and a node-level proxy that opens its
+listeners inside the pod's network namespace, as ztunnel does.
+
+Faithful:
+- The rules are what istio-cni's node agent writes into the pod's namespace (istio/istio
+  cni/pkg/iptables/iptables.go AppendInpodRules; golden shapes cni/pkg/iptables/testdata/
+  virtual_interfaces.golden, and default.golden without its DNS lines since DNS capture is off here):
+  mangle `ISTIO_PRERT` sets connmark 0x111 on packets carrying the proxy's mark 0x539, `ISTIO_OUTPUT` restores
+  it; nat `ISTIO_PRERT` REDIRECTs inbound TCP (except to 15008, except the proxy's own) to 15006 and ACCEPTs the
+  kubelet's probe source 169.254.7.127, nat `ISTIO_OUTPUT` ACCEPTs connmarked and loopback traffic and REDIRECTs
+  outbound TCP to 15001. With virtual interfaces (`istio.io/reroute-virtual-interfaces`, sidecar kind
+  `ambient-reroute`), TCP entering by them goes to 15001 and RETURNs from ISTIO_PRERT.
+- Routing (cni/pkg/iptables/iptables_linux.go): `ip rule fwmark 0x111/0xfff pref 32764 lookup 100` and a
+  local default route via lo in table 100, so replies to a connection the proxy opened from a client's address
+  come back to the proxy.
+- The proxy: ztunnel runs once per node in the node's network namespace (uid 0, gid 1337, capabilities
+  NET_ADMIN, SYS_ADMIN, NET_RAW only: manifests/charts/ztunnel/templates/daemonset.yaml) and, in in-pod mode,
+  opens its sockets inside each pod's namespace: listeners 15001 (outbound), 15006 (inbound plaintext), 15008
+  (inbound HBONE), and every upstream socket, all with mark 0x539. Inbound plaintext connects to the original
+  destination from the client's own address (istio/ztunnel src/proxy/inbound_passthrough.rs: original source
+  when its listener could be made transparent); outbound connects from the pod to the original destination.
+  Here one Envoy (>= 1.35) in the bed's node namespace, with the same uid, gid and capabilities, does that:
+  listeners and upstream sockets in the pod's namespace through `SocketAddress.network_namespace_filepath`,
+  original_dst on both listeners, original_src (mark 0x539) on the inbound one, SO_MARK 0x539 on every upstream
+  socket. Its admin socket is a unix socket in the bed's folder (evidence, as for the sidecars).
+Not faithful (and why it does not change a path here):
+- No HBONE: no 15008 listener, no mTLS tunnel. The peer is outside the mesh, and ztunnel sends traffic to and
+  accepts traffic from a workload outside the mesh as plaintext passthrough too; traffic between two ambient
+  pods (HBONE) is not modelled, so ambient's mTLS cost is not in these numbers.
+- ztunnel's own code (Rust, tokio) is not run: Envoy's tcp_proxy copies the bytes, so CPU per byte measures
+  the path (two extra socket hops through a node process), not ztunnel's implementation. Its L4 policy,
+  workload lookup (inbound only to a known workload address: the pod IP is one) and metrics are left out.
+- DNS capture (15053) is off (nothing here resolves names) and no kubelet probe runs (their ACCEPT rules are
+  installed as the golden file has them).
+- KubeVirt does not know ambient (kubevirt/kubevirt pkg/network/istio reads only `sidecar.istio.io/inject`), so
+  under ambient its Istio adaptations are off: masquerade is the plain binding, passt excludes no reserved
+  port, and the VM's interfaces are rerouted only if the user annotates the pod (`ambient-reroute`).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from harness.lab.bed import TestBed
+from harness.lab.netns import Namespace
+from harness.lab.processes import TrackedProcess
+from harness.lab.waiting import wait_until
+from harness.pod.envoy import (
+    ORIGINAL_DST_FILTER,
+    ORIGINAL_SRC_FILTER,
+    admin_pipe_config,
+    listener_filter,
+    original_dst_cluster,
+    start_envoy,
+    tcp_proxy_filter,
+)
+
+INPOD_MARK = 0x539  # istio cni/pkg/config InpodMark (1337): every socket ztunnel opens in the pod
+INPOD_MASK = 0xFFF
+INPOD_TPROXY_MARK = 0x111  # connmark of connections the proxy opened, restored on their replies
+ROUTE_TABLE = 100  # RouteTableInbound
+RULE_PRIORITY = 32764
+OUTBOUND_PORT = 15001
+INBOUND_PLAINTEXT_PORT = 15006
+HBONE_PORT = 15008
+HOST_PROBE_SNAT = "169.254.7.127"
+ZTUNNEL_GID = 1337
+ZTUNNEL_CAPABILITIES = ("net_admin", "sys_admin", "net_raw")
+SO_MARK = 36  # <asm-generic/socket.h>; Python's socket module exposes it only from 3.12
+
+
+def inpod_rules(virtual_interfaces: list[str]) -> dict[str, list[str]]:
+    """istio-cni's in-pod iptables rules, per table, in the order AppendInpodRules adds them."""
+    mark = f"{INPOD_MARK:#x}/{INPOD_MASK:#x}"
+    tproxy_mark = f"{INPOD_TPROXY_MARK:#x}/{INPOD_MASK:#x}"
+    mangle = [
+        "-N ISTIO_PRERT", "-N ISTIO_OUTPUT",
+        "-A PREROUTING -j ISTIO_PRERT",
+        "-A OUTPUT -j ISTIO_OUTPUT",
+        f"-A ISTIO_PRERT -m mark --mark {mark} -j CONNMARK --set-xmark {tproxy_mark}",
+        f"-A ISTIO_OUTPUT -m connmark --mark {tproxy_mark} -j CONNMARK --restore-mark --nfmask 0xffffffff "
+        "--ctmask 0xffffffff",
+    ]  # fmt: skip
+    nat = ["-N ISTIO_PRERT", "-N ISTIO_OUTPUT", "-A OUTPUT -j ISTIO_OUTPUT", "-A PREROUTING -j ISTIO_PRERT"]
+    for iface in virtual_interfaces:
+        # "treat inbound as outbound traffic" for a VM's interface, then leave Istio's chain (not PREROUTING)
+        nat += [
+            f"-A ISTIO_PRERT -i {iface} -p tcp -j REDIRECT --to-ports {OUTBOUND_PORT}",
+            f"-A ISTIO_PRERT -i {iface} -p tcp -j RETURN",
+        ]
+    nat += [
+        f"-A ISTIO_PRERT -s {HOST_PROBE_SNAT} -p tcp -m tcp -j ACCEPT",
+        f"-A ISTIO_OUTPUT -d {HOST_PROBE_SNAT} -p tcp -m tcp -j ACCEPT",
+        f"-A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp ! --dport {HBONE_PORT} -m mark ! --mark {mark} "
+        f"-j REDIRECT --to-ports {INBOUND_PLAINTEXT_PORT}",
+        f"-A ISTIO_OUTPUT -p tcp -m mark --mark {tproxy_mark} -j ACCEPT",
+        "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ACCEPT",
+        f"-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark {mark} -j REDIRECT --to-ports {OUTBOUND_PORT}",
+    ]
+    return {"mangle": mangle, "nat": nat}
+
+
+def add_inpod_routing(pod: Namespace) -> None:
+    """`ip rule add fwmark 0x111/0xfff pref 32764 lookup 100` + `ip route add local 0.0.0.0/0 dev lo table 100`."""
+    pod.add_policy_rule(fwmark=INPOD_TPROXY_MARK, mask=INPOD_MASK, table=ROUTE_TABLE, priority=RULE_PRIORITY)
+    pod.add_local_default_route(ROUTE_TABLE)
+
+
+def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path) -> dict:
+    """Envoy as ztunnel's L4 path for one pod: listeners and upstream sockets inside `pod`'s namespace. The
+    inbound listener serves only connections whose original destination is the pod's own address: ztunnel looks
+    the destination up among the workloads it serves and refuses any other (inbound_passthrough.rs,
+    UnknownDestination); Envoy closes a connection no filter chain matches. The clusters keep the sidecar's names
+    (PassthroughCluster, InboundPassthroughCluster), so one reader of the counters serves both modes."""
+
+    def in_pod(port: int) -> dict:  # a SocketAddress
+        return {"address": "0.0.0.0", "port_value": port, "network_namespace_filepath": pod.path}
+
+    def in_pod_cluster(name: str) -> dict:
+        cluster = original_dst_cluster(name)
+        mark = {"level": socket.SOL_SOCKET, "name": SO_MARK, "int_value": INPOD_MARK, "state": "STATE_PREBIND"}
+        cluster["upstream_bind_config"] = {"source_address": in_pod(0), "socket_options": [mark]}
+        return cluster
+
+    outbound = {
+        "name": "ztunnel-outbound",
+        "address": {"socket_address": in_pod(OUTBOUND_PORT)},
+        "listener_filters": [listener_filter("original_dst", ORIGINAL_DST_FILTER)],
+        "filter_chains": [{"filters": [tcp_proxy_filter("outbound", "PassthroughCluster")]}],
+    }
+    inbound = {
+        "name": "ztunnel-inbound-plaintext",
+        "address": {"socket_address": in_pod(INBOUND_PLAINTEXT_PORT)},
+        "listener_filters": [
+            listener_filter("original_dst", ORIGINAL_DST_FILTER),
+            listener_filter("original_src", ORIGINAL_SRC_FILTER, {"mark": INPOD_MARK}),
+        ],
+        "filter_chains": [{
+            "filter_chain_match": {"prefix_ranges": [{"address_prefix": pod_ip, "prefix_len": 32}]},
+            "filters": [tcp_proxy_filter("inbound_plaintext", "InboundPassthroughCluster")],
+        }],  # fmt: skip
+    }
+    return {
+        "admin": admin_pipe_config(admin_socket),
+        "static_resources": {
+            "listeners": [outbound, inbound],
+            "clusters": [in_pod_cluster("PassthroughCluster"), in_pod_cluster("InboundPassthroughCluster")],
+        },
+    }
+
+
+def start_node_proxy(bed: TestBed, admin_socket: Path) -> TrackedProcess:
+    """The node proxy in the bed's node namespace, with ztunnel's uid, gid and capabilities; ready when both
+    listeners exist in the pod's namespace and its admin socket answers."""
+    caps = ",".join(f"+{c}" for c in ZTUNNEL_CAPABILITIES)
+    privileges = ["setpriv", f"--regid={ZTUNNEL_GID}", "--clear-groups", f"--bounding-set=-all,{caps}",
+                  f"--inh-caps=-all,{caps}"]  # fmt: skip
+    config = node_proxy_bootstrap(bed.pod, bed.plan.pod_ip, admin_socket)
+    proc = start_envoy(bed, config, ns=bed.node, name="ztunnel-envoy", ports=[], prefix=privileges)
+    wanted = {OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT}
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"the node proxy exited before listening in the pod: {proc.last_words()}")
+        return wanted <= bed.pod.listening_tcp_ports() and admin_socket.exists()
+
+    wait_until(ready, timeout=30, what="the node proxy's listeners in the pod", interval=0.05)
+    return proc
