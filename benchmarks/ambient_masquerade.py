@@ -72,8 +72,10 @@ def proxy_stats(admin) -> dict[str, int]:
 
 
 def case(lab: LabSession, istio: bool, peer_drops_invalid: bool) -> None:
-    print(f"\n== masquerade (istio branch {'on' if istio else 'off'}) under ambient, ingress to the VM on {PORT}"
-          + (", the peer dropping packets of no connection it knows" if peer_drops_invalid else ""))
+    print(
+        f"\n== masquerade (istio branch {'on' if istio else 'off'}) under ambient, ingress to the VM on {PORT}"
+        + (", the peer dropping packets of no connection it knows" if peer_drops_invalid else "")
+    )
     with lab.bed() as bed:
         sidecar = install_sidecar(bed, SidecarKind.AMBIENT, vm_interfaces=[])
         strategy = Masquerade(MasqueradeOptions(istio=istio), services=Services(tcp_ports=(PORT,)),
@@ -107,8 +109,8 @@ def case(lab: LabSession, istio: bool, peer_drops_invalid: bool) -> None:
         # prints only "Table `nat' is incompatible, use 'nft' tool." (istio-cni reconciles with iptables-save)
         listing = run(bed.pod.name, ["iptables", "-t", "nat", "-L", "ISTIO_PRERT", "-n", "-v", "-x"])
         redirects = [" ".join(line.split()) for line in listing.splitlines() if "REDIRECT" in line]
-        dnats = [line.strip() for line in run(bed.pod.name, ["nft", "list", "chain", "ip", "nat", "KUBEVIRT_PREINBOUND"])
-                 .splitlines() if "dnat" in line]  # fmt: skip
+        kubevirt = run(bed.pod.name, ["nft", "list", "chain", "ip", "nat", "KUBEVIRT_PREINBOUND"])
+        dnats = [line.strip() for line in kubevirt.splitlines() if "dnat" in line]
         print(indent("\n".join(redirects + dnats)))
         peer_after = nstat(bed.peer.name)
         print("peer TCP counters:", {k: peer_after.get(k, 0) - peer_before.get(k, 0) for k in PEER_COUNTERS})
@@ -126,8 +128,11 @@ def indent(text: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--istio", choices=["both", "on", "off"], default="both")
-    parser.add_argument("--peer-drops-invalid", action="store_true",
-                        help="the peer drops packets of connections it does not know instead of resetting them")
+    parser.add_argument(
+        "--peer-drops-invalid",
+        action="store_true",
+        help="the peer drops packets of connections it does not know instead of resetting them",
+    )
     args = parser.parse_args()
     with LabSession() as lab:
         for istio in {"both": (True, False), "on": (True,), "off": (False,)}[args.istio]:

@@ -138,7 +138,10 @@ def print_path_matrix(df: pd.DataFrame, console: Console, strategy_order: list[s
     if matrix.empty:
         return
     columns = list(dict.fromkeys(zip(matrix["sidecar"], matrix["direction"], strict=True)))
-    table = Table(title="Mesh traversal: path (repetitions agreeing) median Gbit/s, from the mesh proxy's own counters (sidecar, or the node proxy in ambient)")
+    table = Table(
+        title="Mesh traversal: path (repetitions agreeing) median Gbit/s, from the mesh proxy's own "
+        "counters (the sidecar, or the node proxy in ambient)"
+    )
     table.add_column("binding", overflow="fold")
     for sidecar, direction in columns:
         table.add_column(f"{sidecar}\n{direction}", overflow="fold")

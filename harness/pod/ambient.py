@@ -136,10 +136,12 @@ def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path) -> dic
             listener_filter("original_dst", ORIGINAL_DST_FILTER),
             listener_filter("original_src", ORIGINAL_SRC_FILTER, {"mark": INPOD_MARK}),
         ],
-        "filter_chains": [{
-            "filter_chain_match": {"prefix_ranges": [{"address_prefix": pod_ip, "prefix_len": 32}]},
-            "filters": [tcp_proxy_filter("inbound_plaintext", "InboundPassthroughCluster")],
-        }],  # fmt: skip
+        "filter_chains": [
+            {
+                "filter_chain_match": {"prefix_ranges": [{"address_prefix": pod_ip, "prefix_len": 32}]},
+                "filters": [tcp_proxy_filter("inbound_plaintext", "InboundPassthroughCluster")],
+            }
+        ],  # fmt: skip
     }
     return {
         "admin": admin_pipe_config(admin_socket),
