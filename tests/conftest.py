@@ -10,17 +10,23 @@ import sys
 
 import pytest
 
+from harness.experiment.iperf import measure_tcp_throughput
+from harness.experiment.measure import traversal
+from harness.experiment.outcome import Outcome
 from harness.guests.attachment import Ends
 from harness.guests.driver import GuestDriver
 from harness.guests.drivers import driver_for
 from harness.guests.netns import NetnsGuest
 from harness.guests.spec import GuestSpec
 from harness.lab.bed import TestBed
+from harness.lab.kinds import Status
 from harness.lab.netns import Namespace, list_namespaces
 from harness.lab.paths import REPO_ROOT, STATE_DIR
 from harness.lab.procfs import proc_starttime
 from harness.lab.session import LabSession
 from harness.lab.waiting import TimedOut, wait_until
+from harness.pod.sidecars import install_sidecar
+from strategies import strategy_class
 
 REPO = REPO_ROOT
 
@@ -117,3 +123,22 @@ def run_scenario_text(tmp_path, text: str):
     assert outcome.status == "complete" and outcome.harness_errors == 0
     assert_clean(outcome.run_dir.name)
     return load_samples(outcome.run_dir), outcome.run_dir
+
+
+def run_through(bed, guest, strategy: str, sidecar: str, direction: str, options: dict | None = None):
+    """Sidecar (or ambient mode) first, then the strategy, then 1 s of iperf3 in `direction`: the sample, the
+    path evidence from the mesh proxy's counters, and the installed sidecar."""
+    cls = strategy_class(strategy)
+    side = install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces))
+    attachment = cls(cls.Options(**(options or {})), sidecar=sidecar).setup(bed, guest)
+    before = side.counters()
+    sample = measure_tcp_throughput(
+        attachment.ends(direction),
+        port=5201,
+        duration_s=1,
+        omit_s=0,
+        streams=1,
+        label=f"{bed.run_id}-{strategy}-{sidecar}-{direction}",
+    )
+    outcome = Outcome(Status(sample.status), sample.reason, [], bytes_moved=sample.bytes or 0)
+    return sample, traversal(outcome, direction, side, before), side

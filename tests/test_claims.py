@@ -127,6 +127,26 @@ def test_connectivity_probe_sees_nat_proxy_tcp_only_ingress(ctx):
     assert facts.udp_egress_none == "works"  # the research's MASQUERADE rule carries the VM's UDP out
 
 
+def test_connectivity_probe_takes_ambient_into_account(ctx):
+    """slirp's TCP crosses ambient's node proxy both ways; its UDP is not redirected by ambient (TCP only), so
+    it works but bypasses the mesh."""
+    from harness.experiment.claims.probes import probe_connectivity
+    from harness.lab.kinds import SidecarKind
+
+    facts = probe_connectivity(ctx, "slirp", sidecars=(SidecarKind.AMBIENT,))
+    assert facts.tcp_ingress_ambient == "works" and facts.tcp_egress_ambient == "works"
+    assert facts.tcp_through_ambient
+    assert facts.udp_egress_ambient == "bypassed"
+
+
+def test_any_sidecar_claim_needs_ambient_too():
+    any_sidecar = claim("Works with any sidecar solution")
+    sidecars_only = facts_for("slirp", conn__tcp_through_linkerd_style=True)
+    assert judge(any_sidecar, "slirp", sidecars_only)["verdict"] == "partly"
+    every_layout = facts_for("slirp", conn__tcp_through_linkerd_style=True, conn__tcp_through_ambient=True)
+    assert judge(any_sidecar, "slirp", every_layout)["verdict"] == "confirmed"
+
+
 def test_slirp_process_and_privilege_claims_are_decided_only_with_the_qemu_guest():
     f = facts_for("slirp", priv__works_without_net_caps=True, priv__needs=[])
     for text in ("No external process needed", "pod can run without privilege"):

@@ -7,30 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.experiment.iperf import measure_tcp_throughput
-from harness.experiment.measure import traversal
-from harness.experiment.outcome import Outcome
-from harness.lab.kinds import Status, TrafficPath
+from harness.lab.kinds import TrafficPath
 from harness.lab.procfs import proc_starttime
 from harness.pod.sidecars import install_sidecar
-from strategies import strategy_class
-
-
-def run_through(bed, guest, strategy: str, sidecar: str, direction: str):
-    cls = strategy_class(strategy)
-    side = install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces))
-    attachment = cls(sidecar=sidecar).setup(bed, guest)
-    before = side.counters()
-    sample = measure_tcp_throughput(
-        attachment.ends(direction),
-        port=5201,
-        duration_s=1,
-        omit_s=0,
-        streams=1,
-        label=f"{bed.run_id}-{strategy}-{sidecar}-{direction}",
-    )
-    outcome = Outcome(Status(sample.status), sample.reason, [], bytes_moved=sample.bytes or 0)
-    return sample, traversal(outcome, direction, side, before), side
+from tests.conftest import run_through
 
 
 @pytest.mark.parametrize("sidecar", ["envoy-redirect", "envoy-tproxy"])

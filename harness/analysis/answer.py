@@ -115,17 +115,42 @@ def works(samples: pd.DataFrame, strategy: str, sidecar: str) -> Works:
         return Works("fails" if not setup.empty else "not measured", _common(list(setup.reason.fillna(""))))
     verdicts, reasons = {}, []
     for protocol, rows in cell.groupby(cell.protocol.fillna("tcp"), sort=True):
-        per_direction = {}
+        per_direction, bypassed = {}, []
         for direction in ("ingress", "egress"):
             d = rows[rows.direction == direction]
             if not d.empty:
                 failed = d[d.status != "ok"]
                 per_direction[direction] = failed.empty
                 reasons += [r for r in failed.reason.fillna("") if r]
-        verdicts[str(protocol).upper()] = _direction_verdict(per_direction)
+                paths = set(d["path"].dropna()) if "path" in d.columns else set()
+                if failed.empty and "bypassed" in paths:  # it works, but not through the mesh's proxy
+                    bypassed.append(direction)
+        verdict = _direction_verdict(per_direction)
+        if bypassed:
+            verdict += f", {' and '.join(bypassed)} bypassing the mesh"
+        verdicts[str(protocol).upper()] = verdict
     if len(set(verdicts.values())) == 1:
         return Works(next(iter(verdicts.values())), _common(reasons))
     return Works("; ".join(f"{p} {v}" for p, v in verdicts.items()), _common(reasons))
+
+
+def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str]) -> list[str]:
+    """One line per binding, one column per mesh layout of the run (none, sidecars, ambient): does it work,
+    which way, and does the traffic cross the mesh's proxy."""
+    if len(sidecars) < 2:
+        return []
+    lines = ["## Which binding works with which mesh layout", "",
+             "`bypassing the mesh`: the connection works, but the mesh proxy's own counters did not carry its bytes",
+             "(so no mesh policy, telemetry or mTLS applies to it). `ambient`: Istio ambient as KubeVirt's pod gets",
+             "it; `ambient-reroute`: with the istio.io/reroute-virtual-interfaces annotation.", "",
+             "| binding | " + " | ".join(sidecars) + " |", "|---|" + "---|" * len(sidecars)]  # fmt: skip
+    for b in bindings:
+        cells = [works(samples, b, s) for s in sidecars]
+        if all(c.verdict == "not measured" for c in cells):
+            continue
+        lines.append(f"| {b} | " + " | ".join(c.verdict + (f": {c.reason[:60]}" if c.reason else "") for c in cells)
+                     + " |")  # fmt: skip
+    return [*lines, ""]
 
 
 def _direction_verdict(per_direction: dict[str, bool]) -> str:
@@ -205,6 +230,7 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
         "",
     ]
     claim_run, claim_rows = claims if claims else ("", None)
+    lines += mesh_matrix(samples, bindings, sidecars)
     for where, point in sweep_points(samples):  # one set of tables per swept pod/guest MTU
         for sidecar in sidecars:
             lines += [f"## Sidecar: {sidecar}" + (f" ({where})" if where else ""), ""]

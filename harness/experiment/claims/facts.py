@@ -9,8 +9,9 @@ from dataclasses import dataclass, field, fields, make_dataclass
 
 from harness.lab.kinds import Direction, Protocol, SidecarKind
 
-CONNECTIVITY_SIDECARS = (SidecarKind.NONE, SidecarKind.ENVOY_REDIRECT, SidecarKind.LINKERD_STYLE)
-"""The sidecar layouts the connectivity probe tries: none, Istio's, and another mesh's (the 'any sidecar' test)."""
+CONNECTIVITY_SIDECARS = (SidecarKind.NONE, SidecarKind.ENVOY_REDIRECT, SidecarKind.LINKERD_STYLE, SidecarKind.AMBIENT)
+"""The mesh layouts the connectivity probe tries: none, Istio's sidecar, another mesh's sidecar, and Istio's
+ambient mode as a KubeVirt pod gets it (no reroute annotation) (the 'any sidecar' test)."""
 
 
 def reach_key(protocol: Protocol, direction: Direction, sidecar: SidecarKind) -> str:
