@@ -10,9 +10,12 @@ DEB_PACKAGES := iperf3 sockperf nftables iptables iproute2 util-linux procps soc
 # The QEMU guest (issue 5): QEMU with SeaBIOS and iPXE ROMs, Debian's kernel for the guest, busybox-static and
 # cpio for its initramfs, gcc to build vmnb-crr. Without recommends (the kernel's would pull firmware and grub).
 VM_PACKAGES := qemu-system-x86 seabios ipxe-qemu linux-image-amd64 busybox-static cpio gcc libc6-dev make xz-utils
+# The docker runtime (issue 14): Debian's Docker engine; the harness starts its own dockerd (`make docker-up`),
+# never Debian's service (the policy-rc.d below keeps the package from starting it).
+DOCKER_PACKAGES := docker.io
 PYTEST_ARGS ?=
 
-.PHONY: deps deps-debian deps-python deps-current bench test lint clean-beds report gate gate-baseline
+.PHONY: deps deps-debian deps-python deps-current bench test lint clean-beds report gate gate-baseline docker-up docker-down
 
 deps: deps-debian deps-python deps-current
 
@@ -25,6 +28,7 @@ deps-current: deps-python deps-debian
 deps-debian:
 	@$(call install_missing,$(DEB_PACKAGES),)
 	@$(call install_missing,$(VM_PACKAGES),--no-install-recommends)
+	@$(call install_missing,$(DOCKER_PACKAGES),--no-install-recommends)
 
 # $(1): packages, $(2): extra apt-get options; installs only those not installed yet. A policy-rc.d that
 # refuses every start keeps packages with a daemon (haproxy) from starting Debian's default service: the
@@ -51,9 +55,20 @@ $(BIN)/.installed: pyproject.toml
 bench: deps
 	$(BIN)/vmnetbench run $(SCENARIO)
 
+# The tests marked `docker` need an engine: started here if none answers, and stopped afterwards only if this
+# target started it, whatever pytest's outcome.
 test: deps
 	$(BIN)/ruff check harness strategies tests benchmarks
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/vmnetbench engine up --started-by make-test
+	status=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=$$?; \
+	  $(BIN)/vmnetbench engine down --if-started-by make-test; exit $$status
+
+# The project's own Docker engine for the docker runtime (`vmnetbench run ... --runtime docker`).
+docker-up: deps
+	$(BIN)/vmnetbench engine up
+
+docker-down: deps-python
+	$(BIN)/vmnetbench engine down
 
 lint: deps-python
 	$(BIN)/ruff check harness strategies tests benchmarks

@@ -21,6 +21,7 @@ DEFAULT_RESULTS = Path("results")
 EXIT_INCOMPLETE = 1  # the run ended early (an error of the harness stopped it)
 EXIT_BAD_INPUT = 2  # bad input: one line on stderr, nothing created
 EXIT_HARNESS_ERROR = 3  # the run completed, but some measurements failed because of the harness, not the path
+RUNTIMES = ("netns", "docker")
 
 
 @app.command()
@@ -38,11 +39,15 @@ def run(
         str | None,
         typer.Option(help="Refuse to start a run whose estimate exceeds this: 15m, 900s, 1h (sweeps grow fast)."),
     ] = None,
+    runtime: Annotated[
+        str | None, typer.Option(help="Where pods live, overriding the scenario's: netns or docker.")
+    ] = None,
 ) -> None:
     """Run a scenario: build beds, set up each strategy, measure, tear down, write results/<run id>/."""
     from harness.analysis.results import ResultsFolderError
     from harness.experiment.runner import Interrupted, format_duration, run_scenario
     from harness.experiment.scenario import ScenarioError, load_scenario
+    from harness.lab.engine import EngineUnavailable
     from harness.lab.kinds import GuestKind
     from harness.lab.session import RunIdInUse
 
@@ -53,6 +58,10 @@ def run(
             if guest not in kinds:
                 raise ValueError(f"option --guest must be one of: {', '.join(kinds)} (got {guest!r})")
             parsed = parsed.model_copy(update={"guest": GuestKind(guest)})
+        if runtime is not None:
+            if runtime not in RUNTIMES:
+                raise ValueError(f"option --runtime must be one of: {', '.join(RUNTIMES)} (got {runtime!r})")
+            parsed = parsed.model_copy(update={"runtime": runtime})
         if repetitions is not None:
             if not 1 <= repetitions <= 1000:
                 raise ValueError(f"option --repetitions must be between 1 and 1000 (got {repetitions})")
@@ -73,9 +82,16 @@ def run(
     except (ScenarioError, ValueError) as e:
         fail(str(e))
     _require_root()
+    if parsed.runtime == "docker":
+        from harness.lab.engine import client
+
+        try:
+            client().close()  # before anything is created: no engine, one sentence
+        except EngineUnavailable as e:
+            fail(str(e))
     try:
         outcome = run_scenario(parsed, text, str(scenario), results_root=results, run_id=run_id, console=console)
-    except (RunIdInUse, ResultsFolderError) as e:
+    except (RunIdInUse, ResultsFolderError, EngineUnavailable) as e:
         fail(str(e))
     except Interrupted as e:  # before KeyboardInterrupt, its base class
         console.print(f"[yellow]interrupted ({e}); everything the run created was removed[/]")
@@ -304,6 +320,8 @@ def clean(
     )
     for name in report.namespaces:
         console.print(f"  removed namespace {name}")
+    for name in report.containers:
+        console.print(f"  removed container {name}")
     for folder in report.killed_results:
         console.print(f"  marked killed: {folder}")
     if report.skipped_live_runs:
@@ -312,7 +330,7 @@ def clean(
 
 @app.command()
 def claims(
-    runtime: Annotated[str, typer.Option(help="Where pods live; only netns so far.")] = "netns",
+    runtime: Annotated[str, typer.Option(help="Where pods live: netns or docker.")] = "netns",
     guest: Annotated[str, typer.Option(help="What the VM is: netns or qemu.")] = "netns",
     accel: Annotated[str, typer.Option(help="QEMU guest acceleration: auto, kvm or tcg.")] = "auto",
     strategy: Annotated[list[str] | None, typer.Option(help="Probe only these (repeatable); default all.")] = None,
@@ -323,8 +341,8 @@ def claims(
     from harness.experiment.claims.verdicts import load_claim_rows, print_claims, run_claims
     from strategies import STRATEGIES
 
-    if runtime != "netns":
-        fail(f"runtime {runtime!r} is not available yet; allowed: netns.")
+    if runtime not in RUNTIMES:
+        fail(f"option --runtime: unknown runtime {runtime!r}; allowed: {', '.join(RUNTIMES)}.")
     if guest not in ("netns", "qemu"):
         fail(f"option --guest: unknown guest {guest!r}; allowed: netns, qemu.")
     if accel not in ("auto", "kvm", "tcg"):
@@ -342,7 +360,15 @@ def claims(
         options = QemuOptions(accel=accel)
         spec = GuestSpec(GuestKind.QEMU, options, resolve_acceleration(accel))
         console.print(f"QEMU guest: accel {spec.acceleration.accel} ({spec.acceleration.reason})")
-    run_dir = run_claims(results, console, list(strategy) if strategy else None, repetitions, spec)
+    if runtime == "docker":
+        from harness.lab.engine import EngineUnavailable, client
+
+        try:
+            client().close()
+        except EngineUnavailable as e:
+            fail(str(e))
+    run_dir = run_claims(results, console, list(strategy) if strategy else None, repetitions, spec,
+                         docker=runtime == "docker")  # fmt: skip
     print_claims(load_claim_rows(run_dir), console)
     console.print(f"claims: {run_dir / 'claims.md'}")
 
@@ -418,6 +444,47 @@ def doctor() -> None:
     for name, line in guest_facts():
         console.print(f"{name:<16} {line}")
     console.print(f"{'capabilities':<16} {', '.join(effective_capabilities()) or 'none'}")
+    console.print(f"{'docker engine':<16} {docker_engine_line()}")
+
+
+def docker_engine_line() -> str:
+    from harness.lab.engine import EngineUnavailable, engine_facts
+
+    try:
+        return f"[green]ok[/] {engine_facts().line()}"
+    except EngineUnavailable as e:
+        return f"[yellow]none[/]: {e}"
+
+
+engine_app = typer.Typer(help="The project's own Docker engine (the docker runtime's pods).", no_args_is_help=True)
+app.add_typer(engine_app, name="engine")
+
+
+@engine_app.command("up")
+def engine_up_command(
+    started_by: Annotated[str, typer.Option(help="Who starts it; `engine down --if-started-by` matches it.")] = "cli",
+) -> None:
+    """Start the project's dockerd (data, socket, pidfile under /run/vmnetbench/engine; no bridge, no iptables)
+    unless one answers already; wait until it does."""
+    from harness.lab.engine import EngineUnavailable, engine_facts, engine_up
+
+    _require_root()
+    try:
+        started = engine_up(started_by)
+        console.print(("started: " if started else "already running: ") + engine_facts().line())
+    except EngineUnavailable as e:
+        fail(str(e))
+
+
+@engine_app.command("down")
+def engine_down_command(
+    if_started_by: Annotated[str | None, typer.Option(help="Only an engine `engine up` started for this.")] = None,
+) -> None:
+    """Stop the project's dockerd (by its pidfile)."""
+    from harness.lab.engine import engine_down
+
+    _require_root()
+    console.print("stopped the engine" if engine_down(if_started_by) else "no engine of ours to stop")
 
 
 def guest_facts() -> list[tuple[str, str]]:

@@ -28,6 +28,7 @@ class Sample:
     scenario: str
     repetition: int
     runtime: str = "netns"
+    compute_caps: str | None = None  # docker runtime: compute's capabilities vs Docker's defaults, missing devices
     guest: str = "netns"
     accel: str | None = None
     vcpus: int | None = None
@@ -59,9 +60,9 @@ class Sample:
 
 
 COLUMNS = [
-    "run_id", "runtime", "guest", "accel", "vcpus", "memory_mb", "strategy", "options", "pod_mtu", "guest_mtu",
-    "sidecar", "scenario", "test", "message_bytes", "streams", "load", "direction", "protocol", "repetition",
-    "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
+    "run_id", "runtime", "compute_caps", "guest", "accel", "vcpus", "memory_mb", "strategy", "options", "pod_mtu",
+    "guest_mtu", "sidecar", "scenario", "test", "message_bytes", "streams", "load", "direction", "protocol",
+    "repetition", "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
     "status", "reason", "path", "sidecar_bytes", "sidecar_connections", "tools", "caveat", "timestamp",
 ]  # fmt: skip
 """The column order of samples.parquet / samples.csv (every field of Sample)."""

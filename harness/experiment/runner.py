@@ -23,6 +23,7 @@ from harness.analysis.results import RunWriter, Sample
 from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary, print_sweep_summary
 from harness.experiment.kinds import TestKind
 from harness.experiment.measure import Cell, failed_row, run_test
+from harness.experiment.runtime import docker_runtime
 from harness.experiment.scenario import CellSpec, Scenario
 from harness.guests.attachment import Attachment
 from harness.guests.base import Guest
@@ -31,6 +32,7 @@ from harness.guests.spec import GuestSpec
 from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.kinds import Direction, GuestKind, Status
 from harness.lab.names import new_run_id
+from harness.lab.pods import ComputeSpec, explain_refusal
 from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
 from harness.pod.sidecars import Sidecar, install_sidecar
@@ -140,6 +142,10 @@ def run_scenario(
                   f"{scenario.repetitions} reps, about {format_duration(scenario.estimated_seconds())}")  # fmt: skip
     with LabSession(run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:
         try:
+            if scenario.runtime == "docker":
+                lab.pod_runtime = docker_runtime(compute_spec(scenario), with_qemu=guest.kind == GuestKind.QEMU)
+                console.print(f"docker runtime: image {lab.pod_runtime.image}, compute "
+                              f"{lab.pod_runtime.compute.label()}")  # fmt: skip
             with signals_unwind() as pending, _progress(console) as progress:
                 task = progress.add_task("starting", total=len(cells) * scenario.repetitions * per_cell)
                 for rep in range(1, scenario.repetitions + 1):
@@ -238,8 +244,28 @@ def cell_row(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, has
         guest_mtu = cell.pod_mtu or AddressPlan.mtu
     return Sample(strategy=cell.strategy, options=scenario.options_for(cell.strategy).model_dump_json(),
                   sidecar=str(cell.sidecar), scenario=scenario.name, repetition=rep, runtime=scenario.runtime,
+                  compute_caps=compute_spec(scenario).label() if scenario.runtime == "docker" else None,
                   pod_mtu=cell.pod_mtu or AddressPlan.mtu, guest_mtu=guest_mtu if has_vm else None,
                   **guest.columns(has_vm))  # fmt: skip
+
+
+def node_side_caveat(bed: TestBed) -> str:
+    """Docker runtime: a binding's process that ran in the pod's namespace but outside its containers."""
+    if bed.docker_pod is None:
+        return ""
+    names = sorted({p.argv[0].rsplit("/", 1)[-1] for p in bed.processes
+                    if p.netns == bed.pod.name and p.container is None})  # fmt: skip
+    if not names:
+        return ""
+    return (
+        f"docker runtime with the netns guest: {', '.join(names)} entered the guest namespace from the node, "
+        "not from compute (it stands for QEMU's own backend, which a QEMU guest runs in compute)"
+    )
+
+
+def compute_spec(scenario: Scenario) -> ComputeSpec:
+    d = scenario.docker
+    return ComputeSpec(tuple(d.compute_cap_add), tuple(d.compute_cap_drop), tuple(d.devices))
 
 
 def read_back_mtus(base: Sample, bed: TestBed, vm: Attachment | None) -> Sample:
@@ -277,11 +303,14 @@ def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int,
             base = read_back_mtus(base, bed, attachment if cls.has_vm else None)
             base = replace(
                 base,
-                caveat=attachment.facts.caveat,
+                caveat="; ".join(c for c in (attachment.facts.caveat, node_side_caveat(bed)) if c),
                 tools=json.dumps(cell_tools([p.argv for p in bed.processes], writer.meta["tools"])),
             )
         except Exception as e:  # noqa: BLE001 - a strategy that cannot set up is a result, not a crash
             setup_error = f"setup failed: {e}"
+            if bed.docker_pod is not None:  # the container boundary's refusals are results: name what was refused
+                refusal = explain_refusal(str(e), bed.docker_pod.compute)
+                setup_error = f"{refusal}; {setup_error}" if refusal else setup_error
         writer.add(_harness_row(base, "setup_time", time.monotonic() - t0, setup_error))
         if attachment is not None:
             # What the strategy set up (for a QEMU guest: accel, vhost, boot time, the exact QEMU command line).

@@ -4,12 +4,13 @@ the field and what is allowed."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from harness.experiment.kinds import TEST_KINDS, Strict, Test
 from harness.guests.spec import QemuOptions
@@ -84,10 +85,32 @@ class Variant(Strict):
     """The QEMU this variant's VM runs on (guest: qemu), overriding `qemu.build`: 7.2 and 10 side by side."""
 
 
+class DockerOptions(Strict):
+    """The docker runtime's compute container (harness.lab.pods): capabilities added to or dropped from
+    Docker's defaults (names as Docker takes them: NET_ADMIN, SYS_ADMIN, ...) and the devices passed in."""
+
+    compute_cap_add: list[str] = Field(default_factory=list)
+    compute_cap_drop: list[str] = Field(default_factory=list)
+    devices: list[Literal["/dev/kvm", "/dev/net/tun", "/dev/vhost-net"]] = Field(
+        default_factory=lambda: ["/dev/kvm", "/dev/net/tun", "/dev/vhost-net"]
+    )
+
+    @field_validator("compute_cap_add", "compute_cap_drop")
+    @classmethod
+    def _capability_names(cls, caps: list[str]) -> list[str]:
+        for cap in caps:
+            if not re.fullmatch(r"[A-Z_]+", cap.removeprefix("CAP_")):
+                raise ValueError(f"{cap!r} is not a capability name (e.g. NET_ADMIN)")
+        return [c.removeprefix("CAP_") for c in caps]
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    runtime: Literal["netns"] = "netns"
+    runtime: Literal["netns", "docker"] = "netns"
+    """Where pods live: network namespaces, or containers on the project's Docker engine (harness.lab.pods)."""
+    docker: DockerOptions = Field(default_factory=DockerOptions)
+    """The docker runtime's compute container; ignored on netns."""
     guest: GuestKind = GuestKind.NETNS
     """The VM the strategies attach: the netns guest, or a QEMU guest (issue 5) set up by `qemu`."""
     qemu: QemuOptions = Field(default_factory=QemuOptions)

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.lab.names import link_name, resource_name
-from harness.lab.netns import Namespace, veth
+from harness.lab.netns import CommandFailed, Namespace, veth
 from harness.lab.paths import STATE_DIR
+from harness.lab.pods import ISTIO_INIT, DockerPod, DockerRuntime
 from harness.lab.processes import ProcessTracker, TrackedProcess
 from harness.lab.signals import critical_section
 from harness.lab.state import RunState
@@ -67,8 +69,11 @@ class TestBed:
         state: RunState,
         tracker: ProcessTracker,
         plan: AddressPlan | None = None,
+        pod_runtime: DockerRuntime | None = None,
     ):
         self.run_id = run_id
+        self.pod_runtime = pod_runtime
+        self.docker_pod: DockerPod | None = None
         self.state = state
         self.tracker = tracker
         self.plan = plan or AddressPlan()
@@ -80,7 +85,8 @@ class TestBed:
     # -- building --------------------------------------------------------------------------------------
     def build(self) -> TestBed:
         p = self.plan
-        peer, node, pod = (self.add_namespace(role) for role in ("peer", "node", "pod"))
+        peer, node = (self.add_namespace(role) for role in ("peer", "node"))
+        pod = self.add_namespace("pod") if self.pod_runtime is None else self.add_container_pod()
         node.sysctl("net.ipv4.ip_forward", 1)
         veth(node, self.link("pr"), peer, "eth0", mtu=p.mtu)
         node.add_address(self.link("pr"), p.node_peer_side)
@@ -127,6 +133,33 @@ class TestBed:
             self.on_teardown(f"namespace {name}", lambda: self._remove_namespace(ns))
         return ns
 
+    def add_container_pod(self) -> Namespace:
+        """The docker runtime's pod: a pause container with no network, its namespace given the pod's name (the
+        CNI's view of it, by the container's PID), then the compute container joining it; processes started in
+        the pod run in compute from here on."""
+        name = resource_name(self.run_id, "pod")
+        self.docker_pod = pod = self.pod_runtime.new_pod(self.run_id, name, [STATE_DIR / self.run_id,
+                                                                             self.tracker.log_dir])  # fmt: skip
+        self.tracker.log_dir.mkdir(parents=True, exist_ok=True)
+        with critical_section():
+            self.state.add_namespace(name)
+            self.on_teardown(f"namespace {name}", lambda: self._remove_namespace(self.namespaces["pod"]))
+            self.on_teardown(f"containers of {name}", pod.remove)
+            pid = pod.start_pause()
+            subprocess.run(["ip", "netns", "attach", name, str(pid)], check=True, capture_output=True)
+            ns = Namespace(name, existing=True)
+            self.state.set_namespace_inode(name, ns.inode)
+            self.namespaces["pod"] = ns
+        pod.join("compute", pod.compute_role())
+        self.tracker.route(name, pod)
+        self.on_teardown(f"process routing of {name}", lambda: self.tracker.unroute(name))
+        return ns
+
+    def pod_init(self) -> Namespace | PodInit:
+        """Where an init container's commands run (`.run(argv, input=)`): the docker runtime's istio-init
+        container (NET_ADMIN, NET_RAW), or the pod's namespace itself on the netns runtime."""
+        return PodInit(self.docker_pod) if self.docker_pod is not None else self.pod
+
     def _remove_namespace(self, ns: Namespace) -> None:
         with critical_section():
             ns.remove()
@@ -155,9 +188,12 @@ class TestBed:
         return path
 
     # -- processes -------------------------------------------------------------------------------------
-    def start_process(self, argv: list[str], *, name: str, ns: Namespace | None) -> TrackedProcess:
-        """Start a process that lives as long as the bed (a proxy, slirp4netns, a sidecar)."""
-        proc = self.tracker.start(argv, name=f"{self.run_id}-{name}", netns=ns.name if ns else None)
+    def start_process(self, argv: list[str], *, name: str, ns: Namespace | None, container: str | None = None,
+                      node_side: bool = False) -> TrackedProcess:  # fmt: skip
+        """Start a process that lives as long as the bed (a proxy, slirp4netns, a sidecar). In the pod on the docker
+        runtime it runs in the pod's `container` (default compute) unless `node_side` (a node agent's step)."""
+        proc = self.tracker.start(argv, name=f"{self.run_id}-{name}", netns=ns.name if ns else None,
+                                  container=container, node_side=node_side)  # fmt: skip
         self.processes.append(proc)
         self.on_teardown(f"process {name} ({proc.pid})", lambda: self.tracker.stop(proc))
         return proc
@@ -197,3 +233,22 @@ class TestBed:
     def __exit__(self, *exc) -> None:
         if not self.closed:
             self.close()
+
+
+@dataclass
+class PodInit:
+    """An init container of a docker-runtime pod, with istio-init's capabilities, answering `.run` as a
+    Namespace does (so iptables-restore runs there instead of from the host)."""
+
+    pod: DockerPod
+
+    @property
+    def name(self) -> str:
+        return f"{self.pod.name}-istio-init"
+
+    def run(self, argv: list[str], *, input: str | None = None, check: bool = True) -> str:
+        done = self.pod.run_init(argv, input=input, spec=ISTIO_INIT)
+        if check and done.returncode != 0:
+            raise CommandFailed(f"{' '.join(argv)} in the istio-init container failed: "
+                                f"{done.stderr.strip() or done.stdout.strip()}")  # fmt: skip
+        return done.stdout

@@ -24,6 +24,7 @@ from harness.lab.atomic import write_json, write_via_temp
 from harness.lab.names import run_id_of
 from harness.lab.netns import list_namespaces, remove_namespace
 from harness.lab.paths import STATE_DIR
+from harness.lab.pods import remove_run_containers
 from harness.lab.processes import end_netns_processes, end_pid, end_tagged
 from harness.lab.procfs import proc_starttime
 from harness.lab.state import load_states
@@ -40,6 +41,7 @@ class CleanReport:
     namespaces: list[str] = field(default_factory=list)
     skipped_live_runs: list[str] = field(default_factory=list)
     killed_results: list[str] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
 
 
 def _owner_alive(state: dict) -> bool:
@@ -99,6 +101,7 @@ def _clean_run(rid: str, ledgers: list[dict], report: CleanReport) -> None:
         for proc in reversed(state.get("processes", [])):
             if end_pid(proc["pid"], proc.get("starttime") or None, grace=1.0):
                 report.processes.append(proc["pid"])
+    report.containers += remove_run_containers(rid)  # the docker runtime's pods (their processes go with them)
     report.processes += end_netns_processes(inodes)
     report.processes += end_tagged(rid)
     for state in ledgers:

@@ -66,7 +66,8 @@ def engine_up(started_by: str = "vmnetbench", timeout: float = 60) -> bool:
         wait_until(answers, timeout=timeout, what="the Docker engine answering", interval=0.2)
     except TimedOut:
         tail = (ENGINE_DIR / "dockerd.log").read_text(errors="replace").splitlines()[-3:]
-        raise EngineUnavailable(f"dockerd did not answer on {SOCKET} within {timeout:g} s: {' / '.join(tail)}") from None
+        raise EngineUnavailable(f"dockerd did not answer on {SOCKET} within {timeout:g} s: "
+                                f"{' / '.join(tail)}") from None  # fmt: skip
     STARTED_MARK.write_text(started_by)
     return True
 
@@ -74,9 +75,8 @@ def engine_up(started_by: str = "vmnetbench", timeout: float = 60) -> bool:
 def engine_down(only_if_started_by: str | None = None) -> bool:
     """Stop the project's dockerd (by its pidfile). With `only_if_started_by`, only an engine that caller
     started. True if one was stopped."""
-    if only_if_started_by is not None:
-        if not STARTED_MARK.exists() or STARTED_MARK.read_text() != only_if_started_by:
-            return False
+    if only_if_started_by is not None and (not STARTED_MARK.exists() or STARTED_MARK.read_text() != only_if_started_by):
+        return False
     try:
         pid = int(PIDFILE.read_text().strip())
     except (OSError, ValueError):
@@ -96,8 +96,8 @@ class EngineFacts:
     socket: str
 
     def line(self) -> str:
-        return (f"Docker {self.version} on {self.socket}: storage {self.storage_driver}, cgroup v{self.cgroup_version}, "
-                f"seccomp {'on' if self.seccomp else 'off'}")  # fmt: skip
+        return (f"Docker {self.version} on {self.socket}: storage {self.storage_driver}, "
+                f"cgroup v{self.cgroup_version}, seccomp {'on' if self.seccomp else 'off'}")  # fmt: skip
 
 
 def engine_facts() -> EngineFacts:

@@ -125,9 +125,11 @@ class Namespace:
     def policy_rules(self) -> list[str]:
         return self.run(["ip", "rule", "show"]).splitlines()
 
-    def add_tap(self, ifname: str, *, mtu: int | None = None) -> None:
-        """A persistent tap device for a QEMU started in this namespace to open by name."""
-        self.ipr.link("add", ifname=ifname, kind="tuntap", mode="tap")
+    def add_tap(self, ifname: str, *, mtu: int | None = None, owner: int = 0) -> None:
+        """A persistent tap device for a QEMU started in this namespace to open by name. Owned by QEMU's uid, as
+        virt-handler makes it (kubevirt pkg/network/driver/nmstate/spec.go, Tuntap Owner): a QEMU in a container
+        without CAP_NET_ADMIN can then attach to it (TUNSETIFF checks the owner)."""
+        self.ipr.link("add", ifname=ifname, kind="tuntap", mode="tap", uid=owner)
         if mtu:
             self.set_mtu(ifname, mtu)
         self.up(ifname)

@@ -121,6 +121,7 @@ class TrackedProcess:
     popen: subprocess.Popen
     starttime: int | None
     log_path: Path | None = None
+    container: str | None = None  # the pod container it runs in (docker runtime), None: a host process
 
     @property
     def pid(self) -> int:
@@ -159,16 +160,38 @@ class ProcessTracker:
         self.log_dir = log_dir
         self._live: dict[int, TrackedProcess] = {}
         self._lock = threading.Lock()
+        self._pods: dict[str, object] = {}
 
     def environment(self, env: dict | None) -> dict:
         """The environment of a process of this run: tagged with the run id (VMNB_RUN), inherited by every
         descendant, so `clean` finds a straggler that left its process group and the run's namespaces."""
         return {**(env if env is not None else os.environ), RUN_TAG: self.state.run_id}
 
-    def start(self, argv: list[str], *, name: str, netns: str | None = None, env: dict | None = None) -> TrackedProcess:
-        """Start a long-running process whose output goes to a log file in the run's log folder."""
+    def route(self, netns: str, pod) -> None:
+        """Processes started in `netns` run in `pod`'s containers from now on (docker runtime): `pod` answers
+        exec_start(role, argv, log_path=, env=) and exec_run(role, argv, timeout=, env=), its default role is
+        `pod.default_role`."""
+        self._pods[netns] = pod
+
+    def unroute(self, netns: str) -> None:
+        self._pods.pop(netns, None)
+
+    def _pod_for(self, netns: str | None, node_side: bool):
+        return None if netns is None or node_side else self._pods.get(netns)
+
+    def start(self, argv: list[str], *, name: str, netns: str | None = None, env: dict | None = None,
+              container: str | None = None, node_side: bool = False) -> TrackedProcess:  # fmt: skip
+        """Start a long-running process whose output goes to a log file in the run's log folder. In a namespace
+        routed to a pod's containers, it runs in the `container` role of that pod (default: its compute
+        container) unless `node_side` (a node agent's step, entering the namespace from the host)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
+        pod = self._pod_for(netns, node_side)
+        if pod is not None:
+            role = container or pod.default_role
+            handle = pod.exec_start(role, argv, log_path=log_path, env={RUN_TAG: self.state.run_id})
+            proc = TrackedProcess(name, argv, netns, handle, handle.starttime, log_path, container=role)  # type: ignore[arg-type]
+            return self._track(proc)
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 netns_argv(netns, argv),
@@ -180,9 +203,13 @@ class ProcessTracker:
             )
         return self._track(TrackedProcess(name, argv, netns, popen, proc_starttime(popen.pid), log_path))
 
-    def run(self, argv: list[str], *, name: str, netns: str | None = None, timeout: float) -> Finished:
+    def run(self, argv: list[str], *, name: str, netns: str | None = None, timeout: float,
+            node_side: bool = False) -> Finished:  # fmt: skip
         """Run a process to completion with a hard timeout; it is tracked (and killable) while it runs. Its output
         goes to unlinked files, not pipes: a child it leaves behind cannot keep the harness waiting."""
+        pod = self._pod_for(netns, node_side)
+        if pod is not None:
+            return pod.exec_run(pod.default_role, argv, timeout=timeout, env={RUN_TAG: self.state.run_id})
         t0 = time.monotonic()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             popen = subprocess.Popen(

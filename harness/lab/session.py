@@ -18,6 +18,7 @@ from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.names import check_run_id, new_run_id
 from harness.lab.netns import remove_namespace
 from harness.lab.paths import STATE_DIR
+from harness.lab.pods import DockerRuntime, remove_run_containers
 from harness.lab.processes import ProcessTracker, end_netns_processes
 from harness.lab.state import RunState, ledger_exists
 
@@ -45,6 +46,7 @@ class LabSession:
         self._own_logs = log_dir is None
         self.log_dir = log_dir or self.run_dir / (f"logs-{helper}" if helper else "logs")
         self.tracker = ProcessTracker(self.state, self.log_dir)
+        self.pod_runtime: DockerRuntime | None = None  # set for the docker runtime: beds make container pods
         self.closed = False
 
     @property
@@ -69,6 +71,8 @@ class LabSession:
             return
         self.closed = True
         self.tracker.stop_all()
+        if self.pod_runtime is not None:  # a bed that was never closed may have left its containers
+            remove_run_containers(self.run_id)
         for name in list(reversed(self.state.namespaces)):  # a bed that was never closed: the ledger still knows
             self._remove_leftover_namespace(name)
         if self._own_logs:
@@ -90,12 +94,12 @@ class LabSession:
     @contextmanager
     def bed(self, plan: AddressPlan | None = None) -> Iterator[TestBed]:
         """A fresh peer-node-pod bed of this run, torn down (LIFO) on exit whatever happens."""
-        with TestBed(self.run_id, self.state, self.tracker, plan) as bed:
+        with TestBed(self.run_id, self.state, self.tracker, plan, self.pod_runtime) as bed:
             yield bed
 
     def new_bed(self, plan: AddressPlan | None = None) -> TestBed:
         """An unbuilt bed, for callers that build and close it themselves (to time both)."""
-        return TestBed(self.run_id, self.state, self.tracker, plan)
+        return TestBed(self.run_id, self.state, self.tracker, plan, self.pod_runtime)
 
     def attach_bed(self, plan: AddressPlan | None = None) -> TestBed:
         """Handles on the bed the run's main process built (for a helper session)."""

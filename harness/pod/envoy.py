@@ -44,12 +44,14 @@ def start_envoy(
     uid: int | None = None,
     net_admin: bool = False,
     prefix: list[str] | None = None,
+    container: str | None = None,
 ) -> TrackedProcess:
     """Write `config` as the bootstrap and run Envoy in `ns`; ready when it listens on every port in `ports`.
     Concurrency 2 is what Istio gives a sidecar by default (proxy.istio.io/config concurrency). `uid`: run as
     that uid/gid (an injected proxy container's own user, which the owner-match exclusions depend on), with
     CAP_NET_ADMIN kept when `net_admin` (transparent sockets, as Istio's TPROXY mode grants). `prefix`: any other
-    privilege wrapper (setpriv argv) to run Envoy under instead."""
+    privilege wrapper (setpriv argv) to run Envoy under instead. `container`: the pod's container it runs in on
+    the docker runtime (the injected istio-proxy)."""
     config_path = bed.runtime_dir() / f"{name}.json"
     config_path.write_text(json.dumps(config, indent=1))
     config_path.chmod(0o644)
@@ -62,7 +64,7 @@ def start_envoy(
         argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *caps, *argv]
     elif prefix:
         argv = [*prefix, *argv]
-    proc = bed.start_process(argv, name=name, ns=ns)
+    proc = bed.start_process(argv, name=name, ns=ns, container=container)
     for port in ports:
         wait_listening(proc, port, timeout=30)
     return proc

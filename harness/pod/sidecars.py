@@ -42,6 +42,7 @@ from pathlib import Path
 from harness.lab.bed import TestBed
 from harness.lab.kinds import SidecarKind
 from harness.lab.netns import Namespace
+from harness.lab.pods import ISTIO_PROXY, ISTIO_PROXY_TPROXY
 from harness.lab.processes import TrackedProcess
 from harness.lab.rules import apply_iptables
 from harness.lab.waiting import wait_until
@@ -234,7 +235,7 @@ def install_sidecar(bed: TestBed, kind: SidecarKind, *, vm_interfaces: list[str]
     else:
         sidecar.rules["nat"] = linkerd_nat_rules(layout)
     for table, rules in sidecar.rules.items():
-        apply_iptables(pod, table, rules)
+        apply_iptables(bed.pod_init(), table, rules)  # istio-init / linkerd-init: NET_ADMIN, NET_RAW
     if layout.tproxy:
         pod.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE)
         pod.add_local_default_route(TPROXY_TABLE)
@@ -274,7 +275,10 @@ def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path) -> TrackedPro
     )
     # As the injected istio-proxy container: its own uid/gid, and in TPROXY mode CAP_NET_ADMIN for transparent
     # sockets (Istio adds NET_ADMIN in that mode).
+    container = "istio-proxy" if layout.istio else "linkerd-proxy"
+    if bed.docker_pod is not None:
+        bed.docker_pod.join(container, ISTIO_PROXY_TPROXY if layout.tproxy else ISTIO_PROXY)
     proc = start_envoy(bed, config, ns=bed.pod, name=layout.name, uid=layout.uid, net_admin=layout.tproxy,
-                       ports=[layout.inbound_port, layout.outbound_port])  # fmt: skip
+                       ports=[layout.inbound_port, layout.outbound_port], container=container)  # fmt: skip
     wait_until(admin.exists, timeout=30, what=f"{layout.name}'s admin socket")
     return proc

@@ -6,6 +6,10 @@ the same run (its own ledger, `<run id>-priv.json`), so `clean` finds whatever i
 
     python -m harness.experiment.claims.privilege child --run-id ID --strategy NAME [--guest qemu --accel tcg|kvm]
         (internal: the reduced-capability side)
+
+On the docker runtime the question is the other design's (a node agent does the privileged setup, as
+KubeVirt's virt-handler): what the pod's compute container needs, from trials with real `cap_add`/`cap_drop`,
+Docker's default seccomp profile, and the devices passed or not (probe_container_privilege).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from harness.experiment.latency import measure_rr
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec, QemuOptions, kvm_acceleration, tcg_acceleration
 from harness.lab.kinds import Direction, GuestKind
+from harness.lab.pods import ComputeSpec, explain_refusal
 from harness.lab.session import LabSession
 from strategies import strategy_class
 from strategies.base import Services
@@ -98,3 +103,55 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+CONTAINER_TRIALS: list[tuple[str, ComputeSpec]] = [
+    ("docker-default", ComputeSpec()),
+    ("+NET_ADMIN", ComputeSpec(cap_add=("NET_ADMIN",))),
+    ("-NET_RAW", ComputeSpec(cap_drop=("NET_RAW",))),
+    ("-ALL", ComputeSpec(cap_drop=("ALL",))),
+    ("no devices", ComputeSpec(devices=())),
+]
+"""The docker runtime's trials: compute as Docker makes it, with NET_ADMIN added, NET_RAW or every capability
+dropped, and without the devices KubeVirt's device plugins pass (/dev/kvm, /dev/net/tun, /dev/vhost-net)."""
+
+
+def container_trial(lab: LabSession, strategy: str, label: str, compute: ComputeSpec,
+                    guest: GuestSpec) -> PrivilegeTrial:  # fmt: skip
+    """The node's part (bed, rules, taps) as root, the pod's part (the strategy's processes, QEMU, the servers
+    of a plain pod) in a compute container with `compute`'s privileges, under Docker's seccomp profile."""
+    from dataclasses import replace
+
+    runtime = lab.pod_runtime
+    lab.pod_runtime = replace(runtime, compute=compute)
+    result: dict = {"setup": "failed"}
+    try:
+        with lab.bed() as bed:
+            try:
+                attachment = strategy_class(strategy)(services=Services(tcp_ports=(PORT,))).setup(
+                    bed, driver_for(guest, f"priv-{strategy}"))  # fmt: skip
+                result["setup"] = "ok"
+                for direction in Direction:
+                    s = measure_rr(attachment.ends(direction), port=PORT, protocol="tcp", duration_s=1,
+                                   rate_per_s=None, message_bytes=64,
+                                   label=f"{lab.run_id}-priv-{direction}")  # fmt: skip
+                    result[str(direction)] = s.status if s.status == "ok" else f"failed: {s.reason}"
+            except Exception as e:  # noqa: BLE001 - the point of the probe is to see what breaks
+                refusal = explain_refusal(str(e), compute)
+                result["error"] = f"{refusal + '; ' if refusal else ''}{type(e).__name__}: {e}"
+    finally:
+        lab.pod_runtime = runtime
+    works = result.get("setup") == "ok" and all(result.get(str(d)) == "ok" for d in Direction)
+    return PrivilegeTrial(dropped=[label], works=works, **result)
+
+
+def probe_container_privilege(lab: LabSession, strategy: str, guest: GuestSpec | None = None) -> PrivilegeFacts:
+    """The docker runtime's answer (a node agent does the privileged setup, as virt-handler): what compute
+    needs. `needs`: capabilities that must be added to Docker's defaults ("net_admin" when the default fails
+    and +NET_ADMIN works); `works_without_net_caps`: works with every capability dropped."""
+    spec = (guest or GuestSpec()).for_strategy(strategy_class(strategy).has_vm)
+    trials = [container_trial(lab, strategy, label, compute, spec) for label, compute in CONTAINER_TRIALS]
+    by_label = {t.dropped[0]: t for t in trials}
+    needs = ["net_admin"] if not by_label["docker-default"].works and by_label["+NET_ADMIN"].works else []
+    return PrivilegeFacts(baseline_works=by_label["docker-default"].works, needs=needs,
+                          works_without_net_caps=by_label["-ALL"].works, trials=trials)  # fmt: skip

@@ -23,7 +23,7 @@ from harness.experiment.claims.facts import (
     StrategyFacts,
     field_names,
 )
-from harness.experiment.claims.privilege import probe_privilege
+from harness.experiment.claims.privilege import probe_container_privilege, probe_privilege
 from harness.experiment.claims.probes import (
     ProbeContext,
     probe_coexistence,
@@ -195,7 +195,7 @@ def run_probes(ctx: ProbeContext, strategies: list[str], console: Console, repet
             facts.strategies[s] = StrategyFacts(
                 conn=step("connectivity", s, lambda s=s: probe_connectivity(ctx, s)),
                 inv=step("inventory", s, lambda s=s: probe_setup_inventory(ctx, s)),
-                priv=step("privilege", s, lambda s=s: probe_privilege(ctx.lab, s, ctx.guest)),
+                priv=step("privilege", s, lambda s=s: privilege_probe(ctx)(ctx.lab, s, ctx.guest)),
                 coex=step("coexistence", s, lambda s=s: probe_coexistence(ctx, s)),
                 perf=None,  # filled from the interleaved performance repetitions below
             )
@@ -205,6 +205,12 @@ def run_probes(ctx: ProbeContext, strategies: list[str], console: Console, repet
             facts.strategies[s].perf = facts.performance[s]
         progress.advance(task)
     return facts
+
+
+def privilege_probe(ctx: ProbeContext):
+    """In-pod setup with reduced capabilities (netns runtime), or compute's privileges with a node agent doing
+    the setup (docker runtime)."""
+    return probe_container_privilege if ctx.lab.pod_runtime is not None else probe_privilege
 
 
 def claims_table(facts: ProbeFacts, strategies: list[str], guest: str = "netns") -> list[dict]:
@@ -241,8 +247,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def run_claims(results_root: Path, console: Console, strategies: list[str] | None = None, repetitions: int = 5,
-               guest: GuestSpec | None = None) -> Path:  # fmt: skip
-    """`guest`: the QEMU guest (with its decided acceleration) instead of the netns guest."""
+               guest: GuestSpec | None = None, docker: bool = False) -> Path:  # fmt: skip
+    """`guest`: the QEMU guest (with its decided acceleration) instead of the netns guest. `docker`: pods on the
+    docker runtime (compute with Docker's default capabilities for every probe but the privilege trials)."""
     guest = guest or GuestSpec()
     strategies = strategies or list(STRATEGIES)
     added = [needed for needed in ("direct", "nat-proxy") if needed not in strategies]
@@ -252,17 +259,30 @@ def run_claims(results_root: Path, console: Console, strategies: list[str] | Non
                   + (f"; {' and '.join(added)} added: the performance claims are judged against them "
                      "(direct: a plain pod; nat-proxy: the seed's reference for tproxy)" if added else ""))  # fmt: skip
     writer.start({"kind": "claims", "strategies": strategies, "guest": guest.columns(), "host": host_facts(),
-                  "tools": tool_versions(), "git_sha": git_sha(), "scenario_name": "claims"})  # fmt: skip
+                  "tools": tool_versions(), "git_sha": git_sha(), "scenario_name": "claims",
+                  "runtime": "docker" if docker else "netns"})  # fmt: skip
     status = "interrupted"
     with LabSession(writer.run_id, log_dir=writer.log_dir) as lab:
         try:
+            if docker:
+                from harness.experiment.runtime import docker_runtime
+                from harness.lab.pods import ComputeSpec
+
+                lab.pod_runtime = docker_runtime(ComputeSpec(), with_qemu=True)
+                console.print(f"docker runtime: image {lab.pod_runtime.image}")
             facts = run_probes(ProbeContext(lab, writer, guest), strategies, console, repetitions)
             write_json(writer.dir / "probes.json", facts.record())
             rows = claims_table(facts, strategies, str(guest.kind))
             if guest.kind == GuestKind.NETNS:
                 rows = decide_on_qemu(rows, facts, ProbeContext(lab, writer, guest), console)
             write_json(writer.dir / "claims.json", rows)
-            write_text(writer.dir / "claims.md", "# Seed claims, measured\n\n" + markdown(rows))
+            design = (
+                "Runtime: docker (pods are containers; a node agent does the privileged setup, the pod's "
+                "compute container gets Docker's default capabilities: the privilege claims are about it).\n\n"
+                if docker
+                else "Runtime: netns (the privilege claims are about in-pod setup, the 2018 design).\n\n"
+            )
+            write_text(writer.dir / "claims.md", "# Seed claims, measured\n\n" + design + markdown(rows))
             status = "complete"
         finally:
             lab.close()
@@ -297,8 +317,9 @@ def decide_on_qemu(rows: list[dict], facts: ProbeFacts, ctx: ProbeContext, conso
     decided = {}
     for s in sorted(undecided):
         own = facts.strategies[s]
-        decided[s] = StrategyFacts(conn=own.conn, inv=probe_setup_inventory(qctx, s),
-                                   priv=probe_privilege(ctx.lab, s, qemu), coex=own.coex, perf=own.perf)  # fmt: skip
+        priv = privilege_probe(ctx)(ctx.lab, s, qemu)
+        decided[s] = StrategyFacts(conn=own.conn, inv=probe_setup_inventory(qctx, s), priv=priv, coex=own.coex,
+                                   perf=own.perf)  # fmt: skip
     qfacts = ProbeFacts(strategies={**facts.strategies, **decided}, performance=facts.performance)
     write_json(ctx.writer.dir / "probes-qemu.json", {s: asdict(f) for s, f in decided.items()})
     claims = {c.text: c for c in load_claims()}

@@ -1,0 +1,58 @@
+"""The docker runtime of a run: the project's engine (harness.lab.engine), the runtime image assembled from this
+machine's files (harness.lab.rootfs), and the compute container's privileges, as one DockerRuntime the lab's
+beds make their pods from (harness.lab.pods)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from harness.lab.engine import client
+from harness.lab.paths import CACHE_DIR
+from harness.lab.pods import ComputeSpec, DockerRuntime
+from harness.lab.rootfs import import_image
+
+IMAGE_REPOSITORY = "vmnb-runtime"
+PROGRAMS = ("sh", "sleep", "timeout", "cat", "iperf3", "sockperf", "ip", "ss", "setpriv", "iptables",
+            "iptables-restore", "iptables-save", "nft", "slirp4netns", "passt", "pasta",
+            "qemu-system-x86_64")  # fmt: skip
+"""Programs a pod's containers run, taken from this machine with their libraries."""
+TREES = (
+    Path("/usr/share/qemu"), Path("/usr/share/seabios"), Path("/usr/lib/ipxe/qemu"),
+    Path("/usr/lib/x86_64-linux-gnu/qemu"),  # Debian QEMU's loadable modules
+    Path("/usr/lib/x86_64-linux-gnu/xtables"),  # iptables' extensions (dlopen'ed: ldd does not list them)
+    CACHE_DIR / "guest", CACHE_DIR / "passt", CACHE_DIR / "tools",  # the QEMU guest, today's passt, C tools
+)  # fmt: skip
+ETC = {
+    # root and the proxy's user, so tools that look names up (setpriv, Envoy) find them
+    "etc/passwd": b"root:x:0:0:root:/root:/bin/sh\nistio-proxy:x:1337:1337::/:/bin/sh\n",
+    "etc/group": b"root:x:0:\nistio-proxy:x:1337:\n",
+}
+
+
+def runtime_image(engine, *, with_qemu: bool) -> str:
+    """`vmnb-runtime:<content hash>`, built now unless that exact content is already imported. Builds the C
+    tools (and the QEMU guest's image and today's QEMU when `with_qemu`) first, so they are in it."""
+    from harness.guests.tools import compile_crr
+    from harness.pod.envoy import envoy_binary
+    from harness.pod.proxy_process import relay_binary
+
+    compile_crr()
+    relay_binary()
+    trees = list(TREES)
+    if with_qemu:
+        from harness.guests.qemu.image import build_image
+        from harness.lab.debian import unpack_qemu
+
+        build_image()
+        trees.append(unpack_qemu().binary.parent.parent.parent)  # the unpacked QEMU 10 tree
+    files = [Path(p) for name in PROGRAMS if (p := shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin"))]
+    files.append(envoy_binary())
+    return import_image(engine, repository=IMAGE_REPOSITORY, files=files, trees=trees, extra=ETC,
+                        labels={"vmnb.cache": "runtime"})  # fmt: skip
+
+
+def docker_runtime(compute: ComputeSpec, *, with_qemu: bool) -> DockerRuntime:
+    """The engine (EngineUnavailable in one sentence if none answers) with the runtime image ready."""
+    engine = client()
+    return DockerRuntime(engine, runtime_image(engine, with_qemu=with_qemu), compute)

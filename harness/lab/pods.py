@@ -1,0 +1,248 @@
+"""A pod as the kubelet makes one, on the project's Docker engine (harness.lab.engine): a pause container created
+with no network (`network_mode="none"`), whose network namespace the harness then wires as the CNI plugin does
+(the bed moves the pod's veth into it, by the pause container's PID, and addresses it), and the pod's other
+containers joining it with `network_mode="container:<pause>"`:
+
+- `compute`: virt-launcher's compute container, where the VM (QEMU), slirp/passt and a strategy's own
+  processes run, with the capabilities the scenario gives it (default: Docker's defaults, so no NET_ADMIN) and
+  the devices KubeVirt's device plugins pass (/dev/kvm, /dev/net/tun, /dev/vhost-net) unless told otherwise;
+- `istio-proxy`: Envoy, started as uid 1337 with no added capability (NET_ADMIN in Istio's TPROXY mode);
+- `istio-init`: an init container with NET_ADMIN and NET_RAW only, that writes the interception rules and
+  exits.
+
+Docker's default seccomp profile applies to all of them and /proc/sys is read-only inside. Every container is
+named `vmnb-<run id>-<cell>-<role>` and labelled with the run id, so teardown and `vmnetbench clean` find them
+(also after a SIGKILL of the harness). Files the harness writes for a process (configurations, sockets, logs)
+live in the run's folders, which are mounted at the same paths in every container."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.lab.engine import LABEL_RUN
+from harness.lab.processes import Finished
+from harness.lab.procfs import proc_starttime
+
+DEVICES = ("/dev/kvm", "/dev/net/tun", "/dev/vhost-net")
+"""What KubeVirt's device plugins give virt-launcher's compute container."""
+PAUSE = ["/usr/bin/sleep", "infinity"]  # the pause container's job: hold the pod's namespaces
+
+
+@dataclass(frozen=True)
+class ComputeSpec:
+    """The compute container's privileges: capabilities added to and dropped from Docker's defaults, devices."""
+
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    devices: tuple[str, ...] = DEVICES
+
+    def label(self) -> str:
+        """`docker-default`, or the change to it (`+NET_ADMIN -NET_RAW`), and the devices missing."""
+        parts = [f"+{c}" for c in self.cap_add] + [f"-{c}" for c in self.cap_drop]
+        missing = [d for d in DEVICES if d not in self.devices]
+        return " ".join(parts or ["docker-default"]) + "".join(f" no {d}" for d in missing)
+
+
+@dataclass(frozen=True)
+class Role:
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    user: str | None = None
+
+
+ISTIO_PROXY = Role(user=None)  # Envoy drops to 1337 itself (setpriv), as the image's entrypoint user would be
+ISTIO_PROXY_TPROXY = Role(cap_add=("NET_ADMIN",))
+ISTIO_INIT = Role(cap_add=("NET_ADMIN", "NET_RAW"))
+
+
+class ExecHandle:
+    """A process started with `docker exec`, seen by its host PID: the Popen-like face TrackedProcess needs."""
+
+    def __init__(self, api, exec_id: str, pid: int) -> None:
+        self.api, self.exec_id, self.pid = api, exec_id, pid
+        self.starttime = proc_starttime(pid)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and proc_starttime(self.pid) != self.starttime:
+            with contextlib.suppress(Exception):
+                self.returncode = self.api.exec_inspect(self.exec_id).get("ExitCode")
+            if self.returncode is None:
+                self.returncode = -1
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("docker exec", timeout)
+            time.sleep(0.05)
+        return self.returncode  # type: ignore[return-value]
+
+
+@dataclass
+class DockerPod:
+    """The containers of one pod. `mounts`: host folders mounted at the same path in every container."""
+
+    engine: object
+    run_id: str
+    name: str  # vmnb-<run id>-<cell>
+    image: str
+    compute: ComputeSpec
+    mounts: list[Path]
+    containers: dict[str, object] = field(default_factory=dict)
+    default_role: str = "compute"  # where a process started in the pod's namespace runs
+
+    def _create(self, role: str, command: list[str], spec: Role, network_mode: str, *, start: bool = True):
+        volumes = {str(m): {"bind": str(m), "mode": "rw"} for m in self.mounts}
+        devices = [f"{d}:{d}:rwm" for d in spec.devices if Path(d).exists()]
+        container = self.engine.containers.create(
+            self.image, command, name=f"{self.name}-{role}", labels={LABEL_RUN: self.run_id, "vmnb.role": role},
+            network_mode=network_mode, cap_add=list(spec.cap_add) or None, cap_drop=list(spec.cap_drop) or None,
+            devices=devices or None, volumes=volumes, user=spec.user, detach=True, init=False,
+        )  # fmt: skip
+        self.containers[role] = container
+        if start:
+            container.start()
+            container.reload()
+        return container
+
+    def start_pause(self) -> int:
+        """The pause container; returns its PID (its network namespace is the pod's)."""
+        pause = self._create("pause", PAUSE, Role(), "none")
+        return int(pause.attrs["State"]["Pid"])
+
+    def join(self, role: str, spec: Role) -> object:
+        """A long-lived container of the pod (compute, istio-proxy) sharing the pause container's network."""
+        if role in self.containers:
+            return self.containers[role]
+        return self._create(role, PAUSE, spec, f"container:{self.containers['pause'].id}")
+
+    def compute_role(self) -> Role:
+        return Role(cap_add=self.compute.cap_add, cap_drop=self.compute.cap_drop, devices=self.compute.devices)
+
+    def exec_start(self, role: str, argv: list[str], *, log_path: Path, env: dict[str, str]) -> ExecHandle:
+        """Start `argv` in the role's container, output appended to `log_path`; its host PID is returned."""
+        container = self.containers[role]
+        wrapped = ["/bin/sh", "-c", 'exec "$@" >>"$VMNB_LOG" 2>&1', "sh", *argv]
+        created = self.engine.api.exec_create(container.id, wrapped, environment={**env, "VMNB_LOG": str(log_path)})
+        self.engine.api.exec_start(created["Id"], detach=True)
+        pid = 0
+        for _ in range(200):
+            info = self.engine.api.exec_inspect(created["Id"])
+            pid = int(info.get("Pid") or 0)
+            if pid or not info.get("Running", True):
+                break
+            time.sleep(0.01)
+        return ExecHandle(self.engine.api, created["Id"], pid)
+
+    def exec_run(self, role: str, argv: list[str], *, timeout: float, env: dict[str, str],
+                 input: str | None = None) -> Finished:  # fmt: skip
+        """Run `argv` to completion in the role's container (killed after `timeout` by coreutils timeout)."""
+        t0 = time.monotonic()
+        command = ["/usr/bin/timeout", "-s", "KILL", f"{timeout:g}", *argv]
+        done = self._run_cli(["exec", *([] if input is None else ["-i"]), *_env_args(env),
+                              self.containers[role].id, *command], input, timeout + 10)  # fmt: skip
+        timed_out = done.returncode == 137
+        return Finished(argv, done.returncode, done.stdout, done.stderr, timed_out, time.monotonic() - t0)
+
+    def run_init(self, argv: list[str], *, input: str | None, spec: Role = ISTIO_INIT, timeout: float = 60) -> Finished:
+        """An init container of the pod: runs `argv` once (stdin from `input`) and is removed."""
+        t0 = time.monotonic()
+        name = f"{self.name}-init-{len(self.containers)}"
+        caps = [a for c in spec.cap_add for a in ("--cap-add", c)]
+        done = self._run_cli(["run", "--rm", "-i", "--name", name, "--label", f"{LABEL_RUN}={self.run_id}",
+                              "--network", f"container:{self.containers['pause'].id}", *caps, self.image, *argv],
+                             input, timeout)  # fmt: skip
+        return Finished(argv, done.returncode, done.stdout, done.stderr, False, time.monotonic() - t0)
+
+    def _run_cli(self, args: list[str], input: str | None, timeout: float) -> subprocess.CompletedProcess:
+        from harness.lab.engine import SOCKET
+
+        # The docker CLI for stdin-fed and timed runs (the SDK's exec has neither); any docker client on the
+        # machine speaks to the project's engine by its socket.
+        return subprocess.run(["docker", "-H", f"unix://{SOCKET}", *args], input=input, capture_output=True,
+                              text=True, timeout=timeout)  # fmt: skip
+
+    def remove(self) -> None:
+        for role in reversed(list(self.containers)):
+            with contextlib.suppress(Exception):
+                self.containers[role].remove(force=True)
+        self.containers.clear()
+
+
+@dataclass(frozen=True)
+class DockerRuntime:
+    """What every pod of a docker-runtime run is made of: the engine, the runtime image, compute's privileges."""
+
+    engine: object
+    image: str
+    compute: ComputeSpec
+
+    def new_pod(self, run_id: str, name: str, mounts: list[Path]) -> DockerPod:
+        return DockerPod(self.engine, run_id, name, self.image, self.compute, mounts)
+
+
+DOCKER_DEFAULT_CAPS = frozenset({
+    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP", "SETPCAP",
+    "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
+})  # fmt: skip
+"""Docker's default capability set (moby oci/caps/defaults.go)."""
+REFUSALS = (
+    # (what a tool printed, what the container refused, the capability it needs or None for a device or path)
+    (re.compile(r"tproxy:[^\n]*Operation not permitted|IP_TRANSPARENT"), "IP_TRANSPARENT", "NET_ADMIN"),
+    (re.compile(r"TUNSETIFF[^\n]*(not permitted|EPERM)|could not configure /dev/net/tun[^\n]*not permitted"),
+     "attaching the tap (TUNSETIFF)", "NET_ADMIN"),
+    (re.compile(r"can't initialize iptables|iptables[^\n]*Permission denied|not permitted \(you must be root\)"),
+     "changing netfilter rules", "NET_ADMIN"),
+    (re.compile(r"setns[^\n]*(not permitted|EPERM)"), "entering another namespace (setns)", "SYS_ADMIN"),
+    (re.compile(r"/dev/net/tun[^\n]*No such file"), "the device /dev/net/tun (not passed)", None),
+    (re.compile(r"/dev/kvm[^\n]*No such file|Could not access KVM kernel module"), "the device /dev/kvm (not passed)",
+     None),
+    (re.compile(r"/dev/vhost-net[^\n]*No such file"), "the device /dev/vhost-net (not passed)", None),
+    (re.compile(r"Read-only file system"), "a write to a read-only path (/proc/sys is read-only in a container)", None),
+)  # fmt: skip
+
+
+def explain_refusal(message: str, compute: ComputeSpec) -> str:
+    """`refused by the container: ...` naming what compute was refused (a capability it lacks, a device, a
+    read-only path), when `message` (a tool's last words) shows one; empty otherwise."""
+    held = (DOCKER_DEFAULT_CAPS | set(compute.cap_add)) - set(compute.cap_drop)
+    for pattern, what, capability in REFUSALS:
+        if not pattern.search(message):
+            continue
+        if capability is None:
+            return f"refused by the container: {what}"
+        if capability not in held:
+            return f"refused by the container: {what} needs CAP_{capability}, which compute lacks ({compute.label()})"
+    return ""
+
+
+def _env_args(env: dict[str, str]) -> list[str]:
+    return [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+
+
+def remove_run_containers(run_id: str) -> list[str]:
+    """Every container labelled with `run_id` on the project's engine, removed (force); names returned. Nothing
+    if no engine answers (then there is none of its containers either)."""
+    from harness.lab.engine import EngineUnavailable, client
+
+    try:
+        engine = client()
+    except EngineUnavailable:
+        return []
+    removed = []
+    try:
+        for container in engine.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+                removed.append(container.name)
+    finally:
+        engine.close()
+    return removed

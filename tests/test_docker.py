@@ -1,0 +1,148 @@
+"""The docker runtime (harness.lab.pods): pods as a pause container plus compute / istio-proxy / istio-init on
+the project's own Docker engine, the harness as the CNI, real capabilities and seccomp. `make test` starts the
+engine these tests use (and stops it afterwards if it started it)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.experiment.runtime import docker_runtime
+from harness.lab.engine import LABEL_RUN, EngineUnavailable, client
+from harness.lab.kinds import TrafficPath
+from harness.lab.pods import ComputeSpec, explain_refusal
+from harness.lab.session import LabSession
+from tests.conftest import assert_clean, run_through
+
+pytestmark = pytest.mark.docker
+
+
+def root_namespace_state() -> dict[str, str]:
+    def out(*argv: str) -> str:
+        return subprocess.run(list(argv), capture_output=True, text=True).stdout
+
+    return {
+        "links": out("ip", "-o", "link", "show"),
+        "rules": out("ip", "rule", "show"),
+        "routes": out("ip", "route", "show", "table", "all"),
+        "nft": out("nft", "list", "ruleset"),
+    }
+
+
+@pytest.fixture(scope="module")
+def engine():
+    try:
+        engine = client()
+    except EngineUnavailable as e:
+        pytest.fail(f"{e} (make test starts it)")
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def runtime(engine):
+    return docker_runtime(ComputeSpec(), with_qemu=False)
+
+
+@pytest.fixture
+def docker_lab(tmp_path, engine, runtime):
+    before = root_namespace_state()
+    with LabSession(log_dir=tmp_path / "logs") as session:
+        session.pod_runtime = runtime
+        yield session
+    try:
+        assert_clean(session.run_id)
+        assert not engine.containers.list(all=True, filters={"label": f"{LABEL_RUN}={session.run_id}"})
+        assert not engine.images.list(filters={"label": f"{LABEL_RUN}={session.run_id}"})
+        assert root_namespace_state() == before
+    finally:
+        session.state.remove_file()
+
+
+@pytest.fixture
+def docker_bed(docker_lab):
+    with docker_lab.bed() as bed:
+        yield bed
+
+
+def test_the_pod_is_a_pause_container_wired_by_the_harness(docker_bed):
+    pod = docker_bed.docker_pod
+    pause, compute = pod.containers["pause"], pod.containers["compute"]
+    assert pause.attrs["HostConfig"]["NetworkMode"] == "none"
+    assert compute.attrs["HostConfig"]["NetworkMode"] == f"container:{pause.id}"
+    assert not compute.attrs["HostConfig"]["CapAdd"]  # Docker's defaults: no NET_ADMIN
+    pid = int(pause.attrs["State"]["Pid"])
+    assert Path(f"/proc/{pid}/ns/net").stat().st_ino == docker_bed.pod.inode
+    assert docker_bed.pod.addresses("eth0")  # the CNI's veth, moved in and addressed by the harness
+    # A process started in the pod runs in compute, under Docker's default capabilities.
+    proc = docker_bed.start_process(["sleep", "30"], name="probe", ns=docker_bed.pod)
+    assert proc.container == "compute"
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    cap_eff = int(next(ln for ln in status.splitlines() if ln.startswith("CapEff:")).split()[1], 16)
+    assert not cap_eff & (1 << 12)  # CAP_NET_ADMIN
+    assert "Seccomp:\t2" in status  # Docker's default seccomp profile (filter mode)
+
+
+@pytest.mark.parametrize("strategy", ["masquerade", "slirp"])
+@pytest.mark.parametrize("sidecar", ["none", "envoy-redirect"])
+@pytest.mark.parametrize("direction", ["ingress", "egress"])
+def test_bindings_carry_tcp_both_ways_in_containers(docker_bed, netns_guest, strategy, sidecar, direction):
+    sample, evidence, side = run_through(docker_bed, netns_guest, strategy, sidecar, direction)
+    assert sample.status == "ok", sample.reason
+    if sidecar == "none":
+        assert evidence.path is TrafficPath.NO_SIDECAR
+    else:
+        assert evidence.path is TrafficPath.THROUGH_MESH, evidence
+        assert side.process.container == "istio-proxy"
+        assert "istio-proxy" in docker_bed.docker_pod.containers
+
+
+def test_pod_side_net_admin_fails_in_a_default_compute_container_naming_it(docker_bed, netns_guest):
+    """tproxy's relay needs IP_TRANSPARENT (CAP_NET_ADMIN); in Docker's default compute container it is
+    refused, and the reason says so."""
+    from strategies import strategy_class
+
+    with pytest.raises(Exception) as failure:  # noqa: B017 - the strategy's own error, whatever its type
+        strategy_class("tproxy")().setup(docker_bed, netns_guest)
+    reason = explain_refusal(str(failure.value), docker_bed.docker_pod.compute)
+    assert "CAP_NET_ADMIN" in reason and "IP_TRANSPARENT" in reason, (reason, str(failure.value))
+
+
+def test_compute_with_net_admin_runs_the_same_relay(docker_lab, netns_guest, runtime):
+    from dataclasses import replace
+
+    docker_lab.pod_runtime = replace(runtime, compute=ComputeSpec(cap_add=("NET_ADMIN",)))
+    with docker_lab.bed() as bed:
+        sample, _, _ = run_through(bed, netns_guest, "tproxy", "none", "egress")
+    assert sample.status == "ok", sample.reason
+
+
+def test_a_missing_device_is_named():
+    message = "qemu-system-x86_64: -netdev tap,ifname=tap0: could not open /dev/net/tun: No such file or directory"
+    expected = "refused by the container: the device /dev/net/tun (not passed)"
+    assert explain_refusal(message, ComputeSpec(devices=())) == expected
+
+
+@pytest.fixture(scope="module")
+def qemu_runtime(engine):
+    return docker_runtime(ComputeSpec(), with_qemu=True)
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("strategy", ["masquerade", "slirp"])
+def test_the_qemu_guest_boots_inside_compute(docker_lab, qemu_runtime, strategy):
+    """QEMU runs in the compute container (Docker's default capabilities, /dev/net/tun and /dev/kvm passed):
+    a tap binding attaches to the tap virt-handler's role made (owned by QEMU's uid), slirp needs nothing."""
+    from harness.guests.drivers import driver_for
+    from harness.guests.spec import GuestSpec, QemuOptions, tcg_acceleration
+    from harness.lab.kinds import GuestKind
+
+    docker_lab.pod_runtime = qemu_runtime
+    spec = GuestSpec(GuestKind.QEMU, QemuOptions(boot_timeout_s=120), tcg_acceleration("forced by the test"))
+    with docker_lab.bed() as bed:
+        sample, _, _ = run_through(bed, driver_for(spec, f"docker-{strategy}"), strategy, "none", "ingress")
+        qemu = next(p for p in bed.processes if p.argv[0].endswith("qemu-system-x86_64"))
+        assert qemu.container == "compute"
+    assert sample.status == "ok", sample.reason
