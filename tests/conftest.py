@@ -131,7 +131,7 @@ def run_through(bed, guest, strategy: str, sidecar: str, direction: str, options
     cls = strategy_class(strategy)
     side = install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces))
     attachment = cls(cls.Options(**(options or {})), sidecar=sidecar).setup(bed, guest)
-    before = side.counters()
+    before = side.counters() if side else None
     sample = measure_tcp_throughput(
         attachment.ends(direction),
         port=5201,

@@ -99,24 +99,46 @@ def test_bindings_carry_tcp_both_ways_in_containers(docker_bed, netns_guest, str
         assert "istio-proxy" in docker_bed.docker_pod.containers
 
 
-def test_pod_side_net_admin_fails_in_a_default_compute_container_naming_it(docker_bed, netns_guest):
-    """tproxy's relay needs IP_TRANSPARENT (CAP_NET_ADMIN); in Docker's default compute container it is
-    refused, and the reason says so."""
-    from strategies import strategy_class
-
-    with pytest.raises(Exception) as failure:  # noqa: B017 - the strategy's own error, whatever its type
-        strategy_class("tproxy")().setup(docker_bed, netns_guest)
-    reason = explain_refusal(str(failure.value), docker_bed.docker_pod.compute)
-    assert "CAP_NET_ADMIN" in reason and "IP_TRANSPARENT" in reason, (reason, str(failure.value))
-
-
-def test_compute_with_net_admin_runs_the_same_relay(docker_lab, netns_guest, runtime):
+def test_in_pod_setup_is_refused_and_the_reason_names_what(docker_lab, netns_guest, runtime):
+    """The 2018 design: the pod sets itself up. In Docker's default compute container its first step, a sysctl,
+    meets the read-only /proc/sys; its NAT rules are refused for lack of CAP_NET_ADMIN, and pass with it."""
     from dataclasses import replace
 
-    docker_lab.pod_runtime = replace(runtime, compute=ComputeSpec(cap_add=("NET_ADMIN",)))
+    from harness.lab.rules import apply_iptables
+    from strategies import strategy_class
+
+    docker_lab.pod_runtime = replace(runtime, setup="in-pod")
+    with docker_lab.bed() as bed:
+        with pytest.raises(Exception) as failure, bed.strategy_setup():  # noqa: B017 - the strategy's own error
+            strategy_class("iptables-only")().setup(bed, netns_guest)
+        assert "read-only path" in explain_refusal(str(failure.value), ComputeSpec()), str(failure.value)
+        with pytest.raises(Exception) as failure, bed.strategy_setup():  # noqa: B017
+            apply_iptables(bed.pod, "nat", ["-A POSTROUTING -s 198.19.0.2/32 -j MASQUERADE"])
+        reason = explain_refusal(str(failure.value), ComputeSpec())
+        assert "CAP_NET_ADMIN" in reason and "netfilter" in reason, (reason, str(failure.value))
+    docker_lab.pod_runtime = replace(runtime, setup="in-pod", compute=ComputeSpec(cap_add=("NET_ADMIN",)))
+    with docker_lab.bed() as bed:
+        with bed.strategy_setup():
+            apply_iptables(bed.pod, "nat", ["-A POSTROUTING -s 198.19.0.2/32 -j MASQUERADE"])
+        assert "198.19.0.2/32 -j MASQUERADE" in bed.pod.run(["iptables-save", "-t", "nat"])
+
+
+def test_tproxy_relay_needs_net_raw_or_net_admin_in_compute(docker_lab, netns_guest, runtime):
+    """With a node agent doing the rules, the pod-side part of tproxy is its relay's IP_TRANSPARENT socket,
+    which the kernel grants with CAP_NET_RAW (in Docker's defaults) or CAP_NET_ADMIN: it works in a default
+    compute container and is refused, naming both, once NET_RAW is dropped."""
+    from dataclasses import replace
+
+    from strategies import strategy_class
+
     with docker_lab.bed() as bed:
         sample, _, _ = run_through(bed, netns_guest, "tproxy", "none", "egress")
     assert sample.status == "ok", sample.reason
+    docker_lab.pod_runtime = replace(runtime, compute=ComputeSpec(cap_drop=("NET_RAW",)))
+    with docker_lab.bed() as bed, pytest.raises(Exception) as failure, bed.strategy_setup():  # noqa: B017
+        strategy_class("tproxy")().setup(bed, netns_guest)
+    reason = explain_refusal(str(failure.value), ComputeSpec(cap_drop=("NET_RAW",)))
+    assert "IP_TRANSPARENT" in reason and "CAP_NET_RAW or CAP_NET_ADMIN" in reason, (reason, str(failure.value))
 
 
 def test_a_missing_device_is_named():

@@ -143,7 +143,8 @@ def run_scenario(
     with LabSession(run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:
         try:
             if scenario.runtime == "docker":
-                lab.pod_runtime = docker_runtime(compute_spec(scenario), with_qemu=guest.kind == GuestKind.QEMU)
+                lab.pod_runtime = docker_runtime(compute_spec(scenario), with_qemu=guest.kind == GuestKind.QEMU,
+                                                 setup=scenario.docker.setup)  # fmt: skip
                 console.print(f"docker runtime: image {lab.pod_runtime.image}, compute "
                               f"{lab.pod_runtime.compute.label()}")  # fmt: skip
             with signals_unwind() as pending, _progress(console) as progress:
@@ -244,7 +245,7 @@ def cell_row(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, has
         guest_mtu = cell.pod_mtu or AddressPlan.mtu
     return Sample(strategy=cell.strategy, options=scenario.options_for(cell.strategy).model_dump_json(),
                   sidecar=str(cell.sidecar), scenario=scenario.name, repetition=rep, runtime=scenario.runtime,
-                  compute_caps=compute_spec(scenario).label() if scenario.runtime == "docker" else None,
+                  compute_caps=compute_label(scenario) if scenario.runtime == "docker" else None,
                   pod_mtu=cell.pod_mtu or AddressPlan.mtu, guest_mtu=guest_mtu if has_vm else None,
                   **guest.columns(has_vm))  # fmt: skip
 
@@ -261,6 +262,12 @@ def node_side_caveat(bed: TestBed) -> str:
         f"docker runtime with the netns guest: {', '.join(names)} entered the guest namespace from the node, "
         "not from compute (it stands for QEMU's own backend, which a QEMU guest runs in compute)"
     )
+
+
+def compute_label(scenario: Scenario) -> str:
+    """compute's privileges as rows record them, and who did the setup when it was the pod itself."""
+    label = compute_spec(scenario).label()
+    return f"{label}; in-pod setup" if scenario.docker.setup == "in-pod" else label
 
 
 def compute_spec(scenario: Scenario) -> ComputeSpec:
@@ -298,7 +305,8 @@ def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int,
             bed.build()
             # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
             sidecar = install_sidecar(bed, cell.sidecar, vm_interfaces=list(cls.vm_interfaces))
-            attachment = strategy.setup(bed, driver_for(guest, label, mtu=cell.guest_mtu if cls.has_vm else None))
+            with bed.strategy_setup():
+                attachment = strategy.setup(bed, driver_for(guest, label, mtu=cell.guest_mtu if cls.has_vm else None))
             plant_slowdown(bed, cell.strategy)
             base = read_back_mtus(base, bed, attachment if cls.has_vm else None)
             base = replace(

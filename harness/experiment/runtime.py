@@ -27,6 +27,8 @@ ETC = {
     # root and the proxy's user, so tools that look names up (setpriv, Envoy) find them
     "etc/passwd": b"root:x:0:0:root:/root:/bin/sh\nistio-proxy:x:1337:1337::/:/bin/sh\n",
     "etc/group": b"root:x:0:\nistio-proxy:x:1337:\n",
+    "run/.vmnb": b"",  # /run (iptables' lock) and /tmp exist, as in any distribution image
+    "tmp/.vmnb": b"",
 }
 
 
@@ -52,7 +54,7 @@ def runtime_image(engine, *, with_qemu: bool) -> str:
                         labels={"vmnb.cache": "runtime"})  # fmt: skip
 
 
-def docker_runtime(compute: ComputeSpec, *, with_qemu: bool) -> DockerRuntime:
+def docker_runtime(compute: ComputeSpec, *, with_qemu: bool, setup: str = "node-agent") -> DockerRuntime:
     """The engine (EngineUnavailable in one sentence if none answers) with the runtime image ready."""
     engine = client()
-    return DockerRuntime(engine, runtime_image(engine, with_qemu=with_qemu), compute)
+    return DockerRuntime(engine, runtime_image(engine, with_qemu=with_qemu), compute, setup)

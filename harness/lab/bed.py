@@ -14,7 +14,8 @@ import logging
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,9 +139,10 @@ class TestBed:
         CNI's view of it, by the container's PID), then the compute container joining it; processes started in
         the pod run in compute from here on."""
         name = resource_name(self.run_id, "pod")
-        self.docker_pod = pod = self.pod_runtime.new_pod(self.run_id, name, [STATE_DIR / self.run_id,
-                                                                             self.tracker.log_dir])  # fmt: skip
         self.tracker.log_dir.mkdir(parents=True, exist_ok=True)
+        (STATE_DIR / self.run_id).mkdir(parents=True, exist_ok=True)
+        mounts = [(STATE_DIR / self.run_id).resolve(), self.tracker.log_dir.resolve()]  # same paths inside
+        self.docker_pod = pod = self.pod_runtime.new_pod(self.run_id, name, mounts)
         with critical_section():
             self.state.add_namespace(name)
             self.on_teardown(f"namespace {name}", lambda: self._remove_namespace(self.namespaces["pod"]))
@@ -154,6 +156,22 @@ class TestBed:
         self.tracker.route(name, pod)
         self.on_teardown(f"process routing of {name}", lambda: self.tracker.unroute(name))
         return ns
+
+    @contextmanager
+    def strategy_setup(self) -> Iterator[None]:
+        """Around a strategy's setup: on the docker runtime with `in-pod` setup, its rule and sysctl commands in
+        the pod (nft, iptables-restore, /proc/sys) run in the compute container, with compute's capabilities;
+        its links (bridge, tap, addresses) are still made over netlink from the node. Otherwise nothing changes:
+        the node does the privileged setup, as virt-handler does."""
+        pod = self.docker_pod
+        if pod is None or self.pod_runtime is None or self.pod_runtime.setup != "in-pod":
+            yield
+            return
+        self.pod.runs_in = lambda argv, stdin: pod.exec_run("compute", argv, timeout=30, env={}, input=stdin)
+        try:
+            yield
+        finally:
+            self.pod.runs_in = None
 
     def pod_init(self) -> Namespace | PodInit:
         """Where an init container's commands run (`.run(argv, input=)`): the docker runtime's istio-init

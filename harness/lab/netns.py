@@ -43,6 +43,7 @@ class Namespace:
                 remove_namespace(name)
             raise
         self.sysctls_set: dict[str, str] = {}  # what this harness changed, for `describe` and the claims probes
+        self.runs_in: Callable | None = None  # (argv, input) -> CompletedProcess-like; None: nsenter from the host
 
     @classmethod
     def open(cls, name: str) -> Namespace:
@@ -178,12 +179,20 @@ class Namespace:
             except OSError as e:
                 raise type(e)(e.errno, f"{e.strerror}: setting sysctl {key}={value} in {self.name}") from None
 
-        self.call(write)
+        if self.runs_in is not None:  # in-pod setup: the pod writes its own sysctl (/proc/sys read-only there)
+            self.run(["sh", "-c", f"echo {value} > /proc/sys/{key.replace('.', '/')}"])
+        else:
+            self.call(write)
         self.sysctls_set[key] = str(value)
 
     def run(self, argv: list[str], *, input: str | None = None, check: bool = True) -> str:
-        """Run a short configuration command (nft, iptables-restore) in this namespace and return stdout."""
-        done = subprocess.run(netns_argv(self.name, argv), input=input, capture_output=True, text=True, timeout=30)
+        """Run a short configuration command (nft, iptables-restore) in this namespace and return stdout; through
+        `self.runs_in` when set (the docker runtime's in-pod setup: the command runs in the pod's container)."""
+        if self.runs_in is not None:
+            done = self.runs_in(argv, input)
+        else:
+            done = subprocess.run(netns_argv(self.name, argv), input=input, capture_output=True, text=True,
+                                  timeout=30)  # fmt: skip
         if check and done.returncode != 0:
             raise CommandFailed(f"{' '.join(argv)} in {self.name} failed: {done.stderr.strip() or done.stdout.strip()}")
         return done.stdout

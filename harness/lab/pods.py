@@ -66,15 +66,21 @@ class ExecHandle:
 
     def __init__(self, api, exec_id: str, pid: int) -> None:
         self.api, self.exec_id, self.pid = api, exec_id, pid
-        self.starttime = proc_starttime(pid)
+        self.starttime = proc_starttime(pid) if pid else None
         self.returncode: int | None = None
+        if self.starttime is None:  # it ended before its PID could be read
+            self.returncode = self._exit_code()
+
+    def _exit_code(self) -> int:
+        with contextlib.suppress(Exception):
+            code = self.api.exec_inspect(self.exec_id).get("ExitCode")
+            if code is not None:
+                return int(code)
+        return -1
 
     def poll(self) -> int | None:
         if self.returncode is None and proc_starttime(self.pid) != self.starttime:
-            with contextlib.suppress(Exception):
-                self.returncode = self.api.exec_inspect(self.exec_id).get("ExitCode")
-            if self.returncode is None:
-                self.returncode = -1
+            self.returncode = self._exit_code()
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
@@ -184,6 +190,9 @@ class DockerRuntime:
     engine: object
     image: str
     compute: ComputeSpec
+    setup: str = "node-agent"
+    """`node-agent`: the binding's privileged setup runs from the node (virt-handler's design, KubeVirt today);
+    `in-pod`: its rule and sysctl commands run in compute (the 2018 research's design)."""
 
     def new_pod(self, run_id: str, name: str, mounts: list[Path]) -> DockerPod:
         return DockerPod(self.engine, run_id, name, self.image, self.compute, mounts)
@@ -196,10 +205,12 @@ DOCKER_DEFAULT_CAPS = frozenset({
 """Docker's default capability set (moby oci/caps/defaults.go)."""
 REFUSALS = (
     # (what a tool printed, what the container refused, the capability it needs or None for a device or path)
-    (re.compile(r"tproxy:[^\n]*Operation not permitted|IP_TRANSPARENT"), "IP_TRANSPARENT", "NET_ADMIN"),
+    # IP_TRANSPARENT takes CAP_NET_RAW or CAP_NET_ADMIN (net/ipv4/ip_sockglue.c); Docker's default has NET_RAW
+    (re.compile(r"tproxy:[^\n]*Operation not permitted|IP_TRANSPARENT"), "IP_TRANSPARENT", "NET_RAW|NET_ADMIN"),
     (re.compile(r"TUNSETIFF[^\n]*(not permitted|EPERM)|could not configure /dev/net/tun[^\n]*not permitted"),
      "attaching the tap (TUNSETIFF)", "NET_ADMIN"),
-    (re.compile(r"can't initialize iptables|iptables[^\n]*Permission denied|not permitted \(you must be root\)"),
+    (re.compile(r"can't initialize iptables|(Permission denied|not permitted) \(you must be root\)|"
+                r"Could not process rule: Operation not permitted|Netlink: Operation not permitted"),
      "changing netfilter rules", "NET_ADMIN"),
     (re.compile(r"setns[^\n]*(not permitted|EPERM)"), "entering another namespace (setns)", "SYS_ADMIN"),
     (re.compile(r"/dev/net/tun[^\n]*No such file"), "the device /dev/net/tun (not passed)", None),
@@ -219,8 +230,10 @@ def explain_refusal(message: str, compute: ComputeSpec) -> str:
             continue
         if capability is None:
             return f"refused by the container: {what}"
-        if capability not in held:
-            return f"refused by the container: {what} needs CAP_{capability}, which compute lacks ({compute.label()})"
+        alternatives = capability.split("|")
+        if not held & set(alternatives):
+            needed = " or ".join(f"CAP_{c}" for c in alternatives)
+            return f"refused by the container: {what} needs {needed}, which compute lacks ({compute.label()})"
     return ""
 
 

@@ -37,6 +37,8 @@ def end_pid(pid: int, starttime: int | None, grace: float = 2.0) -> bool:
     """End the process `pid` if it is still the one that started at `starttime`, and every process of its
     process group: each tracked process leads a group of its own (start_new_session), so a wrapper script's
     children go with it. SIGTERM, then SIGKILL after `grace` seconds. Returns True if it was ours and is gone."""
+    if pid <= 0:  # never a process: kill(0) and killpg(0) would signal our own process group
+        return True
     now = proc_starttime(pid)
     if now is not None and starttime is not None and now != starttime:
         return False  # the PID is someone else's now; a group our process led cannot outlive its number's reuse
@@ -189,7 +191,7 @@ class ProcessTracker:
         pod = self._pod_for(netns, node_side)
         if pod is not None:
             role = container or pod.default_role
-            handle = pod.exec_start(role, argv, log_path=log_path, env={RUN_TAG: self.state.run_id})
+            handle = pod.exec_start(role, argv, log_path=log_path.resolve(), env={RUN_TAG: self.state.run_id})
             proc = TrackedProcess(name, argv, netns, handle, handle.starttime, log_path, container=role)  # type: ignore[arg-type]
             return self._track(proc)
         with open(log_path, "ab") as log:

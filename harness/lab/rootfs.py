@@ -54,21 +54,21 @@ def expand(files: Iterable[Path], trees: Iterable[Path]) -> set[Path]:
 
 def _entries(paths: set[Path]) -> dict[str, Path]:
     """Archive name -> host path for every file and every symlink on the way to one (a file named through a
-    symlink keeps that name working)."""
+    symlink keeps that name working). Names are taken under their folder's real path (lib64/x is stored as
+    usr/lib64/x), and the merged-/usr links (bin -> usr/bin, ...) are stored as links, as on this machine."""
     entries: dict[str, Path] = {}
     for top in MERGED_USR:
         if os.path.islink(top):
             entries[top.lstrip("/")] = Path(top)
     for path in paths:
-        current = Path(path)
-        for _ in range(10):  # follow a chain of symlinks, keeping each link
-            entries[str(current).lstrip("/")] = current
-            if not current.is_symlink():
+        current = str(path)
+        for _ in range(10):  # follow a chain of symlinks one hop at a time, keeping each link
+            name = os.path.join(os.path.realpath(os.path.dirname(current)), os.path.basename(current))
+            entries[name.lstrip("/")] = Path(name)
+            if not os.path.islink(name):
                 break
-            current = (current.parent / os.readlink(current)).resolve(strict=False)
-        real = Path(os.path.realpath(path))
-        if real.exists():
-            entries[str(real).lstrip("/")] = real
+            target = os.readlink(name)
+            current = os.path.normpath(os.path.join(os.path.dirname(name), target))  # an absolute target wins
     return entries
 
 

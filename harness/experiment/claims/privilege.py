@@ -128,8 +128,9 @@ def container_trial(lab: LabSession, strategy: str, label: str, compute: Compute
     try:
         with lab.bed() as bed:
             try:
-                attachment = strategy_class(strategy)(services=Services(tcp_ports=(PORT,))).setup(
-                    bed, driver_for(guest, f"priv-{strategy}"))  # fmt: skip
+                with bed.strategy_setup():
+                    attachment = strategy_class(strategy)(services=Services(tcp_ports=(PORT,))).setup(
+                        bed, driver_for(guest, f"priv-{strategy}"))  # fmt: skip
                 result["setup"] = "ok"
                 for direction in Direction:
                     s = measure_rr(attachment.ends(direction), port=PORT, protocol="tcp", duration_s=1,

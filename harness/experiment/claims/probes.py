@@ -59,7 +59,8 @@ def strategy_bed(ctx: ProbeContext, strategy: str, *, sidecar: SidecarKind = Sid
         if before_setup:
             before_setup(bed)
         driver = driver_for(spec, f"claims-{strategy}-{sidecar}")
-        attachment = cls(services=SERVICES, sidecar=sidecar).setup(bed, driver)
+        with bed.strategy_setup():
+            attachment = cls(services=SERVICES, sidecar=sidecar).setup(bed, driver)
         base = Sample(strategy=strategy, sidecar=str(sidecar), scenario="claims", repetition=1,
                       **spec.columns(cls.has_vm))  # fmt: skip
         yield Cell(bed, ctx.writer, attachment, side, base)
