@@ -339,7 +339,7 @@ def claims(
 ) -> None:
     """Probe every strategy and judge each claim of the seed post: claims.json and claims.md in the run folder."""
     from harness.experiment.claims.verdicts import load_claim_rows, print_claims, run_claims
-    from strategies import STRATEGIES
+    from strategies import STRATEGIES, strategy_class
 
     if runtime not in RUNTIMES:
         fail(f"option --runtime: unknown runtime {runtime!r}; allowed: {', '.join(RUNTIMES)}.")
@@ -350,6 +350,8 @@ def claims(
     for name in strategy or []:
         if name not in STRATEGIES:
             fail(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}.")
+        if guest == "netns" and strategy_class(name).needs_qemu:
+            fail(f"strategy {name!r} needs a VM: give --guest qemu.")
     _require_root()
     spec = None
     if guest == "qemu":

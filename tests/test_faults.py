@@ -54,8 +54,18 @@ repetitions: 2
 tests:
   - {kind: tcp_throughput, duration_s: 1, omit_s: 0}
 """
+DOCKER = """
+name: faults-docker
+runtime: docker
+strategies: [masquerade, nat-proxy, slirp]
+sidecars: [none, envoy-redirect]
+repetitions: 2
+tests:
+  - {kind: tcp_throughput, duration_s: 1, omit_s: 0}
+"""
 # (scenario, trials, latest kill in seconds after the run's ledger appears)
-KILL_PLAN = {"netns": (NETNS, 10, 12.0), "sidecar": (SIDECAR, 6, 12.0), "qemu": (QEMU, 4, 25.0)}
+KILL_PLAN = {"netns": (NETNS, 10, 12.0), "sidecar": (SIDECAR, 6, 12.0), "qemu": (QEMU, 4, 25.0),
+             "docker": (DOCKER, 4, 15.0)}  # fmt: skip
 
 
 def root_snapshot() -> dict[str, str]:
@@ -139,8 +149,23 @@ def leftovers(trace: RunTrace, results: Path, tmp_before: set[str]) -> dict[str,
             for ln in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
             if f"vmnb-{rid}" in ln
         ],  # fmt: skip
+        "containers": run_containers(rid),
     }
     return {k: v for k, v in left.items() if v}
+
+
+def run_containers(rid: str) -> list[str]:
+    """Containers of the run on the project's Docker engine (none if no engine answers)."""
+    from harness.lab.engine import LABEL_RUN, EngineUnavailable, client
+
+    try:
+        engine = client()
+    except EngineUnavailable:
+        return []
+    try:
+        return [c.name for c in engine.containers.list(all=True, filters={"label": f"{LABEL_RUN}={rid}"})]
+    finally:
+        engine.close()
 
 
 def start(scenario: str, tmp_path: Path, *, env: dict | None = None, run_id: str | None = None):

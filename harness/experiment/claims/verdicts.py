@@ -36,7 +36,7 @@ from harness.lab.atomic import write_json, write_text
 from harness.lab.kinds import Direction, GuestKind
 from harness.lab.names import new_run_id
 from harness.lab.session import LabSession
-from strategies import STRATEGIES
+from strategies import STRATEGIES, strategy_class
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
 CLAIM_SCOPE_NAMES = ("strategy", "guest")  # plain strings a rule may use besides the facts
@@ -251,6 +251,11 @@ def run_claims(results_root: Path, console: Console, strategies: list[str] | Non
     """`guest`: the QEMU guest (with its decided acceleration) instead of the netns guest. `docker`: pods on the
     docker runtime (compute with Docker's default capabilities for every probe but the privilege trials)."""
     guest = guest or GuestSpec()
+    if not strategies and guest.kind == GuestKind.NETNS:  # a binding that serves a virtio device needs a VM
+        strategies = [s for s in STRATEGIES if not strategy_class(s).needs_qemu]
+        skipped = [s for s in STRATEGIES if s not in strategies]
+        if skipped:
+            console.print(f"{', '.join(skipped)} left out: it needs the QEMU guest (`vmnetbench claims --guest qemu`)")
     strategies = strategies or list(STRATEGIES)
     added = [needed for needed in ("direct", "nat-proxy") if needed not in strategies]
     strategies += added
