@@ -272,7 +272,7 @@ def compute_label(scenario: Scenario) -> str:
 
 def compute_spec(scenario: Scenario) -> ComputeSpec:
     d = scenario.docker
-    return ComputeSpec(tuple(d.compute_cap_add), tuple(d.compute_cap_drop), tuple(d.devices))
+    return ComputeSpec(tuple(d.compute_cap_add), tuple(d.compute_cap_drop), tuple(d.devices), d.seccomp)
 
 
 def read_back_mtus(base: Sample, bed: TestBed, vm: Attachment | None) -> Sample:

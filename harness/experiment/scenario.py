@@ -94,6 +94,8 @@ class DockerOptions(Strict):
     devices: list[Literal["/dev/kvm", "/dev/net/tun", "/dev/vhost-net"]] = Field(
         default_factory=lambda: ["/dev/kvm", "/dev/net/tun", "/dev/vhost-net"]
     )
+    seccomp: Literal["default", "unconfined"] = "default"
+    """compute's seccomp: Docker's default profile (RuntimeDefault), or none (KubeVirt's default pod)."""
     setup: Literal["node-agent", "in-pod"] = "node-agent"
     """Who runs a binding's privileged setup: the node (virt-handler's design) or the pod itself (the 2018
     research's): then its rule and sysctl commands run in compute, with compute's capabilities."""

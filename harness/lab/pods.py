@@ -40,12 +40,17 @@ class ComputeSpec:
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
     devices: tuple[str, ...] = DEVICES
+    seccomp: str = "default"
+    """`default`: Docker's default profile (Kubernetes' RuntimeDefault); `unconfined`: no filter, what a
+    virt-launcher pod gets when KubeVirt's SeccompConfiguration is unset and the kubelet has no --seccomp-default
+    (kubevirt pkg/virt-controller/services/template.go leaves the pod's profile unset then)."""
 
     def label(self) -> str:
-        """`docker-default`, or the change to it (`+NET_ADMIN -NET_RAW`), and the devices missing."""
+        """`docker-default`, or the change to it (`+NET_ADMIN -NET_RAW`), the devices missing, the seccomp."""
         parts = [f"+{c}" for c in self.cap_add] + [f"-{c}" for c in self.cap_drop]
         missing = [d for d in DEVICES if d not in self.devices]
-        return " ".join(parts or ["docker-default"]) + "".join(f" no {d}" for d in missing)
+        seccomp = " seccomp=unconfined" if self.seccomp == "unconfined" else ""
+        return " ".join(parts or ["docker-default"]) + "".join(f" no {d}" for d in missing) + seccomp
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class Role:
     cap_drop: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
     user: str | None = None
+    seccomp: str = "default"
 
 
 ISTIO_PROXY = Role(user=None)  # Envoy drops to 1337 itself (setpriv), as the image's entrypoint user would be
@@ -112,6 +118,7 @@ class DockerPod:
             self.image, command, name=f"{self.name}-{role}", labels={LABEL_RUN: self.run_id, "vmnb.role": role},
             network_mode=network_mode, cap_add=list(spec.cap_add) or None, cap_drop=list(spec.cap_drop) or None,
             devices=devices or None, volumes=volumes, user=spec.user, detach=True, init=False,
+            security_opt=["seccomp=unconfined"] if spec.seccomp == "unconfined" else None,
         )  # fmt: skip
         self.containers[role] = container
         if start:
@@ -131,7 +138,8 @@ class DockerPod:
         return self._create(role, PAUSE, spec, f"container:{self.containers['pause'].id}")
 
     def compute_role(self) -> Role:
-        return Role(cap_add=self.compute.cap_add, cap_drop=self.compute.cap_drop, devices=self.compute.devices)
+        c = self.compute
+        return Role(cap_add=c.cap_add, cap_drop=c.cap_drop, devices=c.devices, seccomp=c.seccomp)
 
     def exec_start(self, role: str, argv: list[str], *, log_path: Path, env: dict[str, str]) -> ExecHandle:
         """Start `argv` in the role's container, output appended to `log_path`; its host PID is returned."""
@@ -213,6 +221,10 @@ REFUSALS = (
                 r"Could not process rule: Operation not permitted|Netlink: Operation not permitted"),
      "changing netfilter rules", "NET_ADMIN"),
     (re.compile(r"setns[^\n]*(not permitted|EPERM)"), "entering another namespace (setns)", "SYS_ADMIN"),
+    # passt sandboxes itself in a user namespace; Docker's default seccomp profile allows unshare(CLONE_NEWUSER)
+    # only to a process holding CAP_SYS_ADMIN
+    (re.compile(r"(Couldn't|could not) create user namespace"),
+     "creating a user namespace (Docker's default seccomp profile allows it only with CAP_SYS_ADMIN)", "SYS_ADMIN"),
     (re.compile(r"/dev/net/tun[^\n]*No such file"), "the device /dev/net/tun (not passed)", None),
     (re.compile(r"/dev/kvm[^\n]*No such file|Could not access KVM kernel module"), "the device /dev/kvm (not passed)",
      None),

@@ -111,9 +111,11 @@ CONTAINER_TRIALS: list[tuple[str, ComputeSpec]] = [
     ("-NET_RAW", ComputeSpec(cap_drop=("NET_RAW",))),
     ("-ALL", ComputeSpec(cap_drop=("ALL",))),
     ("no devices", ComputeSpec(devices=())),
+    ("seccomp=unconfined", ComputeSpec(seccomp="unconfined")),
 ]
 """The docker runtime's trials: compute as Docker makes it, with NET_ADMIN added, NET_RAW or every capability
-dropped, and without the devices KubeVirt's device plugins pass (/dev/kvm, /dev/net/tun, /dev/vhost-net)."""
+dropped, without the devices KubeVirt's device plugins pass (/dev/kvm, /dev/net/tun, /dev/vhost-net), and
+without a seccomp filter (KubeVirt's default when no SeccompConfiguration is set)."""
 
 
 def container_trial(lab: LabSession, strategy: str, label: str, compute: ComputeSpec,

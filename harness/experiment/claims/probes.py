@@ -80,11 +80,17 @@ def probe_connectivity(ctx: ProbeContext, strategy: str,
     """TCP and UDP round trips both ways behind each sidecar layout (a layout left out stays `failed`)."""
     facts: dict = {}
     for sidecar in sidecars:
-        with strategy_bed(ctx, strategy, sidecar=sidecar) as cell:
+        try:
+            with strategy_bed(ctx, strategy, sidecar=sidecar) as cell:
+                for protocol in Protocol:
+                    for direction in Direction:
+                        key = reach_key(protocol, direction, sidecar)
+                        facts[key], facts[f"{key}_reason"] = rr_status(cell, protocol, direction)
+        except Exception as e:  # noqa: BLE001 - a setup this layout refuses is a fact (tproxy's table 100 under ambient)
             for protocol in Protocol:
                 for direction in Direction:
                     key = reach_key(protocol, direction, sidecar)
-                    facts[key], facts[f"{key}_reason"] = rr_status(cell, protocol, direction)
+                    facts[key], facts[f"{key}_reason"] = "failed", f"setup failed: {e}"
     for sidecar in sidecars:
         if sidecar is SidecarKind.NONE:
             continue
