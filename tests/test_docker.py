@@ -14,6 +14,7 @@ from harness.lab.engine import LABEL_RUN, EngineUnavailable, client
 from harness.lab.kinds import TrafficPath
 from harness.lab.pods import ComputeSpec, explain_refusal
 from harness.lab.session import LabSession
+from harness.lab.waiting import wait_until
 from tests.conftest import assert_clean, run_through
 
 pytestmark = pytest.mark.docker
@@ -167,4 +168,35 @@ def test_the_qemu_guest_boots_inside_compute(docker_lab, qemu_runtime, strategy)
         sample, _, _ = run_through(bed, driver_for(spec, f"docker-{strategy}"), strategy, "none", "ingress")
         qemu = next(p for p in bed.processes if p.argv[0].endswith("qemu-system-x86_64"))
         assert qemu.container == "compute"
+    assert sample.status == "ok", sample.reason
+
+
+@pytest.mark.vm
+def test_passt_needs_a_user_namespace_which_the_default_seccomp_profile_refuses(docker_lab, qemu_runtime):
+    """passt sandboxes itself in a user namespace: under Docker's default seccomp profile (RuntimeDefault)
+    compute cannot create one, and the reason names it; without a filter (KubeVirt's default virt-launcher pod,
+    no SeccompConfiguration) the same binding carries TCP."""
+    from dataclasses import replace
+
+    from harness.guests.drivers import driver_for
+    from harness.guests.spec import GuestSpec, QemuOptions, tcg_acceleration
+    from harness.lab.kinds import GuestKind
+    from strategies import strategy_class
+
+    spec = GuestSpec(GuestKind.QEMU, QemuOptions(boot_timeout_s=120), tcg_acceleration("forced by the test"))
+    docker_lab.pod_runtime = qemu_runtime
+    with docker_lab.bed() as bed:
+        try:  # refused at setup, or (if passt ends only after QEMU attached) dead with its reason in its log
+            strategy_class("passt")().setup(bed, driver_for(spec, "docker-passt"))
+            message = ""
+        except Exception as e:  # noqa: BLE001 - the strategy's own error, whatever its type
+            message = str(e)
+        passt = next(p for p in bed.processes if p.name.endswith("-passt"))
+        wait_until(lambda: not passt.alive(), timeout=10, what="passt ending")
+        message += "\n" + passt.log_tail(5)
+    reason = explain_refusal(message, ComputeSpec())
+    assert "user namespace" in reason and "CAP_SYS_ADMIN" in reason, (reason, message)
+    docker_lab.pod_runtime = replace(qemu_runtime, compute=ComputeSpec(seccomp="unconfined"))
+    with docker_lab.bed() as bed:
+        sample, _, _ = run_through(bed, driver_for(spec, "docker-passt"), "passt", "none", "ingress")
     assert sample.status == "ok", sample.reason

@@ -148,10 +148,10 @@ class DockerPod:
         created = self.engine.api.exec_create(container.id, wrapped, environment={**env, "VMNB_LOG": str(log_path)})
         self.engine.api.exec_start(created["Id"], detach=True)
         pid = 0
-        for _ in range(200):
+        for _ in range(500):  # until it has a PID, or has already finished (ExitCode is null until then)
             info = self.engine.api.exec_inspect(created["Id"])
             pid = int(info.get("Pid") or 0)
-            if pid or not info.get("Running", True):
+            if pid or (info.get("ExitCode") is not None and not info.get("Running")):
                 break
             time.sleep(0.01)
         return ExecHandle(self.engine.api, created["Id"], pid)

@@ -66,6 +66,8 @@ class QemuDriver(GuestDriver):
         for port in net.listening_ports():
             wait_listening(proc, port)
         wait_until(socket_path.exists, timeout=10, what="passt creating its socket")
+        if not proc.alive():  # it made its socket, then ended (its sandbox refused, say): not a backend
+            raise RuntimeError(f"passt exited after creating its socket: {proc.log_tail(3)}")
         return socket_path, mtu
 
     def passt(self, bed: TestBed, net: PasstNet) -> Guest:
