@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from harness.experiment.claims.facts import PrivilegeFacts, PrivilegeTrial
@@ -105,25 +106,25 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-CONTAINER_TRIALS: list[tuple[str, ComputeSpec]] = [
-    ("docker-default", ComputeSpec()),
-    ("+NET_ADMIN", ComputeSpec(cap_add=("NET_ADMIN",))),
-    ("-NET_RAW", ComputeSpec(cap_drop=("NET_RAW",))),
-    ("-ALL", ComputeSpec(cap_drop=("ALL",))),
-    ("no devices", ComputeSpec(devices=())),
-    ("seccomp=unconfined", ComputeSpec(seccomp="unconfined")),
-]
-"""The docker runtime's trials: compute as Docker makes it, with NET_ADMIN added, NET_RAW or every capability
-dropped, without the devices KubeVirt's device plugins pass (/dev/kvm, /dev/net/tun, /dev/vhost-net), and
-without a seccomp filter (KubeVirt's default when no SeccompConfiguration is set)."""
+def container_trials(base: ComputeSpec) -> list[tuple[str, ComputeSpec]]:
+    """The docker runtime's trials around the run's compute (`base`): as it is, with NET_ADMIN added, NET_RAW or
+    every capability dropped, without the devices KubeVirt's device plugins pass (/dev/kvm, /dev/net/tun,
+    /dev/vhost-net), and with the other seccomp setting (Docker's default profile / none)."""
+    other = "default" if base.seccomp == "unconfined" else "unconfined"
+    return [
+        ("base", base),
+        ("+NET_ADMIN", replace(base, cap_add=("NET_ADMIN",))),
+        ("-NET_RAW", replace(base, cap_drop=("NET_RAW",))),
+        ("-ALL", replace(base, cap_drop=("ALL",))),
+        ("no devices", replace(base, devices=())),
+        (f"seccomp={other}", replace(base, seccomp=other)),
+    ]
 
 
 def container_trial(lab: LabSession, strategy: str, label: str, compute: ComputeSpec,
                     guest: GuestSpec) -> PrivilegeTrial:  # fmt: skip
     """The node's part (bed, rules, taps) as root, the pod's part (the strategy's processes, QEMU, the servers
     of a plain pod) in a compute container with `compute`'s privileges, under Docker's seccomp profile."""
-    from dataclasses import replace
-
     runtime = lab.pod_runtime
     lab.pod_runtime = replace(runtime, compute=compute)
     result: dict = {"setup": "failed"}
@@ -153,8 +154,10 @@ def probe_container_privilege(lab: LabSession, strategy: str, guest: GuestSpec |
     needs. `needs`: capabilities that must be added to Docker's defaults ("net_admin" when the default fails
     and +NET_ADMIN works); `works_without_net_caps`: works with every capability dropped."""
     spec = (guest or GuestSpec()).for_strategy(strategy_class(strategy).has_vm)
-    trials = [container_trial(lab, strategy, label, compute, spec) for label, compute in CONTAINER_TRIALS]
-    by_label = {t.dropped[0]: t for t in trials}
-    needs = ["net_admin"] if not by_label["docker-default"].works and by_label["+NET_ADMIN"].works else []
-    return PrivilegeFacts(baseline_works=by_label["docker-default"].works, needs=needs,
-                          works_without_net_caps=by_label["-ALL"].works, trials=trials)  # fmt: skip
+    base = lab.pod_runtime.compute
+    trials = [container_trial(lab, strategy, f"{label} ({compute.label()})", compute, spec)
+              for label, compute in container_trials(base)]  # fmt: skip
+    base_works, net_admin_works = trials[0].works, trials[1].works
+    needs = ["net_admin"] if not base_works and net_admin_works else []
+    return PrivilegeFacts(baseline_works=base_works, needs=needs, works_without_net_caps=trials[3].works,
+                          trials=trials)  # fmt: skip
