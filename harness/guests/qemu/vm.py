@@ -53,7 +53,8 @@ class QemuGuest:
         self.boot_s: float | None = None
         self.vhost = "vhost=on" in netdev
         self.name = f"qemu guest {ip_cidr.split('/')[0]} in {bed.pod.name}"
-        self.console = bed.tracker.log_dir / f"{bed.run_id}-{label}-console.log"
+        # absolute: QEMU may run in a container (docker runtime) whose working folder is not ours
+        self.console = (bed.tracker.log_dir / f"{bed.run_id}-{label}-console.log").resolve()
         self.agent = GuestAgent(bed.runtime_dir() / "agent.sock")
         cmdline = f"vmnb.ip={ip_cidr} vmnb.gw={gateway}" + (f" vmnb.mtu={mtu}" if mtu else "")
         cmdline = f"{cmdline} {extra_cmdline}".strip()  # e.g. vmnb.noready, a guest that never becomes ready
