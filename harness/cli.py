@@ -37,7 +37,13 @@ def run(
     ] = None,
     time_budget: Annotated[
         str | None,
-        typer.Option(help="Refuse to start a run whose estimate exceeds this: 15m, 900s, 1h (sweeps grow fast)."),
+        typer.Option(help="Refuse to start a run whose estimate exceeds this: 15m, 900s, 1h (sweeps grow fast); "
+                     "with --precision, also the time after which no block is added."),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="Add blocks until every binding's ratio to direct is within +-this (95%, Stein's "
+                     "two-stage rule): 10%, 0.05. The scenario's `precision` otherwise."),
     ] = None,
     runtime: Annotated[
         str | None, typer.Option(help="Where pods live, overriding the scenario's: netns or docker.")
@@ -66,13 +72,18 @@ def run(
             if not 1 <= repetitions <= 1000:
                 raise ValueError(f"option --repetitions must be between 1 and 1000 (got {repetitions})")
             parsed = parsed.model_copy(update={"repetitions": repetitions})
+        if precision is not None:
+            parsed = parsed.model_copy(update={"precision": parse_fraction(precision, "--precision")})
+        if parsed.precision and "direct" not in parsed.strategies:
+            raise ValueError("option --precision judges ratios to direct: add direct to the scenario's strategies")
+        budget = None
         if time_budget is not None:
             budget = parse_duration(time_budget)
             estimate = parsed.estimated_seconds()
             if estimate > budget:
                 cells, tests = len(parsed.cells()), sum(len(t.directions) for t in parsed.expanded_tests())
                 raise ValueError(f"the run would take about {format_duration(estimate)} ({cells} cells x {tests} "
-                                 f"tests x {parsed.repetitions} repetitions), more than the time budget of "
+                                 f"tests x {parsed.blocks_planned()} blocks), more than the time budget of "
                                  f"{format_duration(budget)} given with --time-budget; drop sweep values, "
                                  "strategies or repetitions")  # fmt: skip
         if run_id is not None:
@@ -90,7 +101,8 @@ def run(
         except EngineUnavailable as e:
             fail(str(e))
     try:
-        outcome = run_scenario(parsed, text, str(scenario), results_root=results, run_id=run_id, console=console)
+        outcome = run_scenario(parsed, text, str(scenario), results_root=results, run_id=run_id, console=console,
+                               time_budget_s=budget)
     except (RunIdInUse, ResultsFolderError, EngineUnavailable) as e:
         fail(str(e))
     except Interrupted as e:  # before KeyboardInterrupt, its base class
@@ -529,6 +541,18 @@ def parse_duration(text: str) -> float:
     if not match or float(match.group(1)) <= 0:
         raise ValueError(f"option --time-budget: {text!r} is not a duration; give e.g. 15m, 900s or 1h")
     return float(match.group(1)) * {"s": 1, "m": 60, "": 60, "h": 3600}[match.group(2)]
+
+
+def parse_fraction(text: str, option: str) -> float:
+    """`10%` or `0.1` as 0.1; ValueError naming the option unless strictly between 0 and 1 (0% and 100%)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", text)
+    value = (float(match.group(1)) / (100 if match.group(2) else 1)) if match else -1.0
+    if not 0 < value < 1:
+        raise ValueError(f"option {option}: {text!r} is not a precision; give a relative half-width such as 10% "
+                         "or 0.05 (between 0% and 100%)")  # fmt: skip
+    return value
 
 
 def fail(message: str) -> NoReturn:

@@ -1,10 +1,12 @@
 """The decision page (answer.md, and the top of report.md/html): for each mesh mode in the run, which binding
 works in which direction, what it costs against a plain pod (`direct` under the same sidecar) as ratios with
-95% bootstrap CIs, a ranking only where the CIs separate, and the seed claims that concern each binding.
+intervals that name their method, level and n, rankings decided pairwise, and the seed claims per binding.
 
-Every number comes from samples.parquet: a ratio is median(binding) / median(direct) over the ok samples of
-the same sidecar, test and direction, its CI a percentile bootstrap of that ratio with each side resampled
-on its own (stats.ratio_ci); with fewer than MIN_N_FOR_CI samples on either side no CI is given."""
+Every number comes from samples.parquet: a ratio is exp(mean per-block log ratio) to the direct measured
+beside it (harness/analysis/blocks.py) with a t interval (Stein's when the run stopped on precision), or for a
+run without blocks Welch's unpaired interval; below a method's minimum n the samples are shown instead of an
+interval. Rankings: harness/analysis/ranking.py. The detail section gives Hodges-Lehmann with the Wilcoxon
+interval (n >= 6) and the smallest change each ratio could have detected."""
 
 from __future__ import annotations
 
@@ -14,33 +16,46 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.analysis.blocks import CostKey, block_log_ratios, cost_interval, has_blocks, log_ratios_of, precision_plans
 from harness.analysis.findings import findings_for
+from harness.analysis.ranking import rank_frame
 from harness.analysis.results import sweep_points, varying_sweep_columns
-from harness.analysis.stats import MedianCI, ratio_ci
+from harness.analysis.stats import (
+    METHOD_TEXT,
+    MIN_N,
+    Interval,
+    detectable_change,
+    hodges_lehmann_interval,
+    median_interval,
+)
 from harness.analysis.summary import caveats
+from harness.metrics.registry import spec
 
 REFERENCE = "direct"
-MIN_N_FOR_CI = 3
 
 
 @dataclass(frozen=True)
 class CostColumn:
     heading: str
     test: str  # a test label prefix: tcp_throughput, rr_tcp_closed, crr, ...
-    direction: str | None  # None: ingress where measured
+    direction: str
     metric: str
-    better: str  # higher | lower
+
+    @property
+    def better(self) -> str:
+        return str(spec(self.metric).better)
 
 
 COSTS = [
-    CostColumn("TCP in", "tcp_throughput", "ingress", "throughput", "higher"),
-    CostColumn("TCP out", "tcp_throughput", "egress", "throughput", "higher"),
-    CostColumn("RR p50", "rr_tcp_closed", "ingress", "rtt_p50", "lower"),
-    CostColumn("RR p99", "rr_tcp_closed", "ingress", "rtt_p99", "lower"),
-    CostColumn("CRR in", "crr", "ingress", "crr_rate", "higher"),
-    CostColumn("CRR out", "crr", "egress", "crr_rate", "higher"),
-    CostColumn("CPU/GB in", "tcp_throughput", "ingress", "cpu_per_gb", "lower"),
+    CostColumn("TCP in", "tcp_throughput", "ingress", "throughput"),
+    CostColumn("TCP out", "tcp_throughput", "egress", "throughput"),
+    CostColumn("RR p50", "rr_tcp_closed", "ingress", "rtt_p50"),
+    CostColumn("RR p99", "rr_tcp_closed", "ingress", "rtt_p99"),
+    CostColumn("CRR in", "crr", "ingress", "crr_rate"),
+    CostColumn("CRR out", "crr", "egress", "crr_rate"),
+    CostColumn("CPU/GB in", "tcp_throughput", "ingress", "cpu_per_gb"),
 ]
+RANKED = [COSTS[0], COSTS[1], COSTS[4], COSTS[5]]
 
 
 def binding_order(samples: pd.DataFrame, listed: list[str]) -> list[str]:
@@ -69,34 +84,44 @@ def cost_test(samples: pd.DataFrame, family: str) -> str:
 def _values(samples: pd.DataFrame, strategy: str, sidecar: str, col: CostColumn) -> pd.Series:
     df = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.metric == col.metric)
                  & (samples.status == "ok") & (samples.test == cost_test(samples, col.test))]  # fmt: skip
-    if col.direction is not None:
-        df = df[df.direction == col.direction]
-    return df["value"].dropna()
+    return df[df.direction == col.direction]["value"].dropna()
 
 
-def ratio_to_direct(samples: pd.DataFrame, strategy: str, sidecar: str, col: CostColumn) -> MedianCI | None:
-    mine, reference = _values(samples, strategy, sidecar, col), _values(samples, REFERENCE, sidecar, col)
-    if mine.empty or reference.empty:
-        return None
-    ci = ratio_ci(mine, reference)
-    return MedianCI(ci.median, ci.low, ci.high, min(len(mine), len(reference)))
+def _measure(samples: pd.DataFrame, sidecar: str, col: CostColumn) -> pd.DataFrame:
+    """Every binding's rows of one cost column under one sidecar (what a ranking and its intervals read)."""
+    return samples[(samples.sidecar == sidecar) & (samples.metric == col.metric) & (samples.direction == col.direction)
+                   & (samples.test == cost_test(samples, col.test))]  # fmt: skip
 
 
-UNITS = {"throughput": "Gbit/s", "rtt_p50": "us", "rtt_p99": "us", "crr_rate": "conn/s", "cpu_per_gb": "s/GB"}
+def cost_key(samples: pd.DataFrame, strategy: str, sidecar: str, col: CostColumn) -> CostKey:
+    return CostKey(strategy, sidecar, cost_test(samples, col.test), col.direction, col.metric)
+
+
+def ratio_to_direct(
+    samples: pd.DataFrame,
+    strategy: str,
+    sidecar: str,
+    col: CostColumn,
+    precision: tuple[int, float] | None = None,
+    ratios: pd.DataFrame | None = None,
+) -> Interval | None:
+    return cost_interval(samples, ratios, cost_key(samples, strategy, sidecar, col), precision)
 
 
 def reference_value(samples: pd.DataFrame, sidecar: str, col: CostColumn) -> str:
     """The reference row: 1 by definition, with direct's own median so the ratios can be turned back."""
     values = _values(samples, REFERENCE, sidecar, col)
-    return f"1 (= {values.median():.3g} {UNITS.get(col.metric, '')})" if len(values) else "-"
+    return f"1 (= {values.median():.3g} {spec(col.metric).unit})" if len(values) else "-"
 
 
-def format_ratio(ci: MedianCI | None) -> str:
-    if ci is None:
+def format_ratio(ci: Interval | None) -> str:
+    """A table cell: the ratio, its interval with (method level n), or below the method's n the samples."""
+    if ci is None or not ci.n:
         return "-"
-    if ci.n < MIN_N_FOR_CI:
-        return f"{ci.median:.2f} (n={ci.n}, no CI)"
-    return f"{ci.median:.2f} [{ci.low:.2f}, {ci.high:.2f}] n={ci.n}"
+    if ci.has_interval:
+        return f"{ci.estimate:.2f} [{ci.low:.2f}, {ci.high:.2f}] ({ci.method} {ci.level:.0%} n={ci.n})"
+    shown = ", ".join(f"{v:.2f}" for v in sorted(ci.values))
+    return f"{ci.estimate:.2f} (n={ci.n} < {MIN_N[ci.method]}, no interval" + (f": {shown})" if shown else ")")
 
 
 @dataclass(frozen=True)
@@ -168,26 +193,17 @@ def _common(reasons: list[str]) -> str:
     return max(set(reasons), key=reasons.count)[:160] if reasons else ""
 
 
-def ranking(samples: pd.DataFrame, bindings: list[str], sidecar: str, col: CostColumn) -> str:
-    """Bindings by median, `>` where the 95% CIs separate, `≈` (indistinguishable) where they overlap."""
-    from harness.analysis.stats import median_ci
-
-    cis = []
-    for b in bindings:
-        values = _values(samples, b, sidecar, col)
-        if len(values):
-            cis.append((b, median_ci(values)))
-    if len(cis) < 2:
+def ranking(samples: pd.DataFrame, bindings: list[str], sidecar: str, col: CostColumn,
+            precision: tuple[int, float] | None = None) -> str:  # fmt: skip
+    """Tiers decided pairwise (ranking.rank_frame): `>` only where every pair it separates differs."""
+    frame = _measure(samples, sidecar, col)
+    frame = frame[frame.strategy.isin(bindings)]
+    result = rank_frame(frame, higher_is_better=col.better == "higher", precision=precision)
+    if result is None:
         return ""
-    cis.sort(key=lambda item: item[1].median, reverse=col.better == "higher")
-    text = cis[0][0]
-    for (_, prev), (name, ci) in zip(cis, cis[1:], strict=False):
-        separated = (
-            prev.n >= MIN_N_FOR_CI
-            and ci.n >= MIN_N_FOR_CI
-            and (prev.low > ci.high if col.better == "higher" else prev.high < ci.low)
-        )
-        text += (" > " if separated else " ≈ ") + name
+    text = result.text()
+    if result.marked:
+        text += " (* its own interval excludes 1, but not every pair in its tier is decided)"
     return text
 
 
@@ -222,13 +238,16 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
         + (" (pods are network namespaces, not containers)." if runtime == "netns" else "."),
         "",
         *[f"**Busy host:** {w}.\n" for w in busy_host_warnings(meta)],
-        "Costs are ratios to `direct` (a plain pod, no VM) under the same sidecar: median(binding) /",
-        "median(direct) with a 95% bootstrap CI; above 1 is better for TCP and CRR rates, below 1 is better for",
-        f"latency and CPU/GB. n < {MIN_N_FOR_CI} samples: no CI. Rankings use `>` only where CIs separate,",
-        "`≈` where they do not (indistinguishable in this run). RR is TCP ping-pong, CRR connect-request-response.",
+        *method_lines(samples, meta),
+        "Above 1 is better for TCP and CRR rates, below 1 is better for latency and CPU/GB. Rankings: tiers",
+        "separated by `>` only where every binding above is better than every binding below (against direct: its",
+        "interval excludes 1; between bindings: paired t on per-block log differences, Holm-adjusted over the",
+        "line's pairs); bindings in one tier are not all decided. RR is TCP ping-pong, CRR connect-request-response.",
         "CPU/GB counts the bed's processes plus the machine-wide kernel time (forwarding, NAT, softirq).",
         "",
     ]
+    precision = precision_plans(meta)
+    ratios = block_log_ratios(samples) if has_blocks(samples) else None
     claim_run, claim_rows = claims if claims else ("", None)
     lines += mesh_matrix(samples, bindings, sidecars)
     for where, point in sweep_points(samples):  # one set of tables per swept pod/guest MTU
@@ -248,25 +267,27 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
                 if caveat:  # the numbers are measured but do not stand for the real binding
                     notes.append(caveat)
                     verdict += f" † ({len(notes)})"
-                ratios = [reference_value(point, sidecar, c) if b == REFERENCE
-                          else format_ratio(ratio_to_direct(point, b, sidecar, c)) for c in COSTS]  # fmt: skip
+                cells = [reference_value(point, sidecar, c) if b == REFERENCE
+                         else format_ratio(ratio_to_direct(point, b, sidecar, c, precision, ratios))
+                         for c in COSTS]  # fmt: skip
                 for i, c in enumerate(COSTS):  # a tool's known behaviour, printed beside the number it explains
                     mine = point[(point.strategy == b) & (point.sidecar == sidecar) & (point.metric == c.metric)]
                     mine = mine[mine.direction == c.direction] if c.direction else mine
                     for finding in findings_for(mine):
                         if finding.text not in notes:
                             notes.append(finding.text)
-                        ratios[i] += f" ‡ ({notes.index(finding.text) + 1})"
-                lines.append(f"| {b} | {verdict} | " + " | ".join(ratios) + " |")
+                        cells[i] += f" ‡ ({notes.index(finding.text) + 1})"
+                lines.append(f"| {b} | {verdict} | " + " | ".join(cells) + " |")
             lines.append("")
             lines += [f"({i}) {reason}" for i, reason in enumerate(notes, 1)]
             if notes:
                 lines.append("")
-            for col in (COSTS[0], COSTS[1], COSTS[4], COSTS[5]):
-                order = ranking(point, bindings, sidecar, col)
+            for col in RANKED:
+                order = ranking(point, bindings, sidecar, col, precision)
                 if order:
                     lines.append(f"- {col.heading} ({'higher' if col.better == 'higher' else 'lower'} first): {order}")
             lines.append("")
+    lines += detail_section(samples, bindings, sidecars, meta)
     lines += sweep_sections(samples, bindings)
     if claim_rows:
         lines += [f"## Seed claims (claims run {claim_run})", ""]
@@ -280,6 +301,59 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
     return "\n".join(lines)
 
 
+def method_lines(samples: pd.DataFrame, meta: dict) -> list[str]:
+    """What the ratios are and which method their intervals come from, as the run allows."""
+    if not has_blocks(samples):
+        return ["Costs are ratios to `direct` (a plain pod, no VM) under the same sidecar. This run has no blocks",
+                f"(made before the paired design): its intervals are unpaired, {METHOD_TEXT['welch']}, 95%,",
+                f"printed from n >= {MIN_N['welch']} a side.", ""]  # fmt: skip
+    text = ["Costs are ratios to `direct` (a plain pod, no VM) under the same sidecar, each binding judged against",
+            "the direct measured just before and after it in every block: `(t 95% n=B)` is "
+            f"{METHOD_TEXT['t']} (B blocks, printed from n >= {MIN_N['t']}; fewer: the per-block ratios)."]  # fmt: skip
+    precision = precision_plans(meta)
+    if precision:
+        record = meta.get("precision") or {}
+        text.append(f"This run stopped on precision +-{precision[1]:.0%}: `(stein ...)` is {METHOD_TEXT['stein']} "
+                    f"(pilot {precision[0]} blocks; {record.get('blocks_run', '?')} blocks run, "
+                    f"{record.get('stopped_by', '?')}).")  # fmt: skip
+    return [*text, ""]
+
+
+def detail_section(samples: pd.DataFrame, bindings: list[str], sidecars: list[str], meta: dict) -> list[str]:
+    """Per ratio: both estimators with their intervals, and the smallest change the run could have detected
+    (80% power, two-sided 5%), so a reader knows what `not separated` can and cannot mean."""
+    if not has_blocks(samples):
+        return []
+    ratios = block_log_ratios(samples)
+    lines = ["## What this run could detect", "",
+             f"t: {METHOD_TEXT['t']}; HL: {METHOD_TEXT['wilcoxon']} (n >= {MIN_N['wilcoxon']}); detectable: the",
+             "smallest change of the ratio this many blocks with this spread detect with 80% power at 5%.", "",
+             "| sidecar | binding | ratio | blocks | t 95% | HL [Wilcoxon 95%] | detectable change |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = 0
+    for sidecar in sidecars:
+        for b in bindings:
+            if b == REFERENCE:
+                continue
+            for col in COSTS:
+                series = log_ratios_of(ratios, cost_key(samples, b, sidecar, col)).to_numpy()
+                if not series.size:
+                    continue
+                t = cost_interval(samples, ratios, cost_key(samples, b, sidecar, col))
+                hl = hodges_lehmann_interval(series)
+                change = detectable_change(series)
+                t_text = f"{t.estimate:.3f} [{t.low:.3f}, {t.high:.3f}]" if t and t.has_interval else "n too small"
+                hl_text = (
+                    f"{hl.estimate:.3f} [{hl.low:.3f}, {hl.high:.3f}]"
+                    if hl.has_interval
+                    else f"n < {MIN_N['wilcoxon']}"
+                )
+                lines.append(f"| {sidecar} | {b} | {col.heading} | {series.size} | {t_text} | {hl_text} | "
+                             + (f"+-{change:.0%}" if change is not None else "-") + " |")  # fmt: skip
+                rows += 1
+    return [*lines, ""] if rows else []
+
+
 def sweep_sections(samples: pd.DataFrame, bindings: list[str]) -> list[str]:
     """For every swept parameter: which binding wins at which value (sweep.winners)."""
     from harness.analysis import sweep
@@ -287,26 +361,26 @@ def sweep_sections(samples: pd.DataFrame, bindings: list[str]) -> list[str]:
     lines = []
     for parameter in sweep.swept(samples):
         lines += [f"## What changes with the {sweep.PARAMETERS[parameter]}", "",
-                  "Ranked by median per value; `>` where the 95% CIs separate, `≈` where they do not.", ""]  # fmt: skip
+                  "Per value, tiers decided pairwise as in the rankings above (`>` only where every pair it "
+                  "separates differs).", ""]  # fmt: skip
         lines += [f"- {line}" for line in sweep.winners(samples, parameter, bindings)]
         lines.append("")
     return lines
 
 
 def all_metrics(samples: pd.DataFrame, bindings: list[str]) -> pd.DataFrame:
-    """Every metric the run measured, per cell: median with its 95% CI (n >= 3) and n, plus failed counts."""
-    from harness.analysis.stats import median_ci
-
+    """Every metric the run measured, per cell: median with its exact 95% order-statistic interval (n >= 6) and
+    n, plus failed counts."""
     rank = {b: i for i, b in enumerate(bindings)}
     rows = []
     keys = ["strategy", *varying_sweep_columns(samples), "sidecar", "test", "direction", "metric", "unit"]
     frame = samples.assign(test=samples.test.fillna(""), unit=samples.unit.fillna(""))
     for key, g in frame.groupby(keys, sort=False, dropna=False):
         ok = g[g.status == "ok"]["value"].dropna()
-        ci = median_ci(ok)
-        text = "-" if ci.n == 0 else (f"{ci.median:.3g}" if ci.n < MIN_N_FOR_CI else
-                                      f"{ci.median:.3g} [{ci.low:.3g}, {ci.high:.3g}]")  # fmt: skip
-        rows.append({**dict(zip(keys, key, strict=True)), "median [95% CI]": text, "n": ci.n,
+        ci = median_interval(ok)
+        text = "-" if ci.n == 0 else (f"{ci.estimate:.3g} [{ci.low:.3g}, {ci.high:.3g}]" if ci.has_interval else
+                                      f"{ci.estimate:.3g} (range {ok.min():.3g}-{ok.max():.3g})")  # fmt: skip
+        rows.append({**dict(zip(keys, key, strict=True)), "median [exact 95%, n >= 6]": text, "n": ci.n,
                      "failed": int((g.status != "ok").sum())})  # fmt: skip
     table = pd.DataFrame(rows)
     if table.empty:

@@ -23,10 +23,11 @@ import pandas as pd  # noqa: E402
 from harness.analysis import sweep  # noqa: E402
 from harness.analysis.answer import all_metrics, binding_order, decision_page, failures, latest_claims  # noqa: E402
 from harness.analysis.results import load_meta, load_samples  # noqa: E402
-from harness.analysis.stats import median_ci  # noqa: E402
+from harness.analysis.stats import MIN_N, median_interval  # noqa: E402
 from harness.analysis.summary import latency_percentiles, path_matrix, throughput_summary  # noqa: E402
 from harness.lab.atomic import write_text
 from harness.lab.kinds import SidecarKind  # noqa: E402
+from harness.metrics.registry import unit as metric_unit  # noqa: E402
 
 
 @dataclass
@@ -59,8 +60,9 @@ def load_run(run_dir: str | Path) -> Run:
 # One colour per binding in every figure (the strategies' registry order, then variants), one line style or
 # hatch per sidecar, so a binding is recognised at a glance across figures.
 STYLES = {"none": ("-", ""), "envoy-redirect": ("--", "//"), "envoy-tproxy": (":", ".."),
-          "linkerd-style": ("-.", "xx"), "ambient": ((0, (5, 1, 1, 1)), "\\\\")}  # fmt: skip
-MIN_N_FOR_CI = 3
+          "linkerd-style": ("-.", "xx"), "ambient": ((0, (5, 1, 1, 1)), "\\\\"),
+          "ambient-reroute": ((0, (3, 1, 1, 1, 1, 1)), "++")}  # fmt: skip
+MIN_N_FOR_CI = MIN_N["order"]
 
 
 # The bindings in a fixed order (analysis may not import strategies/: same layer); others follow in run order.
@@ -85,9 +87,9 @@ def _cells(run: Run, metric: str, test: str | None = None) -> pd.DataFrame:
         df = df[df["test"] == test]
     rows = []
     for (strategy, sidecar, direction), g in df.groupby(["strategy", "sidecar", "direction"], sort=False):
-        ci = median_ci(g["value"])
+        ci = median_interval(g["value"])
         rows.append({"strategy": strategy, "sidecar": sidecar, "direction": direction, "values": g["value"].to_numpy(),
-                     "median": ci.median, "low": ci.low, "high": ci.high, "n": ci.n})  # fmt: skip
+                     "median": ci.estimate, "low": ci.low, "high": ci.high, "n": ci.n})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -98,8 +100,8 @@ def _short(reason: str, limit: int = 70) -> str:
 
 def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None = None):
     """One panel per direction; a bar per binding (its colour) and sidecar (its hatch) at the median; every
-    sample as a dot; the bootstrap 95% CI of the median as an error bar only when n >= 3, and n written on
-    the bar. A cell that ran but never succeeded gets a red x, numbered, with its reason under the figure."""
+    sample as a dot; the exact 95% order-statistic interval of the median as an error bar only when n >= 6, and n
+    written on the bar. A cell that ran but never succeeded gets a red x, numbered, with its reason under the figure."""
     cells = _cells(run, metric, test)
     if cells.empty:
         return None
@@ -125,7 +127,7 @@ def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None =
                     ax.bar(offset[j], r["median"], width, color=colours.get(strategy, "grey"), alpha=0.75,
                            hatch=STYLES.get(sidecar, ("-", ""))[1], edgecolor="black", linewidth=0.4)  # fmt: skip
                     ax.plot(np.full(len(r["values"]), offset[j]), r["values"], ".", color="black", markersize=3)
-                    if r["n"] >= MIN_N_FOR_CI:
+                    if r["low"] is not None and r["high"] is not None:
                         ax.errorbar(offset[j], r["median"], yerr=[[max(0, r["median"] - r["low"])],
                                     [max(0, r["high"] - r["median"])]], color="black", capsize=3)  # fmt: skip
                     ax.annotate(f"n={r['n']}", (offset[j], r["median"]), ha="center", va="bottom", fontsize=6)
@@ -146,7 +148,7 @@ def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None =
         handles = [matplotlib.patches.Patch(facecolor="white", edgecolor="black", hatch=STYLES.get(s, ("-", ""))[1],
                                             label=s) for s in sidecars]  # fmt: skip
         axes[0][-1].legend(handles=handles, title="sidecar", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(f"{title}; dots: samples, bars: CI when n >= {MIN_N_FOR_CI}")
+    fig.suptitle(f"{title}; dots: samples, bars: exact 95% interval of the median when n >= {MIN_N_FOR_CI}")
     fig.tight_layout()
     if notes:
         fig.text(0.01, 0.0, "red x = failed: " + "; ".join(notes), fontsize=6, va="bottom", wrap=True)
@@ -219,7 +221,8 @@ def plot_latency_cdf(run: Run):
 
 def plot_sweep(run: Run, parameter: str, group: list[sweep.SweepPanel]):
     """The swept value on the x axis, one line per binding (its colour) and a panel per direction and sidecar;
-    the median's 95% CI as a band where n >= 3; a value where a binding never succeeded is a red x on the axis."""
+    the median's exact 95% interval as a band where n >= 6; a value where a binding never succeeded is a red x
+    on the axis."""
     first = group[0]
     fig, axes = plt.subplots(1, len(group), figsize=(max(7.0, 4.4 * len(group)), 4.2), squeeze=False)
     axes = list(axes[0])
@@ -244,7 +247,7 @@ def plot_sweep(run: Run, parameter: str, group: list[sweep.SweepPanel]):
         ax.set_title(f"{panel.direction}, sidecar {panel.sidecar}", fontsize=10)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    unit = sweep.HEADLINE[first.metric][0]
+    unit = metric_unit(first.metric)
     fixed = ", ".join(f"{sweep.PARAMETERS[k]} {v}" for k, v in first.fixed)
     title = f"{first.family} {first.metric} vs {sweep.PARAMETERS[parameter]}" + (f" ({fixed})" if fixed else "")
     return _finish_panels(fig, axes, f"{first.metric} ({unit})", title)
@@ -271,26 +274,27 @@ def figures(run: Run) -> Iterator[tuple[str, str, object]]:
     figures instead of the per-binding bars, which would merge the swept values into one bar."""
     if sweep.swept(run.samples):
         yield from sweep_figures(run)
-        setup = plot_bars(run, "setup_time", "seconds", "Setup time (median, 95% CI)")
+        setup = plot_bars(run, "setup_time", "seconds", "Setup time (median, exact 95% when n >= 6)")
         if setup is not None:
             yield "setup_time.png", "Setup time of each cell", setup
         return
     candidates = [
-        ("throughput.png", "TCP throughput per strategy and sidecar, median with bootstrap 95% CI",
-         plot_bars(run, "throughput", "Gbit/s", "TCP throughput (median, 95% CI)")),
+        ("throughput.png", "TCP throughput per strategy and sidecar, median with its exact 95% interval when n >= 6",
+         plot_bars(run, "throughput", "Gbit/s", "TCP throughput (median, exact 95% when n >= 6)")),
         ("udp_goodput.png", "UDP goodput at the offered rate",
-         plot_bars(run, "udp_goodput", "Gbit/s", "UDP goodput (median, 95% CI)")),
+         plot_bars(run, "udp_goodput", "Gbit/s", "UDP goodput (median, exact 95% when n >= 6)")),
         ("latency_percentiles.png", "Request/response latency percentiles", plot_latency_percentiles(run)),
         ("latency_cdf.png", "Latency tails: fraction of requests slower than x (1 - CDF), log-log",
          plot_latency_cdf(run)),
         ("crr_rate.png", "New connections per second (connect-request-response)",
-         plot_bars(run, "crr_rate", "connections/s", "Connect-request-response rate (median, 95% CI)")),
+         plot_bars(run, "crr_rate", "connections/s", "Connect-request-response rate (median, exact 95% when n >= 6)")),
         ("cpu_per_gb.png", "CPU seconds per GB moved (TCP throughput tests)",
-         plot_bars(run, "cpu_per_gb", "CPU s per GB", "CPU cost per GB, TCP (median, 95% CI)", test="tcp_throughput")),
+         plot_bars(run, "cpu_per_gb", "CPU s per GB", "CPU cost per GB, TCP (median, exact 95% when n >= 6)",
+                   test="tcp_throughput")),
         ("boot_time.png", "QEMU guest: seconds from QEMU's start to the guest's ready marker",
-         plot_bars(run, "boot_time", "seconds", "Guest boot time to ready (median, 95% CI)")),
+         plot_bars(run, "boot_time", "seconds", "Guest boot time to ready (median, exact 95% when n >= 6)")),
         ("setup_time.png", "Setup time of each cell",
-         plot_bars(run, "setup_time", "seconds", "Setup time (median, 95% CI)")),
+         plot_bars(run, "setup_time", "seconds", "Setup time (median, exact 95% when n >= 6)")),
     ]  # fmt: skip
     yield from ((name, caption, fig) for name, caption, fig in candidates if fig is not None)
 
@@ -342,7 +346,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     bindings = binding_order(run.samples, run.meta.get("scenario_parsed", {}).get("strategies", []))
     swept = sweep.swept(run.samples)
     if swept:  # a table per swept parameter; the per-binding summaries would merge the swept values
-        title = "Against the {} (median [95% CI] when n >= 3)"
+        title = "Against the {} (median [exact 95% interval] when n >= 6)"
         sections = [(title.format(sweep.PARAMETERS[p]), sweep.table(run.samples, p, bindings)) for p in swept]
     else:
         sections = [
@@ -354,7 +358,10 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     if run.claims:
         sections.append(("Claims", pd.DataFrame(run.claims)))
     sections.append(
-        ("Every measured metric (median, 95% bootstrap CI when n >= 3)", all_metrics(run.samples, bindings))
+        (
+            "Every measured metric (median, exact 95% order-statistic interval when n >= 6)",
+            all_metrics(run.samples, bindings),
+        )
     )
     sections.append(("Every failure, with its reason", failures(run.samples, bindings)))
     md = [answer, "", f"# vmnetbench run {run.run_id}", "",

@@ -27,6 +27,8 @@ class Sample:
     sidecar: str
     scenario: str
     repetition: int
+    block: int | None = None  # the block of the paired design (harness/experiment/plan.py); = repetition
+    slot: int | None = None  # the bed's position in its block: adjacent slots ran one after the other
     runtime: str = "netns"
     compute_caps: str | None = None  # docker runtime: compute's capabilities vs Docker's defaults, missing devices
     guest: str = "netns"
@@ -62,7 +64,7 @@ class Sample:
 COLUMNS = [
     "run_id", "runtime", "compute_caps", "guest", "accel", "vcpus", "memory_mb", "strategy", "options", "pod_mtu",
     "guest_mtu", "sidecar", "scenario", "test", "message_bytes", "streams", "load", "direction", "protocol",
-    "repetition", "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
+    "repetition", "block", "slot", "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
     "status", "reason", "path", "sidecar_bytes", "sidecar_connections", "tools", "caveat", "timestamp",
 ]  # fmt: skip
 """The column order of samples.parquet / samples.csv (every field of Sample)."""
@@ -70,6 +72,7 @@ assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample dis
 
 
 SWEEP_INT_COLUMNS = ("pod_mtu", "guest_mtu", "message_bytes", "streams")
+INT_COLUMNS = (*SWEEP_INT_COLUMNS, "block", "slot")
 CELL_SWEEP_COLUMNS = ("pod_mtu", "guest_mtu")
 """Columns a sweep varies per cell (the bed and the guest); message_bytes and streams vary per test and are in
 the test's label when swept, so analyses keyed on the test keep them apart."""
@@ -143,7 +146,7 @@ class RunWriter:
         df = pd.DataFrame(self.rows, columns=COLUMNS)
         for col in ("value", "cpu_client_pct", "cpu_server_pct"):
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-        for col in ("retransmits", "repetition", "sidecar_bytes", "sidecar_connections", *SWEEP_INT_COLUMNS):
+        for col in ("retransmits", "repetition", "sidecar_bytes", "sidecar_connections", *INT_COLUMNS):
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
         return df
 
@@ -182,7 +185,7 @@ def load_samples(run_dir: Path) -> pd.DataFrame:
         raise RunFolderError(f"{path} lacks the columns {', '.join(sorted(missing))}; it is not a vmnetbench table")
     for col in COLUMNS:  # a run from before a column existed reads with that column empty
         if col not in frame.columns:
-            frame[col] = pd.array([None] * len(frame), dtype="Int64" if col in SWEEP_INT_COLUMNS else "object")
+            frame[col] = pd.array([None] * len(frame), dtype="Int64" if col in INT_COLUMNS else "object")
     if "path" in frame.columns:  # runs before ambient called the mesh's path "through-sidecar"
         frame["path"] = frame["path"].replace("through-sidecar", "through-mesh")
     return frame

@@ -1,46 +1,272 @@
-"""Statistics the reports rest on: medians with bootstrap confidence intervals."""
+"""Statistics the reports rest on, each interval carrying its method, level and n, and printed only at an n
+where its method reaches the stated level (as Go's benchstat and pyperf refuse to report below a minimum n).
+
+- A binding's cost: per-block log ratios to the `direct` measured next to it (harness/analysis/blocks.py),
+  summarised as exp(mean) with a t interval (`t`), and for n >= 6 also the Hodges-Lehmann estimate with the
+  exact Wilcoxon signed-rank interval (`wilcoxon`). Coverage is checked by simulation in tests/test_stats.py
+  (normal, heavy-tailed and skewed log ratios) and by A/A runs (benchmarks/verify_stats.py).
+- A runs-apart comparison (compare, the gate, old runs without blocks): Welch's t on the logs (`welch`).
+- An absolute median: the exact order-statistic (binomial) interval (`order`, scipy's quantile_test), which
+  needs n >= 6 at 95% ([min, max] of 5 covers 93.75%).
+- Rankings and multiplicity: Holm's step-down adjustment.
+- Runs that stop on width: Stein's two-stage procedure (the pilot's spread fixes n; the final interval uses
+  the pilot's s with its degrees of freedom, so its coverage is exact under normality whatever n is reached).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from scipy import stats
+
+LEVEL = 0.95
+MIN_N = {"t": 3, "welch": 3, "wilcoxon": 6, "order": 6, "stein": 3}
+"""The smallest n (per side for welch) at which each method is printed at 95%. t and welch are exact under
+normality from n=2, but at n=2 (one degree of freedom) the interval is 25 times the spread and no use;
+wilcoxon and order need 6 to reach 95% at all (2/2**5 = 6.25% > 5%)."""
+METHOD_TEXT = {
+    "t": "exp(mean log ratio), t interval over blocks",
+    "wilcoxon": "Hodges-Lehmann, exact Wilcoxon signed-rank interval over blocks",
+    "welch": "exp(difference of mean logs), Welch t interval (unpaired: separate sittings or no blocks)",
+    "order": "median, exact order-statistic (binomial) interval",
+    "stein": "exp(mean log ratio), Stein two-stage t interval (the pilot's spread fixed n)",
+}
 
 
 @dataclass(frozen=True)
-class MedianCI:
-    median: float
-    low: float
-    high: float
+class Interval:
+    """An estimate with its interval; low/high are None when n is below the method's minimum at this level."""
+
+    estimate: float
+    low: float | None
+    high: float | None
     n: int
+    method: str
+    level: float = LEVEL
+    values: tuple[float, ...] = ()
+    """The samples themselves (ratios, not logs), shown when there are too few for an interval."""
+
+    @property
+    def has_interval(self) -> bool:
+        return self.low is not None and self.high is not None
+
+    def excludes(self, value: float) -> int:
+        """+1 when the interval lies above `value`, -1 below, 0 when it contains it or there is none."""
+        if not self.has_interval:
+            return 0
+        return 1 if self.low > value else -1 if self.high < value else 0
+
+    def half_width(self) -> float | None:
+        """The larger relative distance from the estimate to a bound (0.08 = the interval is within +-8%)."""
+        if not self.has_interval or not self.estimate:
+            return None
+        return max(self.high / self.estimate - 1, 1 - self.low / self.estimate)
+
+    def label(self) -> str:
+        return f"{self.method}, {self.level:.0%}, n={self.n}"
+
+    def format(self, digits: str = ".2f") -> str:
+        if not math.isfinite(self.estimate):
+            return "-"
+        if self.has_interval:
+            return f"{self.estimate:{digits}} [{self.low:{digits}}, {self.high:{digits}}] ({self.label()})"
+        shown = ", ".join(f"{v:{digits}}" for v in sorted(self.values)) if self.values else ""
+        return f"{self.estimate:{digits}} (n={self.n} < {MIN_N[self.method]} for a {self.level:.0%} interval" + (
+            f": {shown})" if shown else ")"
+        )
 
     def __str__(self) -> str:
-        return f"{self.median:.2f} [{self.low:.2f}, {self.high:.2f}]"
+        return self.format()
 
 
-def median_ci(values, *, confidence: float = 0.95, resamples: int = 5000, seed: int = 0) -> MedianCI:
-    """Median and its percentile-bootstrap confidence interval (resampling with replacement)."""
+def _clean(values) -> np.ndarray:
     data = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    return data
+
+
+def _nan(method: str) -> Interval:
+    return Interval(float("nan"), None, None, 0, method)
+
+
+def log_ratio_interval(log_ratios, *, level: float = LEVEL) -> Interval:
+    """exp(mean) of per-block log ratios and the t interval, as ratios."""
+    d = _clean(log_ratios)
+    n = d.size
+    if n == 0:
+        return _nan("t")
+    mean = float(d.mean())
+    values = tuple(float(v) for v in np.exp(d))
+    if n < MIN_N["t"]:
+        return Interval(math.exp(mean), None, None, n, "t", level, values)
+    h = float(stats.t.ppf((1 + level) / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
+    return Interval(math.exp(mean), math.exp(mean - h), math.exp(mean + h), n, "t", level, values)
+
+
+@lru_cache(maxsize=256)
+def _signed_rank_counts(n: int) -> tuple[int, ...]:
+    """How many of the 2**n sign patterns give each signed-rank sum W+ = 0 .. n(n+1)/2 (exact null law)."""
+    counts = [1]
+    for k in range(1, n + 1):
+        nxt = [0] * (len(counts) + k)
+        for w, c in enumerate(counts):
+            nxt[w] += c
+            nxt[w + k] += c
+        counts = nxt
+    return tuple(counts)
+
+
+def signed_rank_critical(n: int, level: float) -> int | None:
+    """The largest k with P(W+ < k) <= (1 - level) / 2: the interval is [k-th smallest, k-th largest] Walsh
+    average. None when even k=1 ([min, max] of the Walsh averages) cannot reach the level."""
+    counts = _signed_rank_counts(n)
+    total = 2**n
+    tail, k, cum = (1 - level) / 2, 0, 0
+    while k < len(counts) and (cum + counts[k]) / total <= tail:
+        cum += counts[k]
+        k += 1
+    return k if k >= 1 else None
+
+
+def hodges_lehmann_interval(log_ratios, *, level: float = LEVEL) -> Interval:
+    """Hodges-Lehmann estimate (median of the Walsh averages) of per-block log ratios with the exact
+    distribution-free Wilcoxon signed-rank interval (symmetric errors assumed), as ratios."""
+    d = _clean(log_ratios)
+    n = d.size
+    if n == 0:
+        return _nan("wilcoxon")
+    i, j = np.triu_indices(n)
+    walsh = np.sort((d[i] + d[j]) / 2)
+    estimate = math.exp(float(np.median(walsh)))
+    values = tuple(float(v) for v in np.exp(d))
+    k = signed_rank_critical(n, level) if n >= MIN_N["wilcoxon"] else None
+    if k is None:
+        return Interval(estimate, None, None, n, "wilcoxon", level, values)
+    return Interval(estimate, math.exp(walsh[k - 1]), math.exp(walsh[-k]), n, "wilcoxon", level, values)
+
+
+def welch_ratio_interval(numerator, denominator, *, level: float = LEVEL) -> Interval:
+    """exp(mean log a - mean log b) with Welch's t interval: two independent samples of positive values."""
+    a, b = _clean(numerator), _clean(denominator)
+    a, b = a[a > 0], b[b > 0]
+    if a.size == 0 or b.size == 0:
+        return _nan("welch")
+    la, lb = np.log(a), np.log(b)
+    diff = float(la.mean() - lb.mean())
+    n = int(min(a.size, b.size))
+    if n < MIN_N["welch"]:
+        return Interval(math.exp(diff), None, None, n, "welch", level)
+    se, df = _welch_se_df(la, lb)
+    if se == 0:
+        return Interval(math.exp(diff), math.exp(diff), math.exp(diff), n, "welch", level)
+    h = float(stats.t.ppf((1 + level) / 2, df) * se)
+    return Interval(math.exp(diff), math.exp(diff - h), math.exp(diff + h), n, "welch", level)
+
+
+def _welch_se_df(la: np.ndarray, lb: np.ndarray) -> tuple[float, float]:
+    va, vb = la.var(ddof=1) / la.size, lb.var(ddof=1) / lb.size
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return 0.0, float(la.size + lb.size - 2)
+    df = (va + vb) ** 2 / (va**2 / (la.size - 1) + vb**2 / (lb.size - 1))
+    return se, df
+
+
+def welch_p_worse(base, new, *, higher_is_better: bool, margin: float = 0.0) -> float | None:
+    """One-sided Welch p-value that NEW is worse than BASE by more than `margin` (relative, 0 = any worse),
+    on the logs; None below the method's minimum n."""
+    a, b = _clean(new), _clean(base)
+    a, b = a[a > 0], b[b > 0]
+    if min(a.size, b.size) < MIN_N["welch"]:
+        return None
+    la, lb = np.log(a), np.log(b)
+    se, df = _welch_se_df(la, lb)
+    shift = math.log(1 - margin) if higher_is_better else math.log(1 + margin)
+    diff = float(la.mean() - lb.mean()) - shift
+    if se == 0:
+        return 0.0 if (diff < 0 if higher_is_better else diff > 0) else 1.0
+    t = diff / se
+    return float(stats.t.cdf(t, df) if higher_is_better else stats.t.sf(t, df))
+
+
+def paired_p(log_differences) -> float | None:
+    """Two-sided paired t-test p-value that the mean per-block log difference is 0; None below its minimum n."""
+    d = _clean(log_differences)
+    if d.size < MIN_N["t"]:
+        return None
+    sd = d.std(ddof=1)
+    if sd == 0:
+        return 0.0 if d.mean() != 0 else 1.0
+    return float(2 * stats.t.sf(abs(d.mean()) / (sd / math.sqrt(d.size)), d.size - 1))
+
+
+def median_interval(values, *, level: float = LEVEL) -> Interval:
+    """The median with its exact order-statistic interval (scipy.stats.quantile_test); none below n=6."""
+    data = _clean(values)
     if data.size == 0:
-        return MedianCI(float("nan"), float("nan"), float("nan"), 0)
-    rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(data, size=(resamples, data.size), replace=True), axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(medians, [tail, 100 - tail])
-    return MedianCI(float(np.median(data)), float(low), float(high), int(data.size))
+        return _nan("order")
+    median = float(np.median(data))
+    if data.size < MIN_N["order"]:
+        return Interval(median, None, None, int(data.size), "order", level, tuple(float(v) for v in data))
+    ci = stats.quantile_test(data, q=median, p=0.5).confidence_interval(confidence_level=level)
+    low, high = float(ci.low), float(ci.high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return Interval(median, None, None, int(data.size), "order", level, tuple(float(v) for v in data))
+    return Interval(median, low, high, int(data.size), "order", level)
 
 
-def ratio_ci(numerator, denominator, *, confidence: float = 0.95, resamples: int = 5000, seed: int = 0) -> MedianCI:
-    """median(numerator) / median(denominator) and its percentile-bootstrap CI, each group resampled on its
-    own (two independent samples, e.g. harness-run and hand-run tests interleaved in one sitting)."""
-    a = np.asarray([v for v in numerator if v is not None and np.isfinite(v)], dtype=float)
-    b = np.asarray([v for v in denominator if v is not None and np.isfinite(v)], dtype=float)
-    if a.size == 0 or b.size == 0 or np.median(b) == 0:
-        return MedianCI(float("nan"), float("nan"), float("nan"), 0)
-    rng = np.random.default_rng(seed)
-    ratios = np.median(rng.choice(a, size=(resamples, a.size)), axis=1) / np.median(
-        rng.choice(b, size=(resamples, b.size)), axis=1
-    )
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(ratios, [tail, 100 - tail])
-    return MedianCI(float(np.median(a) / np.median(b)), float(low), float(high), int(min(a.size, b.size)))
+def holm(pvalues: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (None stays None and does not count as a hypothesis)."""
+    present = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    m = len(present)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(present):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def detectable_change(log_ratios, *, level: float = LEVEL, power: float = 0.8) -> float | None:
+    """The smallest relative change this many blocks with this spread detect with `power` (two-sided paired
+    t at 1 - level): (t_{1-a/2} + t_{power}) * s / sqrt(n), as a ratio distance from 1."""
+    d = _clean(log_ratios)
+    if d.size < MIN_N["t"]:
+        return None
+    df = d.size - 1
+    delta = (stats.t.ppf((1 + level) / 2, df) + stats.t.ppf(power, df)) * d.std(ddof=1) / math.sqrt(d.size)
+    return float(math.exp(delta) - 1)
+
+
+@dataclass(frozen=True)
+class SteinPlan:
+    """Stein's two-stage design for one ratio: the pilot's n0 and s0 fix the blocks needed for a half-width of
+    at most `target` (relative); the final interval uses s0 with n0 - 1 degrees of freedom."""
+
+    pilot_n: int
+    pilot_sd: float
+    target: float
+    level: float = LEVEL
+
+    @property
+    def log_half_width(self) -> float:
+        return math.log(1 + self.target)
+
+    def blocks_needed(self) -> int:
+        t = stats.t.ppf((1 + self.level) / 2, self.pilot_n - 1)
+        return max(self.pilot_n, math.ceil((t * self.pilot_sd / self.log_half_width) ** 2))
+
+    def interval(self, log_ratios) -> Interval:
+        d = _clean(log_ratios)
+        mean = float(d.mean())
+        h = float(stats.t.ppf((1 + self.level) / 2, self.pilot_n - 1) * self.pilot_sd / math.sqrt(d.size))
+        return Interval(math.exp(mean), math.exp(mean - h), math.exp(mean + h), int(d.size), "stein", self.level)
+
+
+def stein_plan(pilot_log_ratios, target: float, *, level: float = LEVEL) -> SteinPlan | None:
+    d = _clean(pilot_log_ratios)
+    if d.size < MIN_N["stein"]:
+        return None
+    return SteinPlan(int(d.size), float(d.std(ddof=1)), target, level)

@@ -1,7 +1,8 @@
 """Sweeps: what changes with the pod MTU, the guest MTU, the message size, the number of streams, and RR under
 load. Tables with the swept value as columns, figures with it on the x axis (one line per binding in its fixed
-colour, the median's 95% bootstrap CI as a band, failures marked), and for every value which binding wins:
-`>` only where the CIs separate, `≈` otherwise, so a noisy difference is never called a win."""
+colour, the median's exact 95% order-statistic interval as a band where n >= 6, failures marked), and for every
+value the bindings in tiers decided pairwise (harness/analysis/ranking.py), so a noisy difference is never
+called a win."""
 
 from __future__ import annotations
 
@@ -10,18 +11,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.analysis.stats import median_ci
+from harness.analysis.ranking import rank_frame
+from harness.analysis.stats import median_interval
+from harness.metrics.registry import headline, spec
 
 PARAMETERS = {"pod_mtu": "pod MTU", "guest_mtu": "guest MTU", "message_bytes": "message bytes",
               "streams": "streams", "load": "load"}  # fmt: skip
-HEADLINE = {  # metric -> (unit, higher is better)
-    "throughput": ("Gbit/s", True),
-    "udp_goodput": ("Gbit/s", True),
-    "rtt_p50": ("us", False),
-    "rtt_p99": ("us", False),
-    "crr_rate": ("conn/s", True),
-    "load_throughput": ("Gbit/s", True),
-}
 LOAD_ORDER = {"idle": 0, "same": 1, "reverse": 2}
 
 
@@ -31,7 +26,7 @@ def test_family(test: str) -> str:
 
 
 def _rows(df: pd.DataFrame) -> pd.DataFrame:
-    rows = df[df["metric"].isin(list(HEADLINE)) & (df["test"] != "harness")].copy()
+    rows = df[df["metric"].isin(list(headline())) & (df["test"] != "harness")].copy()
     rows["family"] = rows["test"].map(test_family)
     # A guest MTU that follows the pod's (KubeVirt's default for tap bindings) is one value across a pod-MTU
     # sweep: `pod`; a fixed one keeps its number.
@@ -121,16 +116,16 @@ def series(panel: SweepPanel, order: list[str]) -> pd.DataFrame:
             at = mine[mine[panel.parameter] == value] if mine[panel.parameter].notna().any() else mine
             ok = at[at["status"] == "ok"]["value"].dropna().to_numpy()
             failed = at[at["status"] != "ok"]
-            ci = median_ci(ok) if len(ok) >= 3 else None
+            ci = median_interval(ok)
             out.append({"strategy": strategy, "value": value, "n": len(ok), "median": float(pd.Series(ok).median())
-                        if len(ok) else None, "low": ci.low if ci else None, "high": ci.high if ci else None,
+                        if len(ok) else None, "low": ci.low, "high": ci.high,
                         "failed": len(failed), "reason": failed["reason"].iloc[0] if len(failed) else ""})  # fmt: skip
     return pd.DataFrame(out)
 
 
 def table(df: pd.DataFrame, parameter: str, order: list[str]) -> pd.DataFrame:
     """Rows: test, direction, metric, sidecar, fixed parameters, binding; columns: the swept values (median
-    [CI] when n >= 3, `failed` when no repetition succeeded)."""
+    [exact 95% interval of the median] when n >= 6, `failed` when no repetition succeeded)."""
     rows = []
     for panel in panels(df, parameter):
         data = series(panel, order)
@@ -154,32 +149,27 @@ def _cell(r) -> str:
 
 
 def winners(df: pd.DataFrame, parameter: str, order: list[str]) -> list[str]:
-    """One line per panel and value: the bindings ranked by median, `>` where the 95% CIs separate, `≈` where
-    they overlap (or n < 3); failed bindings named last."""
+    """One line per panel and value: the bindings in tiers decided pairwise against direct and each other
+    (ranking.rank_frame), each with its median; failed bindings named last."""
     lines = []
     for panel in panels(df, panel_parameter := parameter):
-        _, higher_better = HEADLINE[panel.metric]
+        higher = spec(panel.metric).higher_is_better
         data = series(panel, order)
         ranks = []
         for value in values_of(panel):
-            at = data[data["value"] == value]
-            ok = at[at["median"].notna()].sort_values("median", ascending=not higher_better)
-            text = ""
-            previous = None
-            for r in ok.itertuples():
-                if previous is not None:
-                    text += " > " if _separated(previous, r, higher_better) else " ≈ "
-                text += f"{r.strategy} {r.median:.3g}"
-                previous = r
-            failed = at[at["median"].isna() & (at["failed"] > 0)]["strategy"].tolist()
+            at = panel.frame[(panel.frame[panel.parameter] == value) | panel.frame[panel.parameter].isna()]
+            medians = {
+                r.strategy: r.median for r in data[(data["value"] == value) & data["median"].notna()].itertuples()
+            }
+            ranking = rank_frame(at, higher_is_better=higher)
+            if ranking is not None:
+                text = " > ".join(", ".join(f"{b} {medians[b]:.3g}" for b in tier if b in medians)
+                                  for tier in ranking.tiers)  # fmt: skip
+            else:  # no direct at this value: medians only, nothing claimed
+                text = "; ".join(f"{b} {m:.3g}" for b, m in medians.items()) + " (no direct: not ranked)"
+            failed = data[(data["value"] == value) & data["median"].isna() & (data["failed"] > 0)]["strategy"].tolist()
             if failed:
                 text += f"; failed: {', '.join(failed)}"
             ranks.append(f"{PARAMETERS[panel_parameter]} {value}: {text}")
         lines.append(f"{panel.title}: " + " | ".join(ranks))
     return lines
-
-
-def _separated(better, worse, higher_better: bool) -> bool:
-    if better.low is None or worse.low is None:
-        return False
-    return better.low > worse.high if higher_better else better.high < worse.low

@@ -1,5 +1,6 @@
-"""Runs a scenario: every (strategy, sidecar) cell, repetitions interleaved in a shuffled order per round so
-drift hits all cells alike; a fresh test bed per cell and repetition, torn down whatever happens."""
+"""Runs a scenario's resolved plan (harness/experiment/plan.py): block after block, each bed fresh and torn down
+whatever happens; with a precision target, blocks are added until every judged ratio is decided
+(harness/experiment/precision.py) or the time budget ends."""
 
 from __future__ import annotations
 
@@ -21,22 +22,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness.analysis.provenance import busy_host_warnings, cell_tools, git_sha, host_facts, machine_load, tool_versions
 from harness.analysis.results import RunWriter, Sample
 from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary, print_sweep_summary
-from harness.experiment.kinds import TestKind
 from harness.experiment.measure import Cell, failed_row, run_test
+from harness.experiment.plan import RunPlan, Slot, resolve
+from harness.experiment.precision import PrecisionState, print_precision
 from harness.experiment.runtime import docker_runtime
-from harness.experiment.scenario import CellSpec, Scenario
+from harness.experiment.scenario import Scenario
 from harness.guests.attachment import Attachment
 from harness.guests.base import Guest
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec
 from harness.lab.bed import AddressPlan, TestBed
-from harness.lab.kinds import Direction, GuestKind, Status
+from harness.lab.kinds import GuestKind, Status
 from harness.lab.names import new_run_id
 from harness.lab.pods import ComputeSpec, explain_refusal
 from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
 from harness.pod.sidecars import Sidecar, install_sidecar
-from strategies import strategy_class
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +113,14 @@ def run_scenario(
     results_root: Path,
     run_id: str | None = None,
     console: Console | None = None,
+    time_budget_s: float | None = None,
 ) -> RunOutcome:
     console = console or Console()
     run_id = run_id or new_run_id()
     seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**32)
     writer = RunWriter(results_root, run_id)
     guest = guest_spec(scenario, console)
+    plan = resolve(scenario, guest)
     writer.start(
         {
             "scenario_name": scenario.name,
@@ -125,6 +128,7 @@ def run_scenario(
             "scenario": scenario_text,
             "scenario_parsed": scenario.model_dump(mode="json", by_alias=True),
             "shuffle_seed": seed,
+            "design": "blocks" if plan.paired else "rounds",
             "host": host_facts(),
             "tools": tool_versions(),
             "load": {"start": machine_load(run_id)},
@@ -133,13 +137,16 @@ def run_scenario(
             "guest": {"kind": str(guest.kind), **(qemu_facts(guest) if guest.kind == GuestKind.QEMU else {})},
         }
     )
-    cells = scenario.cells()
-    tests = scenario.expanded_tests()
-    per_cell = sum(len(t.directions) for t in tests)
     rng = random.Random(seed)
     status = "interrupted"
-    console.print(f"run [bold]{run_id}[/] scenario {scenario.name}: {len(cells)} cells x {per_cell} tests x "
-                  f"{scenario.repetitions} reps, about {format_duration(scenario.estimated_seconds())}")  # fmt: skip
+    pilot = scenario.blocks_planned()
+    design = (f"blocks of {plan.beds_per_block()} beds (direct beside every binding)" if plan.paired
+              else f"rounds of {len(plan.cells)} cells")  # fmt: skip
+    console.print(f"run [bold]{run_id}[/] scenario {scenario.name}: {len(plan.cells)} cells x {plan.tests_per_bed} "
+                  f"tests, {pilot} {design}, about {format_duration(pilot * plan.block_seconds())}"
+                  + (f", then blocks until every ratio is within +-{scenario.precision:.0%}" if scenario.precision
+                     else ""))  # fmt: skip
+    precision: PrecisionState | None = None
     with LabSession(run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:
         try:
             if scenario.runtime == "docker":
@@ -148,32 +155,61 @@ def run_scenario(
                 console.print(f"docker runtime: image {lab.pod_runtime.image}, compute "
                               f"{lab.pod_runtime.compute.label()}")  # fmt: skip
             with signals_unwind() as pending, _progress(console) as progress:
-                task = progress.add_task("starting", total=len(cells) * scenario.repetitions * per_cell)
-                for rep in range(1, scenario.repetitions + 1):
-                    order = cells[:]
-                    rng.shuffle(order)
-                    for cell in order:
-                        pending.check()
-                        order_of_tests = [(t, d) for t in tests for d in t.directions]
-                        rng.shuffle(order_of_tests)
-                        _run_cell(scenario, guest, cell, rep, order_of_tests, writer, lab, progress, task, pending)
-                        writer.flush()
+                steps = Steps(progress, progress.add_task("starting", total=pilot * plan.beds_per_block()
+                                                          * plan.tests_per_bed), pending)  # fmt: skip
+                cells = CellRunner(plan, writer, lab, steps)
+                started = time.monotonic()
+                for index in range(1, pilot + 1):
+                    cells.run_block(plan.block(index, rng))
+                if scenario.precision and plan.paired:
+                    precision = PrecisionState(scenario.precision, pilot, time_budget_s,
+                                               {t.label: t.primary_metric for t in plan.tests})
+                    precision.update(writer.frame(), index, time.monotonic() - started)
+                    while precision.wants_more(time.monotonic() - started):
+                        index += 1
+                        steps.grow(plan.beds_per_block() * plan.tests_per_bed, precision.progress_text())
+                        cells.run_block(plan.block(index, rng))
+                        precision.update(writer.frame(), index, time.monotonic() - started)
                 pending.check()
             status = "complete"
         finally:
             lab.close()
-            writer.finish(status, load={**writer.meta["load"], "end": machine_load(run_id)})
+            extra = {"precision": precision.record()} if precision else {}
+            writer.finish(status, load={**writer.meta["load"], "end": machine_load(run_id)}, **extra)
             if status == "complete":
                 if not print_sweep_summary(writer.frame(), console, scenario.strategies):
                     print_summary(writer.frame(), console, scenario.strategies)
                     print_path_matrix(writer.frame(), console, scenario.strategies)
                     print_latency_summary(writer.frame(), writer.latency_frame(), console, scenario.strategies)
+                if precision:
+                    print_precision(precision, console)
                 for warning in busy_host_warnings(writer.meta):
                     console.print(f"[yellow]busy host: {warning}[/]")
             console.print(f"results: {writer.dir}")
     frame = writer.frame()
     harness_errors = int(frame.reason.fillna("").str.startswith(HARNESS_ERROR).sum())
     return RunOutcome(writer.dir, status, harness_errors)
+
+
+@dataclass
+class Steps:
+    """Progress and signals, outside the cell: every step of a cell reports here, and a pending signal raises
+    here, between steps."""
+
+    progress: Progress
+    task: object
+    pending: PendingSignal
+
+    def __call__(self, text: str, *, advance: bool = False, check: bool = True) -> None:
+        if check:
+            self.pending.check()
+        self.progress.update(self.task, description=text)
+        if advance:
+            self.progress.advance(self.task)
+
+    def grow(self, steps: int, note: str) -> None:
+        total = self.progress.tasks[0].total or 0
+        self.progress.update(self.task, total=total + steps, description=note)
 
 
 @contextmanager
@@ -238,16 +274,18 @@ def plant_slowdown(bed: TestBed, strategy: str) -> None:
                          "latency", "100ms"])  # fmt: skip
 
 
-def cell_row(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int, has_vm: bool) -> Sample:
-    """The columns every row of one cell and repetition shares (the MTUs as asked, until read back)."""
+def cell_row(scenario: Scenario, slot: Slot) -> Sample:
+    """The columns every row of one bed shares (the MTUs as asked, until read back)."""
+    cell, plan = slot.cell.spec, slot.cell
     guest_mtu = cell.guest_mtu if isinstance(cell.guest_mtu, int) else None
     if cell.guest_mtu == "pod":
         guest_mtu = cell.pod_mtu or AddressPlan.mtu
-    return Sample(strategy=cell.strategy, options=scenario.options_for(cell.strategy).model_dump_json(),
-                  sidecar=str(cell.sidecar), scenario=scenario.name, repetition=rep, runtime=scenario.runtime,
+    return Sample(strategy=cell.strategy, options=plan.options.model_dump_json(), sidecar=str(cell.sidecar),
+                  scenario=scenario.name, repetition=slot.block, block=slot.block, slot=slot.slot,
+                  runtime=scenario.runtime,
                   compute_caps=compute_label(scenario) if scenario.runtime == "docker" else None,
-                  pod_mtu=cell.pod_mtu or AddressPlan.mtu, guest_mtu=guest_mtu if has_vm else None,
-                  **guest.columns(has_vm))  # fmt: skip
+                  pod_mtu=cell.pod_mtu or AddressPlan.mtu, guest_mtu=guest_mtu if plan.has_vm else None,
+                  **plan.guest.columns(plan.has_vm))  # fmt: skip
 
 
 def node_side_caveat(bed: TestBed) -> str:
@@ -283,69 +321,80 @@ def read_back_mtus(base: Sample, bed: TestBed, vm: Attachment | None) -> Sample:
                    guest_mtu=guest_mtu if guest_mtu is not None else base.guest_mtu)  # fmt: skip
 
 
-def _run_cell(scenario: Scenario, guest: GuestSpec, cell: CellSpec, rep: int,
-              tests: list[tuple[TestKind, Direction]], writer: RunWriter, lab: LabSession, progress: Progress, task,
-              pending: PendingSignal) -> None:  # fmt: skip
-    cls = strategy_class(scenario.strategy_of(cell.strategy))
-    guest = guest.for_strategy(cls.has_vm)
-    if guest.kind == GuestKind.QEMU and scenario.qemu_build_of(cell.strategy) != guest.qemu.build:
-        guest = replace(guest, qemu=guest.qemu.model_copy(update={"build": scenario.qemu_build_of(cell.strategy)}))
-    base = cell_row(scenario, guest, cell, rep, cls.has_vm)
-    where = f"rep {rep}/{scenario.repetitions} {cell.label.replace('-', '/', 1)}"
-    progress.update(task, description=f"{where} setup")
-    strategy = cls(scenario.options_for(cell.strategy), services=scenario.services(), sidecar=cell.sidecar)
-    label = f"{cell.label}-r{rep}"
-    bed = lab.new_bed(AddressPlan(mtu=cell.pod_mtu) if cell.pod_mtu else None)
-    attachment: Attachment | None = None
-    sidecar: Sidecar | None = None
-    setup_error = ""
-    t0 = time.monotonic()
-    try:
+@dataclass
+class CellRunner:
+    """Runs one slot of the schedule: a fresh bed, the sidecar, the strategy, its tests, teardown whatever
+    happens; every row labelled from the resolved plan."""
+
+    plan: RunPlan
+    writer: RunWriter
+    lab: LabSession
+    step: Steps
+
+    def run_block(self, block: list[Slot]) -> None:
+        for slot in block:
+            self.step(f"block {slot.block} {slot.cell.label.replace('-', '/', 1)}")
+            self.run(slot)
+            self.writer.flush()
+
+    def run(self, slot: Slot) -> None:
+        plan, cell, writer = self.plan, slot.cell, self.writer
+        scenario = plan.scenario
+        base = cell_row(scenario, slot)
+        where = f"block {slot.block} {cell.label.replace('-', '/', 1)}"
+        self.step(f"{where} setup")
+        strategy = cell.strategy(plan.services)
+        bed = self.lab.new_bed(AddressPlan(mtu=cell.spec.pod_mtu) if cell.spec.pod_mtu else None)
+        attachment: Attachment | None = None
+        sidecar: Sidecar | None = None
+        setup_error = ""
+        t0 = time.monotonic()
         try:
-            bed.build()
-            # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
-            sidecar = install_sidecar(bed, cell.sidecar, vm_interfaces=list(cls.vm_interfaces))
-            with bed.strategy_setup():
-                attachment = strategy.setup(bed, driver_for(guest, label, mtu=cell.guest_mtu if cls.has_vm else None))
-            plant_slowdown(bed, cell.strategy)
-            base = read_back_mtus(base, bed, attachment if cls.has_vm else None)
-            base = replace(
-                base,
-                caveat="; ".join(c for c in (attachment.facts.caveat, node_side_caveat(bed)) if c),
-                tools=json.dumps(cell_tools([p.argv for p in bed.processes], writer.meta["tools"])),
-            )
-        except Exception as e:  # noqa: BLE001 - a strategy that cannot set up is a result, not a crash
-            setup_error = f"setup failed: {e}"
-            if bed.docker_pod is not None:  # the container boundary's refusals are results: name what was refused
-                refusal = explain_refusal(str(e), bed.docker_pod.compute)
-                setup_error = f"{refusal}; {setup_error}" if refusal else setup_error
-        writer.add(_harness_row(base, "setup_time", time.monotonic() - t0, setup_error))
-        if attachment is not None:
-            # What the strategy set up (for a QEMU guest: accel, vhost, boot time, the exact QEMU command line).
-            writer.save_raw(f"attachment-{label}.json", attachment.facts.record())
-            if attachment.facts.vm and attachment.facts.vm.boot_s is not None:
-                writer.add(_harness_row(base, "boot_time", attachment.facts.vm.boot_s, ""))
-        cell_state = Cell(bed, writer, attachment, sidecar, base, setup_error, name=cell.label)
-        for test, direction in tests:
-            pending.check()
-            progress.update(task, description=f"{where} {test.label} {direction}")
             try:
-                rows = run_test(test, direction, cell_state)
-            except Exception as e:  # noqa: BLE001 - one broken measurement must not end an hour-long run
-                log.exception("measurement failed")
-                rows = [failed_row(cell_state, test, direction, f"{HARNESS_ERROR}{type(e).__name__}: {e}")]
-            for row in rows:
-                writer.add(row)
-            progress.advance(task)
-    finally:
-        progress.update(task, description=f"{where} teardown")
-        teardown_error = ""
-        t1 = time.monotonic()
-        try:
-            bed.close()
-        except Exception as e:  # noqa: BLE001
-            teardown_error = f"{HARNESS_ERROR}{e}"
-        writer.add(_harness_row(base, "teardown_time", time.monotonic() - t1, teardown_error))
+                bed.build()
+                # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
+                sidecar = install_sidecar(bed, cell.spec.sidecar, vm_interfaces=list(cell.strategy_cls.vm_interfaces))
+                guest_mtu = cell.spec.guest_mtu if cell.has_vm else None
+                with bed.strategy_setup():
+                    attachment = strategy.setup(bed, driver_for(cell.guest, slot.label, mtu=guest_mtu))
+                plant_slowdown(bed, cell.spec.strategy)
+                base = read_back_mtus(base, bed, attachment if cell.has_vm else None)
+                base = replace(
+                    base,
+                    caveat="; ".join(c for c in (attachment.facts.caveat, node_side_caveat(bed)) if c),
+                    tools=json.dumps(cell_tools([p.argv for p in bed.processes], writer.meta["tools"])),
+                )
+            except Exception as e:  # noqa: BLE001 - a strategy that cannot set up is a result, not a crash
+                setup_error = f"setup failed: {e}"
+                if bed.docker_pod is not None:  # the container boundary's refusals are results: name them
+                    refusal = explain_refusal(str(e), bed.docker_pod.compute)
+                    setup_error = f"{refusal}; {setup_error}" if refusal else setup_error
+            writer.add(_harness_row(base, "setup_time", time.monotonic() - t0, setup_error))
+            if attachment is not None:
+                # What the strategy set up (for a QEMU guest: accel, vhost, boot time, the exact QEMU command line).
+                writer.save_raw(f"attachment-{slot.label}.json", attachment.facts.record())
+                if attachment.facts.vm and attachment.facts.vm.boot_s is not None:
+                    writer.add(_harness_row(base, "boot_time", attachment.facts.vm.boot_s, ""))
+            cell_state = Cell(bed, writer, attachment, sidecar, base, setup_error, name=cell.label)
+            for test, direction in slot.tests:
+                self.step(f"{where} {test.label} {direction}")
+                try:
+                    rows = run_test(test, direction, cell_state)
+                except Exception as e:  # noqa: BLE001 - one broken measurement must not end an hour-long run
+                    log.exception("measurement failed")
+                    rows = [failed_row(cell_state, test, direction, f"{HARNESS_ERROR}{type(e).__name__}: {e}")]
+                for row in rows:
+                    writer.add(row)
+                self.step(f"{where} {test.label} {direction}", advance=True, check=False)
+        finally:
+            self.step(f"{where} teardown", check=False)
+            teardown_error = ""
+            t1 = time.monotonic()
+            try:
+                bed.close()
+            except Exception as e:  # noqa: BLE001
+                teardown_error = f"{HARNESS_ERROR}{e}"
+            writer.add(_harness_row(base, "teardown_time", time.monotonic() - t1, teardown_error))
 
 
 MTU_IN_LINK = re.compile(r"\bmtu (\d+)")

@@ -124,6 +124,16 @@ class Scenario(Strict):
     variants: dict[str, Variant] = Field(default_factory=dict)
     sidecars: list[SidecarKind] = Field(default_factory=lambda: [SidecarKind.NONE], min_length=1)
     repetitions: int = Field(3, ge=1, le=1000)
+    """Blocks to run (each binding once, next to direct); with `precision`, the pilot's blocks (at least
+    `pilot_blocks`)."""
+    design: Literal["blocks", "rounds"] = "blocks"
+    """`blocks`: per sidecar, direct before, between and after the other bindings, each judged against the directs
+    beside it (harness/experiment/plan.py); `rounds`: every cell once per round, shuffled (no pairing)."""
+    precision: float | None = Field(None, gt=0, lt=1)
+    """Stop when every judged ratio's 95% interval is within +-precision (0.1 = 10%), by Stein's two-stage rule:
+    a pilot of `pilot_blocks` blocks fixes how many blocks each ratio needs; the run adds blocks until the largest
+    need is met or the time budget ends."""
+    pilot_blocks: int = Field(5, ge=3, le=100)
     seed: int | None = None
     """Seed of the per-round shuffle of cells; None draws one (recorded in run.json)."""
     tests: list[Test] = Field(min_length=1)
@@ -206,12 +216,18 @@ class Scenario(Strict):
     def estimated_seconds(self) -> float:
         """About how long the run takes: every cell's bed (a QEMU guest boots in each) and tests, per repetition."""
         per_cell = sum(t.expected_seconds() * len(t.directions) for t in self.expanded_tests())
+        paired = self.design == "blocks" and "direct" in self.strategies
         total = 0.0
         for cell in self.cells():
             has_vm = STRATEGIES[self.strategy_of(cell.strategy)].has_vm
             bed = QEMU_CELL_S if has_vm and self.guest == GuestKind.QEMU else NETNS_CELL_S
-            total += bed + per_cell + (SIDECAR_S if cell.sidecar != SidecarKind.NONE else 0.0)
-        return total * self.repetitions
+            beds = 2 if paired and cell.strategy != "direct" else 1  # each binding brings a direct beside it
+            total += beds * (bed + per_cell + (SIDECAR_S if cell.sidecar != SidecarKind.NONE else 0.0))
+        return total * self.blocks_planned()
+
+    def blocks_planned(self) -> int:
+        """Blocks run before any precision target is looked at (the pilot when there is one)."""
+        return max(self.repetitions, self.pilot_blocks) if self.precision else self.repetitions
 
     def qemu_build_of(self, label: str) -> str:
         variant = self.variants.get(label)

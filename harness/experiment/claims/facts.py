@@ -93,12 +93,13 @@ class CoexistenceFacts:
 
 @dataclass(frozen=True)
 class Interval:
-    """A median with its bootstrap 95% confidence interval, over n samples."""
+    """A median with its exact 95% order-statistic interval (NaN bounds below n=6), over n samples."""
 
     median: float
     low: float
     high: float
     n: int
+    values: tuple[float, ...] = ()
 
 
 @dataclass

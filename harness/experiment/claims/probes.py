@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from harness.analysis.results import RunWriter, Sample
-from harness.analysis.stats import median_ci
+from harness.analysis.stats import median_interval
 from harness.experiment.claims.facts import (
     CONNECTIVITY_SIDECARS,
     CoexistenceFacts,
@@ -226,15 +226,18 @@ def probe_throughput(ctx: ProbeContext, strategies: list[str], repetitions: int 
                 and direction in (None, r.direction)]  # fmt: skip
 
     def interval(strategy: str, direction: Direction) -> Interval:
-        ci = median_ci(values(strategy, "throughput", direction))
-        return Interval(ci.median, ci.low, ci.high, ci.n)
+        samples = values(strategy, "throughput", direction)
+        ci = median_interval(samples)
+        nan = float("nan")
+        return Interval(ci.estimate, nan if ci.low is None else ci.low, nan if ci.high is None else ci.high, ci.n,
+                        tuple(samples))  # fmt: skip
 
     return {
         strategy: PerformanceFacts(
             ingress_gbps=interval(strategy, Direction.INGRESS),
             egress_gbps=interval(strategy, Direction.EGRESS),
-            cpu_s_per_gb=median_ci(values(strategy, "cpu_per_gb")).median,
-            userspace_bytes_per_byte=median_ci(values(strategy, "userspace_bytes_per_byte")).median,
+            cpu_s_per_gb=median_interval(values(strategy, "cpu_per_gb")).estimate,
+            userspace_bytes_per_byte=median_interval(values(strategy, "userspace_bytes_per_byte")).estimate,
         )
         for strategy in strategies
     }

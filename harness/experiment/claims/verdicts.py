@@ -110,11 +110,20 @@ def _ci(perf: PerformanceFacts, direction: str) -> tuple[float, float, float]:
 
 
 def below(a: PerformanceFacts, b: PerformanceFacts) -> bool:
-    return all(_ci(a, d)[2] < _ci(b, d)[1] for d in Direction)
+    """a is slower than b both ways: one-sided Welch t on the logs, p < 0.05 per direction (Bonferroni over the
+    two directions), not the overlap of two intervals."""
+    from harness.analysis.stats import welch_p_worse
+
+    for d in Direction:
+        mine, theirs = getattr(a, f"{d}_gbps"), getattr(b, f"{d}_gbps")
+        p = welch_p_worse(theirs.values, mine.values, higher_is_better=True)
+        if p is None or p >= 0.025:
+            return False
+    return True
 
 
 def above(a: PerformanceFacts, b: PerformanceFacts) -> bool:
-    return all(_ci(a, d)[1] > _ci(b, d)[2] for d in Direction)
+    return below(b, a)
 
 
 def overlap(a: PerformanceFacts, b: PerformanceFacts) -> bool:
@@ -172,7 +181,9 @@ def _short(value):
     if isinstance(value, float):
         return None if math.isnan(value) else round(value, 3)
     if isinstance(value, Interval):
-        return f"{value.median:.2f} [{value.low:.2f}, {value.high:.2f}] Gbit/s"
+        if math.isnan(value.low):
+            return f"{value.median:.2f} Gbit/s (median of {value.n}; fewer than 6 for an exact 95% interval)"
+        return f"{value.median:.2f} [{value.low:.2f}, {value.high:.2f}] Gbit/s (median, exact 95%, n={value.n})"
     if isinstance(value, list) and value and isinstance(value[0], PrivilegeTrial):
         return "; ".join(f"-{','.join(t.dropped) or 'none'}: {'works' if t.works else t.error or 'fails'}"
                          for t in value)  # fmt: skip

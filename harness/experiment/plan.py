@@ -1,0 +1,145 @@
+"""A run's resolved plan, built once from the scenario: every cell with its strategy class, validated options and
+guest, and the block schedule the runner walks. Nothing downstream asks the scenario again.
+
+The schedule is time-adjacent pairing (issue 25): noise here is local in time, so within every block each
+reference group (sidecar, pod MTU) is measured as `direct, X1, direct, X2, ..., Xk, direct` with the X order
+shuffled per block, and every X is judged against the two directs beside it (harness/analysis/blocks.py).
+A scenario without `direct` (or `design: rounds`) keeps the earlier design: every cell once per round in a
+shuffled order."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from harness.experiment.kinds import TestKind
+from harness.experiment.scenario import NETNS_CELL_S, QEMU_CELL_S, SIDECAR_S, CellSpec, Scenario
+from harness.guests.spec import GuestSpec
+from harness.lab.kinds import Direction, GuestKind, SidecarKind
+from strategies import strategy_class
+from strategies.base import Services, Strategy, StrategyOptions
+
+REFERENCE = "direct"
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """One cell, resolved: what the runner needs to build its bed, set its strategy up and label its rows."""
+
+    spec: CellSpec
+    strategy_cls: type[Strategy]
+    options: StrategyOptions
+    guest: GuestSpec
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    @property
+    def has_vm(self) -> bool:
+        return self.strategy_cls.has_vm
+
+    @property
+    def is_reference(self) -> bool:
+        return self.spec.strategy == REFERENCE
+
+    @property
+    def group(self) -> tuple[SidecarKind, int | None]:
+        return self.spec.sidecar, self.spec.pod_mtu
+
+    def strategy(self, services: Services) -> Strategy:
+        return self.strategy_cls(self.options, services=services, sidecar=self.spec.sidecar)
+
+    def bed_seconds(self) -> float:
+        bed = QEMU_CELL_S if self.has_vm and self.guest.kind == GuestKind.QEMU else NETNS_CELL_S
+        return bed + (SIDECAR_S if self.spec.sidecar != SidecarKind.NONE else 0.0)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One bed of one block: which cell, its position (adjacent slots are adjacent in time), its tests in order."""
+
+    block: int
+    slot: int
+    cell: CellPlan
+    tests: tuple[tuple[TestKind, Direction], ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.cell.label}-b{self.block}s{self.slot}"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    scenario: Scenario
+    guest: GuestSpec
+    cells: tuple[CellPlan, ...]
+    tests: tuple[TestKind, ...]
+    services: Services
+
+    @property
+    def paired(self) -> bool:
+        """Blocks with direct beside every binding (the default whenever the scenario has direct)."""
+        return self.scenario.design == "blocks" and any(c.is_reference for c in self.cells)
+
+    @property
+    def tests_per_bed(self) -> int:
+        return sum(len(t.directions) for t in self.tests)
+
+    def block(self, index: int, rng: random.Random) -> list[Slot]:
+        """Block `index`: the beds in the order they run. Each group's cells shuffled, with direct before, between
+        and after them when paired; groups in a shuffled order; each bed's tests shuffled."""
+        groups: dict[tuple, list[CellPlan]] = {}
+        for cell in self.cells:
+            groups.setdefault(cell.group if self.paired else (), []).append(cell)
+        keys = list(groups)
+        rng.shuffle(keys)
+        order: list[CellPlan] = []
+        for key in keys:
+            members = groups[key]
+            reference = next((c for c in members if c.is_reference), None) if self.paired else None
+            others = [c for c in members if c is not reference]
+            rng.shuffle(others)
+            if reference is None:
+                order += others
+                continue
+            order.append(reference)
+            for cell in others:
+                order += [cell, reference]
+        slots = []
+        for position, cell in enumerate(order, 1):
+            tests = [(t, d) for t in self.tests for d in t.directions]
+            rng.shuffle(tests)
+            slots.append(Slot(index, position, cell, tuple(tests)))
+        return slots
+
+    def beds_per_block(self) -> int:
+        return len(self.block(1, random.Random(0)))
+
+    def block_seconds(self) -> float:
+        """About how long one block takes: every bed's set-up and tests."""
+        per_bed = sum(t.expected_seconds() * len(t.directions) for t in self.tests)
+        return sum(s.cell.bed_seconds() + per_bed for s in self.block(1, random.Random(0)))
+
+    def judged(self) -> list[tuple[CellPlan, TestKind, Direction]]:
+        """The ratios a precision target applies to: every binding's primary metric per test and direction."""
+        return [(c, t, d) for c in self.cells if not c.is_reference for t in self.tests for d in t.directions]
+
+
+def resolve(scenario: Scenario, guest: GuestSpec) -> RunPlan:
+    """The scenario's cells with their strategy class, options (validated once, here) and guest."""
+    cells = []
+    for spec in scenario.cells():
+        cls = strategy_class(scenario.strategy_of(spec.strategy))
+        cell_guest = guest.for_strategy(cls.has_vm)
+        build = scenario.qemu_build_of(spec.strategy)
+        if cell_guest.kind == GuestKind.QEMU and build != cell_guest.qemu.build:
+            cell_guest = replace(cell_guest, qemu=cell_guest.qemu.model_copy(update={"build": build}))
+        cells.append(CellPlan(spec, cls, scenario.options_for(spec.strategy), cell_guest))
+    return RunPlan(scenario, guest, tuple(cells), tuple(scenario.expanded_tests()), scenario.services())
+
+
+def blocks(plan: RunPlan, rng: random.Random, count: int, start: int = 1) -> Iterator[list[Slot]]:
+    for index in range(start, start + count):
+        yield plan.block(index, rng)
