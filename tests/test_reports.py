@@ -129,15 +129,15 @@ def test_ratio_gate_survives_a_machine_twice_as_fast(tmp_path):
 
 
 def test_compare_says_inconclusive_when_samples_cannot_decide(tmp_path):
-    """2 vs 2 repetitions: Mann-Whitney's smallest one-sided p is 1/6, so no difference can be shown; the
-    verdict is inconclusive (exit 4), never unchanged, even for a 30% drop."""
+    """2 vs 2 repetitions: below the test's minimum of 3 a side no difference can be shown; the verdict is
+    inconclusive (exit 4), never unchanged, even for a 30% drop."""
     base = synthetic_run(tmp_path / "base", {"direct": [15.0, 15.2], "nat-proxy": [10.0, 10.1]})
     worse = synthetic_run(tmp_path / "worse", {"direct": [15.1, 15.0], "nat-proxy": [7.0, 7.1], "slirp": [1.0, 1.1]})
     meta = json.loads((worse / "run.json").read_text())
     (worse / "run.json").write_text(json.dumps({**meta, "tools": {"iperf3": "iperf 3.99"}}))
     verdicts = compare_runs(base, worse)
     assert set(verdicts.verdict) == {"inconclusive"}
-    assert verdicts.why.str.contains("smallest possible p").all()
+    assert verdicts.why.str.contains("needs at least 3 a side").all()
     done = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(base), str(worse)],
                           capture_output=True, text=True, cwd=REPO)  # fmt: skip
     assert done.returncode == 4, done.stdout + done.stderr
@@ -147,8 +147,8 @@ def test_compare_says_inconclusive_when_samples_cannot_decide(tmp_path):
 
 def test_answer_page_numbers_trace_to_samples(run_copy):
     """Two numbers of answer.md recomputed from samples.parquet: masquerade's TCP-in and CRR-in ratios to
-    direct under no sidecar (n = 1 in the fixture: the median ratio, and no CI)."""
-    from harness.analysis.stats import ratio_ci
+    direct under no sidecar (the fixture predates blocks: unpaired, and n = 1: the ratio, and no interval)."""
+    from harness.analysis.stats import welch_ratio_interval
 
     write_report(run_copy)
     answer = (run_copy / "answer.md").read_text()
@@ -158,12 +158,14 @@ def test_answer_page_numbers_trace_to_samples(run_copy):
 
     def ratio(test: str, metric: str) -> float:
         sel = ok[(ok.test == test) & (ok.metric == metric)]
-        return ratio_ci(sel[sel.strategy == "masquerade"].value, sel[sel.strategy == "direct"].value).median
+        mine, direct = sel[sel.strategy == "masquerade"].value, sel[sel.strategy == "direct"].value
+        return welch_ratio_interval(mine, direct).estimate
 
     row = next(line for line in answer.split("## Sidecar: none", 1)[1].splitlines() if line.startswith("| masquerade"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[2] == f"{ratio('tcp_throughput', 'throughput'):.2f} (n=1, no CI)"
-    assert cells[6] == f"{ratio('crr', 'crr_rate'):.2f} (n=1, no CI)"
+    assert cells[2] == f"{ratio('tcp_throughput', 'throughput'):.2f} (n=1 < 3, no interval)"
+    assert cells[6] == f"{ratio('crr', 'crr_rate'):.2f} (n=1 < 3, no interval)"
+    assert "unpaired" in answer  # a run without blocks says how it was judged
     report = (run_copy / "report.md").read_text()
     assert report.startswith(answer.rstrip()[:200])  # the decision page opens the report
     assert "Every measured metric" in report and "udp_jitter" in report and "Every failure" in report

@@ -1,16 +1,17 @@
-"""`vmnetbench compare BASE NEW`: per metric, medians, ratio, a one-sided Mann-Whitney U test and a minimum
-effect size, each metric knowing which direction is better; plus ratios to a reference strategy measured
-within each run (machine-independent). Thresholds live in benchmarks/gates.yaml.
+"""`vmnetbench compare BASE NEW`: per metric, medians, ratio, a one-sided test and an equivalence interval, each
+metric knowing which direction is better (harness/metrics/registry.py); plus each binding's ratio to `direct`
+measured within each run, one per block (machine-independent). Thresholds live in benchmarks/gates.yaml.
 
-Verdicts: `regressed` / `improved` when the test says NEW is worse / better (p < alpha) by more than the
-minimum effect; `unchanged` only when the ratio's 95% bootstrap CI lies inside +-min_effect (equivalence,
-not the mere absence of a significant difference); `inconclusive` otherwise, e.g. when the sample sizes
-cannot reach p < alpha at all (2 vs 2 repetitions: the smallest one-sided p is 1/6)."""
+Two runs are separate sittings, so the test is unpaired: Welch's t on the logs (Mann-Whitney U for a metric
+with zeros, e.g. UDP loss). Verdicts: `regressed` / `improved` when the one-sided test says NEW is worse /
+better with Holm's adjustment over every gated row of the comparison (so an unchanged tree fails the whole
+comparison at most alpha of the time); `unchanged` only when the ratio's 90% interval lies inside +-min_effect
+(equivalence, two one-sided tests at 5%), not the mere absence of a significant difference; `inconclusive`
+otherwise, e.g. below the test's minimum n (3 a side)."""
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,9 +20,11 @@ import pandas as pd
 import yaml
 from scipy.stats import mannwhitneyu
 
+from harness.analysis.blocks import block_log_ratios, has_blocks
 from harness.analysis.results import load_meta, load_samples, varying_sweep_columns
-from harness.analysis.stats import ratio_ci
+from harness.analysis.stats import MIN_N, holm, welch_p_worse, welch_ratio_interval
 from harness.lab.paths import REPO_ROOT
+from harness.metrics.registry import spec
 
 KEYS = ["strategy", "sidecar", "test", "direction", "metric"]
 DEFAULT_GATES = REPO_ROOT / "benchmarks" / "gates.yaml"
@@ -42,12 +45,13 @@ def load_gates(path: Path = DEFAULT_GATES) -> tuple[dict[str, Gate], list[dict]]
     config = yaml.safe_load(path.read_text())
     defaults = config.get("defaults", {})
     gates = {}
-    for metric, spec in config.get("metrics", {}).items():
-        if spec.get("better") not in ("higher", "lower"):
-            raise ValueError(f"{path}: metrics.{metric}.better must be higher or lower.")
+    for metric, override in (config.get("metrics") or {}).items():
+        declared = spec(metric)
+        if declared is None:
+            raise ValueError(f"{path}: metrics.{metric} is not a metric of harness/metrics/registry.py.")
         gates[metric] = Gate(
-            spec["better"], float(spec.get("min_effect", defaults.get("min_effect", 0.1))),
-            float(spec.get("alpha", defaults.get("alpha", 0.05))),
+            str(declared.better), float((override or {}).get("min_effect", declared.min_effect)),
+            float((override or {}).get("alpha", defaults.get("alpha", 0.05))),
         )  # fmt: skip
     return gates, config.get("ratios", [])
 
@@ -60,10 +64,13 @@ def ok_samples(run_dir: Path) -> pd.DataFrame:
 
 
 def within_run_ratios(df: pd.DataFrame, ratios: list[dict]) -> pd.DataFrame:
-    """strategy / reference for the same sidecar, test, direction and repetition, as metric `<m>/<ref>`."""
+    """strategy / reference as metric `<m>/<ref>`: one per block, against the reference beside it (blocks.py);
+    for a run without blocks, paired by repetition."""
+    if has_blocks(df):
+        return _block_ratios(df, ratios)
     out = []
-    for spec in ratios:
-        metric, ref = spec["metric"], spec["reference"]
+    for ratio in ratios:
+        metric, ref = ratio["metric"], ratio["reference"]
         m = df[df["metric"] == metric]
         # In a pod-MTU sweep a binding is divided by direct at the same pod MTU (direct has no guest MTU).
         point = [c for c in varying_sweep_columns(df) if c == "pod_mtu"]
@@ -74,6 +81,25 @@ def within_run_ratios(df: pd.DataFrame, ratios: list[dict]) -> pd.DataFrame:
             if key in reference.index and reference.loc[key]:
                 out.append({**row.to_dict(), "metric": f"{metric}/{ref}", "value": row["value"] / reference.loc[key]})
     return pd.DataFrame(out, columns=df.columns) if out else df.iloc[0:0]
+
+
+def _block_ratios(df: pd.DataFrame, ratios: list[dict]) -> pd.DataFrame:
+    out = []
+    for ratio in ratios:
+        metric, ref = ratio["metric"], ratio["reference"]
+        found = block_log_ratios(df[df["metric"] == metric], reference=ref)
+        if found.empty:
+            continue
+        keys = ["strategy", "sidecar", "pod_mtu", "guest_mtu", "test", "direction", "block"]
+        per_block = found.groupby(keys, dropna=False, sort=False)["log_ratio"].mean().reset_index()
+        per_block["value"] = np.exp(per_block.pop("log_ratio"))
+        per_block["metric"] = f"{metric}/{ref}"
+        per_block["repetition"] = per_block["block"]
+        per_block["status"] = "ok"
+        out.append(per_block)
+    if not out:
+        return df.iloc[0:0]
+    return pd.concat(out, ignore_index=True).reindex(columns=df.columns)
 
 
 @dataclass
@@ -119,7 +145,8 @@ def compare(base_dir: Path, new_dir: Path, gates_path: Path = DEFAULT_GATES) -> 
 
 def judge_frames(base: pd.DataFrame, new: pd.DataFrame, gates: dict[str, Gate]) -> pd.DataFrame:
     """A verdict for every (strategy, sidecar, test, direction, metric) both frames hold; a ratio metric
-    `<m>/<ref>` takes its own gate if it has one, else `<m>`'s."""
+    `<m>/<ref>` takes its own gate if it has one, else `<m>`'s. Regressions and improvements are Holm-adjusted
+    over every gated row."""
     rows = []
     keys = [*KEYS[:-1], *varying_sweep_columns(base, new), KEYS[-1]]  # swept cells are kept apart
     for key, b in base.groupby(keys, sort=True, dropna=False):
@@ -131,12 +158,27 @@ def judge_frames(base: pd.DataFrame, new: pd.DataFrame, gates: dict[str, Gate]) 
         metric = key[-1]
         gate = gates.get(metric) or gates.get(metric.split("/")[0])
         rows.append(_verdict(dict(zip(keys, key, strict=True)), b["value"].to_numpy(), n["value"].to_numpy(), gate))
-    return pd.DataFrame(rows)
-
-
-def smallest_p(n_base: int, n_new: int) -> float:
-    """The smallest one-sided p-value Mann-Whitney U can give for these sample sizes (complete separation)."""
-    return 1 / math.comb(n_base + n_new, n_base)
+    worse = holm([r.pop("_p_worse", None) for r in rows])
+    better = holm([r.pop("_p_better", None) for r in rows])
+    for row, p_worse, p_better in zip(rows, worse, better, strict=True):
+        if row["verdict"] != "pending":
+            continue
+        gate = gates.get(row["metric"]) or gates.get(row["metric"].split("/")[0])
+        if p_worse is not None and p_worse < gate.alpha:
+            row |= {"p_value": p_worse, "verdict": "regressed",
+                    "why": f"{row['test_name']}: Holm-adjusted p={p_worse:.3g} < {gate.alpha:g}, "
+                           f"worse by {row['worse_by']:.0%}"}  # fmt: skip
+        elif p_better is not None and p_better < gate.alpha:
+            row |= {"p_value": p_better, "verdict": "improved",
+                    "why": f"{row['test_name']}: Holm-adjusted p={p_better:.3g} < {gate.alpha:g}, "
+                           f"better by {-row['worse_by']:.0%}"}  # fmt: skip
+        elif row["_equivalent"]:
+            row |= {"p_value": p_worse, "verdict": "unchanged", "why": row["_interval_text"]}
+        else:
+            row |= {"p_value": p_worse, "verdict": "inconclusive",
+                    "why": f"{row['_interval_text']}; no significant change after Holm"}  # fmt: skip
+    frame = pd.DataFrame(rows)
+    return frame.drop(columns=[c for c in frame.columns if c.startswith("_") or c in ("test_name", "worse_by")])
 
 
 def _verdict(key: dict, base: np.ndarray, new: np.ndarray, gate: Gate | None) -> dict:
@@ -146,30 +188,29 @@ def _verdict(key: dict, base: np.ndarray, new: np.ndarray, gate: Gate | None) ->
     if gate is None:
         return {**row, "p_value": None, "verdict": "not gated", "why": "no gate for this metric"}
     row |= {"better": gate.better, "min_effect": gate.min_effect}
-    floor = smallest_p(len(base), len(new)) if len(base) and len(new) else 1.0
-    if floor >= gate.alpha:
+    if min(len(base), len(new)) < MIN_N["welch"]:
         return {**row, "p_value": None, "verdict": "inconclusive",
-                "why": f"n={len(base)} vs {len(new)}: the smallest possible p is {floor:.2g} >= alpha {gate.alpha:g}; "
+                "why": f"n={len(base)} vs {len(new)}: the test needs at least {MIN_N['welch']} a side; "
                        "more repetitions needed"}  # fmt: skip
     if not np.any(base) and not np.any(new):
         return {**row, "p_value": None, "verdict": "unchanged", "why": "zero in every sample of both runs"}
-    worse = "less" if gate.better == "higher" else "greater"  # alternative: NEW is worse than BASE
-    better = "greater" if gate.better == "higher" else "less"
-    p_worse = float(mannwhitneyu(new, base, alternative=worse).pvalue)
-    p_better = float(mannwhitneyu(new, base, alternative=better).pvalue)
+    higher = gate.better == "higher"
     change = (mn - mb) / abs(mb) if mb else 0.0
-    worse_by = -change if gate.better == "higher" else change
-    ci = ratio_ci(new, base) if mb else None
-    if p_worse < gate.alpha and worse_by > gate.min_effect:
-        verdict, why = "regressed", f"p={p_worse:.3g} < {gate.alpha:g} and worse by {worse_by:.0%}"
-    elif p_better < gate.alpha and -worse_by > gate.min_effect:
-        verdict, why = "improved", f"p={p_better:.3g} < {gate.alpha:g} and better by {-worse_by:.0%}"
-    elif ci is not None and 1 - gate.min_effect <= ci.low and ci.high <= 1 + gate.min_effect:
-        verdict, why = "unchanged", f"ratio CI [{ci.low:.2f}, {ci.high:.2f}] within +-{gate.min_effect:.0%}"
-    else:
-        bounds = f"[{ci.low:.2f}, {ci.high:.2f}]" if ci is not None else "undefined"
-        verdict, why = "inconclusive", f"ratio CI {bounds} not within +-{gate.min_effect:.0%} and no significant change"
-    return {**row, "p_value": min(p_worse, p_better), "verdict": verdict, "why": why}
+    row["worse_by"] = -change if higher else change
+    if np.all(base > 0) and np.all(new > 0):
+        row["test_name"] = "Welch t on logs"
+        row["_p_worse"] = welch_p_worse(base, new, higher_is_better=higher)
+        row["_p_better"] = welch_p_worse(base, new, higher_is_better=not higher)
+        interval = welch_ratio_interval(new, base, level=0.90)
+        equivalent = 1 - gate.min_effect <= interval.low and interval.high <= 1 + gate.min_effect
+        text = f"ratio {interval.estimate:.2f}, 90% Welch interval [{interval.low:.2f}, {interval.high:.2f}] " + (
+            "within" if equivalent else "not within") + f" +-{gate.min_effect:.0%}"
+    else:  # zeros (UDP loss): ranks, no ratio interval
+        row["test_name"] = "Mann-Whitney U"
+        row["_p_worse"] = float(mannwhitneyu(new, base, alternative="less" if higher else "greater").pvalue)
+        row["_p_better"] = float(mannwhitneyu(new, base, alternative="greater" if higher else "less").pvalue)
+        equivalent, text = False, "samples with zeros: no ratio interval for equivalence"
+    return {**row, "p_value": None, "verdict": "pending", "_equivalent": equivalent, "_interval_text": text}
 
 
 def tool_differences(base: pd.DataFrame, new: pd.DataFrame) -> list[tuple[str, object, object]]:

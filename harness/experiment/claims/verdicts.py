@@ -182,7 +182,7 @@ def _short(value):
         return None if math.isnan(value) else round(value, 3)
     if isinstance(value, Interval):
         if math.isnan(value.low):
-            return f"{value.median:.2f} Gbit/s (median of {value.n}; fewer than 6 for an exact 95% interval)"
+            return f"median of {value.n} (fewer than 6 for an exact 95% interval): {value.median:.2f} Gbit/s"
         return f"{value.median:.2f} [{value.low:.2f}, {value.high:.2f}] Gbit/s (median, exact 95%, n={value.n})"
     if isinstance(value, list) and value and isinstance(value[0], PrivilegeTrial):
         return "; ".join(f"-{','.join(t.dropped) or 'none'}: {'works' if t.works else t.error or 'fails'}"

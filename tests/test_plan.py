@@ -1,0 +1,106 @@
+"""The resolved plan and its block schedule: every binding once per block with direct right before and after it,
+each pairing read back from real rows; a precision run that stops by Stein's rule or says why it did not."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.analysis.blocks import block_log_ratios
+from harness.experiment.plan import resolve
+from harness.experiment.scenario import Scenario
+from harness.guests.spec import GuestSpec
+from tests.conftest import REPO, assert_clean
+
+
+def scenario(**extra) -> Scenario:
+    data = {"name": "plan", "strategies": ["direct", "masquerade", "nat-proxy", "bridge"],
+            "sidecars": ["none", "envoy-redirect"], "tests": [{"kind": "tcp_throughput"}], **extra}  # fmt: skip
+    return Scenario.model_validate(data)
+
+
+def test_every_binding_is_flanked_by_direct_in_every_block():
+    plan = resolve(scenario(), GuestSpec())
+    rng = random.Random(1)
+    orders = []
+    for index in (1, 2, 3):
+        block = plan.block(index, rng)
+        assert [s.slot for s in block] == list(range(1, len(block) + 1))
+        assert len(block) == plan.beds_per_block() == 2 * (2 * 3 + 1)  # per sidecar: D X D Y D Z D
+        for i, s in enumerate(block):
+            if not s.cell.is_reference:
+                before, after = block[i - 1].cell, block[i + 1].cell
+                assert before.is_reference and after.is_reference
+                assert before.group == after.group == s.cell.group
+        others = [(s.cell.label) for s in block if not s.cell.is_reference]
+        assert sorted(others) == sorted(c.label for c in plan.cells if not c.is_reference)
+        orders.append(others)
+    assert len({tuple(o) for o in orders}) > 1  # shuffled per block
+
+
+def test_without_direct_or_with_rounds_every_cell_runs_once_per_block():
+    for plan in (resolve(scenario(strategies=["masquerade", "bridge"]), GuestSpec()),
+                 resolve(scenario(design="rounds"), GuestSpec())):  # fmt: skip
+        assert not plan.paired
+        block = plan.block(1, random.Random(0))
+        assert sorted(s.cell.label for s in block) == sorted(c.label for c in plan.cells)
+
+
+def test_the_plan_resolves_options_once_and_the_estimate_counts_the_directs():
+    s = scenario(strategy_options={"nat-proxy": {"relay": "python"}}, repetitions=2)
+    plan = resolve(s, GuestSpec())
+    proxy = next(c for c in plan.cells if c.spec.strategy == "nat-proxy")
+    assert proxy.options.relay == "python"
+    assert s.estimated_seconds() == pytest.approx(2 * plan.block_seconds())
+
+
+def test_block_log_ratios_pair_each_sample_with_the_directs_beside_it():
+    rows = []
+    for block, values in ((1, [10, 5, 12, 6, 14]), (2, [8, 4, 8, 2, 8])):
+        for slot, value in enumerate(values, 1):
+            rows.append({"strategy": "direct" if slot % 2 else ("masquerade" if slot == 2 else "bridge"),
+                         "sidecar": "none", "pod_mtu": 1500, "guest_mtu": None, "test": "tcp_throughput",
+                         "direction": "ingress", "metric": "throughput", "value": float(value), "status": "ok",
+                         "block": block, "slot": slot})  # fmt: skip
+    ratios = block_log_ratios(pd.DataFrame(rows)).set_index(["strategy", "block"])["log_ratio"]
+    assert ratios[("masquerade", 1)] == pytest.approx(np.log(5) - (np.log(10) + np.log(12)) / 2)
+    assert ratios[("bridge", 1)] == pytest.approx(np.log(6) - (np.log(12) + np.log(14)) / 2)
+    assert ratios[("bridge", 2)] == pytest.approx(np.log(2 / 8))
+
+
+@pytest.mark.slow
+def test_a_precision_run_stops_by_steins_rule_or_says_why(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "name: precision\nstrategies: [direct, masquerade]\nrepetitions: 3\npilot_blocks: 3\n"
+        "tests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}\n"
+    )
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "p.yaml"), "--results",
+                           str(tmp_path / "results"), "--precision", "15%", "--time-budget", "2m"],
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "COLUMNS": "200"},
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    run_dir = next((tmp_path / "results").iterdir())
+    assert_clean(run_dir.name)
+    record = json.loads((run_dir / "run.json").read_text())["precision"]
+    assert record["target"] == 0.15 and record["pilot_blocks"] == 3 and record["blocks_run"] >= 3
+    (ratio,) = record["ratios"]
+    assert ratio["ratio"].startswith("masquerade/none") and ratio["blocks"] == record["blocks_run"]
+    if ratio["reached"]:
+        assert ratio["half_width"] <= 0.15 and ratio["blocks"] >= ratio["blocks_needed"]
+    else:  # the budget ended it: the summary names the ratio and why
+        assert record["stopped_by"] == "budget" and "budget" in ratio["why"]
+        assert "not reached" in done.stdout and "masquerade/none" in done.stdout
+    assert "ratios reached it" in done.stdout
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    assert samples.block.max() == record["blocks_run"]
+    subprocess.run([sys.executable, "-m", "harness.cli", "report", str(run_dir)], check=True, cwd=REPO,
+                   capture_output=True)  # fmt: skip
+    answer = (run_dir / "answer.md").read_text()
+    assert "stein 95% n=" in answer and "stopped on precision +-15%" in answer

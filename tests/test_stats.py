@@ -1,0 +1,166 @@
+"""The intervals cover what they say, checked by simulation on known distributions (seeded, no timing), and a
+ranking never disagrees with the intervals printed beside it (hypothesis over random block data)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.analysis.ranking import REFERENCE, rank
+from harness.analysis.stats import (
+    MIN_N,
+    hodges_lehmann_interval,
+    holm,
+    log_ratio_interval,
+    median_interval,
+    signed_rank_critical,
+    stein_plan,
+    welch_ratio_interval,
+)
+
+TRIALS = 4000
+# A 95% interval over 4000 trials: coverage below 0.935 is outside 4.5 standard errors of 0.95.
+FLOOR = 0.935
+
+
+def _coverage(make, draw, truth: float, trials: int = TRIALS) -> float:
+    rng = np.random.default_rng(7)
+    hits = 0
+    for _ in range(trials):
+        interval = make(draw(rng))
+        assert interval.has_interval
+        hits += interval.low <= truth <= interval.high
+    return hits / trials
+
+
+NOISE = {
+    "normal": lambda rng, n: rng.normal(0, 0.1, n),
+    "heavy (t, 3 df)": lambda rng, n: 0.05 * rng.standard_t(3, n),
+    "contaminated (10% at 5x)": lambda rng, n: rng.normal(0, 0.05, n) * np.where(rng.random(n) < 0.1, 5, 1),
+}
+
+
+@pytest.mark.parametrize("n", [3, 5, 10])
+@pytest.mark.parametrize("noise", list(NOISE))
+def test_log_ratio_t_interval_covers_the_true_ratio(n, noise):
+    truth = 0.8
+    coverage = _coverage(log_ratio_interval, lambda rng: math.log(truth) + NOISE[noise](rng, n), truth)
+    assert coverage >= FLOOR, f"{noise}, n={n}: {coverage:.3f}"
+
+
+@pytest.mark.parametrize("n", [6, 8, 15])
+@pytest.mark.parametrize("noise", list(NOISE))
+def test_wilcoxon_interval_covers_the_centre(n, noise):
+    truth = 1.1
+    coverage = _coverage(hodges_lehmann_interval, lambda rng: math.log(truth) + NOISE[noise](rng, n), truth)
+    assert coverage >= FLOOR, f"{noise}, n={n}: {coverage:.3f}"
+
+
+@pytest.mark.parametrize("n", [6, 9, 20])
+def test_order_statistic_interval_covers_the_median_of_a_skewed_distribution(n):
+    # Lognormal throughput samples: true median exp(mu).
+    coverage = _coverage(median_interval, lambda rng: rng.lognormal(math.log(10), 0.3, n), 10.0)
+    assert coverage >= FLOOR, f"n={n}: {coverage:.3f}"
+
+
+@pytest.mark.parametrize("n", [3, 6])
+def test_welch_interval_covers_the_ratio_of_two_independent_samples(n):
+    def draw(rng):
+        return rng.lognormal(math.log(5), 0.2, n), rng.lognormal(math.log(10), 0.1, n)
+
+    coverage = _coverage(lambda ab: welch_ratio_interval(*ab), draw, 0.5)
+    assert coverage >= FLOOR, f"n={n}: {coverage:.3f}"
+
+
+def test_no_interval_below_each_methods_minimum_n():
+    assert not log_ratio_interval([0.1, 0.2]).has_interval
+    assert log_ratio_interval([0.1, 0.2, 0.15]).has_interval
+    assert not median_interval([1, 2, 3, 4, 5]).has_interval  # [min, max] of 5 covers 93.75%, not 95%
+    assert median_interval([1, 2, 3, 4, 5, 6]).has_interval
+    assert not hodges_lehmann_interval([0.1] * 5).has_interval
+    assert signed_rank_critical(5, 0.95) is None and signed_rank_critical(6, 0.95) == 1
+    assert not welch_ratio_interval([1, 2], [1, 2, 3]).has_interval
+    text = median_interval([1, 2, 3]).format()
+    assert "n=3 < 6" in text and "[" not in text
+    assert "(t, 95%, n=3)" in log_ratio_interval([0.1, 0.2, 0.15]).format()
+    assert MIN_N["order"] == 6
+
+
+def test_signed_rank_critical_values_match_the_published_table():
+    # Two-sided 5% critical values of the Wilcoxon signed-rank statistic (reject when W <= T): n=6: 0, n=10: 8,
+    # n=20: 52; the interval's k is T + 1.
+    assert [signed_rank_critical(n, 0.95) - 1 for n in (6, 10, 20)] == [0, 8, 52]
+
+
+def test_holm_adjusts_step_down_and_keeps_order():
+    assert holm([0.01, 0.04, 0.03, None]) == [0.03, 0.06, 0.06, None]
+    assert holm([0.5]) == [0.5]
+
+
+@pytest.mark.parametrize("n0", [3, 5])
+def test_stein_two_stage_keeps_coverage_and_reaches_its_width(n0):
+    rng = np.random.default_rng(11)
+    target, truth, hits, widths = 0.05, math.log(0.9), 0, []
+    for _ in range(2000):
+        sd = rng.choice([0.02, 0.05, 0.1])
+        pilot = truth + rng.normal(0, sd, n0)
+        plan = stein_plan(pilot, target)
+        more = truth + rng.normal(0, sd, plan.blocks_needed() - n0)
+        interval = plan.interval(np.concatenate([pilot, more]))
+        hits += interval.low <= 0.9 <= interval.high
+        widths.append(interval.half_width())
+    assert hits / 2000 >= FLOOR
+    assert max(widths) <= target + 1e-9
+
+
+def _series(values) -> pd.Series:
+    return pd.Series(values, index=range(1, len(values) + 1), dtype=float)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    effects=st.lists(st.floats(-0.4, 0.4), min_size=1, max_size=6),
+    spread=st.floats(0.001, 0.3),
+    blocks=st.integers(2, 12),
+    seed=st.integers(0, 2**16),
+    higher=st.booleans(),
+)
+def test_a_ranking_never_disagrees_with_its_intervals(effects, spread, blocks, seed, higher):
+    rng = random.Random(seed)
+    drift = [rng.gauss(0, spread) for _ in range(blocks)]  # shared by every binding of a block
+    series, intervals = {}, {}
+    for i, effect in enumerate(effects):
+        name = f"b{i}"
+        series[name] = _series([effect + d * rng.random() + rng.gauss(0, spread) for d in drift])
+        intervals[name] = log_ratio_interval(series[name].to_numpy())
+    result = rank(intervals, series, higher_is_better=higher)
+    sign = 1 if higher else -1
+    estimate = {REFERENCE: 1.0, **{b: i.estimate for b, i in intervals.items()}}
+    tier_of = {b: t for t, tier in enumerate(result.tiers) for b in tier}
+    assert set(tier_of) == {REFERENCE, *intervals}
+    for b, interval in intervals.items():
+        side = sign * interval.excludes(1.0)  # +1: better than direct by its own interval
+        if tier_of[b] < tier_of[REFERENCE]:
+            assert side == 1, f"{b} ranked above direct, its interval {interval} does not say so"
+        if tier_of[b] > tier_of[REFERENCE]:
+            assert side == -1, f"{b} ranked below direct, its interval {interval} does not say so"
+        if tier_of[b] == tier_of[REFERENCE] and side != 0:
+            assert b in result.marked  # never silently `equal` to direct
+    for (a, b), claimed in result.better.items():
+        assert claimed and tier_of[a] < tier_of[b]
+        assert sign * math.log(estimate[a] / estimate[b]) >= -1e-12, "a `>` against the estimates"
+
+
+def test_twins_with_no_difference_stay_in_one_tier_and_a_clear_loser_is_cut():
+    rng = np.random.default_rng(3)
+    twin = _series(rng.normal(0, 0.05, 8))
+    slow = _series(np.log(0.5) + rng.normal(0, 0.05, 8))
+    intervals = {"twin": log_ratio_interval(twin.to_numpy()), "slow": log_ratio_interval(slow.to_numpy())}
+    result = rank(intervals, {"twin": twin, "slow": slow}, higher_is_better=True)
+    assert result.text() == "direct, twin > slow" or result.text() == "twin, direct > slow"
