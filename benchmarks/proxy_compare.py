@@ -40,7 +40,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.analysis.provenance import host_facts, tool_versions  # noqa: E402
-from harness.analysis.stats import median_ci  # noqa: E402
+from harness.analysis.stats import median_interval  # noqa: E402
 from harness.experiment.iperf import measure_tcp_throughput  # noqa: E402
 from harness.experiment.kinds import ConnectRequestResponse, RequestResponse  # noqa: E402
 from harness.guests.attachment import Ends  # noqa: E402
@@ -204,8 +204,13 @@ def print_tables(df: pd.DataFrame, relays: list[str], console: Console, title: s
             cells = []
             for test, metric, _ in part:
                 values = df[(df.relay == relay) & (df.test == test) & (df.metric == metric)]["value"].dropna()
-                ci = median_ci(values)
-                cells.append("-" if ci.n == 0 else f"{short(ci.median)} [{short(ci.low)}-{short(ci.high)}]")
+                ci = median_interval(values)  # exact 95% order-statistic interval from n >= 6, else the range
+                if ci.n == 0:
+                    cells.append("-")
+                elif ci.has_interval:
+                    cells.append(f"{short(ci.estimate)} [{short(ci.low)}-{short(ci.high)}]")
+                else:
+                    cells.append(f"{short(ci.estimate)} (range {short(values.min())}-{short(values.max())})")
             n = df[(df.relay == relay) & (df.metric == "gbit_s")]["repetition"].nunique()
             table.add_row(relay, str(n), *cells)
         console.print(table)
@@ -215,7 +220,8 @@ def bounds(df: pd.DataFrame, console: Console) -> None:
     """Issue 17's bounds for the relay: >= Envoy throughput, >= 2x Envoy CRR, >= HAProxy CRR."""
 
     def median(relay: str, test: str, metric: str) -> float:
-        return median_ci(df[(df.relay == relay) & (df.test == test) & (df.metric == metric)]["value"].dropna()).median
+        values = df[(df.relay == relay) & (df.test == test) & (df.metric == metric)]["value"].dropna()
+        return median_interval(values).estimate
 
     for relay in ("vmnb-relay", "vmnb-relay-2w", "relay-python"):
         checks = [

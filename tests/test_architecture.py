@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.lab.paths import REPO_ROOT
 
 LAYERS = {
+    "harness.metrics": 0,
     "harness.lab": 0,
     "harness.pod": 1,
     "harness.guests": 2,
@@ -19,7 +20,8 @@ LAYERS = {
     "harness.cli": 5,
 }
 """Rank of each package: a module may import from its own package or from a package of lower rank only.
-strategies and analysis share a rank and may not import each other."""
+strategies and analysis share a rank and may not import each other; so do lab and metrics (the metric
+registry imports nothing of the project)."""
 
 
 def module_name(path: Path) -> str:
