@@ -24,6 +24,7 @@ from harness.analysis.results import RunWriter, Sample
 from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary, print_sweep_summary
 from harness.experiment.measure import Cell, failed_row, run_test
 from harness.experiment.plan import RunPlan, Slot, resolve
+from harness.experiment.plants import plant
 from harness.experiment.precision import PrecisionState, print_precision
 from harness.experiment.runtime import docker_runtime
 from harness.experiment.scenario import Scenario
@@ -258,28 +259,6 @@ def qemu_facts(guest: GuestSpec) -> dict:
     }
 
 
-PLANT_SLOWDOWN = "VMNB_PLANT_SLOWDOWN"
-
-
-def plant_slowdown(bed: TestBed, strategy: str) -> None:
-    """Fault injection for the gate's own test and benchmarks/verify_stats.py: `VMNB_PLANT_SLOWDOWN=masquerade=200mbit`
-    (several: comma-separated) puts a tbf rate limit on every link of that strategy's (or variant's) pod, a
-    slowdown the gate must catch. Never set in a real run."""
-    plants = dict(item.partition("=")[::2] for item in os.environ.get(PLANT_SLOWDOWN, "").split(",") if "=" in item)
-    rate = plants.get(strategy)
-    if not rate:
-        return
-    # The bucket holds 2 ms at the rate, at least 256 KB: a GSO super-packet (64 KB) larger than the bucket is
-    # dropped whole, which turns a 10% limit into a 70% collapse (seen at 12 Gbit/s with a 64 KB bucket).
-    megabits = re.fullmatch(r"(\d+)mbit", rate)
-    burst = f"{max(256, int(megabits.group(1)) * 1000 // 8 * 2 // 1000)}kb" if megabits else "64kb"
-    for link in bed.pod.ipr.get_links():
-        name = link.get_attr("IFLA_IFNAME")
-        if name != "lo":
-            bed.pod.run(["tc", "qdisc", "add", "dev", name, "root", "tbf", "rate", rate, "burst", burst,
-                         "latency", "100ms"])  # fmt: skip
-
-
 def cell_row(scenario: Scenario, slot: Slot) -> Sample:
     """The columns every row of one bed shares (the MTUs as asked, until read back)."""
     cell, plan = slot.cell.spec, slot.cell
@@ -363,7 +342,7 @@ class CellRunner:
                 guest_mtu = cell.spec.guest_mtu if cell.has_vm else None
                 with bed.strategy_setup():
                     attachment = strategy.setup(bed, driver_for(cell.guest, slot.label, mtu=guest_mtu))
-                plant_slowdown(bed, cell.spec.strategy)
+                plant(bed, cell.spec.strategy)
                 base = read_back_mtus(base, bed, attachment if cell.has_vm else None)
                 base = replace(
                     base,
