@@ -164,3 +164,41 @@ def test_twins_with_no_difference_stay_in_one_tier_and_a_clear_loser_is_cut():
     intervals = {"twin": log_ratio_interval(twin.to_numpy()), "slow": log_ratio_interval(slow.to_numpy())}
     result = rank(intervals, {"twin": twin, "slow": slow}, higher_is_better=True)
     assert result.text() == "direct, twin > slow" or result.text() == "twin, direct > slow"
+
+
+def _gate_frame(rng, shift: dict[str, float], n: int, sd: float) -> pd.DataFrame:
+    rows = []
+    for strategy in ("masquerade", "nat-proxy", "tproxy", "slirp"):
+        for direction in ("ingress", "egress"):
+            for block in range(1, n + 1):
+                value = float(np.exp(rng.normal(math.log(0.8) + shift.get(strategy, 0.0), sd)))
+                rows.append({"strategy": strategy, "sidecar": "none", "test": "tcp_throughput", "direction": direction,
+                             "metric": "throughput/direct", "value": value, "repetition": block})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_an_unchanged_tree_fails_the_whole_gate_at_most_alpha_of_the_time():
+    """Eight gated ratios, nothing changed: Holm over the rows keeps the gate's family-wise false alarms <= 5%
+    (without it, eight one-sided tests at 5% would fail about a third of unchanged trees)."""
+    from harness.analysis.compare import load_gates
+    from harness.analysis.gate import judge
+
+    rng = np.random.default_rng(5)
+    load_gates()  # the shipped thresholds parse
+    failed = 0
+    trials = 300
+    for _ in range(trials):
+        verdicts = judge(_gate_frame(rng, {}, 6, 0.08), _gate_frame(rng, {}, 6, 0.08))
+        failed += bool((verdicts.verdict == "regressed").any())
+    assert failed / trials <= 0.05 + 2.5 * math.sqrt(0.05 * 0.95 / trials)
+
+
+def test_the_gate_sees_a_large_regression_and_calls_a_tight_unchanged_tree_unchanged():
+    from harness.analysis.gate import judge
+
+    rng = np.random.default_rng(9)
+    verdicts = judge(_gate_frame(rng, {}, 8, 0.03), _gate_frame(rng, {"nat-proxy": math.log(0.8)}, 8, 0.03))
+    by = verdicts.set_index(["strategy", "direction"])["verdict"]
+    assert (by.loc["nat-proxy"] == "regressed").all()
+    assert (by.drop("nat-proxy") == "unchanged").all()
+    assert verdicts[verdicts.verdict == "regressed"].why.str.contains("Holm").all()

@@ -7,6 +7,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from harness.analysis.blocks import CostKey, cost_interval, has_blocks
 from harness.lab.kinds import SidecarKind, TrafficPath
 
 
@@ -63,7 +64,10 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
         console.print("no throughput samples")
         return
     directions = list(dict.fromkeys(summary["direction"]))
-    table = Table(title="TCP throughput, Gbit/s: median (min-max); x direct = ratio of medians, same sidecar")
+    paired = has_blocks(df)
+    how = ("x direct = exp(mean per-block log ratio) to the direct beside it, t 95% interval from 3 blocks"
+           if paired else "x direct = ratio of medians (no blocks: unpaired)")  # fmt: skip
+    table = Table(title=f"TCP throughput, Gbit/s: median (min-max); {how}, same sidecar")
     table.add_column("binding", overflow="fold")
     table.add_column("sidecar", overflow="fold")
     for d in directions:
@@ -94,6 +98,10 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
                 text += f" [red]({len(notes)})[/]"
             ref = reference.get((sidecar, d))
             ratio = f"{r['median'] / ref:.2f}" if r["ok"] and ref and ref == ref else "-"
+            if paired and r["ok"] and strategy != "direct":
+                key = CostKey(strategy, sidecar, "tcp_throughput", d, "throughput")
+                interval = cost_interval(df[df["test"] == "tcp_throughput"], None, key)
+                ratio = _compact(interval) if interval is not None else "-"
             cells += [text, ratio]
         extra = [f"{boot.get((strategy, sidecar), float('nan')):.1f}"] if not boot.empty else []
         caveat = caveats(df).get((strategy, sidecar))
@@ -104,6 +112,12 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
     console.print(table)
     for i, note in enumerate(notes, 1):
         console.print(f"  ({i}) {note}", overflow="fold")
+
+
+def _compact(interval) -> str:
+    if interval.has_interval:
+        return f"{interval.estimate:.2f} [{interval.low:.2f}-{interval.high:.2f}] n={interval.n}"
+    return f"{interval.estimate:.2f} (n={interval.n})"
 
 
 def path_matrix(df: pd.DataFrame) -> pd.DataFrame:

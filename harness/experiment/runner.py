@@ -34,7 +34,7 @@ from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec
 from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.kinds import GuestKind, Status
-from harness.lab.names import new_run_id
+from harness.lab.names import new_run_id, resource_name
 from harness.lab.pods import ComputeSpec, explain_refusal
 from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
@@ -149,6 +149,9 @@ def run_scenario(
                      else ""))  # fmt: skip
     precision: PrecisionState | None = None
     with LabSession(run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:
+        if scenario.cpu_placement == "split":
+            peer = resource_name(run_id, "peer")
+            lab.tracker.cpus_for = lambda netns: "0" if netns == peer else "1"
         try:
             if scenario.runtime == "docker":
                 lab.pod_runtime = docker_runtime(compute_spec(scenario), with_qemu=guest.kind == GuestKind.QEMU,

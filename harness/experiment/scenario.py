@@ -134,6 +134,9 @@ class Scenario(Strict):
     a pilot of `pilot_blocks` blocks fixes how many blocks each ratio needs; the run adds blocks until the largest
     need is met or the time budget ends."""
     pilot_blocks: int = Field(5, ge=3, le=100)
+    cpu_placement: Literal["none", "split"] = "none"
+    """`split`: every process of the peer (the rest of the cluster) on CPU 0, everything of the node, pod and
+    guest on CPU 1 (taskset), so the client and server never share a core; `none`: the scheduler decides."""
     seed: int | None = None
     """Seed of the per-round shuffle of cells; None draws one (recorded in run.json)."""
     tests: list[Test] = Field(min_length=1)

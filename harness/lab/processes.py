@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,9 +161,16 @@ class ProcessTracker:
     def __init__(self, state: RunState, log_dir: Path) -> None:
         self.state = state
         self.log_dir = log_dir
+        self.cpus_for: Callable[[str | None], str | None] | None = None
+        """CPU placement: the CPU list (taskset -c) a process in this namespace is pinned to, or None: unpinned."""
         self._live: dict[int, TrackedProcess] = {}
         self._lock = threading.Lock()
         self._pods: dict[str, object] = {}
+
+    def placed(self, netns: str | None, argv: list[str]) -> list[str]:
+        """`argv` inside `netns`, pinned with taskset when a CPU placement is set (taskset execs: same PID)."""
+        cpus = self.cpus_for(netns) if self.cpus_for else None
+        return netns_argv(netns, ["taskset", "-c", cpus, *argv] if cpus else argv)
 
     def environment(self, env: dict | None) -> dict:
         """The environment of a process of this run: tagged with the run id (VMNB_RUN), inherited by every
@@ -196,7 +204,7 @@ class ProcessTracker:
             return self._track(proc)
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
-                netns_argv(netns, argv),
+                self.placed(netns, argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -215,7 +223,7 @@ class ProcessTracker:
         t0 = time.monotonic()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             popen = subprocess.Popen(
-                netns_argv(netns, argv),
+                self.placed(netns, argv),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
