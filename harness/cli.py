@@ -74,8 +74,9 @@ def run(
             parsed = parsed.model_copy(update={"repetitions": repetitions})
         if precision is not None:
             parsed = parsed.model_copy(update={"precision": parse_fraction(precision, "--precision")})
-        if parsed.precision and "direct" not in parsed.strategies:
-            raise ValueError("option --precision judges ratios to direct: add direct to the scenario's strategies")
+        if parsed.precision and ("direct" not in parsed.strategies or parsed.design != "blocks"):
+            raise ValueError("option --precision judges each binding's ratio to the direct beside it: the scenario "
+                             "needs direct in its strategies and design: blocks")  # fmt: skip
         budget = None
         if time_budget is not None:
             budget = parse_duration(time_budget)
@@ -262,6 +263,9 @@ def print_verdicts(verdicts, title: str) -> None:
                       f"{r['n_base']}/{r['n_new']}", f"{r['median_base']:.4g}", f"{r['median_new']:.4g}",
                       f"{r['ratio']:.3f}", v, r["why"])  # fmt: skip
     console.print(table)
+    console.print("unpaired: BASE and NEW are separate sittings (one-sided Welch t on the logs, Mann-Whitney U where "
+                  "a metric has zeros), Holm-adjusted over every gated row; `unchanged` = the 90% interval of the "
+                  "ratio within +-min_effect")  # fmt: skip
 
 
 def resolve_run(run: str, results: Path) -> Path:

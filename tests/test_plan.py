@@ -104,3 +104,24 @@ def test_a_precision_run_stops_by_steins_rule_or_says_why(tmp_path):
                    capture_output=True)  # fmt: skip
     answer = (run_dir / "answer.md").read_text()
     assert "stein 95% n=" in answer and "stopped on precision +-15%" in answer
+
+
+@pytest.mark.parametrize(("scenario_text", "option", "expected"), [
+    ("strategies: [direct, masquerade]", "150%", "option --precision: '150%' is not a precision"),
+    ("strategies: [direct, masquerade]", "abc", "option --precision: 'abc' is not a precision"),
+    ("strategies: [masquerade]", "10%", "needs direct in its strategies and design: blocks"),
+    ("strategies: [direct, masquerade]\ndesign: rounds", "10%", "needs direct in its strategies and design: blocks"),
+])  # fmt: skip
+def test_a_bad_precision_is_one_sentence_and_creates_nothing(tmp_path, scenario_text, option, expected):
+    (tmp_path / "s.yaml").write_text(f"name: p\n{scenario_text}\ntests:\n  - {{kind: tcp_throughput}}\n")
+    argv = [sys.executable, "-m", "harness.cli", "run", str(tmp_path / "s.yaml"), "--precision", option,
+            "--results", str(tmp_path / "results")]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and expected in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_precision_in_a_scenario_without_direct_is_refused_naming_the_field():
+    with pytest.raises(ValueError, match="field 'precision'"):
+        scenario(strategies=["masquerade"], precision=0.1)

@@ -203,16 +203,19 @@ class Steps:
     progress: Progress
     task: object
     pending: PendingSignal
+    note: str = ""
+    """Shown after every step's text: with a precision target, the widest interval and the blocks needed."""
 
     def __call__(self, text: str, *, advance: bool = False, check: bool = True) -> None:
         if check:
             self.pending.check()
-        self.progress.update(self.task, description=text)
+        self.progress.update(self.task, description=f"{text} | {self.note}" if self.note else text)
         if advance:
             self.progress.advance(self.task)
 
     def grow(self, steps: int, note: str) -> None:
         total = self.progress.tasks[0].total or 0
+        self.note = note
         self.progress.update(self.task, total=total + steps, description=note)
 
 
@@ -262,14 +265,16 @@ def qemu_facts(guest: GuestSpec) -> dict:
     }
 
 
-def cell_row(scenario: Scenario, slot: Slot) -> Sample:
-    """The columns every row of one bed shares (the MTUs as asked, until read back)."""
+def cell_row(scenario: Scenario, slot: Slot, paired: bool) -> Sample:
+    """The columns every row of one bed shares (the MTUs as asked, until read back). `slot` only in the paired
+    design: there adjacent slots are a binding and its direct; in rounds they are neighbours by chance."""
     cell, plan = slot.cell.spec, slot.cell
     guest_mtu = cell.guest_mtu if isinstance(cell.guest_mtu, int) else None
     if cell.guest_mtu == "pod":
         guest_mtu = cell.pod_mtu or AddressPlan.mtu
     return Sample(strategy=cell.strategy, options=plan.options.model_dump_json(), sidecar=str(cell.sidecar),
-                  scenario=scenario.name, repetition=slot.block, block=slot.block, slot=slot.slot,
+                  scenario=scenario.name, repetition=slot.block, block=slot.block,
+                  slot=slot.slot if paired else None,
                   runtime=scenario.runtime,
                   compute_caps=compute_label(scenario) if scenario.runtime == "docker" else None,
                   pod_mtu=cell.pod_mtu or AddressPlan.mtu, guest_mtu=guest_mtu if plan.has_vm else None,
@@ -328,7 +333,7 @@ class CellRunner:
     def run(self, slot: Slot) -> None:
         plan, cell, writer = self.plan, slot.cell, self.writer
         scenario = plan.scenario
-        base = cell_row(scenario, slot)
+        base = cell_row(scenario, slot, plan.paired)
         where = f"block {slot.block} {cell.label.replace('-', '/', 1)}"
         self.step(f"{where} setup")
         strategy = cell.strategy(plan.services)

@@ -160,6 +160,9 @@ class Scenario(Strict):
             if name not in self.strategies:
                 raise ValueError(f"field 'sweep.guest_mtu_strategies': {name!r} is not in 'strategies' "
                                  f"({', '.join(self.strategies)})")  # fmt: skip
+        if self.precision and (self.design != "blocks" or "direct" not in self.strategies):
+            raise ValueError("field 'precision': judges each binding's ratio to the direct beside it, so it needs "
+                             "design: blocks and direct in 'strategies'")  # fmt: skip
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError("field 'strategies': lists a strategy twice")
         for name in self.strategy_options:
