@@ -22,9 +22,9 @@ import time
 
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec
-from harness.lab.kinds import SidecarKind
 from harness.lab.session import LabSession
-from harness.pod.sidecars import UnixHTTPConnection, install_sidecar
+from harness.pod.mesh import SidecarKind, install_sidecar
+from harness.pod.sidecars import UnixHTTPConnection
 from strategies.base import Services
 from strategies.masquerade import BRIDGE, Masquerade, MasqueradeOptions
 

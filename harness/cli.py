@@ -413,7 +413,7 @@ def describe(
         options = parse_strategy_options(name, {k: yaml.safe_load(v) for k, _, v in pairs}, "--option")
     except ScenarioError as e:
         fail(str(e))
-    from harness.lab.kinds import SidecarKind
+    from harness.pod.mesh import SidecarKind
 
     if sidecar not in [str(k) for k in SidecarKind]:
         fail(f"option --sidecar: unknown sidecar {sidecar!r}; allowed: {', '.join(SidecarKind)}.")

@@ -19,7 +19,7 @@ from harness.guests.attachment import Attachment
 from harness.guests.driver import GuestDriver
 from harness.lab.addresses import check_vm_network
 from harness.lab.bed import TestBed
-from harness.lab.kinds import SidecarKind
+from harness.pod.mesh import SidecarKind
 from harness.pod.proxy_process import RelayImplementation
 
 __all__ = ["Attachment", "GuestDriver", "Requirements", "Services", "Strategy", "StrategyOptions", "TestBed",

@@ -11,11 +11,11 @@ plan), with `vm_cidr` to choose another. The VM's address is static instead of v
 from __future__ import annotations
 
 from harness.lab.rules import apply_nft
+from harness.pod.mesh import ISTIO_RESERVED_PORTS
 from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed, VmNetworkOptions
 
 BRIDGE = "k6t-eth0"
 POD_IFACE = "eth0"
-ISTIO_RESERVED_PORTS = (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090)
 ISTIO_NON_PROXIED_PORTS = (22,)
 ISTIO_LOOPBACK = "127.0.0.6"
 

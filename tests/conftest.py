@@ -25,7 +25,7 @@ from harness.lab.paths import REPO_ROOT, STATE_DIR
 from harness.lab.procfs import proc_starttime
 from harness.lab.session import LabSession
 from harness.lab.waiting import TimedOut, wait_until
-from harness.pod.sidecars import install_sidecar
+from harness.pod.mesh import install_sidecar
 from strategies import strategy_class
 
 REPO = REPO_ROOT

@@ -11,7 +11,7 @@ import pytest
 from harness.lab.kinds import TrafficPath
 from harness.lab.procfs import proc_starttime
 from harness.pod import ambient
-from harness.pod.sidecars import install_sidecar
+from harness.pod.mesh import install_sidecar
 from tests.conftest import run_through
 
 # CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_SYS_ADMIN (21): ztunnel's capabilities, nothing else.

@@ -110,3 +110,61 @@ def test_parsing_a_scenario_does_not_load_the_qemu_code():
             "print(sorted(m for m in sys.modules if m.startswith('harness.guests.qemu')))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+MESH_WORDS = ("istio", "linkerd", "ambient", "envoy", "ztunnel")
+
+
+def _names_and_strings(tree: ast.AST) -> list[tuple[int, str]]:
+    """Identifiers and string literals of a module, docstrings left out (prose may name what it models)."""
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}  # fmt: skip
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            found.append((node.lineno, node.id))
+        elif isinstance(node, ast.Attribute):
+            found.append((node.lineno, node.attr))
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            found.append((node.lineno, node.name))
+        elif isinstance(node, ast.alias):
+            found.append((node.lineno, node.asname or node.name))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            found.append((node.lineno, node.value))
+    return found
+
+
+def test_no_mesh_names_in_the_lab():
+    """Mesh modes are a seam (harness/pod/mesh.py): the lab's code names no mesh, its proxy or its containers."""
+    offending = []
+    for path in sorted(REPO_ROOT.glob("harness/lab/*.py")):
+        for line, text in _names_and_strings(ast.parse(path.read_text())):
+            if any(word in text.lower() for word in MESH_WORDS):
+                offending.append(f"{path.relative_to(REPO_ROOT)}:{line}: {text!r}")
+    assert not offending, "\n".join(offending)
+
+
+def test_a_new_mesh_mode_is_one_class_the_harness_asks():
+    """A dummy mode registered by subclassing Mesh: the registry, the figures' styles and the mode's KubeVirt
+    adaptation come from the class, with no other file touched (the enum value aside, which scenarios parse)."""
+    from harness.pod import mesh
+
+    dummy_kind = "dummy"
+
+    class Dummy(mesh.Mesh):
+        kind = dummy_kind
+        reserved_ports = (15999,)
+        kubevirt_istio = True
+        style = ("--", "oo")
+
+    try:
+        assert mesh.MESHES[dummy_kind] is Dummy
+        assert mesh.mesh_for(dummy_kind).reserved_ports == (15999,)
+        assert mesh.install_sidecar(None, dummy_kind, vm_interfaces=[]) is None  # the base install adds nothing
+        from harness.analysis import report
+
+        assert report.style_of("dummy") == ("--", "oo")
+    finally:
+        del mesh.MESHES[dummy_kind]

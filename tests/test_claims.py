@@ -121,7 +121,7 @@ def test_every_claim_of_the_seed_is_in_the_table():
 
 def test_connectivity_probe_sees_nat_proxy_tcp_only_ingress(ctx):
     from harness.experiment.claims.probes import probe_connectivity
-    from harness.lab.kinds import SidecarKind
+    from harness.pod.mesh import SidecarKind
 
     facts = probe_connectivity(ctx, "nat-proxy", sidecars=(SidecarKind.NONE,))
     assert facts.tcp_ingress_none == "works" and facts.tcp_egress_none == "works"
@@ -133,7 +133,7 @@ def test_connectivity_probe_takes_ambient_into_account(ctx):
     """slirp's TCP crosses ambient's node proxy both ways; its UDP is not redirected by ambient (TCP only), so
     it works but bypasses the mesh."""
     from harness.experiment.claims.probes import probe_connectivity
-    from harness.lab.kinds import SidecarKind
+    from harness.pod.mesh import SidecarKind
 
     facts = probe_connectivity(ctx, "slirp", sidecars=(SidecarKind.AMBIENT,))
     assert facts.tcp_ingress_ambient == "works" and facts.tcp_egress_ambient == "works"

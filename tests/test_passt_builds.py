@@ -94,7 +94,7 @@ def test_with_envoy_the_2025_pasta_delivers_inbound_through_the_tap(bed, netns_g
     import sys
 
     from harness.lab.waiting import wait_listening, wait_until
-    from harness.pod.sidecars import install_sidecar
+    from harness.pod.mesh import install_sidecar
 
     port = 5201
     install_sidecar(bed, "envoy-redirect", vm_interfaces=[])

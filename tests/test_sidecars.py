@@ -9,7 +9,7 @@ import pytest
 
 from harness.lab.kinds import TrafficPath
 from harness.lab.procfs import proc_starttime
-from harness.pod.sidecars import install_sidecar
+from harness.pod.mesh import install_sidecar
 from tests.conftest import run_through
 
 

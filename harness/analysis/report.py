@@ -26,8 +26,8 @@ from harness.analysis.results import load_meta, load_samples  # noqa: E402
 from harness.analysis.stats import MIN_N, median_interval  # noqa: E402
 from harness.analysis.summary import latency_percentiles, path_matrix, throughput_summary  # noqa: E402
 from harness.lab.atomic import write_text
-from harness.lab.kinds import SidecarKind  # noqa: E402
 from harness.metrics.registry import unit as metric_unit  # noqa: E402
+from harness.pod.mesh import MESHES, SidecarKind  # noqa: E402
 
 
 @dataclass
@@ -59,9 +59,13 @@ def load_run(run_dir: str | Path) -> Run:
 
 # One colour per binding in every figure (the strategies' registry order, then variants), one line style or
 # hatch per sidecar, so a binding is recognised at a glance across figures.
-STYLES = {"none": ("-", ""), "envoy-redirect": ("--", "//"), "envoy-tproxy": (":", ".."),
-          "linkerd-style": ("-.", "xx"), "ambient": ((0, (5, 1, 1, 1)), "\\\\"),
-          "ambient-reroute": ((0, (3, 1, 1, 1, 1, 1)), "++")}  # fmt: skip
+
+
+def style_of(sidecar: str) -> tuple[object, str]:
+    """The mesh mode's line style and bar hatch, as its class declares them (harness/pod/mesh.py)."""
+    return MESHES[sidecar].style if sidecar in MESHES else ("-", "")
+
+
 MIN_N_FOR_CI = MIN_N["order"]
 
 
@@ -125,7 +129,7 @@ def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None =
                 if strategy in sub.index:
                     r = sub.loc[strategy]
                     ax.bar(offset[j], r["median"], width, color=colours.get(strategy, "grey"), alpha=0.75,
-                           hatch=STYLES.get(sidecar, ("-", ""))[1], edgecolor="black", linewidth=0.4)  # fmt: skip
+                           hatch=style_of(sidecar)[1], edgecolor="black", linewidth=0.4)  # fmt: skip
                     ax.plot(np.full(len(r["values"]), offset[j]), r["values"], ".", color="black", markersize=3)
                     if r["low"] is not None and r["high"] is not None:
                         ax.errorbar(offset[j], r["median"], yerr=[[max(0, r["median"] - r["low"])],
@@ -145,7 +149,7 @@ def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None =
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     if len(sidecars) > 1:
-        handles = [matplotlib.patches.Patch(facecolor="white", edgecolor="black", hatch=STYLES.get(s, ("-", ""))[1],
+        handles = [matplotlib.patches.Patch(facecolor="white", edgecolor="black", hatch=style_of(s)[1],
                                             label=s) for s in sidecars]  # fmt: skip
         axes[0][-1].legend(handles=handles, title="sidecar", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"{title}; dots: samples, bars: exact 95% interval of the median when n >= {MIN_N_FOR_CI}")
@@ -164,7 +168,7 @@ def _latency_panels(run: Run, frame: pd.DataFrame):
 
 
 def _line_style(run: Run, strategy: str, sidecar: str) -> dict:
-    return {"color": binding_colours(run).get(strategy, "grey"), "linestyle": STYLES.get(sidecar, ("-", ""))[0],
+    return {"color": binding_colours(run).get(strategy, "grey"), "linestyle": style_of(sidecar)[0],
             "label": f"{strategy} / {sidecar}"}  # fmt: skip
 
 

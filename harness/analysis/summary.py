@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.analysis.blocks import CostKey, cost_interval, has_blocks
-from harness.lab.kinds import SidecarKind, TrafficPath
+from harness.lab.kinds import TrafficPath
+from harness.pod.mesh import SidecarKind
 
 
 def throughput_summary(df: pd.DataFrame) -> pd.DataFrame:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec
-from harness.lab.kinds import SidecarKind
 from harness.lab.rules import iptables_save, list_nft
 from harness.lab.session import LabSession
-from harness.pod.sidecars import install_sidecar
+from harness.pod.mesh import SidecarKind, install_sidecar
 from strategies import strategy_class
 from strategies.base import StrategyOptions
 

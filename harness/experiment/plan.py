@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from harness.experiment.kinds import TestKind
 from harness.experiment.scenario import NETNS_CELL_S, QEMU_CELL_S, SIDECAR_S, CellSpec, Scenario
 from harness.guests.spec import GuestSpec
-from harness.lab.kinds import Direction, GuestKind, SidecarKind
+from harness.lab.kinds import Direction, GuestKind
+from harness.pod.mesh import SidecarKind
 from strategies import strategy_class
 from strategies.base import Services, Strategy, StrategyOptions
 

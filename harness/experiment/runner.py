@@ -38,7 +38,8 @@ from harness.lab.names import new_run_id, resource_name
 from harness.lab.pods import ComputeSpec, explain_refusal
 from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
-from harness.pod.sidecars import Sidecar, install_sidecar
+from harness.pod.mesh import install_sidecar
+from harness.pod.sidecars import Sidecar
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from harness.experiment.kinds import TEST_KINDS, Strict, Test
 from harness.guests.spec import QemuOptions
-from harness.lab.kinds import GuestKind, SidecarKind
+from harness.lab.kinds import GuestKind
+from harness.pod.mesh import SidecarKind
 from strategies import STRATEGIES
 from strategies.base import Services, StrategyOptions
 

@@ -16,6 +16,7 @@ from harness.guests.netns import NetnsGuest
 from harness.guests.spec import GuestSpec
 from harness.lab.bed import TestBed
 from harness.lab.kinds import GuestKind
+from harness.pod.mesh import ISTIO_RESERVED_PORTS
 
 TAP = "tap0"  # virt-launcher's name for the primary interface's tap
 PASST_MTU = 65520  # passt's and pasta's default
@@ -47,10 +48,6 @@ class UserModeNet:
     def guest_cidr(self) -> str:
         return f"{self.network[100]}/{self.network.prefixlen}"
 
-
-ISTIO_RESERVED_PORTS = (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090)
-"""Envoy's ports in an Istio pod, which KubeVirt excludes from passt's forwards (kubevirt/kubevirt
-pkg/network/istio/ports.go ReservedPorts)."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from harness.lab.names import link_name, resource_name
 from harness.lab.netns import CommandFailed, Namespace, veth
 from harness.lab.paths import STATE_DIR
-from harness.lab.pods import ISTIO_INIT, DockerPod, DockerRuntime
+from harness.lab.pods import DockerPod, DockerRuntime, Role
 from harness.lab.processes import ProcessTracker, TrackedProcess
 from harness.lab.signals import critical_section
 from harness.lab.state import RunState
@@ -173,10 +173,11 @@ class TestBed:
         finally:
             self.pod.runs_in = None
 
-    def pod_init(self) -> Namespace | PodInit:
-        """Where an init container's commands run (`.run(argv, input=)`): the docker runtime's istio-init
-        container (NET_ADMIN, NET_RAW), or the pod's namespace itself on the netns runtime."""
-        return PodInit(self.docker_pod) if self.docker_pod is not None else self.pod
+    def pod_init(self, role: str, spec: Role) -> Namespace | PodInit:
+        """Where an init container's commands run (`.run(argv, input=)`): on the docker runtime an init container
+        `role` with `spec`'s capabilities (a mesh's init, declared by the mesh), on the netns runtime the pod's
+        namespace itself."""
+        return PodInit(self.docker_pod, role, spec) if self.docker_pod is not None else self.pod
 
     def _remove_namespace(self, ns: Namespace) -> None:
         with critical_section():
@@ -255,18 +256,20 @@ class TestBed:
 
 @dataclass
 class PodInit:
-    """An init container of a docker-runtime pod, with istio-init's capabilities, answering `.run` as a
+    """An init container of a docker-runtime pod, with the capabilities its mesh declares, answering `.run` as a
     Namespace does (so iptables-restore runs there instead of from the host)."""
 
     pod: DockerPod
+    role: str
+    spec: Role
 
     @property
     def name(self) -> str:
-        return f"{self.pod.name}-istio-init"
+        return f"{self.pod.name}-{self.role}"
 
     def run(self, argv: list[str], *, input: str | None = None, check: bool = True) -> str:
-        done = self.pod.run_init(argv, input=input, spec=ISTIO_INIT)
+        done = self.pod.run_init(argv, input=input, spec=self.spec)
         if check and done.returncode != 0:
-            raise CommandFailed(f"{' '.join(argv)} in the istio-init container failed: "
+            raise CommandFailed(f"{' '.join(argv)} in the {self.role} container failed: "
                                 f"{done.stderr.strip() or done.stdout.strip()}")  # fmt: skip
         return done.stdout

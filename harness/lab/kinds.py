@@ -31,24 +31,6 @@ class TrafficPath(StrEnum):
     NO_EVIDENCE = "no-evidence"
 
 
-class SidecarKind(StrEnum):
-    NONE = "none"
-    ENVOY_REDIRECT = "envoy-redirect"
-    ENVOY_TPROXY = "envoy-tproxy"
-    LINKERD_STYLE = "linkerd-style"
-    AMBIENT = "ambient"  # Istio ambient: istio-cni's in-pod rules, the node's proxy (harness.pod.ambient)
-    AMBIENT_REROUTE = "ambient-reroute"  # the same, the pod annotated istio.io/reroute-virtual-interfaces
-
-    @property
-    def istio(self) -> bool:
-        """An Istio sidecar (REDIRECT or TPROXY mode) is injected: what KubeVirt's Istio adaptations key on."""
-        return self in (SidecarKind.ENVOY_REDIRECT, SidecarKind.ENVOY_TPROXY)
-
-    @property
-    def ambient(self) -> bool:
-        return self in (SidecarKind.AMBIENT, SidecarKind.AMBIENT_REROUTE)
-
-
 class GuestKind(StrEnum):
     NETNS = "netns"  # the VM's network stack as a namespace in the pod
     QEMU = "qemu"  # a real VM

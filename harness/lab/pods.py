@@ -62,9 +62,7 @@ class Role:
     seccomp: str = "default"
 
 
-ISTIO_PROXY = Role(user=None)  # Envoy drops to 1337 itself (setpriv), as the image's entrypoint user would be
-ISTIO_PROXY_TPROXY = Role(cap_add=("NET_ADMIN",))
-ISTIO_INIT = Role(cap_add=("NET_ADMIN", "NET_RAW"))
+# The mesh's containers (proxy, init) are declared by each mesh mode (harness/pod/mesh.py), not here.
 
 
 class ExecHandle:
@@ -166,7 +164,7 @@ class DockerPod:
         timed_out = done.returncode == 137
         return Finished(argv, done.returncode, done.stdout, done.stderr, timed_out, time.monotonic() - t0)
 
-    def run_init(self, argv: list[str], *, input: str | None, spec: Role = ISTIO_INIT, timeout: float = 60) -> Finished:
+    def run_init(self, argv: list[str], *, input: str | None, spec: Role, timeout: float = 60) -> Finished:
         """An init container of the pod: runs `argv` once (stdin from `input`) and is removed."""
         t0 = time.monotonic()
         name = f"{self.name}-init-{len(self.containers)}"

@@ -40,13 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.lab.bed import TestBed
-from harness.lab.kinds import SidecarKind
 from harness.lab.netns import Namespace
-from harness.lab.pods import ISTIO_PROXY, ISTIO_PROXY_TPROXY
+from harness.lab.pods import Role
 from harness.lab.processes import TrackedProcess
-from harness.lab.rules import apply_iptables
 from harness.lab.waiting import wait_until
-from harness.pod import ambient
 from harness.pod.envoy import sidecar_bootstrap, start_envoy
 
 ISTIO_UID = 1337
@@ -63,21 +60,6 @@ class Layout:
     admin_port: int
     istio: bool  # Istio's conventions: 127.0.0.6 inbound source, kubevirtInterfaces, reserved 150xx ports
     tproxy: bool = False
-
-
-LAYOUTS = {
-    kind: Layout(str(kind), uid, inbound, outbound, admin, istio=kind.istio, tproxy=kind is SidecarKind.ENVOY_TPROXY)
-    for kind, uid, inbound, outbound, admin in (
-        (SidecarKind.ENVOY_REDIRECT, ISTIO_UID, 15006, 15001, 15000),
-        (SidecarKind.ENVOY_TPROXY, ISTIO_UID, 15006, 15001, 15000),
-        (SidecarKind.LINKERD_STYLE, LINKERD_UID, 4143, 4140, 4191),
-    )
-}
-# Ambient: no proxy in the pod; uid 0 is the node proxy's (ztunnel runs as root), its mark does the exclusion.
-LAYOUTS |= {
-    kind: Layout(str(kind), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000, istio=False)
-    for kind in (SidecarKind.AMBIENT, SidecarKind.AMBIENT_REROUTE)
-}
 
 
 def istio_nat_rules(layout: Layout, vm_interfaces: list[str], *, capture_inbound: bool) -> list[str]:
@@ -216,43 +198,6 @@ class Sidecar:
         )
 
 
-def install_sidecar(bed: TestBed, kind: SidecarKind, *, vm_interfaces: list[str]) -> Sidecar | None:
-    """What istio-init / linkerd-init and the injected proxy container do, in that order: interception rules,
-    then Envoy as the proxy's uid; in ambient mode what istio-cni and the node's ztunnel do. Returns None for
-    `none`."""
-    kind = SidecarKind(kind)
-    if kind is SidecarKind.NONE:
-        return None
-    layout = LAYOUTS[kind]
-    pod = bed.pod
-    sidecar = Sidecar(layout, pod, admin_socket(bed, layout))
-    if kind.ambient:
-        return install_ambient(bed, sidecar, vm_interfaces if kind is SidecarKind.AMBIENT_REROUTE else [])
-    if layout.istio:
-        sidecar.rules["nat"] = istio_nat_rules(layout, vm_interfaces, capture_inbound=not layout.tproxy)
-        if layout.tproxy:
-            sidecar.rules["mangle"] = istio_tproxy_mangle_rules(layout)
-    else:
-        sidecar.rules["nat"] = linkerd_nat_rules(layout)
-    for table, rules in sidecar.rules.items():
-        apply_iptables(bed.pod_init(), table, rules)  # istio-init / linkerd-init: NET_ADMIN, NET_RAW
-    if layout.tproxy:
-        pod.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE)
-        pod.add_local_default_route(TPROXY_TABLE)
-    sidecar.process = start_sidecar_envoy(bed, layout, sidecar.admin_socket)
-    return sidecar
-
-
-def install_ambient(bed: TestBed, sidecar: Sidecar, virtual_interfaces: list[str]) -> Sidecar:
-    """istio-cni's in-pod rules and routing, then the node proxy's listeners in the pod (harness.pod.ambient)."""
-    sidecar.rules = ambient.inpod_rules(virtual_interfaces)
-    for table, rules in sidecar.rules.items():
-        apply_iptables(sidecar.pod, table, rules)
-    ambient.add_inpod_routing(sidecar.pod)
-    sidecar.process = ambient.start_node_proxy(bed, sidecar.admin_socket)
-    return sidecar
-
-
 def admin_socket(bed: TestBed, layout: Layout) -> Path:
     """The admin socket's path, in a folder of the bed owned by the proxy's uid (which creates the socket)."""
     folder = bed.runtime_dir() / f"{layout.name}-admin"
@@ -261,7 +206,8 @@ def admin_socket(bed: TestBed, layout: Layout) -> Path:
     return folder / "admin.sock"
 
 
-def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path) -> TrackedProcess:
+def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path, container: str, spec: Role) -> TrackedProcess:
+    """Envoy as the mesh's proxy container (`container`, with `spec`'s privileges on the docker runtime)."""
     config = sidecar_bootstrap(
         inbound_port=layout.inbound_port,
         outbound_port=layout.outbound_port,
@@ -273,11 +219,10 @@ def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path) -> TrackedPro
         transparent_inbound=layout.tproxy,
         mark=None,  # see ORIGINAL_SRC note in the module docstring
     )
-    # As the injected istio-proxy container: its own uid/gid, and in TPROXY mode CAP_NET_ADMIN for transparent
-    # sockets (Istio adds NET_ADMIN in that mode).
-    container = "istio-proxy" if layout.istio else "linkerd-proxy"
+    # As the injected proxy container: its own uid/gid, and in TPROXY mode CAP_NET_ADMIN for transparent sockets
+    # (Istio adds NET_ADMIN in that mode): the mesh mode declares the container's privileges.
     if bed.docker_pod is not None:
-        bed.docker_pod.join(container, ISTIO_PROXY_TPROXY if layout.tproxy else ISTIO_PROXY)
+        bed.docker_pod.join(container, spec)
     proc = start_envoy(bed, config, ns=bed.pod, name=layout.name, uid=layout.uid, net_admin=layout.tproxy,
                        ports=[layout.inbound_port, layout.outbound_port], container=container)  # fmt: skip
     wait_until(admin.exists, timeout=30, what=f"{layout.name}'s admin socket")

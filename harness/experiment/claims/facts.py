@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, make_dataclass
 
-from harness.lab.kinds import Direction, Protocol, SidecarKind
+from harness.lab.kinds import Direction, Protocol
+from harness.pod.mesh import SidecarKind
 
 CONNECTIVITY_SIDECARS = (SidecarKind.NONE, SidecarKind.ENVOY_REDIRECT, SidecarKind.LINKERD_STYLE, SidecarKind.AMBIENT)
 """The mesh layouts the connectivity probe tries: none, Istio's sidecar, another mesh's sidecar, and Istio's

@@ -28,10 +28,10 @@ from harness.guests.drivers import driver_for
 from harness.guests.qemu.accel import QEMU
 from harness.guests.spec import GuestSpec
 from harness.lab.bed import TestBed
-from harness.lab.kinds import Direction, Protocol, SidecarKind, Status, TrafficPath
+from harness.lab.kinds import Direction, Protocol, Status, TrafficPath
 from harness.lab.rules import apply_iptables
 from harness.lab.session import LabSession
-from harness.pod.sidecars import install_sidecar
+from harness.pod.mesh import SidecarKind, install_sidecar
 from strategies import strategy_class
 from strategies.base import Services
 

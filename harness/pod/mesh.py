@@ -1,0 +1,194 @@
+"""Mesh modes, one seam: each mode is one class that declares what it adds to a pod and does to it, the way
+Mininet injects its node classes. A new mode is a subclass here (or in its own module of harness/pod/) plus its
+name in SidecarKind; the runner, the claims probes, describe and the figures ask the class, never the name.
+
+What a mode declares:
+- `containers`: the pod containers it adds (role name -> privileges: istio-init's NET_ADMIN + NET_RAW, the
+  proxy's uid or NET_ADMIN in TPROXY mode), which the docker runtime creates;
+- `layout`: the proxy's uid and ports (harness/pod/sidecars.py Layout), `reserved_ports` the ports KubeVirt
+  keeps out of a VM's forwards when this mode is injected (kubevirt/kubevirt pkg/network/istio ports.go);
+- `kubevirt_istio`: whether KubeVirt's Istio adaptations apply (KubeVirt keys them on
+  `sidecar.istio.io/inject`: the masquerade nft branch, passt's port exclusions, the bridge's
+  kubevirtInterfaces); `reroutes_vm_interfaces`: whether the VM's interfaces are announced to the mesh;
+- `install`: what the init container, the CNI agent and the proxy do, in order; it returns the Sidecar
+  whose own counters (the proxy's admin stats) prove the path, or None for `none`;
+- `style`: how figures draw it (line style, bar hatch)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from harness.lab.bed import TestBed
+from harness.lab.pods import Role
+from harness.lab.rules import apply_iptables
+from harness.pod import ambient
+from harness.pod.sidecars import (
+    ISTIO_UID,
+    LINKERD_UID,
+    TPROXY_TABLE,
+    Layout,
+    Sidecar,
+    admin_socket,
+    istio_nat_rules,
+    istio_tproxy_mangle_rules,
+    linkerd_nat_rules,
+    start_sidecar_envoy,
+)
+
+ISTIO_RESERVED_PORTS = (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090)
+"""The ports KubeVirt excludes from a VM's forwards when Istio is injected (kubevirt/kubevirt
+pkg/network/istio/ports.go: Envoy's admin, outbound, inbound, tunnel, health, telemetry, DNS ports)."""
+ISTIO_INIT = Role(cap_add=("NET_ADMIN", "NET_RAW"))
+ISTIO_PROXY = Role(user=None)  # Envoy drops to 1337 itself (setpriv), as the image's entrypoint user would be
+ISTIO_PROXY_TPROXY = Role(cap_add=("NET_ADMIN",))
+
+
+class SidecarKind(StrEnum):
+    """The mesh modes a scenario names (`sidecars:`); what each does is its Mesh class."""
+
+    NONE = "none"
+    ENVOY_REDIRECT = "envoy-redirect"
+    ENVOY_TPROXY = "envoy-tproxy"
+    LINKERD_STYLE = "linkerd-style"
+    AMBIENT = "ambient"  # Istio ambient: istio-cni's in-pod rules, the node's proxy (harness.pod.ambient)
+    AMBIENT_REROUTE = "ambient-reroute"  # the same, the pod annotated istio.io/reroute-virtual-interfaces
+
+    @property
+    def istio(self) -> bool:
+        """KubeVirt's Istio adaptations apply (an Istio sidecar is injected)."""
+        return mesh_for(self).kubevirt_istio
+
+    @property
+    def ambient(self) -> bool:
+        return mesh_for(self).node_proxy
+
+
+MESHES: dict[str, type[Mesh]] = {}
+"""Every mode's class by its name (`none`, `envoy-redirect`, ...), registered by subclassing Mesh."""
+
+
+class Mesh:
+    kind: ClassVar[SidecarKind]
+    layout: ClassVar[Layout | None] = None
+    containers: ClassVar[dict[str, Role]] = {}
+    reserved_ports: ClassVar[tuple[int, ...]] = ()
+    kubevirt_istio: ClassVar[bool] = False
+    reroutes_vm_interfaces: ClassVar[bool] = False
+    node_proxy: ClassVar[bool] = False
+    """The proxy runs on the node, its listeners in the pod (ambient's ztunnel), not as a container of the pod."""
+    style: ClassVar[tuple[object, str]] = ("-", "")
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            MESHES[str(cls.kind)] = cls
+
+    def install(self, bed: TestBed, vm_interfaces: list[str]) -> Sidecar | None:
+        return None
+
+
+class NoMesh(Mesh):
+    kind = SidecarKind.NONE
+
+
+class IstioSidecar(Mesh):
+    """Istio's sidecar in REDIRECT mode: istio-init's nat rules (istio/istio tools/istio-iptables golden files),
+    then Envoy as uid 1337 in the istio-proxy container (harness/pod/sidecars.py)."""
+
+    kind = SidecarKind.ENVOY_REDIRECT
+    layout = Layout(str(SidecarKind.ENVOY_REDIRECT), ISTIO_UID, 15006, 15001, 15000, istio=True)
+    containers = {"istio-init": ISTIO_INIT, "istio-proxy": ISTIO_PROXY}
+    reserved_ports = ISTIO_RESERVED_PORTS
+    kubevirt_istio = True
+    reroutes_vm_interfaces = True
+    style = ("--", "//")
+
+    def rules(self, vm_interfaces: list[str]) -> dict[str, list[str]]:
+        return {"nat": istio_nat_rules(self.layout, vm_interfaces, capture_inbound=not self.layout.tproxy)}
+
+    def install(self, bed: TestBed, vm_interfaces: list[str]) -> Sidecar:
+        layout = self.layout
+        sidecar = Sidecar(layout, bed.pod, admin_socket(bed, layout))
+        sidecar.rules = self.rules(vm_interfaces)
+        init, spec = next((r, s) for r, s in self.containers.items() if r.endswith("-init"))
+        for table, rules in sidecar.rules.items():
+            apply_iptables(bed.pod_init(init, spec), table, rules)  # the init container: NET_ADMIN, NET_RAW
+        if layout.tproxy:
+            bed.pod.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE)
+            bed.pod.add_local_default_route(TPROXY_TABLE)
+        proxy, proxy_spec = next((r, s) for r, s in self.containers.items() if r.endswith("-proxy"))
+        sidecar.process = start_sidecar_envoy(bed, layout, sidecar.admin_socket, proxy, proxy_spec)
+        return sidecar
+
+
+class IstioSidecarTproxy(IstioSidecar):
+    """Istio's sidecar in TPROXY mode: mangle ISTIO_DIVERT/ISTIO_TPROXY, mark 1337, `ip rule ... lookup 133`."""
+
+    kind = SidecarKind.ENVOY_TPROXY
+    layout = Layout(str(SidecarKind.ENVOY_TPROXY), ISTIO_UID, 15006, 15001, 15000, istio=True, tproxy=True)
+    containers = {"istio-init": ISTIO_INIT, "istio-proxy": ISTIO_PROXY_TPROXY}
+    style = (":", "..")
+
+    def rules(self, vm_interfaces: list[str]) -> dict[str, list[str]]:
+        return {**super().rules(vm_interfaces), "mangle": istio_tproxy_mangle_rules(self.layout)}
+
+
+class LinkerdStyle(IstioSidecar):
+    """The same proxy binary behind Linkerd's proxy-init layout (linkerd/linkerd2-proxy-init): the test of
+    "works with any sidecar". KubeVirt knows no Linkerd: none of its Istio adaptations apply."""
+
+    kind = SidecarKind.LINKERD_STYLE
+    layout = Layout(str(SidecarKind.LINKERD_STYLE), LINKERD_UID, 4143, 4140, 4191, istio=False)
+    containers = {"linkerd-init": ISTIO_INIT, "linkerd-proxy": ISTIO_PROXY}
+    reserved_ports = ()
+    kubevirt_istio = False
+    reroutes_vm_interfaces = False
+    style = ("-.", "xx")
+
+    def rules(self, vm_interfaces: list[str]) -> dict[str, list[str]]:
+        return {"nat": linkerd_nat_rules(self.layout)}
+
+
+class Ambient(Mesh):
+    """Istio ambient: istio-cni's in-pod rules and routing, the node's proxy with listeners in the pod
+    (harness/pod/ambient.py). No container is added to the pod; KubeVirt's Istio adaptations do not apply
+    (KubeVirt reads only sidecar.istio.io/inject)."""
+
+    kind = SidecarKind.AMBIENT
+    # uid 0 is the node proxy's (ztunnel runs as root); its mark does the exclusion.
+    layout = Layout(str(SidecarKind.AMBIENT), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000,
+                    istio=False)  # fmt: skip
+    node_proxy = True
+    style = ((0, (5, 1, 1, 1)), "\\\\")
+
+    def install(self, bed: TestBed, vm_interfaces: list[str]) -> Sidecar:
+        sidecar = Sidecar(self.layout, bed.pod, admin_socket(bed, self.layout))
+        sidecar.rules = ambient.inpod_rules(vm_interfaces if self.reroutes_vm_interfaces else [])
+        for table, rules in sidecar.rules.items():
+            apply_iptables(sidecar.pod, table, rules)  # istio-cni's node agent, in the pod's namespace
+        ambient.add_inpod_routing(sidecar.pod)
+        sidecar.process = ambient.start_node_proxy(bed, sidecar.admin_socket)
+        return sidecar
+
+
+class AmbientReroute(Ambient):
+    """Ambient with the pod annotated istio.io/reroute-virtual-interfaces (the VM's interfaces rerouted)."""
+
+    kind = SidecarKind.AMBIENT_REROUTE
+    layout = Layout(str(SidecarKind.AMBIENT_REROUTE), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT,
+                    15000, istio=False)  # fmt: skip
+    reroutes_vm_interfaces = True
+    style = ((0, (3, 1, 1, 1, 1, 1)), "++")
+
+
+def mesh_for(kind: SidecarKind | str) -> Mesh:
+    """The mode's class, instantiated; ValueError naming the known modes for an unknown one."""
+    if str(kind) not in MESHES:
+        raise ValueError(f"unknown mesh mode {str(kind)!r}; known: {', '.join(MESHES)}")
+    return MESHES[str(kind)]()
+
+
+def install_sidecar(bed: TestBed, kind: SidecarKind | str, *, vm_interfaces: list[str]) -> Sidecar | None:
+    """What the mode's init container / CNI agent and proxy do, in that order; None for `none`."""
+    return mesh_for(kind).install(bed, list(vm_interfaces))
