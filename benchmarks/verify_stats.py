@@ -78,7 +78,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=1)
     parser.add_argument("--omit", type=int, default=0)
     parser.add_argument("--results", type=Path, default=Path("/tmp/vmnb-verify"))
+    parser.add_argument("--also", type=Path, action="append", default=[],
+                        help="verify.json of an earlier series of the same design, counted in the table")
     args = parser.parse_args()
+    earlier = [run for path in args.also for run in json.loads(path.read_text())["runs"]]
     args.results.mkdir(parents=True, exist_ok=True)
     plant = ",".join(f"{v}={x}" for v, x in PLANTS.items())
     strategies = ["direct", "direct-twin", *PLANTS]
@@ -93,7 +96,7 @@ def main() -> None:
         print(f"run {i}: twin {twin['estimate']:.3f} [{twin['low']}, {twin['high']}]; "
               + "; ".join(f"{v} {judged[-1][v]['estimate']:.3f}" for v in PLANTS), flush=True)  # fmt: skip
         (args.results / "verify.json").write_text(json.dumps({"plant": plant, "runs": judged}, indent=1))
-    print(table(judged, args))
+    print(table(earlier + judged, args))
 
 
 def table(judged: list[dict], args) -> str:
