@@ -53,9 +53,9 @@ def run(
     from harness.analysis.results import ResultsFolderError
     from harness.experiment.runner import Interrupted, format_duration, run_scenario
     from harness.experiment.scenario import ScenarioError, load_scenario
-    from harness.lab.engine import EngineUnavailable
     from harness.lab.kinds import GuestKind
     from harness.lab.session import RunIdInUse
+    from harness.runtime.engine import EngineUnavailable
 
     try:
         parsed, text = load_scenario(scenario)
@@ -95,7 +95,7 @@ def run(
         fail(str(e))
     _require_root()
     if parsed.runtime == "docker":
-        from harness.lab.engine import client
+        from harness.runtime.engine import client
 
         try:
             client().close()  # before anything is created: no engine, one sentence
@@ -319,6 +319,7 @@ def clean(
     """Remove namespaces and processes that runs left behind (e.g. after a SIGKILL); a live run is left alone."""
     from harness.lab.cleanup import RunIsLive
     from harness.lab.cleanup import clean as do_clean
+    from harness.runtime.docker import remove_run_containers
 
     if run_id is not None:
         try:
@@ -327,7 +328,7 @@ def clean(
             fail(str(e))
     _require_root()
     try:
-        report = do_clean(run_id, force=force)
+        report = do_clean(run_id, force=force, leftovers=[remove_run_containers])
     except RunIsLive as e:
         fail(str(e))
     console.print(
@@ -379,7 +380,7 @@ def claims(
         spec = GuestSpec(GuestKind.QEMU, options, resolve_acceleration(accel))
         console.print(f"QEMU guest: accel {spec.acceleration.accel} ({spec.acceleration.reason})")
     if runtime == "docker":
-        from harness.lab.engine import EngineUnavailable, client
+        from harness.runtime.engine import EngineUnavailable, client
 
         try:
             client().close()
@@ -466,7 +467,7 @@ def doctor() -> None:
 
 
 def docker_engine_line() -> str:
-    from harness.lab.engine import EngineUnavailable, engine_facts
+    from harness.runtime.engine import EngineUnavailable, engine_facts
 
     try:
         return f"[green]ok[/] {engine_facts().line()}"
@@ -484,7 +485,7 @@ def engine_up_command(
 ) -> None:
     """Start the project's dockerd (data, socket, pidfile under /run/vmnetbench/engine; no bridge, no iptables)
     unless one answers already; wait until it does."""
-    from harness.lab.engine import EngineUnavailable, engine_facts, engine_up
+    from harness.runtime.engine import EngineUnavailable, engine_facts, engine_up
 
     _require_root()
     try:
@@ -499,7 +500,7 @@ def engine_down_command(
     if_started_by: Annotated[str | None, typer.Option(help="Only an engine `engine up` started for this.")] = None,
 ) -> None:
     """Stop the project's dockerd (by its pidfile)."""
-    from harness.lab.engine import engine_down
+    from harness.runtime.engine import engine_down
 
     _require_root()
     console.print("stopped the engine" if engine_down(if_started_by) else "no engine of ours to stop")

@@ -1,4 +1,4 @@
-"""The docker runtime (harness.lab.pods): pods as a pause container plus compute / istio-proxy / istio-init on
+"""The docker runtime (harness.runtime.docker): pods as a pause container plus compute / istio-proxy / istio-init on
 the project's own Docker engine, the harness as the CNI, real capabilities and seccomp. `make test` starts the
 engine these tests use (and stops it afterwards if it started it)."""
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.experiment.runtime import docker_runtime
-from harness.lab.engine import LABEL_RUN, EngineUnavailable, client
 from harness.lab.kinds import TrafficPath
-from harness.lab.pods import ComputeSpec, explain_refusal
 from harness.lab.session import LabSession
 from harness.lab.waiting import wait_until
+from harness.runtime.docker import ComputeSpec, explain_refusal
+from harness.runtime.engine import LABEL_RUN, EngineUnavailable, client
+from harness.runtime.image import docker_runtime
 from tests.conftest import assert_clean, run_through
 
 pytestmark = pytest.mark.docker
@@ -69,7 +69,7 @@ def docker_bed(docker_lab):
 
 
 def test_the_pod_is_a_pause_container_wired_by_the_harness(docker_bed):
-    pod = docker_bed.docker_pod
+    pod = docker_bed.pod_handle
     pause, compute = pod.containers["pause"], pod.containers["compute"]
     assert pause.attrs["HostConfig"]["NetworkMode"] == "none"
     assert compute.attrs["HostConfig"]["NetworkMode"] == f"container:{pause.id}"
@@ -97,7 +97,7 @@ def test_bindings_carry_tcp_both_ways_in_containers(docker_bed, netns_guest, str
     else:
         assert evidence.path is TrafficPath.THROUGH_MESH, evidence
         assert side.process.container == "istio-proxy"
-        assert "istio-proxy" in docker_bed.docker_pod.containers
+        assert "istio-proxy" in docker_bed.pod_handle.containers
 
 
 def test_in_pod_setup_is_refused_and_the_reason_names_what(docker_lab, netns_guest, runtime):

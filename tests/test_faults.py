@@ -156,7 +156,7 @@ def leftovers(trace: RunTrace, results: Path, tmp_before: set[str]) -> dict[str,
 
 def run_containers(rid: str) -> list[str]:
     """Containers of the run on the project's Docker engine (none if no engine answers)."""
-    from harness.lab.engine import LABEL_RUN, EngineUnavailable, client
+    from harness.runtime.engine import LABEL_RUN, EngineUnavailable, client
 
     try:
         engine = client()

@@ -26,7 +26,6 @@ from harness.experiment.measure import Cell, failed_row, run_test
 from harness.experiment.plan import RunPlan, Slot, resolve
 from harness.experiment.plants import plant
 from harness.experiment.precision import PrecisionState, print_precision
-from harness.experiment.runtime import docker_runtime
 from harness.experiment.scenario import Scenario
 from harness.guests.attachment import Attachment
 from harness.guests.base import Guest
@@ -35,11 +34,11 @@ from harness.guests.spec import GuestSpec
 from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.kinds import GuestKind, Status
 from harness.lab.names import new_run_id, resource_name
-from harness.lab.pods import ComputeSpec, explain_refusal
 from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
 from harness.pod.mesh import install_sidecar
 from harness.pod.sidecars import Sidecar
+from harness.runtime.image import pod_runtime
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +153,7 @@ def run_scenario(
             peer = resource_name(run_id, "peer")
             lab.tracker.cpus_for = lambda netns: "0" if netns == peer else "1"
         try:
-            if scenario.runtime == "docker":
-                lab.pod_runtime = docker_runtime(compute_spec(scenario), with_qemu=guest.kind == GuestKind.QEMU,
-                                                 setup=scenario.docker.setup)  # fmt: skip
-                console.print(f"docker runtime: image {lab.pod_runtime.image}, compute "
-                              f"{lab.pod_runtime.compute.label()}")  # fmt: skip
+            lab.pod_runtime = pod_runtime(scenario, with_qemu=guest.kind == GuestKind.QEMU, console=console)
             with signals_unwind() as pending, _progress(console) as progress:
                 steps = Steps(progress, progress.add_task("starting", total=pilot * plan.beds_per_block()
                                                           * plan.tests_per_bed), pending)  # fmt: skip
@@ -266,7 +261,7 @@ def qemu_facts(guest: GuestSpec) -> dict:
     }
 
 
-def cell_row(scenario: Scenario, slot: Slot, paired: bool) -> Sample:
+def cell_row(scenario: Scenario, slot: Slot, paired: bool, runtime_label: str | None) -> Sample:
     """The columns every row of one bed shares (the MTUs as asked, until read back). `slot` only in the paired
     design: there adjacent slots are a binding and its direct; in rounds they are neighbours by chance."""
     cell, plan = slot.cell.spec, slot.cell
@@ -277,34 +272,9 @@ def cell_row(scenario: Scenario, slot: Slot, paired: bool) -> Sample:
                   scenario=scenario.name, repetition=slot.block, block=slot.block,
                   slot=slot.slot if paired else None,
                   runtime=scenario.runtime,
-                  compute_caps=compute_label(scenario) if scenario.runtime == "docker" else None,
+                  compute_caps=runtime_label,
                   pod_mtu=cell.pod_mtu or AddressPlan.mtu, guest_mtu=guest_mtu if plan.has_vm else None,
                   **plan.guest.columns(plan.has_vm))  # fmt: skip
-
-
-def node_side_caveat(bed: TestBed) -> str:
-    """Docker runtime: a binding's process that ran in the pod's namespace but outside its containers."""
-    if bed.docker_pod is None:
-        return ""
-    names = sorted({p.argv[0].rsplit("/", 1)[-1] for p in bed.processes
-                    if p.netns == bed.pod.name and p.container is None})  # fmt: skip
-    if not names:
-        return ""
-    return (
-        f"docker runtime with the netns guest: {', '.join(names)} entered the guest namespace from the node, "
-        "not from compute (it stands for QEMU's own backend, which a QEMU guest runs in compute)"
-    )
-
-
-def compute_label(scenario: Scenario) -> str:
-    """compute's privileges as rows record them, and who did the setup when it was the pod itself."""
-    label = compute_spec(scenario).label()
-    return f"{label}; in-pod setup" if scenario.docker.setup == "in-pod" else label
-
-
-def compute_spec(scenario: Scenario) -> ComputeSpec:
-    d = scenario.docker
-    return ComputeSpec(tuple(d.compute_cap_add), tuple(d.compute_cap_drop), tuple(d.devices), d.seccomp)
 
 
 def read_back_mtus(base: Sample, bed: TestBed, vm: Attachment | None) -> Sample:
@@ -334,7 +304,7 @@ class CellRunner:
     def run(self, slot: Slot) -> None:
         plan, cell, writer = self.plan, slot.cell, self.writer
         scenario = plan.scenario
-        base = cell_row(scenario, slot, plan.paired)
+        base = cell_row(scenario, slot, plan.paired, self.lab.pod_runtime.row_label())
         where = f"block {slot.block} {cell.label.replace('-', '/', 1)}"
         self.step(f"{where} setup")
         strategy = cell.strategy(plan.services)
@@ -355,14 +325,13 @@ class CellRunner:
                 base = read_back_mtus(base, bed, attachment if cell.has_vm else None)
                 base = replace(
                     base,
-                    caveat="; ".join(c for c in (attachment.facts.caveat, node_side_caveat(bed)) if c),
+                    caveat="; ".join(c for c in (attachment.facts.caveat, bed.runtime.caveat(bed)) if c),
                     tools=json.dumps(cell_tools([p.argv for p in bed.processes], writer.meta["tools"])),
                 )
             except Exception as e:  # noqa: BLE001 - a strategy that cannot set up is a result, not a crash
                 setup_error = f"setup failed: {e}"
-                if bed.docker_pod is not None:  # the container boundary's refusals are results: name them
-                    refusal = explain_refusal(str(e), bed.docker_pod.compute)
-                    setup_error = f"{refusal}; {setup_error}" if refusal else setup_error
+                refusal = bed.runtime.explain_refusal(bed, str(e))  # a container boundary's refusals are results
+                setup_error = f"{refusal}; {setup_error}" if refusal else setup_error
             writer.add(_harness_row(base, "setup_time", time.monotonic() - t0, setup_error))
             if attachment is not None:
                 # What the strategy set up (for a QEMU guest: accel, vhost, boot time, the exact QEMU command line).

@@ -87,7 +87,7 @@ class Variant(Strict):
 
 
 class DockerOptions(Strict):
-    """The docker runtime's compute container (harness.lab.pods): capabilities added to or dropped from
+    """The docker runtime's compute container (harness.runtime.docker): capabilities added to or dropped from
     Docker's defaults (names as Docker takes them: NET_ADMIN, SYS_ADMIN, ...) and the devices passed in."""
 
     compute_cap_add: list[str] = Field(default_factory=list)
@@ -114,7 +114,7 @@ class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     runtime: Literal["netns", "docker"] = "netns"
-    """Where pods live: network namespaces, or containers on the project's Docker engine (harness.lab.pods)."""
+    """Where pods live: network namespaces, or containers on the project's Docker engine (harness.runtime.docker)."""
     docker: DockerOptions = Field(default_factory=DockerOptions)
     """The docker runtime's compute container; ignored on netns."""
     guest: GuestKind = GuestKind.NETNS

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.lab.names import link_name, resource_name
-from harness.lab.netns import CommandFailed, Namespace, veth
+from harness.lab.netns import Namespace, veth
 from harness.lab.paths import STATE_DIR
-from harness.lab.pods import DockerPod, DockerRuntime, Role
 from harness.lab.processes import ProcessTracker, TrackedProcess
+from harness.lab.runtime import NetnsRuntime, PodRuntime, Role
 from harness.lab.signals import critical_section
 from harness.lab.state import RunState
 
@@ -70,11 +69,12 @@ class TestBed:
         state: RunState,
         tracker: ProcessTracker,
         plan: AddressPlan | None = None,
-        pod_runtime: DockerRuntime | None = None,
+        runtime: PodRuntime | None = None,
     ):
         self.run_id = run_id
-        self.pod_runtime = pod_runtime
-        self.docker_pod: DockerPod | None = None
+        self.runtime = runtime or NetnsRuntime()
+        self.pod_handle: object | None = None
+        """The runtime's own handle on this bed's pod (the docker runtime's DockerPod), None on netns."""
         self.state = state
         self.tracker = tracker
         self.plan = plan or AddressPlan()
@@ -87,7 +87,7 @@ class TestBed:
     def build(self) -> TestBed:
         p = self.plan
         peer, node = (self.add_namespace(role) for role in ("peer", "node"))
-        pod = self.add_namespace("pod") if self.pod_runtime is None else self.add_container_pod()
+        pod = self.runtime.make_pod(self)
         node.sysctl("net.ipv4.ip_forward", 1)
         veth(node, self.link("pr"), peer, "eth0", mtu=p.mtu)
         node.add_address(self.link("pr"), p.node_peer_side)
@@ -134,50 +134,17 @@ class TestBed:
             self.on_teardown(f"namespace {name}", lambda: self._remove_namespace(ns))
         return ns
 
-    def add_container_pod(self) -> Namespace:
-        """The docker runtime's pod: a pause container with no network, its namespace given the pod's name (the
-        CNI's view of it, by the container's PID), then the compute container joining it; processes started in
-        the pod run in compute from here on."""
-        name = resource_name(self.run_id, "pod")
-        self.tracker.log_dir.mkdir(parents=True, exist_ok=True)
-        (STATE_DIR / self.run_id).mkdir(parents=True, exist_ok=True)
-        mounts = [(STATE_DIR / self.run_id).resolve(), self.tracker.log_dir.resolve()]  # same paths inside
-        self.docker_pod = pod = self.pod_runtime.new_pod(self.run_id, name, mounts)
-        with critical_section():
-            self.state.add_namespace(name)
-            self.on_teardown(f"namespace {name}", lambda: self._remove_namespace(self.namespaces["pod"]))
-            self.on_teardown(f"containers of {name}", pod.remove)
-            pid = pod.start_pause()
-            subprocess.run(["ip", "netns", "attach", name, str(pid)], check=True, capture_output=True)
-            ns = Namespace(name, existing=True)
-            self.state.set_namespace_inode(name, ns.inode)
-            self.namespaces["pod"] = ns
-        pod.join("compute", pod.compute_role())
-        self.tracker.route(name, pod)
-        self.on_teardown(f"process routing of {name}", lambda: self.tracker.unroute(name))
-        return ns
-
     @contextmanager
     def strategy_setup(self) -> Iterator[None]:
-        """Around a strategy's setup: on the docker runtime with `in-pod` setup, its rule and sysctl commands in
-        the pod (nft, iptables-restore, /proc/sys) run in the compute container, with compute's capabilities;
-        its links (bridge, tap, addresses) are still made over netlink from the node. Otherwise nothing changes:
-        the node does the privileged setup, as virt-handler does."""
-        pod = self.docker_pod
-        if pod is None or self.pod_runtime is None or self.pod_runtime.setup != "in-pod":
+        """Around a strategy's setup: where its privileged commands run is the runtime's decision (the node, as
+        virt-handler; or, with the docker runtime's `in-pod` setup, the compute container)."""
+        with self.runtime.setup_context(self):
             yield
-            return
-        self.pod.runs_in = lambda argv, stdin: pod.exec_run("compute", argv, timeout=30, env={}, input=stdin)
-        try:
-            yield
-        finally:
-            self.pod.runs_in = None
 
-    def pod_init(self, role: str, spec: Role) -> Namespace | PodInit:
-        """Where an init container's commands run (`.run(argv, input=)`): on the docker runtime an init container
-        `role` with `spec`'s capabilities (a mesh's init, declared by the mesh), on the netns runtime the pod's
-        namespace itself."""
-        return PodInit(self.docker_pod, role, spec) if self.docker_pod is not None else self.pod
+    def pod_init(self, role: str, spec: Role):
+        """Where an init container's commands run (`.run(argv, input=)`): the runtime's init container `role` with
+        `spec`'s capabilities (a mesh's init, declared by the mesh), or the pod's namespace on netns."""
+        return self.runtime.init_runner(self, role, spec)
 
     def _remove_namespace(self, ns: Namespace) -> None:
         with critical_section():
@@ -252,24 +219,3 @@ class TestBed:
     def __exit__(self, *exc) -> None:
         if not self.closed:
             self.close()
-
-
-@dataclass
-class PodInit:
-    """An init container of a docker-runtime pod, with the capabilities its mesh declares, answering `.run` as a
-    Namespace does (so iptables-restore runs there instead of from the host)."""
-
-    pod: DockerPod
-    role: str
-    spec: Role
-
-    @property
-    def name(self) -> str:
-        return f"{self.pod.name}-{self.role}"
-
-    def run(self, argv: list[str], *, input: str | None = None, check: bool = True) -> str:
-        done = self.pod.run_init(argv, input=input, spec=self.spec)
-        if check and done.returncode != 0:
-            raise CommandFailed(f"{' '.join(argv)} in the {self.role} container failed: "
-                                f"{done.stderr.strip() or done.stdout.strip()}")  # fmt: skip
-        return done.stdout

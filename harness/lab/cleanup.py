@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,6 @@ from harness.lab.atomic import write_json, write_via_temp
 from harness.lab.names import run_id_of
 from harness.lab.netns import list_namespaces, remove_namespace
 from harness.lab.paths import STATE_DIR
-from harness.lab.pods import remove_run_containers
 from harness.lab.processes import end_netns_processes, end_pid, end_tagged
 from harness.lab.procfs import proc_starttime
 from harness.lab.state import load_states
@@ -54,7 +54,8 @@ def live_owner(ledgers: list[dict]) -> int | None:
     return next((s["owner_pid"] for s in ledgers if _owner_alive(s)), None)
 
 
-def clean(run_id: str | None = None, *, force: bool = False) -> CleanReport:
+def clean(run_id: str | None = None, *, force: bool = False,
+          leftovers: Sequence[Callable[[str], list[str]]] = ()) -> CleanReport:
     """Clean one run (refusing a live one unless `force`), or, without a run id, every dead run plus any
     `vmnb-` namespace of a run that has no ledger at all."""
     report = CleanReport()
@@ -74,7 +75,7 @@ def clean(run_id: str | None = None, *, force: bool = False) -> CleanReport:
         if run_id is None and live_owner(ledgers) is not None:
             report.skipped_live_runs.append(rid)
             continue
-        _clean_run(rid, ledgers, report)
+        _clean_run(rid, ledgers, report, leftovers)
     ledgered = set(runs)
     for name in list_namespaces():
         rid = run_id_of(name)
@@ -94,14 +95,16 @@ def stop_owners(ledgers: list[dict], grace: float = 30.0) -> None:
             end_pid(state["owner_pid"], state["owner_starttime"], grace=grace)
 
 
-def _clean_run(rid: str, ledgers: list[dict], report: CleanReport) -> None:
+def _clean_run(rid: str, ledgers: list[dict], report: CleanReport,
+               leftovers: Sequence[Callable[[str], list[str]]]) -> None:  # fmt: skip
     inodes: set[int] = set()
     for state in ledgers:
         inodes |= set(state.get("netns_inodes", {}).values())
         for proc in reversed(state.get("processes", [])):
             if end_pid(proc["pid"], proc.get("starttime") or None, grace=1.0):
                 report.processes.append(proc["pid"])
-    report.containers += remove_run_containers(rid)  # the docker runtime's pods (their processes go with them)
+    for remove in leftovers:  # each runtime's own objects (the docker runtime's containers, their processes)
+        report.containers += remove(rid)
     report.processes += end_netns_processes(inodes)
     report.processes += end_tagged(rid)
     for state in ledgers:

@@ -18,8 +18,8 @@ from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.names import check_run_id, new_run_id
 from harness.lab.netns import remove_namespace
 from harness.lab.paths import STATE_DIR
-from harness.lab.pods import DockerRuntime, remove_run_containers
 from harness.lab.processes import ProcessTracker, end_netns_processes
+from harness.lab.runtime import NetnsRuntime, PodRuntime
 from harness.lab.state import RunState, ledger_exists
 
 
@@ -46,7 +46,7 @@ class LabSession:
         self._own_logs = log_dir is None
         self.log_dir = log_dir or self.run_dir / (f"logs-{helper}" if helper else "logs")
         self.tracker = ProcessTracker(self.state, self.log_dir)
-        self.pod_runtime: DockerRuntime | None = None  # set for the docker runtime: beds make container pods
+        self.pod_runtime: PodRuntime = NetnsRuntime()  # where the run's pods live; beds ask it to make them
         self.closed = False
 
     @property
@@ -71,8 +71,7 @@ class LabSession:
             return
         self.closed = True
         self.tracker.stop_all()
-        if self.pod_runtime is not None:  # a bed that was never closed may have left its containers
-            remove_run_containers(self.run_id)
+        self.pod_runtime.remove_leftovers(self.run_id)  # a bed that was never closed may have left containers
         for name in list(reversed(self.state.namespaces)):  # a bed that was never closed: the ledger still knows
             self._remove_leftover_namespace(name)
         if self._own_logs:

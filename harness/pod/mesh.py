@@ -20,8 +20,8 @@ from enum import StrEnum
 from typing import ClassVar
 
 from harness.lab.bed import TestBed
-from harness.lab.pods import Role
 from harness.lab.rules import apply_iptables
+from harness.lab.runtime import Role
 from harness.pod import ambient
 from harness.pod.sidecars import (
     ISTIO_UID,

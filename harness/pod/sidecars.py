@@ -41,8 +41,8 @@ from pathlib import Path
 
 from harness.lab.bed import TestBed
 from harness.lab.netns import Namespace
-from harness.lab.pods import Role
 from harness.lab.processes import TrackedProcess
+from harness.lab.runtime import Role
 from harness.lab.waiting import wait_until
 from harness.pod.envoy import sidecar_bootstrap, start_envoy
 
@@ -221,8 +221,7 @@ def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path, container: st
     )
     # As the injected proxy container: its own uid/gid, and in TPROXY mode CAP_NET_ADMIN for transparent sockets
     # (Istio adds NET_ADMIN in that mode): the mesh mode declares the container's privileges.
-    if bed.docker_pod is not None:
-        bed.docker_pod.join(container, spec)
+    bed.runtime.add_container(bed, container, spec)
     proc = start_envoy(bed, config, ns=bed.pod, name=layout.name, uid=layout.uid, net_admin=layout.tproxy,
                        ports=[layout.inbound_port, layout.outbound_port], container=container)  # fmt: skip
     wait_until(admin.exists, timeout=30, what=f"{layout.name}'s admin socket")

@@ -26,8 +26,8 @@ from harness.experiment.latency import measure_rr
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec, QemuOptions, kvm_acceleration, tcg_acceleration
 from harness.lab.kinds import Direction, GuestKind
-from harness.lab.pods import ComputeSpec, explain_refusal
 from harness.lab.session import LabSession
+from harness.runtime.docker import ComputeSpec, explain_refusal
 from strategies import strategy_class
 from strategies.base import Services
 

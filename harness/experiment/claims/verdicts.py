@@ -221,7 +221,7 @@ def run_probes(ctx: ProbeContext, strategies: list[str], console: Console, repet
 def privilege_probe(ctx: ProbeContext):
     """In-pod setup with reduced capabilities (netns runtime), or compute's privileges with a node agent doing
     the setup (docker runtime)."""
-    return probe_container_privilege if ctx.lab.pod_runtime is not None else probe_privilege
+    return probe_container_privilege if ctx.lab.pod_runtime.containers else probe_privilege
 
 
 def claims_table(facts: ProbeFacts, strategies: list[str], guest: str = "netns") -> list[dict]:
@@ -281,8 +281,8 @@ def run_claims(results_root: Path, console: Console, strategies: list[str] | Non
     with LabSession(writer.run_id, log_dir=writer.log_dir) as lab:
         try:
             if docker:
-                from harness.experiment.runtime import docker_runtime
-                from harness.lab.pods import ComputeSpec
+                from harness.runtime.docker import ComputeSpec
+                from harness.runtime.image import docker_runtime
 
                 # compute as KubeVirt's virt-launcher gets it by default: Docker's default capabilities, no
                 # seccomp filter (SeccompConfiguration unset); the privilege trials vary both

@@ -1,16 +1,17 @@
-"""The docker runtime of a run: the project's engine (harness.lab.engine), the runtime image assembled from this
-machine's files (harness.lab.rootfs), and the compute container's privileges, as one DockerRuntime the lab's
-beds make their pods from (harness.lab.pods)."""
+"""The docker runtime of a run: the project's engine (harness.runtime.engine), the runtime image assembled from this
+machine's files (harness.runtime.rootfs), and the compute container's privileges, as one DockerRuntime the lab's
+beds make their pods from (harness.runtime.docker)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from harness.lab.engine import client
 from harness.lab.paths import CACHE_DIR
-from harness.lab.pods import ComputeSpec, DockerRuntime
-from harness.lab.rootfs import import_image
+from harness.lab.runtime import NetnsRuntime, PodRuntime
+from harness.runtime.docker import ComputeSpec, DockerRuntime
+from harness.runtime.engine import client
+from harness.runtime.rootfs import import_image
 
 IMAGE_REPOSITORY = "vmnb-runtime"
 PROGRAMS = ("sh", "sleep", "timeout", "cat", "iperf3", "sockperf", "ip", "ss", "setpriv", "iptables",
@@ -58,3 +59,19 @@ def docker_runtime(compute: ComputeSpec, *, with_qemu: bool, setup: str = "node-
     """The engine (EngineUnavailable in one sentence if none answers) with the runtime image ready."""
     engine = client()
     return DockerRuntime(engine, runtime_image(engine, with_qemu=with_qemu), compute, setup)
+
+
+def compute_spec(docker) -> ComputeSpec:
+    """The scenario's `docker:` section as compute's privileges."""
+    return ComputeSpec(tuple(docker.compute_cap_add), tuple(docker.compute_cap_drop), tuple(docker.devices),
+                       docker.seccomp)  # fmt: skip
+
+
+def pod_runtime(scenario, *, with_qemu: bool, console=None) -> PodRuntime:
+    """The runtime the scenario names, ready: the embedded netns one, or the docker engine with its image."""
+    if scenario.runtime == NetnsRuntime.name:
+        return NetnsRuntime()
+    runtime = docker_runtime(compute_spec(scenario.docker), with_qemu=with_qemu, setup=scenario.docker.setup)
+    if console is not None:
+        console.print(f"docker runtime: image {runtime.image}, compute {runtime.row_label()}")
+    return runtime

@@ -1,4 +1,4 @@
-"""A pod as the kubelet makes one, on the project's Docker engine (harness.lab.engine): a pause container created
+"""A pod as the kubelet makes one, on the project's Docker engine (harness.runtime.engine): a pause container created
 with no network (`network_mode="none"`), whose network namespace the harness then wires as the CNI plugin does
 (the bed moves the pod's veth into it, by the pause container's PID, and addresses it), and the pod's other
 containers joining it with `network_mode="container:<pause>"`:
@@ -21,12 +21,22 @@ import contextlib
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
-from harness.lab.engine import LABEL_RUN
+from harness.lab.names import resource_name
+from harness.lab.netns import CommandFailed, Namespace
+from harness.lab.paths import STATE_DIR
 from harness.lab.processes import Finished
 from harness.lab.procfs import proc_starttime
+from harness.lab.runtime import PodRuntime, Role
+from harness.lab.signals import critical_section
+from harness.runtime.engine import LABEL_RUN
+
+if TYPE_CHECKING:
+    from harness.lab.bed import TestBed
 
 DEVICES = ("/dev/kvm", "/dev/net/tun", "/dev/vhost-net")
 """What KubeVirt's device plugins give virt-launcher's compute container."""
@@ -52,14 +62,6 @@ class ComputeSpec:
         seccomp = " seccomp=unconfined" if self.seccomp == "unconfined" else ""
         return " ".join(parts or ["docker-default"]) + "".join(f" no {d}" for d in missing) + seccomp
 
-
-@dataclass(frozen=True)
-class Role:
-    cap_add: tuple[str, ...] = ()
-    cap_drop: tuple[str, ...] = ()
-    devices: tuple[str, ...] = ()
-    user: str | None = None
-    seccomp: str = "default"
 
 
 # The mesh's containers (proxy, init) are declared by each mesh mode (harness/pod/mesh.py), not here.
@@ -175,7 +177,7 @@ class DockerPod:
         return Finished(argv, done.returncode, done.stdout, done.stderr, False, time.monotonic() - t0)
 
     def _run_cli(self, args: list[str], input: str | None, timeout: float) -> subprocess.CompletedProcess:
-        from harness.lab.engine import SOCKET
+        from harness.runtime.engine import SOCKET
 
         # The docker CLI for stdin-fed and timed runs (the SDK's exec has neither); any docker client on the
         # machine speaks to the project's engine by its socket.
@@ -190,18 +192,108 @@ class DockerPod:
 
 
 @dataclass(frozen=True)
-class DockerRuntime:
-    """What every pod of a docker-runtime run is made of: the engine, the runtime image, compute's privileges."""
+class DockerRuntime(PodRuntime):
+    """What every pod of a docker-runtime run is made of: the engine, the runtime image, compute's privileges.
+    Each bed's DockerPod is kept in `bed.pod_handle`."""
 
-    engine: object
-    image: str
-    compute: ComputeSpec
+    name: ClassVar[str] = "docker"
+    containers: ClassVar[bool] = True
+    engine: object = None
+    image: str = ""
+    compute: ComputeSpec = field(default_factory=ComputeSpec)
     setup: str = "node-agent"
     """`node-agent`: the binding's privileged setup runs from the node (virt-handler's design, KubeVirt today);
     `in-pod`: its rule and sysctl commands run in compute (the 2018 research's design)."""
 
     def new_pod(self, run_id: str, name: str, mounts: list[Path]) -> DockerPod:
         return DockerPod(self.engine, run_id, name, self.image, self.compute, mounts)
+
+    def make_pod(self, bed: TestBed) -> Namespace:
+        """A pause container with no network, its namespace given the pod's name (the CNI's view of it, by the
+        container's PID), then the compute container joining it; processes started in the pod run in compute
+        from here on."""
+        name = resource_name(bed.run_id, "pod")
+        bed.tracker.log_dir.mkdir(parents=True, exist_ok=True)
+        (STATE_DIR / bed.run_id).mkdir(parents=True, exist_ok=True)
+        mounts = [(STATE_DIR / bed.run_id).resolve(), bed.tracker.log_dir.resolve()]  # same paths inside
+        bed.pod_handle = pod = self.new_pod(bed.run_id, name, mounts)
+        with critical_section():
+            bed.state.add_namespace(name)
+            bed.on_teardown(f"namespace {name}", lambda: bed._remove_namespace(bed.namespaces["pod"]))
+            bed.on_teardown(f"containers of {name}", pod.remove)
+            pid = pod.start_pause()
+            subprocess.run(["ip", "netns", "attach", name, str(pid)], check=True, capture_output=True)
+            ns = Namespace(name, existing=True)
+            bed.state.set_namespace_inode(name, ns.inode)
+            bed.namespaces["pod"] = ns
+        pod.join("compute", pod.compute_role())
+        bed.tracker.route(name, pod)
+        bed.on_teardown(f"process routing of {name}", lambda: bed.tracker.unroute(name))
+        return ns
+
+    def add_container(self, bed: TestBed, role: str, spec: Role) -> None:
+        bed.pod_handle.join(role, spec)
+
+    def init_runner(self, bed: TestBed, role: str, spec: Role) -> PodInit:
+        return PodInit(bed.pod_handle, role, spec)
+
+    @contextlib.contextmanager
+    def setup_context(self, bed: TestBed) -> Iterator[None]:
+        """With `in-pod` setup, a binding's rule and sysctl commands in the pod (nft, iptables-restore, /proc/sys)
+        run in the compute container, with compute's capabilities; its links (bridge, tap, addresses) are still
+        made over netlink from the node. With `node-agent` nothing changes: the node does it, as virt-handler."""
+        if self.setup != "in-pod":
+            yield
+            return
+        pod = bed.pod_handle
+        bed.pod.runs_in = lambda argv, stdin: pod.exec_run("compute", argv, timeout=30, env={}, input=stdin)
+        try:
+            yield
+        finally:
+            bed.pod.runs_in = None
+
+    def explain_refusal(self, bed: TestBed, error: str) -> str:
+        return explain_refusal(error, self.compute)
+
+    def caveat(self, bed: TestBed) -> str:
+        """With the netns guest: a binding's process that ran in the pod's namespace but outside its containers."""
+        names = sorted({p.argv[0].rsplit("/", 1)[-1] for p in bed.processes
+                        if p.netns == bed.pod.name and p.container is None})  # fmt: skip
+        if not names:
+            return ""
+        return (
+            f"docker runtime with the netns guest: {', '.join(names)} entered the guest namespace from the node, "
+            "not from compute (it stands for QEMU's own backend, which a QEMU guest runs in compute)"
+        )
+
+    def row_label(self) -> str:
+        """compute's privileges as rows record them, and who did the setup when it was the pod itself."""
+        label = self.compute.label()
+        return f"{label}; in-pod setup" if self.setup == "in-pod" else label
+
+    def remove_leftovers(self, run_id: str) -> list[str]:
+        return remove_run_containers(run_id)
+
+
+@dataclass
+class PodInit:
+    """An init container of a docker-runtime pod, with the capabilities its mesh declares, answering `.run` as a
+    Namespace does (so iptables-restore runs there instead of from the host)."""
+
+    pod: DockerPod
+    role: str
+    spec: Role
+
+    @property
+    def name(self) -> str:
+        return f"{self.pod.name}-{self.role}"
+
+    def run(self, argv: list[str], *, input: str | None = None, check: bool = True) -> str:
+        done = self.pod.run_init(argv, input=input, spec=self.spec)
+        if check and done.returncode != 0:
+            raise CommandFailed(f"{' '.join(argv)} in the {self.role} container failed: "
+                                f"{done.stderr.strip() or done.stdout.strip()}")  # fmt: skip
+        return done.stdout
 
 
 DOCKER_DEFAULT_CAPS = frozenset({
@@ -254,7 +346,7 @@ def _env_args(env: dict[str, str]) -> list[str]:
 def remove_run_containers(run_id: str) -> list[str]:
     """Every container labelled with `run_id` on the project's engine, removed (force); names returned. Nothing
     if no engine answers (then there is none of its containers either)."""
-    from harness.lab.engine import EngineUnavailable, client
+    from harness.runtime.engine import EngineUnavailable, client
 
     try:
         engine = client()
