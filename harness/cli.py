@@ -21,7 +21,6 @@ DEFAULT_RESULTS = Path("results")
 EXIT_INCOMPLETE = 1  # the run ended early (an error of the harness stopped it)
 EXIT_BAD_INPUT = 2  # bad input: one line on stderr, nothing created
 EXIT_HARNESS_ERROR = 3  # the run completed, but some measurements failed because of the harness, not the path
-RUNTIMES = ("netns", "docker")
 
 
 @app.command()
@@ -65,6 +64,8 @@ def run(
                 raise ValueError(f"option --guest must be one of: {', '.join(kinds)} (got {guest!r})")
             parsed = parsed.model_copy(update={"guest": GuestKind(guest)})
         if runtime is not None:
+            from harness.runtime.registry import RUNTIMES
+
             if runtime not in RUNTIMES:
                 raise ValueError(f"option --runtime must be one of: {', '.join(RUNTIMES)} (got {runtime!r})")
             parsed = parsed.model_copy(update={"runtime": runtime})
@@ -356,6 +357,7 @@ def claims(
 ) -> None:
     """Probe every strategy and judge each claim of the seed post: claims.json and claims.md in the run folder."""
     from harness.experiment.claims.verdicts import load_claim_rows, print_claims, run_claims
+    from harness.runtime.registry import RUNTIMES
     from strategies import STRATEGIES, strategy_class
 
     if runtime not in RUNTIMES:

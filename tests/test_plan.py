@@ -125,3 +125,32 @@ def test_a_bad_precision_is_one_sentence_and_creates_nothing(tmp_path, scenario_
 def test_precision_in_a_scenario_without_direct_is_refused_naming_the_field():
     with pytest.raises(ValueError, match="field 'precision'"):
         scenario(strategies=["masquerade"], precision=0.1)
+
+
+def test_a_new_runtime_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
+    """A runtime the harness did not know: a PodRuntime subclass registered in harness/runtime/registry.py. The
+    scenario names it, the runner uses it for every bed, rows are labelled by it, and nothing else changes."""
+    from harness.lab.runtime import NetnsRuntime
+    from harness.runtime import registry
+    from tests.conftest import run_scenario_text
+
+    made = []
+
+    class CountingRuntime(NetnsRuntime):
+        name = "counting"
+
+        def make_pod(self, bed):
+            made.append(bed)
+            return super().make_pod(bed)
+
+        def row_label(self) -> str:
+            return "counted"
+
+    monkeypatch.setitem(registry.RUNTIMES, "counting", lambda scenario, with_qemu: CountingRuntime())
+    samples, _ = run_scenario_text(tmp_path, "name: counting\nruntime: counting\nstrategies: [direct, masquerade]\n"
+                                   "repetitions: 1\ntests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, "
+                                   "directions: [ingress]}\n")  # fmt: skip
+    assert len(made) == 3  # direct, masquerade, direct: one block
+    tput = samples[samples.metric == "throughput"]
+    assert (tput.status == "ok").all() and set(tput.compute_caps) == {"counted"}
+    assert set(samples.runtime) == {"counting"}

@@ -38,7 +38,7 @@ from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
 from harness.pod.mesh import install_sidecar
 from harness.pod.sidecars import Sidecar
-from harness.runtime.image import pod_runtime
+from harness.runtime.registry import pod_runtime
 
 log = logging.getLogger(__name__)
 

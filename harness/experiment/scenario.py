@@ -113,7 +113,7 @@ class DockerOptions(Strict):
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    runtime: Literal["netns", "docker"] = "netns"
+    runtime: str = "netns"
     """Where pods live: network namespaces, or containers on the project's Docker engine (harness.runtime.docker)."""
     docker: DockerOptions = Field(default_factory=DockerOptions)
     """The docker runtime's compute container; ignored on netns."""
@@ -143,6 +143,15 @@ class Scenario(Strict):
     tests: list[Test] = Field(min_length=1)
     strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sweep: Sweep = Field(default_factory=Sweep)
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, name: str) -> str:
+        from harness.runtime.registry import RUNTIMES
+
+        if name not in RUNTIMES:
+            raise ValueError(f"unknown runtime {name!r}; allowed: {', '.join(RUNTIMES)}")
+        return name
 
     @model_validator(mode="after")
     def _check_names_and_options(self) -> Scenario:

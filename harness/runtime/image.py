@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 from harness.lab.paths import CACHE_DIR
-from harness.lab.runtime import NetnsRuntime, PodRuntime
 from harness.runtime.docker import ComputeSpec, DockerRuntime
 from harness.runtime.engine import client
 from harness.runtime.rootfs import import_image
@@ -65,13 +64,3 @@ def compute_spec(docker) -> ComputeSpec:
     """The scenario's `docker:` section as compute's privileges."""
     return ComputeSpec(tuple(docker.compute_cap_add), tuple(docker.compute_cap_drop), tuple(docker.devices),
                        docker.seccomp)  # fmt: skip
-
-
-def pod_runtime(scenario, *, with_qemu: bool, console=None) -> PodRuntime:
-    """The runtime the scenario names, ready: the embedded netns one, or the docker engine with its image."""
-    if scenario.runtime == NetnsRuntime.name:
-        return NetnsRuntime()
-    runtime = docker_runtime(compute_spec(scenario.docker), with_qemu=with_qemu, setup=scenario.docker.setup)
-    if console is not None:
-        console.print(f"docker runtime: image {runtime.image}, compute {runtime.row_label()}")
-    return runtime
