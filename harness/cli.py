@@ -437,7 +437,7 @@ def strategies() -> None:
 def fetch_tools() -> None:
     """Build Debian 13's passt and unpack bookworm-backports' QEMU 10 into the cache, beside Debian 12's (from
     the machine's Debian mirror through a private apt; pinned by version and hash). Idempotent."""
-    from harness.lab.debian import DebianFetchError, build_passt, missing_libraries, unpack_qemu
+    from harness.tools.debian import DebianFetchError, build_passt, missing_libraries, unpack_qemu
 
     _require_root()
     try:

@@ -8,7 +8,7 @@ reserved ports excluded when a sidecar is injected), egress through its sockets 
 Faithful to passt/pasta (passt.1: --config-net, -t/-u/-T/-U, --netns, --runas, --socket) as KubeVirt's passt
 binding ran it with QEMU's `-netdev stream` (the QEMU guest) before 1.8; for the netns guest it is pasta, the
 same code driving a tap in a namespace. `build` picks Debian 12's passt (git 2023-03-09) or Debian 13's
-(git 2025-05-03, built by harness/lab/debian.py), so both can be measured in one run. With the 2025 build the
+(git 2025-05-03, built by harness/tools/debian.py), so both can be measured in one run. With the 2025 build the
 netns guest runs pasta with --no-splice: otherwise a connection from the pod's loopback (Envoy's inbound
 passthrough, from 127.0.0.6) is spliced into the namespace's own loopback, skipping the guest interface, a path
 passt with a VM does not have. Debian 12's pasta lacks the option; those cells say so in their `caveat`.
@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import Field
 
 from harness.guests.driver import PASST_MTU, PasstNet
-from harness.lab.debian import passt_build
+from harness.tools.debian import passt_build
 from strategies.base import Attachment, GuestDriver, Requirements, Strategy, StrategyOptions, TestBed
 
 

@@ -12,6 +12,7 @@ from harness.lab.paths import REPO_ROOT
 LAYERS = {
     "harness.metrics": 0,
     "harness.lab": 0,
+    "harness.tools": 0.5,
     "harness.pod": 1,
     "harness.guests": 2,
     "strategies": 3,
@@ -196,3 +197,17 @@ def test_no_runtime_names_outside_the_runtime_package():
                 if any(word in text.lower() for word in RUNTIME_WORDS):
                     offending.append(f"{path.relative_to(REPO_ROOT)}:{line}: {text!r}")
     assert not offending, "\n".join(offending)
+
+
+def test_every_tool_of_the_inventory_is_installed_by_the_makefile():
+    """One tool inventory (harness/tools/inventory.py): its Debian packages are the ones `make deps` installs."""
+    import re
+
+    from harness.tools.inventory import debian_packages
+
+    makefile = (REPO_ROOT / "Makefile").read_text().replace("\\\n", " ")
+    listed = set()
+    for variable in ("DEB_PACKAGES", "VM_PACKAGES", "DOCKER_PACKAGES"):
+        listed |= set(re.search(rf"^{variable} := (.*)$", makefile, re.M).group(1).split())
+    missing = debian_packages() - listed
+    assert not missing, f"the inventory's packages not in the Makefile's deps: {sorted(missing)}"

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from harness.guests.driver import ISTIO_RESERVED_PORTS, NotSupported, PasstNet
-from harness.lab.debian import PASST_2025, passt_build
+from harness.tools.debian import PASST_2025, passt_build
 from strategies.base import Services
 from strategies.passt import Passt, PasstOptions
 from strategies.passt_vhost_user import PasstVhostUser

@@ -14,20 +14,10 @@ from harness.lab.paths import REPO_ROOT
 from harness.lab.processes import run_detached
 from harness.lab.state import load_states
 from harness.pod.envoy import EnvoyMissing, envoy_binary
+from harness.tools.inventory import versioned
 
-TOOLS = {
-    "iperf3": ["iperf3", "--version"],
-    "nft": ["nft", "--version"],
-    "iptables": ["iptables", "--version"],
-    "ip": ["ip", "-V"],
-    "slirp4netns": ["slirp4netns", "--version"],
-    "pasta": ["dpkg-query", "-W", "-f=passt ${Version}", "passt"],  # Debian's pasta prints "unknown version"
-    "socat": ["socat", "-V"],
-    "haproxy": ["haproxy", "-v"],
-    "sockperf": ["sockperf", "--version"],
-    "qemu": ["qemu-system-x86_64", "--version"],
-    "gcc": ["gcc", "--version"],  # builds vmnb-crr
-}
+TOOLS = versioned()
+"""The tools whose version every run records (harness/tools/inventory.py)."""
 
 
 def tool_versions() -> dict[str, str | None]:
@@ -122,7 +112,7 @@ def binary_version(program: str) -> str:
     path = shutil.which(program) or program
     if path in _BINARY_VERSIONS:
         return _BINARY_VERSIONS[path]
-    marker = Path(path).parent / "VERSION"  # a build of ours says what it is (harness/lab/debian.py)
+    marker = Path(path).parent / "VERSION"  # a build of ours says what it is (harness/tools/debian.py)
     version = marker.read_text().strip() if marker.is_file() else ""
     owner = run_detached(["dpkg-query", "-S", os.path.realpath(path)], 5.0) if not version else None
     if owner is None:

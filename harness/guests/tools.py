@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.lab.build import ToolBuildError, compile_c
 from harness.lab.paths import CACHE_DIR
+from harness.tools.build import ToolBuildError, compile_c
 
 GUEST_FILES = Path(__file__).parent / "guest_files"
 __all__ = ["GUEST_FILES", "ToolBuildError", "compile_crr"]

@@ -10,10 +10,10 @@ from enum import StrEnum
 from pathlib import Path
 
 from harness.lab.bed import TestBed
-from harness.lab.build import compile_c
 from harness.lab.processes import TrackedProcess
 from harness.lab.waiting import wait_listening
 from harness.pod.proxy import Listener
+from harness.tools.build import compile_c
 
 RELAY_SOURCE = Path(__file__).parent / "relay.c"
 

@@ -11,12 +11,11 @@ from harness.lab.paths import CACHE_DIR
 from harness.runtime.docker import ComputeSpec, DockerRuntime
 from harness.runtime.engine import client
 from harness.runtime.rootfs import import_image
+from harness.tools.inventory import runtime_image_programs
 
 IMAGE_REPOSITORY = "vmnb-runtime"
-PROGRAMS = ("sh", "sleep", "timeout", "cat", "iperf3", "sockperf", "ip", "ss", "setpriv", "iptables",
-            "iptables-restore", "iptables-save", "nft", "slirp4netns", "passt", "pasta",
-            "qemu-system-x86_64")  # fmt: skip
-"""Programs a pod's containers run, taken from this machine with their libraries."""
+PROGRAMS = runtime_image_programs()
+"""Programs a pod's containers run, taken from this machine with their libraries (harness/tools/inventory.py)."""
 TREES = (
     Path("/usr/share/qemu"), Path("/usr/share/seabios"), Path("/usr/lib/ipxe/qemu"),
     Path("/usr/lib/x86_64-linux-gnu/qemu"),  # Debian QEMU's loadable modules
@@ -44,7 +43,7 @@ def runtime_image(engine, *, with_qemu: bool) -> str:
     trees = list(TREES)
     if with_qemu:
         from harness.guests.qemu.image import build_image
-        from harness.lab.debian import unpack_qemu
+        from harness.tools.debian import unpack_qemu
 
         build_image()
         trees.append(unpack_qemu().binary.parent.parent.parent)  # the unpacked QEMU 10 tree

@@ -36,7 +36,7 @@ def qemu_command(build: str = "debian-12") -> list[str]:
     /usr/share/qemu, /usr/share/seabios and /usr/lib/ipxe/qemu: its configure --firmwarepath)."""
     if build != "backports-10":
         return [QEMU]
-    from harness.lab.debian import unpack_qemu
+    from harness.tools.debian import unpack_qemu
 
     install = unpack_qemu()
     share = install.binary.parent.parent / "share"

@@ -20,9 +20,10 @@ from pathlib import Path
 from harness.guests.tools import GUEST_FILES, ToolBuildError, compile_crr
 from harness.lab.atomic import write_via_temp
 from harness.lab.paths import CACHE_DIR
+from harness.tools.inventory import guest_image_programs
 
 MODULES = ("virtio_pci", "virtio_net")  # their dependencies (virtio_ring, virtio, failover, ...) come along
-GUEST_TOOLS = ("iperf3", "sockperf")
+GUEST_TOOLS = guest_image_programs()  # harness/tools/inventory.py
 BUSYBOX = Path("/bin/busybox")
 
 
