@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.report import write_report
-from harness.experiment.runner import nic_mtu
 from harness.experiment.scenario import load_scenario
+from harness.guests.facts import nic_mtu
 from harness.guests.netns import NetnsGuest
 from harness.lab.netns import veth
 from tests.conftest import REPO, run_scenario_text

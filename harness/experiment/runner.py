@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import random
-import re
 import signal
 import time
 from collections.abc import Iterator
@@ -28,9 +27,8 @@ from harness.experiment.plants import plant
 from harness.experiment.precision import PrecisionState, print_precision
 from harness.experiment.scenario import Scenario
 from harness.guests.attachment import Attachment
-from harness.guests.base import Guest
 from harness.guests.drivers import driver_for
-from harness.guests.spec import GuestSpec
+from harness.guests.facts import guest_spec, nic_mtu, qemu_facts
 from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.kinds import GuestKind, Status
 from harness.lab.names import new_run_id, resource_name
@@ -120,7 +118,7 @@ def run_scenario(
     run_id = run_id or new_run_id()
     seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**32)
     writer = RunWriter(results_root, run_id)
-    guest = guest_spec(scenario, console)
+    guest = guest_spec(scenario.guest, scenario.qemu, console)
     plan = resolve(scenario, guest)
     writer.start(
         {
@@ -233,34 +231,6 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def guest_spec(scenario: Scenario, console: Console) -> GuestSpec:
-    """The run's guest; for QEMU the acceleration is decided once, before the first cell (KVM probe)."""
-    if scenario.guest != GuestKind.QEMU:
-        return GuestSpec()
-    from harness.guests.qemu.accel import resolve_acceleration
-    from harness.guests.qemu.image import build_image
-
-    image = build_image()
-    acceleration = resolve_acceleration(scenario.qemu.accel, image)
-    console.print(f"QEMU guest: accel [bold]{acceleration.accel}[/] ({acceleration.reason}); image {image.digest}")
-    return GuestSpec(GuestKind.QEMU, scenario.qemu, acceleration)
-
-
-def qemu_facts(guest: GuestSpec) -> dict:
-    from harness.guests.qemu.accel import qemu_version
-    from harness.guests.qemu.image import build_image
-
-    image = build_image()
-    return {
-        "qemu": guest.qemu.model_dump(),
-        "acceleration": guest.acceleration.record() if guest.acceleration else None,
-        "qemu_version": qemu_version(guest.qemu.build),
-        "kernel": image.kernel_version,
-        "image": image.digest,
-        "vhost_net": os.path.exists("/dev/vhost-net"),
-    }
-
-
 def cell_row(scenario: Scenario, slot: Slot, paired: bool, runtime_label: str | None) -> Sample:
     """The columns every row of one bed shares (the MTUs as asked, until read back). `slot` only in the paired
     design: there adjacent slots are a binding and its direct; in rounds they are neighbours by chance."""
@@ -358,21 +328,6 @@ class CellRunner:
             except Exception as e:  # noqa: BLE001
                 teardown_error = f"{HARNESS_ERROR}{e}"
             writer.add(_harness_row(base, "teardown_time", time.monotonic() - t1, teardown_error))
-
-
-MTU_IN_LINK = re.compile(r"\bmtu (\d+)")
-
-
-def nic_mtu(guest: Guest) -> int | None:
-    """The MTU of the guest's network interface (its one link besides lo), from `ip -o link` there (iproute2 in
-    a namespace, busybox in the QEMU guest print the same `mtu N`)."""
-    done = guest.run(["ip", "-o", "link", "show"], name="mtu-read-back", timeout=10)
-    for line in done.stdout.splitlines():
-        name = line.split(":", 2)[1].strip() if line.count(":") >= 2 else ""
-        match = MTU_IN_LINK.search(line)
-        if match and name != "lo" and "LOOPBACK" not in line:
-            return int(match.group(1))
-    return None
 
 
 def _harness_row(base: Sample, metric: str, seconds: float, error: str) -> Sample:
