@@ -29,6 +29,7 @@ from harness.analysis.stats import (
     median_interval,
 )
 from harness.analysis.summary import caveats
+from harness.lab.kinds import Status
 from harness.metrics.registry import spec
 
 REFERENCE = "direct"
@@ -83,7 +84,7 @@ def cost_test(samples: pd.DataFrame, family: str) -> str:
 
 def _values(samples: pd.DataFrame, strategy: str, sidecar: str, col: CostColumn) -> pd.Series:
     df = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.metric == col.metric)
-                 & (samples.status == "ok") & (samples.test == cost_test(samples, col.test))]  # fmt: skip
+                 & (samples.status == Status.OK) & (samples.test == cost_test(samples, col.test))]  # fmt: skip
     return df[df.direction == col.direction]["value"].dropna()
 
 
@@ -136,7 +137,7 @@ def works(samples: pd.DataFrame, strategy: str, sidecar: str) -> Works:
     cell = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.test.fillna("") != "")
                    & (samples.test != "harness")]  # fmt: skip
     if cell.empty:
-        setup = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.status != "ok")]
+        setup = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.status != Status.OK)]
         return Works("fails" if not setup.empty else "not measured", _common(list(setup.reason.fillna(""))))
     verdicts, reasons = {}, []
     for protocol, rows in cell.groupby(cell.protocol.fillna("tcp"), sort=True):
@@ -144,7 +145,7 @@ def works(samples: pd.DataFrame, strategy: str, sidecar: str) -> Works:
         for direction in ("ingress", "egress"):
             d = rows[rows.direction == direction]
             if not d.empty:
-                failed = d[d.status != "ok"]
+                failed = d[d.status != Status.OK]
                 per_direction[direction] = failed.empty
                 reasons += [r for r in failed.reason.fillna("") if r]
                 paths = set(d["path"].dropna()) if "path" in d.columns else set()
@@ -376,12 +377,12 @@ def all_metrics(samples: pd.DataFrame, bindings: list[str]) -> pd.DataFrame:
     keys = ["strategy", *varying_sweep_columns(samples), "sidecar", "test", "direction", "metric", "unit"]
     frame = samples.assign(test=samples.test.fillna(""), unit=samples.unit.fillna(""))
     for key, g in frame.groupby(keys, sort=False, dropna=False):
-        ok = g[g.status == "ok"]["value"].dropna()
+        ok = g[g.status == Status.OK]["value"].dropna()
         ci = median_interval(ok)
         text = "-" if ci.n == 0 else (f"{ci.estimate:.3g} [{ci.low:.3g}, {ci.high:.3g}]" if ci.has_interval else
                                       f"{ci.estimate:.3g} (range {ok.min():.3g}-{ok.max():.3g})")  # fmt: skip
         rows.append({**dict(zip(keys, key, strict=True)), "median [exact 95%, n >= 6]": text, "n": ci.n,
-                     "failed": int((g.status != "ok").sum())})  # fmt: skip
+                     "failed": int((g.status != Status.OK).sum())})  # fmt: skip
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -391,7 +392,7 @@ def all_metrics(samples: pd.DataFrame, bindings: list[str]) -> pd.DataFrame:
 
 def failures(samples: pd.DataFrame, bindings: list[str]) -> pd.DataFrame:
     """Every failed cell, test and direction with its reason and how many repetitions failed."""
-    failed = samples[samples.status != "ok"].assign(test=samples.test.fillna(""), reason=samples.reason.fillna(""))
+    failed = samples[samples.status != Status.OK].assign(test=samples.test.fillna(""), reason=samples.reason.fillna(""))
     if failed.empty:
         return pd.DataFrame(columns=["strategy", "sidecar", "test", "direction", "status", "reason", "repetitions"])
     rank = {b: i for i, b in enumerate(bindings)}

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.stats import Interval, SteinPlan, log_ratio_interval, stein_plan, welch_ratio_interval
+from harness.lab.kinds import Status
 
 REFERENCE = "direct"
 GROUP = ["sidecar", "pod_mtu"]
@@ -29,7 +30,7 @@ def has_blocks(samples: pd.DataFrame) -> bool:
 
 
 def _ok(samples: pd.DataFrame) -> pd.DataFrame:
-    df = samples[(samples["status"] == "ok") & samples["value"].notna() & (samples["value"] > 0)]
+    df = samples[(samples["status"] == Status.OK) & samples["value"].notna() & (samples["value"] > 0)]
     df = df[df["test"].fillna("") != "harness"].copy()
     df["test"] = df["test"].fillna("")
     for column in ("pod_mtu", "guest_mtu"):

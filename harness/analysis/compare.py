@@ -23,6 +23,7 @@ from scipy.stats import mannwhitneyu
 from harness.analysis.blocks import block_log_ratios, has_blocks
 from harness.analysis.results import load_meta, load_samples, varying_sweep_columns
 from harness.analysis.stats import MIN_N, holm, welch_p_worse, welch_ratio_interval
+from harness.lab.kinds import Status
 from harness.lab.paths import REPO_ROOT
 from harness.metrics.registry import spec
 
@@ -58,7 +59,7 @@ def load_gates(path: Path = DEFAULT_GATES) -> tuple[dict[str, Gate], list[dict]]
 
 def ok_samples(run_dir: Path) -> pd.DataFrame:
     df = load_samples(run_dir)
-    df = df[(df["status"] == "ok") & df["value"].notna()].copy()
+    df = df[(df["status"] == Status.OK) & df["value"].notna()].copy()
     df["test"] = df["test"].fillna("")
     return df
 
@@ -95,7 +96,7 @@ def _block_ratios(df: pd.DataFrame, ratios: list[dict]) -> pd.DataFrame:
         per_block["value"] = np.exp(per_block.pop("log_ratio"))
         per_block["metric"] = f"{metric}/{ref}"
         per_block["repetition"] = per_block["block"]
-        per_block["status"] = "ok"
+        per_block["status"] = str(Status.OK)
         out.append(per_block)
     if not out:
         return df.iloc[0:0]

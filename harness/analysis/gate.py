@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.analysis.compare import DEFAULT_GATES, judge_frames, load_gates, within_run_ratios
+from harness.lab.kinds import Status
 from harness.lab.paths import REPO_ROOT
 
 DEFAULT_BASELINE = REPO_ROOT / "benchmarks" / "gate-baseline.json"
@@ -27,7 +28,7 @@ class GateError(ValueError):
 
 
 def ok_rows(samples: pd.DataFrame) -> pd.DataFrame:
-    df = samples[(samples["status"] == "ok") & samples["value"].notna()].copy()
+    df = samples[(samples["status"] == Status.OK) & samples["value"].notna()].copy()
     df["test"] = df["test"].fillna("")
     return df
 

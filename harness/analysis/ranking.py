@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.analysis.blocks import block_log_ratios, has_blocks, stein_for
 from harness.analysis.stats import Interval, holm, log_ratio_interval, paired_p, welch_ratio_interval
+from harness.lab.kinds import Status
 
 REFERENCE = "direct"
 ALPHA = 0.05
@@ -93,7 +94,7 @@ def costs_in(
     direction, metric, sidecar and sweep point); unpaired (Welch) intervals and no series without blocks."""
     intervals: dict[str, Interval] = {}
     series: dict[str, pd.Series] = {}
-    ok = frame[(frame["status"] == "ok") & frame["value"].notna()]
+    ok = frame[(frame["status"] == Status.OK) & frame["value"].notna()]
     if ok.empty or REFERENCE not in set(ok["strategy"]):
         return intervals, series
     if has_blocks(frame):

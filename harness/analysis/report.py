@@ -26,6 +26,7 @@ from harness.analysis.results import load_meta, load_samples  # noqa: E402
 from harness.analysis.stats import MIN_N, median_interval  # noqa: E402
 from harness.analysis.summary import latency_percentiles, path_matrix, throughput_summary  # noqa: E402
 from harness.lab.atomic import write_text
+from harness.lab.kinds import Status
 from harness.metrics.registry import unit as metric_unit  # noqa: E402
 from harness.pod.mesh import MESHES, SidecarKind  # noqa: E402
 
@@ -86,7 +87,7 @@ def _sidecars(run: Run) -> list[str]:
 
 
 def _cells(run: Run, metric: str, test: str | None = None) -> pd.DataFrame:
-    df = run.samples[(run.samples["metric"] == metric) & (run.samples["status"] == "ok")]
+    df = run.samples[(run.samples["metric"] == metric) & (run.samples["status"] == Status.OK)]
     if test is not None:
         df = df[df["test"] == test]
     rows = []

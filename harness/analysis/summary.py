@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.analysis.blocks import CostKey, cost_interval, has_blocks
-from harness.lab.kinds import TrafficPath
+from harness.lab.kinds import Status, TrafficPath
 from harness.pod.mesh import SidecarKind
 
 
@@ -18,8 +18,8 @@ def throughput_summary(df: pd.DataFrame) -> pd.DataFrame:
     tput = df[df["metric"] == "throughput"]
     rows = []
     for (strategy, sidecar, direction), group in tput.groupby(["strategy", "sidecar", "direction"], sort=False):
-        ok = group[group["status"] == "ok"]["value"]
-        failed = group[group["status"] != "ok"]
+        ok = group[group["status"] == Status.OK]["value"]
+        failed = group[group["status"] != Status.OK]
         rows.append(
             {
                 "strategy": strategy,
@@ -128,8 +128,8 @@ def path_matrix(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (strategy, sidecar, direction), g in tput.groupby(["strategy", "sidecar", "direction"], sort=False):
         paths = g["path"].fillna("failed")
-        ok = g[g["status"] == "ok"]["value"]
-        failed = g[g["status"] != "ok"]
+        ok = g[g["status"] == Status.OK]["value"]
+        failed = g[g["status"] != Status.OK]
         rows.append(
             {
                 "strategy": strategy,
@@ -206,14 +206,14 @@ def print_latency_summary(df: pd.DataFrame, latency: pd.DataFrame | None, consol
         console.print(table)
     headline = df[df["metric"].isin(["crr_rate", "rr_rate", "udp_goodput", "udp_loss", "cpu_per_gb", "cpu_per_10k_req",
                                      "userspace_bytes_per_byte"])]  # fmt: skip
-    failed = df[(df["status"] != "ok") & (df["metric"] != "throughput") & (df["test"] != "harness")]
+    failed = df[(df["status"] != Status.OK) & (df["metric"] != "throughput") & (df["test"] != "harness")]
     if headline.empty and failed.empty:
         return
     table = Table(title="Rates, UDP loss and CPU cost: median over repetitions (failed: reason)")
     for col in ("strategy", "sidecar", "test", "direction", "metric", "median", "unit"):
         table.add_column(col, overflow="fold")
     keys = ["strategy", "sidecar", "test", "direction", "metric", "unit"]
-    grouped = headline[headline["status"] == "ok"].groupby(keys, sort=False)["value"].median()
+    grouped = headline[headline["status"] == Status.OK].groupby(keys, sort=False)["value"].median()
     for (strategy, sidecar, test, direction, metric, unit), value in grouped.items():
         table.add_row(strategy, sidecar, test, direction, metric, f"{value:.3g}", unit)
     for r in failed.drop_duplicates(["strategy", "sidecar", "test", "direction"]).itertuples():

@@ -13,6 +13,7 @@ import pandas as pd
 
 from harness.analysis.ranking import rank_frame
 from harness.analysis.stats import median_interval
+from harness.lab.kinds import Status
 from harness.metrics.registry import headline, spec
 
 PARAMETERS = {"pod_mtu": "pod MTU", "guest_mtu": "guest MTU", "message_bytes": "message bytes",
@@ -114,8 +115,8 @@ def series(panel: SweepPanel, order: list[str]) -> pd.DataFrame:
             continue
         for value in values:
             at = mine[mine[panel.parameter] == value] if mine[panel.parameter].notna().any() else mine
-            ok = at[at["status"] == "ok"]["value"].dropna().to_numpy()
-            failed = at[at["status"] != "ok"]
+            ok = at[at["status"] == Status.OK]["value"].dropna().to_numpy()
+            failed = at[at["status"] != Status.OK]
             ci = median_interval(ok)
             out.append({"strategy": strategy, "value": value, "n": len(ok), "median": float(pd.Series(ok).median())
                         if len(ok) else None, "low": ci.low, "high": ci.high,
