@@ -154,3 +154,19 @@ def test_a_new_runtime_is_one_class_and_one_registry_line(tmp_path, monkeypatch)
     tput = samples[samples.metric == "throughput"]
     assert (tput.status == "ok").all() and set(tput.compute_caps) == {"counted"}
     assert set(samples.runtime) == {"counting"}
+
+
+def test_a_ratio_no_number_of_blocks_can_decide_does_not_keep_the_run_going():
+    from harness.analysis.stats import SteinPlan
+    from harness.experiment.precision import MAX_BLOCKS, PrecisionState, RatioState
+
+    state = PrecisionState(0.10, 5, None, {})
+    hopeless = RatioState(("passt", "none", 1500, None, "tcp_throughput", "egress", "throughput"),
+                          SteinPlan(5, 1.5, 0.1))  # fmt: skip
+    decidable = RatioState(("bridge", "none", 1500, None, "tcp_throughput", "egress", "throughput"),
+                           SteinPlan(5, 0.1, 0.1))  # fmt: skip
+    state.ratios = {hopeless.key: hopeless, decidable.key: decidable}
+    assert hopeless.plan.blocks_needed() > MAX_BLOCKS
+    assert state.needed() == decidable.plan.blocks_needed()
+    reached, why = state.outcome(hopeless)
+    assert not reached and why.startswith("spread:")

@@ -67,8 +67,10 @@ class PrecisionState:
         self.block_s = elapsed_s / max(blocks_done, 1)
 
     def needed(self) -> int:
-        planned = [r.plan.blocks_needed() for r in self.ratios.values() if r.plan is not None]
-        return min(max(planned, default=self.pilot_blocks), MAX_BLOCKS)
+        """The most blocks a ratio needs, among those the cap allows: a ratio whose spread asks for more than
+        MAX_BLOCKS cannot be decided by adding blocks and does not keep the run going (it is reported)."""
+        needs = [r.plan.blocks_needed() for r in self.ratios.values() if r.plan is not None]
+        return max([n for n in needs if n <= MAX_BLOCKS], default=self.pilot_blocks)
 
     def wants_more(self, elapsed_s: float) -> bool:
         if self.blocks_done >= self.needed():
