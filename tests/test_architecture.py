@@ -211,3 +211,29 @@ def test_every_tool_of_the_inventory_is_installed_by_the_makefile():
         listed |= set(re.search(rf"^{variable} := (.*)$", makefile, re.M).group(1).split())
     missing = debian_packages() - listed
     assert not missing, f"the inventory's packages not in the Makefile's deps: {sorted(missing)}"
+
+
+def test_every_metric_a_test_kind_emits_is_declared_once_in_the_registry():
+    """The metric registry is the vocabulary: every `Metric("name", "unit", ...)` the test kinds and the
+    measurement frame write names a declared metric with the registry's unit, so a new metric that is not
+    declared (or a unit written differently) fails here instead of silently in a table."""
+    from harness.metrics.registry import METRICS
+
+    found = []
+    for path in ("harness/experiment/kinds.py", "harness/experiment/measure.py"):
+        for node in ast.walk(ast.parse((REPO_ROOT / path).read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Metric" and len(node.args) >= 2:
+                name, unit = node.args[0], node.args[1]
+                if isinstance(unit, ast.Constant):
+                    found.append((path, node.lineno, name, unit.value))
+    assert found
+    wrong = []
+    for path, line, name, unit in found:
+        names = [name.value] if isinstance(name, ast.Constant) else []
+        if isinstance(name, ast.JoinedStr):  # f"{prefix}_p50": every prefix the kinds use
+            tail = "".join(v.value for v in name.values if isinstance(v, ast.Constant))
+            names = [m for m in METRICS if m.endswith(tail)]
+        for metric in names:
+            if metric not in METRICS or METRICS[metric].unit != unit:
+                wrong.append(f"{path}:{line}: {metric} in {unit!r}")
+    assert not wrong, "\n".join(wrong)
