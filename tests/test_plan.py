@@ -104,6 +104,10 @@ def test_a_precision_run_stops_by_steins_rule_or_says_why(tmp_path):
                    capture_output=True)  # fmt: skip
     answer = (run_dir / "answer.md").read_text()
     assert "stein 95% n=" in answer and "stopped on precision +-15%" in answer
+    row = next(line for line in answer.splitlines() if line.startswith("| masquerade |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert "(stein 95% n=" in cells[2]  # TCP in: the judged metric
+    assert "(t 95% n=" in cells[8] or "no interval" in cells[8]  # CPU/GB: not judged, its blocks were not chosen for it
 
 
 @pytest.mark.parametrize(("scenario_text", "option", "expected"), [

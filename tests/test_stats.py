@@ -46,20 +46,16 @@ NOISE = {
 }
 
 
-@pytest.mark.parametrize("n", [3, 5, 10])
-@pytest.mark.parametrize("noise", list(NOISE))
-def test_log_ratio_t_interval_covers_the_true_ratio(n, noise):
-    truth = 0.8
-    coverage = _coverage(log_ratio_interval, lambda rng: math.log(truth) + NOISE[noise](rng, n), truth)
-    assert coverage >= FLOOR, f"{noise}, n={n}: {coverage:.3f}"
+PAIRED_METHODS = {"t": (log_ratio_interval, 0.8, (3, 5, 10)), "wilcoxon": (hodges_lehmann_interval, 1.1, (6, 8, 15))}
 
 
-@pytest.mark.parametrize("n", [6, 8, 15])
+@pytest.mark.parametrize(("method", "n"), [(m, n) for m, (_, _, ns) in PAIRED_METHODS.items() for n in ns])
 @pytest.mark.parametrize("noise", list(NOISE))
-def test_wilcoxon_interval_covers_the_centre(n, noise):
-    truth = 1.1
-    coverage = _coverage(hodges_lehmann_interval, lambda rng: math.log(truth) + NOISE[noise](rng, n), truth)
-    assert coverage >= FLOOR, f"{noise}, n={n}: {coverage:.3f}"
+def test_paired_interval_covers_the_true_ratio(method, n, noise):
+    """The t interval (n >= 3) and the Wilcoxon interval (n >= 6) over per-block log ratios."""
+    make, truth, _ = PAIRED_METHODS[method]
+    coverage = _coverage(make, lambda rng: math.log(truth) + NOISE[noise](rng, n), truth)
+    assert coverage >= FLOOR, f"{method}, {noise}, n={n}: {coverage:.3f}"
 
 
 @pytest.mark.parametrize("n", [6, 9, 20])

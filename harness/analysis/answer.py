@@ -247,7 +247,8 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
         "CPU/GB counts the bed's processes plus the machine-wide kernel time (forwarding, NAT, softirq).",
         "",
     ]
-    precision = precision_plans(meta)
+    stein = precision_plans(meta)
+    judged = judged_metrics(meta)
     ratios = block_log_ratios(samples) if has_blocks(samples) else None
     claim_run, claim_rows = claims if claims else ("", None)
     lines += mesh_matrix(samples, bindings, sidecars)
@@ -269,7 +270,8 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
                     notes.append(caveat)
                     verdict += f" † ({len(notes)})"
                 cells = [reference_value(point, sidecar, c) if b == REFERENCE
-                         else format_ratio(ratio_to_direct(point, b, sidecar, c, precision, ratios))
+                         else format_ratio(ratio_to_direct(point, b, sidecar, c, stein if c.metric in judged else None,
+                                                           ratios))
                          for c in COSTS]  # fmt: skip
                 for i, c in enumerate(COSTS):  # a tool's known behaviour, printed beside the number it explains
                     mine = point[(point.strategy == b) & (point.sidecar == sidecar) & (point.metric == c.metric)]
@@ -284,7 +286,7 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
             if notes:
                 lines.append("")
             for col in RANKED:
-                order = ranking(point, bindings, sidecar, col, precision)
+                order = ranking(point, bindings, sidecar, col, stein if col.metric in judged else None)
                 if order:
                     lines.append(f"- {col.heading} ({'higher' if col.better == 'higher' else 'lower'} first): {order}")
             lines.append("")
@@ -302,6 +304,12 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
     return "\n".join(lines)
 
 
+def judged_metrics(meta: dict) -> set[str]:
+    """The metrics a precision run's stopping rule judged (its blocks were chosen for them): only their intervals
+    are Stein's; every other metric of the run keeps the t interval."""
+    return {r["ratio"].rsplit(" ", 1)[-1] for r in ((meta or {}).get("precision") or {}).get("ratios", [])}
+
+
 def method_lines(samples: pd.DataFrame, meta: dict) -> list[str]:
     """What the ratios are and which method their intervals come from, as the run allows."""
     if not has_blocks(samples):
@@ -315,6 +323,7 @@ def method_lines(samples: pd.DataFrame, meta: dict) -> list[str]:
     if precision:
         record = meta.get("precision") or {}
         text.append(f"This run stopped on precision +-{precision[1]:.0%}: `(stein ...)` is {METHOD_TEXT['stein']} "
+                    f"for the judged metrics ({', '.join(sorted(judged_metrics(meta)))}; the others keep `t`) "
                     f"(pilot {precision[0]} blocks; {record.get('blocks_run', '?')} blocks run, "
                     f"{record.get('stopped_by', '?')}).")  # fmt: skip
     return [*text, ""]
