@@ -13,9 +13,12 @@ VM_PACKAGES := qemu-system-x86 seabios ipxe-qemu linux-image-amd64 busybox-stati
 # The docker runtime (issue 14): Debian's Docker engine; the harness starts its own dockerd (`make docker-up`),
 # never Debian's service (the policy-rc.d below keeps the package from starting it).
 DOCKER_PACKAGES := docker.io
+# The tests' reader of report.html (tests/test_browser.py, `vmnetbench report --screenshot`): Debian's Chromium,
+# run headless.
+TEST_PACKAGES := chromium
 PYTEST_ARGS ?=
 
-.PHONY: deps deps-debian deps-python deps-current bench test lint clean-beds report gate gate-baseline docker-up docker-down
+.PHONY: deps deps-debian deps-test deps-python deps-current bench test lint clean-beds report gate gate-baseline docker-up docker-down
 
 deps: deps-debian deps-python deps-current
 
@@ -29,6 +32,9 @@ deps-debian:
 	@$(call install_missing,$(DEB_PACKAGES),)
 	@$(call install_missing,$(VM_PACKAGES),--no-install-recommends)
 	@$(call install_missing,$(DOCKER_PACKAGES),--no-install-recommends)
+
+deps-test:
+	@$(call install_missing,$(TEST_PACKAGES),--no-install-recommends)
 
 # $(1): packages, $(2): extra apt-get options; installs only those not installed yet. A policy-rc.d that
 # refuses every start keeps packages with a daemon (haproxy) from starting Debian's default service: the
@@ -57,7 +63,7 @@ bench: deps
 
 # The tests marked `docker` need an engine: started here if none answers, and stopped afterwards only if this
 # target started it, whatever pytest's outcome.
-test: deps
+test: deps deps-test
 	$(BIN)/ruff check harness strategies tests benchmarks
 	$(BIN)/vmnetbench engine up --started-by make-test
 	status=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=$$?; \

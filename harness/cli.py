@@ -78,15 +78,18 @@ def run(
         if parsed.precision and ("direct" not in parsed.strategies or parsed.design != "blocks"):
             raise ValueError("option --precision judges each binding's ratio to the direct beside it: the scenario "
                              "needs direct in its strategies and design: blocks")  # fmt: skip
-        budget = None
+        budget, given = None, "given with --time-budget"
         if time_budget is not None:
             budget = parse_duration(time_budget)
+        elif parsed.time_budget_minutes:
+            budget, given = parsed.time_budget_minutes * 60, "of the scenario's time_budget_minutes"
+        if budget is not None:
             estimate = parsed.estimated_seconds()
             if estimate > budget:
                 cells, tests = len(parsed.cells()), sum(len(t.directions) for t in parsed.expanded_tests())
                 raise ValueError(f"the run would take about {format_duration(estimate)} ({cells} cells x {tests} "
-                                 f"tests x {parsed.blocks_planned()} blocks), more than the time budget of "
-                                 f"{format_duration(budget)} given with --time-budget; drop sweep values, "
+                                 f"tests x {parsed.blocks_planned()} blocks), more than the time budget "
+                                 f"{given} ({format_duration(budget)}); drop sweep values, "
                                  "strategies or repetitions")  # fmt: skip
         if run_id is not None:
             check_run_id(run_id)
@@ -127,8 +130,12 @@ def report(
         str | None, typer.Argument(help="A run folder or a run id in --results; the latest if omitted.")
     ] = None,
     results: Annotated[Path, typer.Option(help="Folder holding the runs.")] = DEFAULT_RESULTS,
+    screenshot: Annotated[
+        bool, typer.Option(help="Also render report.html in headless Chromium: report-1400px.png, report-narrow.png.")
+    ] = False,
 ) -> None:
     """Write answer.md (the decision page), report.md, a self-contained report.html and PNG figures."""
+    from harness.analysis.browser import BrowserError, screenshots
     from harness.analysis.report import write_report
     from harness.analysis.results import RunFolderError
 
@@ -138,6 +145,12 @@ def report(
     except RunFolderError as e:
         fail(str(e))
     console.print(f"wrote {run_dir / 'answer.md'}\nwrote {md}\nwrote {page}\nfigures in {run_dir / 'figures'}")
+    if screenshot:
+        try:
+            for png in screenshots(page):
+                console.print(f"wrote {png}")
+        except BrowserError as e:
+            fail(f"option --screenshot: {e}")
 
 
 EXIT_REGRESSED = 1  # compare: some metric regressed beyond its gate
@@ -151,6 +164,8 @@ def compare(
     results: Annotated[Path, typer.Option(help="Folder holding the runs (for run ids).")] = DEFAULT_RESULTS,
     gates: Annotated[Path | None, typer.Option(help="Gate thresholds (default benchmarks/gates.yaml).")] = None,
     output: Annotated[Path | None, typer.Option(help="Where to write the verdicts as JSON.")] = None,
+    junit: Annotated[Path | None, typer.Option(help=JUNIT_HELP)] = None,
+    markdown: Annotated[Path | None, typer.Option(help=MARKDOWN_HELP)] = None,
 ) -> None:
     """Judge NEW against BASE metric by metric. Exit 1 if a metric regressed, 4 if none did but some gated
     metric is inconclusive (too few samples, or a CI wider than the gate), 0 otherwise."""
@@ -162,6 +177,11 @@ def compare(
     from harness.lab.atomic import write_json
 
     base_dir, new_dir = resolve_run(base, results), resolve_run(new, results)
+    try:
+        for option, path in (("--output", output), ("--junit", junit), ("--markdown", markdown)):
+            check_output_file(option, path)
+    except ValueError as e:
+        fail(str(e))
     try:
         result = compare_runs(base_dir, new_dir, gates or DEFAULT_GATES)
     except (RunFolderError, NothingInCommon) as e:
@@ -183,6 +203,7 @@ def compare(
         console.print(env)
     out = output or new_dir / f"compare-{base_dir.name}.json"
     write_json(out, verdicts.to_dict(orient="records"))
+    write_ci_reports(verdicts, junit, markdown, f"compare {base_dir.name} -> {new_dir.name}")
     console.print(f"{result.regressed} regressed, {int((verdicts.verdict == 'improved').sum())} improved, "
                   f"{result.inconclusive} inconclusive, {len(verdicts)} compared; verdicts in {out}")  # fmt: skip
     if result.regressed:
@@ -203,6 +224,8 @@ def gate(
     save_baseline: Annotated[bool, typer.Option(help="Store this run's ratios as the baseline instead.")] = False,
     ab: Annotated[tuple[str, str] | None, typer.Option(help="A/B mode: judge variant B against A, same run.")] = None,
     results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
+    junit: Annotated[Path | None, typer.Option(help=JUNIT_HELP)] = None,
+    markdown: Annotated[Path | None, typer.Option(help=MARKDOWN_HELP)] = None,
 ) -> None:
     """Run the gate scenario and judge each binding's within-run ratio to direct against the stored baseline
     (or, with --ab A B, variant B against variant A). Exit 1 if something regressed, 0 otherwise; inconclusive
@@ -224,6 +247,8 @@ def gate(
         elif not save_baseline:
             load_baseline(baseline)  # refuse before measuring when there is nothing to judge against
         check_results_root(results)
+        check_output_file("--junit", junit)
+        check_output_file("--markdown", markdown)
     except (ScenarioError, GateError, ValueError) as e:
         fail(str(e))
     _require_root()
@@ -240,13 +265,44 @@ def gate(
         verdicts = judge_ab(samples, *ab) if ab else judge_against_baseline(samples, load_baseline(baseline))
     except GateError as e:
         fail(str(e))
-    print_verdicts(verdicts, f"gate {'A/B ' + ' vs '.join(reversed(ab)) if ab else 'against ' + str(baseline)}")
+    title = f"gate {'A/B ' + ' vs '.join(reversed(ab)) if ab else 'against ' + str(baseline)}"
+    print_verdicts(verdicts, title)
+    write_ci_reports(verdicts, junit, markdown, title)
     regressed = int((verdicts.verdict == "regressed").sum())
     inconclusive = int((verdicts.verdict == "inconclusive").sum())
     console.print(f"gate: {regressed} regressed, {inconclusive} inconclusive, {len(verdicts)} judged; run "
                   f"{outcome.run_dir}")  # fmt: skip
     if regressed:
         raise typer.Exit(EXIT_REGRESSED)
+
+
+JUNIT_HELP = "Also write the verdicts as JUnit XML (regressed = failure, inconclusive = skipped) for a CI system."
+MARKDOWN_HELP = "Also write a Markdown summary of the verdicts (e.g. $GITHUB_STEP_SUMMARY)."
+
+
+def check_output_file(option: str, path: Path | None) -> None:
+    """Refuse, before any work, a file the command could not write."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ValueError(f"option {option}: {path} is a folder; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise ValueError(f"option {option}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"option {option}: the folder {parent} is not writable")
+
+
+def write_ci_reports(verdicts, junit: Path | None, markdown: Path | None, title: str) -> None:
+    from harness.analysis.ci_report import write_junit, write_markdown
+
+    try:
+        if junit:
+            console.print(f"JUnit XML in {write_junit(verdicts, junit, title)}")
+        if markdown:
+            console.print(f"Markdown summary in {write_markdown(verdicts, markdown, title)}")
+    except OSError as e:
+        fail(f"could not write the CI reports: {e.strerror or e} ({e.filename})")
 
 
 def print_verdicts(verdicts, title: str) -> None:

@@ -207,7 +207,7 @@ def test_every_tool_of_the_inventory_is_installed_by_the_makefile():
 
     makefile = (REPO_ROOT / "Makefile").read_text().replace("\\\n", " ")
     listed = set()
-    for variable in ("DEB_PACKAGES", "VM_PACKAGES", "DOCKER_PACKAGES"):
+    for variable in ("DEB_PACKAGES", "VM_PACKAGES", "DOCKER_PACKAGES", "TEST_PACKAGES"):
         listed |= set(re.search(rf"^{variable} := (.*)$", makefile, re.M).group(1).split())
     missing = debian_packages() - listed
     assert not missing, f"the inventory's packages not in the Makefile's deps: {sorted(missing)}"

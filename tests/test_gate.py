@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from xml.etree import ElementTree
 
 import pytest
 
@@ -40,10 +41,17 @@ def test_gate_catches_a_planted_slowdown_against_its_baseline_and_in_ab_mode(tmp
     ratios = json.loads(baseline.read_text())["ratios"]
     assert {r["strategy"] for r in ratios} == {"masquerade", "masquerade-limited"}
     assert {r["metric"] for r in ratios} == {"throughput/direct"}
-    slowed = gate(tmp_path, "--baseline", str(baseline), env={"VMNB_PLANT_SLOWDOWN": "masquerade-limited=300mbit"})
+    junit, summary = tmp_path / "gate-junit.xml", tmp_path / "gate-summary.md"
+    slowed = gate(tmp_path, "--baseline", str(baseline), "--junit", str(junit), "--markdown", str(summary),
+                  env={"VMNB_PLANT_SLOWDOWN": "masquerade-limited=300mbit"})  # fmt: skip
     assert slowed.returncode == 1, slowed.stdout[-3000:] + slowed.stderr[-2000:]
     line = next(ln for ln in slowed.stdout.splitlines() if "masquerade-limited" in ln and "throughput/direct" in ln)
     assert "regressed" in line, slowed.stdout[-3000:]
+    # the same verdicts for a CI system: a JUnit failure for the planted regression, a Markdown summary
+    cases = {c.get("name"): c for c in ElementTree.parse(junit).getroot().iter("testcase")}
+    planted = next(c for name, c in cases.items() if name.startswith("masquerade-limited/") and "throughput" in name)
+    assert planted.find("failure") is not None and "regressed" in planted.find("failure").get("message")
+    assert summary.read_text().startswith("### gate against") and "FAILED" in summary.read_text()
     ab = gate(tmp_path, "--ab", "masquerade", "masquerade-limited",
               env={"VMNB_PLANT_SLOWDOWN": "masquerade-limited=300mbit"})  # fmt: skip
     assert ab.returncode == 1, ab.stdout[-3000:] + ab.stderr[-2000:]

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import nbformat
 import numpy as np
@@ -61,6 +62,10 @@ def test_notebook_executes_against_the_fixture():
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+    # the decision page is the first thing the notebook shows, the same text as answer.md
+    shown = next(o for o in outputs if o.output_type in ("display_data", "execute_result"))
+    page = shown["data"]["text/markdown"]
+    assert page.startswith("# Which binding, and what it costs") and "## Sidecar: none" in page
     for cell in nb.cells:  # each plot appears once: the returned figure is not shown a second time
         if cell.cell_type == "code" and cell.source.startswith("plot_"):
             assert sum("image/png" in o.get("data", {}) for o in cell.outputs) == 1, cell.source
@@ -115,6 +120,45 @@ def test_compare_flags_a_planted_30_percent_regression_and_not_noise(tmp_path):
     good = subprocess.run([*cli, str(base), str(same)], capture_output=True, text=True, cwd=REPO)
     assert good.returncode == 0, good.stdout + good.stderr
     assert json.loads((same / "compare-base.json").read_text())
+
+
+def test_compare_writes_junit_xml_and_a_markdown_summary_for_ci(tmp_path):
+    """One JUnit test case per judged metric: regressed = <failure>, inconclusive = <skipped> with the reason,
+    the others pass; metrics without a gate are not test cases. The Markdown summary says the outcome first."""
+    rng = np.random.default_rng(11)
+    direct = 15 + rng.normal(0, 0.5, 8)
+    base = synthetic_run(tmp_path / "base", {"direct": direct, "nat-proxy": 10 + rng.normal(0, 0.4, 8),
+                                              "slirp": [2.0, 2.1]})  # fmt: skip
+    worse = synthetic_run(tmp_path / "worse", {"direct": direct, "nat-proxy": 7 + rng.normal(0, 0.3, 8),
+                                                "slirp": [2.0, 2.05]})  # fmt: skip
+    junit, summary = tmp_path / "out" / "compare.xml", tmp_path / "out" / "summary.md"
+    junit.parent.mkdir()
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(base), str(worse), "--junit", str(junit),
+                           "--markdown", str(summary)], capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    verdicts = compare_runs(base, worse)
+    judged = verdicts[verdicts.verdict != "not gated"]
+    root = ElementTree.parse(junit).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    assert len(suites) == 1 and suites[0].get("name").startswith("compare base -> worse")
+    cases = {c.get("name"): c for c in suites[0].iter("testcase")}
+    assert len(cases) == len(judged) == int(suites[0].get("tests"))
+    for row in judged.itertuples():
+        case = cases[f"{row.strategy}/{row.sidecar}/{row.test}/{row.direction}/{row.metric}"]
+        kinds = [child.tag for child in case if child.tag in ("failure", "skipped", "error")]
+        assert kinds == {"regressed": ["failure"], "inconclusive": ["skipped"]}.get(row.verdict, []), row
+        if row.verdict == "inconclusive":
+            assert row.why in case.find("skipped").get("message")
+    assert int(suites[0].get("failures")) == (judged.verdict == "regressed").sum() >= 1
+    assert int(suites[0].get("skipped")) == (judged.verdict == "inconclusive").sum() >= 1
+    text = summary.read_text()
+    assert text.startswith("### compare base -> worse: FAILED") and "`nat-proxy/none/tcp_throughput/ingress/" in text
+    # a place the reports cannot be written is refused in one sentence, before any work
+    missing = str(tmp_path / "missing" / "x.xml")
+    cli = [sys.executable, "-m", "harness.cli", "compare"]
+    refused = subprocess.run([*cli, str(base), str(worse), "--junit", missing],
+                             capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--junit" in refused.stderr
 
 
 def test_ratio_gate_survives_a_machine_twice_as_fast(tmp_path):

@@ -174,9 +174,14 @@ def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str])
         cells = [works(samples, b, s) for s in sidecars]
         if all(c.verdict == "not measured" for c in cells):
             continue
-        lines.append(f"| {b} | " + " | ".join(c.verdict + (f": {c.reason[:60]}" if c.reason else "") for c in cells)
-                     + " |")  # fmt: skip
+        verdicts = [c.verdict + (f": {_clip(c.reason, 90)}" if c.reason else "") for c in cells]
+        lines.append(f"| {b} | " + " | ".join(verdicts) + " |")
     return [*lines, ""]
+
+
+def _clip(text: str, limit: int) -> str:
+    text = text.replace("|", "/")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _direction_verdict(per_direction: dict[str, bool]) -> str:
@@ -202,9 +207,9 @@ def ranking(samples: pd.DataFrame, bindings: list[str], sidecar: str, col: CostC
     result = rank_frame(frame, higher_is_better=col.better == "higher", precision=precision)
     if result is None:
         return ""
-    text = result.text()
+    text = result.text().replace("*", "\\*")  # a literal star in Markdown, not emphasis
     if result.marked:
-        text += " (* its own interval excludes 1, but not every pair in its tier is decided)"
+        text += " (\\* its own interval excludes 1, but not every pair in its tier is decided)"
     return text
 
 
@@ -282,7 +287,7 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
                         cells[i] += f" ‡ ({notes.index(finding.text) + 1})"
                 lines.append(f"| {b} | {verdict} | " + " | ".join(cells) + " |")
             lines.append("")
-            lines += [f"({i}) {reason}" for i, reason in enumerate(notes, 1)]
+            lines += [f"- ({i}) {reason}" for i, reason in enumerate(notes, 1)]  # one line each, also rendered
             if notes:
                 lines.append("")
             for col in RANKED:

@@ -4,10 +4,9 @@ The same functions serve notebooks/report.ipynb: `load_run`, then any `plot_*` o
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import re
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd  # noqa: E402
 
 from harness.analysis import sweep  # noqa: E402
 from harness.analysis.answer import all_metrics, binding_order, decision_page, failures, latest_claims  # noqa: E402
+from harness.analysis.htmlpage import Section, Table, markdown_table, page  # noqa: E402
 from harness.analysis.results import load_meta, load_samples  # noqa: E402
 from harness.analysis.stats import MIN_N, median_interval  # noqa: E402
 from harness.analysis.summary import latency_percentiles, path_matrix, throughput_summary  # noqa: E402
@@ -153,7 +153,9 @@ def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None =
         handles = [matplotlib.patches.Patch(facecolor="white", edgecolor="black", hatch=style_of(s)[1],
                                             label=s) for s in sidecars]  # fmt: skip
         axes[0][-1].legend(handles=handles, title="sidecar", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(f"{title}; dots: samples, bars: exact 95% interval of the median when n >= {MIN_N_FOR_CI}")
+    width_chars = int(fig.get_figwidth() * 11)  # the title wraps inside a narrow figure instead of being cut
+    fig.suptitle(textwrap.fill(f"{title}; dots: samples, bars: exact 95% interval of the median when "
+                               f"n >= {MIN_N_FOR_CI}", width_chars), fontsize=10)  # fmt: skip
     fig.tight_layout()
     if notes:
         fig.text(0.01, 0.0, "red x = failed: " + "; ".join(notes), fontsize=6, va="bottom", wrap=True)
@@ -304,17 +306,6 @@ def figures(run: Run) -> Iterator[tuple[str, str, object]]:
     yield from ((name, caption, fig) for name, caption, fig in candidates if fig is not None)
 
 
-def _md_table(df: pd.DataFrame) -> str:
-    if df.empty:
-        return "_none_\n"
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def when(meta: dict) -> str:
     started = meta.get("started") or "an unknown time"
     if meta.get("finished"):
@@ -335,67 +326,109 @@ def guest_line(meta: dict) -> str:
             f"vhost-net {'yes' if guest.get('vhost_net') else 'no'}.")  # fmt: skip
 
 
+# Which figure illustrates which table: (section title, the metric whose per-cell table sits beside it, figures).
+FIGURE_SECTIONS = [
+    ("UDP goodput at the offered rate", "udp_goodput", ["udp_goodput.png"]),
+    ("New connections per second (CRR)", "crr_rate", ["crr_rate.png"]),
+    ("CPU per GB moved", "cpu_per_gb", ["cpu_per_gb.png"]),
+    ("QEMU guest boot time", "boot_time", ["boot_time.png"]),
+    ("Setup time of each cell", "setup_time", ["setup_time.png"]),
+]
+NO_OK_SAMPLE = "no ok sample"
+SWEEP_EMPTY = {c: "not swept" for c in ("pod_mtu", "guest_mtu", "message_bytes", "streams", "load")}
+
+
+def report_sections(run: Run, made: dict[str, str]) -> list[Section]:
+    """The report after the decision page: each figure beside the table it illustrates, then the claims, then
+    every metric and every failure (collapsed in the HTML)."""
+    bindings = binding_order(run.samples, run.meta.get("scenario_parsed", {}).get("strategies", []))
+    everything = all_metrics(run.samples, bindings)
+    per_cell = "median [exact 95%, n >= 6]"
+    if not everything.empty:
+        everything[per_cell] = everything[per_cell].replace("-", NO_OK_SAMPLE)
+    metric_empty = {**SWEEP_EMPTY}
+
+    def figs(names: list[str]) -> list[tuple[str, str]]:
+        return [(n, made[n]) for n in names if n in made]
+
+    def metric_rows(metric: str) -> pd.DataFrame:
+        return everything[everything.metric == metric] if not everything.empty else everything
+
+    sections: list[Section] = []
+    swept = sweep.swept(run.samples)
+    if swept:  # a table per swept parameter; the per-binding summaries would merge the swept values
+        for p in swept:
+            table = Table("median [exact 95% interval] when n >= 6", sweep.table(run.samples, p, bindings))
+            names = [n for n in made if n.startswith(f"sweep-{p}-")]
+            sections.append(Section(f"Against the {sweep.PARAMETERS[p]}", [table], figs(names)))
+    else:
+        tput = throughput_summary(run.samples)
+        if not tput.empty:
+            sections.append(Section("TCP throughput (Gbit/s)", [
+                Table("median, min and max over the ok samples",
+                      tput, {"median": NO_OK_SAMPLE, "min": NO_OK_SAMPLE, "max": NO_OK_SAMPLE})],
+                figs(["throughput.png"])))  # fmt: skip
+        paths = path_matrix(run.samples)
+        if not paths.empty:
+            sections.append(Section("Mesh traversal", [
+                Table("path from the mesh proxy's own counters, repetitions agreeing, median Gbit/s",
+                      paths, {"median": NO_OK_SAMPLE})]))  # fmt: skip
+        if run.latency is not None and not run.latency.empty:
+            sections.append(Section("Latency percentiles (us, all repetitions merged)",
+                                    [Table("", latency_percentiles(run.latency).round(1))],
+                                    figs(["latency_percentiles.png", "latency_cdf.png"])))  # fmt: skip
+    for title, metric, names in FIGURE_SECTIONS:
+        rows = metric_rows(metric)
+        if swept and metric != "setup_time":
+            continue
+        if not rows.empty or figs(names):
+            sections.append(Section(title, [Table("", rows, metric_empty)], figs(names)))
+    if run.claims:
+        sections.append(Section("Claims", [Table("", pd.DataFrame(run.claims))]))
+    sections.append(Section("Every measured metric (median, exact 95% order-statistic interval when n >= 6)",
+                            [Table("", everything, metric_empty)], collapsed=True))  # fmt: skip
+    failed = failures(run.samples, bindings)
+    if not failed.empty:
+        failed["test"] = failed["test"].replace("", "cell setup")
+    sections.append(Section("Every failure, with its reason", [Table("", failed, SWEEP_EMPTY)], collapsed=True))
+    return sections
+
+
+def answer_page(run: Run) -> str:
+    """The decision page (answer.md) of a run, with the seed claims of this run or of the newest claims run beside
+    it; the notebook shows the same at its top."""
+    claims = ("this run", run.claims) if run.claims else latest_claims(run.dir.parent)
+    return decision_page(run.samples, run.meta, claims, guest_line(run.meta))
+
+
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """answer.md (the decision page), report.md and report.html (the decision page, then figures beside their
+    tables, then every metric and failure) and the figures as PNG."""
     run = load_run(run_dir)
     fig_dir = run.dir / "figures"
     fig_dir.mkdir(exist_ok=True)
-    made = []
+    made: dict[str, str] = {}
     for name, caption, fig in figures(run):
         fig.savefig(fig_dir / name, dpi=110)
         plt.close(fig)
-        made.append((name, caption))
+        made[name] = caption
     host = run.meta.get("host", {})
-    claims = ("this run", run.claims) if run.claims else latest_claims(run.dir.parent)
-    answer = decision_page(run.samples, run.meta, claims, guest_line(run.meta))
+    answer = answer_page(run)
     write_text(run.dir / "answer.md", answer)
-    bindings = binding_order(run.samples, run.meta.get("scenario_parsed", {}).get("strategies", []))
-    swept = sweep.swept(run.samples)
-    if swept:  # a table per swept parameter; the per-binding summaries would merge the swept values
-        title = "Against the {} (median [exact 95% interval] when n >= 6)"
-        sections = [(title.format(sweep.PARAMETERS[p]), sweep.table(run.samples, p, bindings)) for p in swept]
-    else:
-        sections = [
-            ("TCP throughput (Gbit/s)", throughput_summary(run.samples)),
-            ("Mesh traversal", path_matrix(run.samples)),
-        ]
-    if run.latency is not None and not swept:
-        sections.append(("Latency percentiles (us, merged)", latency_percentiles(run.latency).round(1)))
-    if run.claims:
-        sections.append(("Claims", pd.DataFrame(run.claims)))
-    sections.append(
-        (
-            "Every measured metric (median, exact 95% order-statistic interval when n >= 6)",
-            all_metrics(run.samples, bindings),
-        )
-    )
-    sections.append(("Every failure, with its reason", failures(run.samples, bindings)))
-    md = [answer, "", f"# vmnetbench run {run.run_id}", "",
-          f"Scenario `{run.meta.get('scenario_name')}`, status {run.meta.get('status')}, {when(run.meta)}.", "",
-          "samples.parquet is the authoritative table; samples.csv is derived from it when the run ends.", "",
-          guest_line(run.meta), "",
-          f"Host: {host.get('cpu_model')} x{host.get('cpus')}, kernel {host.get('kernel')}; "
-          f"git {run.meta.get('git_sha')}.", ""]  # fmt: skip
-    for title, table in sections:
-        md += [f"## {title}", "", _md_table(table)]
-    md += ["## Figures", ""] + [f"![{c}](figures/{n})\n\n_{c}_\n" for n, c in made]
+    facts = [f"Run {run.run_id}: scenario {run.meta.get('scenario_name')}, status {run.meta.get('status')}, "
+             f"{when(run.meta)}.", guest_line(run.meta),
+             f"Host: {host.get('cpu_model')} x{host.get('cpus')}, kernel {host.get('kernel')}; "
+             f"git {run.meta.get('git_sha')}.",
+             "samples.parquet is the authoritative table; samples.csv is derived from it at the end."]  # fmt: skip
+    sections = report_sections(run, made)
+    md = [answer, "", f"# vmnetbench run {run.run_id}", "", *[f + "\n" for f in facts]]
+    for section in sections:
+        md += [f"## {section.title}", ""]
+        for table in section.tables:
+            md += ([f"_{table.caption}_", ""] if table.caption else []) + [markdown_table(table)]
+        md += [f"![{c}](figures/{n})\n\n_{c}_\n" for n, c in section.figures]
     md_path = run.dir / "report.md"
     write_text(md_path, "\n".join(md))
-    scenario, cpu, kernel = (html.escape(str(v)) for v in (run.meta.get("scenario_name"), host.get("cpu_model"),
-                                                            host.get("kernel")))  # fmt: skip
-    parts = [f"<h1>vmnetbench run {html.escape(run.run_id)}</h1>",
-             f"<p>Scenario <code>{scenario}</code>; host {cpu}, kernel {kernel}.</p>",
-             f"<p>{html.escape(guest_line(run.meta))}</p>"]  # fmt: skip
-    for title, table in sections:
-        parts += [f"<h2>{html.escape(title)}</h2>", table.to_html(index=False, float_format=lambda v: f"{v:.3g}")]
-    for name, caption in made:
-        data = base64.b64encode((fig_dir / name).read_bytes()).decode()
-        parts.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")  # fmt: skip
-    style = (
-        "body{font-family:sans-serif;max-width:1200px;margin:auto}"
-        "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}"
-    )
     html_path = run.dir / "report.html"
-    head = f"<meta charset='utf-8'><style>{style}</style><title>vmnetbench {html.escape(run.run_id)}</title>"
-    write_text(html_path, f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>")
+    write_text(html_path, page(f"vmnetbench {run.run_id}", answer, facts, sections, fig_dir))
     return md_path, html_path

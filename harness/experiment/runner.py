@@ -116,6 +116,8 @@ def run_scenario(
 ) -> RunOutcome:
     console = console or Console()
     run_id = run_id or new_run_id()
+    if time_budget_s is None and scenario.time_budget_minutes:
+        time_budget_s = scenario.time_budget_minutes * 60
     seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**32)
     writer = RunWriter(results_root, run_id)
     guest = guest_spec(scenario.guest, scenario.qemu, console)

@@ -135,6 +135,9 @@ class Scenario(Strict):
     a pilot of `pilot_blocks` blocks fixes how many blocks each ratio needs; the run adds blocks until the largest
     need is met or the time budget ends."""
     pilot_blocks: int = Field(5, ge=3, le=100)
+    time_budget_minutes: float | None = Field(None, gt=0, le=1440)
+    """The run's time budget unless `--time-budget` gives one: a run estimated above it is refused, and a
+    precision run adds blocks only while the next block fits in it."""
     cpu_placement: Literal["none", "split"] = "none"
     """`split`: every process of the peer (the rest of the cluster) on CPU 0, everything of the node, pod and
     guest on CPU 1 (taskset), so the client and server never share a core; `none`: the scheduler decides."""

@@ -44,6 +44,8 @@ TOOLS: tuple[Tool, ...] = (
     Tool("sleep", "sleep", None, in_runtime_image=True),
     Tool("timeout", "timeout", None, in_runtime_image=True),
     Tool("cat", "cat", None, in_runtime_image=True),
+    # reads report.html as people see it (harness/analysis/browser.py); the tests' deps install it (TEST_PACKAGES)
+    Tool("chromium", "chromium", "chromium"),
 )
 
 

@@ -1,0 +1,135 @@
+"""report.html as people open it: rendered by Debian's Chromium (headless) from a stored small run, its structure
+read back from the DOM after the page's scripts ran, and screenshots kept beside the page for people to look at."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from harness.analysis.browser import dump_dom, screenshots
+from harness.analysis.report import write_report
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# Appended to a copy of the page (never to the report itself): after load, record whether every image decoded,
+# whether the page scrolls sideways, the state of the collapsed sections, and what a click on the `n` heading
+# of the sortable table did to that column.
+PROBE = """<script>
+window.addEventListener('load', function () {
+  var n = null, table = document.querySelector('table.sortable');
+  if (table) {
+    var heads = Array.from(table.tHead.rows[0].cells);
+    var col = heads.findIndex(function (h) { return h.textContent === 'n'; });
+    heads[col].click();
+    n = Array.from(table.tBodies[0].rows).map(function (r) { return parseFloat(r.cells[col].textContent); });
+  }
+  var probe = {
+    images: Array.from(document.images).map(function (i) { return [i.complete, i.naturalWidth]; }),
+    scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
+    details: Array.from(document.querySelectorAll('details')).map(function (d) { return d.open; }),
+    sortedN: n,
+  };
+  var out = document.createElement('pre'); out.id = 'vmnb-probe'; out.textContent = JSON.stringify(probe);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+class Outline(HTMLParser):
+    """The headings in document order, and the page's visible text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headings: list[tuple[str, str]] = []
+        self.text: list[str] = []
+        self._open: str | None = None
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("h1", "h2"):
+            self._open, self.headings = tag, [*self.headings, (tag, "")]
+        if tag in ("script", "style"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag == self._open:
+            self._open = None
+        if tag in ("script", "style"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if self._open:
+            tag, text = self.headings[-1]
+            self.headings[-1] = (tag, text + data)
+        if not self._skip:
+            self.text.append(data)
+
+
+def rendered(page: Path, width: int) -> tuple[Outline, dict]:
+    probe_page = page.with_name("probe.html")
+    probe_page.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    try:
+        dom = dump_dom(probe_page, width=width)
+    finally:
+        probe_page.unlink()
+    found = re.search(r'<pre id="vmnb-probe">(.*?)</pre>', dom, re.S)
+    assert found, "the page's load handler never ran"
+    outline = Outline()
+    outline.feed(dom.replace(found.group(0), ""))
+    return outline, json.loads(found.group(1).replace("&quot;", '"'))
+
+
+@pytest.mark.parametrize("fixture", ["run-small", "run-mesh"])
+def test_report_page_opens_with_the_decision_page_in_a_real_browser(tmp_path, fixture):
+    run = tmp_path / fixture
+    shutil.copytree(FIXTURES / fixture, run)
+    _, page = write_report(run)
+    figures = sorted((run / "figures").glob("*.png"))
+    outline, probe = rendered(page, 1400)
+    headings = [text.strip() for _, text in outline.headings]
+    assert outline.headings[0][0] == "h1" and headings[0].startswith("Which binding, and what it costs")
+    first_data = headings.index("The run")
+    decision = headings[:first_data]
+    assert any(h.startswith("Sidecar: ") for h in decision)
+    assert "Which binding works with which mesh layout" in decision
+    assert "Seed claims" in decision
+    # then the figures beside their tables, then the full tables (collapsed, so the page stays short)
+    assert headings.index("TCP throughput (Gbit/s)") > first_data
+    full = [i for i, h in enumerate(headings) if h.startswith(("Every measured metric", "Every failure"))]
+    assert full and min(full) > headings.index("TCP throughput (Gbit/s)")
+    assert probe["details"] and not any(probe["details"])
+    # every figure is an image the browser decoded; the page is self-contained (nothing but data URIs)
+    assert len(probe["images"]) == len(figures) >= 3
+    assert all(complete and width > 0 for complete, width in probe["images"])
+    assert not re.search(r'src="(?!data:)', page.read_text())
+    text = " ".join(outline.text)
+    for empty in ("<NA>", "NaN", " nan ", "None"):
+        assert empty not in text, empty
+    # the sortable table sorted on a click on its heading
+    assert probe["sortedN"] and probe["sortedN"] == sorted(probe["sortedN"])
+    assert probe["scrollWidth"] <= probe["innerWidth"]
+    # on a narrow screen the page itself does not scroll sideways: wide tables scroll inside their own box
+    _, narrow = rendered(page, 500)
+    assert narrow["scrollWidth"] <= narrow["innerWidth"], narrow
+    shots = screenshots(page)
+    for png in shots:
+        assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 20_000
+    print(f"screenshots for people to look at: {', '.join(map(str, shots))}")
+
+
+def test_an_empty_cell_says_why_it_is_empty():
+    import pandas as pd
+
+    from harness.analysis.htmlpage import Table, html_table, markdown_table
+
+    frame = pd.DataFrame({"strategy": ["slirp", "passt"], "pod_mtu": [1500, pd.NA], "median": [1.5, float("nan")]})
+    table = Table("", frame, {"pod_mtu": "not swept"})
+    for rendered_table in (html_table(table), markdown_table(table)):
+        assert "not swept" in rendered_table and "not measured" in rendered_table
+        assert "NA" not in rendered_table and "nan" not in rendered_table
