@@ -171,7 +171,7 @@ def compare(
     metric is inconclusive (too few samples, or a CI wider than the gate), 0 otherwise."""
     from rich.table import Table
 
-    from harness.analysis.compare import DEFAULT_GATES, NothingInCommon
+    from harness.analysis.compare import DEFAULT_GATES, GatesError, NothingInCommon
     from harness.analysis.compare import compare as compare_runs
     from harness.analysis.results import RunFolderError
     from harness.lab.atomic import write_json
@@ -184,7 +184,7 @@ def compare(
         fail(str(e))
     try:
         result = compare_runs(base_dir, new_dir, gates or DEFAULT_GATES)
-    except (RunFolderError, NothingInCommon) as e:
+    except (RunFolderError, NothingInCommon, GatesError) as e:
         fail(str(e))
     verdicts = result.verdicts
     if verdicts.empty:
@@ -330,7 +330,7 @@ def resolve_run(run: str, results: Path) -> Path:
     path = Path(run)
     if path.is_dir() or "/" in run:
         return path
-    if RUN_ID_PATTERN.match(run):
+    if RUN_ID_PATTERN.fullmatch(run):
         candidate = results / run
         if candidate.is_dir():
             return candidate
@@ -427,6 +427,10 @@ def claims(
             fail(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}.")
         if guest == "netns" and strategy_class(name).needs_qemu:
             fail(f"strategy {name!r} needs a VM: give --guest qemu.")
+    try:
+        check_results_root(results)
+    except ValueError as e:
+        fail(str(e))
     _require_root()
     spec = None
     if guest == "qemu":
@@ -461,15 +465,22 @@ def describe(
 
     from harness.experiment.describe import describe_strategy
     from harness.experiment.scenario import ScenarioError, parse_strategy_options
-    from strategies import STRATEGIES
+    from strategies import STRATEGIES, strategy_class
 
     if name not in STRATEGIES:
         fail(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}.")
+    if strategy_class(name).needs_qemu:
+        fail(f"strategy {name!r} needs a VM, and describe sets strategies up with the netns guest; "
+             "`vmnetbench run` with guest: qemu measures it.")  # fmt: skip
     pairs = [item.partition("=") for item in option]
     if bad := [key for key, eq, _ in pairs if not eq or not key]:
         fail(f"option --option: {bad[0]!r} is not KEY=VALUE (e.g. --option relay=python).")
     try:
-        options = parse_strategy_options(name, {k: yaml.safe_load(v) for k, _, v in pairs}, "--option")
+        values = {k: yaml.safe_load(v) for k, _, v in pairs}
+    except yaml.YAMLError as e:
+        fail(f"option --option: a value is not a YAML scalar ({' '.join(str(e).split())[:120]}).")
+    try:
+        options = parse_strategy_options(name, values, "--option")
     except ScenarioError as e:
         fail(str(e))
     from harness.pod.mesh import SidecarKind
@@ -629,5 +640,26 @@ def _require_root() -> None:
         fail("vmnetbench creates network namespaces and must run as root.")
 
 
+def main() -> int:
+    """The `vmnetbench` command: Typer's app, with its usage errors (an unknown option, a missing argument, a
+    value of the wrong type) as one line on stderr like every other bad input, instead of a framed box."""
+    from typer.exceptions import TyperException  # Typer's usage errors (its vendored click's) derive from it
+
+    try:
+        code = app(standalone_mode=False)
+    except TyperException as e:
+        ctx, message = getattr(e, "ctx", None), " ".join(e.format_message().split()).rstrip(".")
+        if message:  # no message: the command was given no arguments and its help is printed already
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            typer.echo(f"error: {where}{message} (see --help).", err=True)
+        return EXIT_BAD_INPUT
+    except typer.Abort:  # Ctrl-C at a prompt or before a command installed its own handler
+        typer.echo("error: interrupted.", err=True)
+        return 130
+    except typer.Exit as e:
+        return e.exit_code
+    return code if isinstance(code, int) else 0
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    sys.exit(main())

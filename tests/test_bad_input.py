@@ -70,6 +70,13 @@ def test_tool_json_of_the_wrong_shape_becomes_a_failed_row_reason():
     text = json.dumps({"end": {"sum_received": {"bits_per_second": "fast", "bytes": 10}}})
     reason = parse_client_json(text).reason
     assert reason.startswith("iperf3 printed unexpected JSON: end.sum_received.bits_per_second"), reason
+    _, _, garbage = parse_tool_json("vmnb-crr", "", CrrReport, stderr="}}}{{{")
+    assert garbage == "vmnb-crr printed no JSON; it said: '}}}{{{'", garbage  # says what failed, not just the bytes
+    _, _, silent = parse_tool_json("vmnb-crr", "", CrrReport)
+    assert silent == "vmnb-crr printed no JSON and nothing else", silent
+    stderr = "iperf3: error - unable to connect: Connection refused"
+    _, _, refused = parse_tool_json("iperf3", "", CrrReport, stderr=stderr)
+    assert refused == "connection refused", refused
     _, _, crr = parse_tool_json("vmnb-crr", json.dumps({"latency_us": "many", "seconds": 1}), CrrReport)
     assert crr.startswith("vmnb-crr printed unexpected JSON: latency_us"), crr
     assert parse_client_json(json.dumps({"error": "unable to connect to server: Connection refused"})).reason == (
@@ -95,3 +102,55 @@ def test_a_failing_or_hanging_version_probe_is_not_a_version_and_leaves_nothing(
         except OSError:
             continue
     assert not left, f"the version probe left {left}"
+
+
+def test_scenario_paths_that_are_not_regular_files_are_refused_without_reading(tmp_path):
+    """/dev/zero never ends and a FIFO waits for a writer: both are refused from their file type, before a byte is
+    read; so is a folder."""
+    fifo = tmp_path / "scenario.fifo"
+    os.mkfifo(fifo)
+    one_line_error(*run_cli("run", "/dev/zero"), "/dev/zero", "is a device")
+    one_line_error(*run_cli("run", str(fifo)), "is a FIFO")
+    one_line_error(*run_cli("run", str(tmp_path)), "is a folder")
+
+
+def test_scenario_values_that_contradict_each_other_are_refused(tmp_path):
+    scenario = tmp_path / "rr.yaml"
+    scenario.write_text("name: t\nstrategies: [direct]\ntests:\n  - {kind: rr, mode: closed, rate_per_s: 1000}\n")
+    one_line_error(*run_cli("run", str(scenario)), "rate_per_s", "only for mode open")
+
+
+def test_cli_misuse_is_one_sentence(tmp_path):
+    """Every misuse the hostile tester found (issue 27, item 6) ends in one line and exit 2, never a traceback."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    runs = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        samples_frame("direct").to_parquet(folder / "samples.parquet", index=False)
+        (folder / "run.json").write_text(json.dumps({"run_id": name}))
+        runs.append(str(folder))
+    binary = tmp_path / "gates.bin"
+    binary.write_bytes(bytes(range(256)))
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    cases = [
+        (["compare", *runs, "--gates", str(tmp_path / "missing.yaml")], "option --gates"),
+        (["compare", *runs, "--gates", str(binary)], "option --gates"),
+        (["compare", *runs, "--gates", str(a_file)], "option --gates"),
+        (["compare", *runs, "--output", "/proc/vmnb/x.json"], "option --output"),
+        (["compare", *runs, "--markdown", str(tmp_path)], "option --markdown"),
+        (["describe", "masquerade", "--option", "vm_cidr=[a"], "option --option"),
+        (["describe", "masquerade", "--option", "novalue"], "option --option"),
+        (["describe", "passt-vhost-user"], "needs a VM"),
+        (["claims", "--results", str(a_file)], "option --results"),
+        (["run", str(scenario), "--run-id", "abcdef\n"], "run id"),
+        (["run", str(scenario), "--bogus"], "No such option"),
+        (["run", str(scenario), "--repetitions", "many"], "--repetitions"),
+        (["compare"], "Missing argument"),
+        (["no-such-command"], "No such command"),
+    ]
+    for argv, needle in cases:
+        one_line_error(*run_cli(*argv), needle)
+    assert not (tmp_path / "results").exists() and not list(Path("results").glob("abcdef*"))

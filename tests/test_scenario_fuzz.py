@@ -10,12 +10,13 @@ import string
 import subprocess
 import sys
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.experiment.kinds import TEST_KINDS
-from harness.experiment.scenario import Scenario, ScenarioError, load_scenario
+from harness.experiment.scenario import MAX_SCENARIO_NODES, Scenario, ScenarioError, load_scenario
 from harness.lab.addresses import BENCH_RANGE
 from harness.lab.paths import REPO_ROOT, STATE_DIR
 from strategies import STRATEGIES
@@ -131,3 +132,59 @@ def test_the_cli_refuses_with_exit_2_and_creates_nothing(tmp_path_factory, docum
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
     assert not (folder / "results").exists() and not (STATE_DIR / f"{run_id}.json").exists()
+
+
+KEY_NODES = {
+    "scalar": "strategies",
+    "null": "~",
+    "integer": "7",
+    "boolean": "true",
+    "list": "? [a, b]\n",
+    "mapping": "? {a: 1}\n",
+    "nested list": "? [[a], {b: [c]}]\n",
+    "anchored mapping": "? &k {a: 1}\n",
+}
+
+
+@settings(max_examples=120, deadline=None)
+@given(kind=st.sampled_from(sorted(KEY_NODES)), where=st.sampled_from(["top", "test", "options"]),
+       value=st.sampled_from(["1", "[direct]", "{a: 1}", "*k", "~"]))  # fmt: skip
+def test_keys_of_every_yaml_node_type_are_accepted_or_refused_in_one_line(tmp_path_factory, kind, where, value):
+    """A key that is a list or a mapping (and aliases of them) was an unhashable-type traceback (issue 27)."""
+    key = KEY_NODES[kind]
+    if value == "*k" and "&k" not in key:
+        value = "1"  # an alias needs its anchor, which only the anchored key defines
+    entry = f"{key}: {value}" if not key.endswith("\n") else f"{key}: {value}"
+    head = "name: x\nstrategies: [direct]\n"
+    body = {"top": lambda: f"{head}tests: [{{kind: crr}}]\n{entry}\n",
+            "test": lambda: head + "tests:\n  - kind: crr\n" + "".join(f"    {ln}\n" for ln in entry.splitlines()),
+            "options": lambda: head + "tests: [{kind: crr}]\nstrategy_options:\n  slirp:\n"
+            + "".join(f"    {ln}\n" for ln in entry.splitlines())}[where]()  # fmt: skip
+    path = tmp_path_factory.mktemp("keys") / "scenario.yaml"
+    path.write_text(body)
+    check(path, body)
+
+
+@pytest.mark.timeout(120)  # a hang guard, not a timing threshold: an alias bomb used to never return
+@settings(max_examples=40, deadline=None)
+@given(depth=st.integers(1, 14), width=st.integers(2, 12), where=st.sampled_from(["name", "tests", "options"]))
+def test_alias_bombs_are_refused_before_they_expand(tmp_path_factory, depth, width, where):
+    """A kilobyte of anchors whose expansion doubles per level: refused in one sentence when it expands past
+    the node limit, handled as any other document below it; never expanded in memory."""
+    levels = ["l0: &l0 [x, x]"] + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, depth + 1)]
+    target = {"name": f"name: *l{depth}\nstrategies: [direct]\ntests: [{{kind: crr}}]",
+              "tests": f"name: x\nstrategies: [direct]\ntests: *l{depth}",
+              "options": f"name: x\nstrategies: [direct]\ntests: [{{kind: crr}}]\nstrategy_options: {{slirp: "
+                         f"{{mtu: *l{depth}}}}}"}[where]  # fmt: skip
+    text = "bombs:\n" + "\n".join("  " + line for line in levels) + "\n" + target + "\n"
+    path = tmp_path_factory.mktemp("bomb") / "scenario.yaml"
+    path.write_text(text)
+    expanded = sum(2 * width**i for i in range(depth + 1))
+    try:
+        load_scenario(path)
+    except ScenarioError as e:
+        assert "\n" not in str(e) and str(path) in str(e)
+        if expanded > MAX_SCENARIO_NODES:
+            assert "alias bomb" in str(e)
+        return
+    raise AssertionError("a document with an unknown key `bombs` cannot be accepted")

@@ -42,8 +42,20 @@ class Gate:
     alpha: float
 
 
+class GatesError(ValueError):
+    """A gates file that cannot be read or is not one: one sentence naming the file."""
+
+
 def load_gates(path: Path = DEFAULT_GATES) -> tuple[dict[str, Gate], list[dict]]:
-    config = yaml.safe_load(path.read_text())
+    try:
+        if not path.is_file():
+            raise GatesError(f"option --gates: {path} is not a file; give a gates YAML file like benchmarks/gates.yaml")
+        config = yaml.safe_load(path.read_bytes()[:1 << 20].decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise GatesError(f"option --gates: {path} is not a readable gates YAML file "
+                         f"({' '.join(str(e).split())[:120]})") from None  # fmt: skip
+    if not isinstance(config, dict) or not isinstance(config.get("metrics") or {}, dict):
+        raise GatesError(f"option --gates: {path} is not a gates file (a mapping with defaults, metrics and ratios)")
     defaults = config.get("defaults", {})
     gates = {}
     for metric, override in (config.get("metrics") or {}).items():

@@ -26,11 +26,15 @@ _REASONS = [
 ]
 
 
+def known_reason(message: str) -> str:
+    """The plain phrase for an error text we know, or empty."""
+    return next((reason for pattern, reason in _REASONS if pattern.search(message)), "")
+
+
 def failure_reason(message: str) -> str:
     """iperf3's error text shortened to one plain phrase; unknown texts are kept (first line)."""
-    for pattern, reason in _REASONS:
-        if pattern.search(message):
-            return reason
+    if known := known_reason(message):
+        return known
     first = message.strip().splitlines()[0] if message.strip() else "no output"
     return first[:160]
 
@@ -62,7 +66,11 @@ def parse_tool_json(tool: str, text: str, model: type[M], *, stderr: str = "") -
     try:
         data = json.loads(text)
     except ValueError:
-        return None, {}, failure_reason(stderr or f"{tool} printed no JSON: {text.strip()[:120] or 'empty output'}")
+        known = known_reason(stderr)
+        if known:  # the tool said why in words we know (a refused connection, an unreachable host)
+            return None, {}, known
+        said = " ".join((stderr.strip() or text.strip()).split())[:120]
+        return None, {}, f"{tool} printed no JSON" + (f"; it said: {said!r}" if said else " and nothing else")
     if not isinstance(data, dict):
         return None, {}, f"{tool} printed unexpected JSON: a {type(data).__name__}, not an object"
     if isinstance(data.get("error"), str) and data["error"]:

@@ -167,6 +167,9 @@ class RequestResponse(TestKind):
     def _rate_for_open_loop(self) -> RequestResponse:
         if self.mode == "open" and self.rate_per_s is None:
             raise ValueError("field 'rate_per_s': required when mode is open (requests per second to schedule)")
+        if self.mode == "closed" and self.rate_per_s is not None:
+            raise ValueError("field 'rate_per_s': only for mode open; a closed loop sends the next request when the "
+                             "answer arrives (remove it, or set mode: open)")  # fmt: skip
         if self.load != "idle" and self.load_port == self.port and self.protocol is Protocol.TCP:
             raise ValueError(f"field 'load_port': the bulk stream needs a port of its own, not {self.port}")
         return self

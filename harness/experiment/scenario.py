@@ -4,7 +4,9 @@ the field and what is allowed."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -332,12 +334,27 @@ def _fields_at(loc: tuple) -> list[str]:
 MAX_SCENARIO_BYTES = 1 << 20  # a scenario is a page of YAML; a larger file is a mistake, refused before parsing
 
 
+MAX_SCENARIO_NODES = 100_000  # YAML nodes after expanding every alias: a scenario has a few hundred
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a mapping that names a key twice (YAML would keep the last silently)."""
+    """YAML's safe loader, refusing a mapping that names a key twice (YAML would keep the last silently), a key
+    that is not a plain scalar, and a document whose aliases expand to more than MAX_SCENARIO_NODES nodes (an
+    alias bomb: a kilobyte of anchors that expands exponentially once anything walks it)."""
+
+    def get_single_node(self):
+        root = super().get_single_node()
+        if root is not None:
+            _expanded_size(root, {})
+        return root
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                raise ScenarioError(f"a key is a {kind} (line {key_node.start_mark.line + 1}); keys are plain names "
+                                    "such as `strategies`")  # fmt: skip
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise ScenarioError(f"the key {key!r} appears twice in one mapping (lines {seen[key]} and "
@@ -346,17 +363,62 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """The node count of the document with every alias expanded, computed once per shared node (iteratively: a
+    deep document must not exhaust Python's stack); ScenarioError past MAX_SCENARIO_NODES."""
+    stack = [(node, False)]
+    while stack:
+        current, children_done = stack.pop()
+        if id(current) in sizes and not children_done:
+            continue
+        children = ([n for pair in current.value for n in pair] if isinstance(current, yaml.MappingNode)
+                    else list(current.value) if isinstance(current, yaml.SequenceNode) else [])  # fmt: skip
+        pending = [c for c in children if id(c) not in sizes]
+        if pending and not children_done:
+            sizes[id(current)] = -1  # on the stack: a recursive alias points back here
+            stack.append((current, True))
+            stack.extend((c, False) for c in pending)
+            continue
+        if any(sizes.get(id(c)) == -1 for c in children):
+            raise ScenarioError(f"the YAML refers to itself (an alias inside its own anchor, line "
+                                f"{current.start_mark.line + 1}); a scenario is a tree")  # fmt: skip
+        sizes[id(current)] = 1 + sum(sizes[id(c)] for c in children)
+        if sizes[id(current)] > MAX_SCENARIO_NODES:
+            raise ScenarioError(f"the YAML expands to more than {MAX_SCENARIO_NODES} nodes once its aliases are "
+                                "expanded (an alias bomb?); a scenario has a few hundred")  # fmt: skip
+    return sizes[id(node)]
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """At most MAX_SCENARIO_BYTES + 1 bytes of a regular file; a FIFO, device or folder is refused before it is
+    opened for reading (opening a FIFO would wait for a writer, /dev/zero never ends)."""
+    try:
+        info = path.stat()
+    except OSError as e:
+        raise ScenarioError(f"{path}: cannot read the scenario file ({e.strerror}).") from None
+    if not stat.S_ISREG(info.st_mode):
+        kinds = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device",
+                 stat.S_IFSOCK: "a socket"}  # fmt: skip
+        raise ScenarioError(f"{path}: is {kinds.get(stat.S_IFMT(info.st_mode), 'not a regular file')}; a scenario "
+                            "is a regular YAML file.")  # fmt: skip
+    if info.st_size > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{path}: the scenario file is {info.st_size} bytes; at most "
+                            f"{MAX_SCENARIO_BYTES} bytes (1 MiB) are accepted.")  # fmt: skip
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)  # swapped for a FIFO since the stat: no wait
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ScenarioError(f"{path}: is not a regular file; a scenario is a regular YAML file.")
+            return f.read(MAX_SCENARIO_BYTES + 1)
+    except OSError as e:
+        raise ScenarioError(f"{path}: cannot read the scenario file ({e.strerror}).") from None
+
+
 def load_scenario(path: str | Path) -> tuple[Scenario, str]:
     """Parse and validate a scenario file; returns the model and the text as given (kept in run.json). Types are
     strict (`port: true` is not a port), keys unique, the file UTF-8 text of at most 1 MiB."""
     path = Path(path)
-    try:
-        if path.is_file() and path.stat().st_size > MAX_SCENARIO_BYTES:
-            raise ScenarioError(f"{path}: the scenario file is {path.stat().st_size} bytes; at most "
-                                f"{MAX_SCENARIO_BYTES} bytes (1 MiB) are accepted.")  # fmt: skip
-        raw = path.read_bytes()[: MAX_SCENARIO_BYTES + 1]
-    except OSError as e:
-        raise ScenarioError(f"{path}: cannot read the scenario file ({e.strerror}).") from None
+    raw = _read_regular_file(path)
     if len(raw) > MAX_SCENARIO_BYTES:
         raise ScenarioError(f"{path}: the scenario file is larger than {MAX_SCENARIO_BYTES} bytes (1 MiB).")
     try:

@@ -7,7 +7,7 @@ import secrets
 
 PREFIX = "vmnb"
 IFNAMSIZ = 15  # the kernel's limit on interface names, without the trailing NUL
-RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{6}$")
+RUN_ID_PATTERN = re.compile(r"[0-9a-f]{6}")  # always fullmatch: `$` would accept a trailing newline
 
 
 def new_run_id() -> str:
@@ -16,7 +16,7 @@ def new_run_id() -> str:
 
 
 def check_run_id(run_id: str) -> str:
-    if not RUN_ID_PATTERN.match(run_id):
+    if not RUN_ID_PATTERN.fullmatch(run_id):
         raise ValueError(f"run id {run_id!r} is invalid; it must be six lowercase hex digits, e.g. 3fa9c1.")
     return run_id
 
