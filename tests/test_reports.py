@@ -229,3 +229,14 @@ def test_a_known_tool_behaviour_is_printed_beside_the_number_it_explains(run_cop
     assert "‡" in cells[4] and "‡" not in cells[3]  # TCP out carries the mark, TCP in does not
     assert "pasta egress (netns guest -> peer) is erratic" in page and "benchmarks/pasta_egress.py" in page
     assert not any("‡" in line for line in page.splitlines() if line.startswith("| masquerade |"))
+
+
+def test_the_decision_page_of_a_run_that_did_not_complete_says_it_is_partial(run_copy):
+    meta = json.loads((run_copy / "run.json").read_text())
+    write_report(run_copy)
+    assert "Partial run" not in (run_copy / "answer.md").read_text()
+    for status in ("killed", "interrupted", "running"):
+        (run_copy / "run.json").write_text(json.dumps({**meta, "status": status}))
+        write_report(run_copy)
+        head = (run_copy / "answer.md").read_text().split("## ", 1)[0]  # before the first table
+        assert "**Partial run:**" in head, status

@@ -243,6 +243,7 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
         f"{guest} Runtime: {runtime}"
         + (" (pods are network namespaces, not containers)." if runtime == "netns" else "."),
         "",
+        *partial_run_lines(meta),
         *[f"**Busy host:** {w}.\n" for w in busy_host_warnings(meta)],
         *method_lines(samples, meta),
         "Above 1 is better for TCP and CRR rates, below 1 is better for latency and CPU/GB. Rankings: tiers",
@@ -307,6 +308,20 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
     else:
         lines += ["## Seed claims", "", "No claims run in this results folder: `vmnetbench claims` judges them.", ""]
     return "\n".join(lines)
+
+
+def partial_run_lines(meta: dict) -> list[str]:
+    """A run that did not complete says so before any number: its blocks are fewer than planned and the bindings
+    measured last may be missing."""
+    status = (meta or {}).get("status")
+    if status in (None, "complete"):
+        return []
+    why = {"killed": "the harness was killed (found dead by `vmnetbench clean`)",
+           "interrupted": "the run was interrupted (SIGINT or SIGTERM)",
+           "running": "the run has not finished (or died before `vmnetbench clean` marked it)"}.get(
+        status, f"status {status}")  # fmt: skip
+    return [f"**Partial run:** {why}; these tables hold only the cells completed before that, so a binding may be "
+            "missing and intervals rest on fewer blocks than planned.", ""]  # fmt: skip
 
 
 def judged_metrics(meta: dict) -> set[str]:

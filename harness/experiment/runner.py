@@ -153,24 +153,26 @@ def run_scenario(
             peer = resource_name(run_id, "peer")
             lab.tracker.cpus_for = lambda netns: "0" if netns == peer else "1"
         try:
-            lab.pod_runtime = pod_runtime(scenario, with_qemu=guest.kind == GuestKind.QEMU, console=console)
-            with signals_unwind() as pending, _progress(console) as progress:
-                steps = Steps(progress, progress.add_task("starting", total=pilot * plan.beds_per_block()
-                                                          * plan.tests_per_bed), pending)  # fmt: skip
-                cells = CellRunner(plan, writer, lab, steps)
-                started = time.monotonic()
-                for index in range(1, pilot + 1):
-                    cells.run_block(plan.block(index, rng))
-                if scenario.precision and plan.paired:
-                    precision = PrecisionState(scenario.precision, pilot, time_budget_s,
-                                               {t.label: t.primary_metric for t in plan.tests})
-                    precision.update(writer.frame(), index, time.monotonic() - started)
-                    while precision.wants_more(time.monotonic() - started):
-                        index += 1
-                        steps.grow(plan.beds_per_block() * plan.tests_per_bed, precision.progress_text())
+            # handlers first: a signal while the runtime is prepared (an image built, an engine asked) unwinds too
+            with signals_unwind() as pending:
+                lab.pod_runtime = pod_runtime(scenario, with_qemu=guest.kind == GuestKind.QEMU, console=console)
+                with _progress(console) as progress:
+                    steps = Steps(progress, progress.add_task("starting", total=pilot * plan.beds_per_block()
+                                                              * plan.tests_per_bed), pending)  # fmt: skip
+                    cells = CellRunner(plan, writer, lab, steps)
+                    started = time.monotonic()
+                    for index in range(1, pilot + 1):
                         cells.run_block(plan.block(index, rng))
+                    if scenario.precision and plan.paired:
+                        precision = PrecisionState(scenario.precision, pilot, time_budget_s,
+                                                   {t.label: t.primary_metric for t in plan.tests})
                         precision.update(writer.frame(), index, time.monotonic() - started)
-                pending.check()
+                        while precision.wants_more(time.monotonic() - started):
+                            index += 1
+                            steps.grow(plan.beds_per_block() * plan.tests_per_bed, precision.progress_text())
+                            cells.run_block(plan.block(index, rng))
+                            precision.update(writer.frame(), index, time.monotonic() - started)
+                    pending.check()
             status = "complete"
         finally:
             lab.close()
