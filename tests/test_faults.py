@@ -396,3 +396,31 @@ def test_two_concurrent_runs_do_not_interfere(tmp_path):
         frame = pd.read_parquet(folder / "results" / rid / "samples.parquet")
         bad = frame[(frame.status != "ok")]
         assert bad.empty, bad[["strategy", "test", "direction", "reason"]].to_string()
+
+
+def test_clean_of_a_dead_run_never_signals_a_namespace_inode_another_run_now_holds():
+    """Issue 27, item 1: the kernel recycles a freed namespace's inode within seconds. A dead run's ledger whose
+    namespace is gone but whose recorded inode now belongs to a live run's namespace (simulated: the live
+    namespace's inode written into the dead ledger) must not make `clean` end the live run's process."""
+    dead, live = new_run_id(), new_run_id()
+    live_ns = f"vmnb-{live}-pod"
+    subprocess.run(["ip", "netns", "add", live_ns], check=True)
+    sleeper = subprocess.Popen(["ip", "netns", "exec", live_ns, "sleep", "300"], start_new_session=True)
+    try:
+        wait_for(lambda: pids_in_netns({Path(f"/run/netns/{live_ns}").stat().st_ino}), 10, "the live process")
+        inode = Path(f"/run/netns/{live_ns}").stat().st_ino
+        gone = subprocess.Popen(["true"])
+        gone.wait()  # a dead owner: a PID no process holds any more
+        ledger = STATE_DIR / f"{dead}.json"
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        ledger.write_text(json.dumps({"run_id": dead, "owner_pid": gone.pid, "owner_starttime": 1,
+                                      "namespaces": [f"vmnb-{dead}-pod"], "netns_inodes": {f"vmnb-{dead}-pod": inode},
+                                      "processes": [], "results_dir": None}))  # fmt: skip
+        code, out = clean(dead)
+        assert code == 0, out
+        assert sleeper.poll() is None, "clean of a dead run ended a process of another run's namespace"
+        assert not ledger.exists() and dead in out
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        subprocess.run(["ip", "netns", "del", live_ns], check=False)

@@ -3,11 +3,11 @@
 A run is handled as one unit: its main ledger and any helper's (`<id>-priv.json`). It is live while the
 process that owns any of its ledgers still runs; a live run is left alone, and `clean RUN_ID` refuses it unless
 forced (then its harness is stopped first, as by Ctrl-C). For a dead run: its processes and their process groups
-are ended, then every process still inside one of its namespaces (by inode, so even a namespace whose name is
-gone) or carrying the run's tag in its environment (VMNB_RUN=<id>, inherited by every descendant), then the
-namespaces, the run's own folder under /run/vmnetbench, and in its results folder the half-written temporary
-files; a results folder that still says `running` is marked `killed` and its samples.csv rebuilt from
-samples.parquet (the authoritative table).
+are ended, then every process still inside one of its namespaces (by inode, checked against the namespace's
+name at that moment: a freed inode may already be another run's) or carrying the run's tag in its environment
+(VMNB_RUN=<id>, inherited by every descendant), then the namespaces, the run's own folder under
+/run/vmnetbench, and in its results folder the half-written temporary files; a results folder that still says
+`running` is marked `killed` and its samples.csv rebuilt from samples.parquet (the authoritative table).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from harness.lab.names import run_id_of
 from harness.lab.netns import list_namespaces, remove_namespace
 from harness.lab.paths import STATE_DIR
 from harness.lab.processes import end_netns_processes, end_pid, end_tagged
-from harness.lab.procfs import proc_starttime
+from harness.lab.procfs import pinned_inodes, proc_starttime
 from harness.lab.state import load_states
 
 
@@ -99,7 +99,7 @@ def _clean_run(rid: str, ledgers: list[dict], report: CleanReport,
                leftovers: Sequence[Callable[[str], list[str]]]) -> None:  # fmt: skip
     inodes: set[int] = set()
     for state in ledgers:
-        inodes |= set(state.get("netns_inodes", {}).values())
+        inodes |= pinned_inodes(state.get("netns_inodes", {}))  # only those the run's names still hold
         for proc in reversed(state.get("processes", [])):
             if end_pid(proc["pid"], proc.get("starttime") or None, grace=1.0):
                 report.processes.append(proc["pid"])

@@ -69,6 +69,25 @@ def netns_inode(pid: int) -> int | None:
         return None
 
 
+NETNS_DIR = Path("/run/netns")
+
+
+def pinned_inodes(recorded: dict[str, int]) -> set[int]:
+    """The recorded namespace inodes that are still the run's, checked now: a name under /run/netns is a bind
+    mount that keeps its namespace alive, so while it names the recorded inode that inode cannot belong to anyone
+    else. A recorded inode whose name is gone (or names another inode) is left out: the kernel hands freed
+    namespace inodes to new namespaces within seconds, possibly another run's (issue 27: `clean` of a dead run
+    ended a live run's relay that way). The run's stragglers in an unnamed namespace are found by their tag."""
+    pinned = set()
+    for name, inode in recorded.items():
+        try:
+            if (NETNS_DIR / name).stat().st_ino == inode:
+                pinned.add(inode)
+        except OSError:
+            continue
+    return pinned
+
+
 def pids_in_netns(inodes: set[int]) -> list[int]:
     """Processes (zombies excluded) living in any of the network namespaces with these inodes, named or not."""
     me = os.getpid()

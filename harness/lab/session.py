@@ -19,6 +19,7 @@ from harness.lab.names import check_run_id, new_run_id
 from harness.lab.netns import remove_namespace
 from harness.lab.paths import STATE_DIR
 from harness.lab.processes import ProcessTracker, end_netns_processes
+from harness.lab.procfs import pinned_inodes
 from harness.lab.runtime import NetnsRuntime, PodRuntime
 from harness.lab.state import RunState, ledger_exists
 
@@ -86,7 +87,7 @@ class LabSession:
     def _remove_leftover_namespace(self, name: str) -> None:
         inode = self.state.netns_inodes.get(name)
         if inode is not None:
-            end_netns_processes({inode})
+            end_netns_processes(pinned_inodes({name: inode}))
         remove_namespace(name)
         self.state.drop_namespace(name)
 
