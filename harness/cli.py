@@ -569,10 +569,14 @@ def engine_down_command(
     if_started_by: Annotated[str | None, typer.Option(help="Only an engine `engine up` started for this.")] = None,
 ) -> None:
     """Stop the project's dockerd (by its pidfile)."""
-    from harness.runtime.engine import engine_down
+    from harness.runtime.engine import EngineInUse, engine_down
 
     _require_root()
-    console.print("stopped the engine" if engine_down(if_started_by) else "no engine of ours to stop")
+    try:
+        stopped = engine_down(if_started_by)
+    except EngineInUse as e:
+        fail(str(e))
+    console.print("stopped the engine" if stopped else "no engine of ours to stop")
 
 
 def guest_facts() -> list[tuple[str, str]]:

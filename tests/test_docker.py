@@ -200,3 +200,23 @@ def test_passt_needs_a_user_namespace_which_the_default_seccomp_profile_refuses(
     with docker_lab.bed() as bed:
         sample, _, _ = run_through(bed, driver_for(spec, "docker-passt"), "passt", "none", "ingress")
     assert sample.status == "ok", sample.reason
+
+
+def test_engine_down_refuses_while_a_live_run_leases_the_engine(engine):
+    """Issue 27, item 2: `make test`'s `engine down` stopped the engine under another process's live docker run.
+    A run leases its runtime in its ledger (LabSession.lease) before it first asks the engine; `engine down`
+    (also `--if-started-by`) refuses in one sentence while such a run's owner lives, and the engine keeps
+    answering. Here the run is a real LabSession whose owner is this process."""
+    from harness.runtime.engine import answers
+    from tests.conftest import cli
+
+    with LabSession() as lab:
+        lab.lease("docker")
+        for extra in ([], ["--if-started-by", "make-test"]):
+            proc = cli("engine", "down", *extra)
+            out, _ = proc.communicate(timeout=120)
+            if extra and "no engine of ours" in out:
+                continue  # the engine was started by someone else: --if-started-by leaves it alone anyway
+            assert proc.returncode == 2 and out.startswith("error: the engine serves live runs") and lab.run_id in out
+            assert out.count("\n") == 1
+        assert answers()

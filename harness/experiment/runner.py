@@ -155,6 +155,7 @@ def run_scenario(
         try:
             # handlers first: a signal while the runtime is prepared (an image built, an engine asked) unwinds too
             with signals_unwind() as pending:
+                lab.lease(scenario.runtime)  # before the runtime first asks its engine
                 lab.pod_runtime = pod_runtime(scenario, with_qemu=guest.kind == GuestKind.QEMU, console=console)
                 with _progress(console) as progress:
                     steps = Steps(progress, progress.add_task("starting", total=pilot * plan.beds_per_block()

@@ -49,6 +49,11 @@ def _owner_alive(state: dict) -> bool:
     return bool(pid) and proc_starttime(pid) is not None and proc_starttime(pid) == starttime
 
 
+def live_runs_using(service: str) -> dict[str, int]:
+    """run id -> owner PID of every live run whose ledger leases `service`."""
+    return {s["run_id"]: s["owner_pid"] for s in load_states() if service in (s.get("uses") or []) and _owner_alive(s)}
+
+
 def live_owner(ledgers: list[dict]) -> int | None:
     """The PID of a live process holding one of a run's ledgers, or None when the run is dead."""
     return next((s["owner_pid"] for s in ledgers if _owner_alive(s)), None)

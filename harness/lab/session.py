@@ -50,6 +50,11 @@ class LabSession:
         self.pod_runtime: PodRuntime = NetnsRuntime()  # where the run's pods live; beds ask it to make them
         self.closed = False
 
+    def lease(self, service: str) -> None:
+        """Record, before the run first asks it, that the run needs `service` (its runtime, by name) while it
+        lives: what stops a shared service (the runtime's engine) reads the live leases first."""
+        self.state.add_use(service)
+
     @property
     def run_dir(self) -> Path:
         """The run's own folder on this machine (sockets, scratch files); `clean` removes it with the run."""

@@ -36,6 +36,9 @@ class RunState:
     """Inode of each namespace (by name), so `clean` finds processes left in it even once its name is gone."""
     results_dir: str | None = None
     """The run's results folder, so `clean` can mark a killed run and remove its half-written files."""
+    uses: list[str] = field(default_factory=list)
+    """Shared services outside the run that it needs while it lives (a container engine): what stops such a
+    service asks the live ledgers first (a lease held as long as the run's owner lives)."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -53,6 +56,7 @@ class RunState:
             "netns_inodes": self.netns_inodes,
             "processes": [asdict(p) for p in self.processes],
             "results_dir": self.results_dir,
+            "uses": self.uses,
         }
         write_json(self.path, data)
 
@@ -61,6 +65,12 @@ class RunState:
         with self._lock:
             self.namespaces.append(name)
             self.save()
+
+    def add_use(self, service: str) -> None:
+        with self._lock:
+            if service not in self.uses:
+                self.uses.append(service)
+                self.save()
 
     def set_namespace_inode(self, name: str, inode: int) -> None:
         with self._lock:

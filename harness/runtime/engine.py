@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.lab.cleanup import live_runs_using
 from harness.lab.paths import STATE_DIR
 from harness.lab.processes import end_pid
 from harness.lab.procfs import proc_starttime
@@ -26,8 +27,17 @@ LABEL_RUN = "vmnb.run"
 """Every container and image of a run carries this label with the run id: clean finds them by it."""
 
 
+ENGINE_SERVICE = "docker"
+"""What a run leases in its ledger while it lives when its pods need this engine: the runtime's name (the runner
+leases `scenario.runtime`, claims on docker the same)."""
+
+
 class EngineUnavailable(RuntimeError):
     pass
+
+
+class EngineInUse(RuntimeError):
+    """`engine down` while a live run leases the engine: one sentence naming the runs."""
 
 
 def client():
@@ -77,6 +87,11 @@ def engine_down(only_if_started_by: str | None = None) -> bool:
     started. True if one was stopped."""
     if only_if_started_by is not None and (not STARTED_MARK.exists() or STARTED_MARK.read_text() != only_if_started_by):
         return False
+    users = live_runs_using(ENGINE_SERVICE)
+    if users:  # stopping it would end their containers mid-cell (issue 27: a run ended `interrupted`, 0 samples)
+        runs = ", ".join(f"{rid} (PID {pid})" for rid, pid in sorted(users.items()))
+        raise EngineInUse(f"the engine serves live runs: {runs}; it stays up until they end (then `engine down` "
+                          "again)")  # fmt: skip
     try:
         pid = int(PIDFILE.read_text().strip())
     except (OSError, ValueError):

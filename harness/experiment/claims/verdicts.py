@@ -281,9 +281,10 @@ def run_claims(results_root: Path, console: Console, strategies: list[str] | Non
     with LabSession(writer.run_id, log_dir=writer.log_dir) as lab:
         try:
             if docker:
-                from harness.runtime.docker import ComputeSpec
+                from harness.runtime.docker import ComputeSpec, DockerRuntime
                 from harness.runtime.image import docker_runtime
 
+                lab.lease(DockerRuntime.name)
                 # compute as KubeVirt's virt-launcher gets it by default: Docker's default capabilities, no
                 # seccomp filter (SeccompConfiguration unset); the privilege trials vary both
                 lab.pod_runtime = docker_runtime(ComputeSpec(seccomp="unconfined"), with_qemu=True)
