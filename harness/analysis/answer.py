@@ -112,13 +112,13 @@ def ratio_to_direct(
 def reference_value(samples: pd.DataFrame, sidecar: str, col: CostColumn) -> str:
     """The reference row: 1 by definition, with direct's own median so the ratios can be turned back."""
     values = _values(samples, REFERENCE, sidecar, col)
-    return f"1 (= {values.median():.3g} {spec(col.metric).unit})" if len(values) else "-"
+    return f"1 (= {values.median():.3g} {spec(col.metric).unit})" if len(values) else "no ok sample"
 
 
 def format_ratio(ci: Interval | None) -> str:
     """A table cell: the ratio, its interval with (method level n), or below the method's n the samples."""
     if ci is None or not ci.n:
-        return "-"
+        return "no ok sample"
     if ci.has_interval:
         return f"{ci.estimate:.2f} [{ci.low:.2f}, {ci.high:.2f}] ({ci.method} {ci.level:.0%} n={ci.n})"
     shown = ", ".join(f"{v:.2f}" for v in sorted(ci.values))
@@ -261,8 +261,10 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
     for where, point in sweep_points(samples):  # one set of tables per swept pod/guest MTU
         for sidecar in sidecars:
             lines += [f"## Sidecar: {sidecar}" + (f" ({where})" if where else ""), ""]
-            lines.append("| binding | works | " + " | ".join(c.heading for c in COSTS) + " |")
-            lines.append("|---|---|" + "---|" * len(COSTS))
+            # only the cost columns this run measured: a column of dashes answers nothing
+            costs = [c for c in COSTS if not _measure(point, sidecar, c).empty] or COSTS[:2]
+            lines.append("| binding | works | " + " | ".join(c.heading for c in costs) + " |")
+            lines.append("|---|---|" + "---|" * len(costs))
             notes = []
             for b in bindings:
                 w = works(point, b, sidecar)
@@ -278,8 +280,8 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
                 cells = [reference_value(point, sidecar, c) if b == REFERENCE
                          else format_ratio(ratio_to_direct(point, b, sidecar, c, stein if c.metric in judged else None,
                                                            ratios))
-                         for c in COSTS]  # fmt: skip
-                for i, c in enumerate(COSTS):  # a tool's known behaviour, printed beside the number it explains
+                         for c in costs]  # fmt: skip
+                for i, c in enumerate(costs):  # a tool's known behaviour, printed beside the number it explains
                     mine = point[(point.strategy == b) & (point.sidecar == sidecar) & (point.metric == c.metric)]
                     mine = mine[mine.direction == c.direction] if c.direction else mine
                     for finding in findings_for(mine):
@@ -288,11 +290,13 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
                         cells[i] += f" ‡ ({notes.index(finding.text) + 1})"
                 lines.append(f"| {b} | {verdict} | " + " | ".join(cells) + " |")
             lines.append("")
-            lines += [f"- ({i}) {reason}" for i, reason in enumerate(notes, 1)]  # one line each, also rendered
-            if notes:
-                lines.append("")
-            for col in RANKED:
-                order = ranking(point, bindings, sidecar, col, stein if col.metric in judged else None)
+            if notes:  # a heading line before each list, so the notes and the rankings render as two lists
+                lines += ["Notes:", "", *[f"- ({i}) {reason}" for i, reason in enumerate(notes, 1)], ""]
+            orders = [(col, ranking(point, bindings, sidecar, col, stein if col.metric in judged else None))
+                      for col in RANKED]  # fmt: skip
+            if any(order for _, order in orders):
+                lines += ["Rankings:", ""]
+            for col, order in orders:
                 if order:
                     lines.append(f"- {col.heading} ({'higher' if col.better == 'higher' else 'lower'} first): {order}")
             lines.append("")
