@@ -75,6 +75,9 @@ def run(
             parsed = parsed.model_copy(update={"repetitions": repetitions})
         if precision is not None:
             parsed = parsed.model_copy(update={"precision": parse_fraction(precision, "--precision")})
+        parsed, left_out = parsed.for_guest()
+        if left_out:
+            console.print(f"{', '.join(left_out)} left out: it needs the QEMU guest (`--guest qemu`)")
         if parsed.precision and ("direct" not in parsed.strategies or parsed.design != "blocks"):
             raise ValueError("option --precision judges each binding's ratio to the direct beside it: the scenario "
                              "needs direct in its strategies and design: blocks")  # fmt: skip

@@ -154,3 +154,20 @@ def test_cli_misuse_is_one_sentence(tmp_path):
     for argv, needle in cases:
         one_line_error(*run_cli(*argv), needle)
     assert not (tmp_path / "results").exists() and not list(Path("results").glob("abcdef*"))
+
+
+def test_a_binding_that_needs_a_vm_is_left_out_on_the_netns_guest_or_refused_alone(tmp_path):
+    """passt-vhost-user has nothing to attach on the netns guest: like `claims`, a run leaves it out and says so
+    (its rows would read as the binding failing); a scenario with nothing else to measure is refused."""
+    from harness.experiment.scenario import load_scenario
+
+    alone = tmp_path / "alone.yaml"
+    alone.write_text("name: t\nstrategies: [direct, passt-vhost-user]\ntests:\n  - {kind: tcp_throughput}\n")
+    one_line_error(*run_cli("run", str(alone)), "passt-vhost-user needs a VM", "--guest qemu")
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text("name: t\nstrategies: [direct, passt-vhost-user, slirp]\ntests:\n  - {kind: tcp_throughput}\n")
+    scenario, _ = load_scenario(mixed)
+    kept, left_out = scenario.for_guest()
+    assert kept.strategies == ["direct", "slirp"] and left_out == ["passt-vhost-user"]
+    on_qemu = scenario.model_copy(update={"guest": "qemu"})
+    assert on_qemu.for_guest() == (on_qemu, [])

@@ -257,6 +257,22 @@ class Scenario(Strict):
     def strategy_of(self, label: str) -> str:
         return self.variants[label].strategy if label in self.variants else label
 
+    def for_guest(self) -> tuple[Scenario, list[str]]:
+        """The scenario as its guest can run it, and the strategies left out: on the netns guest a binding that
+        serves a virtio device (passt-vhost-user) has nothing to attach, so it is left out (as `claims` does)
+        rather than recorded as failing, which would read as the binding's verdict. ValueError when nothing but
+        direct would be left."""
+        if self.guest != GuestKind.NETNS:
+            return self, []
+        left_out = [s for s in self.strategies if STRATEGIES[self.strategy_of(s)].needs_qemu]
+        if not left_out:
+            return self, []
+        kept = [s for s in self.strategies if s not in left_out]
+        if not [s for s in kept if self.strategy_of(s) != "direct"]:
+            raise ValueError(f"field 'strategies': {', '.join(left_out)} needs a VM; run with --guest qemu (or "
+                             "guest: qemu), or add bindings the netns guest can attach")  # fmt: skip
+        return self.model_copy(update={"strategies": kept}), left_out
+
     def options_for(self, label: str) -> StrategyOptions:
         """Options of a strategy or variant: the strategy's `strategy_options`, overlaid by the variant's."""
         base = self.strategy_of(label)

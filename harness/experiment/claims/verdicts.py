@@ -278,7 +278,7 @@ def run_claims(results_root: Path, console: Console, strategies: list[str] | Non
                   "tools": tool_versions(), "git_sha": git_sha(), "scenario_name": "claims",
                   "runtime": "docker" if docker else "netns"})  # fmt: skip
     status = "interrupted"
-    with LabSession(writer.run_id, log_dir=writer.log_dir) as lab:
+    with LabSession(writer.run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:  # clean marks it killed
         try:
             if docker:
                 from harness.runtime.docker import ComputeSpec, DockerRuntime
