@@ -154,7 +154,7 @@ def test_keys_of_every_yaml_node_type_are_accepted_or_refused_in_one_line(tmp_pa
     key = KEY_NODES[kind]
     if value == "*k" and "&k" not in key:
         value = "1"  # an alias needs its anchor, which only the anchored key defines
-    entry = f"{key}: {value}" if not key.endswith("\n") else f"{key}: {value}"
+    entry = f"{key}: {value}"  # a complex key (`? [a, b]`) ends in a newline: its value follows on the next line
     head = "name: x\nstrategies: [direct]\n"
     body = {"top": lambda: f"{head}tests: [{{kind: crr}}]\n{entry}\n",
             "test": lambda: head + "tests:\n  - kind: crr\n" + "".join(f"    {ln}\n" for ln in entry.splitlines()),
