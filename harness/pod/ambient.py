@@ -24,9 +24,9 @@ Faithful:
   original_dst on both listeners, original_src (mark 0x539) on the inbound one, SO_MARK 0x539 on every upstream
   socket. Its admin socket is a unix socket in the bed's folder (evidence, as for the sidecars).
 Not faithful (and why it does not change a path here):
-- No HBONE: no 15008 listener, no mTLS tunnel. The peer is outside the mesh, and ztunnel sends traffic to and
-  accepts traffic from a workload outside the mesh as plaintext passthrough too; traffic between two ambient
-  pods (HBONE) is not modelled, so ambient's mTLS cost is not in these numbers.
+- HBONE between two ambient pods (a meshed client, `peer: meshed`) is harness/pod/mtls.py: the 15008 terminator
+  in the pod, HTTP/2 CONNECT in mTLS from the client's node proxy. A client outside the mesh is plaintext
+  passthrough both ways, as ztunnel treats a workload outside the mesh.
 - ztunnel's own code (Rust, tokio) is not run: Envoy's tcp_proxy copies the bytes, so CPU per byte measures
   the path (two extra socket hops through a node process), not ztunnel's implementation. Its L4 policy,
   workload lookup (inbound only to a known workload address: the pod IP is one) and metrics are left out.
@@ -46,6 +46,7 @@ from harness.lab.bed import TestBed
 from harness.lab.netns import Namespace
 from harness.lab.processes import TrackedProcess
 from harness.lab.waiting import wait_until
+from harness.pod import mtls
 from harness.pod.envoy import (
     ORIGINAL_DST_FILTER,
     ORIGINAL_SRC_FILTER,
@@ -55,7 +56,9 @@ from harness.pod.envoy import (
     start_envoy,
     tcp_proxy_filter,
 )
+from harness.pod.mtls import MeshTls
 
+RBAC_FILTER = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
 INPOD_MARK = 0x539  # istio cni/pkg/config InpodMark (1337): every socket ztunnel opens in the pod
 INPOD_MASK = 0xFFF
 INPOD_TPROXY_MARK = 0x111  # connmark of connections the proxy opened, restored on their replies
@@ -107,12 +110,15 @@ def add_inpod_routing(pod: Namespace) -> None:
     pod.add_local_default_route(ROUTE_TABLE)
 
 
-def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path) -> dict:
+def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path, tls: MeshTls | None = None) -> dict:
     """Envoy as ztunnel's L4 path for one pod: listeners and upstream sockets inside `pod`'s namespace. The
     inbound listener serves only connections whose original destination is the pod's own address: ztunnel looks
     the destination up among the workloads it serves and refuses any other (inbound_passthrough.rs,
     UnknownDestination); Envoy closes a connection no filter chain matches. The clusters keep the sidecar's names
-    (PassthroughCluster, InboundPassthroughCluster), so one reader of the counters serves both modes."""
+    (PassthroughCluster, InboundPassthroughCluster), so one reader of the counters serves both modes.
+    With `tls`: HBONE (harness/pod/mtls.py): outbound to a meshed destination through an HTTP/2 CONNECT tunnel in
+    mTLS to its port 15008, and the pod's own 15008 terminator; under STRICT, plaintext inbound is refused by
+    policy (an RBAC filter allowing nothing, where ztunnel's policy check closes the connection)."""
 
     def in_pod(port: int) -> dict:  # a SocketAddress
         return {"address": "0.0.0.0", "port_value": port, "network_namespace_filepath": pod.path}
@@ -129,6 +135,10 @@ def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path) -> dic
         "listener_filters": [listener_filter("original_dst", ORIGINAL_DST_FILTER)],
         "filter_chains": [{"filters": [tcp_proxy_filter("outbound", "PassthroughCluster")]}],
     }
+    plaintext = [tcp_proxy_filter("inbound_plaintext", "InboundPassthroughCluster")]
+    if tls is not None and tls.strict:
+        plaintext.insert(0, {"name": "envoy.filters.network.rbac", "typed_config": {"@type": RBAC_FILTER,
+                             "stat_prefix": "strict", "rules": {"action": "ALLOW", "policies": {}}}})  # fmt: skip
     inbound = {
         "name": "ztunnel-inbound-plaintext",
         "address": {"socket_address": in_pod(INBOUND_PLAINTEXT_PORT)},
@@ -139,33 +149,40 @@ def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path) -> dic
         "filter_chains": [
             {
                 "filter_chain_match": {"prefix_ranges": [{"address_prefix": pod_ip, "prefix_len": 32}]},
-                "filters": [tcp_proxy_filter("inbound_plaintext", "InboundPassthroughCluster")],
+                "filters": plaintext,
             }
         ],  # fmt: skip
     }
-    return {
-        "admin": admin_pipe_config(admin_socket),
-        "static_resources": {
-            "listeners": [outbound, inbound],
-            "clusters": [in_pod_cluster("PassthroughCluster"), in_pod_cluster("InboundPassthroughCluster")],
-        },
-    }
+    listeners = [outbound, inbound]
+    clusters = [in_pod_cluster("PassthroughCluster"), in_pod_cluster("InboundPassthroughCluster")]
+    if tls is not None:
+        listeners.append(mtls.connect_terminate_listener(tls, in_pod(HBONE_PORT), pod_ip, mark=INPOD_MARK))
+        clusters.append(mtls.hbone_inbound_cluster(in_pod_cluster(mtls.HBONE_INBOUND)))
+        if tls.meshed:
+            outbound["filter_chains"].insert(0, {
+                "filter_chain_match": mtls.meshed_match(tls),
+                "filters": [mtls.tcp_proxy(mtls.CONNECT_ORIGINATE, mtls.CONNECT_ORIGINATE, tunnel=True)],
+            })  # fmt: skip
+            clusters.append(mtls.connect_originate_cluster(tls, in_pod_cluster(mtls.CONNECT_ORIGINATE)))
+    resources = {"listeners": listeners, "clusters": clusters}
+    return {"admin": admin_pipe_config(admin_socket), "static_resources": resources}
 
 
-def start_node_proxy(bed: TestBed, admin_socket: Path) -> TrackedProcess:
-    """The node proxy in the bed's node namespace, with ztunnel's uid, gid and capabilities; ready when both
-    listeners exist in the pod's namespace and its admin socket answers."""
+def start_node_proxy(bed: TestBed, admin_socket: Path, *, pod: Namespace, pod_ip: str, tls: MeshTls | None,
+                     name: str = "ztunnel-envoy") -> TrackedProcess:  # fmt: skip
+    """The node proxy for `pod` in the bed's node namespace, with ztunnel's uid, gid and capabilities; ready when
+    its listeners exist in the pod's namespace and its admin socket answers."""
     caps = ",".join(f"+{c}" for c in ZTUNNEL_CAPABILITIES)
     privileges = ["setpriv", f"--regid={ZTUNNEL_GID}", "--clear-groups", f"--bounding-set=-all,{caps}",
                   f"--inh-caps=-all,{caps}"]  # fmt: skip
-    config = node_proxy_bootstrap(bed.pod, bed.plan.pod_ip, admin_socket)
-    proc = start_envoy(bed, config, ns=bed.node, name="ztunnel-envoy", ports=[], prefix=privileges)
-    wanted = {OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT}
+    config = node_proxy_bootstrap(pod, pod_ip, admin_socket, tls)
+    proc = start_envoy(bed, config, ns=bed.node, name=name, ports=[], prefix=privileges)
+    wanted = {OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT} | ({HBONE_PORT} if tls is not None else set())
 
     def ready() -> bool:
         if not proc.alive():
             raise RuntimeError(f"the node proxy exited before listening in the pod: {proc.last_words()}")
-        return wanted <= bed.pod.listening_tcp_ports() and admin_socket.exists()
+        return wanted <= pod.listening_tcp_ports() and admin_socket.exists()
 
     wait_until(ready, timeout=30, what="the node proxy's listeners in the pod", interval=0.05)
     return proc

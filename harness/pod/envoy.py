@@ -10,6 +10,8 @@ from harness.lab.bed import TestBed
 from harness.lab.netns import Namespace
 from harness.lab.processes import TrackedProcess
 from harness.lab.waiting import wait_listening
+from harness.pod import mtls
+from harness.pod.mtls import MeshTls
 
 ADMIN_PORT = 15000
 
@@ -58,6 +60,7 @@ def start_envoy(
     argv = [
         str(envoy_binary()), "-c", str(config_path), "--concurrency", str(concurrency), "--disable-hot-restart",
         "-l", os.environ.get("VMNB_ENVOY_LOG", "warning"), "--use-dynamic-base-id",
+        "--file-flush-interval-msec", "100",  # access logs (the identity the proxy saw) readable right after a test
     ]  # fmt: skip
     if uid is not None:
         caps = ["--inh-caps=+net_admin", "--ambient-caps=+net_admin"] if net_admin else []
@@ -137,13 +140,18 @@ def sidecar_bootstrap(
     inbound_bind: str | None,
     transparent_inbound: bool = False,
     mark: int | None = None,
+    tls: MeshTls | None = None,
 ) -> dict:
     """A static bootstrap shaped like the listeners Istio's pilot pushes to a sidecar, reduced to plain TCP:
     `virtualOutbound` (original_dst listener filter -> PassthroughCluster, ORIGINAL_DST) and `virtualInbound`
     (original_dst -> InboundPassthroughCluster, ORIGINAL_DST, upstream bound to 127.0.0.6 in REDIRECT mode;
     transparent with original_src in TPROXY mode). Mirrors istio/istio pilot/pkg/networking/core listener
-    and cluster builders (virtualOutbound/virtualInbound, PassthroughCluster, InboundPassthroughCluster)."""
+    and cluster builders (virtualOutbound/virtualInbound, PassthroughCluster, InboundPassthroughCluster).
+    With `tls` (Istio's sidecars), inbound gets the tls_inspector and the mTLS / plaintext chains and outbound
+    an mTLS chain for meshed destinations (harness/pod/mtls.py)."""
     inbound_filters = [listener_filter("original_dst", ORIGINAL_DST_FILTER)]
+    if tls is not None:
+        inbound_filters.append(mtls.tls_inspector())
     if transparent_inbound and mark is not None:
         inbound_filters.append(listener_filter("original_src", ORIGINAL_SRC_FILTER, {"mark": mark or 1337}))
     inbound = {
@@ -152,6 +160,8 @@ def sidecar_bootstrap(
         "listener_filters": inbound_filters,
         "filter_chains": [{"filters": [tcp_proxy_filter("InboundPassthroughCluster", "InboundPassthroughCluster")]}],
     }
+    if tls is not None:
+        inbound["filter_chains"] = mtls.inbound_chains(tls, "InboundPassthroughCluster")
     if transparent_inbound:
         inbound["transparent"] = True
     outbound = {
@@ -164,6 +174,10 @@ def sidecar_bootstrap(
         original_dst_cluster("PassthroughCluster"),
         original_dst_cluster("InboundPassthroughCluster", bind_source=inbound_bind),
     ]
+    if tls is not None and tls.meshed:
+        outbound["filter_chains"].insert(0, {"filter_chain_match": mtls.meshed_match(tls),
+                                             "filters": [mtls.tcp_proxy(mtls.MTLS_OUTBOUND, mtls.MTLS_OUTBOUND)]})
+        clusters.append(mtls.outbound_mtls_cluster(tls, original_dst_cluster(mtls.MTLS_OUTBOUND)))
     return {
         "admin": admin_pipe_config(admin_socket),
         "static_resources": {"listeners": [outbound, inbound], "clusters": clusters},

@@ -10,19 +10,26 @@ What a mode declares:
 - `kubevirt_istio`: whether KubeVirt's Istio adaptations apply (KubeVirt keys them on
   `sidecar.istio.io/inject`: the masquerade nft branch, passt's port exclusions, the bridge's
   kubevirtInterfaces); `reroutes_vm_interfaces`: whether the VM's interfaces are announced to the mesh;
-- `install`: what the init container, the CNI agent and the proxy do, in order; it returns the Sidecar
-  whose own counters (the proxy's admin stats) prove the path, or None for `none`;
+- `install`: what the init container, the CNI agent and the proxy do, in order, for the pod and, for a meshed
+  client (`Client`), for the peer too (its own sidecar, or its node's ztunnel); it returns the pod's Sidecar
+  whose own counters (the proxy's admin stats) prove the path, with the peer's as `peer_proxy`, or None for
+  `none`; `meshed_clients`: whether the mode has meshed clients (Istio's mTLS / HBONE), and `client_tunnel`
+  what a meshed client's traffic crosses between the proxies;
 - `style`: how figures draw it (line style, bar hatch)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import ClassVar
 
 from harness.lab.bed import TestBed
 from harness.lab.rules import apply_iptables
 from harness.lab.runtime import Role
 from harness.pod import ambient
+from harness.pod.identity import MeshCA, spiffe_id
+from harness.pod.mtls import MeshTls, PeerAuthentication, PeerKind
 from harness.pod.sidecars import (
     ISTIO_UID,
     LINKERD_UID,
@@ -64,6 +71,45 @@ class SidecarKind(StrEnum):
         return mesh_for(self).node_proxy
 
 
+POD_SERVICE_ACCOUNT = "vm"  # the VM's launcher pod (spiffe://cluster.local/ns/vmnb/sa/vm)
+PEER_SERVICE_ACCOUNT = "peer"
+
+
+@dataclass(frozen=True)
+class Client:
+    """The other side of the pod: outside the mesh or meshed, and the PeerAuthentication mode of the pods."""
+
+    peer: PeerKind = PeerKind.OUTSIDE
+    authentication: PeerAuthentication = PeerAuthentication.PERMISSIVE
+
+    @property
+    def meshed(self) -> bool:
+        return self.peer is PeerKind.MESHED
+
+    @property
+    def strict(self) -> bool:
+        return self.authentication is PeerAuthentication.STRICT
+
+
+def mesh_identities(bed: TestBed, client: Client, proxy_uid: int) -> tuple[MeshTls, MeshTls | None]:
+    """A fresh mesh CA for the bed, the pod proxy's mTLS settings and, for a meshed client, the peer proxy's: each
+    knows the other's address and SPIFFE id; access logs beside their admin sockets."""
+    ca = MeshCA(bed.runtime_dir() / "mesh-ca")
+    plan = bed.plan
+    pod_id, peer_id = spiffe_id(POD_SERVICE_ACCOUNT), spiffe_id(PEER_SERVICE_ACCOUNT)
+    pod = MeshTls(ca.issue(POD_SERVICE_ACCOUNT, owner_uid=proxy_uid),
+                  meshed={plan.peer_ip: peer_id} if client.meshed else {}, strict=client.strict)  # fmt: skip
+    if not client.meshed:
+        return pod, None
+    peer = MeshTls(ca.issue(PEER_SERVICE_ACCOUNT, owner_uid=proxy_uid), meshed={plan.pod_ip: pod_id},
+                   strict=client.strict)  # fmt: skip
+    return pod, peer
+
+
+def with_log(tls: MeshTls | None, admin: Path) -> MeshTls | None:
+    return None if tls is None else replace(tls, access_log=admin.parent / "access.log")
+
+
 MESHES: dict[str, type[Mesh]] = {}
 """Every mode's class by its name (`none`, `envoy-redirect`, ...), registered by subclassing Mesh."""
 
@@ -77,6 +123,9 @@ class Mesh:
     reroutes_vm_interfaces: ClassVar[bool] = False
     node_proxy: ClassVar[bool] = False
     """The proxy runs on the node, its listeners in the pod (ambient's ztunnel), not as a container of the pod."""
+    meshed_clients: ClassVar[bool] = False
+    client_tunnel: ClassVar[str] = ""
+    """What a meshed client's bytes cross between the two proxies (`mTLS`, `HBONE`)."""
     style: ClassVar[tuple[object, str]] = ("-", "")
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -84,7 +133,7 @@ class Mesh:
         if "kind" in cls.__dict__:
             MESHES[str(cls.kind)] = cls
 
-    def install(self, bed: TestBed, vm_interfaces: list[str]) -> Sidecar | None:
+    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client()) -> Sidecar | None:
         return None
 
 
@@ -102,23 +151,40 @@ class IstioSidecar(Mesh):
     reserved_ports = ISTIO_RESERVED_PORTS
     kubevirt_istio = True
     reroutes_vm_interfaces = True
+    meshed_clients = True
+    client_tunnel = "mTLS"
     style = ("--", "//")
 
     def rules(self, vm_interfaces: list[str]) -> dict[str, list[str]]:
         return {"nat": istio_nat_rules(self.layout, vm_interfaces, capture_inbound=not self.layout.tproxy)}
 
-    def install(self, bed: TestBed, vm_interfaces: list[str]) -> Sidecar:
-        layout = self.layout
-        sidecar = Sidecar(layout, bed.pod, admin_socket(bed, layout))
-        sidecar.rules = self.rules(vm_interfaces)
+    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client()) -> Sidecar:
+        """The pod's init container and proxy; for a meshed client, the peer pod's too (its init's rules in the
+        peer's namespace, its Envoy there as uid 1337: the peer is the rest of the cluster, not a container here)."""
+        pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid) if self.layout.istio else (None, None)
         init, spec = next((r, s) for r, s in self.containers.items() if r.endswith("-init"))
-        for table, rules in sidecar.rules.items():
-            apply_iptables(bed.pod_init(init, spec), table, rules)  # the init container: NET_ADMIN, NET_RAW
-        if layout.tproxy:
-            bed.pod.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE)
-            bed.pod.add_local_default_route(TPROXY_TABLE)
         proxy, proxy_spec = next((r, s) for r, s in self.containers.items() if r.endswith("-proxy"))
-        sidecar.process = start_sidecar_envoy(bed, layout, sidecar.admin_socket, proxy, proxy_spec)
+        sidecar = self._install_in(bed, bed.pod, "pod", vm_interfaces, pod_tls, bed.pod_init(init, spec),
+                                   (proxy, proxy_spec))  # fmt: skip
+        if client.meshed:
+            sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", [], peer_tls, bed.peer, (None, None))
+        return sidecar
+
+    def _install_in(self, bed: TestBed, ns, role: str, vm_interfaces: list[str], tls: MeshTls | None, init_runner,
+                    container: tuple) -> Sidecar:  # fmt: skip
+        layout = self.layout
+        sidecar = Sidecar(layout, ns, admin_socket(bed, layout, role))
+        tls = with_log(tls, sidecar.admin_socket)
+        sidecar.access_log = tls.access_log if tls else None
+        sidecar.rules = self.rules(vm_interfaces)
+        for table, rules in sidecar.rules.items():
+            apply_iptables(init_runner, table, rules)  # the init container: NET_ADMIN, NET_RAW
+        if layout.tproxy:
+            ns.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE)
+            ns.add_local_default_route(TPROXY_TABLE)
+        name = layout.name if role == "pod" else f"{layout.name}-{role}"
+        sidecar.process = start_sidecar_envoy(bed, layout, sidecar.admin_socket, *container, ns=ns, tls=tls,
+                                              name=name)  # fmt: skip
         return sidecar
 
 
@@ -144,6 +210,8 @@ class LinkerdStyle(IstioSidecar):
     reserved_ports = ()
     kubevirt_istio = False
     reroutes_vm_interfaces = False
+    meshed_clients = False  # Linkerd's mTLS between its proxies is not modelled: an outside client only
+    client_tunnel = ""
     style = ("-.", "xx")
 
     def rules(self, vm_interfaces: list[str]) -> dict[str, list[str]]:
@@ -160,15 +228,31 @@ class Ambient(Mesh):
     layout = Layout(str(SidecarKind.AMBIENT), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000,
                     istio=False)  # fmt: skip
     node_proxy = True
+    meshed_clients = True
+    client_tunnel = "HBONE"
     style = ((0, (5, 1, 1, 1)), "\\\\")
 
-    def install(self, bed: TestBed, vm_interfaces: list[str]) -> Sidecar:
-        sidecar = Sidecar(self.layout, bed.pod, admin_socket(bed, self.layout))
-        sidecar.rules = ambient.inpod_rules(vm_interfaces if self.reroutes_vm_interfaces else [])
+    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client()) -> Sidecar:
+        """istio-cni's rules and the node proxy for the pod and, for a meshed client, for the peer pod (its own
+        ztunnel: the peer is on another node)."""
+        pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid)
+        sidecar = self._install_in(bed, bed.pod, "pod", bed.plan.pod_ip,
+                                   vm_interfaces if self.reroutes_vm_interfaces else [], pod_tls)  # fmt: skip
+        if client.meshed:
+            sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", bed.plan.peer_ip, [], peer_tls)
+        return sidecar
+
+    def _install_in(self, bed: TestBed, ns, role: str, ip: str, vm_interfaces: list[str], tls: MeshTls | None
+                    ) -> Sidecar:  # fmt: skip
+        sidecar = Sidecar(self.layout, ns, admin_socket(bed, self.layout, role))
+        tls = with_log(tls, sidecar.admin_socket)
+        sidecar.access_log = tls.access_log if tls else None
+        sidecar.rules = ambient.inpod_rules(vm_interfaces)
         for table, rules in sidecar.rules.items():
-            apply_iptables(sidecar.pod, table, rules)  # istio-cni's node agent, in the pod's namespace
-        ambient.add_inpod_routing(sidecar.pod)
-        sidecar.process = ambient.start_node_proxy(bed, sidecar.admin_socket)
+            apply_iptables(ns, table, rules)  # istio-cni's node agent, in the pod's namespace
+        ambient.add_inpod_routing(ns)
+        name = "ztunnel-envoy" if role == "pod" else f"ztunnel-envoy-{role}"
+        sidecar.process = ambient.start_node_proxy(bed, sidecar.admin_socket, pod=ns, pod_ip=ip, tls=tls, name=name)
         return sidecar
 
 
@@ -189,6 +273,12 @@ def mesh_for(kind: SidecarKind | str) -> Mesh:
     return MESHES[str(kind)]()
 
 
-def install_sidecar(bed: TestBed, kind: SidecarKind | str, *, vm_interfaces: list[str]) -> Sidecar | None:
-    """What the mode's init container / CNI agent and proxy do, in that order; None for `none`."""
-    return mesh_for(kind).install(bed, list(vm_interfaces))
+def install_sidecar(bed: TestBed, kind: SidecarKind | str, *, vm_interfaces: list[str],
+                    client: Client = Client()) -> Sidecar | None:  # fmt: skip
+    """What the mode's init container / CNI agent and proxy do, in that order; None for `none`. A meshed `client`
+    gets its own proxy (the returned Sidecar's `peer_proxy`); a mode without meshed clients refuses one."""
+    mesh = mesh_for(kind)
+    if client.meshed and not mesh.meshed_clients:
+        raise ValueError(f"mesh mode {str(kind)!r} has no meshed clients; modes with them: "
+                         f"{', '.join(k for k, m in MESHES.items() if m.meshed_clients)}")  # fmt: skip
+    return mesh.install(bed, list(vm_interfaces), client)

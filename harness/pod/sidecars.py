@@ -44,7 +44,9 @@ from harness.lab.netns import Namespace
 from harness.lab.processes import TrackedProcess
 from harness.lab.runtime import Role
 from harness.lab.waiting import wait_until
+from harness.pod import mtls
 from harness.pod.envoy import sidecar_bootstrap, start_envoy
+from harness.pod.mtls import MeshTls
 
 ISTIO_UID = 1337
 LINKERD_UID = 2102
@@ -136,20 +138,24 @@ def linkerd_nat_rules(layout: Layout) -> list[str]:
 
 @dataclass
 class SidecarCounters:
-    """Bytes and connections Envoy's clusters carried: inbound (peer -> pod) and outbound (pod -> peer)."""
+    """What one proxy's own stats say it carried: bytes and connections inbound (to the pod's apps) and outbound
+    (from them), of which the bytes inside mTLS (a sidecar's mTLS chain or cluster, ztunnel's HBONE), the TLS
+    handshakes it completed as server (inbound) and as client (outbound), and HBONE CONNECT streams it
+    terminated (inbound) and opened (outbound)."""
 
     inbound_bytes: int = 0
     inbound_cx: int = 0
     outbound_bytes: int = 0
     outbound_cx: int = 0
+    mtls_inbound_bytes: int = 0
+    mtls_outbound_bytes: int = 0
+    tls_inbound_handshakes: int = 0
+    tls_outbound_handshakes: int = 0
+    hbone_inbound: int = 0
+    hbone_outbound: int = 0
 
     def minus(self, before: SidecarCounters) -> SidecarCounters:
-        return SidecarCounters(
-            self.inbound_bytes - before.inbound_bytes,
-            self.inbound_cx - before.inbound_cx,
-            self.outbound_bytes - before.outbound_bytes,
-            self.outbound_cx - before.outbound_cx,
-        )
+        return SidecarCounters(**{k: v - getattr(before, k) for k, v in self.__dict__.items()})
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -173,41 +179,83 @@ class Sidecar:
     process: TrackedProcess | None = None
     rules: dict[str, list[str]] = field(default_factory=dict)
 
-    def counters(self) -> SidecarCounters:
-        """Envoy admin /stats: upstream bytes both ways and connections of the passthrough clusters."""
+    peer_proxy: Sidecar | None = None
+    """A meshed peer's own proxy (its sidecar, or its node's ztunnel), None when the peer is outside the mesh."""
+    access_log: Path | None = None
+    """The proxy's access log of mTLS connections and HBONE streams: the identities it saw."""
+
+    def stats(self) -> dict[str, int]:
+        """Envoy admin /stats (counters), over the admin unix socket."""
         conn = UnixHTTPConnection(self.admin_socket, timeout=5)
         try:
-            clusters = r"^cluster\.(Inbound)?PassthroughCluster\."
-            query = urllib.parse.urlencode({"format": "json", "filter": clusters})
+            query = urllib.parse.urlencode({"format": "json", "filter": STATS_FILTER})
             conn.request("GET", f"/stats?{query}")
             raw = json.loads(conn.getresponse().read())["stats"]
         finally:
             conn.close()
-        stats = {s["name"]: int(s.get("value", 0)) for s in raw if "value" in s}
+        return {s["name"]: int(s.get("value", 0)) for s in raw if "value" in s}
 
-        def get(cluster: str, stat: str) -> int:
-            return stats.get(f"cluster.{cluster}.{stat}", 0)
+    def counters(self) -> SidecarCounters:
+        """Upstream bytes both ways and connections of the clusters each direction leaves by, and the mTLS and
+        HBONE evidence (harness/pod/mtls.py names)."""
+        stats = self.stats()
 
+        def cluster_bytes(*names: str) -> int:
+            return sum(stats.get(f"cluster.{n}.upstream_cx_{d}_bytes_total", 0) for n in names for d in ("rx", "tx"))
+
+        def cluster_cx(*names: str) -> int:
+            return sum(stats.get(f"cluster.{n}.upstream_cx_total", 0) for n in names)
+
+        inbound = ("InboundPassthroughCluster", mtls.HBONE_INBOUND)
+        outbound = ("PassthroughCluster", mtls.MTLS_OUTBOUND, mtls.CONNECT_ORIGINATE)
+        mtls_in = sum(stats.get(f"tcp.{mtls.MTLS_INBOUND}.downstream_cx_{d}_bytes_total", 0) for d in ("rx", "tx"))
         return SidecarCounters(
-            inbound_bytes=get("InboundPassthroughCluster", "upstream_cx_rx_bytes_total")
-            + get("InboundPassthroughCluster", "upstream_cx_tx_bytes_total"),
-            inbound_cx=get("InboundPassthroughCluster", "upstream_cx_total"),
-            outbound_bytes=get("PassthroughCluster", "upstream_cx_rx_bytes_total")
-            + get("PassthroughCluster", "upstream_cx_tx_bytes_total"),
-            outbound_cx=get("PassthroughCluster", "upstream_cx_total"),
+            inbound_bytes=cluster_bytes(*inbound),
+            inbound_cx=cluster_cx(*inbound),
+            outbound_bytes=cluster_bytes(*outbound),
+            outbound_cx=cluster_cx(*outbound),
+            mtls_inbound_bytes=mtls_in + cluster_bytes(mtls.HBONE_INBOUND),
+            mtls_outbound_bytes=cluster_bytes(mtls.MTLS_OUTBOUND, mtls.CONNECT_ORIGINATE),
+            tls_inbound_handshakes=sum(v for k, v in stats.items()
+                                       if k.startswith("listener.") and k.endswith(".ssl.handshake")),
+            tls_outbound_handshakes=sum(stats.get(f"cluster.{n}.ssl.handshake", 0) for n in outbound),
+            hbone_inbound=stats.get(f"http.{mtls.CONNECT_TERMINATE}.downstream_rq_total", 0),
+            hbone_outbound=stats.get(f"cluster.{mtls.CONNECT_ORIGINATE}.upstream_rq_total", 0),
         )
 
+    def identities_seen(self, since: int = 0) -> tuple[list[str], int]:
+        """The SPIFFE ids of the clients in the access log from line `since` on, and the log's line count."""
+        if self.access_log is None or not self.access_log.exists():
+            return [], since
+        lines = self.access_log.read_text().splitlines()
+        seen = []
+        for line in lines[since:]:
+            try:
+                identity = json.loads(line).get("peer_identity")
+            except ValueError:
+                continue
+            if identity and identity != "-":
+                seen.append(identity)
+        return sorted(set(seen)), len(lines)
 
-def admin_socket(bed: TestBed, layout: Layout) -> Path:
-    """The admin socket's path, in a folder of the bed owned by the proxy's uid (which creates the socket)."""
-    folder = bed.runtime_dir() / f"{layout.name}-admin"
+
+STATS_FILTER = (r"^(cluster\.(Inbound)?PassthroughCluster\.|cluster\.(outbound_mtls|connect_originate|inbound_hbone)\."
+                r"|tcp\.inbound_mtls\.|listener\..*\.ssl\.handshake$|http\.connect_terminate\.downstream_rq_total$)")
+
+
+def admin_socket(bed: TestBed, layout: Layout, role: str = "pod") -> Path:
+    """The admin socket's path, in a folder of the bed owned by the proxy's uid (which creates the socket and its
+    access log there). `role`: whose proxy (`pod`, or `peer` for a meshed peer's)."""
+    folder = bed.runtime_dir() / (f"{layout.name}-admin" if role == "pod" else f"{layout.name}-{role}-admin")
     folder.mkdir(exist_ok=True)
     os.chown(folder, layout.uid, layout.uid)
     return folder / "admin.sock"
 
 
-def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path, container: str, spec: Role) -> TrackedProcess:
-    """Envoy as the mesh's proxy container (`container`, with `spec`'s privileges on the docker runtime)."""
+def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path, container: str | None, spec: Role | None, *,
+                        ns: Namespace, tls: MeshTls | None, name: str) -> TrackedProcess:  # fmt: skip
+    """Envoy as the mesh's proxy container in `ns` (`container`, with `spec`'s privileges on the docker runtime;
+    None: a meshed peer's proxy, a process in the peer's namespace)."""
     config = sidecar_bootstrap(
         inbound_port=layout.inbound_port,
         outbound_port=layout.outbound_port,
@@ -218,11 +266,13 @@ def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path, container: st
         inbound_bind="127.0.0.6" if layout.istio else None,
         transparent_inbound=layout.tproxy,
         mark=None,  # see ORIGINAL_SRC note in the module docstring
+        tls=tls,
     )
     # As the injected proxy container: its own uid/gid, and in TPROXY mode CAP_NET_ADMIN for transparent sockets
     # (Istio adds NET_ADMIN in that mode): the mesh mode declares the container's privileges.
-    bed.runtime.add_container(bed, container, spec)
-    proc = start_envoy(bed, config, ns=bed.pod, name=layout.name, uid=layout.uid, net_admin=layout.tproxy,
+    if container is not None and spec is not None:
+        bed.runtime.add_container(bed, container, spec)
+    proc = start_envoy(bed, config, ns=ns, name=name, uid=layout.uid, net_admin=layout.tproxy,
                        ports=[layout.inbound_port, layout.outbound_port], container=container)  # fmt: skip
-    wait_until(admin.exists, timeout=30, what=f"{layout.name}'s admin socket")
+    wait_until(admin.exists, timeout=30, what=f"{name}'s admin socket")
     return proc
