@@ -28,9 +28,10 @@ from harness.analysis.stats import (
     hodges_lehmann_interval,
     median_interval,
 )
-from harness.analysis.summary import caveats
+from harness.analysis.summary import caveats, sidecar_rank
 from harness.lab.kinds import Status
 from harness.metrics.registry import spec
+from harness.pod.mesh import MESHES, mode_of
 
 REFERENCE = "direct"
 
@@ -67,8 +68,23 @@ def binding_order(samples: pd.DataFrame, listed: list[str]) -> list[str]:
 
 
 def sidecar_order(samples: pd.DataFrame, listed: list[str]) -> list[str]:
+    """The run's mesh layouts: by the scenario's order of modes, each mode's client kinds together (outside,
+    meshed; permissive, strict), then anything else the samples hold."""
     seen = list(dict.fromkeys(samples["sidecar"]))
-    return [s for s in listed if s in seen] + [s for s in seen if s not in listed]
+    modes = [m for m in listed if any(mode_of(s) == m for s in seen)]
+    modes += [m for m in dict.fromkeys(mode_of(s) for s in seen) if m not in modes]
+    return sorted(seen, key=lambda s: (modes.index(mode_of(s)), sidecar_rank(s)))
+
+
+def layout_heading(sidecar: str) -> str:
+    """A mesh layout as a column heading: the mode and, where the mode has meshed clients, the client kind and
+    what its traffic crosses (`envoy-redirect, meshed client (mTLS)`)."""
+    mode = mode_of(sidecar)
+    if mode not in MESHES or not MESHES[mode].meshed_clients:
+        return mode
+    client = (f"meshed client ({MESHES[mode].client_tunnel})" if "+meshed" in sidecar
+              else "outside client (plaintext)")  # fmt: skip
+    return f"{mode}, {client}" + (", STRICT" if "+strict" in sidecar else "")
 
 
 def cost_test(samples: pd.DataFrame, family: str) -> str:
@@ -141,7 +157,7 @@ def works(samples: pd.DataFrame, strategy: str, sidecar: str) -> Works:
         return Works("fails" if not setup.empty else "not measured", _common(list(setup.reason.fillna(""))))
     verdicts, reasons = {}, []
     for protocol, rows in cell.groupby(cell.protocol.fillna("tcp"), sort=True):
-        per_direction, bypassed = {}, []
+        per_direction, bypassed, plaintext = {}, [], []
         for direction in ("ingress", "egress"):
             d = rows[rows.direction == direction]
             if not d.empty:
@@ -151,9 +167,13 @@ def works(samples: pd.DataFrame, strategy: str, sidecar: str) -> Works:
                 paths = set(d["path"].dropna()) if "path" in d.columns else set()
                 if failed.empty and "bypassed" in paths:  # it works, but not through the mesh's proxy
                     bypassed.append(direction)
+                if failed.empty and "mesh-plaintext" in paths:  # through the proxies, but not inside mTLS/HBONE
+                    plaintext.append(direction)
         verdict = _direction_verdict(per_direction)
         if bypassed:
             verdict += f", {' and '.join(bypassed)} bypassing the mesh"
+        if plaintext:
+            verdict += f", {' and '.join(plaintext)} not inside mTLS"
         verdicts[str(protocol).upper()] = verdict
     if len(set(verdicts.values())) == 1:
         return Works(next(iter(verdicts.values())), _common(reasons))
@@ -168,8 +188,12 @@ def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str])
     lines = ["## Which binding works with which mesh layout", "",
              "`bypassing the mesh`: the connection works, but the mesh proxy's own counters did not carry its bytes",
              "(so no mesh policy, telemetry or mTLS applies to it). `ambient`: Istio ambient as KubeVirt's pod gets",
-             "it; `ambient-reroute`: with the istio.io/reroute-virtual-interfaces annotation.", "",
-             "| binding | " + " | ".join(sidecars) + " |", "|---|" + "---|" * len(sidecars)]  # fmt: skip
+             "it; `ambient-reroute`: with the istio.io/reroute-virtual-interfaces annotation. An outside client is",
+             "plaintext from outside the mesh; a meshed client is a pod with its own proxy: its sidecar's mTLS or its",
+             "ztunnel's HBONE, and `not inside mTLS` means both proxies carried the bytes but the destination's own",
+             "counters and access log do not show them arriving in mTLS/HBONE with the client's SPIFFE identity.", "",
+             "| binding | " + " | ".join(layout_heading(s) for s in sidecars) + " |",
+             "|---|" + "---|" * len(sidecars)]  # fmt: skip
     for b in bindings:
         cells = [works(samples, b, s) for s in sidecars]
         if all(c.verdict == "not measured" for c in cells):
@@ -260,7 +284,7 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
     lines += mesh_matrix(samples, bindings, sidecars)
     for where, point in sweep_points(samples):  # one set of tables per swept pod/guest MTU
         for sidecar in sidecars:
-            lines += [f"## Sidecar: {sidecar}" + (f" ({where})" if where else ""), ""]
+            lines += [f"## Sidecar: {layout_heading(sidecar)}" + (f" ({where})" if where else ""), ""]
             # only the cost columns this run measured: a column of dashes answers nothing
             costs = [c for c in COSTS if not _measure(point, sidecar, c).empty] or COSTS[:2]
             lines.append("| binding | works | " + " | ".join(c.heading for c in costs) + " |")

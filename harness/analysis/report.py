@@ -28,7 +28,7 @@ from harness.analysis.summary import latency_percentiles, path_matrix, throughpu
 from harness.lab.atomic import write_text
 from harness.lab.kinds import Status
 from harness.metrics.registry import unit as metric_unit  # noqa: E402
-from harness.pod.mesh import MESHES, SidecarKind  # noqa: E402
+from harness.pod.mesh import MESHES, SidecarKind, mode_of  # noqa: E402
 
 
 @dataclass
@@ -63,8 +63,11 @@ def load_run(run_dir: str | Path) -> Run:
 
 
 def style_of(sidecar: str) -> tuple[object, str]:
-    """The mesh mode's line style and bar hatch, as its class declares them (harness/pod/mesh.py)."""
-    return MESHES[sidecar].style if sidecar in MESHES else ("-", "")
+    """The mesh mode's line style and bar hatch, as its class declares them (harness/pod/mesh.py); a meshed
+    client's layout draws the mode's hatch twice as dense."""
+    mode = mode_of(sidecar)
+    line, hatch = MESHES[mode].style if mode in MESHES else ("-", "")
+    return line, hatch * 2 if "+meshed" in str(sidecar) else hatch
 
 
 MIN_N_FOR_CI = MIN_N["order"]

@@ -25,10 +25,15 @@ class Sample:
 
     strategy: str
     sidecar: str
+    """The mesh layout: the mode (`envoy-redirect`, `ambient`, ...), then `+meshed` when the peer is a meshed
+    pod and `+strict` under STRICT PeerAuthentication (harness.pod.mesh.layout_label); `peer` and
+    `peer_authentication` repeat those parts, so every analysis keyed on `sidecar` keeps the client kinds apart."""
     scenario: str
     repetition: int
     block: int | None = None  # the block of the paired design (harness/experiment/plan.py); = repetition
     slot: int | None = None  # the bed's position in its block: adjacent slots ran one after the other
+    peer: str = "outside"  # outside the mesh (plaintext) or meshed (its own proxy: mTLS / HBONE)
+    peer_authentication: str = "permissive"
     runtime: str = "netns"
     compute_caps: str | None = None  # docker runtime: compute's capabilities vs Docker's defaults, missing devices
     guest: str = "netns"
@@ -57,22 +62,30 @@ class Sample:
     path: str | None = None
     sidecar_bytes: int | None = None
     sidecar_connections: int | None = None
+    mtls_bytes: int | None = None  # bytes the destination's proxy took inside mTLS / HBONE (meshed peers)
+    tls_handshakes: int | None = None  # mTLS handshakes the destination's proxy completed as server
+    hbone_streams: int | None = None  # HBONE CONNECT streams the destination's proxy terminated
+    peer_identity: str = ""  # the SPIFFE id(s) the destination's proxy saw in the client's certificate
+    peer_proxy_bytes: int | None = None  # bytes the meshed peer's own proxy carried for the test
     run_id: str = ""
     timestamp: str = ""
 
 
 COLUMNS = [
     "run_id", "runtime", "compute_caps", "guest", "accel", "vcpus", "memory_mb", "strategy", "options", "pod_mtu",
-    "guest_mtu", "sidecar", "scenario", "test", "message_bytes", "streams", "load", "direction", "protocol",
-    "repetition", "block", "slot", "metric", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct",
-    "status", "reason", "path", "sidecar_bytes", "sidecar_connections", "tools", "caveat", "timestamp",
+    "guest_mtu", "sidecar", "peer", "peer_authentication", "scenario", "test", "message_bytes", "streams", "load",
+    "direction", "protocol", "repetition", "block", "slot", "metric", "value", "unit", "retransmits",
+    "cpu_client_pct", "cpu_server_pct", "status", "reason", "path", "sidecar_bytes", "sidecar_connections",
+    "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_identity", "peer_proxy_bytes", "tools", "caveat",
+    "timestamp",
 ]  # fmt: skip
 """The column order of samples.parquet / samples.csv (every field of Sample)."""
 assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample disagree"
 
 
 SWEEP_INT_COLUMNS = ("pod_mtu", "guest_mtu", "message_bytes", "streams")
-INT_COLUMNS = (*SWEEP_INT_COLUMNS, "block", "slot")
+INT_COLUMNS = (*SWEEP_INT_COLUMNS, "block", "slot", "mtls_bytes", "tls_handshakes", "hbone_streams",
+               "peer_proxy_bytes")
 CELL_SWEEP_COLUMNS = ("pod_mtu", "guest_mtu")
 """Columns a sweep varies per cell (the bed and the guest); message_bytes and streams vary per test and are in
 the test's label when swept, so analyses keyed on the test keep them apart."""
@@ -186,6 +199,8 @@ def load_samples(run_dir: Path) -> pd.DataFrame:
     for col in COLUMNS:  # a run from before a column existed reads with that column empty
         if col not in frame.columns:
             frame[col] = pd.array([None] * len(frame), dtype="Int64" if col in INT_COLUMNS else "object")
+    for col, value in (("peer", "outside"), ("peer_authentication", "permissive")):  # runs before meshed peers
+        frame[col] = frame[col].fillna(value)
     if "path" in frame.columns:  # runs before ambient called the mesh's path "through-sidecar"
         frame["path"] = frame["path"].replace("through-sidecar", "through-mesh")
     return frame

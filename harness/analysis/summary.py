@@ -10,7 +10,7 @@ from rich.table import Table
 from harness.analysis.blocks import CostKey, cost_interval, has_blocks
 from harness.analysis.findings import findings_for
 from harness.lab.kinds import Status, TrafficPath
-from harness.pod.mesh import SidecarKind
+from harness.pod.mesh import SidecarKind, mode_of
 
 
 def throughput_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -46,9 +46,12 @@ def caveats(df: pd.DataFrame) -> dict[tuple[str, str], str]:
 
 
 def sidecar_rank(sidecar: str) -> int:
-    """none first, then the sidecar kinds in their declared order."""
+    """none first, then the sidecar kinds in their declared order; within a mode the outside client, then the
+    meshed one, each permissive before strict."""
     kinds = [str(k) for k in SidecarKind]
-    return kinds.index(sidecar) if sidecar in kinds else len(kinds)
+    mode = mode_of(sidecar)
+    within = 2 * ("+meshed" in str(sidecar)) + ("+strict" in str(sidecar))
+    return 4 * (kinds.index(mode) if mode in kinds else len(kinds)) + within
 
 
 def binding_rank(strategy_order: list[str] | None) -> dict[str, int]:

@@ -13,7 +13,8 @@ from harness.experiment.outcome import Metric, Outcome
 from harness.guests.attachment import Attachment
 from harness.lab.bed import TestBed
 from harness.lab.kinds import Direction, Status, TrafficPath
-from harness.pod.sidecars import Sidecar
+from harness.lab.waiting import TimedOut, wait_until
+from harness.pod.sidecars import Sidecar, SidecarCounters
 
 
 @dataclass
@@ -53,7 +54,7 @@ def run_test(test: TestKind, direction: Direction, cell: Cell) -> list[Sample]:
     label = cell.file_label(test, direction)
     pids = [p.pid for p in cell.bed.processes]
     try:
-        counters_before = cell.sidecar.counters() if cell.sidecar else None
+        counters_before = MeshSnapshot.take(cell.sidecar) if cell.sidecar else None
     except OSError as e:
         counters_before = e
     cpu_before, harness_before = snapshot(pids), own_cpu_seconds()
@@ -94,34 +95,86 @@ def cost_metrics(outcome: Outcome, spent: CpuCost) -> list[Metric]:
 
 
 @dataclass(frozen=True)
+class MeshSnapshot:
+    """The mesh's counters at one moment: the pod's proxy, a meshed peer's proxy, and how long their access logs
+    (the identities they saw) were."""
+
+    pod: SidecarCounters
+    peer: SidecarCounters | None
+    pod_log: int
+    peer_log: int
+
+    @classmethod
+    def take(cls, sidecar: Sidecar) -> MeshSnapshot:
+        peer = sidecar.peer_proxy
+        return cls(sidecar.counters(), peer.counters() if peer else None, sidecar.identities_seen()[1],
+                   peer.identities_seen()[1] if peer else 0)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Evidence:
     path: TrafficPath
     reason: str = ""
     sidecar_bytes: int | None = None
     sidecar_connections: int | None = None
+    mtls_bytes: int | None = None
+    tls_handshakes: int | None = None
+    hbone_streams: int | None = None
+    peer_identity: str = ""
+    peer_proxy_bytes: int | None = None
 
     def columns(self) -> dict:
-        return {"path": self.path, "sidecar_bytes": self.sidecar_bytes, "sidecar_connections": self.sidecar_connections}
+        return {k: v for k, v in self.__dict__.items() if k != "reason"}
 
 
 def traversal(outcome: Outcome, direction: Direction, sidecar: Sidecar | None, before) -> Evidence:
-    """Did the bytes cross the sidecar? Envoy's own counters before and after the test decide: at least half
-    of the payload bytes the test moved must show in the passthrough cluster of that direction."""
+    """Did the bytes cross the mesh? The proxies' own counters before and after the test decide: at least half of
+    the payload bytes the test moved must show in the pod proxy's clusters of that direction. With a meshed peer,
+    `through-mesh` also needs them inside mTLS (or HBONE) between the two proxies: at least half of them leaving
+    the source's proxy in its mTLS cluster and arriving in the destination's mTLS chain (or HBONE terminator),
+    and the destination having seen the source's SPIFFE id; bytes both proxies carried in plaintext are
+    `mesh-plaintext`."""
     if sidecar is None:
         return Evidence(TrafficPath.NO_SIDECAR if outcome.status is Status.OK else TrafficPath.FAILED)
     try:
         if isinstance(before, OSError):
             raise before
-        delta = sidecar.counters().minus(before)
+        after = MeshSnapshot.take(sidecar)
     except OSError as e:
         return Evidence(TrafficPath.NO_EVIDENCE, f"sidecar admin {sidecar.admin_socket} unreadable ({e.strerror or e})")
+    delta = after.pod.minus(before.pod)
     inbound = Direction(direction) is Direction.INGRESS
     crossed = delta.inbound_bytes if inbound else delta.outbound_bytes
     connections = delta.inbound_cx if inbound else delta.outbound_cx
+    half = outcome.bytes_moved / 2
     if outcome.status is not Status.OK:
         path = TrafficPath.FAILED
-    elif outcome.bytes_moved and crossed >= outcome.bytes_moved / 2:
+    elif outcome.bytes_moved and crossed >= half:
         path = TrafficPath.THROUGH_MESH
     else:
         path = TrafficPath.BYPASSED
-    return Evidence(path, "", crossed, connections)
+    peer = sidecar.peer_proxy
+    if peer is None or after.peer is None or before.peer is None:
+        return Evidence(path, "", crossed, connections)
+    peer_delta = after.peer.minus(before.peer)
+    source, destination = (peer_delta, delta) if inbound else (delta, peer_delta)
+    receiver, since = (sidecar, before.pod_log) if inbound else (peer, before.peer_log)
+    expected = peer.spiffe_id if inbound else sidecar.spiffe_id
+    seen: list[str] = []
+    if destination.mtls_inbound_bytes:
+        # tcp_proxy writes its access log line when a connection closes; Envoy flushes the file every 100 ms
+        try:
+            seen = wait_until(lambda: receiver.identities_seen(since)[0], timeout=3, what="the access log",
+                              interval=0.05)  # fmt: skip
+        except TimedOut:
+            seen = []
+    over_mtls = (outcome.bytes_moved and source.mtls_outbound_bytes >= half
+                 and destination.mtls_inbound_bytes >= half and expected in seen)  # fmt: skip
+    if path is TrafficPath.THROUGH_MESH and not over_mtls:
+        path = TrafficPath.MESH_PLAINTEXT
+    return Evidence(
+        path, "", crossed, connections,
+        mtls_bytes=destination.mtls_inbound_bytes, tls_handshakes=destination.tls_inbound_handshakes,
+        hbone_streams=destination.hbone_inbound, peer_identity=" ".join(seen),
+        peer_proxy_bytes=peer_delta.outbound_bytes if inbound else peer_delta.inbound_bytes,
+    )  # fmt: skip

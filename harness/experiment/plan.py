@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from harness.experiment.kinds import TestKind
-from harness.experiment.scenario import NETNS_CELL_S, QEMU_CELL_S, SIDECAR_S, CellSpec, Scenario
+from harness.experiment.scenario import NETNS_CELL_S, QEMU_CELL_S, CellSpec, Scenario
 from harness.guests.spec import GuestSpec
 from harness.lab.kinds import Direction, GuestKind
-from harness.pod.mesh import SidecarKind
 from strategies import strategy_class
 from strategies.base import Services, Strategy, StrategyOptions
 
@@ -46,15 +45,16 @@ class CellPlan:
         return self.spec.strategy == REFERENCE
 
     @property
-    def group(self) -> tuple[SidecarKind, int | None]:
-        return self.spec.sidecar, self.spec.pod_mtu
+    def group(self) -> tuple[str, int | None]:
+        """The reference group: a binding is judged against the direct of its own mesh layout and pod MTU."""
+        return self.spec.layout, self.spec.pod_mtu
 
     def strategy(self, services: Services) -> Strategy:
         return self.strategy_cls(self.options, services=services, sidecar=self.spec.sidecar)
 
     def bed_seconds(self) -> float:
         bed = QEMU_CELL_S if self.has_vm and self.guest.kind == GuestKind.QEMU else NETNS_CELL_S
-        return bed + (SIDECAR_S if self.spec.sidecar != SidecarKind.NONE else 0.0)
+        return bed + self.spec.mesh_seconds()
 
 
 @dataclass(frozen=True)

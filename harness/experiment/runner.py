@@ -243,7 +243,8 @@ def cell_row(scenario: Scenario, slot: Slot, paired: bool, runtime_label: str | 
     guest_mtu = cell.guest_mtu if isinstance(cell.guest_mtu, int) else None
     if cell.guest_mtu == "pod":
         guest_mtu = cell.pod_mtu or AddressPlan.mtu
-    return Sample(strategy=cell.strategy, options=plan.options.model_dump_json(), sidecar=str(cell.sidecar),
+    return Sample(strategy=cell.strategy, options=plan.options.model_dump_json(), sidecar=cell.layout,
+                  peer=str(cell.client.peer), peer_authentication=str(cell.client.authentication),
                   scenario=scenario.name, repetition=slot.block, block=slot.block,
                   slot=slot.slot if paired else None,
                   runtime=scenario.runtime,
@@ -292,7 +293,8 @@ class CellRunner:
             try:
                 bed.build()
                 # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
-                sidecar = install_sidecar(bed, cell.spec.sidecar, vm_interfaces=list(cell.strategy_cls.vm_interfaces))
+                sidecar = install_sidecar(bed, cell.spec.sidecar, vm_interfaces=list(cell.strategy_cls.vm_interfaces),
+                                          client=cell.spec.client)  # fmt: skip
                 guest_mtu = cell.spec.guest_mtu if cell.has_vm else None
                 with bed.strategy_setup():
                     attachment = strategy.setup(bed, driver_for(cell.guest, slot.label, mtu=guest_mtu))

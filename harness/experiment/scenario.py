@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from harness.experiment.kinds import TEST_KINDS, Strict, Test
 from harness.guests.spec import QemuOptions
 from harness.lab.kinds import GuestKind
-from harness.pod.mesh import SidecarKind
+from harness.pod.mesh import Client, SidecarKind, layout_label, mesh_for
+from harness.pod.mtls import PeerAuthentication, PeerKind
 from strategies import STRATEGIES
 from strategies.base import Services, StrategyOptions
 
@@ -41,11 +42,23 @@ class CellSpec:
     sidecar: SidecarKind
     pod_mtu: int | None = None
     guest_mtu: int | Literal["pod"] | None = None
+    client: Client = Client()
+    """The peer: outside the mesh or meshed, and the pods' PeerAuthentication."""
+
+    def mesh_seconds(self) -> float:
+        """About what the mesh adds to a bed's setup: the pod's proxy, and a meshed peer's."""
+        proxies = (self.sidecar != SidecarKind.NONE) + self.client.meshed
+        return SIDECAR_S * proxies
+
+    @property
+    def layout(self) -> str:
+        """The mesh layout's label (the rows' `sidecar` column): mode and client kind."""
+        return layout_label(self.sidecar, self.client)
 
     @property
     def label(self) -> str:
         """Names the cell's files and progress line: `masquerade-none` or `masquerade-none-mtu1450-gpod`."""
-        text = f"{self.strategy}-{self.sidecar}"
+        text = f"{self.strategy}-{self.layout}"
         text += f"-mtu{self.pod_mtu}" if self.pod_mtu else ""
         return text + (f"-g{self.guest_mtu}" if self.guest_mtu else "")
 
@@ -126,6 +139,14 @@ class Scenario(Strict):
     """Strategy names, or names of `variants` (a strategy with other options, measured side by side)."""
     variants: dict[str, Variant] = Field(default_factory=dict)
     sidecars: list[SidecarKind] = Field(default_factory=lambda: [SidecarKind.NONE], min_length=1)
+    peers: list[PeerKind] = Field(default_factory=lambda: [PeerKind.OUTSIDE], min_length=1)
+    """Who is on the other side of the pod: `outside` (a plaintext client/server outside the mesh) and/or
+    `meshed` (a pod with its own proxy: Istio mTLS between sidecars, HBONE between ztunnels). Modes without meshed
+    clients (none, linkerd-style) get the outside peer only."""
+    peer_authentication: list[PeerAuthentication] = Field(default_factory=lambda: [PeerAuthentication.PERMISSIVE],
+                                                          min_length=1)  # fmt: skip
+    """Istio's PeerAuthentication mode(s): `permissive` (mTLS and plaintext accepted) and/or `strict` (plaintext
+    refused); Istio's modes only."""
     repetitions: int = Field(3, ge=1, le=1000)
     """Blocks to run (each binding once, next to direct); with `precision`, the pilot's blocks (at least
     `pilot_blocks`)."""
@@ -231,8 +252,15 @@ class Scenario(Strict):
             chosen = not self.sweep.guest_mtu_strategies or label in self.sweep.guest_mtu_strategies
             guest_mtus = (self.sweep.guest_mtu or [None]) if has_vm and chosen else [None]
             for sidecar in self.sidecars:
-                cells += [CellSpec(label, sidecar, pod, guest) for pod in pod_mtus for guest in guest_mtus]
+                for client in self.clients(sidecar):
+                    cells += [CellSpec(label, sidecar, pod, guest, client) for pod in pod_mtus for guest in guest_mtus]
         return cells
+
+    def clients(self, sidecar: SidecarKind) -> list[Client]:
+        """The peers and PeerAuthentication modes a mesh mode is measured with (Istio's modes only have them)."""
+        if not mesh_for(sidecar).meshed_clients:
+            return [Client()]
+        return [Client(peer, authn) for peer in self.peers for authn in self.peer_authentication]
 
     def estimated_seconds(self) -> float:
         """About how long the run takes: every cell's bed (a QEMU guest boots in each) and tests, per repetition."""
@@ -243,7 +271,7 @@ class Scenario(Strict):
             has_vm = STRATEGIES[self.strategy_of(cell.strategy)].has_vm
             bed = QEMU_CELL_S if has_vm and self.guest == GuestKind.QEMU else NETNS_CELL_S
             beds = 2 if paired and cell.strategy != "direct" else 1  # each binding brings a direct beside it
-            total += beds * (bed + per_cell + (SIDECAR_S if cell.sidecar != SidecarKind.NONE else 0.0))
+            total += beds * (bed + per_cell + cell.mesh_seconds())
         return total * self.blocks_planned()
 
     def blocks_planned(self) -> int:

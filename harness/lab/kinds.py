@@ -27,6 +27,7 @@ class TrafficPath(StrEnum):
     NO_SIDECAR = "no-sidecar"
     THROUGH_MESH = "through-mesh"  # the mesh's proxy carried them: the sidecar, or the node proxy in ambient
     BYPASSED = "bypassed"
+    MESH_PLAINTEXT = "mesh-plaintext"  # a meshed peer's bytes crossed the proxies, but not inside mTLS / HBONE
     FAILED = "failed"
     NO_EVIDENCE = "no-evidence"
 

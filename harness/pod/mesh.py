@@ -91,6 +91,17 @@ class Client:
         return self.authentication is PeerAuthentication.STRICT
 
 
+def layout_label(kind: SidecarKind | str, client: Client) -> str:
+    """The mesh layout's name in rows and tables: the mode, `+meshed` for a meshed client, `+strict` under STRICT
+    (`envoy-redirect`, `envoy-redirect+meshed`, `ambient+meshed+strict`)."""
+    return str(kind) + ("+meshed" if client.meshed else "") + ("+strict" if client.strict else "")
+
+
+def mode_of(label: str) -> str:
+    """The mesh mode of a layout label (`ambient+meshed` -> `ambient`)."""
+    return str(label).split("+")[0]
+
+
 def mesh_identities(bed: TestBed, client: Client, proxy_uid: int) -> tuple[MeshTls, MeshTls | None]:
     """A fresh mesh CA for the bed, the pod proxy's mTLS settings and, for a meshed client, the peer proxy's: each
     knows the other's address and SPIFFE id; access logs beside their admin sockets."""
@@ -175,7 +186,7 @@ class IstioSidecar(Mesh):
         layout = self.layout
         sidecar = Sidecar(layout, ns, admin_socket(bed, layout, role))
         tls = with_log(tls, sidecar.admin_socket)
-        sidecar.access_log = tls.access_log if tls else None
+        sidecar.access_log, sidecar.spiffe_id = (tls.access_log, tls.own.spiffe_id) if tls else (None, "")
         sidecar.rules = self.rules(vm_interfaces)
         for table, rules in sidecar.rules.items():
             apply_iptables(init_runner, table, rules)  # the init container: NET_ADMIN, NET_RAW
@@ -246,7 +257,7 @@ class Ambient(Mesh):
                     ) -> Sidecar:  # fmt: skip
         sidecar = Sidecar(self.layout, ns, admin_socket(bed, self.layout, role))
         tls = with_log(tls, sidecar.admin_socket)
-        sidecar.access_log = tls.access_log if tls else None
+        sidecar.access_log, sidecar.spiffe_id = (tls.access_log, tls.own.spiffe_id) if tls else (None, "")
         sidecar.rules = ambient.inpod_rules(vm_interfaces)
         for table, rules in sidecar.rules.items():
             apply_iptables(ns, table, rules)  # istio-cni's node agent, in the pod's namespace

@@ -181,6 +181,8 @@ class Sidecar:
 
     peer_proxy: Sidecar | None = None
     """A meshed peer's own proxy (its sidecar, or its node's ztunnel), None when the peer is outside the mesh."""
+    spiffe_id: str = ""
+    """The identity in this proxy's workload certificate (empty without mTLS)."""
     access_log: Path | None = None
     """The proxy's access log of mTLS connections and HBONE streams: the identities it saw."""
 
