@@ -15,7 +15,7 @@ VM_PACKAGES := qemu-system-x86 seabios ipxe-qemu linux-image-amd64 busybox-stati
 DOCKER_PACKAGES := docker.io
 # The tests' reader of report.html (tests/test_browser.py, `vmnetbench report --screenshot`): Debian's Chromium,
 # run headless.
-TEST_PACKAGES := chromium
+TEST_PACKAGES := chromium openssl
 PYTEST_ARGS ?=
 
 .PHONY: deps deps-debian deps-test deps-python deps-current bench test lint clean-beds report gate gate-baseline docker-up docker-down

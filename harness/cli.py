@@ -36,13 +36,17 @@ def run(
     ] = None,
     time_budget: Annotated[
         str | None,
-        typer.Option(help="Refuse to start a run whose estimate exceeds this: 15m, 900s, 1h (sweeps grow fast); "
-                     "with --precision, also the time after which no block is added."),
+        typer.Option(
+            help="Refuse to start a run whose estimate exceeds this: 15m, 900s, 1h (sweeps grow fast); "
+            "with --precision, also the time after which no block is added."
+        ),
     ] = None,
     precision: Annotated[
         str | None,
-        typer.Option(help="Add blocks until every binding's ratio to direct is within +-this (95%, Stein's "
-                     "two-stage rule): 10%, 0.05. The scenario's `precision` otherwise."),
+        typer.Option(
+            help="Add blocks until every binding's ratio to direct is within +-this (95%, Stein's "
+            "two-stage rule): 10%, 0.05. The scenario's `precision` otherwise."
+        ),
     ] = None,
     runtime: Annotated[
         str | None, typer.Option(help="Where pods live, overriding the scenario's: netns or docker.")
@@ -109,8 +113,9 @@ def run(
         except EngineUnavailable as e:
             fail(str(e))
     try:
-        outcome = run_scenario(parsed, text, str(scenario), results_root=results, run_id=run_id, console=console,
-                               time_budget_s=budget)
+        outcome = run_scenario(
+            parsed, text, str(scenario), results_root=results, run_id=run_id, console=console, time_budget_s=budget
+        )
     except (RunIdInUse, ResultsFolderError, EngineUnavailable) as e:
         fail(str(e))
     except Interrupted as e:  # before KeyboardInterrupt, its base class

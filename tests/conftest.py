@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from harness.experiment.iperf import measure_tcp_throughput
-from harness.experiment.measure import traversal
+from harness.experiment.measure import MeshSnapshot, traversal
 from harness.experiment.outcome import Outcome
 from harness.guests.attachment import Ends
 from harness.guests.driver import GuestDriver
@@ -131,7 +131,7 @@ def run_through(bed, guest, strategy: str, sidecar: str, direction: str, options
     cls = strategy_class(strategy)
     side = install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces))
     attachment = cls(cls.Options(**(options or {})), sidecar=sidecar).setup(bed, guest)
-    before = side.counters() if side else None
+    before = MeshSnapshot.take(side) if side else None
     sample = measure_tcp_throughput(
         attachment.ends(direction),
         port=5201,

@@ -107,8 +107,13 @@ def test_a_precision_run_stops_by_steins_rule_or_says_why(tmp_path):
     lines = answer.splitlines()
     row = next(line for line in lines if line.startswith("| masquerade |"))
     header = next(line for line in reversed(lines[: lines.index(row)]) if line.startswith("| binding |"))
-    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")],
-                     strict=True))  # the table shows only the cost columns the run measured
+    cells = dict(
+        zip(
+            [c.strip() for c in header.strip("|").split("|")],
+            [c.strip() for c in row.strip("|").split("|")],
+            strict=True,
+        )
+    )  # the table shows only the cost columns the run measured
     assert "(stein 95% n=" in cells["TCP in"]  # the judged metric
     assert "(t 95% n=" in cells["CPU/GB in"] or "no interval" in cells["CPU/GB in"]  # not judged: its blocks were not
     # chosen for it

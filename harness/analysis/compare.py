@@ -50,7 +50,7 @@ def load_gates(path: Path = DEFAULT_GATES) -> tuple[dict[str, Gate], list[dict]]
     try:
         if not path.is_file():
             raise GatesError(f"option --gates: {path} is not a file; give a gates YAML file like benchmarks/gates.yaml")
-        config = yaml.safe_load(path.read_bytes()[:1 << 20].decode("utf-8"))
+        config = yaml.safe_load(path.read_bytes()[: 1 << 20].decode("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise GatesError(f"option --gates: {path} is not a readable gates YAML file "
                          f"({' '.join(str(e).split())[:120]})") from None  # fmt: skip
@@ -216,8 +216,11 @@ def _verdict(key: dict, base: np.ndarray, new: np.ndarray, gate: Gate | None) ->
         row["_p_better"] = welch_p_worse(base, new, higher_is_better=not higher)
         interval = welch_ratio_interval(new, base, level=0.90)
         equivalent = 1 - gate.min_effect <= interval.low and interval.high <= 1 + gate.min_effect
-        text = f"ratio {interval.estimate:.2f}, 90% Welch interval [{interval.low:.2f}, {interval.high:.2f}] " + (
-            "within" if equivalent else "not within") + f" +-{gate.min_effect:.0%}"
+        text = (
+            f"ratio {interval.estimate:.2f}, 90% Welch interval [{interval.low:.2f}, {interval.high:.2f}] "
+            + ("within" if equivalent else "not within")
+            + f" +-{gate.min_effect:.0%}"
+        )
     else:  # zeros (UDP loss): ranks, no ratio interval
         row["test_name"] = "Mann-Whitney U"
         row["_p_worse"] = float(mannwhitneyu(new, base, alternative="less" if higher else "greater").pvalue)

@@ -84,8 +84,7 @@ assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample dis
 
 
 SWEEP_INT_COLUMNS = ("pod_mtu", "guest_mtu", "message_bytes", "streams")
-INT_COLUMNS = (*SWEEP_INT_COLUMNS, "block", "slot", "mtls_bytes", "tls_handshakes", "hbone_streams",
-               "peer_proxy_bytes")
+INT_COLUMNS = (*SWEEP_INT_COLUMNS, "block", "slot", "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_proxy_bytes")
 CELL_SWEEP_COLUMNS = ("pod_mtu", "guest_mtu")
 """Columns a sweep varies per cell (the bed and the guest); message_bytes and streams vary per test and are in
 the test's label when swept, so analyses keyed on the test keep them apart."""

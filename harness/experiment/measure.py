@@ -32,8 +32,12 @@ class Cell:
 
     def file_label(self, test: TestKind, direction: Direction) -> str:
         name = self.name or f"{self.base.strategy}-{self.base.sidecar}"
-        return re.sub(r"[@/+]", "-", f"{name}-{test.label}-{direction}-r{self.base.repetition}"
-                      + (f"s{self.base.slot}" if self.base.slot else ""))
+        return re.sub(
+            r"[@/+]",
+            "-",
+            f"{name}-{test.label}-{direction}-r{self.base.repetition}"
+            + (f"s{self.base.slot}" if self.base.slot else ""),
+        )
 
 
 def row_for_test(cell: Cell, test: TestKind, direction: Direction) -> Sample:

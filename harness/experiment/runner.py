@@ -165,8 +165,9 @@ def run_scenario(
                     for index in range(1, pilot + 1):
                         cells.run_block(plan.block(index, rng))
                     if scenario.precision and plan.paired:
-                        precision = PrecisionState(scenario.precision, pilot, time_budget_s,
-                                                   {t.label: t.primary_metric for t in plan.tests})
+                        precision = PrecisionState(
+                            scenario.precision, pilot, time_budget_s, {t.label: t.primary_metric for t in plan.tests}
+                        )
                         precision.update(writer.frame(), index, time.monotonic() - started)
                         while precision.wants_more(time.monotonic() - started):
                             index += 1

@@ -49,7 +49,6 @@ class UserModeNet:
         return f"{self.network[100]}/{self.network.prefixlen}"
 
 
-
 @dataclass(frozen=True)
 class PasstNet:
     """passt/pasta between the VM and the pod: the guest takes the pod's address and gateway; the pod's ports

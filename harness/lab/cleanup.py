@@ -59,8 +59,9 @@ def live_owner(ledgers: list[dict]) -> int | None:
     return next((s["owner_pid"] for s in ledgers if _owner_alive(s)), None)
 
 
-def clean(run_id: str | None = None, *, force: bool = False,
-          leftovers: Sequence[Callable[[str], list[str]]] = ()) -> CleanReport:
+def clean(
+    run_id: str | None = None, *, force: bool = False, leftovers: Sequence[Callable[[str], list[str]]] = ()
+) -> CleanReport:
     """Clean one run (refusing a live one unless `force`), or, without a run id, every dead run plus any
     `vmnb-` namespace of a run that has no ledger at all."""
     report = CleanReport()

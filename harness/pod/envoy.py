@@ -175,8 +175,13 @@ def sidecar_bootstrap(
         original_dst_cluster("InboundPassthroughCluster", bind_source=inbound_bind),
     ]
     if tls is not None and tls.meshed:
-        outbound["filter_chains"].insert(0, {"filter_chain_match": mtls.meshed_match(tls),
-                                             "filters": [mtls.tcp_proxy(mtls.MTLS_OUTBOUND, mtls.MTLS_OUTBOUND)]})
+        outbound["filter_chains"].insert(
+            0,
+            {
+                "filter_chain_match": mtls.meshed_match(tls),
+                "filters": [mtls.tcp_proxy(mtls.MTLS_OUTBOUND, mtls.MTLS_OUTBOUND)],
+            },
+        )
         clusters.append(mtls.outbound_mtls_cluster(tls, original_dst_cluster(mtls.MTLS_OUTBOUND)))
     return {
         "admin": admin_pipe_config(admin_socket),

@@ -198,6 +198,8 @@ def connect_terminate_listener(tls: MeshTls, address: dict, served_ip: str, *, m
 
 def hbone_inbound_cluster(base: dict) -> dict:
     """`base` (an ORIGINAL_DST cluster) sending each CONNECT stream to the address in its authority."""
-    return {**base, "name": HBONE_INBOUND,
-            "original_dst_lb_config": {"use_http_header": True, "http_header_name": ":authority"}}
-
+    return {
+        **base,
+        "name": HBONE_INBOUND,
+        "original_dst_lb_config": {"use_http_header": True, "http_header_name": ":authority"},
+    }

@@ -186,11 +186,12 @@ class Sidecar:
     access_log: Path | None = None
     """The proxy's access log of mTLS connections and HBONE streams: the identities it saw."""
 
-    def stats(self) -> dict[str, int]:
-        """Envoy admin /stats (counters), over the admin unix socket."""
+    def stats(self, pattern: str = "") -> dict[str, int]:
+        """Envoy admin /stats (counters) whose names match `pattern` (default: those the evidence reads), over the
+        admin unix socket."""
         conn = UnixHTTPConnection(self.admin_socket, timeout=5)
         try:
-            query = urllib.parse.urlencode({"format": "json", "filter": STATS_FILTER})
+            query = urllib.parse.urlencode({"format": "json", "filter": pattern or STATS_FILTER})
             conn.request("GET", f"/stats?{query}")
             raw = json.loads(conn.getresponse().read())["stats"]
         finally:
@@ -218,8 +219,9 @@ class Sidecar:
             outbound_cx=cluster_cx(*outbound),
             mtls_inbound_bytes=mtls_in + cluster_bytes(mtls.HBONE_INBOUND),
             mtls_outbound_bytes=cluster_bytes(mtls.MTLS_OUTBOUND, mtls.CONNECT_ORIGINATE),
-            tls_inbound_handshakes=sum(v for k, v in stats.items()
-                                       if k.startswith("listener.") and k.endswith(".ssl.handshake")),
+            tls_inbound_handshakes=sum(
+                v for k, v in stats.items() if k.startswith("listener.") and k.endswith(".ssl.handshake")
+            ),
             tls_outbound_handshakes=sum(stats.get(f"cluster.{n}.ssl.handshake", 0) for n in outbound),
             hbone_inbound=stats.get(f"http.{mtls.CONNECT_TERMINATE}.downstream_rq_total", 0),
             hbone_outbound=stats.get(f"cluster.{mtls.CONNECT_ORIGINATE}.upstream_rq_total", 0),
@@ -241,8 +243,10 @@ class Sidecar:
         return sorted(set(seen)), len(lines)
 
 
-STATS_FILTER = (r"^(cluster\.(Inbound)?PassthroughCluster\.|cluster\.(outbound_mtls|connect_originate|inbound_hbone)\."
-                r"|tcp\.inbound_mtls\.|listener\..*\.ssl\.handshake$|http\.connect_terminate\.downstream_rq_total$)")
+STATS_FILTER = (
+    r"^(cluster\.(Inbound)?PassthroughCluster\.|cluster\.(outbound_mtls|connect_originate|inbound_hbone)\."
+    r"|tcp\.inbound_mtls\.|listener\..*\.ssl\.handshake$|http\.connect_terminate\.downstream_rq_total$)"
+)
 
 
 def admin_socket(bed: TestBed, layout: Layout, role: str = "pod") -> Path:

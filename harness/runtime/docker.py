@@ -63,7 +63,6 @@ class ComputeSpec:
         return " ".join(parts or ["docker-default"]) + "".join(f" no {d}" for d in missing) + seccomp
 
 
-
 # The mesh's containers (proxy, init) are declared by each mesh mode (harness/pod/mesh.py), not here.
 
 

@@ -46,6 +46,8 @@ TOOLS: tuple[Tool, ...] = (
     Tool("cat", "cat", None, in_runtime_image=True),
     # reads report.html as people see it (harness/analysis/browser.py); the tests' deps install it (TEST_PACKAGES)
     Tool("chromium", "chromium", "chromium"),
+    # an independent TLS client in the tests: the mesh's mTLS refuses a certificate from another CA (test_meshed.py)
+    Tool("openssl", "openssl", "openssl", ("openssl", "version")),
 )
 
 
