@@ -162,6 +162,7 @@ def sidecar_bootstrap(
     }
     if tls is not None:
         inbound["filter_chains"] = mtls.inbound_chains(tls, "InboundPassthroughCluster")
+        inbound["continue_on_listener_filters_timeout"] = True  # as Istio's inbound listeners
     if transparent_inbound:
         inbound["transparent"] = True
     outbound = {

@@ -19,6 +19,10 @@ Followed (istio/istio master 86c9f01, 2026-08-22):
 - HBONE termination (ztunnel's inbound, port 15008 in the destination pod): TLS requiring a client certificate,
   an HTTP connection manager with CONNECT upgrades and HTTP/2 allow_connect, a connect_matcher route to the
   CONNECT authority (listener_waypoint.go buildConnectTerminateListener / buildHCMConnectTerminateChain).
+Measured consequence of the tls_inspector (as in Istio): a plaintext client that sends fewer bytes than a TLS
+record header and then waits stalls in the listener filter until Envoy's default listener-filter timeout (15 s),
+after which the connection goes on as plaintext (`continue_on_listener_filters_timeout`, set on Istio's inbound
+listeners: pilot/pkg/networking/core/listener_inbound.go); the test tools here all send more at once.
 Left out: the metadata exchange (the `istio-peer-exchange` ALPN is offered, no peer metadata filter runs),
 authorization policy (the destination accepts any identity of the trust domain, and the access log records which
 it saw), SDS (certificates are files), Istio's stats filters and access log format. ztunnel pools HBONE per
