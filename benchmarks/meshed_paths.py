@@ -1,0 +1,96 @@
+"""Where do a meshed client's SYNs go? Evidence for the verdicts that differ between a client outside the mesh and
+a meshed one (issue 26): for each case one bed with the mesh mode (and the peer's own proxy when meshed), the
+binding on the netns guest, and a 1-s iperf3 test in one direction. Before and after, it reads:
+- a counting nft table in the pod: TCP SYNs by hook (prerouting in by eth0 / by another link, output, and
+  postrouting out of eth0 / another link) and destination port (the service 5201, HBONE 15008, the proxies'
+  15001 / 15006), after the binding's DNAT for postrouting;
+- conntrack in the pod (the connections to 5201 and 15008, with their NAT);
+- both proxies' counters (bytes in and out, in mTLS/HBONE, handshakes, CONNECT streams) and the identities seen.
+Run as root from the repository root:
+
+    .venv/bin/python benchmarks/meshed_paths.py masquerade:ambient:ingress passt:envoy-redirect:egress ...
+
+A case is `strategy:mode:direction[:outside]` (meshed peer unless `:outside`). JSON lines on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+
+from harness.experiment.iperf import measure_tcp_throughput
+from harness.guests.drivers import driver_for
+from harness.guests.spec import GuestSpec
+from harness.lab.session import LabSession
+from harness.pod.mesh import Client, install_sidecar
+from harness.pod.mtls import PeerKind
+from strategies import strategy_class
+
+PORT = 5201
+PORTS = (PORT, 15008, 15001, 15006)
+
+
+def trace_table() -> str:
+    """Counters of TCP SYNs (no ACK) per hook, link side and destination port."""
+    rules = {"prerouting": [], "output": [], "postrouting": []}
+    for port in PORTS:
+        syn = f"tcp flags & (syn | ack) == syn tcp dport {port}"
+        rules["prerouting"] += [f'iifname "eth0" {syn} counter comment "in-eth0-{port}"',
+                                f'iifname != "eth0" {syn} counter comment "in-other-{port}"']  # fmt: skip
+        rules["output"] += [f'{syn} counter comment "local-out-{port}"']
+        rules["postrouting"] += [f'oifname "eth0" {syn} counter comment "out-eth0-{port}"',
+                                 f'oifname != "eth0" {syn} counter comment "out-other-{port}"']  # fmt: skip
+    priority = {"prerouting": -300, "output": -300, "postrouting": 400}
+    chains = "\n".join(
+        f"  chain {hook} {{\n    type filter hook {hook} priority {priority[hook]}; policy accept;\n"
+        + "\n".join(f"    {r}" for r in rs) + "\n  }"
+        for hook, rs in rules.items()
+    )  # fmt: skip
+    return f"table inet vmnb_trace {{\n{chains}\n}}\n"
+
+
+def nft_counters(ns: str) -> dict[str, int]:
+    text = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "inet", "vmnb_trace"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return {m[1]: int(m[0]) for m in re.findall(r"packets (\d+) bytes \d+ comment \"([^\"]+)\"", text) if int(m[0])}
+
+
+def conntrack(ns: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "exec", ns, "conntrack", "-L", "-p", "tcp"], capture_output=True,
+                         text=True).stdout  # fmt: skip
+    return [line for line in out.splitlines() if any(f"dport={p} " in line for p in (PORT, 15008))]
+
+
+def case(lab: LabSession, spec: str) -> dict:
+    strategy, mode, direction, *rest = spec.split(":")
+    client = Client(PeerKind.OUTSIDE if rest == ["outside"] else PeerKind.MESHED)
+    cls = strategy_class(strategy)
+    with lab.bed() as bed:
+        side = install_sidecar(bed, mode, vm_interfaces=list(cls.vm_interfaces), client=client)
+        attachment = cls(cls.Options(), sidecar=mode).setup(bed, driver_for(GuestSpec(), "paths"))
+        bed.pod.run(["nft", "-f", "-"], input=trace_table())
+        proxies = {"pod": side, **({"peer": side.peer_proxy} if side.peer_proxy else {})}
+        before = {k: p.counters() for k, p in proxies.items()}
+        sample = measure_tcp_throughput(attachment.ends(direction), port=PORT, duration_s=1, omit_s=0, streams=1,
+                                        label=f"{bed.run_id}-{strategy}-{mode}-{direction}")  # fmt: skip
+        deltas = {k: {f: v for f, v in p.counters().minus(before[k]).__dict__.items() if v} for k, p in proxies.items()}
+        return {
+            "case": spec, "status": sample.status, "reason": sample.reason, "gbit_s": sample.value,
+            "syn_counters": nft_counters(bed.pod.name), "conntrack": conntrack(bed.pod.name), "proxies": deltas,
+            "identities": {k: p.identities_seen()[0] for k, p in proxies.items()},
+        }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="+")
+    args = parser.parse_args()
+    with LabSession() as lab:
+        for spec in args.cases:
+            print(json.dumps(case(lab, spec)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
