@@ -77,7 +77,8 @@ def case(lab: LabSession, spec: str) -> dict:
                                         label=f"{bed.run_id}-{strategy}-{mode}-{direction}")  # fmt: skip
         deltas = {k: {f: v for f, v in p.counters().minus(before[k]).__dict__.items() if v} for k, p in proxies.items()}
         return {
-            "case": spec, "status": sample.status, "reason": sample.reason, "gbit_s": sample.value,
+            "case": spec, "status": sample.status, "reason": sample.reason,
+            "gbit_s": round((sample.bits_per_second or 0) / 1e9, 2),
             "syn_counters": nft_counters(bed.pod.name), "conntrack": conntrack(bed.pod.name), "proxies": deltas,
             "identities": {k: p.identities_seen()[0] for k, p in proxies.items()},
         }  # fmt: skip
