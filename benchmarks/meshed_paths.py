@@ -8,7 +8,7 @@ binding on the netns guest, and a 1-s iperf3 test in one direction. Before and a
 - both proxies' counters (bytes in and out, in mTLS/HBONE, handshakes, CONNECT streams) and the identities seen.
 Run as root from the repository root:
 
-    .venv/bin/python benchmarks/meshed_paths.py masquerade:ambient:ingress passt:envoy-redirect:egress ...
+    .venv/bin/python benchmarks/meshed_paths.py [--guest qemu] masquerade:ambient:ingress passt:envoy-redirect:egress
 
 A case is `strategy:mode:direction[:outside]` (meshed peer unless `:outside`). JSON lines on stdout.
 """
@@ -20,9 +20,13 @@ import json
 import re
 import subprocess
 
+from rich.console import Console
+
 from harness.experiment.iperf import measure_tcp_throughput
 from harness.guests.drivers import driver_for
-from harness.guests.spec import GuestSpec
+from harness.guests.facts import guest_spec
+from harness.guests.spec import GuestSpec, QemuOptions
+from harness.lab.kinds import GuestKind
 from harness.lab.session import LabSession
 from harness.pod.mesh import Client, install_sidecar
 from harness.pod.mtls import PeerKind
@@ -63,13 +67,13 @@ def conntrack(ns: str) -> list[str]:
     return [line for line in out.splitlines() if any(f"dport={p} " in line for p in (PORT, 15008))]
 
 
-def case(lab: LabSession, spec: str) -> dict:
+def case(lab: LabSession, spec: str, guest: GuestSpec) -> dict:
     strategy, mode, direction, *rest = spec.split(":")
     client = Client(PeerKind.OUTSIDE if rest == ["outside"] else PeerKind.MESHED)
     cls = strategy_class(strategy)
     with lab.bed() as bed:
         side = install_sidecar(bed, mode, vm_interfaces=list(cls.vm_interfaces), client=client)
-        attachment = cls(cls.Options(), sidecar=mode).setup(bed, driver_for(GuestSpec(), "paths"))
+        attachment = cls(cls.Options(), sidecar=mode).setup(bed, driver_for(guest.for_strategy(cls.has_vm), "paths"))
         bed.pod.run(["nft", "-f", "-"], input=trace_table())
         proxies = {"pod": side, **({"peer": side.peer_proxy} if side.peer_proxy else {})}
         before = {k: p.counters() for k, p in proxies.items()}
@@ -87,10 +91,12 @@ def case(lab: LabSession, spec: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="+")
+    parser.add_argument("--guest", choices=[str(k) for k in GuestKind], default="netns")
     args = parser.parse_args()
+    guest = guest_spec(GuestKind(args.guest), QemuOptions(), Console(stderr=True))  # the accel probe, as a run
     with LabSession() as lab:
         for spec in args.cases:
-            print(json.dumps(case(lab, spec)), flush=True)
+            print(json.dumps(case(lab, spec, guest)), flush=True)
 
 
 if __name__ == "__main__":

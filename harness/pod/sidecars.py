@@ -105,7 +105,8 @@ def istio_tproxy_mangle_rules(layout: Layout) -> list[str]:
         f"-A ISTIO_TPROXY ! -d 127.0.0.1/32 -p tcp -j TPROXY --tproxy-mark {m}/0xffffffff "
         f"--on-port {layout.inbound_port}",
         "-A PREROUTING -p tcp -j ISTIO_INBOUND",
-        "-A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN",
+        # no 15008 RETURN here: istio-iptables adds it to nat's ISTIO_INBOUND only (tproxy.golden's mangle has
+        # none; tests/test_upstream_fixtures.py compares)
         "-A ISTIO_INBOUND -p tcp --dport 15090 -j RETURN",
         "-A ISTIO_INBOUND -p tcp --dport 15021 -j RETURN",
         "-A ISTIO_INBOUND -p tcp --dport 15020 -j RETURN",
