@@ -467,6 +467,13 @@ def describe(
     name: Annotated[str, typer.Argument(help="Strategy name.")],
     option: Annotated[list[str], typer.Option("--option", help="KEY=VALUE of the strategy's options.")] = [],  # noqa: B006
     sidecar: Annotated[str, typer.Option(help="Sidecar installed first: none, envoy-redirect, ...")] = "none",
+    kubevirt: Annotated[
+        str,
+        typer.Option(
+            help="KubeVirt release whose launcher pod is modelled: research-2018, "
+            "1.6, 1.7, 1.8, 1.9 (default: the latest)."
+        ),
+    ] = "",
 ) -> None:
     """Set a strategy up on a scratch bed and print what it creates: links, addresses, rules, processes."""
     import yaml
@@ -491,12 +498,15 @@ def describe(
         options = parse_strategy_options(name, values, "--option")
     except ScenarioError as e:
         fail(str(e))
+    from harness.pod.kubevirt import LATEST, KubevirtRelease
     from harness.pod.mesh import SidecarKind
 
     if sidecar not in [str(k) for k in SidecarKind]:
         fail(f"option --sidecar: unknown sidecar {sidecar!r}; allowed: {', '.join(SidecarKind)}.")
+    if kubevirt and kubevirt not in [str(k) for k in KubevirtRelease]:
+        fail(f"option --kubevirt: unknown KubeVirt release {kubevirt!r}; allowed: {', '.join(KubevirtRelease)}.")
     _require_root()
-    typer.echo(describe_strategy(name, options, SidecarKind(sidecar)))
+    typer.echo(describe_strategy(name, options, SidecarKind(sidecar), KubevirtRelease(kubevirt or LATEST)))
 
 
 @app.command()

@@ -180,6 +180,22 @@ def works(samples: pd.DataFrame, strategy: str, sidecar: str) -> Works:
     return Works("; ".join(f"{p} {v}" for p, v in verdicts.items()), _common(reasons))
 
 
+def kubevirt_lines(samples: pd.DataFrame, bindings: list[str]) -> list[str]:
+    """Which KubeVirt release the pods are modelled on, and every binding that is not in its core (a plugin, a
+    research design that never shipped), from the rows' own `kubevirt` and `binding_status` columns."""
+    releases = [r for r in dict.fromkeys(samples.get("kubevirt", pd.Series(dtype=object)).dropna()) if r]
+    if not releases:
+        return []
+    status = (samples.dropna(subset=["binding_status"]).drop_duplicates("strategy")
+              .set_index("strategy")["binding_status"])  # fmt: skip
+    outside = [f"{b} ({status[b]})" for b in bindings if b in status and status[b] not in ("core", "plain pod", "")]
+    text = (f"**KubeVirt release modelled: {', '.join(releases)}** (the launcher pod's annotations: under ambient, a "
+            "masquerade pod is rerouted since 1.7).")  # fmt: skip
+    if outside:
+        text += " Not in its core: " + "; ".join(outside) + "."
+    return [text, ""]
+
+
 def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str]) -> list[str]:
     """One line per binding, one column per mesh layout of the run (none, sidecars, ambient): does it work,
     which way, and does the traffic cross the mesh's proxy."""
@@ -187,8 +203,10 @@ def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str])
         return []
     lines = ["## Which binding works with which mesh layout", "",
              "`bypassing the mesh`: the connection works, but the mesh proxy's own counters did not carry its bytes",
-             "(so no mesh policy, telemetry or mTLS applies to it). `ambient`: Istio ambient as KubeVirt's pod gets",
-             "it; `ambient-reroute`: with the istio.io/reroute-virtual-interfaces annotation. An outside client is",
+             "(so no mesh policy, telemetry or mTLS applies to it). `ambient`: Istio ambient on the pod the modelled",
+             "KubeVirt release makes (its annotations); `ambient-reroute`: with the",
+             "istio.io/reroute-virtual-interfaces annotation naming the binding's VM interfaces, whatever the",
+             "release writes. An outside client is",
              "plaintext from outside the mesh; a meshed client is a pod with its own proxy: its sidecar's mTLS or its",
              "ztunnel's HBONE, and `not inside mTLS` means both proxies carried the bytes but the destination's own",
              "counters and access log do not show them arriving in mTLS/HBONE with the client's SPIFFE identity.", "",
@@ -281,6 +299,7 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
     judged = judged_metrics(meta)
     ratios = block_log_ratios(samples) if has_blocks(samples) else None
     claim_run, claim_rows = claims if claims else ("", None)
+    lines += kubevirt_lines(samples, bindings)
     lines += mesh_matrix(samples, bindings, sidecars)
     for where, point in sweep_points(samples):  # one set of tables per swept pod/guest MTU
         for sidecar in sidecars:

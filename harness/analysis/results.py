@@ -34,6 +34,8 @@ class Sample:
     slot: int | None = None  # the bed's position in its block: adjacent slots ran one after the other
     peer: str = "outside"  # outside the mesh (plaintext) or meshed (its own proxy: mTLS / HBONE)
     peer_authentication: str = "permissive"
+    kubevirt: str = ""  # the KubeVirt release modelled (harness/pod/kubevirt.py); empty in runs from before
+    binding_status: str = ""  # what the binding is in that release: core, a plugin, a research design
     runtime: str = "netns"
     compute_caps: str | None = None  # docker runtime: compute's capabilities vs Docker's defaults, missing devices
     guest: str = "netns"
@@ -73,11 +75,11 @@ class Sample:
 
 COLUMNS = [
     "run_id", "runtime", "compute_caps", "guest", "accel", "vcpus", "memory_mb", "strategy", "options", "pod_mtu",
-    "guest_mtu", "sidecar", "peer", "peer_authentication", "scenario", "test", "message_bytes", "streams", "load",
-    "direction", "protocol", "repetition", "block", "slot", "metric", "value", "unit", "retransmits",
-    "cpu_client_pct", "cpu_server_pct", "status", "reason", "path", "sidecar_bytes", "sidecar_connections",
-    "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_identity", "peer_proxy_bytes", "tools", "caveat",
-    "timestamp",
+    "guest_mtu", "sidecar", "peer", "peer_authentication", "kubevirt", "binding_status", "scenario", "test",
+    "message_bytes", "streams", "load", "direction", "protocol", "repetition", "block", "slot", "metric", "value",
+    "unit", "retransmits", "cpu_client_pct", "cpu_server_pct", "status", "reason", "path", "sidecar_bytes",
+    "sidecar_connections", "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_identity", "peer_proxy_bytes",
+    "tools", "caveat", "timestamp",
 ]  # fmt: skip
 """The column order of samples.parquet / samples.csv (every field of Sample)."""
 assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample disagree"

@@ -6,26 +6,34 @@ from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec
 from harness.lab.rules import iptables_save, list_nft
 from harness.lab.session import LabSession
+from harness.pod.kubevirt import LATEST, KubevirtRelease, binding_status, pod_annotations
 from harness.pod.mesh import SidecarKind, install_sidecar
 from strategies import strategy_class
 from strategies.base import StrategyOptions
 
 
 def describe_strategy(
-    name: str, options: StrategyOptions | None = None, sidecar: SidecarKind = SidecarKind.NONE
+    name: str,
+    options: StrategyOptions | None = None,
+    sidecar: SidecarKind = SidecarKind.NONE,
+    kubevirt: KubevirtRelease = LATEST,
 ) -> str:
-    """`sidecar`: installed first, as istio-init and the injected proxy precede KubeVirt's wiring."""
+    """`sidecar`: installed first, as istio-init and the injected proxy precede KubeVirt's wiring; the pod carries
+    the annotations `kubevirt`'s release writes for this binding."""
     cls = strategy_class(name)
     strategy = cls(options, sidecar=sidecar)
     lines = [f"strategy {name}: {cls.summary}", f"faithful to: {cls.faithful_to}",
-             f"options: {strategy.options.model_dump_json()}; sidecar: {sidecar}"]  # fmt: skip
+             f"options: {strategy.options.model_dump_json()}; sidecar: {sidecar}",
+             f"KubeVirt {kubevirt}: {binding_status(kubevirt, name)}; pod annotations: "
+             f"{pod_annotations(kubevirt, name) or 'none'}"]  # fmt: skip
     req = cls.requirements
     lines.append(
         f"requirements: capabilities={list(req.capabilities)} kernel={list(req.kernel_features)} "
         f"processes={list(req.extra_processes)} binaries={list(req.binaries)}"
     )
     with LabSession() as lab, lab.bed() as bed:
-        install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces))
+        install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces),
+                        annotations=pod_annotations(kubevirt, name))  # fmt: skip
         attachment = strategy.setup(bed, driver_for(GuestSpec(), f"describe-{name}"))
         lines.append(
             f"ingress: peer dials {attachment.ingress_address}; service runs in "

@@ -34,6 +34,7 @@ from harness.lab.kinds import GuestKind, Status
 from harness.lab.names import new_run_id, resource_name
 from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
+from harness.pod.kubevirt import binding_status, pod_annotations
 from harness.pod.mesh import install_sidecar
 from harness.pod.sidecars import Sidecar
 from harness.runtime.registry import pod_runtime
@@ -246,6 +247,8 @@ def cell_row(scenario: Scenario, slot: Slot, paired: bool, runtime_label: str | 
         guest_mtu = cell.pod_mtu or AddressPlan.mtu
     return Sample(strategy=cell.strategy, options=plan.options.model_dump_json(), sidecar=cell.layout,
                   peer=str(cell.client.peer), peer_authentication=str(cell.client.authentication),
+                  kubevirt=str(scenario.kubevirt),
+                  binding_status=binding_status(scenario.kubevirt, plan.strategy_cls.name),
                   scenario=scenario.name, repetition=slot.block, block=slot.block,
                   slot=slot.slot if paired else None,
                   runtime=scenario.runtime,
@@ -294,8 +297,10 @@ class CellRunner:
             try:
                 bed.build()
                 # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
+                # the pod as the scenario's KubeVirt release writes it: its annotations decide ambient's reroute
+                annotations = pod_annotations(scenario.kubevirt, cell.strategy_cls.name)
                 sidecar = install_sidecar(bed, cell.spec.sidecar, vm_interfaces=list(cell.strategy_cls.vm_interfaces),
-                                          client=cell.spec.client)  # fmt: skip
+                                          client=cell.spec.client, annotations=annotations)  # fmt: skip
                 guest_mtu = cell.spec.guest_mtu if cell.has_vm else None
                 with bed.strategy_setup():
                     attachment = strategy.setup(bed, driver_for(cell.guest, slot.label, mtu=guest_mtu))

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from harness.experiment.kinds import TEST_KINDS, Strict, Test
 from harness.guests.spec import QemuOptions
 from harness.lab.kinds import GuestKind
+from harness.pod.kubevirt import LATEST, KubevirtRelease
 from harness.pod.mesh import Client, SidecarKind, layout_label, mesh_for
 from harness.pod.mtls import PeerAuthentication, PeerKind
 from strategies import STRATEGIES
@@ -147,6 +148,9 @@ class Scenario(Strict):
                                                           min_length=1)  # fmt: skip
     """Istio's PeerAuthentication mode(s): `permissive` (mTLS and plaintext accepted) and/or `strict` (plaintext
     refused); Istio's modes only."""
+    kubevirt: KubevirtRelease = LATEST
+    """The KubeVirt release whose launcher pod is modelled (harness/pod/kubevirt.py): the annotations it writes
+    (under ambient, 1.7+ masquerade pods are rerouted), and which bindings it ships in core; every row records it."""
     repetitions: int = Field(3, ge=1, le=1000)
     """Blocks to run (each binding once, next to direct); with `precision`, the pilot's blocks (at least
     `pilot_blocks`)."""
@@ -169,6 +173,12 @@ class Scenario(Strict):
     tests: list[Test] = Field(min_length=1)
     strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sweep: Sweep = Field(default_factory=Sweep)
+
+    @field_validator("kubevirt", mode="before")
+    @classmethod
+    def _release_as_text(cls, value: object) -> object:
+        """YAML reads `kubevirt: 1.9` as a number; the release is its text (quote "1.10" and later)."""
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
     @field_validator("runtime")
     @classmethod

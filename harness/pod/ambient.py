@@ -33,8 +33,11 @@ Not faithful (and why it does not change a path here):
 - DNS capture (15053) is off (nothing here resolves names) and no kubelet probe runs (their ACCEPT rules are
   installed as the golden file has them).
 - KubeVirt does not know ambient (kubevirt/kubevirt pkg/network/istio reads only `sidecar.istio.io/inject`), so
-  under ambient its Istio adaptations are off: masquerade is the plain binding, passt excludes no reserved
-  port, and the VM's interfaces are rerouted only if the user annotates the pod (`ambient-reroute`).
+  under ambient its Istio adaptations are off: masquerade is the plain binding and passt excludes no reserved
+  port. But since v1.7 virt-controller annotates every masquerade pod with `istio.io/reroute-virtual-interfaces:
+  k6t-eth0`, which istio-cni reads (harness/pod/kubevirt.py): under `ambient` the pod carries the annotations the
+  scenario's `kubevirt` release writes, so a 1.7+ masquerade pod is rerouted and a 1.6 one is not;
+  `ambient-reroute` annotates any binding's VM interfaces, as a user would.
 """
 
 from __future__ import annotations

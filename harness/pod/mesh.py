@@ -29,6 +29,7 @@ from harness.lab.rules import apply_iptables
 from harness.lab.runtime import Role
 from harness.pod import ambient
 from harness.pod.identity import MeshCA, spiffe_id
+from harness.pod.kubevirt import rerouted_interfaces
 from harness.pod.mtls import MeshTls, PeerAuthentication, PeerKind
 from harness.pod.sidecars import (
     ISTIO_UID,
@@ -144,7 +145,9 @@ class Mesh:
         if "kind" in cls.__dict__:
             MESHES[str(cls.kind)] = cls
 
-    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client()) -> Sidecar | None:
+    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client(),
+                annotations: dict[str, str] | None = None) -> Sidecar | None:  # fmt: skip
+        """`annotations`: the pod's, as KubeVirt's release wrote them (harness/pod/kubevirt.py pod_annotations)."""
         return None
 
 
@@ -169,7 +172,8 @@ class IstioSidecar(Mesh):
     def rules(self, vm_interfaces: list[str]) -> dict[str, list[str]]:
         return {"nat": istio_nat_rules(self.layout, vm_interfaces, capture_inbound=not self.layout.tproxy)}
 
-    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client()) -> Sidecar:
+    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client(),
+                annotations: dict[str, str] | None = None) -> Sidecar:  # fmt: skip
         """The pod's init container and proxy; for a meshed client, the peer pod's too (its init's rules in the
         peer's namespace, its Envoy there as uid 1337: the peer is the rest of the cluster, not a container here)."""
         pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid) if self.layout.istio else (None, None)
@@ -231,8 +235,8 @@ class LinkerdStyle(IstioSidecar):
 
 class Ambient(Mesh):
     """Istio ambient: istio-cni's in-pod rules and routing, the node's proxy with listeners in the pod
-    (harness/pod/ambient.py). No container is added to the pod; KubeVirt's Istio adaptations do not apply
-    (KubeVirt reads only sidecar.istio.io/inject)."""
+    (harness/pod/ambient.py). No container is added to the pod; KubeVirt's Istio adaptations keyed on
+    sidecar.istio.io/inject do not apply, but the annotations its release writes on every masquerade pod do."""
 
     kind = SidecarKind.AMBIENT
     # uid 0 is the node proxy's (ztunnel runs as root); its mark does the exclusion.
@@ -243,12 +247,15 @@ class Ambient(Mesh):
     client_tunnel = "HBONE"
     style = ((0, (5, 1, 1, 1)), "\\\\")
 
-    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client()) -> Sidecar:
+    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client(),
+                annotations: dict[str, str] | None = None) -> Sidecar:  # fmt: skip
         """istio-cni's rules and the node proxy for the pod and, for a meshed client, for the peer pod (its own
-        ztunnel: the peer is on another node)."""
+        ztunnel: the peer is on another node). The interfaces rerouted are those of the pod's
+        istio.io/reroute-virtual-interfaces annotation (KubeVirt >= 1.7 writes it for a masquerade pod), or with
+        `ambient-reroute` the binding's VM interfaces, as a user annotating the pod would."""
         pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid)
-        sidecar = self._install_in(bed, bed.pod, "pod", bed.plan.pod_ip,
-                                   vm_interfaces if self.reroutes_vm_interfaces else [], pod_tls)  # fmt: skip
+        rerouted = vm_interfaces if self.reroutes_vm_interfaces else rerouted_interfaces(annotations or {})
+        sidecar = self._install_in(bed, bed.pod, "pod", bed.plan.pod_ip, rerouted, pod_tls)
         if client.meshed:
             sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", bed.plan.peer_ip, [], peer_tls)
         return sidecar
@@ -284,12 +291,18 @@ def mesh_for(kind: SidecarKind | str) -> Mesh:
     return MESHES[str(kind)]()
 
 
-def install_sidecar(bed: TestBed, kind: SidecarKind | str, *, vm_interfaces: list[str],
-                    client: Client = Client()) -> Sidecar | None:  # fmt: skip
+def install_sidecar(
+    bed: TestBed,
+    kind: SidecarKind | str,
+    *,
+    vm_interfaces: list[str],
+    client: Client = Client(),
+    annotations: dict[str, str] | None = None,
+) -> Sidecar | None:
     """What the mode's init container / CNI agent and proxy do, in that order; None for `none`. A meshed `client`
     gets its own proxy (the returned Sidecar's `peer_proxy`); a mode without meshed clients refuses one."""
     mesh = mesh_for(kind)
     if client.meshed and not mesh.meshed_clients:
         raise ValueError(f"mesh mode {str(kind)!r} has no meshed clients; modes with them: "
                          f"{', '.join(k for k, m in MESHES.items() if m.meshed_clients)}")  # fmt: skip
-    return mesh.install(bed, list(vm_interfaces), client)
+    return mesh.install(bed, list(vm_interfaces), client, annotations)

@@ -31,6 +31,7 @@ from harness.lab.bed import TestBed
 from harness.lab.kinds import Direction, Protocol, Status, TrafficPath
 from harness.lab.rules import apply_iptables
 from harness.lab.session import LabSession
+from harness.pod.kubevirt import LATEST, pod_annotations
 from harness.pod.mesh import SidecarKind, install_sidecar
 from strategies import strategy_class
 from strategies.base import Services
@@ -55,7 +56,8 @@ def strategy_bed(ctx: ProbeContext, strategy: str, *, sidecar: SidecarKind = Sid
     cls = strategy_class(strategy)
     spec = ctx.guest.for_strategy(cls.has_vm)
     with ctx.lab.bed() as bed:
-        side = install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces))
+        side = install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces),
+                               annotations=pod_annotations(LATEST, cls.name))  # the latest release's pod  # fmt: skip
         if before_setup:
             before_setup(bed)
         driver = driver_for(spec, f"claims-{strategy}-{sidecar}")
