@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from harness.experiment.kinds import TEST_KINDS, Strict, Test
-from harness.guests.spec import QemuOptions
+from harness.guests.spec import QemuBuild, QemuOptions
 from harness.lab.kinds import GuestKind
 from harness.pod.kubevirt import LATEST, KubevirtRelease
 from harness.pod.mesh import Client, SidecarKind, layout_label, mesh_for
@@ -98,7 +98,7 @@ class Sweep(Strict):
 class Variant(Strict):
     strategy: str
     options: dict[str, Any] = Field(default_factory=dict)
-    qemu_build: Literal["debian-12", "backports-10"] | None = None
+    qemu_build: QemuBuild | None = None
     """The QEMU this variant's VM runs on (guest: qemu), overriding `qemu.build`: 7.2 and 10 side by side."""
 
 

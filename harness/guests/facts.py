@@ -23,7 +23,7 @@ def guest_spec(kind: GuestKind, qemu: QemuOptions, console: Console) -> GuestSpe
     from harness.guests.qemu.image import build_image
 
     image = build_image()
-    acceleration = resolve_acceleration(qemu.accel, image)
+    acceleration = resolve_acceleration(qemu.accel, image, qemu.build)
     console.print(f"QEMU guest: accel [bold]{acceleration.accel}[/] ({acceleration.reason}); image {image.digest}")
     return GuestSpec(GuestKind.QEMU, qemu, acceleration)
 

@@ -14,7 +14,13 @@ import time
 from pathlib import Path
 
 from harness.guests.qemu.image import GuestImage, build_image
-from harness.guests.spec import Acceleration, QemuOptions, kvm_acceleration, tcg_acceleration
+from harness.guests.spec import (
+    DEFAULT_QEMU_BUILD,
+    Acceleration,
+    QemuOptions,
+    kvm_acceleration,
+    tcg_acceleration,
+)
 from harness.lab.atomic import write_json
 from harness.lab.paths import STATE_DIR
 from harness.lab.processes import end_pid
@@ -31,7 +37,7 @@ class GuestNotReady(RuntimeError):
     pass
 
 
-def qemu_command(build: str = "debian-12") -> list[str]:
+def qemu_command(build: str = DEFAULT_QEMU_BUILD) -> list[str]:
     """The QEMU program of a build, with the firmware folders an unpacked one needs (Debian's QEMU looks in
     /usr/share/qemu, /usr/share/seabios and /usr/lib/ipxe/qemu: its configure --firmwarepath)."""
     if build != "backports-10":
@@ -43,7 +49,7 @@ def qemu_command(build: str = "debian-12") -> list[str]:
     return [str(install.binary), "-L", str(share / "seabios"), "-L", str(share / "qemu"), "-L", "/usr/lib/ipxe/qemu"]
 
 
-def qemu_version(build: str = "debian-12") -> str:
+def qemu_version(build: str = DEFAULT_QEMU_BUILD) -> str:
     try:
         out = subprocess.run([qemu_command(build)[0], "--version"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.TimeoutExpired):
@@ -51,31 +57,34 @@ def qemu_version(build: str = "debian-12") -> str:
     return out.split("version", 1)[1].split()[0] if "version" in out else ""
 
 
-def resolve_acceleration(requested: str, image: GuestImage | None = None) -> Acceleration:
-    """KVM or TCG for this run: forced by `requested`, or for `auto` by a probe guest (cached)."""
+def resolve_acceleration(requested: str, image: GuestImage | None = None,
+                         build: str = DEFAULT_QEMU_BUILD) -> Acceleration:  # fmt: skip
+    """KVM or TCG for this run: forced by `requested`, or for `auto` by a probe guest (cached) of QEMU `build`."""
     if requested == "tcg":
         return tcg_acceleration("forced by the scenario (accel: tcg)")
     if requested == "kvm":
         if not os.path.exists("/dev/kvm"):
             raise GuestNotReady("field 'qemu.accel' is kvm but this host has no /dev/kvm; use auto or tcg")
         return kvm_acceleration("forced by the scenario (accel: kvm)")
-    usable, reason = probe_kvm(image)
+    usable, reason = probe_kvm(image, build=build)
     return kvm_acceleration(reason) if usable else tcg_acceleration(reason)
 
 
-def probe_kvm(image: GuestImage | None = None, timeout: float = KVM_PROBE_TIMEOUT_S) -> tuple[bool, str]:
-    """Does a guest boot to its ready marker under KVM here? Cached per host boot, QEMU version and image."""
+def probe_kvm(image: GuestImage | None = None, timeout: float = KVM_PROBE_TIMEOUT_S,
+              build: str = DEFAULT_QEMU_BUILD) -> tuple[bool, str]:  # fmt: skip
+    """Does a guest boot to its ready marker under KVM here, with QEMU `build`? Cached per host boot, QEMU version
+    and image."""
     if not os.path.exists("/dev/kvm"):
         return False, "no /dev/kvm"
     image = image or build_image()
-    key = {"qemu": qemu_version(), "image": image.digest}
+    key = {"qemu": qemu_version(build), "image": image.digest}
     try:
         cached = json.loads(KVM_PROBE_FILE.read_text())
         if cached.get("key") == key:
             return cached["usable"], cached["reason"]
     except (OSError, ValueError, KeyError):
         pass
-    usable, reason = _boot_probe(image, timeout)
+    usable, reason = _boot_probe(image, timeout, build)
     write_json(KVM_PROBE_FILE, {"key": key, "usable": usable, "reason": reason})
     return usable, reason
 
@@ -85,11 +94,11 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
-def _boot_probe(image: GuestImage, timeout: float) -> tuple[bool, str]:
+def _boot_probe(image: GuestImage, timeout: float, build: str) -> tuple[bool, str]:
     KVM_PROBE_FILE.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kvm-probe-", dir=KVM_PROBE_FILE.parent) as tmp:
         console = Path(tmp) / "console.log"
-        argv = qemu_argv(image, kvm_acceleration(), QemuOptions(), console=console, agent_socket=None,
+        argv = qemu_argv(image, kvm_acceleration(), QemuOptions(build=build), console=console, agent_socket=None,
                          netdev=None, cmdline="")  # fmt: skip
         t0 = time.monotonic()
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
