@@ -4,6 +4,7 @@ engine these tests use (and stops it afterwards if it started it)."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path
 
@@ -220,3 +221,37 @@ def test_engine_down_refuses_while_a_live_run_leases_the_engine(engine):
             assert proc.returncode == 2 and out.startswith("error: the engine serves live runs") and lab.run_id in out
             assert out.count("\n") == 1
         assert answers()
+
+
+def test_a_beds_leftover_containers_do_not_block_the_next_bed_of_the_run(docker_lab):
+    """Issue 27: container names are per bed, not per run. A bed whose containers outlived it (an engine stopped
+    mid-teardown) used to make the next bed of the same run fail with Docker's 409 name conflict."""
+    with docker_lab.bed() as first:
+        first_pod = first.pod_handle
+        leftover = first_pod.containers.pop("pause")  # as if its removal failed: it stays in the engine
+    try:
+        with docker_lab.bed() as second:  # the next bed of the same run: same pod namespace name
+            assert second.pod_handle.container_name("pause") != first_pod.container_name("pause")
+            assert second.pod_handle.containers["pause"].status == "running"
+    finally:
+        leftover.remove(force=True)
+
+
+def test_clean_of_a_run_without_a_ledger_removes_its_labelled_containers(engine, runtime):
+    """Issue 27: `clean RUN_ID` of a run that left containers but no ledger (its ledger removed, or never
+    written) finds them by the run's label."""
+    from harness.lab.names import new_run_id
+    from tests.conftest import cli
+
+    run_id = new_run_id()
+    container = engine.containers.create(runtime.image, ["sleep", "600"], name=f"vmnb-{run_id}-orphan",
+                                         labels={LABEL_RUN: run_id}, network_mode="none")  # fmt: skip
+    try:
+        proc = cli("clean", run_id)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out
+        assert f"cleaned runs: {run_id}" in out and f"removed container vmnb-{run_id}-orphan" in out, out
+        assert not engine.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)

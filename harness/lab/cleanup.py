@@ -82,6 +82,14 @@ def clean(
             report.skipped_live_runs.append(rid)
             continue
         _clean_run(rid, ledgers, report, leftovers)
+    if run_id is not None and run_id not in runs:
+        # no ledger (a run killed before it wrote one, or a ledger already removed): what the runtimes still hold
+        # under the run's label is all that is left of it, and no live harness can own it
+        for remove in leftovers:
+            found = remove(run_id)
+            report.containers += found
+            if found and run_id not in report.runs:
+                report.runs.append(run_id)
     ledgered = set(runs)
     for name in list_namespaces():
         rid = run_id_of(name)

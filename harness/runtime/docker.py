@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -109,12 +110,18 @@ class DockerPod:
     mounts: list[Path]
     containers: dict[str, object] = field(default_factory=dict)
     default_role: str = "compute"  # where a process started in the pod's namespace runs
+    tag: str = field(default_factory=lambda: secrets.token_hex(3))
+    """This bed's own part of its containers' names: a run's beds share the pod's namespace name, and a bed whose
+    containers outlived it (an engine stopped mid-teardown) must not block the next bed's names (Docker 409)."""
+
+    def container_name(self, role: str) -> str:
+        return f"{self.name}-{self.tag}-{role}"
 
     def _create(self, role: str, command: list[str], spec: Role, network_mode: str, *, start: bool = True):
         volumes = {str(m): {"bind": str(m), "mode": "rw"} for m in self.mounts}
         devices = [f"{d}:{d}:rwm" for d in spec.devices if Path(d).exists()]
         container = self.engine.containers.create(
-            self.image, command, name=f"{self.name}-{role}", labels={LABEL_RUN: self.run_id, "vmnb.role": role},
+            self.image, command, name=self.container_name(role), labels={LABEL_RUN: self.run_id, "vmnb.role": role},
             network_mode=network_mode, cap_add=list(spec.cap_add) or None, cap_drop=list(spec.cap_drop) or None,
             devices=devices or None, volumes=volumes, user=spec.user, detach=True, init=False,
             security_opt=["seccomp=unconfined"] if spec.seccomp == "unconfined" else None,
@@ -168,7 +175,7 @@ class DockerPod:
     def run_init(self, argv: list[str], *, input: str | None, spec: Role, timeout: float = 60) -> Finished:
         """An init container of the pod: runs `argv` once (stdin from `input`) and is removed."""
         t0 = time.monotonic()
-        name = f"{self.name}-init-{len(self.containers)}"
+        name = self.container_name(f"init-{len(self.containers)}")
         caps = [a for c in spec.cap_add for a in ("--cap-add", c)]
         done = self._run_cli(["run", "--rm", "-i", "--name", name, "--label", f"{LABEL_RUN}={self.run_id}",
                               "--network", f"container:{self.containers['pause'].id}", *caps, self.image, *argv],
@@ -285,7 +292,7 @@ class PodInit:
 
     @property
     def name(self) -> str:
-        return f"{self.pod.name}-{self.role}"
+        return self.pod.container_name(self.role)
 
     def run(self, argv: list[str], *, input: str | None = None, check: bool = True) -> str:
         done = self.pod.run_init(argv, input=input, spec=self.spec)
