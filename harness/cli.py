@@ -53,7 +53,7 @@ def run(
     ] = None,
 ) -> None:
     """Run a scenario: build beds, set up each strategy, measure, tear down, write results/<run id>/."""
-    from harness.analysis.results import ResultsFolderError
+    from harness.analysis.results import ResultsFolderError, ResultsWriteError
     from harness.experiment.runner import Interrupted, format_duration, run_scenario
     from harness.experiment.scenario import ScenarioError, load_scenario
     from harness.lab.kinds import GuestKind
@@ -118,6 +118,9 @@ def run(
         )
     except (RunIdInUse, ResultsFolderError, EngineUnavailable) as e:
         fail(str(e))
+    except ResultsWriteError as e:  # the run happened, its results could not be finished: exit 1, one line
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(EXIT_INCOMPLETE) from None
     except Interrupted as e:  # before KeyboardInterrupt, its base class
         console.print(f"[yellow]interrupted ({e}); everything the run created was removed[/]")
         raise typer.Exit(143) from None
@@ -127,8 +130,9 @@ def run(
     if outcome.status != "complete":
         raise typer.Exit(EXIT_INCOMPLETE)
     if outcome.harness_errors:
-        console.print(f"[red]{outcome.harness_errors} row(s) failed because of the harness itself (reason "
-                      "'harness error: ...' in samples), not because of the network path[/]")  # fmt: skip
+        console.print(f"[red]{outcome.harness_errors} row(s) failed because of the harness itself or its tools "
+                      "(reason 'harness error: ...' or '<tool> printed no JSON ...' in samples), not because of "
+                      "the network path[/]")  # fmt: skip
         raise typer.Exit(EXIT_HARNESS_ERROR)
 
 

@@ -253,7 +253,58 @@ def test_sigint_and_sigterm_clean_up_by_themselves(tmp_path, trial):
     assert proc.returncode == code, f"{where}: {out[-1500:]}"
     left = leftovers(trace, tmp_path / "results", tmp_before)
     assert not left, f"{where}: left {left}"
-    assert json.loads((tmp_path / "results" / trace.run_id / "run.json").read_text())["status"] == "interrupted"
+    folder = tmp_path / "results" / trace.run_id
+    if folder.exists():  # a signal before run.json was written leaves no folder (issue 27: it blocked the id)
+        assert json.loads((folder / "run.json").read_text())["status"] == "interrupted", where
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_before_the_run_starts_leaves_no_folder_and_the_id_is_free(tmp_path, sig):
+    """Issue 27: a SIGINT 1.6 s into a run used to leave an empty results folder that blocked the id's reuse. A
+    signal while the run is being prepared (before run.json exists) now unwinds (SIGTERM too: the handlers are
+    installed from the results folder's creation on) and removes the folder. The window is held open by a
+    PATH-front `socat` whose version probe hangs (the probe gives up after 5 s)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "socat").write_text('#!/bin/sh\n[ "$1" = -V ] && exec sleep 30\nexec /usr/bin/socat "$@"\n')
+    (bin_dir / "socat").chmod(0o755)
+    run_id = new_run_id()
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(NETNS)
+    results = tmp_path / "results"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    proc = cli("run", str(scenario), "--results", str(results), "--run-id", run_id, env=env)
+    wait_for(lambda: (results / run_id).exists() or proc.poll() is not None, timeout=60, what="the results folder")
+    time.sleep(1.0)  # inside the version probes
+    assert not (results / run_id / "run.json").exists(), "run.json was written before the signal"
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == (130 if sig == signal.SIGINT else 143), out[-1500:]
+    assert "Traceback" not in out
+    assert not (results / run_id).exists(), f"left {list((results / run_id).rglob('*'))}"
+    assert not (STATE_DIR / run_id).exists()
+
+
+def test_a_full_results_disk_is_one_error_line_and_run_json_says_failed(tmp_path):
+    """Issue 27: a full disk (a tiny tmpfs as --results) ended in an OSError traceback with run.json `running`.
+    Now: exit 1, one `error:` line naming the folder and the cause, nothing of the run left behind."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "vmnb-test-tiny", str(mount)], check=True)
+    try:
+        scenario = tmp_path / "s.yaml"
+        scenario.write_text(NETNS)
+        run_id = new_run_id()
+        proc = cli("run", str(scenario), "--results", str(mount), "--run-id", run_id)
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 1, out[-2000:]
+        assert "Traceback" not in out and "error: cannot write" in out and "No space left on device" in out, out
+        assert run_id not in " ".join(list_namespaces())
+        assert not (STATE_DIR / run_id).exists()
+        meta = json.loads((mount / run_id / "run.json").read_text())
+        assert meta["status"] == "failed" and "No space left on device" in meta["error"], meta
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGTERM])

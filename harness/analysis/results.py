@@ -6,8 +6,11 @@ from a crashed run never looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -100,6 +103,10 @@ class ResultsFolderError(RuntimeError):
     pass
 
 
+class ResultsWriteError(RuntimeError):
+    """A results file could not be written (a full or read-only disk): one sentence, no traceback."""
+
+
 class RunWriter:
     """A run's results folder. samples.parquet is the authoritative table: it is rewritten (atomically) after
     every cell; samples.csv is derived from it once, when the run ends (or by `clean` for a killed run), so
@@ -128,9 +135,23 @@ class RunWriter:
     def log_dir(self) -> Path:
         return self.dir / "logs"
 
+    def discard_unstarted(self) -> None:
+        """Remove the folder of a run that ended before run.json was written (nothing of it is a result)."""
+        if not (self.dir / "run.json").exists():
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as e:
+            raise ResultsWriteError(f"cannot write {what} in {self.dir} ({e.strerror or e}); free space on its disk "
+                                    "(or give --results another folder) and run again") from None  # fmt: skip
+
     def start(self, meta: dict[str, Any]) -> None:
         self.meta = {"run_id": self.run_id, "status": "running", "started": now(), **meta}
-        write_json(self.dir / "run.json", self.meta)
+        with self._writing("run.json"):
+            write_json(self.dir / "run.json", self.meta)
 
     def add(self, sample: Sample) -> None:
         row = asdict(sample)
@@ -154,7 +175,8 @@ class RunWriter:
         return pd.concat(self.latency, ignore_index=True) if self.latency else None
 
     def save_raw(self, name: str, data: Any) -> None:
-        write_text(self.raw_dir / name, json.dumps(data, indent=1) if not isinstance(data, str) else data)
+        with self._writing(f"raw/{name}"):
+            write_text(self.raw_dir / name, json.dumps(data, indent=1) if not isinstance(data, str) else data)
 
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame(self.rows, columns=COLUMNS)
@@ -167,17 +189,30 @@ class RunWriter:
     def flush(self) -> None:
         """Write the samples so far (after every cell, so an interrupted run keeps what it measured)."""
         df = self.frame()
-        write_via_temp(self.dir / "samples.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+        with self._writing("samples.parquet"):
+            write_via_temp(self.dir / "samples.parquet", lambda tmp: df.to_parquet(tmp, index=False))
         if self.latency:
             lat = pd.concat(self.latency, ignore_index=True)
-            write_via_temp(self.dir / "latency.parquet", lambda tmp: lat.to_parquet(tmp, index=False))
+            with self._writing("latency.parquet"):
+                write_via_temp(self.dir / "latency.parquet", lambda tmp: lat.to_parquet(tmp, index=False))
+
+    def record_failure(self, why: str) -> None:
+        """run.json says the run failed (best effort: on a full disk even this may not be written)."""
+        self.meta.update(status="failed", finished=now(), error=why)
+        try:
+            write_json(self.dir / "run.json", self.meta)
+        except OSError:  # no room for a temporary copy: overwrite in place (truncating frees the old blocks first)
+            with contextlib.suppress(OSError):
+                (self.dir / "run.json").write_text(json.dumps(self.meta, indent=1))
 
     def finish(self, status: str, **extra: Any) -> None:
         self.flush()
         df = pd.read_parquet(self.dir / "samples.parquet")  # the CSV is what the parquet says, nothing else
-        write_via_temp(self.dir / "samples.csv", lambda tmp: df.to_csv(tmp, index=False))
+        with self._writing("samples.csv"):
+            write_via_temp(self.dir / "samples.csv", lambda tmp: df.to_csv(tmp, index=False))
         self.meta.update(status=status, finished=now(), samples=len(self.rows), **extra)
-        write_json(self.dir / "run.json", self.meta)
+        with self._writing("run.json"):
+            write_json(self.dir / "run.json", self.meta)
 
 
 class RunFolderError(RuntimeError):

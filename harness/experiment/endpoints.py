@@ -26,6 +26,15 @@ _REASONS = [
 ]
 
 
+TOOL_FAILURE = re.compile(r"^\S+ printed (no JSON|unexpected JSON)")
+"""A reason that says the tool itself misbehaved (crashed, missing, another version's output), not the path: the
+tools print JSON with their own `error` for every network failure (harness/experiment/endpoints.parse_tool_json)."""
+
+
+def is_tool_failure(reason: str) -> bool:
+    return bool(TOOL_FAILURE.match(reason or ""))
+
+
 def known_reason(message: str) -> str:
     """The plain phrase for an error text we know, or empty."""
     return next((reason for pattern, reason in _REASONS if pattern.search(message)), "")

@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.analysis.provenance import busy_host_warnings, cell_tools, git_sha, host_facts, machine_load, tool_versions
-from harness.analysis.results import RunWriter, Sample
+from harness.analysis.results import ResultsWriteError, RunWriter, Sample
 from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary, print_sweep_summary
+from harness.experiment.endpoints import is_tool_failure
 from harness.experiment.measure import Cell, failed_row, run_test
 from harness.experiment.plan import RunPlan, Slot, resolve
 from harness.experiment.plants import plant
@@ -99,7 +100,8 @@ class RunOutcome:
     run_dir: Path
     status: str
     harness_errors: int = 0
-    """Rows that failed because of the harness (a measurement's exception, an incomplete teardown), not the path."""
+    """Rows that failed because of the harness (a measurement's exception, an incomplete teardown) or of a tool
+    (it printed no JSON, or JSON of another shape), not because of the path."""
 
 
 HARNESS_ERROR = "harness error: "
@@ -121,24 +123,32 @@ def run_scenario(
         time_budget_s = scenario.time_budget_minutes * 60
     seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**32)
     writer = RunWriter(results_root, run_id)
-    guest = guest_spec(scenario.guest, scenario.qemu, console)
-    plan = resolve(scenario, guest)
-    writer.start(
-        {
-            "scenario_name": scenario.name,
-            "scenario_path": scenario_path,
-            "scenario": scenario_text,
-            "scenario_parsed": scenario.model_dump(mode="json", by_alias=True),
-            "shuffle_seed": seed,
-            "design": "blocks" if plan.paired else "rounds",
-            "host": host_facts(),
-            "tools": tool_versions(),
-            "load": {"start": machine_load(run_id)},
-            "git_sha": git_sha(),
-            "harness_pid": os.getpid(),
-            "guest": {"kind": str(guest.kind), **(qemu_facts(guest) if guest.kind == GuestKind.QEMU else {})},
-        }
-    )
+    # Until run.json exists an interruption (SIGINT or SIGTERM, the handlers installed from here) leaves nothing:
+    # an empty folder would only block the id's reuse.
+    try:
+        with signals_unwind():
+            guest = guest_spec(scenario.guest, scenario.qemu, console)
+            plan = resolve(scenario, guest)
+            writer.start(
+                {
+                    "scenario_name": scenario.name,
+                    "scenario_path": scenario_path,
+                    "scenario": scenario_text,
+                    "scenario_parsed": scenario.model_dump(mode="json", by_alias=True),
+                    "shuffle_seed": seed,
+                    "design": "blocks" if plan.paired else "rounds",
+                    "host": host_facts(),
+                    "tools": tool_versions(),
+                    "load": {"start": machine_load(run_id)},
+                    "git_sha": git_sha(),
+                    "harness_pid": os.getpid(),
+                    "kubevirt": str(scenario.kubevirt),
+                    "guest": {"kind": str(guest.kind), **(qemu_facts(guest) if guest.kind == GuestKind.QEMU else {})},
+                }
+            )
+    except BaseException:
+        writer.discard_unstarted()
+        raise
     rng = random.Random(seed)
     status = "interrupted"
     pilot = scenario.blocks_planned()
@@ -180,7 +190,11 @@ def run_scenario(
         finally:
             lab.close()
             extra = {"precision": precision.record()} if precision else {}
-            writer.finish(status, load={**writer.meta["load"], "end": machine_load(run_id)}, **extra)
+            try:
+                writer.finish(status, load={**writer.meta["load"], "end": machine_load(run_id)}, **extra)
+            except ResultsWriteError as e:  # a full or read-only results disk: one sentence, never a traceback
+                writer.record_failure(str(e))
+                raise
             if status == "complete":
                 if not print_sweep_summary(writer.frame(), console, scenario.strategies):
                     print_summary(writer.frame(), console, scenario.strategies)
@@ -192,7 +206,8 @@ def run_scenario(
                     console.print(f"[yellow]busy host: {warning}[/]")
             console.print(f"results: {writer.dir}")
     frame = writer.frame()
-    harness_errors = int(frame.reason.fillna("").str.startswith(HARNESS_ERROR).sum())
+    reasons = frame.reason.fillna("")
+    harness_errors = int((reasons.str.startswith(HARNESS_ERROR) | reasons.map(is_tool_failure)).sum())
     return RunOutcome(writer.dir, status, harness_errors)
 
 
@@ -326,6 +341,8 @@ class CellRunner:
                 self.step(f"{where} {test.label} {direction}")
                 try:
                     rows = run_test(test, direction, cell_state)
+                except ResultsWriteError:
+                    raise  # the results disk is full: no later cell could be kept either
                 except Exception as e:  # noqa: BLE001 - one broken measurement must not end an hour-long run
                     log.exception("measurement failed")
                     rows = [failed_row(cell_state, test, direction, f"{HARNESS_ERROR}{type(e).__name__}: {e}")]
