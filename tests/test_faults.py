@@ -475,3 +475,55 @@ def test_clean_of_a_dead_run_never_signals_a_namespace_inode_another_run_now_hol
         sleeper.kill()
         sleeper.wait()
         subprocess.run(["ip", "netns", "del", live_ns], check=False)
+
+
+def test_a_run_whose_tool_fails_exits_3_not_0(tmp_path):
+    """Issue 27: a run whose rows all failed because the tool misbehaved (here a PATH-front iperf3 client that
+    prints no JSON) is not a verdict on the path: exit 3, and the rows say which tool."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real = subprocess.run(["sh", "-c", "command -v iperf3"], capture_output=True, text=True).stdout.strip()
+    (bin_dir / "iperf3").write_text(f'#!/bin/sh\ncase " $* " in *" -s "*) exec {real} "$@";; esac\n'
+                                    'echo "segfault in the client"; exit 139\n')  # fmt: skip
+    (bin_dir / "iperf3").chmod(0o755)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: tool\nstrategies: [direct]\nrepetitions: 1\n"
+                        "tests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}\n")
+    run_id = new_run_id()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    proc = cli("run", str(scenario), "--results", str(tmp_path / "results"), "--run-id", run_id, env=env)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 3, out[-2000:]
+    rows = pd.read_parquet(tmp_path / "results" / run_id / "samples.parquet")
+    failed = rows[(rows.metric == "throughput")]
+    assert (failed.status == "failed").all() and failed.reason.str.startswith("iperf3 printed no JSON").all()
+
+
+DOCKER_PHASES = [(signal.SIGTERM, d) for d in (0.0, 0.4, 1.0, 2.0, 3.5)] + [(signal.SIGINT, d) for d in (0.4, 2.0)]
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("sig", "delay"), DOCKER_PHASES, ids=[f"{s.name}-{d}" for s, d in DOCKER_PHASES])
+def test_a_signal_in_every_phase_of_a_docker_run_unwinds(tmp_path, sig, delay):
+    """Issue 27: SIGTERM while the docker runtime was being prepared killed the harness outright (exit -15): the
+    handlers came after the runtime. Now a signal at any moment from the ledger's creation on (the lease, the
+    runtime image, the engine's first answer, the first pod) unwinds: exit 130/143, nothing of the run left,
+    no container of it in the engine."""
+    tmp_before = {p.name for p in Path("/tmp").glob("vmnb-*")}
+    proc, rid = start(DOCKER, tmp_path)
+    trace = RunTrace(rid)
+    wait_ledger(proc, rid)
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline and proc.poll() is None:
+        trace.read()
+        time.sleep(0.02)
+    trace.read()
+    if proc.poll() is not None:
+        pytest.skip("the run ended before the signal")
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=180)
+    where = f"{signal.Signals(sig).name} {delay:.1f} s after the ledger"
+    assert proc.returncode == (130 if sig == signal.SIGINT else 143), f"{where}: {out[-1500:]}"
+    assert "Traceback" not in out, f"{where}: {out[-2000:]}"
+    left = leftovers(trace, tmp_path / "results", tmp_before)
+    assert not left, f"{where}: left {left}"
