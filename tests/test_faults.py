@@ -509,15 +509,7 @@ def test_a_signal_in_every_phase_of_a_docker_run_unwinds(tmp_path, sig, delay):
     handlers came after the runtime. Now a signal at any moment from the ledger's creation on (the lease, the
     runtime image, the engine's first answer, the first pod) unwinds: exit 130/143, nothing of the run left,
     no container of it in the engine."""
-    tmp_before = {p.name for p in Path("/tmp").glob("vmnb-*")}
-    proc, rid = start(DOCKER, tmp_path)
-    trace = RunTrace(rid)
-    wait_ledger(proc, rid)
-    deadline = time.monotonic() + delay
-    while time.monotonic() < deadline and proc.poll() is None:
-        trace.read()
-        time.sleep(0.02)
-    trace.read()
+    proc, trace, tmp_before = run_for(DOCKER, tmp_path, delay)
     if proc.poll() is not None:
         pytest.skip("the run ended before the signal")
     proc.send_signal(sig)

@@ -57,6 +57,11 @@ class Release:
 
 
 _PAST_PLUGIN = "a network binding plugin (not in core) in this release"
+CORE_SINCE_1_8 = frozenset({"bridge", "masquerade", "passt-vhost-user"})
+PLUGINS_SINCE_1_8 = {
+    "slirp": "plugin only since 1.8",
+    "passt": "core passt is vhost-user since 1.8 (passt-vhost-user); a stream-socket passt is not shipped",
+}
 RELEASES: dict[KubevirtRelease, Release] = {
     KubevirtRelease.RESEARCH_2018: Release(
         KubevirtRelease.RESEARCH_2018,
@@ -83,21 +88,15 @@ RELEASES: dict[KubevirtRelease, Release] = {
         KubevirtRelease.V1_8,
         "2026-03-18",
         True,
-        frozenset({"bridge", "masquerade", "passt-vhost-user"}),
-        {
-            "slirp": "plugin only since 1.8",
-            "passt": "core passt is vhost-user since 1.8 (passt-vhost-user); a stream-socket passt is not shipped",
-        },
+        CORE_SINCE_1_8,
+        PLUGINS_SINCE_1_8,
     ),  # fmt: skip
     KubevirtRelease.V1_9: Release(
         KubevirtRelease.V1_9,
         "2026-07-27",
         True,
-        frozenset({"bridge", "masquerade", "passt-vhost-user"}),
-        {
-            "slirp": "plugin only since 1.8",
-            "passt": "core passt is vhost-user since 1.8 (passt-vhost-user); a stream-socket passt is not shipped",
-        },
+        CORE_SINCE_1_8,
+        PLUGINS_SINCE_1_8,
     ),  # fmt: skip
 }
 RESEARCH_ONLY = ("iptables-only", "nat-proxy", "tproxy")
