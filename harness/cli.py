@@ -51,6 +51,10 @@ def run(
     runtime: Annotated[
         str | None, typer.Option(help="Where pods live, overriding the scenario's: netns or docker.")
     ] = None,
+    dns_capture: Annotated[
+        bool | None,
+        typer.Option("--dns-capture/--no-dns-capture", help="Ambient's DNS capture, overriding the scenario's."),
+    ] = None,
 ) -> None:
     """Run a scenario: build beds, set up each strategy, measure, tear down, write results/<run id>/."""
     from harness.analysis.results import ResultsFolderError, ResultsWriteError
@@ -73,6 +77,8 @@ def run(
             if runtime not in RUNTIMES:
                 raise ValueError(f"option --runtime must be one of: {', '.join(RUNTIMES)} (got {runtime!r})")
             parsed = parsed.model_copy(update={"runtime": runtime})
+        if dns_capture is not None:
+            parsed = parsed.model_copy(update={"dns_capture": dns_capture})
         if repetitions is not None:
             if not 1 <= repetitions <= 1000:
                 raise ValueError(f"option --repetitions must be between 1 and 1000 (got {repetitions})")

@@ -130,28 +130,18 @@ def test_sidecar_tproxy_rules_match_istio_iptables_inbound_ports_wildcard_tproxy
     }
 
 
-@pytest.mark.parametrize(("golden", "interfaces"), [("cni-default.golden", []),
-                                                    ("cni-virtual_interfaces.golden", ["fake1s0f0", "fake1s0f1"])])
-def test_ambient_inpod_rules_match_istio_cni(scratch, golden, interfaces):
-    """istio-cni's in-pod rules (ambient, ambient-reroute) against its golden files."""
+@pytest.mark.parametrize(("golden", "interfaces", "dns_capture"), [
+    ("cni-default.golden", [], True),  # the test's configuration: RedirectDNS on, as the chart's default
+    ("cni-virtual_interfaces.golden", ["fake1s0f0", "fake1s0f1"], False),  # RedirectDNS off there
+])  # fmt: skip
+def test_ambient_inpod_rules_match_istio_cni(scratch, golden, interfaces, dns_capture):
+    """istio-cni's in-pod rules (ambient, ambient-reroute) against its golden files, DNS capture included: every
+    table (mangle, nat, raw) the same, rule for rule."""
     up, ours = scratch
-    upstream = golden_ipv4(golden)
-    restore(up, upstream)
-    restore(ours, ambient.inpod_rules(interfaces))
-    assert differences(read_back(ours, "mangle"), read_back(up, "mangle")) == {}
-    nat = differences(read_back(ours, "nat"), read_back(up, "nat"))
-    raw = differences(read_back(ours, "raw"), read_back(up, "raw"))
-    if golden == "cni-default.golden":
-        # DNS capture (the chart's default `ambient.dnsCapture: true`): nothing here resolves a name (issue 28
-        # leaves this to the KubeVirt-release dimension); the two 15053 REDIRECTs and the raw CT zones are absent.
-        assert nat == {"ISTIO_OUTPUT": {"ours": [], "upstream": [
-            "! -o lo -p udp -m mark ! --mark 0x539/0xfff -m udp --dport 53 -j REDIRECT --to-ports 15053",
-            "! -d 127.0.0.1/32 -p tcp -m tcp --dport 53 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15053"]}}
-        assert raw == {"ISTIO_OUTPUT": {"chain only in": ["upstream"]}, "ISTIO_PRERT": {"chain only in": ["upstream"]},
-                       "OUTPUT": {"ours": [], "upstream": ["-j ISTIO_OUTPUT"]},
-                       "PREROUTING": {"ours": [], "upstream": ["-j ISTIO_PRERT"]}}  # fmt: skip
-    else:
-        assert nat == {} and raw == {}
+    restore(up, golden_ipv4(golden))
+    restore(ours, ambient.inpod_rules(interfaces, dns_capture=dns_capture))
+    for table in ("mangle", "nat", "raw"):
+        assert differences(read_back(ours, table), read_back(up, table)) == {}, table
 
 
 def kubevirt_expected(section: str) -> str:

@@ -72,6 +72,8 @@ class Sample:
     hbone_streams: int | None = None  # HBONE CONNECT streams the destination's proxy terminated
     peer_identity: str = ""  # the SPIFFE id(s) the destination's proxy saw in the client's certificate
     peer_proxy_bytes: int | None = None  # bytes the meshed peer's own proxy carried for the test
+    dns_proxy_queries: int | None = None  # lookups the mesh's DNS proxy took during a dns test (ambient capture)
+    dns_zone1_flows: int | None = None  # UDP flows to port 53 in conntrack zone 1 in the pod after a dns test
     run_id: str = ""
     timestamp: str = ""
 
@@ -82,14 +84,15 @@ COLUMNS = [
     "message_bytes", "streams", "load", "direction", "protocol", "repetition", "block", "slot", "metric", "value",
     "unit", "retransmits", "cpu_client_pct", "cpu_server_pct", "status", "reason", "path", "sidecar_bytes",
     "sidecar_connections", "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_identity", "peer_proxy_bytes",
-    "tools", "caveat", "timestamp",
+    "dns_proxy_queries", "dns_zone1_flows", "tools", "caveat", "timestamp",
 ]  # fmt: skip
 """The column order of samples.parquet / samples.csv (every field of Sample)."""
 assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample disagree"
 
 
 SWEEP_INT_COLUMNS = ("pod_mtu", "guest_mtu", "message_bytes", "streams")
-INT_COLUMNS = (*SWEEP_INT_COLUMNS, "block", "slot", "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_proxy_bytes")
+INT_COLUMNS = (*SWEEP_INT_COLUMNS, "block", "slot", "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_proxy_bytes",
+               "dns_proxy_queries", "dns_zone1_flows")  # fmt: skip
 CELL_SWEEP_COLUMNS = ("pod_mtu", "guest_mtu")
 """Columns a sweep varies per cell (the bed and the guest); message_bytes and streams vary per test and are in
 the test's label when swept, so analyses keyed on the test keep them apart."""

@@ -9,12 +9,14 @@ from typing import Annotated, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from harness.experiment.dns import measure_dns
 from harness.experiment.iperf import measure_tcp_throughput, measure_udp_throughput
 from harness.experiment.latency import LatencySample, measure_crr, measure_rr
 from harness.experiment.load import RAMP_S, TAIL_S, measure_rr_under_load
 from harness.experiment.outcome import Metric, Outcome
 from harness.guests.attachment import Ends
 from harness.lab.kinds import Direction, Protocol, Status
+from harness.pod.dns_proxy import MESH_ONLY_HOST, RESOLVER_ONLY_HOST, SERVICE_HOST
 
 
 class Strict(BaseModel):
@@ -243,6 +245,52 @@ class ConnectRequestResponse(TestKind):
         return outcome
 
 
+class DnsLookup(TestKind):
+    """The VM resolving names through its binding (egress only): the peer's Service name, which the cluster's
+    resolver and the mesh both know, a ServiceEntry host only the mesh's DNS proxy answers, and an external name
+    only the resolver knows (harness/experiment/dns.py). Under ambient with DNS capture, lookups that reach the
+    proxy resolve all three (the external one forwarded); lookups that bypass it miss the ServiceEntry host."""
+
+    kind: Literal["dns"]
+    transport: Literal["udp", "tcp"] = "udp"
+    queries: int = Field(5, ge=1, le=200)
+    """Lookups of each name."""
+    directions: Annotated[list[Direction], Field(default_factory=lambda: [Direction.EGRESS], min_length=1)]
+    primary_metric: ClassVar[str] = "dns_service_resolved"
+
+    @model_validator(mode="after")
+    def _egress_only(self) -> DnsLookup:
+        if self.directions != [Direction.EGRESS]:
+            raise ValueError("field 'directions': a dns test runs egress only (the VM resolving names)")
+        return self
+
+    @property
+    def protocol(self) -> Protocol:
+        return Protocol(self.transport)
+
+    @property
+    def base_label(self) -> str:
+        return f"dns_{self.transport}"
+
+    def expected_seconds(self) -> float:
+        return 0.05 * 3 * self.queries + TOOL_OVERHEAD_S
+
+    def ports(self) -> tuple[set[int], set[int]]:
+        return set(), set()  # the VM serves nothing: it is the client
+
+    def measure(self, ends: Ends, label: str) -> Outcome:
+        s = measure_dns(ends, transport=self.transport, queries=self.queries, label=label)
+        if s.status != "ok":
+            return Outcome(Status(s.status), s.reason, [Metric("dns_service_resolved", "fraction", None)], raw=s.raw)
+        metrics = [
+            Metric("dns_service_resolved", "fraction", s.resolved.get(SERVICE_HOST, 0) / s.queries),
+            Metric("dns_mesh_only_resolved", "fraction", s.resolved.get(MESH_ONLY_HOST, 0) / s.queries),
+            Metric("dns_external_resolved", "fraction", s.resolved.get(RESOLVER_ONLY_HOST, 0) / s.queries),
+            Metric("dns_resolver_queries", "queries", float(s.resolver_queries)),
+        ]
+        return Outcome(Status.OK, "", metrics, raw=s.raw, dns_queries=3 * s.queries)
+
+
 def latency_outcome(s: LatencySample, prefix: str, message_bytes: int) -> Outcome:
     if s.status != "ok" or s.rtt_us.size == 0:
         return Outcome(Status(s.status), s.reason, [Metric(f"{prefix}_p50", "us", None)])
@@ -254,6 +302,7 @@ def latency_outcome(s: LatencySample, prefix: str, message_bytes: int) -> Outcom
 
 TEST_KINDS: dict[str, type[TestKind]] = {
     cls.model_fields["kind"].annotation.__args__[0]: cls
-    for cls in (TcpThroughput, UdpThroughput, RequestResponse, ConnectRequestResponse)
+    for cls in (TcpThroughput, UdpThroughput, RequestResponse, ConnectRequestResponse, DnsLookup)
 }
-Test = Annotated[TcpThroughput | UdpThroughput | RequestResponse | ConnectRequestResponse, Field(discriminator="kind")]
+Test = Annotated[TcpThroughput | UdpThroughput | RequestResponse | ConnectRequestResponse | DnsLookup,
+                 Field(discriminator="kind")]  # fmt: skip

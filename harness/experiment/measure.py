@@ -126,6 +126,8 @@ class Evidence:
     hbone_streams: int | None = None
     peer_identity: str = ""
     peer_proxy_bytes: int | None = None
+    dns_proxy_queries: int | None = None
+    dns_zone1_flows: int | None = None
 
     def columns(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "reason"}
@@ -147,6 +149,8 @@ def traversal(outcome: Outcome, direction: Direction, sidecar: Sidecar | None, b
     except OSError as e:
         return Evidence(TrafficPath.NO_EVIDENCE, f"sidecar admin {sidecar.admin_socket} unreadable ({e.strerror or e})")
     delta = after.pod.minus(before.pod)
+    if outcome.dns_queries:
+        return dns_traversal(outcome, sidecar, delta)
     inbound = Direction(direction) is Direction.INGRESS
     crossed = delta.inbound_bytes if inbound else delta.outbound_bytes
     connections = delta.inbound_cx if inbound else delta.outbound_cx
@@ -182,3 +186,19 @@ def traversal(outcome: Outcome, direction: Direction, sidecar: Sidecar | None, b
         hbone_streams=destination.hbone_inbound, peer_identity=" ".join(seen),
         peer_proxy_bytes=peer_delta.outbound_bytes if inbound else peer_delta.inbound_bytes,
     )  # fmt: skip
+
+
+def dns_traversal(outcome: Outcome, sidecar: Sidecar, delta: SidecarCounters) -> Evidence:
+    """A dns test's path: through the mesh when the pod's DNS proxy took at least half of the lookups, bypassed
+    when it took fewer (or the mode has no DNS proxy). The conntrack zone-1 flows in the pod say whether the
+    proxy's own queries upstream were kept apart as istio-cni's raw rules mean them to be."""
+    if outcome.status is not Status.OK:
+        path = TrafficPath.FAILED
+    else:
+        path = TrafficPath.THROUGH_MESH if delta.dns_queries >= outcome.dns_queries / 2 else TrafficPath.BYPASSED
+    zone1 = None
+    if sidecar.dns_stats is not None:
+        flows = sidecar.pod.run(["conntrack", "-L", "-p", "udp", "--dport", "53", "-w", "1"], check=False)
+        zone1 = sum(1 for line in flows.splitlines() if line.startswith("udp"))
+    return Evidence(path, "", None, None, dns_proxy_queries=delta.dns_queries if sidecar.dns_stats else None,
+                    dns_zone1_flows=zone1)  # fmt: skip

@@ -33,3 +33,5 @@ class Outcome:
     requests: int = 0
     rtt_us: np.ndarray | None = None
     raw: dict = field(default_factory=dict)  # the tool's own JSON, kept in raw/
+    dns_queries: int = 0
+    """Name lookups the test sent (a dns test): the mesh's DNS proxy must have taken them to count as through it."""

@@ -315,7 +315,8 @@ class CellRunner:
                 # the pod as the scenario's KubeVirt release writes it: its annotations decide ambient's reroute
                 annotations = pod_annotations(scenario.kubevirt, cell.strategy_cls.name)
                 sidecar = install_sidecar(bed, cell.spec.sidecar, vm_interfaces=list(cell.strategy_cls.vm_interfaces),
-                                          client=cell.spec.client, annotations=annotations)  # fmt: skip
+                                          client=cell.spec.client, annotations=annotations,
+                                          dns_capture=cell.spec.dns_capture)  # fmt: skip
                 guest_mtu = cell.spec.guest_mtu if cell.has_vm else None
                 with bed.strategy_setup():
                     attachment = strategy.setup(bed, driver_for(cell.guest, slot.label, mtu=guest_mtu))

@@ -45,6 +45,8 @@ class CellSpec:
     guest_mtu: int | Literal["pod"] | None = None
     client: Client = Client()
     """The peer: outside the mesh or meshed, and the pods' PeerAuthentication."""
+    dns_capture: bool = True
+    """Ambient's DNS capture (istio-cni's `ambient.dnsCapture`); other modes have none."""
 
     def mesh_seconds(self) -> float:
         """About what the mesh adds to a bed's setup: the pod's proxy, and a meshed peer's."""
@@ -54,7 +56,7 @@ class CellSpec:
     @property
     def layout(self) -> str:
         """The mesh layout's label (the rows' `sidecar` column): mode and client kind."""
-        return layout_label(self.sidecar, self.client)
+        return layout_label(self.sidecar, self.client, dns_capture=self.dns_capture)
 
     @property
     def label(self) -> str:
@@ -148,6 +150,10 @@ class Scenario(Strict):
                                                           min_length=1)  # fmt: skip
     """Istio's PeerAuthentication mode(s): `permissive` (mTLS and plaintext accepted) and/or `strict` (plaintext
     refused); Istio's modes only."""
+    dns_capture: bool = True
+    """Under ambient: istio-cni's DNS capture (the chart's `ambient.dnsCapture`, on by default): the pod's DNS queries
+    go to ztunnel's DNS proxy (harness/pod/dns_proxy.py). `false` leaves them to the cluster's resolver; the rows'
+    `sidecar` column then says `+no-dns-capture`."""
     kubevirt: KubevirtRelease = LATEST
     """The KubeVirt release whose launcher pod is modelled (harness/pod/kubevirt.py): the annotations it writes
     (under ambient, 1.7+ masquerade pods are rerouted), and which bindings it ships in core; every row records it."""
@@ -209,6 +215,9 @@ class Scenario(Strict):
         if self.precision and (self.design != "blocks" or "direct" not in self.strategies):
             raise ValueError("field 'precision': judges each binding's ratio to the direct beside it, so it needs "
                              "design: blocks and direct in 'strategies'")  # fmt: skip
+        if any(t.kind == "dns" for t in self.tests) and (self.runtime != "netns" or self.guest != GuestKind.NETNS):
+            raise ValueError("field 'tests': a dns test runs on the netns runtime with the netns guest only (dig and "
+                             "dnsmasq are not in the docker image or the QEMU guest)")  # fmt: skip
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError("field 'strategies': lists a strategy twice")
         for name in self.strategy_options:
@@ -263,7 +272,8 @@ class Scenario(Strict):
             guest_mtus = (self.sweep.guest_mtu or [None]) if has_vm and chosen else [None]
             for sidecar in self.sidecars:
                 for client in self.clients(sidecar):
-                    cells += [CellSpec(label, sidecar, pod, guest, client) for pod in pod_mtus for guest in guest_mtus]
+                    cells += [CellSpec(label, sidecar, pod, guest, client, self.dns_capture) for pod in pod_mtus
+                              for guest in guest_mtus]  # fmt: skip
         return cells
 
     def clients(self, sidecar: SidecarKind) -> list[Client]:

@@ -43,6 +43,7 @@ Not faithful (and why it does not change a path here):
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 from harness.lab.bed import TestBed
@@ -59,11 +60,10 @@ from harness.pod.envoy import (
     start_envoy,
     tcp_proxy_filter,
 )
+from harness.pod.inpod import DNS_CAPTURE_PORT, INPOD_MARK, INPOD_MASK, SO_MARK
 from harness.pod.mtls import MeshTls
 
 RBAC_FILTER = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
-INPOD_MARK = 0x539  # istio cni/pkg/config InpodMark (1337): every socket ztunnel opens in the pod
-INPOD_MASK = 0xFFF
 INPOD_TPROXY_MARK = 0x111  # connmark of connections the proxy opened, restored on their replies
 ROUTE_TABLE = 100  # RouteTableInbound
 RULE_PRIORITY = 32764
@@ -73,11 +73,13 @@ HBONE_PORT = 15008
 HOST_PROBE_SNAT = "169.254.7.127"
 ZTUNNEL_GID = 1337
 ZTUNNEL_CAPABILITIES = ("net_admin", "sys_admin", "net_raw")
-SO_MARK = 36  # <asm-generic/socket.h>; Python's socket module exposes it only from 3.12
 
 
-def inpod_rules(virtual_interfaces: list[str]) -> dict[str, list[str]]:
-    """istio-cni's in-pod iptables rules, per table, in the order AppendInpodRules adds them."""
+def inpod_rules(virtual_interfaces: list[str], *, dns_capture: bool = True) -> dict[str, list[str]]:
+    """istio-cni's in-pod iptables rules, per table, in the order AppendInpodRules adds them. `dns_capture`: the
+    chart's `ambient.dnsCapture` (default true): the pod's own DNS queries (UDP and TCP to port 53, not the
+    proxy's) go to the DNS proxy on 15053, and the proxy's upstream queries and their answers get conntrack zone
+    1. Queries a VM sends through the pod's forwarding path (PREROUTING) are not captured: only OUTPUT is."""
     mark = f"{INPOD_MARK:#x}/{INPOD_MASK:#x}"
     tproxy_mark = f"{INPOD_TPROXY_MARK:#x}/{INPOD_MASK:#x}"
     mangle = [
@@ -100,11 +102,29 @@ def inpod_rules(virtual_interfaces: list[str]) -> dict[str, list[str]]:
         f"-A ISTIO_OUTPUT -d {HOST_PROBE_SNAT} -p tcp -m tcp -j ACCEPT",
         f"-A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp ! --dport {HBONE_PORT} -m mark ! --mark {mark} "
         f"-j REDIRECT --to-ports {INBOUND_PLAINTEXT_PORT}",
+    ]
+    tables = {"mangle": mangle, "nat": nat}
+    if dns_capture:
+        nat += [
+            f"-A ISTIO_OUTPUT ! -o lo -p udp -m mark ! --mark {mark} -m udp --dport 53 "
+            f"-j REDIRECT --to-ports {DNS_CAPTURE_PORT}",
+            f"-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp --dport 53 -m mark ! --mark {mark} "
+            f"-j REDIRECT --to-ports {DNS_CAPTURE_PORT}",
+        ]
+        # istio/istio#33469: the proxy's query upstream and its answer in their own conntrack zone, apart from
+        # the client's redirected flow that may share the 5-tuple
+        tables["raw"] = [
+            "-N ISTIO_OUTPUT", "-N ISTIO_PRERT",
+            "-A PREROUTING -j ISTIO_PRERT", "-A OUTPUT -j ISTIO_OUTPUT",
+            f"-A ISTIO_OUTPUT -p udp -m mark --mark {mark} -m udp --dport 53 -j CT --zone 1",
+            f"-A ISTIO_PRERT -p udp -m mark ! --mark {mark} -m udp --sport 53 -j CT --zone 1",
+        ]  # fmt: skip
+    nat += [
         f"-A ISTIO_OUTPUT -p tcp -m mark --mark {tproxy_mark} -j ACCEPT",
         "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ACCEPT",
         f"-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark {mark} -j REDIRECT --to-ports {OUTBOUND_PORT}",
     ]
-    return {"mangle": mangle, "nat": nat}
+    return tables
 
 
 def add_inpod_routing(pod: Namespace) -> None:
@@ -188,4 +208,24 @@ def start_node_proxy(bed: TestBed, admin_socket: Path, *, pod: Namespace, pod_ip
         return wanted <= pod.listening_tcp_ports() and admin_socket.exists()
 
     wait_until(ready, timeout=30, what="the node proxy's listeners in the pod", interval=0.05)
+    return proc
+
+
+def start_dns_proxy(bed: TestBed, *, pod: Namespace, stats: Path, upstream: str, hosts: dict[str, str],
+                    name: str = "ztunnel-dns") -> TrackedProcess:  # fmt: skip
+    """ztunnel's DNS proxy for `pod` (harness/pod/dns_proxy.py): started from the node into the pod's namespace
+    with ztunnel's gid and capabilities; ready when it has bound 15053 (UDP and TCP) and written its counters.
+    `upstream`: the cluster's resolver (ztunnel's own resolv.conf); `hosts`: the names the mesh knows."""
+    caps = ",".join(f"+{c}" for c in ZTUNNEL_CAPABILITIES)
+    argv = ["setpriv", f"--regid={ZTUNNEL_GID}", "--clear-groups", f"--bounding-set=-all,{caps}",
+            f"--inh-caps=-all,{caps}", sys.executable, "-m", "harness.pod.dns_proxy", "--upstream", upstream,
+            "--stats", str(stats), *(f"--host={n}={ip}" for n, ip in hosts.items())]  # fmt: skip
+    proc = bed.tracker.start(argv, name=name, netns=pod.name, node_side=True)
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"the DNS proxy exited before listening in the pod: {proc.last_words()}")
+        return stats.exists() and DNS_CAPTURE_PORT in pod.listening_tcp_ports()
+
+    wait_until(ready, timeout=30, what="the DNS proxy's listeners in the pod", interval=0.05)
     return proc

@@ -27,7 +27,7 @@ from typing import ClassVar
 from harness.lab.bed import TestBed
 from harness.lab.rules import apply_iptables
 from harness.lab.runtime import Role
-from harness.pod import ambient
+from harness.pod import ambient, dns_proxy
 from harness.pod.identity import MeshCA, spiffe_id
 from harness.pod.kubevirt import rerouted_interfaces
 from harness.pod.mtls import MeshTls, PeerAuthentication, PeerKind
@@ -92,10 +92,11 @@ class Client:
         return self.authentication is PeerAuthentication.STRICT
 
 
-def layout_label(kind: SidecarKind | str, client: Client) -> str:
-    """The mesh layout's name in rows and tables: the mode, `+meshed` for a meshed client, `+strict` under STRICT
-    (`envoy-redirect`, `envoy-redirect+meshed`, `ambient+meshed+strict`)."""
-    return str(kind) + ("+meshed" if client.meshed else "") + ("+strict" if client.strict else "")
+def layout_label(kind: SidecarKind | str, client: Client, *, dns_capture: bool = True) -> str:
+    """The mesh layout's name in rows and tables: the mode, `+meshed` for a meshed client, `+strict` under STRICT,
+    `+no-dns-capture` for ambient without its DNS capture (`envoy-redirect`, `ambient+meshed+strict`)."""
+    label = str(kind) + ("+meshed" if client.meshed else "") + ("+strict" if client.strict else "")
+    return label + ("+no-dns-capture" if not dns_capture and mesh_for(kind).node_proxy else "")
 
 
 def mode_of(label: str) -> str:
@@ -146,8 +147,9 @@ class Mesh:
             MESHES[str(cls.kind)] = cls
 
     def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client(),
-                annotations: dict[str, str] | None = None) -> Sidecar | None:  # fmt: skip
-        """`annotations`: the pod's, as KubeVirt's release wrote them (harness/pod/kubevirt.py pod_annotations)."""
+                annotations: dict[str, str] | None = None, dns_capture: bool = True) -> Sidecar | None:  # fmt: skip
+        """`annotations`: the pod's, as KubeVirt's release wrote them (harness/pod/kubevirt.py pod_annotations).
+        `dns_capture`: istio-cni's ambient DNS capture (the chart's default); other modes have none."""
         return None
 
 
@@ -173,7 +175,7 @@ class IstioSidecar(Mesh):
         return {"nat": istio_nat_rules(self.layout, vm_interfaces, capture_inbound=not self.layout.tproxy)}
 
     def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client(),
-                annotations: dict[str, str] | None = None) -> Sidecar:  # fmt: skip
+                annotations: dict[str, str] | None = None, dns_capture: bool = True) -> Sidecar:  # fmt: skip
         """The pod's init container and proxy; for a meshed client, the peer pod's too (its init's rules in the
         peer's namespace, its Envoy there as uid 1337: the peer is the rest of the cluster, not a container here)."""
         pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid) if self.layout.istio else (None, None)
@@ -248,29 +250,36 @@ class Ambient(Mesh):
     style = ((0, (5, 1, 1, 1)), "\\\\")
 
     def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client(),
-                annotations: dict[str, str] | None = None) -> Sidecar:  # fmt: skip
+                annotations: dict[str, str] | None = None, dns_capture: bool = True) -> Sidecar:  # fmt: skip
         """istio-cni's rules and the node proxy for the pod and, for a meshed client, for the peer pod (its own
         ztunnel: the peer is on another node). The interfaces rerouted are those of the pod's
         istio.io/reroute-virtual-interfaces annotation (KubeVirt >= 1.7 writes it for a masquerade pod), or with
         `ambient-reroute` the binding's VM interfaces, as a user annotating the pod would."""
         pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid)
         rerouted = vm_interfaces if self.reroutes_vm_interfaces else rerouted_interfaces(annotations or {})
-        sidecar = self._install_in(bed, bed.pod, "pod", bed.plan.pod_ip, rerouted, pod_tls)
+        sidecar = self._install_in(bed, bed.pod, "pod", bed.plan.pod_ip, rerouted, pod_tls, dns_capture)
         if client.meshed:
-            sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", bed.plan.peer_ip, [], peer_tls)
+            sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", bed.plan.peer_ip, [], peer_tls, dns_capture)
         return sidecar
 
-    def _install_in(self, bed: TestBed, ns, role: str, ip: str, vm_interfaces: list[str], tls: MeshTls | None
-                    ) -> Sidecar:  # fmt: skip
+    def _install_in(self, bed: TestBed, ns, role: str, ip: str, vm_interfaces: list[str], tls: MeshTls | None,
+                    dns_capture: bool) -> Sidecar:  # fmt: skip
         sidecar = Sidecar(self.layout, ns, admin_socket(bed, self.layout, role))
         tls = with_log(tls, sidecar.admin_socket)
         sidecar.access_log, sidecar.spiffe_id = (tls.access_log, tls.own.spiffe_id) if tls else (None, "")
-        sidecar.rules = ambient.inpod_rules(vm_interfaces)
+        sidecar.rules = ambient.inpod_rules(vm_interfaces, dns_capture=dns_capture)
         for table, rules in sidecar.rules.items():
             apply_iptables(ns, table, rules)  # istio-cni's node agent, in the pod's namespace
         ambient.add_inpod_routing(ns)
-        name = "ztunnel-envoy" if role == "pod" else f"ztunnel-envoy-{role}"
-        sidecar.process = ambient.start_node_proxy(bed, sidecar.admin_socket, pod=ns, pod_ip=ip, tls=tls, name=name)
+        suffix = "" if role == "pod" else f"-{role}"
+        sidecar.process = ambient.start_node_proxy(bed, sidecar.admin_socket, pod=ns, pod_ip=ip, tls=tls,
+                                                   name=f"ztunnel-envoy{suffix}")  # fmt: skip
+        if dns_capture:
+            sidecar.dns_stats = sidecar.admin_socket.parent / "dns-proxy.json"
+            # the cluster's resolver stands on the peer's side (ztunnel forwards to its own resolv.conf's)
+            hosts = dns_proxy.mesh_hosts(bed.plan.peer_ip)
+            ambient.start_dns_proxy(bed, pod=ns, stats=sidecar.dns_stats, upstream=bed.plan.peer_ip, hosts=hosts,
+                                    name=f"ztunnel-dns{suffix}")  # fmt: skip
         return sidecar
 
 
@@ -298,6 +307,7 @@ def install_sidecar(
     vm_interfaces: list[str],
     client: Client = Client(),
     annotations: dict[str, str] | None = None,
+    dns_capture: bool = True,
 ) -> Sidecar | None:
     """What the mode's init container / CNI agent and proxy do, in that order; None for `none`. A meshed `client`
     gets its own proxy (the returned Sidecar's `peer_proxy`); a mode without meshed clients refuses one."""
@@ -305,4 +315,4 @@ def install_sidecar(
     if client.meshed and not mesh.meshed_clients:
         raise ValueError(f"mesh mode {str(kind)!r} has no meshed clients; modes with them: "
                          f"{', '.join(k for k, m in MESHES.items() if m.meshed_clients)}")  # fmt: skip
-    return mesh.install(bed, list(vm_interfaces), client, annotations)
+    return mesh.install(bed, list(vm_interfaces), client, annotations, dns_capture)

@@ -45,6 +45,7 @@ from harness.lab.processes import TrackedProcess
 from harness.lab.runtime import Role
 from harness.lab.waiting import wait_until
 from harness.pod import mtls
+from harness.pod.dns_proxy import DnsProxyCounters
 from harness.pod.envoy import sidecar_bootstrap, start_envoy
 from harness.pod.mtls import MeshTls
 
@@ -154,6 +155,10 @@ class SidecarCounters:
     tls_outbound_handshakes: int = 0
     hbone_inbound: int = 0
     hbone_outbound: int = 0
+    dns_queries: int = 0
+    """Queries the mesh's DNS proxy took (ambient's DNS capture; zero without one)."""
+    dns_answered: int = 0
+    """Of those, answered by the proxy itself (a host of the mesh), not forwarded."""
 
     def minus(self, before: SidecarCounters) -> SidecarCounters:
         return SidecarCounters(**{k: v - getattr(before, k) for k, v in self.__dict__.items()})
@@ -186,6 +191,8 @@ class Sidecar:
     """The identity in this proxy's workload certificate (empty without mTLS)."""
     access_log: Path | None = None
     """The proxy's access log of mTLS connections and HBONE streams: the identities it saw."""
+    dns_stats: Path | None = None
+    """The counters file of the mesh's DNS proxy for this pod (ambient with DNS capture), None without one."""
 
     def stats(self, pattern: str = "") -> dict[str, int]:
         """Envoy admin /stats (counters) whose names match `pattern` (default: those the evidence reads), over the
@@ -226,7 +233,14 @@ class Sidecar:
             tls_outbound_handshakes=sum(stats.get(f"cluster.{n}.ssl.handshake", 0) for n in outbound),
             hbone_inbound=stats.get(f"http.{mtls.CONNECT_TERMINATE}.downstream_rq_total", 0),
             hbone_outbound=stats.get(f"cluster.{mtls.CONNECT_ORIGINATE}.upstream_rq_total", 0),
+            **self.dns_counters(),
         )
+
+    def dns_counters(self) -> dict[str, int]:
+        if self.dns_stats is None:
+            return {}
+        dns = DnsProxyCounters.read(self.dns_stats)
+        return {"dns_queries": dns.queries, "dns_answered": dns.answered}
 
     def identities_seen(self, since: int = 0) -> tuple[list[str], int]:
         """The SPIFFE ids of the clients in the access log from line `since` on, and the log's line count."""
