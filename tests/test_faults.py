@@ -487,8 +487,10 @@ def test_a_run_whose_tool_fails_exits_3_not_0(tmp_path):
                                     'echo "segfault in the client"; exit 139\n')  # fmt: skip
     (bin_dir / "iperf3").chmod(0o755)
     scenario = tmp_path / "s.yaml"
-    scenario.write_text("name: tool\nstrategies: [direct]\nrepetitions: 1\n"
-                        "tests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}\n")
+    scenario.write_text(
+        "name: tool\nstrategies: [direct]\nrepetitions: 1\n"
+        "tests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}\n"
+    )
     run_id = new_run_id()
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     proc = cli("run", str(scenario), "--results", str(tmp_path / "results"), "--run-id", run_id, env=env)
