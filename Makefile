@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SCENARIO ?= scenarios/smoke.yaml
 DEB_PACKAGES := iperf3 sockperf nftables iptables iproute2 util-linux procps socat slirp4netns passt python3-venv \
-  haproxy conntrack
+  haproxy conntrack dnsmasq-base bind9-dnsutils
 # The QEMU guest (issue 5): QEMU with SeaBIOS and iPXE ROMs, Debian's kernel for the guest, busybox-static and
 # cpio for its initramfs, gcc to build vmnb-crr. Without recommends (the kernel's would pull firmware and grub).
 VM_PACKAGES := qemu-system-x86 seabios ipxe-qemu linux-image-amd64 busybox-static cpio gcc libc6-dev make xz-utils

@@ -82,7 +82,8 @@ GOLDEN_NAT = {
 
 
 def test_inpod_rules_have_the_golden_shape(bed):
-    install_sidecar(bed, "ambient-reroute", vm_interfaces=["fake1s0f0", "fake1s0f1"])
+    # virtual_interfaces.golden's configuration has DNS capture off (tests/test_dns.py covers it on)
+    install_sidecar(bed, "ambient-reroute", vm_interfaces=["fake1s0f0", "fake1s0f1"], dns_capture=False)
     assert chains(bed.pod, "mangle") == GOLDEN_MANGLE
     assert chains(bed.pod, "nat") == GOLDEN_NAT
     # cni/pkg/iptables/iptables_linux.go: the mark rule and the local route back to the proxy
@@ -92,7 +93,7 @@ def test_inpod_rules_have_the_golden_shape(bed):
 
 def test_plain_ambient_reroutes_no_interface(bed):
     """Without the reroute annotation (what KubeVirt's pod gets) the virtual-interface rules are absent."""
-    install_sidecar(bed, "ambient", vm_interfaces=["k6t-eth0"])
+    install_sidecar(bed, "ambient", vm_interfaces=["k6t-eth0"], dns_capture=False)
     assert chains(bed.pod, "nat")["ISTIO_PRERT"] == GOLDEN_NAT["ISTIO_PRERT"][4:]
 
 

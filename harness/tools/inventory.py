@@ -40,6 +40,9 @@ TOOLS: tuple[Tool, ...] = (
     Tool("qemu", "qemu-system-x86_64", "qemu-system-x86", ("qemu-system-x86_64", "--version"), in_runtime_image=True),
     Tool("gcc", "gcc", "gcc", ("gcc", "--version")),  # builds vmnb-crr and the relay
     Tool("conntrack", "conntrack", "conntrack"),
+    # the dns test kind (harness/experiment/dns.py): the cluster's resolver and the VM's lookups, netns only
+    Tool("dnsmasq", "dnsmasq", "dnsmasq-base", ("dnsmasq", "--version")),
+    Tool("dig", "dig", "bind9-dnsutils", ("dig", "-v")),
     Tool("sh", "sh", None, in_runtime_image=True),
     Tool("sleep", "sleep", None, in_runtime_image=True),
     Tool("timeout", "timeout", None, in_runtime_image=True),
