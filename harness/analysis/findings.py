@@ -27,13 +27,15 @@ FINDINGS = [
         "pasta-egress-rto",
         _pasta_egress,
         "pasta egress (netns guest -> peer) is erratic, 0.005-4 Gbit/s from one run to the next, with both passt "
-        "0.0~git20230309 (Debian 12) and 0.0~git20250503.587980c (Debian 13, worse here): segments the guest sends "
-        "are lost inside pasta (the guest's qdisc and tap count no drop, pasta's socket to the peer has an empty "
-        "send queue), and the guest's TCP never enters fast recovery (TcpExtTCPSackRecovery = TCPRenoRecovery = 0): "
-        "each loss costs a retransmission timeout: 3-4 TCPTimeouts per 3 s test, the guest's tx counter flat for "
-        "0.5-1 s at a time (benchmarks/pasta_egress.py). Ingress (pasta writing to the tap) is not affected. A "
-        "pasta behaviour on this kernel (6.18), not a setup of ours; on the QEMU guest the emulated CPU caps passt "
-        "below 1 Gbit/s both ways, so it cannot be told there",
+        "0.0~git20230309 (Debian 12) and 0.0~git20250503.587980c (Debian 13). The loss is in pasta's tap-to-socket "
+        "path (passt tcp.c, tcp_data_from_tap): when its write to the peer's socket is short (sendmsg accepts "
+        "130 KB of 290 KB offered), pasta drops the rest of the batch it read from the tap and acknowledges only "
+        "what was written; it keeps no out-of-order queue and sends no SACK and fewer than three duplicate ACKs, "
+        "so the guest recovers only by retransmission timeouts (205, 435, 829 ms, doubling) and, in recovery, one "
+        "64 KB segment per pasta ACK. Reproduced without the harness (benchmarks/pasta_egress_repro.sh: three "
+        "namespaces, pasta, iperf3; tcpdump on the tap and strace of pasta, read by benchmarks/pasta_stalls.py). "
+        "Ingress (pasta writing to the tap) is not affected. On the QEMU guest the emulated CPU caps passt below "
+        "1 Gbit/s both ways, so it cannot be told there",
     ),
 ]
 
