@@ -51,6 +51,7 @@ class Sample:
     message_bytes: int | None = None  # RR/CRR message, UDP datagram size of the test
     streams: int | None = None  # parallel TCP streams of a throughput test
     load: str | None = None  # RR under load: idle, or a bulk TCP stream the same way or the reverse way
+    offered_rps: int | None = None  # an http test's fixed offered rate (requests per second, open loop)
     tools: str = ""  # versions of the tools this cell ran with, as JSON ({"pasta": "...", "qemu": ...})
     caveat: str = ""  # why the row does not stand for the real system (a path it lacks), or empty
     test: str = ""
@@ -81,7 +82,8 @@ class Sample:
 COLUMNS = [
     "run_id", "runtime", "compute_caps", "guest", "accel", "vcpus", "memory_mb", "strategy", "options", "pod_mtu",
     "guest_mtu", "sidecar", "peer", "peer_authentication", "kubevirt", "binding_status", "scenario", "test",
-    "message_bytes", "streams", "load", "direction", "protocol", "repetition", "block", "slot", "metric", "value",
+    "message_bytes", "streams", "load", "offered_rps", "direction", "protocol", "repetition", "block", "slot", "metric",
+    "value",
     "unit", "retransmits", "cpu_client_pct", "cpu_server_pct", "status", "reason", "path", "sidecar_bytes",
     "sidecar_connections", "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_identity", "peer_proxy_bytes",
     "dns_proxy_queries", "dns_zone1_flows", "tools", "caveat", "timestamp",
@@ -92,7 +94,7 @@ assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample dis
 
 SWEEP_INT_COLUMNS = ("pod_mtu", "guest_mtu", "message_bytes", "streams")
 INT_COLUMNS = (*SWEEP_INT_COLUMNS, "block", "slot", "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_proxy_bytes",
-               "dns_proxy_queries", "dns_zone1_flows")  # fmt: skip
+               "dns_proxy_queries", "dns_zone1_flows", "offered_rps")  # fmt: skip
 CELL_SWEEP_COLUMNS = ("pod_mtu", "guest_mtu")
 """Columns a sweep varies per cell (the bed and the guest); message_bytes and streams vary per test and are in
 the test's label when swept, so analyses keyed on the test keep them apart."""
@@ -166,7 +168,17 @@ class RunWriter:
 
     def add_latency(self, sample: Sample, rtt_us) -> None:
         """Keep every latency sample, so percentiles are computed from all repetitions merged."""
-        keys = ("strategy", "sidecar", "test", "direction", "protocol", "repetition", *CELL_SWEEP_COLUMNS, "load")
+        keys = (
+            "strategy",
+            "sidecar",
+            "test",
+            "direction",
+            "protocol",
+            "repetition",
+            *CELL_SWEEP_COLUMNS,
+            "load",
+            "offered_rps",
+        )
         frame = pd.DataFrame({"rtt_us": rtt_us})
         for k in keys:
             value = getattr(sample, k)

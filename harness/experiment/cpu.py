@@ -71,6 +71,16 @@ def cost(before: CpuSnapshot, after: CpuSnapshot) -> CpuCost:
     return CpuCost(process / CLK_TCK, (after.kernel_ticks - before.kernel_ticks) / CLK_TCK, moved)
 
 
+def resident_mib(pid: int) -> float | None:
+    """A process's resident memory (VmRSS), MiB; None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), None)
+    return kib / 1024 if kib is not None else None
+
+
 def own_cpu_seconds() -> float:
     """CPU seconds this harness process has used (all its threads): what the harness itself costs while a
     tool runs, recorded per test as `harness_cpu` so its footprint on the 2 shared cores is visible."""

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from harness.experiment.dns import measure_dns
+from harness.experiment.http import measure_http
 from harness.experiment.iperf import measure_tcp_throughput, measure_udp_throughput
 from harness.experiment.latency import LatencySample, measure_crr, measure_rr
 from harness.experiment.load import RAMP_S, TAIL_S, measure_rr_under_load
@@ -17,6 +18,7 @@ from harness.experiment.outcome import Metric, Outcome
 from harness.guests.attachment import Ends
 from harness.lab.kinds import Direction, Protocol, Status
 from harness.pod.dns_proxy import MESH_ONLY_HOST, RESOLVER_ONLY_HOST, SERVICE_HOST
+from harness.pod.protocols import HTTP_PORT, http_ports
 
 
 class Strict(BaseModel):
@@ -45,6 +47,8 @@ class TestKind(Strict):
     kind: str
     directions: Directions
     primary_metric: ClassVar[str]
+    proxy_cost_per_request: ClassVar[bool] = False
+    """Rows get each mesh proxy's CPU per 1000 requests per second and its resident memory (Istio's own units)."""
     sweep_fields: ClassVar[dict[str, str]] = {}
     """Which of a scenario's test-level sweeps (message_bytes, streams) this kind takes, and into which field."""
     _swept: str = PrivateAttr("")
@@ -71,7 +75,7 @@ class TestKind(Strict):
 
     def columns(self) -> dict:
         """The test's parameters that rows carry as columns (message size, streams, load)."""
-        return {"message_bytes": None, "streams": None, "load": None}
+        return {"message_bytes": None, "streams": None, "load": None, "offered_rps": None}
 
     def expected_seconds(self) -> float:
         """Wall time of one direction, for a sweep's time estimate: the tool's run plus starting its server."""
@@ -291,6 +295,54 @@ class DnsLookup(TestKind):
         return Outcome(Status.OK, "", metrics, raw=s.raw, dns_queries=3 * s.queries)
 
 
+class HttpLoad(TestKind):
+    """HTTP/1.1 at a fixed offered rate, open loop (harness/experiment/http.py): POSTs of `payload_bytes`
+    answered with as many, over `connections` keep-alive connections, as Istio's benchmark drives fortio (1 KB
+    payload, 16 connections, fixed rps). The port is the Service's `http-` port, so Istio's sidecars take it
+    through their HTTP connection manager (harness/pod/protocols.py); ambient's ztunnel stays L4."""
+
+    kind: Literal["http"]
+    rate_rps: int = Field(1000, ge=1, le=100_000)
+    duration_s: float = Field(10.0, gt=0, le=600)
+    connections: int = Field(16, ge=1, le=1024)
+    payload_bytes: int = Field(1024, ge=0, le=200_000)
+    port: int = Field(HTTP_PORT, ge=1, le=65535)
+    http_version: Literal["1.1"] = "1.1"
+    """Only HTTP/1.1 so far: an open-loop HTTP/2 client is not built yet (h2load is not open loop)."""
+    primary_metric: ClassVar[str] = "http_latency_p50"
+    proxy_cost_per_request: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _http_port(self) -> HttpLoad:
+        if self.port not in http_ports():
+            raise ValueError(f"field 'port': {self.port} is not an HTTP port of the bed's Services; allowed: "
+                             f"{', '.join(map(str, http_ports()))} (harness/pod/protocols.py names them)")  # fmt: skip
+        return self
+
+    @property
+    def base_label(self) -> str:
+        return f"http@{self.rate_rps}"
+
+    def columns(self) -> dict:
+        return {**super().columns(), "message_bytes": self.payload_bytes, "offered_rps": self.rate_rps}
+
+    def expected_seconds(self) -> float:
+        return self.duration_s + TOOL_OVERHEAD_S
+
+    def measure(self, ends: Ends, label: str) -> Outcome:
+        s = measure_http(ends, port=self.port, rate_rps=self.rate_rps, duration_s=self.duration_s,
+                         connections=self.connections, payload_bytes=self.payload_bytes, label=label)  # fmt: skip
+        if s.latency_us.size == 0:
+            return Outcome(Status(s.status), s.reason, [Metric("http_latency_p50", "us", None)], raw=s.raw)
+        p50, p90, p99, p999 = np.percentile(s.latency_us, [50, 90, 99, 99.9])
+        metrics = [Metric("http_latency_p50", "us", float(p50)), Metric("http_latency_p90", "us", float(p90)),
+                   Metric("http_latency_p99", "us", float(p99)), Metric("http_latency_p999", "us", float(p999)),
+                   Metric("http_achieved_rps", "req/s", s.achieved_rps),
+                   Metric("http_errors", "requests", float(s.errors))]  # fmt: skip
+        return Outcome(Status(s.status), s.reason, metrics, bytes_moved=s.completed * self.payload_bytes * 2,
+                       requests=s.completed, rtt_us=s.latency_us, raw=s.raw)  # fmt: skip
+
+
 def latency_outcome(s: LatencySample, prefix: str, message_bytes: int) -> Outcome:
     if s.status != "ok" or s.rtt_us.size == 0:
         return Outcome(Status(s.status), s.reason, [Metric(f"{prefix}_p50", "us", None)])
@@ -302,7 +354,7 @@ def latency_outcome(s: LatencySample, prefix: str, message_bytes: int) -> Outcom
 
 TEST_KINDS: dict[str, type[TestKind]] = {
     cls.model_fields["kind"].annotation.__args__[0]: cls
-    for cls in (TcpThroughput, UdpThroughput, RequestResponse, ConnectRequestResponse, DnsLookup)
+    for cls in (TcpThroughput, UdpThroughput, RequestResponse, ConnectRequestResponse, DnsLookup, HttpLoad)
 }
-Test = Annotated[TcpThroughput | UdpThroughput | RequestResponse | ConnectRequestResponse | DnsLookup,
+Test = Annotated[TcpThroughput | UdpThroughput | RequestResponse | ConnectRequestResponse | DnsLookup | HttpLoad,
                  Field(discriminator="kind")]  # fmt: skip

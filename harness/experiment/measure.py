@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, replace
 
 from harness.analysis.results import RunWriter, Sample
-from harness.experiment.cpu import CpuCost, cost, own_cpu_seconds, snapshot
+from harness.experiment.cpu import CLK_TCK, CpuCost, CpuSnapshot, cost, own_cpu_seconds, resident_mib, snapshot
 from harness.experiment.kinds import TestKind
 from harness.experiment.outcome import Metric, Outcome
 from harness.guests.attachment import Attachment
@@ -63,7 +63,8 @@ def run_test(test: TestKind, direction: Direction, cell: Cell) -> list[Sample]:
         counters_before = e
     cpu_before, harness_before = snapshot(pids), own_cpu_seconds()
     outcome = test.measure(cell.attachment.ends(direction), f"{cell.writer.run_id}-{label}")
-    spent = cost(cpu_before, snapshot(pids))
+    cpu_after = snapshot(pids)
+    spent = cost(cpu_before, cpu_after)
     harness_s = own_cpu_seconds() - harness_before
     if outcome.raw:
         cell.writer.save_raw(f"iperf3-{label}.json", outcome.raw)
@@ -76,7 +77,8 @@ def run_test(test: TestKind, direction: Direction, cell: Cell) -> list[Sample]:
             r = replace(r, value=None, status=Status.FAILED, reason=evidence.reason)
         rows.append(r)
     if outcome.status is Status.OK:
-        for metric in [*cost_metrics(outcome, spent), Metric("harness_cpu", "s", harness_s)]:
+        proxy = proxy_metrics(cell.sidecar, outcome, cpu_before, cpu_after) if test.proxy_cost_per_request else []
+        for metric in [*cost_metrics(outcome, spent), *proxy, Metric("harness_cpu", "s", harness_s)]:
             rows.append(replace(row, **metric.columns(), status=Status.OK, path=evidence.path))
         if outcome.rtt_us is not None:
             cell.writer.add_latency(row, outcome.rtt_us)
@@ -95,6 +97,26 @@ def cost_metrics(outcome: Outcome, spent: CpuCost) -> list[Metric]:
         metrics.append(Metric("cpu_bed_per_gb", "s/GB", spent.process_s / (outcome.bytes_moved / 1e9)))
     if outcome.bytes_moved:
         metrics.append(Metric("userspace_bytes_per_byte", "ratio", spent.userspace_bytes / outcome.bytes_moved))
+    return metrics
+
+
+def proxy_metrics(sidecar: Sidecar | None, outcome: Outcome, before: CpuSnapshot, after: CpuSnapshot) -> list[Metric]:
+    """Istio's units for a proxy's cost: vCPU per 1000 requests per second (CPU seconds x 1000 / requests, the
+    same ratio at any duration) of the pod's proxy and of a meshed peer's, and the pod proxy's resident memory
+    after the test. Nothing without a proxy or without answered requests."""
+    if sidecar is None or sidecar.process is None or not outcome.requests:
+        return []
+
+    def vcpu_per_1000_rps(pid: int) -> float | None:
+        if pid not in before.process_ticks or pid not in after.process_ticks:
+            return None
+        return (after.process_ticks[pid] - before.process_ticks[pid]) / CLK_TCK * 1000 / outcome.requests
+
+    metrics = [Metric("proxy_vcpu_per_1000_rps", "vCPU", vcpu_per_1000_rps(sidecar.process.pid)),
+               Metric("proxy_rss", "MiB", resident_mib(sidecar.process.pid))]  # fmt: skip
+    peer = sidecar.peer_proxy
+    if peer is not None and peer.process is not None:
+        metrics.append(Metric("peer_proxy_vcpu_per_1000_rps", "vCPU", vcpu_per_1000_rps(peer.process.pid)))
     return metrics
 
 

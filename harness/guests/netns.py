@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.guests.base import VmFacts
-from harness.guests.tools import compile_crr
+from harness.guests.tools import GUEST_C_TOOLS, compile_guest_tool
 from harness.lab.bed import TestBed
 from harness.lab.netns import Namespace
 from harness.lab.processes import Finished, ProcessTracker, TrackedProcess
@@ -28,7 +28,7 @@ class NetnsGuest:
         return cls(bed.tracker, ns.name, bed.runtime_dir())
 
     def binary(self, tool: str) -> str:
-        return str(compile_crr()) if tool == "vmnb-crr" else tool
+        return str(compile_guest_tool(tool)) if tool in GUEST_C_TOOLS else tool
 
     def start(self, argv: list[str], *, name: str) -> TrackedProcess:
         return self.tracker.start(argv, name=name, netns=self.name)

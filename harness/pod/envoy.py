@@ -132,6 +132,49 @@ def original_dst_cluster(name: str, *, bind_source: str | None = None) -> dict:
     return cluster
 
 
+def http_connection_manager(stat_prefix: str, cluster: str, *, inbound: bool, log: Path | None = None) -> dict:
+    """The HTTP connection manager Istio's sidecar puts on a port whose protocol is HTTP (istio/istio 86c9f01
+    pilot/pkg/networking/core/listener_builder.go buildHTTPConnectionManager): codec AUTO, path normalisation
+    (mesh default), no remote-address trust, websocket upgrades, no stream idle timeout, UUID request ids, and the
+    HTTP filters in Istio's order: grpc_stats, fault, cors, router; inbound adds Istio's client-certificate
+    forwarding (listener_inbound.go: APPEND_FORWARD with subject, URI, DNS) and server name. One virtual host
+    for every authority to `cluster` (Istio's outbound route for a Service has the Service's virtual host plus
+    the allow_any passthrough one, both ending in one cluster here). Left out (not in upstream Envoy, or off by
+    default): istio.metadata_exchange, istio_authn, istio.stats (Istio's telemetry filter: its per-request
+    metrics cost CPU that these numbers do not include), the ALPN filter (the cluster sets the same ALPN),
+    tracing and access logs other than the identity log."""
+    hcm = {
+        "@type": mtls.HCM,
+        "stat_prefix": stat_prefix,
+        "codec_type": "AUTO",
+        "normalize_path": True,
+        "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+        "use_remote_address": False,
+        "upgrade_configs": [{"upgrade_type": "websocket"}],
+        "stream_idle_timeout": "0s",
+        "access_log": mtls.access_log(log),
+        "route_config": {"name": stat_prefix, "virtual_hosts": [
+            {"name": "allow_any", "domains": ["*"], "routes": [{"match": {"prefix": "/"},
+                                                                 "route": {"cluster": cluster, "timeout": "0s"}}]},
+        ]},
+        "http_filters": [
+            {"name": "envoy.filters.http.grpc_stats", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
+                "emit_filter_state": True, "stats_for_all_methods": False}},
+            {"name": "envoy.filters.http.fault", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}},
+            {"name": "envoy.filters.http.cors", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": mtls.ROUTER}},
+        ],
+    }  # fmt: skip
+    if inbound:
+        hcm["server_name"] = "istio-envoy"
+        hcm["forward_client_cert_details"] = "APPEND_FORWARD"
+        hcm["set_current_client_cert_details"] = {"subject": True, "uri": True, "dns": True}
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+
+
 def sidecar_bootstrap(
     *,
     inbound_port: int,
@@ -141,6 +184,7 @@ def sidecar_bootstrap(
     transparent_inbound: bool = False,
     mark: int | None = None,
     tls: MeshTls | None = None,
+    http_ports: tuple[int, ...] = (),
 ) -> dict:
     """A static bootstrap shaped like the listeners Istio's pilot pushes to a sidecar, reduced to plain TCP:
     `virtualOutbound` (original_dst listener filter -> PassthroughCluster, ORIGINAL_DST) and `virtualInbound`
@@ -148,7 +192,11 @@ def sidecar_bootstrap(
     transparent with original_src in TPROXY mode). Mirrors istio/istio pilot/pkg/networking/core listener
     and cluster builders (virtualOutbound/virtualInbound, PassthroughCluster, InboundPassthroughCluster).
     With `tls` (Istio's sidecars), inbound gets the tls_inspector and the mTLS / plaintext chains and outbound
-    an mTLS chain for meshed destinations (harness/pod/mtls.py)."""
+    an mTLS chain for meshed destinations (harness/pod/mtls.py). `http_ports` (the Service's HTTP ports,
+    harness/pod/protocols.py) get HTTP connection managers instead of tcp_proxy, both ways: in Istio an inbound
+    filter chain matching the port (listener_inbound.go) and an outbound listener `0.0.0.0_<port>` that
+    virtualOutbound hands the connection to; here a chain matching the port inside virtualOutbound, which
+    takes the same connections to the same filters."""
     inbound_filters = [listener_filter("original_dst", ORIGINAL_DST_FILTER)]
     if tls is not None:
         inbound_filters.append(mtls.tls_inspector())
@@ -163,6 +211,7 @@ def sidecar_bootstrap(
     if tls is not None:
         inbound["filter_chains"] = mtls.inbound_chains(tls, "InboundPassthroughCluster")
         inbound["continue_on_listener_filters_timeout"] = True  # as Istio's inbound listeners
+    inbound["filter_chains"] = [*inbound_http_chains(http_ports, tls), *inbound["filter_chains"]]
     if transparent_inbound:
         inbound["transparent"] = True
     outbound = {
@@ -184,7 +233,58 @@ def sidecar_bootstrap(
             },
         )
         clusters.append(mtls.outbound_mtls_cluster(tls, original_dst_cluster(mtls.MTLS_OUTBOUND)))
+    outbound["filter_chains"] = [*outbound_http_chains(http_ports, tls), *outbound["filter_chains"]]
+    if http_ports and tls is not None and tls.meshed:
+        clusters.append({**original_dst_cluster(mtls.MTLS_OUTBOUND_HTTP),
+                         "transport_socket": mtls.upstream_tls(tls, mtls.ALPN_HTTP11_IN_MESH)})  # fmt: skip
     return {
         "admin": admin_pipe_config(admin_socket),
         "static_resources": {"listeners": [outbound, inbound], "clusters": clusters},
     }
+
+
+def inbound_http_chains(ports: tuple[int, ...], tls: MeshTls | None) -> list[dict]:
+    """virtualInbound's chains for HTTP ports. Envoy matches the destination port before anything else, so a port
+    with chains of its own needs every kind of client covered here: mTLS carrying HTTP (Istio's istio-http ALPN),
+    mTLS carrying TCP (istio ALPN, tcp_proxy as for any port), plaintext HTTP unless STRICT."""
+    chains = []
+    for port in ports:
+        if tls is not None:
+            chains.append({
+                "name": f"inbound-mtls-http-{port}",
+                "filter_chain_match": {"destination_port": port, "transport_protocol": "tls",
+                                       "application_protocols": mtls.ALPN_MTLS_HTTP},
+                "transport_socket": mtls.downstream_tls(tls, ["h2", "http/1.1"]),
+                "filters": [http_connection_manager(mtls.MTLS_INBOUND_HTTP, "InboundPassthroughCluster",
+                                                    inbound=True, log=tls.access_log)],
+            })  # fmt: skip
+            chains.append({
+                "name": f"inbound-mtls-tcp-{port}",
+                "filter_chain_match": {"destination_port": port, "transport_protocol": "tls",
+                                       "application_protocols": mtls.ALPN_MTLS_TCP},
+                "transport_socket": mtls.downstream_tls(tls, ["istio-peer-exchange", "h2", "http/1.1"]),
+                "filters": [mtls.tcp_proxy(mtls.MTLS_INBOUND, "InboundPassthroughCluster", log=tls.access_log)],
+            })  # fmt: skip
+        if tls is None or not tls.strict:
+            chains.append({
+                "name": f"inbound-http-{port}",
+                "filter_chain_match": {"destination_port": port, "transport_protocol": "raw_buffer"},
+                "filters": [http_connection_manager(f"inbound_0.0.0.0_{port}", "InboundPassthroughCluster",
+                                                    inbound=True)],
+            })  # fmt: skip
+    return chains
+
+
+def outbound_http_chains(ports: tuple[int, ...], tls: MeshTls | None) -> list[dict]:
+    """virtualOutbound's chains for HTTP ports: to a meshed destination through the mTLS HTTP cluster, to
+    anything else through PassthroughCluster, both behind an HTTP connection manager."""
+    chains = []
+    for port in ports:
+        if tls is not None and tls.meshed:
+            chains.append({"filter_chain_match": {**mtls.meshed_match(tls), "destination_port": port},
+                           "filters": [http_connection_manager(f"outbound_mtls_0.0.0.0_{port}",
+                                                               mtls.MTLS_OUTBOUND_HTTP, inbound=False)]})  # fmt: skip
+        chains.append({"filter_chain_match": {"destination_port": port},
+                       "filters": [http_connection_manager(f"outbound_0.0.0.0_{port}", "PassthroughCluster",
+                                                           inbound=False)]})  # fmt: skip
+    return chains

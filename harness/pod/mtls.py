@@ -40,6 +40,8 @@ from harness.pod.identity import TRUST_DOMAIN, WorkloadCert
 
 ALPN_IN_MESH = ["istio-peer-exchange", "istio"]  # util.ALPNInMeshWithMxc
 ALPN_MTLS_TCP = ["istio-peer-exchange", "istio"]  # filterchain_options.go mtlsTCPWithMxcALPNs
+ALPN_MTLS_HTTP = ["istio-http/1.0", "istio-http/1.1", "istio-h2"]  # filterchain_options.go mtlsHTTPALPNs
+ALPN_HTTP11_IN_MESH = ["istio-http/1.1"]  # what Istio's ALPN filter sets for an HTTP/1.1 upstream in the mesh
 HBONE_PORT = 15008
 TLS_SOCKET = "envoy.transport_sockets.tls"
 UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
@@ -54,6 +56,8 @@ FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAcce
 # Stat names the evidence reads (harness/pod/sidecars.py Sidecar.counters).
 MTLS_INBOUND = "inbound_mtls"  # tcp_proxy stat prefix of the sidecar's mTLS chain
 MTLS_OUTBOUND = "outbound_mtls"  # the sidecar's mTLS-originating cluster
+MTLS_INBOUND_HTTP = "inbound_mtls_http"  # HTTP connection manager stat prefix of the sidecar's mTLS HTTP chain
+MTLS_OUTBOUND_HTTP = "outbound_mtls_http"  # the sidecar's mTLS-originating cluster for HTTP ports
 CONNECT_ORIGINATE = "connect_originate"  # ztunnel's HBONE-originating cluster (Istio's name)
 CONNECT_TERMINATE = "connect_terminate"  # the HBONE terminator's HTTP stat prefix (Istio's name)
 HBONE_INBOUND = "inbound_hbone"  # the terminator's cluster to the original port

@@ -48,6 +48,7 @@ from harness.pod import mtls
 from harness.pod.dns_proxy import DnsProxyCounters
 from harness.pod.envoy import sidecar_bootstrap, start_envoy
 from harness.pod.mtls import MeshTls
+from harness.pod.protocols import http_ports
 
 ISTIO_UID = 1337
 LINKERD_UID = 2102
@@ -218,15 +219,19 @@ class Sidecar:
             return sum(stats.get(f"cluster.{n}.upstream_cx_total", 0) for n in names)
 
         inbound = ("InboundPassthroughCluster", mtls.HBONE_INBOUND)
-        outbound = ("PassthroughCluster", mtls.MTLS_OUTBOUND, mtls.CONNECT_ORIGINATE)
-        mtls_in = sum(stats.get(f"tcp.{mtls.MTLS_INBOUND}.downstream_cx_{d}_bytes_total", 0) for d in ("rx", "tx"))
+        outbound = ("PassthroughCluster", mtls.MTLS_OUTBOUND, mtls.MTLS_OUTBOUND_HTTP, mtls.CONNECT_ORIGINATE)
+        mtls_in = sum(
+            stats.get(f"{kind}.{prefix}.downstream_cx_{d}_bytes_total", 0)
+            for d in ("rx", "tx")
+            for kind, prefix in (("tcp", mtls.MTLS_INBOUND), ("http", mtls.MTLS_INBOUND_HTTP))
+        )
         return SidecarCounters(
             inbound_bytes=cluster_bytes(*inbound),
             inbound_cx=cluster_cx(*inbound),
             outbound_bytes=cluster_bytes(*outbound),
             outbound_cx=cluster_cx(*outbound),
             mtls_inbound_bytes=mtls_in + cluster_bytes(mtls.HBONE_INBOUND),
-            mtls_outbound_bytes=cluster_bytes(mtls.MTLS_OUTBOUND, mtls.CONNECT_ORIGINATE),
+            mtls_outbound_bytes=cluster_bytes(mtls.MTLS_OUTBOUND, mtls.MTLS_OUTBOUND_HTTP, mtls.CONNECT_ORIGINATE),
             tls_inbound_handshakes=sum(
                 v for k, v in stats.items() if k.startswith("listener.") and k.endswith(".ssl.handshake")
             ),
@@ -259,8 +264,8 @@ class Sidecar:
 
 
 STATS_FILTER = (
-    r"^(cluster\.(Inbound)?PassthroughCluster\.|cluster\.(outbound_mtls|connect_originate|inbound_hbone)\."
-    r"|tcp\.inbound_mtls\.|listener\..*\.ssl\.handshake$|http\.connect_terminate\.downstream_rq_total$)"
+    r"^(cluster\.(Inbound)?PassthroughCluster\.|cluster\.(outbound_mtls|outbound_mtls_http|connect_originate"
+    r"|inbound_hbone)\.|tcp\.inbound_mtls\.|http\.inbound_mtls_http\.downstream_cx_|listener\..*\.ssl\.handshake$|http\.connect_terminate\.downstream_rq_total$)"
 )
 
 
@@ -288,6 +293,9 @@ def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path, container: st
         transparent_inbound=layout.tproxy,
         mark=None,  # see ORIGINAL_SRC note in the module docstring
         tls=tls,
+        # Istio's sidecars run the Service's HTTP ports through HTTP connection managers; the Linkerd-style layout
+        # reuses Envoy only as an L4 proxy (Linkerd's own HTTP detection is not modelled).
+        http_ports=http_ports() if layout.istio else (),
     )
     # As the injected proxy container: its own uid/gid, and in TPROXY mode CAP_NET_ADMIN for transparent sockets
     # (Istio adds NET_ADMIN in that mode): the mesh mode declares the container's privileges.

@@ -34,11 +34,11 @@ ETC = {
 def runtime_image(engine, *, with_qemu: bool) -> str:
     """`vmnb-runtime:<content hash>`, built now unless that exact content is already imported. Builds the C
     tools (and the QEMU guest's image and today's QEMU when `with_qemu`) first, so they are in it."""
-    from harness.guests.tools import compile_crr
+    from harness.guests.tools import compile_guest_tools
     from harness.pod.envoy import envoy_binary
     from harness.pod.proxy_process import relay_binary
 
-    compile_crr()
+    compile_guest_tools()
     relay_binary()
     trees = list(TREES)
     if with_qemu:

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.guests.tools import GUEST_FILES, ToolBuildError, compile_crr
+from harness.guests.tools import GUEST_FILES, ToolBuildError, compile_guest_tools
 from harness.lab.atomic import write_via_temp
 from harness.lab.paths import CACHE_DIR
 from harness.tools.inventory import guest_image_programs
@@ -105,7 +105,7 @@ def _inputs(version: str) -> dict[str, Path]:
         files[f"bin/{tool}"] = Path(path)
         for lib in shared_libraries(Path(path)):
             files[str(lib).lstrip("/")] = lib
-    files["bin/vmnb-crr"] = compile_crr()
+    files.update({f"bin/{name}": path for name, path in compile_guest_tools().items()})
     root = Path("/lib/modules") / version
     for module in module_order(version):
         files[f"lib/modules/{module}"] = root / module

@@ -1,0 +1,93 @@
+"""HTTP at a fixed offered rate: vmnb-http (guest_files/http.c) as server and open-loop client, on both ends so
+netns-guest and QEMU-guest numbers come from one implementation.
+
+Why our own client: Debian 12's HTTP load generators do not schedule open loop. wrk 4.1 is closed loop (each
+connection sends the next request when the answer arrives, so a stall shows as fewer requests, not as latency:
+coordinated omission); wrk2's constant-rate fork is not packaged; h2load's `--rps` paces each client but waits
+on its `-m` stream limit and times a request from when it was sent, not when it was due; hey and fortio are not in
+Debian 12. vmnb-http schedules request k at t0 + k/rate, as fortio's and wrk2's constant-throughput mode do, and
+counts latency from that time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.experiment.endpoints import ToolReport, client_against_server, failure_reason
+from harness.guests.attachment import Ends
+
+GRACE_S = 10.0
+"""How long after the last request is due the client waits for answers; later ones count as errors."""
+
+
+class HttpReport(ToolReport):
+    """vmnb-http client's JSON."""
+
+    offered_rps: float
+    scheduled: int
+    completed: int
+    errors: int
+    first_error: str | None = None
+    seconds: float
+    latency_us: list[float]
+
+
+@dataclass
+class HttpSample:
+    status: str
+    reason: str = ""
+    latency_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    scheduled: int = 0
+    completed: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def achieved_rps(self) -> float | None:
+        return self.completed / self.seconds if self.seconds else None
+
+
+def server_argv(ends: Ends, port: int, *, stall_after_s: float = 0, stall_ms: int = 0) -> list[str]:
+    argv = [ends.server.binary("vmnb-http"), "server", "--port", str(port)]
+    return argv + (["--stall-after", f"{stall_after_s:g}", "--stall-ms", str(stall_ms)] if stall_ms else [])
+
+
+def measure_http(
+    ends: Ends,
+    *,
+    port: int,
+    rate_rps: int,
+    duration_s: float,
+    connections: int,
+    payload_bytes: int,
+    label: str,
+    host: str = "server",
+    stall_after_s: float = 0,
+    stall_ms: int = 0,
+) -> HttpSample:
+    """One open-loop run: `rate_rps` POSTs of `payload_bytes` (answered with as many) for `duration_s` over
+    `connections` keep-alive connections. A run where any request failed is `failed`, with the first error."""
+    client = [ends.client.binary("vmnb-http"), "client", "--target", ends.target, "--port", str(port),
+              "--rate", str(rate_rps), "--duration", f"{duration_s:g}", "--connections", str(connections),
+              "--bytes", str(payload_bytes), "--host", host, "--grace", f"{GRACE_S:g}"]  # fmt: skip
+    run = client_against_server(ends, server_argv=server_argv(ends, port, stall_after_s=stall_after_s,
+                                                              stall_ms=stall_ms),
+                                port=port, client_argv=client, budget_s=duration_s + GRACE_S + 15,
+                                label=f"{label}-http")  # fmt: skip
+    if run.error:
+        return HttpSample("failed", run.error)
+    report, raw, error = run.json_result("vmnb-http", HttpReport)
+    if error:
+        return HttpSample("failed", error, raw=raw)
+    sample = HttpSample("ok", latency_us=np.asarray(report.latency_us, dtype=float), scheduled=report.scheduled,
+                        completed=report.completed, errors=report.errors, seconds=report.seconds,
+                        raw={k: v for k, v in raw.items() if k != "latency_us"})  # fmt: skip
+    if report.completed == 0:
+        sample.status, sample.reason = "failed", failure_reason(report.first_error or "no request answered")
+    elif report.errors:
+        sample.status = "failed"
+        sample.reason = (f"{report.errors} of {report.scheduled} requests failed: "
+                         f"{failure_reason(report.first_error or 'unknown')}")  # fmt: skip
+    return sample

@@ -1,0 +1,278 @@
+/* vmnb-http: an HTTP/1.1 server and an open-loop (fixed offered rate) client, in C so that the same tool runs
+ * on the host, in every pod namespace and inside the QEMU guest's initramfs (which has no Python).
+ *
+ *   vmnb-http server --port P [--stall-after S --stall-ms M]
+ *   vmnb-http client --target A --port P --rate R --duration S --connections C --bytes N [--host H] [--grace G]
+ *
+ * Server: one poll() loop, keep-alive connections; each request (any method, a Content-Length body) gets
+ * `200 OK` with a body as long as the request's (an echo of its size, as fortio's echo server answers a
+ * payload). --stall-after/--stall-ms plant a pause: the first request after S seconds of serving blocks the
+ * whole server for M ms (the coordinated-omission test).
+ *
+ * Client: open loop, the way fortio and wrk2 schedule: request k is due at t0 + k/R, whatever happened before;
+ * it goes out on the first idle one of C keep-alive connections, and its latency is measured from the time it
+ * was due, not from when a connection became free: a stall shows as latency of every request that waited
+ * behind it, not as fewer requests (coordinated omission, Gil Tene). A request not answered within G seconds
+ * (default 10) after the last is due counts as an error. Prints JSON: offered_rps, scheduled, completed,
+ * errors, first_error, seconds (t0 to the last answer), latency_us (one per completed request). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_FDS 4096
+#define BUF 262144
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Length of the header block (up to and including the blank line) and its Content-Length; 0 if incomplete. */
+static size_t header_end(const char *buf, size_t len, long *content_length) {
+    const char *end = memmem(buf, len, "\r\n\r\n", 4);
+    if (!end) return 0;
+    *content_length = 0;
+    for (const char *p = buf; p && p < end; p = memmem(p, end - p, "\r\n", 2)) {
+        if (p[0] == '\r') p += 2;
+        if (strncasecmp(p, "content-length:", 15) == 0) *content_length = strtol(p + 15, NULL, 10);
+    }
+    return end - buf + 4;
+}
+
+struct conn {
+    int fd;
+    size_t have;
+    char *buf;
+};
+
+static int serve(int port, double stall_after, int stall_ms) {
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 4096)) {
+        perror("vmnb-http server");
+        return 1;
+    }
+    static struct pollfd fds[MAX_FDS];
+    static struct conn conns[MAX_FDS];
+    static char body[BUF];
+    memset(body, 'x', sizeof body);
+    double first = 0;
+    int stalled = 0, n = 1;
+    fds[0] = (struct pollfd){.fd = ls, .events = POLLIN};
+    for (;;) {
+        if (poll(fds, n, -1) < 0 && errno != EINTR) return 1;
+        for (int i = n - 1; i >= 1; i--) {
+            if (!fds[i].revents) continue;
+            struct conn *c = &conns[i];
+            ssize_t got = read(c->fd, c->buf + c->have, BUF - c->have);
+            int keep = got > 0;
+            if (keep) c->have += got;
+            for (;;) {
+                long clen;
+                size_t hlen = header_end(c->buf, c->have, &clen);
+                if (!hlen || c->have < hlen + clen) break;
+                if (!first) first = now_s();
+                if (stall_ms && !stalled && now_s() - first >= stall_after) {
+                    stalled = 1;
+                    usleep(stall_ms * 1000);
+                }
+                char head[160];
+                long reply = clen < BUF ? clen : BUF;
+                int hl = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                                  "Content-Length: %ld\r\n\r\n", reply);
+                if (write(c->fd, head, hl) != hl || (reply && write(c->fd, body, reply) != reply)) keep = 0;
+                memmove(c->buf, c->buf + hlen + clen, c->have - hlen - clen);
+                c->have -= hlen + clen;
+            }
+            if (c->have == BUF) keep = 0; /* a header block larger than the buffer: not a client of ours */
+            if (keep) continue;
+            close(c->fd);
+            free(c->buf);
+            fds[i] = fds[--n];
+            conns[i] = conns[n];
+        }
+        if (fds[0].revents & POLLIN) {
+            int c = accept(ls, NULL, NULL);
+            if (c >= 0 && n < MAX_FDS) {
+                setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                conns[n] = (struct conn){.fd = c, .have = 0, .buf = malloc(BUF)};
+                fds[n++] = (struct pollfd){.fd = c, .events = POLLIN};
+            } else if (c >= 0) close(c);
+        }
+    }
+}
+
+struct client_conn {
+    int fd;
+    int connected;
+    double due; /* intended send time of the request in flight; 0 when idle */
+    size_t have;
+    char buf[BUF];
+};
+
+static int open_conn(struct client_conn *c, struct sockaddr_in *to) {
+    int one = 1;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->connected = 0;
+    c->due = 0;
+    c->have = 0;
+    if (connect(c->fd, (struct sockaddr *)to, sizeof *to) == 0) c->connected = 1;
+    else if (errno != EINPROGRESS) return -1;
+    return 0;
+}
+
+static char first_error[200];
+
+/* A failure; `lost`: a request counted as failed (a connect failure alone loses none). */
+static void note_error(long *lost, const char *what) {
+    if (!first_error[0]) snprintf(first_error, sizeof first_error, "%s", what);
+    if (lost) (*lost)++;
+}
+
+static int client(const char *target, int port, double rate, double duration, int nconn, long bytes,
+                  const char *host, double grace) {
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, target, &to.sin_addr) != 1) {
+        fprintf(stderr, "vmnb-http: --target must be an IPv4 address, not %s\n", target);
+        return 2;
+    }
+    prctl(PR_SET_TIMERSLACK, 1UL); /* wake at the due time, not up to 50 us later */
+    long scheduled = (long)(rate * duration);
+    double *lat = malloc(sizeof(double) * (scheduled + 1));
+    struct client_conn *conns = calloc(nconn, sizeof *conns);
+    struct pollfd *fds = calloc(nconn, sizeof *fds);
+    char *request = malloc(bytes + 512);
+    int hl = snprintf(request, 512, "POST /echo HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\n"
+                      "Content-Length: %ld\r\n\r\n", host, bytes);
+    memset(request + hl, 'y', bytes);
+    long reqlen = hl + bytes, issued = 0, completed = 0, lost = 0;
+    for (int i = 0; i < nconn; i++)
+        if (open_conn(&conns[i], &to)) note_error(NULL, strerror(errno));
+    double t0 = now_s() + 0.05, last = t0, deadline = t0 + duration + grace;
+    while (completed + lost < scheduled) {
+        double now = now_s();
+        if (now > deadline) break;
+        /* requests now due, oldest first, onto idle connections */
+        for (int i = 0; i < nconn && issued < scheduled && t0 + issued / rate <= now; i++) {
+            struct client_conn *c = &conns[i];
+            if (!c->connected || c->due) continue;
+            c->due = t0 + issued / rate;
+            ssize_t w = send(c->fd, request, reqlen, MSG_NOSIGNAL);
+            if (w != reqlen) { /* a proxy closed an idle keep-alive connection: reopen, count the request lost */
+                note_error(&lost, w < 0 ? strerror(errno) : "short write");
+                close(c->fd);
+                open_conn(c, &to);
+            }
+            issued++;
+        }
+        double next_due = issued < scheduled ? t0 + issued / rate : deadline;
+        int idle = 0;
+        for (int i = 0; i < nconn; i++) {
+            fds[i] = (struct pollfd){.fd = conns[i].fd, .events = conns[i].connected ? POLLIN : POLLOUT};
+            idle |= conns[i].connected && !conns[i].due;
+        }
+        /* wake for the next due request only when a connection could take it */
+        double wait = (idle ? next_due : deadline) - now_s();
+        if (wait < 0) wait = 0;
+        struct timespec ts = {.tv_sec = (time_t)wait, .tv_nsec = (long)((wait - (time_t)wait) * 1e9)};
+        if (ppoll(fds, nconn, &ts, NULL) < 0 && errno != EINTR) break; /* ppoll: microsecond wake-ups */
+        for (int i = 0; i < nconn; i++) {
+            struct client_conn *c = &conns[i];
+            if (!fds[i].revents) continue;
+            if (!c->connected) {
+                int err = 0;
+                socklen_t el = sizeof err;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+                if (err) {
+                    note_error(NULL, strerror(err));
+                    close(c->fd);
+                    usleep(10000); /* refused: retry, not spin */
+                    open_conn(c, &to);
+                } else c->connected = 1;
+                continue;
+            }
+            ssize_t got = read(c->fd, c->buf + c->have, BUF - c->have);
+            if (got <= 0) {
+                if (c->due) note_error(&lost, got == 0 ? "connection closed" : strerror(errno));
+                close(c->fd);
+                open_conn(c, &to);
+                continue;
+            }
+            c->have += got;
+            long clen;
+            size_t hlen = header_end(c->buf, c->have, &clen);
+            if (!hlen || c->have < hlen + clen || !c->due) continue;
+            if (strncmp(c->buf, "HTTP/1.1 200", 12) != 0) {
+                char what[64];
+                snprintf(what, sizeof what, "HTTP status %.3s", c->buf + 9);
+                note_error(&lost, what);
+            } else {
+                last = now_s();
+                lat[completed++] = (last - c->due) * 1e6;
+            }
+            c->due = 0;
+            memmove(c->buf, c->buf + hlen + clen, c->have - hlen - clen);
+            c->have -= hlen + clen;
+        }
+    }
+    long errors = scheduled - completed; /* failed, or never answered before the deadline */
+    if (errors > lost && !first_error[0]) snprintf(first_error, sizeof first_error, "no answer within %g s", grace);
+    printf("{\"offered_rps\": %g, \"scheduled\": %ld, \"completed\": %ld, \"errors\": %ld, \"first_error\": ",
+           rate, scheduled, completed, errors);
+    if (errors) printf("\"%s\"", first_error);
+    else printf("null");
+    printf(", \"seconds\": %.6f, \"latency_us\": [", completed ? last - t0 : 0.0);
+    for (long i = 0; i < completed; i++) printf(i ? ",%.1f" : "%.1f", lat[i]);
+    printf("]}\n");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "", *target = "127.0.0.1", *host = "server";
+    int port = 8080, nconn = 16, stall_ms = 0;
+    long bytes = 1024;
+    double rate = 1000, duration = 10, grace = 10, stall_after = 0;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (!strcmp(k, "--port")) port = atoi(v);
+        else if (!strcmp(k, "--target")) target = v;
+        else if (!strcmp(k, "--host")) host = v;
+        else if (!strcmp(k, "--rate")) rate = atof(v);
+        else if (!strcmp(k, "--duration")) duration = atof(v);
+        else if (!strcmp(k, "--connections")) nconn = atoi(v);
+        else if (!strcmp(k, "--bytes")) bytes = atol(v);
+        else if (!strcmp(k, "--grace")) grace = atof(v);
+        else if (!strcmp(k, "--stall-after")) stall_after = atof(v);
+        else if (!strcmp(k, "--stall-ms")) stall_ms = atoi(v);
+        else {
+            fprintf(stderr, "vmnb-http: unknown option %s\n", k);
+            return 2;
+        }
+    }
+    if (!strcmp(mode, "server")) return serve(port, stall_after, stall_ms);
+    if (!strcmp(mode, "client")) {
+        if (rate <= 0 || duration <= 0 || nconn < 1 || nconn > MAX_FDS || bytes < 0 || bytes > BUF - 512) {
+            fprintf(stderr, "vmnb-http: --rate and --duration > 0, --connections 1..%d, --bytes 0..%d\n", MAX_FDS,
+                    BUF - 512);
+            return 2;
+        }
+        return client(target, port, rate, duration, nconn, bytes, host, grace);
+    }
+    fprintf(stderr, "usage: vmnb-http server --port P | client --target A --port P --rate R --duration S ...\n");
+    return 2;
+}

@@ -1,0 +1,56 @@
+"""Which of the bed's ports Istio treats as HTTP, decided as Istio decides it from the Kubernetes Service.
+
+Followed: istio/istio pkg/config/kube/conversion.go `ConvertProtocol` (86c9f01): UDP ports are UDP; otherwise the
+Service port's `appProtocol` when set (with Kubernetes' `kubernetes.io/h2c` and `kubernetes.io/ws`), else its
+name, up to the first `-` (`grpc-web` whole), parsed by pkg/config/protocol/instance.go `Parse`; HTTP, HTTP2,
+HTTP_PROXY, gRPC and gRPC-Web are HTTP (`IsHTTP`). A port whose name says nothing is sniffed by Istio's sidecar
+(the http_inspector listener filter, then HTTP or TCP); the harness names the ports it serves HTTP on, and the
+other test tools (iperf3, sockperf, vmnb-crr, dig) speak no HTTP, which sniffing would classify as TCP, so their
+ports go to tcp_proxy as they would in Istio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HTTP_PROTOCOLS = {"http", "http2", "http_proxy", "grpc", "grpc-web"}
+KNOWN = {"tcp", "udp", "https", "tls", "mongo", "redis", "mysql", *HTTP_PROTOCOLS}
+APP_PROTOCOL_ALIASES = {"kubernetes.io/h2c": "http2", "kubernetes.io/ws": "http", "kubernetes.io/wss": "https"}
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    """One port of a Kubernetes Service (core/v1 ServicePort): number, name, appProtocol, protocol."""
+
+    port: int
+    name: str = ""
+    app_protocol: str | None = None
+    udp: bool = False
+
+
+def istio_protocol(port: ServicePort) -> str:
+    """Istio's protocol for a Service port (lower case; `unsupported`: Istio sniffs it)."""
+    if port.udp:
+        return "udp"
+    name = port.name
+    if port.app_protocol is not None:
+        name = port.app_protocol
+        if name in APP_PROTOCOL_ALIASES:
+            return APP_PROTOCOL_ALIASES[name]
+    if name.lower().startswith("grpc-web"):
+        return "grpc-web"
+    prefix = name.split("-", 1)[0].lower()
+    return prefix if prefix in KNOWN else "unsupported"
+
+
+def is_http(port: ServicePort) -> bool:
+    return istio_protocol(port) in HTTP_PROTOCOLS
+
+
+HTTP_PORT = 8080
+SERVICE_PORTS = (ServicePort(HTTP_PORT, "http-web"),)
+"""The ports the bed's Services (the VM's and the peer's) name; every other port the tests use is unnamed."""
+
+
+def http_ports(ports: tuple[ServicePort, ...] = SERVICE_PORTS) -> tuple[int, ...]:
+    return tuple(sorted(p.port for p in ports if is_http(p)))
