@@ -32,7 +32,8 @@ FINDINGS = [
         "130 KB of 290 KB offered), pasta drops the rest of the batch it read from the tap and acknowledges only "
         "what was written; it keeps no out-of-order queue and sends no SACK and fewer than three duplicate ACKs, "
         "so the guest recovers only by retransmission timeouts (205, 435, 829 ms, doubling) and, in recovery, one "
-        "64 KB segment per pasta ACK. Reproduced without the harness (benchmarks/pasta_egress_repro.sh: three "
+        "64 KB segment per pasta ACK (benchmarks/pasta_egress.py samples it per passt build). Reproduced without "
+        "the harness (benchmarks/pasta_egress_repro.sh: three "
         "namespaces, pasta, iperf3; tcpdump on the tap and strace of pasta, read by benchmarks/pasta_stalls.py). "
         "Ingress (pasta writing to the tap) is not affected. On the QEMU guest the emulated CPU caps passt below "
         "1 Gbit/s both ways, so it cannot be told there",

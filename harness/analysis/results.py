@@ -75,6 +75,7 @@ class Sample:
     peer_proxy_bytes: int | None = None  # bytes the meshed peer's own proxy carried for the test
     dns_proxy_queries: int | None = None  # lookups the mesh's DNS proxy took during a dns test (ambient capture)
     dns_zone1_flows: int | None = None  # UDP flows to port 53 in conntrack zone 1 in the pod after a dns test
+    proxy_http_requests: int | None = None  # requests the pod's proxy parsed and routed as HTTP (L7) in the test
     run_id: str = ""
     timestamp: str = ""
 
@@ -86,7 +87,7 @@ COLUMNS = [
     "value",
     "unit", "retransmits", "cpu_client_pct", "cpu_server_pct", "status", "reason", "path", "sidecar_bytes",
     "sidecar_connections", "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_identity", "peer_proxy_bytes",
-    "dns_proxy_queries", "dns_zone1_flows", "tools", "caveat", "timestamp",
+    "dns_proxy_queries", "dns_zone1_flows", "proxy_http_requests", "tools", "caveat", "timestamp",
 ]  # fmt: skip
 """The column order of samples.parquet / samples.csv (every field of Sample)."""
 assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample disagree"
@@ -94,7 +95,7 @@ assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample dis
 
 SWEEP_INT_COLUMNS = ("pod_mtu", "guest_mtu", "message_bytes", "streams")
 INT_COLUMNS = (*SWEEP_INT_COLUMNS, "block", "slot", "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_proxy_bytes",
-               "dns_proxy_queries", "dns_zone1_flows", "offered_rps")  # fmt: skip
+               "dns_proxy_queries", "dns_zone1_flows", "offered_rps", "proxy_http_requests")  # fmt: skip
 CELL_SWEEP_COLUMNS = ("pod_mtu", "guest_mtu")
 """Columns a sweep varies per cell (the bed and the guest); message_bytes and streams vary per test and are in
 the test's label when swept, so analyses keyed on the test keep them apart."""

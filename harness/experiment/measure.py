@@ -150,6 +150,7 @@ class Evidence:
     peer_proxy_bytes: int | None = None
     dns_proxy_queries: int | None = None
     dns_zone1_flows: int | None = None
+    proxy_http_requests: int | None = None
 
     def columns(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "reason"}
@@ -184,8 +185,9 @@ def traversal(outcome: Outcome, direction: Direction, sidecar: Sidecar | None, b
     else:
         path = TrafficPath.BYPASSED
     peer = sidecar.peer_proxy
+    l7 = delta.http_requests or None  # requests the pod's proxy handled at L7 (its HTTP connection managers)
     if peer is None or after.peer is None or before.peer is None:
-        return Evidence(path, "", crossed, connections)
+        return Evidence(path, "", crossed, connections, proxy_http_requests=l7)
     peer_delta = after.peer.minus(before.peer)
     source, destination = (peer_delta, delta) if inbound else (delta, peer_delta)
     receiver, since = (sidecar, before.pod_log) if inbound else (peer, before.peer_log)
@@ -206,7 +208,7 @@ def traversal(outcome: Outcome, direction: Direction, sidecar: Sidecar | None, b
         path, "", crossed, connections,
         mtls_bytes=destination.mtls_inbound_bytes, tls_handshakes=destination.tls_inbound_handshakes,
         hbone_streams=destination.hbone_inbound, peer_identity=" ".join(seen),
-        peer_proxy_bytes=peer_delta.outbound_bytes if inbound else peer_delta.inbound_bytes,
+        peer_proxy_bytes=peer_delta.outbound_bytes if inbound else peer_delta.inbound_bytes, proxy_http_requests=l7,
     )  # fmt: skip
 
 

@@ -160,6 +160,8 @@ class SidecarCounters:
     """Queries the mesh's DNS proxy took (ambient's DNS capture; zero without one)."""
     dns_answered: int = 0
     """Of those, answered by the proxy itself (a host of the mesh), not forwarded."""
+    http_requests: int = 0
+    """Requests the proxy's HTTP connection managers (its HTTP ports' chains) parsed and routed: L7 handling."""
 
     def minus(self, before: SidecarCounters) -> SidecarCounters:
         return SidecarCounters(**{k: v - getattr(before, k) for k, v in self.__dict__.items()})
@@ -238,6 +240,13 @@ class Sidecar:
             tls_outbound_handshakes=sum(stats.get(f"cluster.{n}.ssl.handshake", 0) for n in outbound),
             hbone_inbound=stats.get(f"http.{mtls.CONNECT_TERMINATE}.downstream_rq_total", 0),
             hbone_outbound=stats.get(f"cluster.{mtls.CONNECT_ORIGINATE}.upstream_rq_total", 0),
+            http_requests=sum(
+                v
+                for k, v in stats.items()
+                if k.startswith("http.")
+                and k.endswith(".downstream_rq_total")
+                and k.split(".")[1] not in (mtls.CONNECT_TERMINATE, "admin")  # HBONE's and the admin API's
+            ),
             **self.dns_counters(),
         )
 
@@ -265,7 +274,8 @@ class Sidecar:
 
 STATS_FILTER = (
     r"^(cluster\.(Inbound)?PassthroughCluster\.|cluster\.(outbound_mtls|outbound_mtls_http|connect_originate"
-    r"|inbound_hbone)\.|tcp\.inbound_mtls\.|http\.inbound_mtls_http\.downstream_cx_|listener\..*\.ssl\.handshake$|http\.connect_terminate\.downstream_rq_total$)"
+    r"|inbound_hbone)\.|tcp\.inbound_mtls\.|http\.inbound_mtls_http\.downstream_cx_|http\..*\.downstream_rq_total$"
+    r"|listener\..*\.ssl\.handshake$)"
 )
 
 
