@@ -305,7 +305,9 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
         for sidecar in sidecars:
             lines += [f"## Sidecar: {layout_heading(sidecar)}" + (f" ({where})" if where else ""), ""]
             # only the cost columns this run measured: a column of dashes answers nothing
-            costs = [c for c in COSTS if not _measure(point, sidecar, c).empty] or COSTS[:2]
+            costs = [c for c in COSTS if not _measure(point, sidecar, c).empty]
+            if not costs and not point.test.fillna("").str.startswith("http@").any():
+                costs = COSTS[:2]  # nothing measured at all: say so in the usual columns
             lines.append("| binding | works | " + " | ".join(c.heading for c in costs) + " |")
             lines.append("|---|---|" + "---|" * len(costs))
             notes = []
@@ -343,6 +345,10 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
                 if order:
                     lines.append(f"- {col.heading} ({'higher' if col.better == 'higher' else 'lower'} first): {order}")
             lines.append("")
+    from harness.analysis.http_section import binding_lines, istio_method_lines  # it builds on this module
+
+    lines += istio_method_lines(samples)
+    lines += binding_lines(samples, bindings, sidecars, ratios)
     lines += detail_section(samples, bindings, sidecars, meta)
     lines += sweep_sections(samples, bindings)
     if claim_rows:

@@ -1,0 +1,146 @@
+"""answer.md's HTTP sections (issue 30): Istio's own benchmark method reproduced on the plain pod (`direct`), set
+beside Istio's published figures, then per mesh layout what each binding adds at each offered rate.
+
+Istio's method (istio/tools perf/benchmark, istio.io "Performance and Scalability"): fortio at fixed request
+rates, 1 KB payloads, 16 connections, 2 proxy worker threads; modes baseline (no proxy), server sidecar, client
+sidecar, both (mTLS), ambient (ztunnel both ends). Here: baseline = `none`; server sidecar = `envoy-redirect`
+ingress (the VM's pod serves, the client is outside the mesh); client sidecar = `envoy-redirect` egress; both =
+`envoy-redirect+meshed`; ambient = `ambient+meshed`. The published figures are Istio 1.24's: per 1000 rps with a
+1 KB payload, a sidecar with 2 worker threads 0.20 vCPU and 60 MB, ztunnel 0.06 vCPU and 12 MB; added latency
+is published as graphs only (the last text figure: Istio 1.12.3, both sidecars, +1.7 ms p90, +2.7 ms p99)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.analysis.answer import CostColumn, format_ratio, layout_heading, ratio_to_direct
+from harness.lab.kinds import Status
+
+ISTIO_VCPU_PER_1000_RPS = {"sidecar": 0.20, "ztunnel": 0.06}  # Istio 1.24, istio.io performance page
+ISTIO_MEMORY_MB = {"sidecar": 60, "ztunnel": 12}
+ISTIO_PAGE = "istio.io/latest/docs/ops/deployment/performance-and-scalability (Istio 1.24)"
+
+ISTIO_MODES = [
+    # (Istio's mode, layout, direction of the VM's pod, which proxy Istio's per-proxy figure is for)
+    ("baseline", "none", "ingress", ""),
+    ("server sidecar", "envoy-redirect", "ingress", "sidecar"),
+    ("client sidecar", "envoy-redirect", "egress", "sidecar"),
+    ("both sidecars (mTLS)", "envoy-redirect+meshed", "ingress", "sidecar"),
+    ("ambient (ztunnel both ends)", "ambient+meshed", "ingress", "ztunnel"),
+]
+
+
+def _http(samples: pd.DataFrame) -> pd.DataFrame:
+    return samples[samples.test.fillna("").str.startswith("http@")]
+
+
+def _median(rows: pd.DataFrame, metric: str) -> tuple[float | None, int]:
+    values = rows[(rows.metric == metric) & (rows.status == Status.OK)].value.dropna()
+    return (float(values.median()), len(values)) if len(values) else (None, 0)
+
+
+def _ms(us: float | None) -> str:
+    return "–" if us is None else f"{us / 1000:.2f}"
+
+
+def _num(value: float | None, fmt: str = "{:.3f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def istio_method_lines(samples: pd.DataFrame) -> list[str]:
+    """The plain pod under Istio's modes, per offered rate, beside Istio's published per-proxy figures."""
+    http = _http(samples)
+    direct = http[http.strategy == "direct"]
+    if direct.empty:
+        return []
+    lines = ["## HTTP: Istio's benchmark method on the plain pod", "",
+             "Open-loop HTTP/1.1 (vmnb-http: each request timed from when it was due), 1 KB POST echoed, 16",
+             "connections, 2 Envoy workers, the Service port named `http-web` so Istio's sidecars run it through their",
+             "HTTP connection manager (istio.stats, metadata exchange and authn filters are not in upstream Envoy and",
+             "are left out: Istio's own figures include their cost). Added latency is against the baseline of the",
+             "same direction. vCPU per 1000 rps = the proxy process's CPU seconds x 1000 / requests; `pod proxy` is",
+             "the VM pod's, `peer proxy` the meshed client's. Medians of the run's repetitions (n per cell); single",
+             f"measurements carry no interval. Istio's figures: {ISTIO_PAGE}. ambient's node proxy here is Envoy",
+             "configured as ztunnel (harness/pod/ambient.py), not the Rust ztunnel: its CPU and memory are Envoy's, so",
+             "`x Istio's` on that line compares the stand-in with ztunnel, not ztunnel with itself.", "",
+             "| rate (rps) | mode | p50 ms | p90 ms | p99 ms | added p90 ms | added p99 ms | pod proxy vCPU/1000 rps "
+             "| x Istio's | peer proxy vCPU/1000 rps | pod proxy MiB (Istio's MB) | n |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for rate in sorted(direct.offered_rps.dropna().unique()):
+        at_rate = direct[direct.offered_rps == rate]
+        for mode, layout, direction, proxy in ISTIO_MODES:
+            rows = at_rate[(at_rate.sidecar == layout) & (at_rate.direction == direction)]
+            if rows.empty:
+                continue
+            base = at_rate[(at_rate.sidecar == "none") & (at_rate.direction == direction)]
+            (p50, n), (p90, _), (p99, _) = (_median(rows, f"http_latency_{p}") for p in ("p50", "p90", "p99"))
+            b90, b99 = _median(base, "http_latency_p90")[0], _median(base, "http_latency_p99")[0]
+            vcpu = _median(rows, "proxy_vcpu_per_1000_rps")[0]
+            peer = _median(rows, "peer_proxy_vcpu_per_1000_rps")[0]
+            rss = _median(rows, "proxy_rss")[0]
+            failed = rows[(rows.metric == "http_latency_p50") & (rows.status != Status.OK)]
+            if p50 is None and not failed.empty:
+                lines.append(f"| {rate:g} | {mode} | fails: {failed.reason.iloc[0][:80]} |" + " |" * 9)
+                continue
+            added90 = None if p90 is None or b90 is None or layout == "none" else p90 - b90
+            added99 = None if p99 is None or b99 is None or layout == "none" else p99 - b99
+            published = ISTIO_VCPU_PER_1000_RPS.get(proxy)
+            times = f"{vcpu / published:.2f}" if vcpu is not None and published else "–"
+            memory = f"{_num(rss, '{:.0f}')} ({ISTIO_MEMORY_MB[proxy]})" if proxy else "–"
+            lines.append(f"| {rate:g} | {mode} | {_ms(p50)} | {_ms(p90)} | {_ms(p99)} | {_ms(added90)} | "
+                         f"{_ms(added99)} | {_num(vcpu)} | {times} | {_num(peer)} | {memory} | {n} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def binding_lines(samples: pd.DataFrame, bindings: list[str], sidecars: list[str], ratios=None) -> list[str]:
+    """Per layout: each binding at each offered rate, p99 against direct under the same layout and rate (the
+    run's ratio method and interval), and the pod proxy's vCPU per 1000 rps."""
+    http = _http(samples)
+    if http.empty:
+        return []
+    lines = ["## HTTP per mesh layout: what the VM adds at a fixed offered rate", "",
+             "p99 as a ratio to `direct` under the same layout, rate and direction (below 1 is better); `works`:",
+             "every scheduled request answered, and the path evidence of the row (`bypassed`: the mesh's proxy did",
+             "not carry it). `L7`: requests the pod's proxy parsed as HTTP (its HTTP connection manager);",
+             "ztunnel carries HTTP at L4.", ""]  # fmt: skip
+    for sidecar in sidecars:
+        rows = http[http.sidecar == sidecar]
+        if rows.empty:
+            continue
+        lines += [f"### {layout_heading(sidecar)}", "",
+                  "| binding | rate | works in / out | p99 in (x direct) | p99 out (x direct) "
+                  "| achieved rps in / out | pod proxy vCPU/1000 rps in / out | L7 in / out |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for b in bindings:
+            for rate in sorted(rows.offered_rps.dropna().unique()):
+                mine = rows[(rows.strategy == b) & (rows.offered_rps == rate)]
+                if mine.empty:
+                    continue
+                test = f"http@{int(rate)}"
+                works, p99, achieved, vcpu, l7 = [], [], [], [], []
+                for direction in ("ingress", "egress"):
+                    d = mine[mine.direction == direction]
+                    head = d[d.metric == "http_latency_p50"]
+                    if head.empty:
+                        works.append("–")
+                        p99.append("–")
+                        achieved.append("–")
+                        vcpu.append("–")
+                        l7.append("–")
+                        continue
+                    ok = (head.status == Status.OK).all()
+                    paths = set(head.path.dropna())
+                    works.append(("yes" if ok else "fails") + (" (bypassed)" if ok and "bypassed" in paths else ""))
+                    col = CostColumn("p99", test, direction, "http_latency_p99")
+                    if b == "direct":
+                        p99.append(f"{_ms(_median(d, 'http_latency_p99')[0])} ms")
+                    else:
+                        p99.append(format_ratio(ratio_to_direct(samples, b, sidecar, col, None, ratios)))
+                    achieved.append(_num(_median(d, "http_achieved_rps")[0], "{:.0f}"))
+                    vcpu.append(_num(_median(d, "proxy_vcpu_per_1000_rps")[0]))
+                    requests = head.proxy_http_requests.dropna() if "proxy_http_requests" in head else pd.Series()
+                    l7.append(str(int(requests.median())) if len(requests) else "–")
+                lines.append(f"| {b} | {rate:g} | {' / '.join(works)} | {p99[0]} | {p99[1]} | {' / '.join(achieved)} "
+                             f"| {' / '.join(vcpu)} | {' / '.join(l7)} |")  # fmt: skip
+        lines.append("")
+    return lines
