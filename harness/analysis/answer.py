@@ -10,20 +10,28 @@ interval (n >= 6) and the smallest change each ratio could have detected."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from harness.analysis.blocks import CostKey, block_log_ratios, cost_interval, has_blocks, log_ratios_of, precision_plans
+from harness.analysis.blocks import block_log_ratios, cost_interval, has_blocks, log_ratios_of, precision_plans
+from harness.analysis.costs import (
+    REFERENCE,
+    CostColumn,
+    cost_key,
+    cost_test,
+    format_ratio,
+    layout_heading,
+    ratio_to_direct,
+)
 from harness.analysis.findings import findings_for
+from harness.analysis.http_section import binding_lines, istio_method_lines
 from harness.analysis.ranking import rank_frame
 from harness.analysis.results import sweep_points, varying_sweep_columns
 from harness.analysis.stats import (
     METHOD_TEXT,
     MIN_N,
-    Interval,
     detectable_change,
     hodges_lehmann_interval,
     median_interval,
@@ -31,22 +39,7 @@ from harness.analysis.stats import (
 from harness.analysis.summary import caveats, sidecar_rank
 from harness.lab.kinds import Status
 from harness.metrics.registry import spec
-from harness.pod.mesh import MESHES, mode_of
-
-REFERENCE = "direct"
-
-
-@dataclass(frozen=True)
-class CostColumn:
-    heading: str
-    test: str  # a test label prefix: tcp_throughput, rr_tcp_closed, crr, ...
-    direction: str
-    metric: str
-
-    @property
-    def better(self) -> str:
-        return str(spec(self.metric).better)
-
+from harness.pod.mesh import mode_of
 
 COSTS = [
     CostColumn("TCP in", "tcp_throughput", "ingress", "throughput"),
@@ -76,28 +69,6 @@ def sidecar_order(samples: pd.DataFrame, listed: list[str]) -> list[str]:
     return sorted(seen, key=lambda s: (modes.index(mode_of(s)), sidecar_rank(s)))
 
 
-def layout_heading(sidecar: str) -> str:
-    """A mesh layout as a column heading: the mode and, where the mode has meshed clients, the client kind and
-    what its traffic crosses (`envoy-redirect, meshed client (mTLS)`)."""
-    mode = mode_of(sidecar)
-    if mode not in MESHES or not MESHES[mode].meshed_clients:
-        return mode
-    client = (f"meshed client ({MESHES[mode].client_tunnel})" if "+meshed" in sidecar
-              else "outside client (plaintext)")  # fmt: skip
-    return f"{mode}, {client}" + (", STRICT" if "+strict" in sidecar else "")
-
-
-def cost_test(samples: pd.DataFrame, family: str) -> str:
-    """The test label a cost column reads: the family itself (`rr_tcp_closed`, never its `+load_*` runs), or
-    when a sweep renamed it, its first swept value (`rr_tcp_closed/64B`, `tcp_throughput/P1`); the other
-    values are in the page's sweep sections."""
-    labels = samples.test.dropna().unique()
-    if family in labels:
-        return family
-    swept = [t for t in labels if re.fullmatch(re.escape(family) + r"/\w+", t)]
-    return min(swept, key=lambda t: int(re.sub(r"\D", "", t) or 0)) if swept else family
-
-
 def _values(samples: pd.DataFrame, strategy: str, sidecar: str, col: CostColumn) -> pd.Series:
     df = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.metric == col.metric)
                  & (samples.status == Status.OK) & (samples.test == cost_test(samples, col.test))]  # fmt: skip
@@ -110,35 +81,10 @@ def _measure(samples: pd.DataFrame, sidecar: str, col: CostColumn) -> pd.DataFra
                    & (samples.test == cost_test(samples, col.test))]  # fmt: skip
 
 
-def cost_key(samples: pd.DataFrame, strategy: str, sidecar: str, col: CostColumn) -> CostKey:
-    return CostKey(strategy, sidecar, cost_test(samples, col.test), col.direction, col.metric)
-
-
-def ratio_to_direct(
-    samples: pd.DataFrame,
-    strategy: str,
-    sidecar: str,
-    col: CostColumn,
-    precision: tuple[int, float] | None = None,
-    ratios: pd.DataFrame | None = None,
-) -> Interval | None:
-    return cost_interval(samples, ratios, cost_key(samples, strategy, sidecar, col), precision)
-
-
 def reference_value(samples: pd.DataFrame, sidecar: str, col: CostColumn) -> str:
     """The reference row: 1 by definition, with direct's own median so the ratios can be turned back."""
     values = _values(samples, REFERENCE, sidecar, col)
     return f"1 (= {values.median():.3g} {spec(col.metric).unit})" if len(values) else "no ok sample"
-
-
-def format_ratio(ci: Interval | None) -> str:
-    """A table cell: the ratio, its interval with (method level n), or below the method's n the samples."""
-    if ci is None or not ci.n:
-        return "no ok sample"
-    if ci.has_interval:
-        return f"{ci.estimate:.2f} [{ci.low:.2f}, {ci.high:.2f}] ({ci.method} {ci.level:.0%} n={ci.n})"
-    shown = ", ".join(f"{v:.2f}" for v in sorted(ci.values))
-    return f"{ci.estimate:.2f} (n={ci.n} < {MIN_N[ci.method]}, no interval" + (f": {shown})" if shown else ")")
 
 
 @dataclass(frozen=True)
@@ -345,8 +291,6 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
                 if order:
                     lines.append(f"- {col.heading} ({'higher' if col.better == 'higher' else 'lower'} first): {order}")
             lines.append("")
-    from harness.analysis.http_section import binding_lines, istio_method_lines  # it builds on this module
-
     lines += istio_method_lines(samples)
     lines += binding_lines(samples, bindings, sidecars, ratios)
     lines += detail_section(samples, bindings, sidecars, meta)

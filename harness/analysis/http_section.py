@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.analysis.answer import CostColumn, format_ratio, layout_heading, ratio_to_direct
+from harness.analysis.costs import CostColumn, format_ratio, layout_heading, ratio_to_direct
 from harness.lab.kinds import Status
 
 ISTIO_VCPU_PER_1000_RPS = {"sidecar": 0.20, "ztunnel": 0.06}  # Istio 1.24, istio.io performance page

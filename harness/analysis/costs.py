@@ -1,0 +1,75 @@
+"""What every cost table shares: a cost column (test, direction, metric), the ratio of a binding to `direct`
+measured beside it (harness/analysis/blocks.py) and how a table cell prints it, and a mesh layout's heading."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness.analysis.blocks import CostKey, cost_interval
+from harness.analysis.stats import MIN_N, Interval
+from harness.metrics.registry import spec
+from harness.pod.mesh import MESHES, mode_of
+
+REFERENCE = "direct"
+
+
+@dataclass(frozen=True)
+class CostColumn:
+    heading: str
+    test: str  # a test label prefix: tcp_throughput, rr_tcp_closed, crr, ...
+    direction: str
+    metric: str
+
+    @property
+    def better(self) -> str:
+        return str(spec(self.metric).better)
+
+
+def layout_heading(sidecar: str) -> str:
+    """A mesh layout as a column heading: the mode and, where the mode has meshed clients, the client kind and
+    what its traffic crosses (`envoy-redirect, meshed client (mTLS)`)."""
+    mode = mode_of(sidecar)
+    if mode not in MESHES or not MESHES[mode].meshed_clients:
+        return mode
+    client = (f"meshed client ({MESHES[mode].client_tunnel})" if "+meshed" in sidecar
+              else "outside client (plaintext)")  # fmt: skip
+    return f"{mode}, {client}" + (", STRICT" if "+strict" in sidecar else "")
+
+
+def cost_test(samples: pd.DataFrame, family: str) -> str:
+    """The test label a cost column reads: the family itself (`rr_tcp_closed`, never its `+load_*` runs), or
+    when a sweep renamed it, its first swept value (`rr_tcp_closed/64B`, `tcp_throughput/P1`); the other
+    values are in the page's sweep sections."""
+    labels = samples.test.dropna().unique()
+    if family in labels:
+        return family
+    swept = [t for t in labels if re.fullmatch(re.escape(family) + r"/\w+", t)]
+    return min(swept, key=lambda t: int(re.sub(r"\D", "", t) or 0)) if swept else family
+
+
+def cost_key(samples: pd.DataFrame, strategy: str, sidecar: str, col: CostColumn) -> CostKey:
+    return CostKey(strategy, sidecar, cost_test(samples, col.test), col.direction, col.metric)
+
+
+def ratio_to_direct(
+    samples: pd.DataFrame,
+    strategy: str,
+    sidecar: str,
+    col: CostColumn,
+    precision: tuple[int, float] | None = None,
+    ratios: pd.DataFrame | None = None,
+) -> Interval | None:
+    return cost_interval(samples, ratios, cost_key(samples, strategy, sidecar, col), precision)
+
+
+def format_ratio(ci: Interval | None) -> str:
+    """A table cell: the ratio, its interval with (method level n), or below the method's n the samples."""
+    if ci is None or not ci.n:
+        return "no ok sample"
+    if ci.has_interval:
+        return f"{ci.estimate:.2f} [{ci.low:.2f}, {ci.high:.2f}] ({ci.method} {ci.level:.0%} n={ci.n})"
+    shown = ", ".join(f"{v:.2f}" for v in sorted(ci.values))
+    return f"{ci.estimate:.2f} (n={ci.n} < {MIN_N[ci.method]}, no interval" + (f": {shown})" if shown else ")")
