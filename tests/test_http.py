@@ -39,8 +39,8 @@ def test_istio_protocol_follows_convert_protocol(port, expected):
     assert istio_protocol(port) == expected
 
 
-def test_the_beds_http_port_is_8080():
-    assert http_ports() == (8080,)
+def test_the_beds_http_port_is_8000_not_the_nat_proxys_8080():
+    assert http_ports() == (8000,)
 
 
 def _bootstrap(tmp_path, *, tls: bool) -> dict:
@@ -49,7 +49,7 @@ def _bootstrap(tmp_path, *, tls: bool) -> dict:
         ca = MeshCA(tmp_path / "ca")
         mesh = MeshTls(ca.issue("vm", owner_uid=0), {"198.18.1.2": spiffe_id("peer")}, False, tmp_path / "log")
     return sidecar_bootstrap(inbound_port=15006, outbound_port=15001, admin_socket=tmp_path / "a.sock",
-                             inbound_bind="127.0.0.6", tls=mesh, http_ports=(8080,))  # fmt: skip
+                             inbound_bind="127.0.0.6", tls=mesh, http_ports=(8000,))  # fmt: skip
 
 
 @pytest.mark.parametrize("tls", [False, True])
@@ -57,7 +57,7 @@ def test_sidecar_http_chains_are_istios_and_envoy_accepts_them(tmp_path, tls):
     config = _bootstrap(tmp_path, tls=tls)
     listeners = {x["name"]: x for x in config["static_resources"]["listeners"]}
     inbound = [c for c in listeners["virtualInbound"]["filter_chains"]
-               if c.get("filter_chain_match", {}).get("destination_port") == 8080]  # fmt: skip
+               if c.get("filter_chain_match", {}).get("destination_port") == 8000]  # fmt: skip
     # every kind of client on the HTTP port has a chain: Envoy matches the port before anything else
     kinds = [(c["filter_chain_match"]["transport_protocol"], tuple(c["filter_chain_match"].get(
         "application_protocols", ()))) for c in inbound]  # fmt: skip
@@ -76,7 +76,7 @@ def test_sidecar_http_chains_are_istios_and_envoy_accepts_them(tmp_path, tls):
     ]  # listener_builder.go's order, Istio-only filters left out
     assert hcm["typed_config"]["codec_type"] == "AUTO" and hcm["typed_config"]["stream_idle_timeout"] == "0s"
     outbound = [c for c in listeners["virtualOutbound"]["filter_chains"]
-                if c.get("filter_chain_match", {}).get("destination_port") == 8080]  # fmt: skip
+                if c.get("filter_chain_match", {}).get("destination_port") == 8000]  # fmt: skip
     assert len(outbound) == (2 if tls else 1)  # a meshed destination gets the mTLS HTTP cluster first
     path = tmp_path / "envoy.json"
     path.write_text(json.dumps(config))

@@ -55,8 +55,8 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
         return []
     lines = ["## HTTP: Istio's benchmark method on the plain pod", "",
              "Open-loop HTTP/1.1 (vmnb-http: each request timed from when it was due), 1 KB POST echoed, 16",
-             "connections, 2 Envoy workers, the Service port named `http-web` so Istio's sidecars run it through their",
-             "HTTP connection manager (istio.stats, metadata exchange and authn filters are not in upstream Envoy and",
+             "connections, 2 Envoy workers, the Service port named `http-echo` so Istio's sidecars run it through",
+             "their HTTP connection manager (istio.stats, metadata exchange and authn filters are not in upstream Envoy and",
              "are left out: Istio's own figures include their cost). Added latency is against the baseline of the",
              "same direction. vCPU per 1000 rps = the proxy process's CPU seconds x 1000 / requests; `pod proxy` is",
              "the VM pod's, `peer proxy` the meshed client's. Medians of the run's repetitions (n per cell); single",

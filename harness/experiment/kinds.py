@@ -298,7 +298,7 @@ class DnsLookup(TestKind):
 class HttpLoad(TestKind):
     """HTTP/1.1 at a fixed offered rate, open loop (harness/experiment/http.py): POSTs of `payload_bytes`
     answered with as many, over `connections` keep-alive connections, as Istio's benchmark drives fortio (1 KB
-    payload, 16 connections, fixed rps). The port is the Service's `http-` port, so Istio's sidecars take it
+    payload, 16 connections, fixed rps). The port is the Service's `http-echo` port, so Istio's sidecars take it
     through their HTTP connection manager (harness/pod/protocols.py); ambient's ztunnel stays L4."""
 
     kind: Literal["http"]

@@ -47,8 +47,8 @@ def is_http(port: ServicePort) -> bool:
     return istio_protocol(port) in HTTP_PROTOCOLS
 
 
-HTTP_PORT = 8080
-SERVICE_PORTS = (ServicePort(HTTP_PORT, "http-web"),)
+HTTP_PORT = 8000  # not 8080: the research's NAT proxy (strategies/nat_proxy.py) listens there in the pod
+SERVICE_PORTS = (ServicePort(HTTP_PORT, "http-echo"),)
 """The ports the bed's Services (the VM's and the peer's) name; every other port the tests use is unnamed."""
 
 

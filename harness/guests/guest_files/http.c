@@ -244,7 +244,7 @@ static int client(const char *target, int port, double rate, double duration, in
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "", *target = "127.0.0.1", *host = "server";
-    int port = 8080, nconn = 16, stall_ms = 0;
+    int port = 8000, nconn = 16, stall_ms = 0;
     long bytes = 1024;
     double rate = 1000, duration = 10, grace = 10, stall_after = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
