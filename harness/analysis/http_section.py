@@ -11,6 +11,8 @@ is published as graphs only (the last text figure: Istio 1.12.3, both sidecars, 
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 
 from harness.analysis.costs import CostColumn, format_ratio, layout_heading, ratio_to_direct
@@ -53,16 +55,18 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
     direct = http[http.strategy == "direct"]
     if direct.empty:
         return []
-    lines = ["## HTTP: Istio's benchmark method on the plain pod", "",
-             "Open-loop HTTP/1.1 (vmnb-http: each request timed from when it was due), 1 KB POST echoed, 16",
-             "connections, 2 Envoy workers, the Service port named `http-echo` so Istio's sidecars run it through",
-             "their HTTP connection manager (istio.stats, metadata exchange and authn filters are not in upstream",
-             "Envoy and are left out: Istio's own figures include their cost). Added latency is against the baseline of the",
-             "same direction. vCPU per 1000 rps = the proxy process's CPU seconds x 1000 / requests; `pod proxy` is",
-             "the VM pod's, `peer proxy` the meshed client's. Medians of the run's repetitions (n per cell); single",
-             f"measurements carry no interval. Istio's figures: {ISTIO_PAGE}. ambient's node proxy here is Envoy",
-             "configured as ztunnel (harness/pod/ambient.py), not the Rust ztunnel: its CPU and memory are Envoy's, so",
-             "`x Istio's` on that line compares the stand-in with ztunnel, not ztunnel with itself.", "",
+    intro = (
+        "Open-loop HTTP/1.1 (vmnb-http: each request timed from when it was due), 1 KB POST echoed, 16 connections, "
+        "2 Envoy workers, the Service port named `http-echo` so Istio's sidecars run it through their HTTP "
+        "connection manager (istio.stats, metadata exchange and authn filters are not in upstream Envoy and are "
+        "left out: Istio's own figures include their cost). Added latency is against the baseline of the same "
+        "direction. vCPU per 1000 rps = the proxy process's CPU seconds x 1000 / requests; `pod proxy` is the VM "
+        "pod's, `peer proxy` the meshed client's. Medians of the run's repetitions (n per cell); single "
+        f"measurements carry no interval. Istio's figures: {ISTIO_PAGE}. ambient's node proxy here is Envoy "
+        "configured as ztunnel (harness/pod/ambient.py), not the Rust ztunnel: its CPU and memory are Envoy's, so "
+        "`x Istio's` on that line compares the stand-in with ztunnel, not ztunnel with itself."
+    )
+    lines = ["## HTTP: Istio's benchmark method on the plain pod", "", *textwrap.wrap(intro, 110), "",
              "| rate (rps) | mode | p50 ms | p90 ms | p99 ms | added p90 ms | added p99 ms | pod proxy vCPU/1000 rps "
              "| x Istio's | peer proxy vCPU/1000 rps | pod proxy MiB (Istio's MB) | n |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
