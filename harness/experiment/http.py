@@ -10,11 +10,10 @@ counts latency from that time."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from harness.experiment.endpoints import ToolReport, client_against_server, failure_reason
+from harness.experiment.latency import LatencySample
 from harness.guests.attachment import Ends
 
 GRACE_S = 10.0
@@ -31,22 +30,6 @@ class HttpReport(ToolReport):
     first_error: str | None = None
     seconds: float
     latency_us: list[float]
-
-
-@dataclass
-class HttpSample:
-    status: str
-    reason: str = ""
-    latency_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    scheduled: int = 0
-    completed: int = 0
-    errors: int = 0
-    seconds: float = 0.0
-    raw: dict = field(default_factory=dict)
-
-    @property
-    def achieved_rps(self) -> float | None:
-        return self.completed / self.seconds if self.seconds else None
 
 
 def server_argv(ends: Ends, port: int, *, stall_after_s: float = 0, stall_ms: int = 0) -> list[str]:
@@ -66,9 +49,11 @@ def measure_http(
     host: str = "server",
     stall_after_s: float = 0,
     stall_ms: int = 0,
-) -> HttpSample:
+) -> LatencySample:
     """One open-loop run: `rate_rps` POSTs of `payload_bytes` (answered with as many) for `duration_s` over
-    `connections` keep-alive connections. A run where any request failed is `failed`, with the first error."""
+    `connections` keep-alive connections: latencies, answered requests, the seconds from the first due time to
+    the last answer, and in `extra` the scheduled count, the errors and the tool's JSON without its latencies. A
+    run where any request failed is `failed`, with the first error."""
     client = [ends.client.binary("vmnb-http"), "client", "--target", ends.target, "--port", str(port),
               "--rate", str(rate_rps), "--duration", f"{duration_s:g}", "--connections", str(connections),
               "--bytes", str(payload_bytes), "--host", host, "--grace", f"{GRACE_S:g}"]  # fmt: skip
@@ -77,13 +62,13 @@ def measure_http(
                                 port=port, client_argv=client, budget_s=duration_s + GRACE_S + 15,
                                 label=f"{label}-http")  # fmt: skip
     if run.error:
-        return HttpSample("failed", run.error)
+        return LatencySample("failed", run.error)
     report, raw, error = run.json_result("vmnb-http", HttpReport)
     if error:
-        return HttpSample("failed", error, raw=raw)
-    sample = HttpSample("ok", latency_us=np.asarray(report.latency_us, dtype=float), scheduled=report.scheduled,
-                        completed=report.completed, errors=report.errors, seconds=report.seconds,
-                        raw={k: v for k, v in raw.items() if k != "latency_us"})  # fmt: skip
+        return LatencySample("failed", error, extra={"raw": raw})
+    sample = LatencySample("ok", rtt_us=np.asarray(report.latency_us, dtype=float), requests=report.completed,
+                           seconds=report.seconds, extra={"scheduled": report.scheduled, "errors": report.errors,
+                           "raw": {k: v for k, v in raw.items() if k != "latency_us"}})  # fmt: skip
     if report.completed == 0:
         sample.status, sample.reason = "failed", failure_reason(report.first_error or "no request answered")
     elif report.errors:

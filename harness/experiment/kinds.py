@@ -332,15 +332,16 @@ class HttpLoad(TestKind):
     def measure(self, ends: Ends, label: str) -> Outcome:
         s = measure_http(ends, port=self.port, rate_rps=self.rate_rps, duration_s=self.duration_s,
                          connections=self.connections, payload_bytes=self.payload_bytes, label=label)  # fmt: skip
-        if s.latency_us.size == 0:
-            return Outcome(Status(s.status), s.reason, [Metric("http_latency_p50", "us", None)], raw=s.raw)
-        p50, p90, p99, p999 = np.percentile(s.latency_us, [50, 90, 99, 99.9])
+        raw = s.extra.get("raw", {})
+        if s.rtt_us.size == 0:
+            return Outcome(Status(s.status), s.reason, [Metric("http_latency_p50", "us", None)], raw=raw)
+        p50, p90, p99, p999 = np.percentile(s.rtt_us, [50, 90, 99, 99.9])
         metrics = [Metric("http_latency_p50", "us", float(p50)), Metric("http_latency_p90", "us", float(p90)),
                    Metric("http_latency_p99", "us", float(p99)), Metric("http_latency_p999", "us", float(p999)),
-                   Metric("http_achieved_rps", "req/s", s.achieved_rps),
-                   Metric("http_errors", "requests", float(s.errors))]  # fmt: skip
-        return Outcome(Status(s.status), s.reason, metrics, bytes_moved=s.completed * self.payload_bytes * 2,
-                       requests=s.completed, rtt_us=s.latency_us, raw=s.raw)  # fmt: skip
+                   Metric("http_achieved_rps", "req/s", s.rate_per_s),
+                   Metric("http_errors", "requests", float(s.extra["errors"]))]  # fmt: skip
+        return Outcome(Status(s.status), s.reason, metrics, bytes_moved=s.requests * self.payload_bytes * 2,
+                       requests=s.requests, rtt_us=s.rtt_us, raw=raw)  # fmt: skip
 
 
 def latency_outcome(s: LatencySample, prefix: str, message_bytes: int) -> Outcome:
