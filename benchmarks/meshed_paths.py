@@ -36,16 +36,16 @@ PORT = 5201
 PORTS = (PORT, 15008, 15001, 15006)
 
 
-def trace_table() -> str:
-    """Counters of TCP SYNs (no ACK) per hook, link side and destination port."""
-    rules = {"prerouting": [], "output": [], "postrouting": []}
-    for port in PORTS:
-        syn = f"tcp flags & (syn | ack) == syn tcp dport {port}"
-        rules["prerouting"] += [f'iifname "eth0" {syn} counter comment "in-eth0-{port}"',
-                                f'iifname != "eth0" {syn} counter comment "in-other-{port}"']  # fmt: skip
-        rules["output"] += [f'{syn} counter comment "local-out-{port}"']
-        rules["postrouting"] += [f'oifname "eth0" {syn} counter comment "out-eth0-{port}"',
-                                 f'oifname != "eth0" {syn} counter comment "out-other-{port}"']  # fmt: skip
+def counting_table(matches: dict[str, str]) -> str:
+    """An nft table counting packets per hook and link side for each `tag: match expression`: prerouting in by
+    eth0 / by another link, output, postrouting out of eth0 / another link (after the binding's DNAT)."""
+    rules: dict[str, list[str]] = {"prerouting": [], "output": [], "postrouting": []}
+    for tag, match in matches.items():
+        rules["prerouting"] += [f'iifname "eth0" {match} counter comment "in-eth0-{tag}"',
+                                f'iifname != "eth0" {match} counter comment "in-other-{tag}"']  # fmt: skip
+        rules["output"] += [f'{match} counter comment "local-out-{tag}"']
+        rules["postrouting"] += [f'oifname "eth0" {match} counter comment "out-eth0-{tag}"',
+                                 f'oifname != "eth0" {match} counter comment "out-other-{tag}"']  # fmt: skip
     priority = {"prerouting": -300, "output": -300, "postrouting": 400}
     chains = "\n".join(
         f"  chain {hook} {{\n    type filter hook {hook} priority {priority[hook]}; policy accept;\n"
@@ -53,6 +53,11 @@ def trace_table() -> str:
         for hook, rs in rules.items()
     )  # fmt: skip
     return f"table inet vmnb_trace {{\n{chains}\n}}\n"
+
+
+def trace_table() -> str:
+    """Counters of TCP SYNs (no ACK) per hook, link side and destination port."""
+    return counting_table({str(port): f"tcp flags & (syn | ack) == syn tcp dport {port}" for port in PORTS})
 
 
 def nft_counters(ns: str) -> dict[str, int]:
