@@ -8,8 +8,10 @@ SCENARIO ?= scenarios/smoke.yaml
 DEB_PACKAGES := iperf3 sockperf nftables iptables iproute2 util-linux procps socat slirp4netns passt python3-venv \
   haproxy conntrack dnsmasq-base bind9-dnsutils
 # The QEMU guest (issue 5): QEMU with SeaBIOS and iPXE ROMs, Debian's kernel for the guest, busybox-static and
-# cpio for its initramfs, gcc to build vmnb-crr. Without recommends (the kernel's would pull firmware and grub).
-VM_PACKAGES := qemu-system-x86 seabios ipxe-qemu linux-image-amd64 busybox-static cpio gcc libc6-dev make xz-utils
+# cpio for its initramfs, gcc and libnghttp2-dev to build the guest tools (vmnb-h2 links nghttp2 statically).
+# Without recommends (the kernel's would pull firmware and grub).
+VM_PACKAGES := qemu-system-x86 seabios ipxe-qemu linux-image-amd64 busybox-static cpio gcc libc6-dev libnghttp2-dev make \
+  xz-utils
 # The docker runtime (issue 14): Debian's Docker engine; the harness starts its own dockerd (`make docker-up`),
 # never Debian's service (the policy-rc.d below keeps the package from starting it).
 DOCKER_PACKAGES := docker.io

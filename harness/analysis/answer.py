@@ -26,7 +26,7 @@ from harness.analysis.costs import (
     ratio_to_direct,
 )
 from harness.analysis.findings import findings_for
-from harness.analysis.http_section import binding_lines, istio_method_lines
+from harness.analysis.http_section import binding_lines, has_http, istio_method_lines
 from harness.analysis.ranking import rank_frame
 from harness.analysis.results import sweep_points, varying_sweep_columns
 from harness.analysis.stats import (
@@ -252,7 +252,7 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
             lines += [f"## Sidecar: {layout_heading(sidecar)}" + (f" ({where})" if where else ""), ""]
             # only the cost columns this run measured: a column of dashes answers nothing
             costs = [c for c in COSTS if not _measure(point, sidecar, c).empty]
-            if not costs and not point.test.fillna("").str.startswith("http@").any():
+            if not costs and not has_http(point):
                 costs = COSTS[:2]  # nothing measured at all: say so in the usual columns
             lines.append("| binding | works | " + " | ".join(c.heading for c in costs) + " |")
             lines.append("|---|---|" + "---|" * len(costs))

@@ -32,8 +32,25 @@ ISTIO_MODES = [
 ]
 
 
+PROTOCOLS = {"http": "HTTP/1.1", "h2": "HTTP/2", "grpc": "gRPC"}
+"""The http kind's protocols (HttpLoad.protocol, the part of the test label before `@`), in report order."""
+
+
 def _http(samples: pd.DataFrame) -> pd.DataFrame:
-    return samples[samples.test.fillna("").str.startswith("http@")]
+    """The http kind's rows, with their protocol in `protocol`."""
+    tests = samples.test.fillna("")
+    protocol = tests.str.split("@").str[0]
+    rows = samples[tests.str.contains("@") & protocol.isin(list(PROTOCOLS))].copy()
+    rows["protocol"] = protocol[rows.index]
+    return rows
+
+
+def has_http(samples: pd.DataFrame) -> bool:
+    return not _http(samples).empty
+
+
+def _protocols(rows: pd.DataFrame) -> list[str]:
+    return [p for p in PROTOCOLS if (rows.protocol == p).any()]
 
 
 def _median(rows: pd.DataFrame, metric: str) -> tuple[float | None, int]:
@@ -56,22 +73,25 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
     if direct.empty:
         return []
     intro = (
-        "Open-loop HTTP/1.1 (vmnb-http: each request timed from when it was due), 1 KB POST echoed, 16 connections, "
-        "2 Envoy workers, the Service port named `http-echo` so Istio's sidecars run it through their HTTP "
-        "connection manager (istio.stats, metadata exchange and authn filters are not in upstream Envoy and are "
+        "Open loop (vmnb-http for HTTP/1.1, vmnb-h2 for HTTP/2 and unary gRPC: each request timed from when it was "
+        "due), 1 KB POST echoed, 16 connections, 2 Envoy workers; HTTP/1.1 on the Service port `http-echo`, HTTP/2 "
+        "and gRPC on `grpc-echo` (HTTP/2 upstream), so Istio's sidecars run both through their HTTP connection "
+        "manager (istio.stats, metadata exchange and authn filters are not in upstream Envoy and are "
         "left out: Istio's own figures include their cost). Added latency is against the baseline of the same "
         "direction. vCPU per 1000 rps = the proxy process's CPU seconds x 1000 / requests; `pod proxy` is the VM "
         "pod's, `peer proxy` the meshed client's. Medians of the run's repetitions (n per cell); single "
         f"measurements carry no interval. Istio's figures: {ISTIO_PAGE}. ambient's node proxy here is Envoy "
         "configured as ztunnel (harness/pod/ambient.py), not the Rust ztunnel: its CPU and memory are Envoy's, so "
-        "`x Istio's` on that line compares the stand-in with ztunnel, not ztunnel with itself."
+        "`x Istio's` on that line compares the stand-in with ztunnel, not ztunnel with itself. Istio's published "
+        "figures are for HTTP/1.1."
     )
     lines = ["## HTTP: Istio's benchmark method on the plain pod", "", *textwrap.wrap(intro, 110), "",
-             "| rate (rps) | mode | p50 ms | p90 ms | p99 ms | added p90 ms | added p99 ms | pod proxy vCPU/1000 rps "
-             "| x Istio's | peer proxy vCPU/1000 rps | pod proxy MiB (Istio's MB) | n |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for rate in sorted(direct.offered_rps.dropna().unique()):
-        at_rate = direct[direct.offered_rps == rate]
+             "| protocol | rate (rps) | mode | p50 ms | p90 ms | p99 ms | added p90 ms | added p99 ms "
+             "| pod proxy vCPU/1000 rps | x Istio's | peer proxy vCPU/1000 rps | pod proxy MiB (Istio's MB) | n |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for protocol, rate in _protocol_rates(direct):
+        at_rate = direct[(direct.protocol == protocol) & (direct.offered_rps == rate)]
+        name = PROTOCOLS[protocol]
         for mode, layout, direction, proxy in ISTIO_MODES:
             rows = at_rate[(at_rate.sidecar == layout) & (at_rate.direction == direction)]
             if rows.empty:
@@ -84,16 +104,20 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
             rss = _median(rows, "proxy_rss")[0]
             failed = rows[(rows.metric == "http_latency_p50") & (rows.status != Status.OK)]
             if p50 is None and not failed.empty:
-                lines.append(f"| {rate:g} | {mode} | fails: {failed.reason.iloc[0][:80]} |" + " |" * 9)
+                lines.append(f"| {name} | {rate:g} | {mode} | fails: {failed.reason.iloc[0][:80]} |" + " |" * 9)
                 continue
             added90 = None if p90 is None or b90 is None or layout == "none" else p90 - b90
             added99 = None if p99 is None or b99 is None or layout == "none" else p99 - b99
             published = ISTIO_VCPU_PER_1000_RPS.get(proxy)
             times = f"{vcpu / published:.2f}" if vcpu is not None and published else "–"
             memory = f"{_num(rss, '{:.0f}')} ({ISTIO_MEMORY_MB[proxy]})" if proxy else "–"
-            lines.append(f"| {rate:g} | {mode} | {_ms(p50)} | {_ms(p90)} | {_ms(p99)} | {_ms(added90)} | "
+            lines.append(f"| {name} | {rate:g} | {mode} | {_ms(p50)} | {_ms(p90)} | {_ms(p99)} | {_ms(added90)} | "
                          f"{_ms(added99)} | {_num(vcpu)} | {times} | {_num(peer)} | {memory} | {n} |")  # fmt: skip
     return [*lines, ""]
+
+
+def _protocol_rates(rows: pd.DataFrame) -> list[tuple[str, float]]:
+    return [(p, r) for p in _protocols(rows) for r in sorted(rows[rows.protocol == p].offered_rps.dropna().unique())]
 
 
 def binding_lines(samples: pd.DataFrame, bindings: list[str], sidecars: list[str], ratios=None) -> list[str]:
@@ -112,15 +136,15 @@ def binding_lines(samples: pd.DataFrame, bindings: list[str], sidecars: list[str
         if rows.empty:
             continue
         lines += [f"### {layout_heading(sidecar)}", "",
-                  "| binding | rate | works in / out | p99 in (x direct) | p99 out (x direct) "
+                  "| binding | protocol | rate | works in / out | p99 in (x direct) | p99 out (x direct) "
                   "| achieved rps in / out | pod proxy vCPU/1000 rps in / out | L7 in / out |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for b in bindings:
-            for rate in sorted(rows.offered_rps.dropna().unique()):
-                mine = rows[(rows.strategy == b) & (rows.offered_rps == rate)]
+            for protocol, rate in _protocol_rates(rows):
+                mine = rows[(rows.strategy == b) & (rows.protocol == protocol) & (rows.offered_rps == rate)]
                 if mine.empty:
                     continue
-                test = f"http@{int(rate)}"
+                test = f"{protocol}@{int(rate)}"
                 works, p99, achieved, vcpu, l7 = [], [], [], [], []
                 for direction in ("ingress", "egress"):
                     d = mine[mine.direction == direction]
@@ -144,7 +168,8 @@ def binding_lines(samples: pd.DataFrame, bindings: list[str], sidecars: list[str
                     vcpu.append(_num(_median(d, "proxy_vcpu_per_1000_rps")[0]))
                     requests = head.proxy_http_requests.dropna() if "proxy_http_requests" in head else pd.Series()
                     l7.append(str(int(requests.median())) if len(requests) else "–")
-                lines.append(f"| {b} | {rate:g} | {' / '.join(works)} | {p99[0]} | {p99[1]} | {' / '.join(achieved)} "
+                lines.append(f"| {b} | {PROTOCOLS[protocol]} | {rate:g} | {' / '.join(works)} | {p99[0]} | {p99[1]} "
+                             f"| {' / '.join(achieved)} "
                              f"| {' / '.join(vcpu)} | {' / '.join(l7)} |")  # fmt: skip
         lines.append("")
     return lines

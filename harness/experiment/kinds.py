@@ -18,7 +18,7 @@ from harness.experiment.outcome import Metric, Outcome
 from harness.guests.attachment import Ends
 from harness.lab.kinds import Direction, Protocol, Status
 from harness.pod.dns_proxy import MESH_ONLY_HOST, RESOLVER_ONLY_HOST, SERVICE_HOST
-from harness.pod.protocols import HTTP_PORT, http_ports
+from harness.pod.protocols import GRPC_PORT, HTTP_PORT, http_ports
 
 
 class Strict(BaseModel):
@@ -296,32 +296,45 @@ class DnsLookup(TestKind):
 
 
 class HttpLoad(TestKind):
-    """HTTP/1.1 at a fixed offered rate, open loop (harness/experiment/http.py): POSTs of `payload_bytes`
-    answered with as many, over `connections` keep-alive connections, as Istio's benchmark drives fortio (1 KB
-    payload, 16 connections, fixed rps). The port is the Service's `http-echo` port, so Istio's sidecars take it
-    through their HTTP connection manager (harness/pod/protocols.py); ambient's ztunnel stays L4."""
+    """HTTP at a fixed offered rate, open loop (harness/experiment/http.py): POSTs of `payload_bytes` answered
+    with as many, over `connections` keep-alive connections, as Istio's benchmark drives fortio (1 KB payload, 16
+    connections, fixed rps). HTTP/1.1 (vmnb-http) goes to the Service's `http-echo` port 8000; HTTP/2 (h2c) and
+    unary gRPC (vmnb-h2) to its `grpc-echo` port 8001, where Istio's clusters speak HTTP/2 upstream. Istio's
+    sidecars take both ports through their HTTP connection manager (harness/pod/protocols.py); ambient's ztunnel
+    stays L4."""
 
     kind: Literal["http"]
     rate_rps: int = Field(1000, ge=1, le=100_000)
     duration_s: float = Field(10.0, gt=0, le=600)
     connections: int = Field(16, ge=1, le=1024)
     payload_bytes: int = Field(1024, ge=0, le=200_000)
-    port: int = Field(HTTP_PORT, ge=1, le=65535)
-    http_version: Literal["1.1"] = "1.1"
-    """Only HTTP/1.1 so far: an open-loop HTTP/2 client is not built yet (h2load is not open loop)."""
+    http_version: Literal["1.1", "2"] = "1.1"
+    grpc: bool = False
+    """Unary gRPC calls (needs http_version "2")."""
+    port: int = Field(0, ge=0, le=65535)
+    """0: the Service's port for the protocol (8000 for HTTP/1.1, 8001 for HTTP/2 and gRPC)."""
     primary_metric: ClassVar[str] = "http_latency_p50"
     proxy_cost_per_request: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _http_port(self) -> HttpLoad:
+        if self.grpc and self.http_version != "2":
+            raise ValueError("field 'grpc': gRPC runs over HTTP/2; set http_version: \"2\"")
+        if self.port == 0:
+            self.port = GRPC_PORT if self.http_version == "2" else HTTP_PORT
         if self.port not in http_ports():
             raise ValueError(f"field 'port': {self.port} is not an HTTP port of the bed's Services; allowed: "
                              f"{', '.join(map(str, http_ports()))} (harness/pod/protocols.py names them)")  # fmt: skip
         return self
 
     @property
+    def protocol(self) -> str:
+        """`http` (HTTP/1.1), `h2` or `grpc`: the first part of the test's label."""
+        return "grpc" if self.grpc else "h2" if self.http_version == "2" else "http"
+
+    @property
     def base_label(self) -> str:
-        return f"http@{self.rate_rps}"
+        return f"{self.protocol}@{self.rate_rps}"
 
     def columns(self) -> dict:
         return {**super().columns(), "message_bytes": self.payload_bytes, "offered_rps": self.rate_rps}
@@ -331,7 +344,8 @@ class HttpLoad(TestKind):
 
     def measure(self, ends: Ends, label: str) -> Outcome:
         s = measure_http(ends, port=self.port, rate_rps=self.rate_rps, duration_s=self.duration_s,
-                         connections=self.connections, payload_bytes=self.payload_bytes, label=label)  # fmt: skip
+                         connections=self.connections, payload_bytes=self.payload_bytes, label=label,
+                         protocol=self.protocol)  # fmt: skip
         raw = s.extra.get("raw", {})
         if s.rtt_us.size == 0:
             return Outcome(Status(s.status), s.reason, [Metric("http_latency_p50", "us", None)], raw=raw)

@@ -125,6 +125,24 @@ ORIGINAL_DST_FILTER = "type.googleapis.com/envoy.extensions.filters.listener.ori
 ORIGINAL_SRC_FILTER = "type.googleapis.com/envoy.extensions.filters.listener.original_src.v3.OriginalSrc"
 
 
+HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+INBOUND_H2 = "InboundPassthroughClusterH2"
+OUTBOUND_H2 = "PassthroughClusterH2"
+"""The passthrough clusters of HTTP/2 ports (Istio: the port's own inbound|P|| and outbound|P||host clusters)."""
+INBOUND_CLUSTERS = ("InboundPassthroughCluster", INBOUND_H2, mtls.HBONE_INBOUND)
+OUTBOUND_CLUSTERS = ("PassthroughCluster", OUTBOUND_H2, mtls.MTLS_OUTBOUND, mtls.MTLS_OUTBOUND_HTTP,
+                     mtls.MTLS_OUTBOUND_H2, mtls.CONNECT_ORIGINATE)  # fmt: skip
+"""Every cluster a sidecar's inbound / outbound traffic leaves by (its counters are the path evidence)."""
+
+
+def http2_upstream(cluster: dict) -> dict:
+    """`cluster` speaking HTTP/2 to its endpoints, as Istio sets it for a port whose protocol is HTTP/2 or gRPC
+    (pilot/pkg/networking/core/cluster_builder.go `setH2Options`: explicit http2_protocol_options)."""
+    options = {"@type": f"type.googleapis.com/{HTTP_PROTOCOL_OPTIONS}", "explicit_http_config": {
+        "http2_protocol_options": {}}}  # fmt: skip
+    return {**cluster, "typed_extension_protocol_options": {HTTP_PROTOCOL_OPTIONS: options}}
+
+
 def original_dst_cluster(name: str, *, bind_source: str | None = None) -> dict:
     cluster = {"name": name, "type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED", "connect_timeout": "5s"}
     if bind_source:
@@ -185,6 +203,7 @@ def sidecar_bootstrap(
     mark: int | None = None,
     tls: MeshTls | None = None,
     http_ports: tuple[int, ...] = (),
+    http2_ports: tuple[int, ...] = (),
 ) -> dict:
     """A static bootstrap shaped like the listeners Istio's pilot pushes to a sidecar, reduced to plain TCP:
     `virtualOutbound` (original_dst listener filter -> PassthroughCluster, ORIGINAL_DST) and `virtualInbound`
@@ -196,7 +215,9 @@ def sidecar_bootstrap(
     harness/pod/protocols.py) get HTTP connection managers instead of tcp_proxy, both ways: in Istio an inbound
     filter chain matching the port (listener_inbound.go) and an outbound listener `0.0.0.0_<port>` that
     virtualOutbound hands the connection to; here a chain matching the port inside virtualOutbound, which
-    takes the same connections to the same filters."""
+    takes the same connections to the same filters. `http2_ports` (among them: gRPC and HTTP/2 ports) leave by
+    clusters that speak HTTP/2 upstream; the other HTTP ports' clusters speak HTTP/1.1 whatever the client spoke,
+    as Istio's do (harness/pod/protocols.py `is_http2`)."""
     inbound_filters = [listener_filter("original_dst", ORIGINAL_DST_FILTER)]
     if tls is not None:
         inbound_filters.append(mtls.tls_inspector())
@@ -211,7 +232,7 @@ def sidecar_bootstrap(
     if tls is not None:
         inbound["filter_chains"] = mtls.inbound_chains(tls, "InboundPassthroughCluster")
         inbound["continue_on_listener_filters_timeout"] = True  # as Istio's inbound listeners
-    inbound["filter_chains"] = [*inbound_http_chains(http_ports, tls), *inbound["filter_chains"]]
+    inbound["filter_chains"] = [*inbound_http_chains(http_ports, tls, http2_ports), *inbound["filter_chains"]]
     if transparent_inbound:
         inbound["transparent"] = True
     outbound = {
@@ -233,30 +254,37 @@ def sidecar_bootstrap(
             },
         )
         clusters.append(mtls.outbound_mtls_cluster(tls, original_dst_cluster(mtls.MTLS_OUTBOUND)))
-    outbound["filter_chains"] = [*outbound_http_chains(http_ports, tls), *outbound["filter_chains"]]
+    outbound["filter_chains"] = [*outbound_http_chains(http_ports, tls, http2_ports), *outbound["filter_chains"]]
     if http_ports and tls is not None and tls.meshed:
         clusters.append({**original_dst_cluster(mtls.MTLS_OUTBOUND_HTTP),
                          "transport_socket": mtls.upstream_tls(tls, mtls.ALPN_HTTP11_IN_MESH)})  # fmt: skip
+    if http2_ports:
+        clusters += [http2_upstream(original_dst_cluster(OUTBOUND_H2)),
+                     http2_upstream(original_dst_cluster(INBOUND_H2, bind_source=inbound_bind))]  # fmt: skip
+        if tls is not None and tls.meshed:
+            h2_tls = mtls.upstream_tls(tls, mtls.ALPN_H2_IN_MESH)
+            clusters.append(http2_upstream({**original_dst_cluster(mtls.MTLS_OUTBOUND_H2), "transport_socket": h2_tls}))
     return {
         "admin": admin_pipe_config(admin_socket),
         "static_resources": {"listeners": [outbound, inbound], "clusters": clusters},
     }
 
 
-def inbound_http_chains(ports: tuple[int, ...], tls: MeshTls | None) -> list[dict]:
+def inbound_http_chains(ports: tuple[int, ...], tls: MeshTls | None, http2_ports: tuple[int, ...] = ()) -> list[dict]:
     """virtualInbound's chains for HTTP ports. Envoy matches the destination port before anything else, so a port
     with chains of its own needs every kind of client covered here: mTLS carrying HTTP (Istio's istio-http ALPN),
     mTLS carrying TCP (istio ALPN, tcp_proxy as for any port), plaintext HTTP unless STRICT."""
     chains = []
     for port in ports:
+        upstream = INBOUND_H2 if port in http2_ports else "InboundPassthroughCluster"
         if tls is not None:
             chains.append({
                 "name": f"inbound-mtls-http-{port}",
                 "filter_chain_match": {"destination_port": port, "transport_protocol": "tls",
                                        "application_protocols": mtls.ALPN_MTLS_HTTP},
                 "transport_socket": mtls.downstream_tls(tls, ["h2", "http/1.1"]),
-                "filters": [http_connection_manager(mtls.MTLS_INBOUND_HTTP, "InboundPassthroughCluster",
-                                                    inbound=True, log=tls.access_log)],
+                "filters": [http_connection_manager(mtls.MTLS_INBOUND_HTTP, upstream, inbound=True,
+                                                    log=tls.access_log)],
             })  # fmt: skip
             chains.append({
                 "name": f"inbound-mtls-tcp-{port}",
@@ -269,22 +297,25 @@ def inbound_http_chains(ports: tuple[int, ...], tls: MeshTls | None) -> list[dic
             chains.append({
                 "name": f"inbound-http-{port}",
                 "filter_chain_match": {"destination_port": port, "transport_protocol": "raw_buffer"},
-                "filters": [http_connection_manager(f"inbound_0.0.0.0_{port}", "InboundPassthroughCluster",
-                                                    inbound=True)],
+                "filters": [http_connection_manager(f"inbound_0.0.0.0_{port}", upstream, inbound=True)],
             })  # fmt: skip
     return chains
 
 
-def outbound_http_chains(ports: tuple[int, ...], tls: MeshTls | None) -> list[dict]:
+def outbound_http_chains(ports: tuple[int, ...], tls: MeshTls | None, http2_ports: tuple[int, ...] = ()) -> list[dict]:
     """virtualOutbound's chains for HTTP ports: to a meshed destination through the mTLS HTTP cluster, to
-    anything else through PassthroughCluster, both behind an HTTP connection manager."""
+    anything else through the passthrough cluster, both behind an HTTP connection manager; HTTP/2 ports through
+    the HTTP/2 variants of both."""
     chains = []
     for port in ports:
+        h2 = port in http2_ports
         if tls is not None and tls.meshed:
+            cluster = mtls.MTLS_OUTBOUND_H2 if h2 else mtls.MTLS_OUTBOUND_HTTP
             chains.append({"filter_chain_match": {**mtls.meshed_match(tls), "destination_port": port},
-                           "filters": [http_connection_manager(f"outbound_mtls_0.0.0.0_{port}",
-                                                               mtls.MTLS_OUTBOUND_HTTP, inbound=False)]})  # fmt: skip
+                           "filters": [http_connection_manager(f"outbound_mtls_0.0.0.0_{port}", cluster,
+                                                               inbound=False)]})  # fmt: skip
         chains.append({"filter_chain_match": {"destination_port": port},
-                       "filters": [http_connection_manager(f"outbound_0.0.0.0_{port}", "PassthroughCluster",
+                       "filters": [http_connection_manager(f"outbound_0.0.0.0_{port}",
+                                                           OUTBOUND_H2 if h2 else "PassthroughCluster",
                                                            inbound=False)]})  # fmt: skip
     return chains

@@ -47,10 +47,25 @@ def is_http(port: ServicePort) -> bool:
     return istio_protocol(port) in HTTP_PROTOCOLS
 
 
+def is_http2(port: ServicePort) -> bool:
+    """Istio sends HTTP/2 upstream on this port (pkg/config/protocol/instance.go `IsHTTP2`: HTTP2, gRPC,
+    gRPC-Web); on other HTTP ports its clusters speak HTTP/1.1 whatever the client spoke
+    (pilot/pkg/networking/core/cluster_builder.go `setUpstreamProtocol`)."""
+    return istio_protocol(port) in {"http2", "grpc", "grpc-web"}
+
+
 HTTP_PORT = 8000  # not 8080: the research's NAT proxy (strategies/nat_proxy.py) listens there in the pod
-SERVICE_PORTS = (ServicePort(HTTP_PORT, "http-echo"),)
-"""The ports the bed's Services (the VM's and the peer's) name; every other port the tests use is unnamed."""
+GRPC_PORT = 8001
+SERVICE_PORTS = (ServicePort(HTTP_PORT, "http-echo"), ServicePort(GRPC_PORT, "grpc-echo"))
+"""The ports the bed's Services (the VM's and the peer's) name; every other port the tests use is unnamed. The
+HTTP/2 and gRPC tests use `grpc-echo`: a gRPC port, so Istio's clusters speak HTTP/2 to the server as they do
+for gRPC services (a plain HTTP/2 request on it takes the same filters; grpc_stats only counts gRPC calls)."""
 
 
 def http_ports(ports: tuple[ServicePort, ...] = SERVICE_PORTS) -> tuple[int, ...]:
     return tuple(sorted(p.port for p in ports if is_http(p)))
+
+
+def http2_ports(ports: tuple[ServicePort, ...] = SERVICE_PORTS) -> tuple[int, ...]:
+    """The HTTP ports whose upstream Istio speaks HTTP/2 to."""
+    return tuple(sorted(p.port for p in ports if is_http2(p)))

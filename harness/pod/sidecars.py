@@ -34,6 +34,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import socket
 import urllib.parse
 from dataclasses import dataclass, field
@@ -46,9 +47,9 @@ from harness.lab.runtime import Role
 from harness.lab.waiting import wait_until
 from harness.pod import mtls
 from harness.pod.dns_proxy import DnsProxyCounters
-from harness.pod.envoy import sidecar_bootstrap, start_envoy
+from harness.pod.envoy import INBOUND_CLUSTERS, OUTBOUND_CLUSTERS, sidecar_bootstrap, start_envoy
 from harness.pod.mtls import MeshTls
-from harness.pod.protocols import http_ports
+from harness.pod.protocols import http2_ports, http_ports
 
 ISTIO_UID = 1337
 LINKERD_UID = 2102
@@ -220,8 +221,7 @@ class Sidecar:
         def cluster_cx(*names: str) -> int:
             return sum(stats.get(f"cluster.{n}.upstream_cx_total", 0) for n in names)
 
-        inbound = ("InboundPassthroughCluster", mtls.HBONE_INBOUND)
-        outbound = ("PassthroughCluster", mtls.MTLS_OUTBOUND, mtls.MTLS_OUTBOUND_HTTP, mtls.CONNECT_ORIGINATE)
+        inbound, outbound = INBOUND_CLUSTERS, OUTBOUND_CLUSTERS
         mtls_in = sum(
             stats.get(f"{kind}.{prefix}.downstream_cx_{d}_bytes_total", 0)
             for d in ("rx", "tx")
@@ -233,7 +233,9 @@ class Sidecar:
             outbound_bytes=cluster_bytes(*outbound),
             outbound_cx=cluster_cx(*outbound),
             mtls_inbound_bytes=mtls_in + cluster_bytes(mtls.HBONE_INBOUND),
-            mtls_outbound_bytes=cluster_bytes(mtls.MTLS_OUTBOUND, mtls.MTLS_OUTBOUND_HTTP, mtls.CONNECT_ORIGINATE),
+            mtls_outbound_bytes=cluster_bytes(
+                mtls.MTLS_OUTBOUND, mtls.MTLS_OUTBOUND_HTTP, mtls.MTLS_OUTBOUND_H2, mtls.CONNECT_ORIGINATE
+            ),
             tls_inbound_handshakes=sum(
                 v for k, v in stats.items() if k.startswith("listener.") and k.endswith(".ssl.handshake")
             ),
@@ -273,10 +275,11 @@ class Sidecar:
 
 
 STATS_FILTER = (
-    r"^(cluster\.(Inbound)?PassthroughCluster\.|cluster\.(outbound_mtls|outbound_mtls_http|connect_originate"
-    r"|inbound_hbone)\.|tcp\.inbound_mtls\.|http\.inbound_mtls_http\.downstream_cx_|http\..*\.downstream_rq_total$"
+    rf"^(cluster\.({'|'.join(re.escape(c) for c in (*INBOUND_CLUSTERS, *OUTBOUND_CLUSTERS))})\."
+    r"|tcp\.inbound_mtls\.|http\.inbound_mtls_http\.downstream_cx_|http\..*\.downstream_rq_total$"
     r"|listener\..*\.ssl\.handshake$)"
 )
+"""The Envoy stats the evidence reads: every cluster a direction leaves by, the mTLS listeners, L7 requests."""
 
 
 def admin_socket(bed: TestBed, layout: Layout, role: str = "pod") -> Path:
@@ -306,6 +309,7 @@ def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path, container: st
         # Istio's sidecars run the Service's HTTP ports through HTTP connection managers; the Linkerd-style layout
         # reuses Envoy only as an L4 proxy (Linkerd's own HTTP detection is not modelled).
         http_ports=http_ports() if layout.istio else (),
+        http2_ports=http2_ports() if layout.istio else (),
     )
     # As the injected proxy container: its own uid/gid, and in TPROXY mode CAP_NET_ADMIN for transparent sockets
     # (Istio adds NET_ADMIN in that mode): the mesh mode declares the container's privileges.

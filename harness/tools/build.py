@@ -1,4 +1,4 @@
-"""Small C programs the harness builds itself with the machine's gcc (vmnb-crr, vmnb-relay): statically
+"""Small C programs the harness builds itself with the machine's gcc (vmnb-crr, vmnb-http, vmnb-h2): statically
 linked, so one binary runs on the host, in any pod namespace and inside the QEMU guest; cached under
 CACHE_DIR/tools/<hash of the source and flags>/, rebuilt only when the source changes."""
 
@@ -19,18 +19,22 @@ class ToolBuildError(RuntimeError):
     pass
 
 
-def compile_c(source: Path, name: str, *, what: str, cache: Path = CACHE_DIR) -> Path:
-    """`source` built as `name`; `what` says in an error what the tool is for."""
-    digest = hashlib.sha256(source.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:16]
+def compile_c(
+    source: Path, name: str, *, what: str, libs: tuple[str, ...] = (), needs: str = "", cache: Path = CACHE_DIR
+) -> Path:
+    """`source` built as `name`, linked with `libs` (`-lnghttp2`); `what` says in an error what the tool is for,
+    `needs` which Debian packages beyond gcc and libc6-dev it builds with."""
+    digest = hashlib.sha256(source.read_bytes() + " ".join(CFLAGS + libs).encode()).hexdigest()[:16]
     binary = cache / "tools" / digest / name
     if binary.exists():
         return binary
     if not shutil.which("gcc"):
-        raise ToolBuildError(f"gcc is needed to build {name} ({what}): install gcc and libc6-dev")
+        raise ToolBuildError(f"gcc is needed to build {name} ({what}): install gcc and libc6-dev {needs}".strip())
     binary.parent.mkdir(parents=True, exist_ok=True)
     tmp = binary.with_name(f"{name}.tmp{os.getpid()}")  # two runs building at once never share a file
-    done = subprocess.run(["gcc", *CFLAGS, "-o", str(tmp), str(source)], capture_output=True, text=True)
+    done = subprocess.run(["gcc", *CFLAGS, "-o", str(tmp), str(source), *libs], capture_output=True, text=True)
     if done.returncode != 0:
-        raise ToolBuildError(f"building {name} from {source} failed: {done.stderr.strip()[-500:]}")
+        hint = f" (it needs the Debian packages gcc, libc6-dev {needs})" if needs else ""
+        raise ToolBuildError(f"building {name} from {source} failed{hint}: {done.stderr.strip()[-500:]}")
     tmp.rename(binary)
     return binary

@@ -38,7 +38,9 @@ TOOLS: tuple[Tool, ...] = (
     Tool("socat", "socat", "socat", ("socat", "-V")),
     Tool("haproxy", "haproxy", "haproxy", ("haproxy", "-v")),
     Tool("qemu", "qemu-system-x86_64", "qemu-system-x86", ("qemu-system-x86_64", "--version"), in_runtime_image=True),
-    Tool("gcc", "gcc", "gcc", ("gcc", "--version")),  # builds vmnb-crr and the relay
+    Tool("gcc", "gcc", "gcc", ("gcc", "--version")),  # builds vmnb-crr, vmnb-http, vmnb-h2 and the relay
+    # linked statically into vmnb-h2 (HTTP/2 and gRPC): the package's version is the library's
+    Tool("nghttp2", "dpkg-query", "libnghttp2-dev", ("dpkg-query", "-W", "-f=libnghttp2 ${Version}", "libnghttp2-dev")),
     Tool("conntrack", "conntrack", "conntrack"),
     # the dns test kind (harness/experiment/dns.py): the cluster's resolver and the VM's lookups, netns only
     Tool("dnsmasq", "dnsmasq", "dnsmasq-base", ("dnsmasq", "--version")),
