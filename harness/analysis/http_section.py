@@ -16,6 +16,7 @@ import textwrap
 import pandas as pd
 
 from harness.analysis.costs import CostColumn, format_ratio, layout_heading, ratio_to_direct
+from harness.analysis.stats import median_interval, welch_ratio_interval
 from harness.lab.kinds import Status
 
 ISTIO_VCPU_PER_1000_RPS = {"sidecar": 0.20, "ztunnel": 0.06}  # Istio 1.24, istio.io performance page
@@ -53,8 +54,12 @@ def _protocols(rows: pd.DataFrame) -> list[str]:
     return [p for p in PROTOCOLS if (rows.protocol == p).any()]
 
 
+def _values(rows: pd.DataFrame, metric: str) -> pd.Series:
+    return rows[(rows.metric == metric) & (rows.status == Status.OK)].value.dropna()
+
+
 def _median(rows: pd.DataFrame, metric: str) -> tuple[float | None, int]:
-    values = rows[(rows.metric == metric) & (rows.status == Status.OK)].value.dropna()
+    values = _values(rows, metric)
     return (float(values.median()), len(values)) if len(values) else (None, 0)
 
 
@@ -80,15 +85,20 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
         "left out: Istio's own figures include their cost). Added latency is against the baseline of the same "
         "direction. vCPU per 1000 rps = the proxy process's CPU seconds x 1000 / requests; `pod proxy` is the VM "
         "pod's, `peer proxy` the meshed client's. Medians of the run's repetitions (n per cell); single "
-        f"measurements carry no interval. Istio's figures: {ISTIO_PAGE}. ambient's node proxy here is Envoy "
+        "measurements carry no interval. `p99 x baseline`: the mode's p99 over the baseline's in the same "
+        "direction, exp(difference of mean logs) with Welch's t interval over the repetitions (unpaired: the "
+        "cells are measured apart), printed from n=3 per side. The pod proxy's vCPU is the median with its exact "
+        "order-statistic interval from n=6, below that the values themselves. "
+        f"Istio's figures: {ISTIO_PAGE}. ambient's node proxy here is Envoy "
         "configured as ztunnel (harness/pod/ambient.py), not the Rust ztunnel: its CPU and memory are Envoy's, so "
         "`x Istio's` on that line compares the stand-in with ztunnel, not ztunnel with itself. Istio's published "
         "figures are for HTTP/1.1."
     )
     lines = ["## HTTP: Istio's benchmark method on the plain pod", "", *textwrap.wrap(intro, 110), "",
              "| protocol | rate (rps) | mode | p50 ms | p90 ms | p99 ms | added p90 ms | added p99 ms "
-             "| pod proxy vCPU/1000 rps | x Istio's | peer proxy vCPU/1000 rps | pod proxy MiB (Istio's MB) | n |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| p99 x baseline | pod proxy vCPU/1000 rps | x Istio's | peer proxy vCPU/1000 rps "
+             "| pod proxy MiB (Istio's MB) | n |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for protocol, rate in _protocol_rates(direct):
         at_rate = direct[(direct.protocol == protocol) & (direct.offered_rps == rate)]
         name = PROTOCOLS[protocol]
@@ -100,11 +110,16 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
             (p50, n), (p90, _), (p99, _) = (_median(rows, f"http_latency_{p}") for p in ("p50", "p90", "p99"))
             b90, b99 = _median(base, "http_latency_p90")[0], _median(base, "http_latency_p99")[0]
             vcpu = _median(rows, "proxy_vcpu_per_1000_rps")[0]
+            vcpu_cell = median_interval(_values(rows, "proxy_vcpu_per_1000_rps")).format(".3f") if vcpu else "–"
+            over_base = "–"
+            if layout != "none":
+                ratio = welch_ratio_interval(_values(rows, "http_latency_p99"), _values(base, "http_latency_p99"))
+                over_base = ratio.format() if ratio.n else "–"
             peer = _median(rows, "peer_proxy_vcpu_per_1000_rps")[0]
             rss = _median(rows, "proxy_rss")[0]
             failed = rows[(rows.metric == "http_latency_p50") & (rows.status != Status.OK)]
             if p50 is None and not failed.empty:
-                lines.append(f"| {name} | {rate:g} | {mode} | fails: {failed.reason.iloc[0][:80]} |" + " |" * 9)
+                lines.append(f"| {name} | {rate:g} | {mode} | fails: {failed.reason.iloc[0][:80]} |" + " |" * 10)
                 continue
             added90 = None if p90 is None or b90 is None or layout == "none" else p90 - b90
             added99 = None if p99 is None or b99 is None or layout == "none" else p99 - b99
@@ -112,7 +127,8 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
             times = f"{vcpu / published:.2f}" if vcpu is not None and published else "–"
             memory = f"{_num(rss, '{:.0f}')} ({ISTIO_MEMORY_MB[proxy]})" if proxy else "–"
             lines.append(f"| {name} | {rate:g} | {mode} | {_ms(p50)} | {_ms(p90)} | {_ms(p99)} | {_ms(added90)} | "
-                         f"{_ms(added99)} | {_num(vcpu)} | {times} | {_num(peer)} | {memory} | {n} |")  # fmt: skip
+                         f"{_ms(added99)} | {over_base} | {vcpu_cell} | {times} | {_num(peer)} | {memory} "
+                         f"| {n} |")  # fmt: skip
     return [*lines, ""]
 
 

@@ -22,21 +22,24 @@ class CTool:
     what: str
     """What it is for, for error messages."""
     libs: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
+    """Files in guest_files it includes."""
     needs: str = ""
     """Debian packages it builds with beyond gcc and libc6-dev."""
 
 
 GUEST_C_TOOLS = {
     "vmnb-crr": CTool("crr.c", "the CRR tool"),
-    "vmnb-http": CTool("http.c", "the HTTP/1.1 load tool"),
-    "vmnb-h2": CTool("h2.c", "the HTTP/2 and gRPC load tool", ("-lnghttp2",), "libnghttp2-dev"),
+    "vmnb-http": CTool("http.c", "the HTTP/1.1 load tool", headers=("openloop.h",)),
+    "vmnb-h2": CTool("h2.c", "the HTTP/2 and gRPC load tool", ("-lnghttp2",), ("openloop.h",), "libnghttp2-dev"),
 }
 __all__ = ["GUEST_C_TOOLS", "GUEST_FILES", "ToolBuildError", "compile_guest_tool", "compile_guest_tools"]
 
 
 def compile_guest_tool(name: str, cache: Path = CACHE_DIR) -> Path:
     tool = GUEST_C_TOOLS[name]
-    return compile_c(GUEST_FILES / tool.source, name, what=tool.what, libs=tool.libs, needs=tool.needs, cache=cache)
+    return compile_c(GUEST_FILES / tool.source, name, what=tool.what, libs=tool.libs, headers=tool.headers,
+                     needs=tool.needs, cache=cache)  # fmt: skip
 
 
 def compile_guest_tools(cache: Path = CACHE_DIR) -> dict[str, Path]:

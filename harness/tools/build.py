@@ -20,11 +20,20 @@ class ToolBuildError(RuntimeError):
 
 
 def compile_c(
-    source: Path, name: str, *, what: str, libs: tuple[str, ...] = (), needs: str = "", cache: Path = CACHE_DIR
+    source: Path,
+    name: str,
+    *,
+    what: str,
+    libs: tuple[str, ...] = (),
+    headers: tuple[str, ...] = (),
+    needs: str = "",
+    cache: Path = CACHE_DIR,
 ) -> Path:
-    """`source` built as `name`, linked with `libs` (`-lnghttp2`); `what` says in an error what the tool is for,
-    `needs` which Debian packages beyond gcc and libc6-dev it builds with."""
-    digest = hashlib.sha256(source.read_bytes() + " ".join(CFLAGS + libs).encode()).hexdigest()[:16]
+    """`source` built as `name`, linked with `libs` (`-lnghttp2`); `headers`: the files beside it that it
+    includes (part of the cache key); `what` says in an error what the tool is for, `needs` which Debian
+    packages beyond gcc and libc6-dev it builds with."""
+    inputs = b"".join((source.parent / h).read_bytes() for h in headers) + source.read_bytes()
+    digest = hashlib.sha256(inputs + " ".join(CFLAGS + libs).encode()).hexdigest()[:16]
     binary = cache / "tools" / digest / name
     if binary.exists():
         return binary

@@ -34,16 +34,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "openloop.h"
+
 #define MAX_FDS 4096
 #define READ_BUF 65536
 #define MAX_BYTES 200000
 #define WINDOW (1 << 24) /* flow-control windows large enough that a 200 KB body never waits for WINDOW_UPDATE */
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
 
@@ -270,18 +266,11 @@ struct request {
     struct body body;
 };
 
-static char first_error[200];
 static struct request *requests;
 static double *latency;
 static long completed, lost;
 static double last_answer;
 static int grpc;
-
-/* A failure; `count`: a request counted as failed (a connect failure alone loses none). */
-static void note_error(int count, const char *what) {
-    if (!first_error[0]) snprintf(first_error, sizeof first_error, "%s", what);
-    if (count) lost++;
-}
 
 static int cli_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t namelen,
                       const uint8_t *value, size_t valuelen, uint8_t flags, void *u) {
@@ -306,7 +295,7 @@ static int cli_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code,
         latency[completed++] = (last_answer - r->due) * 1e6;
         return 0;
     }
-    note_error(1, what);
+    note_error(&lost, what);
     return 0;
 }
 
@@ -333,7 +322,7 @@ static void reopen(struct client_conn *c, struct sockaddr_in *to, long first, lo
     for (long k = first; k < issued; k++)
         if (requests[k].conn == c && !requests[k].done) {
             requests[k].done = 1;
-            note_error(1, why);
+            note_error(&lost, why);
         }
     if (c->s) nghttp2_session_del(c->s);
     close(c->fd);
@@ -360,7 +349,7 @@ static int client(const char *target, int port, double rate, double duration, in
     char length[24], authority[300];
     snprintf(authority, sizeof authority, "%s:%d", host, port);
     for (int i = 0; i < nconn; i++)
-        if (open_conn(&conns[i], &to)) note_error(0, strerror(errno));
+        if (open_conn(&conns[i], &to)) note_error(NULL, strerror(errno));
     double t0 = now_s() + 0.05, deadline = t0 + duration + grace;
     last_answer = t0;
     while (completed + lost < scheduled && now_s() <= deadline) {
@@ -393,7 +382,7 @@ static int client(const char *target, int port, double rate, double duration, in
             issued++;
             if (id < 0) { /* the session refuses new streams (GOAWAY received): the request is lost */
                 r->done = 1;
-                note_error(1, nghttp2_strerror(id));
+                note_error(&lost, nghttp2_strerror(id));
             } else best->inflight++;
         }
         while (oldest_open < issued && requests[oldest_open].done) oldest_open++;
@@ -420,7 +409,7 @@ static int client(const char *target, int port, double rate, double duration, in
                 socklen_t el = sizeof err;
                 getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
                 if (err) {
-                    note_error(0, strerror(err));
+                    note_error(NULL, strerror(err));
                     close(c->fd);
                     usleep(10000); /* refused: retry, not spin */
                     open_conn(c, &to);
@@ -434,15 +423,7 @@ static int client(const char *target, int port, double rate, double duration, in
             }
         }
     }
-    long errors = scheduled - completed; /* failed, or never answered before the deadline */
-    if (errors > lost && !first_error[0]) snprintf(first_error, sizeof first_error, "no answer within %g s", grace);
-    printf("{\"offered_rps\": %g, \"scheduled\": %ld, \"completed\": %ld, \"errors\": %ld, \"first_error\": ",
-           rate, scheduled, completed, errors);
-    if (errors) printf("\"%s\"", first_error);
-    else printf("null");
-    printf(", \"seconds\": %.6f, \"latency_us\": [", completed ? last_answer - t0 : 0.0);
-    for (long i = 0; i < completed; i++) printf(i ? ",%.1f" : "%.1f", latency[i]);
-    printf("]}\n");
+    print_report(rate, scheduled, completed, lost, grace, last_answer - t0, latency);
     return 0;
 }
 

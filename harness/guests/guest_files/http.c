@@ -31,14 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "openloop.h"
+
 #define MAX_FDS 4096
 #define BUF 262144
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Length of the header block (up to and including the blank line) and its Content-Length; 0 if incomplete. */
 static size_t header_end(const char *buf, size_t len, long *content_length) {
@@ -136,14 +132,6 @@ static int open_conn(struct client_conn *c, struct sockaddr_in *to) {
     return 0;
 }
 
-static char first_error[200];
-
-/* A failure; `lost`: a request counted as failed (a connect failure alone loses none). */
-static void note_error(long *lost, const char *what) {
-    if (!first_error[0]) snprintf(first_error, sizeof first_error, "%s", what);
-    if (lost) (*lost)++;
-}
-
 static int client(const char *target, int port, double rate, double duration, int nconn, long bytes,
                   const char *host, double grace) {
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -230,15 +218,7 @@ static int client(const char *target, int port, double rate, double duration, in
             c->have -= hlen + clen;
         }
     }
-    long errors = scheduled - completed; /* failed, or never answered before the deadline */
-    if (errors > lost && !first_error[0]) snprintf(first_error, sizeof first_error, "no answer within %g s", grace);
-    printf("{\"offered_rps\": %g, \"scheduled\": %ld, \"completed\": %ld, \"errors\": %ld, \"first_error\": ",
-           rate, scheduled, completed, errors);
-    if (errors) printf("\"%s\"", first_error);
-    else printf("null");
-    printf(", \"seconds\": %.6f, \"latency_us\": [", completed ? last - t0 : 0.0);
-    for (long i = 0; i < completed; i++) printf(i ? ",%.1f" : "%.1f", lat[i]);
-    printf("]}\n");
+    print_report(rate, scheduled, completed, lost, grace, last - t0, lat);
     return 0;
 }
 
