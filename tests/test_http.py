@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import numpy as np
 import pandas as pd
@@ -164,6 +165,31 @@ def test_open_loop_client_counts_every_scheduled_request_without_a_pause(tmp_pat
         server.wait()
     assert report["errors"] == 0 and report["completed"] == report["scheduled"] == 300
     assert len(report["latency_us"]) == 300 and min(report["latency_us"]) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("tool", "options"), PROTOCOLS, ids=["http1.1", "h2", "grpc"])
+def test_a_server_gone_mid_run_is_counted_as_errors_not_waited_for(tmp_path, tool, options):
+    """The server dies after about 1 s of a 3 s run: the requests open on its connections and every later one
+    are errors (with the first error named), the ones before are answered, and the client ends within its grace."""
+    server, port = _serve(tmp_path, tool=tool)
+    client = subprocess.Popen([str(compile_guest_tool(tool)), "client", "--target", "127.0.0.1", "--port", str(port),
+                               "--rate", "200", "--duration", "3", "--connections", "4", "--bytes", "1024",
+                               "--grace", "1", *options], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        time.sleep(1.2)  # about a second of answered traffic first
+        server.kill()
+        server.wait()
+        out, _ = client.communicate(timeout=20)
+    finally:
+        for proc in (server, client):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    report = json.loads(out)
+    assert report["scheduled"] == 600
+    assert 150 <= report["completed"] < 600 and report["errors"] == 600 - report["completed"]
+    assert report["first_error"]
 
 
 def _echo_message(payload: bytes) -> bytes:
