@@ -199,13 +199,8 @@ static int srv_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code,
 }
 
 static int serve(int port) {
-    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 4096)) {
-        perror("vmnb-h2 server");
-        return 1;
-    }
+    int ls = listen_on("vmnb-h2", port), one = 1;
+    if (ls < 0) return 1;
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
@@ -301,14 +296,15 @@ static int cli_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code,
 
 static nghttp2_session_callbacks *client_callbacks;
 
+static void connected(struct client_conn *c);
+
 static int open_conn(struct client_conn *c, struct sockaddr_in *to) {
-    int one = 1;
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int done;
     c->connected = c->inflight = 0;
     c->s = NULL;
-    if (connect(c->fd, (struct sockaddr *)to, sizeof *to) && errno != EINPROGRESS) return -1;
-    return 0;
+    c->fd = start_connect(to, &done);
+    if (c->fd >= 0 && done) connected(c);
+    return c->fd < 0 ? -1 : 0;
 }
 
 static void connected(struct client_conn *c) {
@@ -331,12 +327,8 @@ static void reopen(struct client_conn *c, struct sockaddr_in *to, long first, lo
 
 static int client(const char *target, int port, double rate, double duration, int nconn, long bytes,
                   const char *host, double grace) {
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
-    if (inet_pton(AF_INET, target, &to.sin_addr) != 1) {
-        fprintf(stderr, "vmnb-h2: --target must be an IPv4 address, not %s\n", target);
-        return 2;
-    }
-    prctl(PR_SET_TIMERSLACK, 1UL); /* wake at the due time, not up to 50 us later */
+    struct sockaddr_in to;
+    if (client_target("vmnb-h2", target, port, &to)) return 2;
     nghttp2_session_callbacks_new(&client_callbacks);
     nghttp2_session_callbacks_set_send_callback(client_callbacks, send_cb);
     nghttp2_session_callbacks_set_on_header_callback(client_callbacks, cli_header);
@@ -397,23 +389,13 @@ static int client(const char *target, int port, double rate, double duration, in
             }
         }
         double next_due = issued < scheduled && any_connected ? t0 + issued / rate : deadline;
-        double wait = next_due - now_s();
-        if (wait < 0) wait = 0;
-        struct timespec ts = {.tv_sec = (time_t)wait, .tv_nsec = (long)((wait - (time_t)wait) * 1e9)};
-        if (ppoll(fds, nconn, &ts, NULL) < 0 && errno != EINTR) break; /* ppoll: microsecond wake-ups */
+        if (poll_until(fds, nconn, next_due) < 0) break;
         for (int i = 0; i < nconn; i++) {
             struct client_conn *c = &conns[i];
             if (!fds[i].revents) continue;
             if (!c->connected) {
-                int err = 0;
-                socklen_t el = sizeof err;
-                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
-                if (err) {
-                    note_error(NULL, strerror(err));
-                    close(c->fd);
-                    usleep(10000); /* refused: retry, not spin */
-                    open_conn(c, &to);
-                } else connected(c);
+                if (finish_connect(c->fd)) open_conn(c, &to);
+                else connected(c);
                 continue;
             }
             if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -428,37 +410,13 @@ static int client(const char *target, int port, double rate, double duration, in
 }
 
 int main(int argc, char **argv) {
-    const char *mode = argc > 1 ? argv[1] : "", *target = "127.0.0.1", *host = "server";
-    int port = 8001, nconn = 16;
-    long bytes = 1024;
-    double rate = 1000, duration = 10, grace = 10;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        const char *k = argv[i], *v = argv[i + 1];
-        if (!strcmp(k, "--port")) port = atoi(v);
-        else if (!strcmp(k, "--target")) target = v;
-        else if (!strcmp(k, "--host")) host = v;
-        else if (!strcmp(k, "--rate")) rate = atof(v);
-        else if (!strcmp(k, "--duration")) duration = atof(v);
-        else if (!strcmp(k, "--connections")) nconn = atoi(v);
-        else if (!strcmp(k, "--bytes")) bytes = atol(v);
-        else if (!strcmp(k, "--grace")) grace = atof(v);
-        else if (!strcmp(k, "--grpc")) grpc = atoi(v);
-        else if (!strcmp(k, "--stall-after")) stall_after = atof(v);
-        else if (!strcmp(k, "--stall-ms")) stall_ms = atoi(v);
-        else {
-            fprintf(stderr, "vmnb-h2: unknown option %s\n", k);
-            return 2;
-        }
-    }
-    if (!strcmp(mode, "server")) return serve(port);
-    if (!strcmp(mode, "client")) {
-        if (rate <= 0 || duration <= 0 || nconn < 1 || nconn > MAX_FDS || bytes < 0 || bytes > MAX_BYTES) {
-            fprintf(stderr, "vmnb-h2: --rate and --duration > 0, --connections 1..%d, --bytes 0..%d\n", MAX_FDS,
-                    MAX_BYTES);
-            return 2;
-        }
-        return client(target, port, rate, duration, nconn, bytes, host, grace);
-    }
-    fprintf(stderr, "usage: vmnb-h2 server --port P | client --target A --port P --rate R --duration S ...\n");
-    return 2;
+    struct options o = {.target = "127.0.0.1", .host = "server", .port = 8001, .connections = 16, .bytes = 1024,
+                        .rate = 1000, .duration = 10, .grace = 10};
+    int bad = parse_options("vmnb-h2", argc, argv, &o, MAX_FDS, MAX_BYTES);
+    if (bad) return bad;
+    grpc = o.grpc;
+    stall_after = o.stall_after;
+    stall_ms = o.stall_ms;
+    if (!strcmp(o.mode, "server")) return serve(o.port);
+    return client(o.target, o.port, o.rate, o.duration, o.connections, o.bytes, o.host, o.grace);
 }

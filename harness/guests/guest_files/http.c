@@ -55,13 +55,8 @@ struct conn {
 };
 
 static int serve(int port, double stall_after, int stall_ms) {
-    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 4096)) {
-        perror("vmnb-http server");
-        return 1;
-    }
+    int ls = listen_on("vmnb-http", port), one = 1;
+    if (ls < 0) return 1;
     static struct pollfd fds[MAX_FDS];
     static struct conn conns[MAX_FDS];
     static char body[BUF];
@@ -121,25 +116,16 @@ struct client_conn {
 };
 
 static int open_conn(struct client_conn *c, struct sockaddr_in *to) {
-    int one = 1;
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->connected = 0;
     c->due = 0;
     c->have = 0;
-    if (connect(c->fd, (struct sockaddr *)to, sizeof *to) == 0) c->connected = 1;
-    else if (errno != EINPROGRESS) return -1;
-    return 0;
+    c->fd = start_connect(to, &c->connected);
+    return c->fd < 0 ? -1 : 0;
 }
 
 static int client(const char *target, int port, double rate, double duration, int nconn, long bytes,
                   const char *host, double grace) {
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
-    if (inet_pton(AF_INET, target, &to.sin_addr) != 1) {
-        fprintf(stderr, "vmnb-http: --target must be an IPv4 address, not %s\n", target);
-        return 2;
-    }
-    prctl(PR_SET_TIMERSLACK, 1UL); /* wake at the due time, not up to 50 us later */
+    struct sockaddr_in to;
+    if (client_target("vmnb-http", target, port, &to)) return 2;
     long scheduled = (long)(rate * duration);
     double *lat = malloc(sizeof(double) * (scheduled + 1));
     struct client_conn *conns = calloc(nconn, sizeof *conns);
@@ -175,23 +161,13 @@ static int client(const char *target, int port, double rate, double duration, in
             idle |= conns[i].connected && !conns[i].due;
         }
         /* wake for the next due request only when a connection could take it */
-        double wait = (idle ? next_due : deadline) - now_s();
-        if (wait < 0) wait = 0;
-        struct timespec ts = {.tv_sec = (time_t)wait, .tv_nsec = (long)((wait - (time_t)wait) * 1e9)};
-        if (ppoll(fds, nconn, &ts, NULL) < 0 && errno != EINTR) break; /* ppoll: microsecond wake-ups */
+        if (poll_until(fds, nconn, idle ? next_due : deadline) < 0) break;
         for (int i = 0; i < nconn; i++) {
             struct client_conn *c = &conns[i];
             if (!fds[i].revents) continue;
             if (!c->connected) {
-                int err = 0;
-                socklen_t el = sizeof err;
-                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
-                if (err) {
-                    note_error(NULL, strerror(err));
-                    close(c->fd);
-                    usleep(10000); /* refused: retry, not spin */
-                    open_conn(c, &to);
-                } else c->connected = 1;
+                if (finish_connect(c->fd)) open_conn(c, &to);
+                else c->connected = 1;
                 continue;
             }
             ssize_t got = read(c->fd, c->buf + c->have, BUF - c->have);
@@ -223,36 +199,14 @@ static int client(const char *target, int port, double rate, double duration, in
 }
 
 int main(int argc, char **argv) {
-    const char *mode = argc > 1 ? argv[1] : "", *target = "127.0.0.1", *host = "server";
-    int port = 8000, nconn = 16, stall_ms = 0;
-    long bytes = 1024;
-    double rate = 1000, duration = 10, grace = 10, stall_after = 0;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        const char *k = argv[i], *v = argv[i + 1];
-        if (!strcmp(k, "--port")) port = atoi(v);
-        else if (!strcmp(k, "--target")) target = v;
-        else if (!strcmp(k, "--host")) host = v;
-        else if (!strcmp(k, "--rate")) rate = atof(v);
-        else if (!strcmp(k, "--duration")) duration = atof(v);
-        else if (!strcmp(k, "--connections")) nconn = atoi(v);
-        else if (!strcmp(k, "--bytes")) bytes = atol(v);
-        else if (!strcmp(k, "--grace")) grace = atof(v);
-        else if (!strcmp(k, "--stall-after")) stall_after = atof(v);
-        else if (!strcmp(k, "--stall-ms")) stall_ms = atoi(v);
-        else {
-            fprintf(stderr, "vmnb-http: unknown option %s\n", k);
-            return 2;
-        }
+    struct options o = {.target = "127.0.0.1", .host = "server", .port = 8000, .connections = 16, .bytes = 1024,
+                        .rate = 1000, .duration = 10, .grace = 10};
+    int bad = parse_options("vmnb-http", argc, argv, &o, MAX_FDS, BUF - 512);
+    if (bad) return bad;
+    if (o.grpc) {
+        fprintf(stderr, "vmnb-http: gRPC needs HTTP/2: use vmnb-h2\n");
+        return 2;
     }
-    if (!strcmp(mode, "server")) return serve(port, stall_after, stall_ms);
-    if (!strcmp(mode, "client")) {
-        if (rate <= 0 || duration <= 0 || nconn < 1 || nconn > MAX_FDS || bytes < 0 || bytes > BUF - 512) {
-            fprintf(stderr, "vmnb-http: --rate and --duration > 0, --connections 1..%d, --bytes 0..%d\n", MAX_FDS,
-                    BUF - 512);
-            return 2;
-        }
-        return client(target, port, rate, duration, nconn, bytes, host, grace);
-    }
-    fprintf(stderr, "usage: vmnb-http server --port P | client --target A --port P --rate R --duration S ...\n");
-    return 2;
+    if (!strcmp(o.mode, "server")) return serve(o.port, o.stall_after, o.stall_ms);
+    return client(o.target, o.port, o.rate, o.duration, o.connections, o.bytes, o.host, o.grace);
 }
