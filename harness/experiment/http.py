@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.experiment.endpoints import ToolReport, client_against_server, failure_reason
+from harness.experiment.endpoints import ToolReport, client_against_server, failure_reason, parse_tool_json
 from harness.experiment.latency import LatencySample
 from harness.guests.attachment import Ends
 
@@ -64,17 +64,28 @@ def measure_http(
     errors and the tool's JSON without its latencies. A run where any request failed is `failed`, with the first
     error."""
     tool = TOOLS[protocol]
-    client = [ends.client.binary(tool), "client", "--target", ends.target, "--port", str(port),
-              "--rate", str(rate_rps), "--duration", f"{duration_s:g}", "--connections", str(connections),
-              "--bytes", str(payload_bytes), "--host", host, "--grace", f"{GRACE_S:g}",
-              *(["--grpc", "1"] if protocol == "grpc" else [])]  # fmt: skip
+    client = client_argv(ends.client.binary(tool), ends.target, port=port, rate_rps=rate_rps,
+                         duration_s=duration_s, connections=connections, payload_bytes=payload_bytes, host=host,
+                         protocol=protocol)  # fmt: skip
     run = client_against_server(ends, server_argv=server_argv(ends, port, protocol=protocol,
                                                               stall_after_s=stall_after_s, stall_ms=stall_ms),
                                 port=port, client_argv=client, budget_s=duration_s + GRACE_S + 15,
                                 label=f"{label}-http")  # fmt: skip
     if run.error:
         return LatencySample("failed", run.error)
-    report, raw, error = run.json_result(tool, HttpReport)
+    return parse_http_output(run.done.stdout, run.done.stderr, protocol=protocol)
+
+
+def client_argv(binary: str, target: str, *, port: int, rate_rps: int, duration_s: float, connections: int,
+                payload_bytes: int, host: str, protocol: str) -> list[str]:  # fmt: skip
+    return [binary, "client", "--target", target, "--port", str(port), "--rate", str(rate_rps),
+            "--duration", f"{duration_s:g}", "--connections", str(connections), "--bytes", str(payload_bytes),
+            "--host", host, "--grace", f"{GRACE_S:g}", *(["--grpc", "1"] if protocol == "grpc" else [])]  # fmt: skip
+
+
+def parse_http_output(stdout: str, stderr: str = "", *, protocol: str = "http") -> LatencySample:
+    tool = TOOLS[protocol]
+    report, raw, error = parse_tool_json(tool, stdout, HttpReport, stderr=stderr)
     if error:
         return LatencySample("failed", error, extra={"raw": raw})
     sample = LatencySample("ok", rtt_us=np.asarray(report.latency_us, dtype=float), requests=report.completed,

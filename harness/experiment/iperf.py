@@ -11,6 +11,7 @@ from harness.guests.attachment import Ends
 
 CONNECT_TIMEOUT_S = 5
 IPERF_SERVER = ["iperf3", "-s", "-1"]  # one-off: a broken test never leaves a server stuck for the next
+"""On a cluster the server is long-lived instead (`iperf3 -s`, harness/cluster): the tests run one after another."""
 
 
 @dataclass
@@ -77,6 +78,16 @@ def parse_client_json(text: str) -> ThroughputSample:
     )
 
 
+def tcp_client_argv(target: str, *, port: int, duration_s: float, omit_s: float, streams: int,
+                    reverse: bool = False) -> list[str]:  # fmt: skip
+    """iperf3's client for a TCP test, as the harness runs it and as a cluster's Job does (harness/cluster)."""
+    return [
+        "iperf3", "-c", target, "-p", str(port), "--json",
+        "-t", f"{duration_s:g}", "-O", f"{omit_s:g}", "-P", str(streams),
+        "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000), *(["-R"] if reverse else []),
+    ]  # fmt: skip
+
+
 def measure_tcp_throughput(
     ends: Ends,
     *,
@@ -89,20 +100,21 @@ def measure_tcp_throughput(
 ) -> ThroughputSample:
     """One iperf3 test: a one-off server at `ends.server`, a client at `ends.client` sending to target:port
     (`reverse`: the server sends, over the connection the client opened: iperf3 -R)."""
-    argv = [
-        "iperf3", "-c", ends.target, "-p", str(port), "--json",
-        "-t", f"{duration_s:g}", "-O", f"{omit_s:g}", "-P", str(streams),
-        "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000), *(["-R"] if reverse else []),
-    ]  # fmt: skip
+    argv = tcp_client_argv(ends.target, port=port, duration_s=duration_s, omit_s=omit_s, streams=streams,
+                           reverse=reverse)  # fmt: skip
     run = client_against_server(
         ends, server_argv=IPERF_SERVER + ["-p", str(port)], port=port, client_argv=argv,
         budget_s=duration_s + omit_s + CONNECT_TIMEOUT_S + 10, label=f"{label}-iperf3",
     )  # fmt: skip
     if run.error:
         return ThroughputSample("failed", run.error)
-    sample = parse_client_json(run.done.stdout)
-    if sample.status == "failed" and not sample.raw and run.done.stderr.strip():
-        sample.reason = failure_reason(run.done.stderr)
+    return parse_tcp_output(run.done.stdout, run.done.stderr)
+
+
+def parse_tcp_output(stdout: str, stderr: str = "") -> ThroughputSample:
+    sample = parse_client_json(stdout)
+    if sample.status == "failed" and not sample.raw and stderr.strip():
+        sample.reason = failure_reason(stderr)
     return sample
 
 
@@ -117,6 +129,13 @@ class UdpSample:
     raw: dict = field(default_factory=dict)
 
 
+def udp_client_argv(target: str, *, port: int, rate_mbit: float, datagram_bytes: int, duration_s: float) -> list[str]:
+    return [
+        "iperf3", "-c", target, "-p", str(port), "-u", "-b", f"{rate_mbit:g}M", "-l", str(datagram_bytes),
+        "-t", f"{duration_s:g}", "--json", "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000),
+    ]  # fmt: skip
+
+
 def measure_udp_throughput(
     ends: Ends,
     *,
@@ -128,17 +147,19 @@ def measure_udp_throughput(
 ) -> UdpSample:
     """iperf3 -u at an offered rate; delivered rate, loss and jitter as the receiving end reports them.
     (The server is ready when its TCP control socket listens: iperf3 uses TCP for control even with -u.)"""
-    argv = [
-        "iperf3", "-c", ends.target, "-p", str(port), "-u", "-b", f"{rate_mbit:g}M", "-l", str(datagram_bytes),
-        "-t", f"{duration_s:g}", "--json", "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000),
-    ]  # fmt: skip
+    argv = udp_client_argv(ends.target, port=port, rate_mbit=rate_mbit, datagram_bytes=datagram_bytes,
+                           duration_s=duration_s)  # fmt: skip
     run = client_against_server(
         ends, server_argv=IPERF_SERVER + ["-p", str(port)], port=port, client_argv=argv,
         budget_s=duration_s + CONNECT_TIMEOUT_S + 10, label=f"{label}-iperf3-udp",
     )  # fmt: skip
     if run.error:
         return UdpSample("failed", run.error)
-    report, data, error = run.json_result("iperf3", IperfReport)
+    return parse_udp_output(run.done.stdout, run.done.stderr)
+
+
+def parse_udp_output(stdout: str, stderr: str = "") -> UdpSample:
+    report, data, error = parse_tool_json("iperf3", stdout, IperfReport, stderr=stderr)
     if error:
         return UdpSample("failed", error, raw=data)
     end = report.end

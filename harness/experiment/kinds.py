@@ -4,15 +4,36 @@ scenario fields (validated), its protocol, its primary metric, the ports it need
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from harness.experiment.dns import measure_dns
-from harness.experiment.http import measure_http
-from harness.experiment.iperf import measure_tcp_throughput, measure_udp_throughput
-from harness.experiment.latency import LatencySample, measure_crr, measure_rr
+from harness.experiment.http import TOOLS as HTTP_TOOLS
+from harness.experiment.http import client_argv as http_client_argv
+from harness.experiment.http import measure_http, parse_http_output
+from harness.experiment.iperf import (
+    ThroughputSample,
+    UdpSample,
+    measure_tcp_throughput,
+    measure_udp_throughput,
+    parse_tcp_output,
+    parse_udp_output,
+    tcp_client_argv,
+    udp_client_argv,
+)
+from harness.experiment.latency import (
+    LatencySample,
+    crr_client_argv,
+    measure_crr,
+    measure_rr,
+    parse_crr_output,
+    parse_sockperf_output,
+    sockperf_client_argv,
+    sockperf_server_argv,
+)
 from harness.experiment.load import RAMP_S, TAIL_S, measure_rr_under_load
 from harness.experiment.outcome import Metric, Outcome
 from harness.guests.attachment import Ends
@@ -31,6 +52,9 @@ def _both_directions() -> list[Direction]:
 
 Directions = Annotated[list[Direction], Field(default_factory=_both_directions, min_length=1)]
 
+
+SOCKPERF_LOG = "/tmp/vmnb-sockperf.csv"
+"""Where a cluster's rr client writes its full log (the Job prints it after sockperf's own output)."""
 
 TOOL_OVERHEAD_S = 0.4  # starting a server, waiting for it to listen, the client's start-up, reading its output
 # (an mtu.yaml run here: 144 cells of two 1-s iperf3 tests took 410 s, 2.85 s per cell)
@@ -88,6 +112,27 @@ class TestKind(Strict):
     def measure(self, ends: Ends, label: str) -> Outcome:
         raise NotImplementedError
 
+    # What a cluster runs instead (harness/cluster): the same client with the same arguments, long-lived servers,
+    # and the same parsing of the client's output into an Outcome.
+    cluster_unsupported: ClassVar[str] = ""
+    """Why a kind has no cluster Job (it needs the harness's own bed), or empty."""
+
+    def cluster_reason(self) -> str:
+        """Empty when this test can run on a cluster; else why not, in one sentence."""
+        return self.cluster_unsupported
+
+    def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
+        """The client's command line (`binary` finds a project tool; on a cluster it is on PATH)."""
+        raise NotImplementedError
+
+    def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
+        """The long-lived servers a cluster's far end runs for this test."""
+        raise NotImplementedError
+
+    def outcome_from_output(self, stdout: str, stderr: str = "", returncode: int = 0) -> Outcome:
+        """The client's output (as the harness reads it, or as a cluster's Job printed it) as an Outcome."""
+        raise NotImplementedError
+
 
 class TcpThroughput(TestKind):
     kind: Literal["tcp_throughput"]
@@ -107,8 +152,21 @@ class TcpThroughput(TestKind):
         return self.duration_s + self.omit_s + TOOL_OVERHEAD_S
 
     def measure(self, ends: Ends, label: str) -> Outcome:
-        s = measure_tcp_throughput(ends, port=self.port, duration_s=self.duration_s, omit_s=self.omit_s,
-                                   streams=self.streams, label=label)  # fmt: skip
+        return self._outcome(measure_tcp_throughput(ends, port=self.port, duration_s=self.duration_s,
+                                                    omit_s=self.omit_s, streams=self.streams, label=label))  # fmt: skip
+
+    def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
+        return tcp_client_argv(target, port=self.port, duration_s=self.duration_s, omit_s=self.omit_s,
+                               streams=self.streams)  # fmt: skip
+
+    def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
+        return [["iperf3", "-s", "-p", str(self.port)]]
+
+    def outcome_from_output(self, stdout: str, stderr: str = "", returncode: int = 0) -> Outcome:
+        return self._outcome(parse_tcp_output(stdout, stderr))
+
+    @staticmethod
+    def _outcome(s: ThroughputSample) -> Outcome:
         metric = Metric("throughput", "Gbit/s", gbit(s.bits_per_second), retransmits=s.retransmits,
                         cpu_client_pct=s.cpu_client_pct, cpu_server_pct=s.cpu_server_pct)  # fmt: skip
         return Outcome(Status(s.status), s.reason, [metric], bytes_moved=s.bytes or 0, raw=s.raw)
@@ -140,8 +198,22 @@ class UdpThroughput(TestKind):
         return {self.port}, {self.port}  # iperf3's control connection is TCP even with -u
 
     def measure(self, ends: Ends, label: str) -> Outcome:
-        s = measure_udp_throughput(ends, port=self.port, rate_mbit=self.rate_mbit, datagram_bytes=self.datagram_bytes,
-                                   duration_s=self.duration_s, label=label)  # fmt: skip
+        return self._outcome(measure_udp_throughput(ends, port=self.port, rate_mbit=self.rate_mbit,
+                                                    datagram_bytes=self.datagram_bytes, duration_s=self.duration_s,
+                                                    label=label))  # fmt: skip
+
+    def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
+        return udp_client_argv(target, port=self.port, rate_mbit=self.rate_mbit, datagram_bytes=self.datagram_bytes,
+                               duration_s=self.duration_s)  # fmt: skip
+
+    def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
+        return [["iperf3", "-s", "-p", str(self.port)]]
+
+    def outcome_from_output(self, stdout: str, stderr: str = "", returncode: int = 0) -> Outcome:
+        return self._outcome(parse_udp_output(stdout, stderr))
+
+    @staticmethod
+    def _outcome(s: UdpSample) -> Outcome:
         metrics = [
             Metric("udp_goodput", "Gbit/s", gbit(s.bits_per_second)),
             Metric("udp_loss", "%", s.lost_percent),
@@ -200,6 +272,31 @@ class RequestResponse(TestKind):
         tcp, udp = ({self.port}, set()) if self.protocol is Protocol.TCP else (set(), {self.port})
         return (tcp | {self.load_port} if self.load != "idle" else tcp), udp
 
+    def cluster_reason(self) -> str:
+        if self.load != "idle":
+            return "an rr test under load runs a bulk stream beside the round trips, which the cluster Jobs do not"
+        return ""
+
+    def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
+        return sockperf_client_argv(target, port=self.port, protocol=str(self.protocol), duration_s=self.duration_s,
+                                    rate_per_s=self.rate_per_s if self.mode == "open" else None,
+                                    message_bytes=self.message_bytes, log=SOCKPERF_LOG)  # fmt: skip
+
+    def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
+        return [sockperf_server_argv(self.port, str(self.protocol))]
+
+    def outcome_from_output(self, stdout: str, stderr: str = "", returncode: int = 0) -> Outcome:
+        """stdout: sockperf's output followed by its full log (a cluster Job prints both)."""
+        s = parse_sockperf_output(stdout, stderr, returncode, rate_per_s=self.rate_per_s if self.mode == "open"
+                                  else None, duration_s=self.duration_s)  # fmt: skip
+        return self._outcome(s)
+
+    def _outcome(self, s: LatencySample) -> Outcome:
+        outcome = latency_outcome(s, "rtt", self.message_bytes)
+        if outcome.status is Status.OK:
+            outcome.metrics.append(Metric("rr_rate", "req/s", s.rate_per_s))
+        return outcome
+
     def measure(self, ends: Ends, label: str) -> Outcome:
         def round_trips() -> LatencySample:
             return measure_rr(ends, port=self.port, protocol=str(self.protocol), duration_s=self.duration_s,
@@ -207,19 +304,14 @@ class RequestResponse(TestKind):
                               message_bytes=self.message_bytes, label=label)  # fmt: skip
 
         if self.load == "idle":
-            s = round_trips()
-            outcome = latency_outcome(s, "rtt", self.message_bytes)
-            if outcome.status is Status.OK:
-                outcome.metrics.append(Metric("rr_rate", "req/s", s.rate_per_s))
-            return outcome
+            return self._outcome(round_trips())
         loaded = measure_rr_under_load(ends, round_trips, port=self.load_port, rr_duration_s=self.duration_s,
                                        reverse=self.load == "reverse", label=label)  # fmt: skip
         s, bulk = loaded.rr, loaded.bulk
         if bulk.status != "ok":
             return Outcome(Status.FAILED, f"bulk stream failed: {bulk.reason}", [Metric("rtt_p50", "us", None)])
-        outcome = latency_outcome(s, "rtt", self.message_bytes)
+        outcome = self._outcome(s)
         if outcome.status is Status.OK:
-            outcome.metrics.append(Metric("rr_rate", "req/s", s.rate_per_s))
             outcome.metrics.append(Metric("load_throughput", "Gbit/s", gbit(bulk.bits_per_second),
                                           retransmits=bulk.retransmits))  # fmt: skip
             # CPU counts both flows: per GB of everything moved, not per request (the bulk stream dominates).
@@ -242,8 +334,20 @@ class ConnectRequestResponse(TestKind):
         return {**super().columns(), "message_bytes": self.message_bytes}
 
     def measure(self, ends: Ends, label: str) -> Outcome:
-        s = measure_crr(ends, port=self.port, duration_s=self.duration_s, message_bytes=self.message_bytes,
-                        label=label)  # fmt: skip
+        return self._outcome(measure_crr(ends, port=self.port, duration_s=self.duration_s,
+                                         message_bytes=self.message_bytes, label=label))  # fmt: skip
+
+    def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
+        return crr_client_argv(binary("vmnb-crr"), target, port=self.port, duration_s=self.duration_s,
+                               message_bytes=self.message_bytes)  # fmt: skip
+
+    def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
+        return [[binary("vmnb-crr"), "server", "--port", str(self.port)]]
+
+    def outcome_from_output(self, stdout: str, stderr: str = "", returncode: int = 0) -> Outcome:
+        return self._outcome(parse_crr_output(stdout, stderr))
+
+    def _outcome(self, s: LatencySample) -> Outcome:
         outcome = latency_outcome(s, "crr_latency", self.message_bytes)
         outcome.metrics.insert(0, Metric("crr_rate", "conn/s", s.rate_per_s))
         return outcome
@@ -261,6 +365,8 @@ class DnsLookup(TestKind):
     """Lookups of each name."""
     directions: Annotated[list[Direction], Field(default_factory=lambda: [Direction.EGRESS], min_length=1)]
     primary_metric: ClassVar[str] = "dns_service_resolved"
+    cluster_unsupported: ClassVar[str] = ("a dns test needs the bed's resolver, ServiceEntry host and external name "
+                                          "(harness/pod/dns_proxy.py), which a cluster names differently")  # fmt: skip
 
     @model_validator(mode="after")
     def _egress_only(self) -> DnsLookup:
@@ -343,9 +449,22 @@ class HttpLoad(TestKind):
         return self.duration_s + TOOL_OVERHEAD_S
 
     def measure(self, ends: Ends, label: str) -> Outcome:
-        s = measure_http(ends, port=self.port, rate_rps=self.rate_rps, duration_s=self.duration_s,
-                         connections=self.connections, payload_bytes=self.payload_bytes, label=label,
-                         protocol=self.protocol)  # fmt: skip
+        return self._outcome(measure_http(ends, port=self.port, rate_rps=self.rate_rps, duration_s=self.duration_s,
+                                          connections=self.connections, payload_bytes=self.payload_bytes,
+                                          label=label, protocol=self.protocol))  # fmt: skip
+
+    def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
+        return http_client_argv(binary(HTTP_TOOLS[self.protocol]), target, port=self.port, rate_rps=self.rate_rps,
+                                duration_s=self.duration_s, connections=self.connections,
+                                payload_bytes=self.payload_bytes, host=host, protocol=self.protocol)  # fmt: skip
+
+    def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
+        return [[binary(HTTP_TOOLS[self.protocol]), "server", "--port", str(self.port)]]
+
+    def outcome_from_output(self, stdout: str, stderr: str = "", returncode: int = 0) -> Outcome:
+        return self._outcome(parse_http_output(stdout, stderr, protocol=self.protocol))
+
+    def _outcome(self, s: LatencySample) -> Outcome:
         raw = s.extra.get("raw", {})
         if s.rtt_us.size == 0:
             return Outcome(Status(s.status), s.reason, [Metric("http_latency_p50", "us", None)], raw=raw)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.experiment.endpoints import ToolReport, client_against_server, failure_reason
+from harness.experiment.endpoints import ToolReport, client_against_server, failure_reason, parse_tool_json
 from harness.guests.attachment import Ends
 
 
@@ -51,6 +51,23 @@ def parse_full_log(text: str, *, rate_per_s: int | None) -> np.ndarray:
     return (rx - scheduled) * 1e6
 
 
+def sockperf_client_argv(target: str, *, port: int, protocol: str, duration_s: float, rate_per_s: int | None,
+                         message_bytes: int, log: str) -> list[str]:  # fmt: skip
+    """sockperf's ping-pong client, writing every round trip to `log` (--full-log)."""
+    mps = str(rate_per_s) if rate_per_s else "max"
+    return [
+        "sockperf", "ping-pong", "-i", target, "-p", str(port), *(["--tcp"] if protocol == "tcp" else []),
+        "-t", f"{duration_s:g}", f"--mps={mps}", "-m", str(message_bytes), "--full-rtt", "--full-log", log,
+    ]  # fmt: skip
+
+
+def sockperf_server_argv(port: int, protocol: str) -> list[str]:
+    # --uc-reuseaddr: a connection of the previous test on this port may sit in TIME_WAIT on the server's side
+    # (seen behind slirp: "Can't bind socket ... Address already in use" for the next RR test).
+    tcp = ["--tcp"] if protocol == "tcp" else []
+    return ["sockperf", "server", "-i", "0.0.0.0", "-p", str(port), *tcp, "--uc-reuseaddr"]
+
+
 def measure_rr(
     ends: Ends,
     *,
@@ -61,32 +78,33 @@ def measure_rr(
     message_bytes: int,
     label: str,
 ) -> LatencySample:
-    proto = ["--tcp"] if protocol == "tcp" else []
     # The full log is written where the client runs (a guest's /tmp for a QEMU guest) and read back from there.
     with ends.client.scratch(f"{label}-sockperf.csv") as log:
-        mps = str(rate_per_s) if rate_per_s else "max"
-        argv = [
-            "sockperf", "ping-pong", "-i", ends.target, "-p", str(port), *proto, "-t", f"{duration_s:g}",
-            f"--mps={mps}", "-m", str(message_bytes), "--full-rtt", "--full-log", log,
-        ]  # fmt: skip
+        argv = sockperf_client_argv(ends.target, port=port, protocol=protocol, duration_s=duration_s,
+                                    rate_per_s=rate_per_s, message_bytes=message_bytes, log=log)  # fmt: skip
         run = client_against_server(
-            # --uc-reuseaddr: a connection of the previous test on this port may sit in TIME_WAIT on the server's
-            # side (seen behind slirp: "Can't bind socket ... Address already in use" for the next RR test).
-            ends, server_argv=["sockperf", "server", "-i", "0.0.0.0", "-p", str(port), *proto, "--uc-reuseaddr"],
-            port=port, proto=protocol, client_argv=argv,
+            ends, server_argv=sockperf_server_argv(port, protocol), port=port, proto=protocol, client_argv=argv,
             budget_s=duration_s + 8, label=f"{label}-sockperf",  # sockperf's warm-up and start-up take ~1 s
         )  # fmt: skip
         if run.error:
             return LatencySample("failed", run.error)
         text = ends.client.read_text(log)
     done = run.done
+    return parse_sockperf_output(done.stdout + "\n" + text, done.stderr, done.returncode, rate_per_s=rate_per_s,
+                                 duration_s=duration_s)  # fmt: skip
+
+
+def parse_sockperf_output(text: str, stderr: str, returncode: int, *, rate_per_s: int | None,
+                          duration_s: float) -> LatencySample:  # fmt: skip
+    """sockperf's output followed by its full log (what the harness reads back, and what a cluster's Job prints:
+    the client's stdout, then `cat` of the log)."""
     rtt = parse_full_log(text, rate_per_s=rate_per_s)
-    if done.returncode != 0 or rtt.size == 0:
-        message = (done.stderr + done.stdout).strip()
+    if returncode != 0 or rtt.size == 0:
+        message = (stderr + text).strip()
         lost = "ReceivedMessages=0" in message or "no messages" in message.lower()
         reason = "no replies" if lost else failure_reason(_sockperf_error(message))
         return LatencySample("failed", reason)
-    return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=_valid_seconds(done.stdout, duration_s))
+    return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=_valid_seconds(text, duration_s))
 
 
 def _sockperf_error(output: str) -> str:
@@ -104,6 +122,11 @@ def _valid_seconds(stdout: str, default: float) -> float:
     return default
 
 
+def crr_client_argv(binary: str, target: str, *, port: int, duration_s: float, message_bytes: int) -> list[str]:
+    return [binary, "client", "--target", target, "--port", str(port), "--duration", f"{duration_s:g}",
+            "--bytes", str(message_bytes)]  # fmt: skip
+
+
 def measure_crr(
     ends: Ends,
     *,
@@ -114,8 +137,8 @@ def measure_crr(
 ) -> LatencySample:
     # vmnb-crr (guest_files/crr.c) on both ends: the QEMU guest has no Python, and one implementation keeps
     # netns-guest and QEMU-guest numbers comparable.
-    client = [ends.client.binary("vmnb-crr"), "client", "--target", ends.target, "--port", str(port),
-              "--duration", f"{duration_s:g}", "--bytes", str(message_bytes)]  # fmt: skip
+    client = crr_client_argv(ends.client.binary("vmnb-crr"), ends.target, port=port, duration_s=duration_s,
+                             message_bytes=message_bytes)  # fmt: skip
     run = client_against_server(
         ends, server_argv=[ends.server.binary("vmnb-crr"), "server", "--port", str(port)],
         port=port, client_argv=client, budget_s=duration_s + 15,
@@ -123,7 +146,11 @@ def measure_crr(
     )  # fmt: skip
     if run.error:
         return LatencySample("failed", run.error)
-    report, _, error = run.json_result("vmnb-crr", CrrReport)
+    return parse_crr_output(run.done.stdout, run.done.stderr)
+
+
+def parse_crr_output(stdout: str, stderr: str = "") -> LatencySample:
+    report, _, error = parse_tool_json("vmnb-crr", stdout, CrrReport, stderr=stderr)
     if error:
         return LatencySample("failed", error)
     rtt = np.asarray(report.latency_us, dtype=float)
