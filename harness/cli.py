@@ -520,6 +520,74 @@ def describe(
 
 
 @app.command()
+def manifests(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML, e.g. scenarios/smoke.yaml.")],
+    out: Annotated[Path, typer.Option(help="Folder that receives <cell>/setup.yaml, <cell>/jobs/ and index.json.")
+                   ] = Path("cluster"),
+    kubevirt: Annotated[str, typer.Option(help="KubeVirt release the objects are written for: 1.6, 1.7, 1.8, 1.9 "
+                                               "(default: the scenario's).")] = "",
+    tools_image: Annotated[str, typer.Option(help="Image of the peer, the Jobs and a direct pod (Debian 12 based).")
+                           ] = "",
+    vm_image: Annotated[str, typer.Option(help="containerDisk of the VM (cloud-init, serial console ttyS0).")] = "",
+) -> None:
+    """Write, for every cell of a scenario, the Kubernetes objects that reproduce it on a cluster with KubeVirt and
+    the mesh: namespace, VM, Services, peer and one Job per ingress test. Nothing here talks to a cluster."""
+    from harness.cluster.manifests import Images, procedure, write_manifests
+    from harness.experiment.scenario import ScenarioError, load_scenario
+    from harness.pod.kubevirt import KubevirtRelease
+
+    try:
+        parsed, text = load_scenario(scenario)
+    except ScenarioError as e:
+        fail(str(e))
+    releases = [str(k) for k in KubevirtRelease if k is not KubevirtRelease.RESEARCH_2018]
+    if kubevirt and kubevirt not in releases:
+        fail(f"option --kubevirt: {kubevirt!r} is not a KubeVirt release the objects can be written for; allowed: "
+             f"{', '.join(releases)}.")  # fmt: skip
+    if not kubevirt and str(parsed.kubevirt) not in releases:
+        fail(f"{scenario}: kubevirt {parsed.kubevirt} is no release a cluster runs; pass --kubevirt "
+             f"({', '.join(releases)}).")  # fmt: skip
+    images = Images(**{k: v for k, v in (("tools", tools_image), ("vm_disk", vm_image)) if v})
+    if out.exists() and not out.is_dir():
+        fail(f"option --out: {out} exists and is not a folder.")
+    written = write_manifests(parsed, text, out, kubevirt=kubevirt or None, images=images)
+    made = [c for c in written.cells if not c.skipped]
+    console.print(f"wrote {len(written.files)} files for {len(made)} cells in {out} (index: {out / 'index.json'})")
+    for cell in written.cells:
+        if cell.skipped:
+            console.print(f"  skipped {cell.label}: {cell.skipped}")
+    if line := procedure(written):
+        console.print(line)
+
+
+@app.command()
+def ingest(
+    directory: Annotated[Path, typer.Argument(help="The folder `vmnetbench manifests --out` wrote, with the logs.")],
+    results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
+    run_id: Annotated[str | None, typer.Option(help="Six hex digits; drawn at random if not given.")] = None,
+) -> None:
+    """Read a cluster's outputs (saved as the README's procedure says) into a run folder: same samples schema,
+    runtime `kubernetes`, so report, answer.md, compare and the gate work on them."""
+    from harness.cluster.ingest import IngestError
+    from harness.cluster.ingest import ingest as ingest_directory
+
+    try:
+        if run_id is not None:
+            check_run_id(run_id)
+            refuse_used_run_id(run_id, results)
+        check_results_root(results)
+    except ValueError as e:
+        fail(str(e))
+    if not directory.is_dir():
+        fail(f"{directory}: not a folder; give the folder `vmnetbench manifests --out` wrote.")
+    try:
+        run_dir = ingest_directory(directory, results, run_id)
+    except IngestError as e:
+        fail(str(e))
+    console.print(f"results: {run_dir}")
+
+
+@app.command()
 def strategies() -> None:
     """List the strategies this build knows."""
     from strategies import STRATEGIES

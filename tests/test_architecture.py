@@ -19,6 +19,7 @@ LAYERS = {
     "harness.runtime": 3,
     "harness.analysis": 3,
     "harness.experiment": 4,
+    "harness.cluster": 4.5,
     "harness.cli": 5,
 }
 """Rank of each package: a module may import from its own package or from a package of lower rank only.

@@ -103,7 +103,7 @@ def works(samples: pd.DataFrame, strategy: str, sidecar: str) -> Works:
         return Works("fails" if not setup.empty else "not measured", _common(list(setup.reason.fillna(""))))
     verdicts, reasons = {}, []
     for protocol, rows in cell.groupby(cell.protocol.fillna("tcp"), sort=True):
-        per_direction, bypassed, plaintext = {}, [], []
+        per_direction, bypassed, plaintext, unverified = {}, [], [], []
         for direction in ("ingress", "egress"):
             d = rows[rows.direction == direction]
             if not d.empty:
@@ -115,11 +115,15 @@ def works(samples: pd.DataFrame, strategy: str, sidecar: str) -> Works:
                     bypassed.append(direction)
                 if failed.empty and "mesh-plaintext" in paths:  # through the proxies, but not inside mTLS/HBONE
                     plaintext.append(direction)
+                if failed.empty and "unverified" in paths:  # a cluster's row: the proxies' counters were not read
+                    unverified.append(direction)
         verdict = _direction_verdict(per_direction)
         if bypassed:
             verdict += f", {' and '.join(bypassed)} bypassing the mesh"
         if plaintext:
             verdict += f", {' and '.join(plaintext)} not inside mTLS"
+        if unverified:
+            verdict += f", {' and '.join(unverified)} path through the mesh unverified"
         verdicts[str(protocol).upper()] = verdict
     if len(set(verdicts.values())) == 1:
         return Works(next(iter(verdicts.values())), _common(reasons))
@@ -137,6 +141,9 @@ def kubevirt_lines(samples: pd.DataFrame, bindings: list[str]) -> list[str]:
     outside = [f"{b} ({status[b]})" for b in bindings if b in status and status[b] not in ("core", "plain pod", "")]
     text = (f"**KubeVirt release modelled: {', '.join(releases)}** (the launcher pod's annotations: under ambient, a "
             "masquerade pod is rerouted since 1.7).")  # fmt: skip
+    if set(samples.get("runtime", pd.Series(dtype=object)).dropna()) == {"kubernetes"}:
+        text = (f"**KubeVirt release the manifests were written for: {', '.join(releases)}** (the cluster's own "
+                "version is in the runtime line above).")  # fmt: skip
     if outside:
         text += " Not in its core: " + "; ".join(outside) + "."
     return [text, ""]
@@ -218,6 +225,20 @@ def latest_claims(results_root: Path) -> tuple[str, list[dict]] | None:
     return found[-1].parent.name, json.loads(found[-1].read_text())
 
 
+RUNTIME_NOTES = {
+    "netns": " (pods are network namespaces, not containers).",
+    "kubernetes": (" (measured on a cluster from `vmnetbench manifests` and read back with `vmnetbench ingest`: "
+                   "Kubernetes {kubernetes}, KubeVirt {kubevirt}, Istio {istio}). The harness reads neither the "
+                   "bed's CPU nor the mesh's counters there: no CPU columns, and a row under a mesh has path "
+                   "`unverified` (whether its bytes crossed the proxy is not known)."),
+}
+
+
+def cluster_versions(meta: dict) -> dict[str, str]:
+    cluster = (meta.get("host") or {}).get("cluster") or {}
+    return {k: cluster.get(k) or "not saved" for k in ("kubernetes", "kubevirt", "istio")}
+
+
 def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dict]] | None, guest: str) -> str:
     from harness.analysis.provenance import busy_host_warnings
 
@@ -228,8 +249,7 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
     lines = [
         f"# Which binding, and what it costs: run {meta.get('run_id', '?')}",
         "",
-        f"{guest} Runtime: {runtime}"
-        + (" (pods are network namespaces, not containers)." if runtime == "netns" else "."),
+        f"{guest} Runtime: {runtime}" + RUNTIME_NOTES.get(runtime, ".").format(**cluster_versions(meta)),
         "",
         *partial_run_lines(meta),
         *[f"**Busy host:** {w}.\n" for w in busy_host_warnings(meta)],
@@ -330,8 +350,10 @@ def judged_metrics(meta: dict) -> set[str]:
 def method_lines(samples: pd.DataFrame, meta: dict) -> list[str]:
     """What the ratios are and which method their intervals come from, as the run allows."""
     if not has_blocks(samples):
+        why = "ingested from a cluster, one sitting per cell" if meta.get("runtime") == "kubernetes" else (
+            "made before the paired design")  # fmt: skip
         return ["Costs are ratios to `direct` (a plain pod, no VM) under the same sidecar. This run has no blocks",
-                f"(made before the paired design): its intervals are unpaired, {METHOD_TEXT['welch']}, 95%,",
+                f"({why}): its intervals are unpaired, {METHOD_TEXT['welch']}, 95%,",
                 f"printed from n >= {MIN_N['welch']} a side.", ""]  # fmt: skip
     text = ["Costs are ratios to `direct` (a plain pod, no VM) under the same sidecar, each binding judged against",
             "the direct measured just before and after it in every block: `(t 95% n=B)` is "

@@ -321,6 +321,10 @@ def when(meta: dict) -> str:
 def guest_line(meta: dict) -> str:
     """Which guest the VM rows used; for QEMU the acceleration and why (KVM probe), vCPUs, memory, vhost."""
     guest = meta.get("guest") or {"kind": "netns"}
+    if guest.get("kind") == "kubevirt":
+        cluster = (meta.get("host") or {}).get("cluster") or {}
+        return (f"Guest: KubeVirt VMs on a cluster (KubeVirt {cluster.get('kubevirt') or 'version not saved'}; each "
+                "row's `tools` names its node's kernel, the tools' packages and the launcher image).")  # fmt: skip
     if guest.get("kind") != "qemu":
         return f"Guest: {guest.get('kind', 'netns')} (the VM's network stack as a namespace in the pod)."
     accel, qemu = guest.get("acceleration", {}), guest.get("qemu", {})

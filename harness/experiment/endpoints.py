@@ -48,10 +48,25 @@ def failure_reason(message: str) -> str:
     return first[:160]
 
 
+@dataclass(frozen=True)
+class Transcript:
+    """What a client printed and how it ended: the input every test kind's `outcome_from_output` reads, kept
+    (scenario `keep_outputs`) so a cluster's outputs can be checked against the netns runtime's."""
+
+    stdout: str
+    stderr: str = ""
+    returncode: int = 0
+
+
 @dataclass
 class ClientRun:
     done: Finished | None
     error: str  # empty when the client ran to completion within its budget
+
+    def transcript(self, extra_stdout: str = "") -> Transcript:
+        """The client's output; `extra_stdout` follows it (a log file the tool wrote, read back)."""
+        stdout = self.done.stdout + (f"\n{extra_stdout}" if extra_stdout else "")
+        return Transcript(stdout, self.done.stderr, self.done.returncode)
 
     def json_result(self, tool: str, model: type[M]) -> tuple[M | None, dict, str]:
         """The client's JSON output validated as `model`, the raw document, and the failure as one plain

@@ -73,7 +73,9 @@ def measure_http(
                                 label=f"{label}-http")  # fmt: skip
     if run.error:
         return LatencySample("failed", run.error)
-    return parse_http_output(run.done.stdout, run.done.stderr, protocol=protocol)
+    sample = parse_http_output(run.done.stdout, run.done.stderr, protocol=protocol)
+    sample.transcript = run.transcript()
+    return sample
 
 
 def client_argv(binary: str, target: str, *, port: int, rate_rps: int, duration_s: float, connections: int,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.experiment.endpoints import ToolReport, client_against_server, failure_reason, parse_tool_json
+from harness.experiment.endpoints import ToolReport, Transcript, client_against_server, failure_reason, parse_tool_json
 from harness.guests.attachment import Ends
 
 CONNECT_TIMEOUT_S = 5
@@ -25,6 +25,7 @@ class ThroughputSample:
     cpu_client_pct: float | None = None  # iperf3's host_total on the client
     cpu_server_pct: float | None = None  # iperf3's remote_total (the server)
     raw: dict = field(default_factory=dict)
+    transcript: Transcript | None = None
 
 
 class IperfSum(BaseModel):
@@ -108,7 +109,9 @@ def measure_tcp_throughput(
     )  # fmt: skip
     if run.error:
         return ThroughputSample("failed", run.error)
-    return parse_tcp_output(run.done.stdout, run.done.stderr)
+    sample = parse_tcp_output(run.done.stdout, run.done.stderr)
+    sample.transcript = run.transcript()
+    return sample
 
 
 def parse_tcp_output(stdout: str, stderr: str = "") -> ThroughputSample:
@@ -127,6 +130,7 @@ class UdpSample:
     jitter_ms: float | None = None
     bytes: int | None = None
     raw: dict = field(default_factory=dict)
+    transcript: Transcript | None = None
 
 
 def udp_client_argv(target: str, *, port: int, rate_mbit: float, datagram_bytes: int, duration_s: float) -> list[str]:
@@ -155,7 +159,9 @@ def measure_udp_throughput(
     )  # fmt: skip
     if run.error:
         return UdpSample("failed", run.error)
-    return parse_udp_output(run.done.stdout, run.done.stderr)
+    sample = parse_udp_output(run.done.stdout, run.done.stderr)
+    sample.transcript = run.transcript()
+    return sample
 
 
 def parse_udp_output(stdout: str, stderr: str = "") -> UdpSample:

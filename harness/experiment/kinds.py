@@ -169,7 +169,8 @@ class TcpThroughput(TestKind):
     def _outcome(s: ThroughputSample) -> Outcome:
         metric = Metric("throughput", "Gbit/s", gbit(s.bits_per_second), retransmits=s.retransmits,
                         cpu_client_pct=s.cpu_client_pct, cpu_server_pct=s.cpu_server_pct)  # fmt: skip
-        return Outcome(Status(s.status), s.reason, [metric], bytes_moved=s.bytes or 0, raw=s.raw)
+        return Outcome(Status(s.status), s.reason, [metric], bytes_moved=s.bytes or 0, raw=s.raw,
+                       transcript=s.transcript)  # fmt: skip
 
 
 class UdpThroughput(TestKind):
@@ -219,7 +220,8 @@ class UdpThroughput(TestKind):
             Metric("udp_loss", "%", s.lost_percent),
             Metric("udp_jitter", "ms", s.jitter_ms),
         ]
-        return Outcome(Status(s.status), s.reason, metrics, bytes_moved=s.bytes or 0, raw=s.raw)
+        return Outcome(Status(s.status), s.reason, metrics, bytes_moved=s.bytes or 0, raw=s.raw,
+                       transcript=s.transcript)  # fmt: skip
 
 
 class RequestResponse(TestKind):
@@ -467,23 +469,24 @@ class HttpLoad(TestKind):
     def _outcome(self, s: LatencySample) -> Outcome:
         raw = s.extra.get("raw", {})
         if s.rtt_us.size == 0:
-            return Outcome(Status(s.status), s.reason, [Metric("http_latency_p50", "us", None)], raw=raw)
+            return Outcome(Status(s.status), s.reason, [Metric("http_latency_p50", "us", None)], raw=raw,
+                           transcript=s.transcript)  # fmt: skip
         p50, p90, p99, p999 = np.percentile(s.rtt_us, [50, 90, 99, 99.9])
         metrics = [Metric("http_latency_p50", "us", float(p50)), Metric("http_latency_p90", "us", float(p90)),
                    Metric("http_latency_p99", "us", float(p99)), Metric("http_latency_p999", "us", float(p999)),
                    Metric("http_achieved_rps", "req/s", s.rate_per_s),
                    Metric("http_errors", "requests", float(s.extra["errors"]))]  # fmt: skip
         return Outcome(Status(s.status), s.reason, metrics, bytes_moved=s.requests * self.payload_bytes * 2,
-                       requests=s.requests, rtt_us=s.rtt_us, raw=raw)  # fmt: skip
+                       requests=s.requests, rtt_us=s.rtt_us, raw=raw, transcript=s.transcript)  # fmt: skip
 
 
 def latency_outcome(s: LatencySample, prefix: str, message_bytes: int) -> Outcome:
     if s.status != "ok" or s.rtt_us.size == 0:
-        return Outcome(Status(s.status), s.reason, [Metric(f"{prefix}_p50", "us", None)])
+        return Outcome(Status(s.status), s.reason, [Metric(f"{prefix}_p50", "us", None)], transcript=s.transcript)
     p50, p99 = np.percentile(s.rtt_us, [50, 99])
     metrics = [Metric(f"{prefix}_p50", "us", float(p50)), Metric(f"{prefix}_p99", "us", float(p99))]
     return Outcome(Status.OK, "", metrics, bytes_moved=s.requests * message_bytes * 2, requests=s.requests,
-                   rtt_us=s.rtt_us)  # fmt: skip
+                   rtt_us=s.rtt_us, transcript=s.transcript)  # fmt: skip
 
 
 TEST_KINDS: dict[str, type[TestKind]] = {

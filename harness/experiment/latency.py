@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.experiment.endpoints import ToolReport, client_against_server, failure_reason, parse_tool_json
+from harness.experiment.endpoints import ToolReport, Transcript, client_against_server, failure_reason, parse_tool_json
 from harness.guests.attachment import Ends
 
 
@@ -19,6 +19,7 @@ class LatencySample:
     requests: int = 0
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    transcript: Transcript | None = None
 
     @property
     def rate_per_s(self) -> float | None:
@@ -89,9 +90,11 @@ def measure_rr(
         if run.error:
             return LatencySample("failed", run.error)
         text = ends.client.read_text(log)
-    done = run.done
-    return parse_sockperf_output(done.stdout + "\n" + text, done.stderr, done.returncode, rate_per_s=rate_per_s,
-                                 duration_s=duration_s)  # fmt: skip
+    transcript = run.transcript(text)
+    sample = parse_sockperf_output(transcript.stdout, transcript.stderr, transcript.returncode,
+                                   rate_per_s=rate_per_s, duration_s=duration_s)  # fmt: skip
+    sample.transcript = transcript
+    return sample
 
 
 def parse_sockperf_output(text: str, stderr: str, returncode: int, *, rate_per_s: int | None,
@@ -146,7 +149,9 @@ def measure_crr(
     )  # fmt: skip
     if run.error:
         return LatencySample("failed", run.error)
-    return parse_crr_output(run.done.stdout, run.done.stderr)
+    sample = parse_crr_output(run.done.stdout, run.done.stderr)
+    sample.transcript = run.transcript()
+    return sample
 
 
 def parse_crr_output(stdout: str, stderr: str = "") -> LatencySample:

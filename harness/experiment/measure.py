@@ -4,7 +4,7 @@ turn it into Sample rows. Every test kind shares this frame; only the tool diffe
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from harness.analysis.results import RunWriter, Sample
 from harness.experiment.cpu import CLK_TCK, CpuCost, CpuSnapshot, cost, own_cpu_seconds, resident_mib, snapshot
@@ -29,6 +29,8 @@ class Cell:
     setup_error: str = ""
     name: str = ""
     """The cell's label (strategy, sidecar and any swept MTU), naming its files."""
+    keep_outputs: bool = False
+    """Save every client's output in raw/output-<label>.json (the scenario's keep_outputs)."""
 
     def file_label(self, test: TestKind, direction: Direction) -> str:
         name = self.name or f"{self.base.strategy}-{self.base.sidecar}"
@@ -68,6 +70,8 @@ def run_test(test: TestKind, direction: Direction, cell: Cell) -> list[Sample]:
     harness_s = own_cpu_seconds() - harness_before
     if outcome.raw:
         cell.writer.save_raw(f"iperf3-{label}.json", outcome.raw)
+    if cell.keep_outputs and outcome.transcript is not None:
+        cell.writer.save_raw(f"output-{label}.json", asdict(outcome.transcript))
     evidence = traversal(outcome, direction, cell.sidecar, counters_before)
     rows = []
     for metric in outcome.metrics:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.experiment.endpoints import Transcript
 from harness.lab.kinds import Status
 
 
@@ -33,5 +34,7 @@ class Outcome:
     requests: int = 0
     rtt_us: np.ndarray | None = None
     raw: dict = field(default_factory=dict)  # the tool's own JSON, kept in raw/
+    transcript: Transcript | None = None
+    """The client's output this outcome was read from (kept in raw/ when the scenario says keep_outputs)."""
     dns_queries: int = 0
     """Name lookups the test sent (a dns test): the mesh's DNS proxy must have taken them to count as through it."""

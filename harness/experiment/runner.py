@@ -337,7 +337,8 @@ class CellRunner:
                 writer.save_raw(f"attachment-{slot.label}.json", attachment.facts.record())
                 if attachment.facts.vm and attachment.facts.vm.boot_s is not None:
                     writer.add(_harness_row(base, "boot_time", attachment.facts.vm.boot_s, ""))
-            cell_state = Cell(bed, writer, attachment, sidecar, base, setup_error, name=cell.label)
+            cell_state = Cell(bed, writer, attachment, sidecar, base, setup_error, name=cell.label,
+                              keep_outputs=scenario.keep_outputs)  # fmt: skip
             for test, direction in slot.tests:
                 self.step(f"{where} {test.label} {direction}")
                 try:

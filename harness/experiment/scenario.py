@@ -176,6 +176,9 @@ class Scenario(Strict):
     guest on CPU 1 (taskset), so the client and server never share a core; `none`: the scheduler decides."""
     seed: int | None = None
     """Seed of the per-round shuffle of cells; None draws one (recorded in run.json)."""
+    keep_outputs: bool = False
+    """Save every test client's output (stdout, stderr, exit status) in raw/output-<cell>-<test>.json: what a
+    cluster's Job prints for `vmnetbench ingest` (tests/test_cluster.py reads the two back the same way)."""
     tests: list[Test] = Field(min_length=1)
     strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sweep: Sweep = Field(default_factory=Sweep)
@@ -489,6 +492,12 @@ def load_scenario(path: str | Path) -> tuple[Scenario, str]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ScenarioError(f"{path}: not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}).") from None
+    return parse_scenario_text(text, path), text
+
+
+def parse_scenario_text(text: str, path: str | Path = "scenario") -> Scenario:
+    """A scenario's text (as a file holds it, or as run.json and a manifests index keep it) parsed and
+    validated; errors name `path`."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except ScenarioError as e:
@@ -505,6 +514,6 @@ def load_scenario(path: str | Path) -> tuple[Scenario, str]:
     except (TypeError, ValueError) as e:
         raise ScenarioError(f"{path}: holds a value that is not plain YAML data ({e}).") from None
     try:
-        return Scenario.model_validate_json(document, strict=True), text
+        return Scenario.model_validate_json(document, strict=True)
     except ValidationError as e:
         raise ScenarioError(_first_error(e, prefix=f"{path}: ") + ".") from None

@@ -30,6 +30,7 @@ class TrafficPath(StrEnum):
     MESH_PLAINTEXT = "mesh-plaintext"  # a meshed peer's bytes crossed the proxies, but not inside mTLS / HBONE
     FAILED = "failed"
     NO_EVIDENCE = "no-evidence"
+    UNVERIFIED = "unverified"  # ingested from a cluster (harness/cluster/ingest.py): the mesh's counters were not read
 
 
 class GuestKind(StrEnum):

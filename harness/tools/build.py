@@ -19,6 +19,11 @@ class ToolBuildError(RuntimeError):
     pass
 
 
+def gcc_argv(source: str, output: str, libs: tuple[str, ...] = ()) -> list[str]:
+    """How every project C tool is built (also on a cluster: harness/cluster/scripts.py)."""
+    return ["gcc", *CFLAGS, "-o", output, source, *libs]
+
+
 def compile_c(
     source: Path,
     name: str,
@@ -41,7 +46,7 @@ def compile_c(
         raise ToolBuildError(f"gcc is needed to build {name} ({what}): install gcc and libc6-dev {needs}".strip())
     binary.parent.mkdir(parents=True, exist_ok=True)
     tmp = binary.with_name(f"{name}.tmp{os.getpid()}")  # two runs building at once never share a file
-    done = subprocess.run(["gcc", *CFLAGS, "-o", str(tmp), str(source), *libs], capture_output=True, text=True)
+    done = subprocess.run(gcc_argv(str(source), str(tmp), libs), capture_output=True, text=True)
     if done.returncode != 0:
         hint = f" (it needs the Debian packages gcc, libc6-dev {needs})" if needs else ""
         raise ToolBuildError(f"building {name} from {source} failed{hint}: {done.stderr.strip()[-500:]}")

@@ -3,11 +3,13 @@
 - kubevirt-<tag>.json: kubevirt/kubevirt api/openapi-spec/swagger.json at the release tag (Swagger 2.0), cut to
   the definitions reachable from v1.VirtualMachineInstance, without `description` texts (they do not validate).
   Source: a checkout of kubevirt/kubevirt (`git show <tag>:api/openapi-spec/swagger.json`).
+- istio-peerauthentication-v1.json: the `v1` openAPIV3Schema of PeerAuthentication in istio/istio
+  manifests/charts/base/files/crd-all.gen.yaml (the CRD Istio installs).
 - kubernetes-<version>-strict.json: the strict JSON schemas kubernetes-validate (PyPI, Apache-2.0) generates from
   Kubernetes' published OpenAPI spec for that release (`kubernetes-json-schema/v<version>-local-strict`), cut to
   the kinds the manifests use and the definitions they reach, without descriptions.
 
-Usage: python vendor.py KUBEVIRT_REPO KUBERNETES_VALIDATE_DIR
+Usage: python vendor.py KUBEVIRT_REPO KUBERNETES_VALIDATE_DIR ISTIO_REPO
 """
 
 from __future__ import annotations
@@ -81,6 +83,23 @@ def kubernetes(package_dir: str) -> None:
     (HERE / f"kubernetes-{KUBERNETES}-strict.json").write_text(json.dumps(out, indent=0, sort_keys=True) + "\n")
 
 
+def istio(repo: str) -> None:
+    import yaml
+
+    path = "manifests/charts/base/files/crd-all.gen.yaml"
+    commit = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()  # fmt: skip
+    text = subprocess.run(["git", "-C", repo, "show", f"HEAD:{path}"], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+    crd = next(d for d in yaml.safe_load_all(text) if d and d["spec"]["names"]["kind"] == "PeerAuthentication")
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+    out = {"x-vendored-from": {"repo": "istio/istio", "path": path, "commit": commit,
+                               "cut": "PeerAuthentication v1 openAPIV3Schema, descriptions removed"},  # fmt: skip
+           "schema": strip_descriptions(version["schema"]["openAPIV3Schema"])}
+    (HERE / "istio-peerauthentication-v1.json").write_text(json.dumps(out, indent=0, sort_keys=True) + "\n")
+
+
 if __name__ == "__main__":
     kubevirt(sys.argv[1])
     kubernetes(sys.argv[2])
+    istio(sys.argv[3])

@@ -1,0 +1,439 @@
+"""`vmnetbench manifests`: a scenario's cells as Kubernetes objects, so a cluster with KVM, KubeVirt and a mesh
+measures what this machine can only stand in for.
+
+Per cell, in its own namespace (labelled for the mesh mode as Istio's installation reads it):
+- the VM: a VirtualMachineInstance with the binding's interface as the chosen KubeVirt release spells it, its
+  ports, `logSerialConsole` (its egress clients print to the serial console, which KubeVirt's
+  `guest-console-log` container streams to `kubectl logs`), a containerDisk and cloud-init (a Secret: KubeVirt
+  refuses inline user data over 2048 bytes, pkg/virt-api/webhooks/validating-webhook/admitters/
+  vmi-create-admitter.go); for `direct`, a plain Pod instead;
+- a Service `vm` whose port names give Istio the same protocol per port as the harness's bed
+  (harness/pod/protocols.py: `http-echo`, `grpc-echo`; `tcp-<port>`/`udp-<port>` for the others, which the bed
+  leaves unnamed and Istio sniffs as TCP);
+- the peer: a Pod running the servers the VM's egress clients dial, with its Service `peer`, in a namespace
+  outside the mesh (`<namespace>-outside`) or, for a meshed client, in the cell's own namespace;
+- one Job per ingress test, in the peer's namespace, running the test's client against the VM's Service.
+
+Mesh modes, as upstream documents them: Istio sidecar injection by the namespace label `istio-injection:
+enabled` and the VMI annotation `sidecar.istio.io/inject: "true"` (kubevirt/kubevirt tests/network/vmi_istio.go);
+TPROXY interception by `sidecar.istio.io/interceptionMode: TPROXY`; ambient by `istio.io/dataplane-mode:
+ambient`; Linkerd by the namespace annotation `linkerd.io/inject: enabled`. Meshed pods hold their start until
+the proxy is ready (`proxy.istio.io/config` holdApplicationUntilProxyStarts) and Jobs use Istio's native sidecar
+(`sidecar.istio.io/nativeSidecar`) so they complete. The launcher pod's own annotations
+(`traffic.sidecar.istio.io/kubevirtInterfaces`, `istio.io/reroute-virtual-interfaces`) are virt-controller's to
+write, as harness/pod/kubevirt.py models per release; only `ambient-reroute` sets the latter on the VMI itself.
+
+Cells a cluster cannot reproduce are listed in index.json with the reason and get no objects: the research
+bindings that never shipped, a binding the release does not ship, options with no KubeVirt API field, ambient
+without DNS capture (an istio-cni installation setting), and test kinds that need the harness's own bed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from harness.analysis.provenance import git_sha
+from harness.analysis.results import now
+from harness.cluster import scripts
+from harness.experiment.kinds import TestKind
+from harness.experiment.scenario import CellSpec, Scenario
+from harness.lab.kinds import Direction
+from harness.pod.kubevirt import REROUTE_ANNOTATION, KubevirtRelease, binding_status, release
+from harness.pod.mesh import SidecarKind
+from harness.pod.protocols import SERVICE_PORTS
+from strategies import strategy_class
+
+FORMAT = 1
+INDEX = "index.json"
+CELL_LABEL = "vmnetbench.io/cell"
+ROLE_LABEL = "vmnetbench.io/role"
+PART_OF = {"app.kubernetes.io/part-of": "vmnetbench"}
+SCHEMA_TAGS = {KubevirtRelease.V1_6: "v1.6.0", KubevirtRelease.V1_7: "v1.7.0", KubevirtRelease.V1_8: "v1.8.0",
+               KubevirtRelease.V1_9: "v1.9.0"}  # fmt: skip
+"""The KubeVirt tag whose API each release's manifests are written for (and validated against, in the tests)."""
+CLUSTER_MEMORY_MB = 1024
+"""The VM's memory floor: a Debian cloud image installing gcc and compiling the tools needs about this."""
+OPTIONS_ON_A_CLUSTER = {
+    "declare_ports": "the VMI's interface lists the test ports",
+    "istio": "KubeVirt decides it from the VMI's sidecar.istio.io/inject, as the option's default does",
+    "build": "the cluster's passt is the one its KubeVirt release ships",
+}
+"""Strategy options a cluster honours (or that describe what it does anyway); any other non-default option has no
+KubeVirt API field, so its cell is skipped."""
+
+
+@dataclass(frozen=True)
+class Images:
+    """The images the objects name; nothing here pulls them. `tools`: any Debian 12 image (the tools are installed
+    at start unless already there); `vm_disk`: a containerDisk with cloud-init whose serial console is ttyS0."""
+
+    tools: str = "docker.io/library/debian:12"
+    vm_disk: str = "quay.io/containerdisks/debian:12"
+
+
+@dataclass(frozen=True)
+class MeshMode:
+    namespace_labels: dict[str, str] = field(default_factory=dict)
+    namespace_annotations: dict[str, str] = field(default_factory=dict)
+    pod_annotations: dict[str, str] = field(default_factory=dict)
+    """On every pod of the cell's namespace that the mesh should take (the VMI passes its own to the launcher)."""
+    job_annotations: dict[str, str] = field(default_factory=dict)
+
+
+_ISTIO_SIDECAR = {"sidecar.istio.io/inject": "true",
+                  "proxy.istio.io/config": json.dumps({"holdApplicationUntilProxyStarts": True})}  # fmt: skip
+_NATIVE_SIDECAR = {"sidecar.istio.io/nativeSidecar": "true"}
+_AMBIENT = {"istio.io/dataplane-mode": "ambient"}
+MESH_MODES: dict[SidecarKind, MeshMode] = {
+    SidecarKind.NONE: MeshMode(),
+    SidecarKind.ENVOY_REDIRECT: MeshMode({"istio-injection": "enabled"}, {}, _ISTIO_SIDECAR, _NATIVE_SIDECAR),
+    SidecarKind.ENVOY_TPROXY: MeshMode(
+        {"istio-injection": "enabled"},
+        {},
+        {**_ISTIO_SIDECAR, "sidecar.istio.io/interceptionMode": "TPROXY"},
+        _NATIVE_SIDECAR,
+    ),  # fmt: skip
+    SidecarKind.LINKERD_STYLE: MeshMode({}, {"linkerd.io/inject": "enabled"}, {}, {}),
+    SidecarKind.AMBIENT: MeshMode(_AMBIENT),
+    SidecarKind.AMBIENT_REROUTE: MeshMode(_AMBIENT),
+}
+
+
+@dataclass(frozen=True)
+class Block:
+    """One test in one direction: what the client prints under `name`, where it runs."""
+
+    name: str
+    test: int
+    """Its index in the scenario's expanded tests."""
+    direction: str
+    where: str
+    """`job` (ingress: a Job in the peer's namespace) or `vm` (egress: the VM's own program)."""
+
+
+@dataclass(frozen=True)
+class ClusterCell:
+    label: str
+    strategy: str
+    """The strategy or variant, as rows name it."""
+    binding: str
+    """The strategy class's name."""
+    layout: str
+    sidecar: str
+    peer: str
+    peer_authentication: str
+    namespace: str
+    peer_namespace: str
+    binding_status: str
+    options: str
+    vcpus: int | None
+    memory_mb: int | None
+    skipped: str = ""
+    blocks: tuple[Block, ...] = ()
+
+    def record(self) -> dict:
+        return asdict(self)
+
+
+def dns_label(text: str, limit: int = 63) -> str:
+    """`text` as a DNS-1123 label (lower case, digits, `-`), shortened with a hash of the whole if too long."""
+    label = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    if len(label) <= limit:
+        return label
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{label[: limit - 9].rstrip('-')}-{digest}"
+
+
+def block_name(index: int, test: TestKind, direction: Direction) -> str:
+    return dns_label(f"t{index + 1:02d}-{test.label}-{direction}", 52)  # a Job's pods add a suffix to its name
+
+
+def cell_skip_reason(scenario: Scenario, spec: CellSpec, kubevirt: KubevirtRelease) -> str:
+    cls = strategy_class(scenario.strategy_of(spec.strategy))
+    status = binding_status(kubevirt, cls.name)
+    if status.startswith("research design") or status == "not in this release" or status.startswith("core passt"):
+        return f"{cls.name} in KubeVirt {kubevirt}: {status}"
+    options = scenario.options_for(spec.strategy)
+    default = cls.Options().model_dump()
+    changed = [k for k, v in options.model_dump().items() if v != default.get(k) and k not in OPTIONS_ON_A_CLUSTER]
+    if changed:
+        return f"option {', '.join(changed)} of {cls.name} has no KubeVirt API field"
+    if not spec.dns_capture:
+        return "ambient without DNS capture is an istio-cni installation setting (ambient.dnsCapture), not per cell"
+    if spec.pod_mtu or spec.guest_mtu:
+        return "an MTU sweep sets the CNI's MTU, which is the cluster's"
+    return ""
+
+
+def cluster_cells(scenario: Scenario, kubevirt: KubevirtRelease, tests: list[TestKind]) -> list[ClusterCell]:
+    prefix = dns_label(f"vmnb-{scenario.name}", 30)
+    cells = []
+    for spec in scenario.cells():
+        cls = strategy_class(scenario.strategy_of(spec.strategy))
+        namespace = dns_label(f"{prefix}-{spec.label}", 54)  # room for "-outside"
+        blocks = tuple(
+            Block(block_name(i, t, d), i, str(d), "job" if d is Direction.INGRESS else "vm")
+            for i, t in enumerate(tests) if not t.cluster_reason() for d in map(Direction, t.directions)
+        )  # fmt: skip
+        qemu = scenario.qemu
+        cells.append(ClusterCell(
+            label=spec.label, strategy=spec.strategy, binding=cls.name, layout=spec.layout, sidecar=str(spec.sidecar),
+            peer=str(spec.client.peer), peer_authentication=str(spec.client.authentication), namespace=namespace,
+            peer_namespace=namespace if spec.client.meshed else f"{namespace}-outside",
+            binding_status=binding_status(kubevirt, cls.name),
+            options=scenario.options_for(spec.strategy).model_dump_json(),
+            vcpus=qemu.vcpus if cls.has_vm else None,
+            memory_mb=max(qemu.memory_mb, CLUSTER_MEMORY_MB) if cls.has_vm else None,
+            skipped=cell_skip_reason(scenario, spec, kubevirt), blocks=blocks,
+        ))  # fmt: skip
+    return cells
+
+
+def service_ports(tests: list[TestKind]) -> list[dict]:
+    """The Service's ports: the bed's names where it names them, `tcp-<port>` / `udp-<port>` otherwise."""
+    named = {p.port: p.name for p in SERVICE_PORTS}
+    tcp = sorted({p for t in tests for p in t.ports()[0]})
+    udp = sorted({p for t in tests for p in t.ports()[1]})
+    ports = [{"name": named.get(p, f"tcp-{p}"), "port": p, "targetPort": p, "protocol": "TCP"} for p in tcp]
+    return ports + [{"name": f"udp-{p}", "port": p, "targetPort": p, "protocol": "UDP"} for p in udp]
+
+
+def interface(cell: ClusterCell, kubevirt: KubevirtRelease, tests: list[TestKind]) -> dict:
+    """The VMI's pod-network interface for the binding, as the release spells it (api v1.Interface)."""
+    since_1_8 = release(kubevirt).name in (KubevirtRelease.V1_8, KubevirtRelease.V1_9)
+    options = json.loads(cell.options)
+    iface: dict = {"name": "default"}
+    if cell.binding == "bridge":
+        iface["bridge"] = {}
+    elif cell.binding == "masquerade":
+        iface["masquerade"] = {}
+    elif cell.binding == "slirp":
+        iface.update({"binding": {"name": "slirp"}} if since_1_8 else {"slirp": {}})
+    elif cell.binding == "passt-vhost-user" and since_1_8:
+        iface["passtBinding"] = {}
+    elif cell.binding in ("passt", "passt-vhost-user"):
+        iface["binding"] = {"name": "passt"}  # the network binding plugin before 1.8
+    else:
+        raise ValueError(f"no KubeVirt interface for {cell.binding}")
+    if options.get("declare_ports"):
+        iface["ports"] = [{"name": p["name"][:15], "port": p["port"], "protocol": p["protocol"]}
+                          for p in service_ports(tests)]  # fmt: skip
+    return iface
+
+
+def _meta(name: str, namespace: str | None, cell: ClusterCell, role: str, annotations: dict | None = None) -> dict:
+    meta: dict = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = {**PART_OF, CELL_LABEL: dns_label(cell.label), ROLE_LABEL: role}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def _pod_spec(command: list[str], images: Images) -> dict:
+    """A pod running one of the project's programs from the `vmnb-tools` ConfigMap."""
+    return {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 1,
+        "volumes": [{"name": "vmnb", "configMap": {"name": "vmnb-tools", "defaultMode": 0o755}}],
+        "containers": [{"name": "tools", "image": images.tools, "command": command,
+                        "volumeMounts": [{"name": "vmnb", "mountPath": scripts.TOOLS_DIR}]}],
+    }  # fmt: skip
+
+
+def _pod(name: str, namespace: str, cell: ClusterCell, role: str, annotations: dict, program: str,
+         images: Images) -> dict:  # fmt: skip
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": _meta(name, namespace, cell, role, annotations),
+            "spec": _pod_spec(["bash", f"{scripts.TOOLS_DIR}/{program}"], images)}  # fmt: skip
+
+
+def _service(name: str, namespace: str, cell: ClusterCell, ports: list[dict]) -> dict:
+    """A Service selecting the cell's pod of role `name` (the VM's launcher pod carries the VMI's labels)."""
+    selector = {CELL_LABEL: dns_label(cell.label), ROLE_LABEL: name}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, cell, name),
+            "spec": {"selector": selector, "ports": ports}}  # fmt: skip
+
+
+def _namespace(name: str, mode: MeshMode) -> dict:
+    metadata: dict = {"name": name, "labels": {**PART_OF, **mode.namespace_labels}}
+    if mode.namespace_annotations:
+        metadata["annotations"] = dict(mode.namespace_annotations)
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+def _cloud_config(files: dict[str, str]) -> str:
+    config = {
+        "write_files": [{"path": f"{scripts.TOOLS_DIR}/{name}", "encoding": "b64", "permissions": "0755",
+                         "content": base64.b64encode(text.encode()).decode()} for name, text in files.items()],
+        # The serial console is what KubeVirt's guest-console-log container streams (logSerialConsole).
+        "runcmd": [["bash", "-c", f"bash {scripts.TOOLS_DIR}/side.sh > /dev/ttyS0 2>&1"]],
+    }  # fmt: skip
+    return "#cloud-config\n" + yaml.safe_dump(config, sort_keys=False, width=10_000)
+
+
+def _job(block: Block, cell: ClusterCell, test: TestKind, vm_service: str, annotations: dict, images: Images) -> dict:
+    argv = scripts.job_argv(block.name, vm_service, scripts.probe_port([test]),
+                            scripts.client_command(test, vm_service))  # fmt: skip
+    template_meta: dict = {"labels": {**PART_OF, CELL_LABEL: dns_label(cell.label), ROLE_LABEL: "client"}}
+    if annotations:
+        template_meta["annotations"] = annotations
+    template = {"metadata": template_meta, "spec": _pod_spec(argv, images)}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _meta(block.name, cell.peer_namespace, cell, "client"),
+            "spec": {"backoffLimit": 0, "template": template}}  # fmt: skip
+
+
+def cell_objects(cell: ClusterCell, kubevirt: KubevirtRelease, tests: list[TestKind], images: Images
+                 ) -> tuple[list[dict], list[tuple[str, dict]]]:  # fmt: skip
+    """(the cell's objects, its Jobs by block name)."""
+    mode = MESH_MODES[SidecarKind(cell.sidecar)]
+    meshed_peer = cell.peer == "meshed"
+    vm_service = f"vm.{cell.namespace}.svc.cluster.local"
+    peer_service = f"peer.{cell.peer_namespace}.svc.cluster.local"
+    egress = [(b.name, scripts.client_command(tests[b.test], peer_service)) for b in cell.blocks if b.where == "vm"]
+    used = [tests[i] for i in sorted({b.test for b in cell.blocks})]
+    side = scripts.side_sh(used, egress, peer_service, stay=cell.binding == "direct")
+    objects = [_namespace(cell.namespace, mode)]
+    if not meshed_peer:
+        objects.append(_namespace(cell.peer_namespace, MESH_MODES[SidecarKind.NONE]))
+    for namespace in dict.fromkeys([cell.namespace, cell.peer_namespace]):
+        data = scripts.files(side=side if namespace == cell.namespace else None,
+                             peer=scripts.peer_sh(used) if namespace == cell.peer_namespace else None)  # fmt: skip
+        objects.append({"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+                        "metadata": _meta("vmnb-tools", namespace, cell, "tools")})  # fmt: skip
+    if cell.peer_authentication == "strict":
+        objects.append({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+                        "metadata": _meta("default", cell.namespace, cell, "mesh"),
+                        "spec": {"mtls": {"mode": "STRICT"}}})  # fmt: skip
+    vm_annotations = dict(mode.pod_annotations)
+    if SidecarKind(cell.sidecar) is SidecarKind.AMBIENT_REROUTE:
+        vm_annotations[REROUTE_ANNOTATION] = ",".join(strategy_class(cell.binding).vm_interfaces)
+    if cell.binding == "direct":
+        objects.append(_pod("vm", cell.namespace, cell, "vm", vm_annotations, "side.sh", images))
+    else:
+        userdata = _cloud_config(scripts.files(side=side))
+        objects.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "stringData": {"userdata": userdata},
+                        "metadata": _meta("vm-cloud-init", cell.namespace, cell, "vm")})  # fmt: skip
+        objects.append(_vmi(cell, kubevirt, used, images, vm_annotations))
+    ports = service_ports(used)
+    objects.append(_service("vm", cell.namespace, cell, ports))
+    peer_annotations = mode.pod_annotations if meshed_peer else {}
+    objects.append(_pod("peer", cell.peer_namespace, cell, "peer", peer_annotations, "peer.sh", images))
+    objects.append(_service("peer", cell.peer_namespace, cell, ports))
+    job_annotations = {**mode.pod_annotations, **mode.job_annotations} if meshed_peer else {}
+    jobs = [(b.name, _job(b, cell, tests[b.test], vm_service, job_annotations, images))
+            for b in cell.blocks if b.where == "job"]  # fmt: skip
+    return objects, jobs
+
+
+def _vmi(cell: ClusterCell, kubevirt: KubevirtRelease, used: list[TestKind], images: Images,
+         annotations: dict[str, str]) -> dict:  # fmt: skip
+    cloud_init = {"secretRef": {"name": "vm-cloud-init"}}  # the user data (Go: UserDataSecretRef)
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": _meta("vm", cell.namespace, cell, "vm", annotations),
+        "spec": {
+            "domain": {
+                "cpu": {"cores": cell.vcpus},
+                "memory": {"guest": f"{cell.memory_mb}Mi"},
+                "devices": {
+                    "disks": [{"name": "containerdisk", "disk": {"bus": "virtio"}},
+                              {"name": "cloudinitdisk", "disk": {"bus": "virtio"}}],
+                    "interfaces": [interface(cell, kubevirt, used)],
+                    "logSerialConsole": True,
+                },
+            },
+            "networks": [{"name": "default", "pod": {}}],
+            "terminationGracePeriodSeconds": 0,
+            "volumes": [{"name": "containerdisk", "containerDisk": {"image": images.vm_disk}},
+                        {"name": "cloudinitdisk", "cloudInitNoCloud": cloud_init}],
+        },
+    }  # fmt: skip
+
+
+@dataclass
+class Written:
+    directory: Path
+    cells: list[ClusterCell]
+    files: list[Path]
+
+    def objects(self) -> Iterator[dict]:
+        for path in self.files:
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            yield from (d for d in yaml.load_all(path.read_text(), Loader=loader) if d)  # noqa: S506 - a safe loader
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's when PyYAML has it: 10x faster
+    """Multi-line strings (the scripts, the sources, cloud-config) as literal blocks, readable in the files."""
+
+
+_Dumper.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v
+                                                             else None))  # fmt: skip
+
+
+def dump(documents: list[dict]) -> str:
+    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, width=10_000)
+
+
+def write_manifests(scenario: Scenario, scenario_text: str, out: Path, *, kubevirt: KubevirtRelease | str | None = None,
+                    images: Images = Images()) -> Written:  # fmt: skip
+    """Every cell's objects under `out/<cell>/` (setup.yaml, jobs/NN-*.yaml), and out/index.json: what ingest
+    needs to read the outputs back (the scenario, the cells, each test's block name)."""
+    release_name = release(kubevirt or scenario.kubevirt).name
+    if release_name not in SCHEMA_TAGS:
+        raise ValueError(f"option '--kubevirt': {release_name} is not a KubeVirt release; allowed: "
+                         f"{', '.join(map(str, SCHEMA_TAGS))}")  # fmt: skip
+    tests: list[TestKind] = list(scenario.expanded_tests())
+    cells = cluster_cells(scenario, release_name, tests)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for cell in cells:
+        if cell.skipped:
+            continue
+        folder = out / dns_label(cell.label)
+        (folder / "jobs").mkdir(parents=True, exist_ok=True)
+        (folder / "logs").mkdir(exist_ok=True)
+        objects, jobs = cell_objects(cell, release_name, tests, images)
+        setup = folder / "setup.yaml"
+        setup.write_text(dump(objects))
+        written.append(setup)
+        for number, (name, job) in enumerate(jobs, 1):
+            path = folder / "jobs" / f"{number:02d}-{name}.yaml"
+            path.write_text(dump([job]))
+            written.append(path)
+    index = {
+        "format": FORMAT,
+        "generated": now(),
+        "git_sha": git_sha(),
+        "kubevirt": str(release_name),
+        "kubevirt_api": SCHEMA_TAGS[release_name],
+        "images": asdict(images),
+        "scenario_name": scenario.name,
+        "scenario": scenario_text,
+        "tests": [t.label for t in tests],
+        "tests_skipped": {t.label: t.cluster_reason() for t in tests if t.cluster_reason()},
+        "cells": [dict(c.record(), folder=dns_label(c.label)) for c in cells],
+    }
+    (out / INDEX).write_text(json.dumps(index, indent=1) + "\n")
+    return Written(out, cells, written)
+
+
+def procedure(written: Written) -> str:
+    """The kubectl commands for one cell, for the command's summary."""
+    cell = next((c for c in written.cells if not c.skipped), None)
+    if cell is None:
+        return ""
+    folder = shlex.quote(str(written.directory / dns_label(cell.label)))
+    return (
+        f"kubectl apply -f {folder}/setup.yaml; then see the README's 'On a cluster' section for the order "
+        "(egress first, then each Job) and which logs to save"
+    )
