@@ -532,7 +532,7 @@ def manifests(
 ) -> None:
     """Write, for every cell of a scenario, the Kubernetes objects that reproduce it on a cluster with KubeVirt and
     the mesh: namespace, VM, Services, peer and one Job per ingress test. Nothing here talks to a cluster."""
-    from harness.cluster.manifests import Images, procedure, write_manifests
+    from harness.cluster.manifests import Images, dns_label, write_manifests
     from harness.experiment.scenario import ScenarioError, load_scenario
     from harness.pod.kubevirt import KubevirtRelease
 
@@ -556,8 +556,9 @@ def manifests(
     for cell in written.cells:
         if cell.skipped:
             console.print(f"  skipped {cell.label}: {cell.skipped}")
-    if line := procedure(written):
-        console.print(line)
+    if made:
+        first = out / dns_label(made[0].label) / "procedure.md"
+        console.print(f"each cell's kubectl steps are in its procedure.md, e.g. {first} (README: 'On a cluster')")
 
 
 @app.command()

@@ -27,10 +27,11 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from harness.cluster import scripts
-from harness.cluster.ingest import read_blocks, repetitions
-from harness.cluster.manifests import SCHEMA_TAGS, write_manifests
+from harness.cluster.ingest import ingest, read_blocks, repetitions
+from harness.cluster.manifests import SCHEMA_TAGS, dns_label, write_manifests
 from harness.experiment.scenario import load_scenario, parse_scenario_text
 from harness.pod.kubevirt import KubevirtRelease
+from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "tests" / "data" / "schemas"
@@ -303,6 +304,82 @@ def test_ingest_of_the_same_outputs_gives_the_netns_rows(tmp_path: Path) -> None
     answer = (cluster_dir / "answer.md").read_text()
     assert "Kubernetes v1.34.2, KubeVirt v1.9.0, Istio 1.28.0" in answer
     assert "masquerade" in answer
+
+
+PROGRAMS = """
+name: programs
+strategies: [direct]
+tests:
+  - {kind: tcp_throughput, duration_s: 1, omit_s: 0}
+  - {kind: udp_throughput, duration_s: 1, rate_mbit: 50}
+  - {kind: rr, duration_s: 1}
+  - {kind: rr, duration_s: 1, protocol: udp}
+  - {kind: crr, duration_s: 0.5}
+  - {kind: http, rate_rps: 200, duration_s: 1}
+  - {kind: http, rate_rps: 200, duration_s: 1, http_version: "2", grpc: true}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="builds network namespaces")
+def test_the_generated_programs_measure(tmp_path: Path, bed) -> None:
+    """The programs a cluster runs, run here: the peer's peer.sh in one namespace, the VM side's side.sh (a plain
+    pod's, for `direct`) in another, then each ingress Job's command; their printed blocks, ingested, are ok rows
+    for every test both ways. Only the Services' names are replaced by the namespaces' addresses and /opt/vmnb by
+    a folder here; the tools are already on PATH, so the programs skip their install, as on a prepared image."""
+    from harness.guests.tools import compile_guest_tools
+
+    scenario = parse_scenario_text(PROGRAMS)
+    manifests = tmp_path / "m"
+    written = write_manifests(scenario, PROGRAMS, manifests, kubevirt=KubevirtRelease.V1_9)
+    cell = next(c for c in written.cells if not c.skipped)
+    docs = list(written.objects())
+    tools = tmp_path / "opt"
+    bin_dir = tmp_path / "bin"
+    tools.mkdir()
+    bin_dir.mkdir()
+    for name, path in compile_guest_tools().items():
+        (bin_dir / name).symlink_to(path)
+    vm_service = f"vm.{cell.namespace}.svc.cluster.local"
+    peer_service = f"peer.{cell.peer_namespace}.svc.cluster.local"
+
+    def here(text: str) -> str:
+        return (text.replace(scripts.TOOLS_DIR, str(tools)).replace(vm_service, bed.plan.pod_ip)
+                .replace(peer_service, bed.plan.peer_ip))  # fmt: skip
+
+    for doc in docs:
+        if doc["kind"] == "ConfigMap":
+            for name, text in doc["data"].items():
+                (tools / name).write_text(here(text))
+    jobs = [d for d in docs if d["kind"] == "Job"]
+    assert len(jobs) == 7
+
+    def start(program: str, ns, name: str):
+        argv = ["bash", "-c", f"PATH={bin_dir}:$PATH exec bash {tools}/{program}"]
+        proc = bed.tracker.start(argv, name=f"{bed.run_id}-{name}", netns=ns.name)
+        bed.on_teardown(name, lambda: bed.tracker.stop(proc))
+        return proc
+
+    start("peer.sh", bed.peer, "peer")
+    side = start("side.sh", bed.pod, "side")
+    wait_for(lambda: "vmnb|egress|done" in side.log_path.read_text(), 120, "the VM side's egress clients")
+    logs = manifests / dns_label(cell.label) / "logs"
+    (logs / "side.log").write_text(side.log_path.read_text())
+    for job in jobs:
+        command = [here(a) for a in job["spec"]["template"]["spec"]["containers"][0]["command"]]
+        command = ["bash", "-c", f"PATH={bin_dir}:$PATH exec \"$@\"", "job", *command]
+        done = bed.tracker.run(command, name=f"{bed.run_id}-{job['metadata']['name']}", netns=bed.peer.name,
+                               timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        (logs / f"{job['metadata']['name']}.log").write_text(done.stdout)
+    run_dir = ingest(manifests, tmp_path / "results", "c1a5e3")
+    rows = pd.read_parquet(run_dir / "samples.parquet")
+    primary = rows[rows.metric.isin(["throughput", "udp_goodput", "rtt_p50", "crr_rate", "http_latency_p50"])]
+    assert len(primary) == 14, primary[["test", "direction", "metric"]]
+    assert (primary.status == "ok").all(), primary[primary.status != "ok"][["test", "direction", "reason"]]
+    assert (primary.value > 0).all()
+    assert set(primary.test) == {"tcp_throughput", "udp_throughput@50M", "rr_tcp_closed", "rr_udp_closed", "crr",
+                                 "http@200", "grpc@200"}  # fmt: skip
 
 
 def test_blocks_survive_a_serial_console() -> None:

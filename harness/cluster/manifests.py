@@ -33,7 +33,6 @@ import base64
 import hashlib
 import json
 import re
-import shlex
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -406,10 +405,13 @@ def write_manifests(scenario: Scenario, scenario_text: str, out: Path, *, kubevi
         setup = folder / "setup.yaml"
         setup.write_text(dump(objects))
         written.append(setup)
+        job_files = []
         for number, (name, job) in enumerate(jobs, 1):
             path = folder / "jobs" / f"{number:02d}-{name}.yaml"
             path.write_text(dump([job]))
             written.append(path)
+            job_files.append((path.name, name))
+        (folder / "procedure.md").write_text(procedure(cell, folder, job_files, release_name))
     index = {
         "format": FORMAT,
         "generated": now(),
@@ -427,13 +429,38 @@ def write_manifests(scenario: Scenario, scenario_text: str, out: Path, *, kubevi
     return Written(out, cells, written)
 
 
-def procedure(written: Written) -> str:
-    """The kubectl commands for one cell, for the command's summary."""
-    cell = next((c for c in written.cells if not c.skipped), None)
-    if cell is None:
-        return ""
-    folder = shlex.quote(str(written.directory / dns_label(cell.label)))
-    return (
-        f"kubectl apply -f {folder}/setup.yaml; then see the README's 'On a cluster' section for the order "
-        "(egress first, then each Job) and which logs to save"
-    )
+def procedure(cell: ClusterCell, folder: Path, jobs: list[tuple[str, str]], kubevirt: KubevirtRelease) -> str:
+    """The kubectl commands that run one cell and save what ingest reads (folder/procedure.md)."""
+    ns, peer = cell.namespace, cell.peer_namespace
+    if cell.binding == "direct":
+        console = f"kubectl -n {ns} logs pod/vm"
+        ready = f"kubectl -n {ns} wait pod/vm --for=condition=Ready --timeout=15m"
+    else:
+        launcher = f"$(kubectl -n {ns} get pod -l kubevirt.io/domain=vm -o name)"
+        console = f"kubectl -n {ns} logs {launcher} -c guest-console-log"
+        ready = f"kubectl -n {ns} wait vmi/vm --for=condition=Ready --timeout=15m"
+    lines = [
+        f"# Cell {cell.label}: {cell.binding} ({cell.binding_status} in KubeVirt {kubevirt}) under {cell.layout}",
+        "",
+        "Run from the folder that holds index.json; one cell at a time (cells share nothing, but the numbers",
+        "should not share the nodes either). Logs of a second run of this cell go to logs/r2/ (and r3/, ...).",
+        "",
+        "```sh",
+        f"C={folder.name}",
+        "kubectl apply -f $C/setup.yaml",
+        ready,
+        "# the VM installs its tools, starts its servers, runs the egress clients, then says so:",
+        f"until {console} | grep -q 'vmnb|egress|done'; do sleep 10; done",
+    ]  # fmt: skip
+    for file, job in jobs:
+        lines += [f"kubectl apply -f $C/jobs/{file}",
+                  f"kubectl -n {peer} wait job/{job} --for=condition=complete --timeout=20m",
+                  f"kubectl -n {peer} logs job/{job} > $C/logs/{job}.log"]  # fmt: skip
+    lines += [
+        f"{console} > $C/logs/console.log",
+        *([f"kubectl -n {ns} get vmi vm -o json > $C/vmi.json"] if cell.binding != "direct" else []),
+        "kubectl delete -f $C/setup.yaml",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

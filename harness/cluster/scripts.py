@@ -88,9 +88,10 @@ def lib_sh() -> str:
         "  done",
         '  echo "vmnb|wait|$1:$2|timed out"; return 1',
         "}",
-        "# vmnb_serve CMD...: a server in the background, for the life of the place",
+        "# vmnb_serve CMD...: a server in the background, for the life of the place (cloud-init's runcmd ends, the",
+        "# servers stay: cloud-final.service keeps the processes it leaves)",
         "vmnb_serve() {",
-        '  setsid "$@" >/dev/null 2>&1 < /dev/null &',
+        '  nohup "$@" >/dev/null 2>&1 < /dev/null &',
         "}",
         "",
     ])  # fmt: skip
