@@ -522,12 +522,18 @@ def describe(
 @app.command()
 def manifests(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML, e.g. scenarios/smoke.yaml.")],
-    out: Annotated[Path, typer.Option(help="Folder that receives <cell>/setup.yaml, <cell>/jobs/ and index.json.")
-                   ] = Path("cluster"),
-    kubevirt: Annotated[str, typer.Option(help="KubeVirt release the objects are written for: 1.6, 1.7, 1.8, 1.9 "
-                                               "(default: the scenario's).")] = "",
-    tools_image: Annotated[str, typer.Option(help="Image of the peer, the Jobs and a direct pod (Debian 12 based).")
-                           ] = "",
+    out: Annotated[
+        Path, typer.Option(help="Folder that receives <cell>/setup.yaml, <cell>/jobs/ and index.json.")
+    ] = Path("cluster"),
+    kubevirt: Annotated[
+        str,
+        typer.Option(
+            help="KubeVirt release the objects are written for: 1.6, 1.7, 1.8, 1.9 (default: the scenario's)."
+        ),
+    ] = "",
+    tools_image: Annotated[
+        str, typer.Option(help="Image of the peer, the Jobs and a direct pod (Debian 12 based).")
+    ] = "",
     vm_image: Annotated[str, typer.Option(help="containerDisk of the VM (cloud-init, serial console ttyS0).")] = "",
 ) -> None:
     """Write, for every cell of a scenario, the Kubernetes objects that reproduce it on a cluster with KubeVirt and

@@ -128,6 +128,29 @@ def test_every_object_validates_against_its_api(tmp_path: Path, release: Kubevir
             "PeerAuthentication"} <= set(kinds)  # fmt: skip
 
 
+def test_the_default_scenario_on_a_cluster(tmp_path: Path) -> None:
+    """`vmnetbench manifests scenarios/smoke.yaml --out DIR`: a folder per cell a release can run, each object
+    valid, every other cell skipped with its reason."""
+    done = _cli("manifests", "scenarios/smoke.yaml", "--out", str(tmp_path), cwd=REPO)
+    index = json.loads((tmp_path / "index.json").read_text())
+    scenario, _ = load_scenario(REPO / "scenarios" / "smoke.yaml")
+    assert len(index["cells"]) == len(scenario.cells())
+    validators = {**kubernetes_validators(), "VirtualMachineInstance": kubevirt_validator(index["kubevirt_api"])}
+    for cell in index["cells"]:
+        folder = tmp_path / cell["folder"]
+        if cell["skipped"]:
+            assert not folder.exists() and f"skipped {cell['label']}: {cell['skipped']}" in done.stdout
+            continue
+        docs = [d for f in [folder / "setup.yaml", *sorted((folder / "jobs").iterdir())]
+                for d in yaml.safe_load_all(f.read_text()) if d]  # fmt: skip
+        for doc in docs:
+            assert not _errors(validators[doc["kind"]], doc), (cell["label"], doc["kind"])
+        assert (folder / "procedure.md").read_text().count("kubectl apply -f $C/jobs/") == len(
+            [b for b in cell["blocks"] if b["where"] == "job"]
+        )
+    assert {c["binding"] for c in index["cells"] if not c["skipped"]} == {"direct", "slirp", "bridge", "masquerade"}
+
+
 def test_the_validators_refuse_what_the_apis_refuse() -> None:
     """The checks above can fail: a misspelt binding, an unknown Pod field, a bad mTLS mode are each refused."""
     vmi = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "metadata": {"name": "vm"},
@@ -367,7 +390,7 @@ def test_the_generated_programs_measure(tmp_path: Path, bed) -> None:
     (logs / "side.log").write_text(side.log_path.read_text())
     for job in jobs:
         command = [here(a) for a in job["spec"]["template"]["spec"]["containers"][0]["command"]]
-        command = ["bash", "-c", f"PATH={bin_dir}:$PATH exec \"$@\"", "job", *command]
+        command = ["bash", "-c", f'PATH={bin_dir}:$PATH exec "$@"', "job", *command]
         done = bed.tracker.run(command, name=f"{bed.run_id}-{job['metadata']['name']}", netns=bed.peer.name,
                                timeout=60)  # fmt: skip
         assert done.returncode == 0, done.stderr

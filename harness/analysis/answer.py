@@ -227,10 +227,12 @@ def latest_claims(results_root: Path) -> tuple[str, list[dict]] | None:
 
 RUNTIME_NOTES = {
     "netns": " (pods are network namespaces, not containers).",
-    "kubernetes": (" (measured on a cluster from `vmnetbench manifests` and read back with `vmnetbench ingest`: "
-                   "Kubernetes {kubernetes}, KubeVirt {kubevirt}, Istio {istio}). The harness reads neither the "
-                   "bed's CPU nor the mesh's counters there: no CPU columns, and a row under a mesh has path "
-                   "`unverified` (whether its bytes crossed the proxy is not known)."),
+    "kubernetes": (
+        " (measured on a cluster from `vmnetbench manifests` and read back with `vmnetbench ingest`: "
+        "Kubernetes {kubernetes}, KubeVirt {kubevirt}, Istio {istio}). The harness reads neither the "
+        "bed's CPU nor the mesh's counters there: no CPU columns, and a row under a mesh has path "
+        "`unverified` (whether its bytes crossed the proxy is not known)."
+    ),
 }
 
 

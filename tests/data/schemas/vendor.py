@@ -54,13 +54,18 @@ def kubevirt(repo: str) -> None:
         spec = json.loads(subprocess.run(["git", "-C", repo, "show", f"{tag}:api/openapi-spec/swagger.json"],
                                          capture_output=True, text=True, check=True).stdout)  # fmt: skip
         out = {
-            "x-vendored-from": {"repo": "kubevirt/kubevirt", "path": "api/openapi-spec/swagger.json", "tag": tag,
-                                "commit": commit, "cut": "definitions reachable from v1.VirtualMachineInstance, "
-                                "descriptions removed"},  # fmt: skip
+            "x-vendored-from": {
+                "repo": "kubevirt/kubevirt",
+                "path": "api/openapi-spec/swagger.json",
+                "tag": tag,
+                "commit": commit,
+                "cut": "definitions reachable from v1.VirtualMachineInstance, descriptions removed",
+            },  # fmt: skip
             "swagger": spec["swagger"],
             "info": spec["info"],
-            "definitions": strip_descriptions(reachable(spec["definitions"], ["v1.VirtualMachineInstance"],
-                                                        "#/definitions/")),  # fmt: skip
+            "definitions": strip_descriptions(
+                reachable(spec["definitions"], ["v1.VirtualMachineInstance"], "#/definitions/")
+            ),  # fmt: skip
         }
         (HERE / f"kubevirt-{tag}.json").write_text(json.dumps(out, indent=0, sort_keys=True) + "\n")
 
@@ -73,10 +78,13 @@ def kubernetes(package_dir: str) -> None:
     roots = [r for k in kinds.values() for r in re.findall(r'"\$ref": "' + re.escape(prefix) + r'([^"]+)"',
                                                              json.dumps(k))]  # fmt: skip
     out = {
-        "x-vendored-from": {"package": f"kubernetes-validate=={KUBERNETES}", "pypi": "kubernetes-validate",
-                            "path": f"kubernetes_validate/kubernetes-json-schema/v{KUBERNETES}-local-strict",
-                            "license": "Apache-2.0", "cut": f"kinds {', '.join(KUBERNETES_KINDS)} and the "
-                            "definitions they reach, descriptions removed"},  # fmt: skip
+        "x-vendored-from": {
+            "package": f"kubernetes-validate=={KUBERNETES}",
+            "pypi": "kubernetes-validate",
+            "path": f"kubernetes_validate/kubernetes-json-schema/v{KUBERNETES}-local-strict",
+            "license": "Apache-2.0",
+            "cut": f"kinds {', '.join(KUBERNETES_KINDS)} and the definitions they reach, descriptions removed",
+        },  # fmt: skip
         "kinds": strip_descriptions(kinds),
         "$defs": strip_descriptions(reachable(defs, roots, prefix, "#/$defs/")),
     }
@@ -93,9 +101,15 @@ def istio(repo: str) -> None:
                           check=True).stdout  # fmt: skip
     crd = next(d for d in yaml.safe_load_all(text) if d and d["spec"]["names"]["kind"] == "PeerAuthentication")
     version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
-    out = {"x-vendored-from": {"repo": "istio/istio", "path": path, "commit": commit,
-                               "cut": "PeerAuthentication v1 openAPIV3Schema, descriptions removed"},  # fmt: skip
-           "schema": strip_descriptions(version["schema"]["openAPIV3Schema"])}
+    out = {
+        "x-vendored-from": {
+            "repo": "istio/istio",
+            "path": path,
+            "commit": commit,
+            "cut": "PeerAuthentication v1 openAPIV3Schema, descriptions removed",
+        },  # fmt: skip
+        "schema": strip_descriptions(version["schema"]["openAPIV3Schema"]),
+    }
     (HERE / "istio-peerauthentication-v1.json").write_text(json.dumps(out, indent=0, sort_keys=True) + "\n")
 
 
