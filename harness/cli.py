@@ -561,7 +561,7 @@ def manifests(
     console.print(f"wrote {len(written.files)} files for {len(made)} cells in {out} (index: {out / 'index.json'})")
     for cell in written.cells:
         if cell.skipped:
-            console.print(f"  skipped {cell.label}: {cell.skipped}")
+            console.print(f"  skipped {cell.label}: {cell.skipped}", soft_wrap=True)
     if made:
         first = out / dns_label(made[0].label) / "procedure.md"
         console.print(f"each cell's kubectl steps are in its procedure.md, e.g. {first} (README: 'On a cluster')")
