@@ -27,7 +27,6 @@ PACKAGES = ("iperf3", "sockperf", "gcc", "libc6-dev", "libnghttp2-dev")
 VERSIONS_BLOCK = "versions"
 WAIT_S = 900
 """How long a client waits for the far end's server (the VM boots and installs its tools first)."""
-BLOCK_PREFIX = "vmnb|"
 TARGET = "@TARGET@"
 """Stands for the far end's address in a client's command line; vmnb_block puts the resolved address there."""
 
