@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.browser import dump_dom, screenshots
+from harness.analysis.browser import dump_dom, print_pdf, screenshots
 from harness.analysis.report import write_report
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -29,7 +29,14 @@ window.addEventListener('load', function () {
     heads[col].click();
     n = Array.from(table.tBodies[0].rows).map(function (r) { return parseFloat(r.cells[col].textContent); });
   }
+  var top = function (el) { return el ? el.getBoundingClientRect().top + window.scrollY : null; };
+  var answer = document.getElementById('the-answer');
+  var list = answer ? answer.nextElementSibling : null;
+  var matrix = Array.from(document.images).find(function (i) { return i.alt.indexOf('Binding x mesh layout') === 0; });
   var probe = {
+    answerTop: top(answer), answerListTop: top(list), answerListTag: list ? list.tagName : null,
+    answerItems: list ? Array.from(list.children).map(function (li) { return li.textContent; }) : [],
+    matrixTop: top(matrix), matrixLoaded: matrix ? matrix.complete && matrix.naturalWidth > 0 : false,
     images: Array.from(document.images).map(function (i) { return [i.complete, i.naturalWidth]; }),
     scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
     details: Array.from(document.querySelectorAll('details')).map(function (d) { return d.open; }),
@@ -85,6 +92,13 @@ def rendered(page: Path, width: int) -> tuple[Outline, dict]:
     return outline, json.loads(found.group(1).replace("&quot;", '"'))
 
 
+def run_layouts(run: Path) -> int:
+    import pandas as pd
+
+    samples = pd.read_parquet(run / "samples.parquet")
+    return samples[samples.strategy != "direct"].sidecar.nunique()
+
+
 @pytest.mark.parametrize("fixture", ["run-small", "run-mesh"])
 def test_report_page_opens_with_the_decision_page_in_a_real_browser(tmp_path, fixture):
     run = tmp_path / fixture
@@ -96,9 +110,13 @@ def test_report_page_opens_with_the_decision_page_in_a_real_browser(tmp_path, fi
     assert outline.headings[0][0] == "h1" and headings[0].startswith("Which binding, and what it costs")
     first_data = headings.index("The run")
     decision = headings[:first_data]
-    assert any(h.startswith("Sidecar: ") for h in decision)
-    assert "Which binding works with which mesh layout" in decision
-    assert "Seed claims" in decision
+    # the answer first: its heading, one line per mesh layout, then the matrix picture, all in the first screen
+    assert decision[1] == "The answer" and "The seed's table, measured" in decision and "Costs per layout" in decision
+    assert probe["answerListTag"] == "UL" and len(probe["answerItems"]) == run_layouts(run)
+    assert all(
+        any(w in item for w in ("use ", "undecided between", "no shipped binding")) for item in probe["answerItems"]
+    )
+    assert probe["matrixLoaded"] and probe["answerListTop"] < 900 and probe["matrixTop"] < 900, probe
     # then the figures beside their tables, then the full tables (collapsed, so the page stays short)
     assert headings.index("TCP throughput (Gbit/s)") > first_data
     full = [i for i, h in enumerate(headings) if h.startswith(("Every measured metric", "Every failure"))]
@@ -119,7 +137,11 @@ def test_report_page_opens_with_the_decision_page_in_a_real_browser(tmp_path, fi
     assert narrow["scrollWidth"] <= narrow["innerWidth"], narrow
     shots = screenshots(page)
     for png in shots:
-        assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 20_000
+        assert png.parent == run and png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 20_000
+    # printing works: a PDF, several pages (the folded sections open before printing)
+    pdf = print_pdf(page, run / "report.pdf")
+    data = pdf.read_bytes()
+    assert data[:5] == b"%PDF-" and data.count(b"/Type /Page") - data.count(b"/Type /Pages") >= 2
     print(f"screenshots for people to look at: {', '.join(map(str, shots))}")
 
 

@@ -65,7 +65,7 @@ def test_notebook_executes_against_the_fixture():
     # the decision page is the first thing the notebook shows, the same text as answer.md
     shown = next(o for o in outputs if o.output_type in ("display_data", "execute_result"))
     page = shown["data"]["text/markdown"]
-    assert page.startswith("# Which binding, and what it costs") and "## Sidecar: none" in page
+    assert page.startswith("# Which binding, and what it costs") and "### No mesh [`none`]" in page
     for cell in nb.cells:  # each plot appears once: the returned figure is not shown a second time
         if cell.cell_type == "code" and cell.source.startswith("plot_"):
             assert sum("image/png" in o.get("data", {}) for o in cell.outputs) == 1, cell.source
@@ -205,7 +205,7 @@ def test_answer_page_numbers_trace_to_samples(run_copy):
         mine, direct = sel[sel.strategy == "masquerade"].value, sel[sel.strategy == "direct"].value
         return welch_ratio_interval(mine, direct).estimate
 
-    row = next(line for line in answer.split("## Sidecar: none", 1)[1].splitlines() if line.startswith("| masquerade"))
+    row = next(line for line in answer.split("### No mesh [`none`]", 1)[1].splitlines() if line.startswith("| masquerade"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == f"{ratio('tcp_throughput', 'throughput'):.2f} (n=1 < 3, no interval)"
     assert cells[6] == f"{ratio('crr', 'crr_rate'):.2f} (n=1 < 3, no interval)"
@@ -223,7 +223,7 @@ def test_a_known_tool_behaviour_is_printed_beside_the_number_it_explains(run_cop
     samples.to_parquet(run_copy / "samples.parquet", index=False)
     write_report(run_copy)
     page = (run_copy / "answer.md").read_text()
-    tables = page.split("## Sidecar: none", 1)[1]  # the per-layout tables, past the binding x layout overview
+    tables = page.split("### No mesh [`none`]", 1)[1]  # the per-layout tables, past the binding x layout overview
     passt_row = next(line for line in tables.splitlines() if line.startswith("| passt |"))
     cells = passt_row.split("|")
     assert "‡" in cells[4] and "‡" not in cells[3]  # TCP out carries the mark, TCP in does not

@@ -10,24 +10,28 @@ interval (n >= 6) and the smallest change each ratio could have detected."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from harness.analysis.blocks import block_log_ratios, cost_interval, has_blocks, log_ratios_of, precision_plans
 from harness.analysis.costs import (
+    COSTS,
+    RANKED,
     REFERENCE,
     CostColumn,
     cost_key,
     cost_test,
     format_ratio,
     layout_heading,
+    layout_title,
     ratio_to_direct,
 )
 from harness.analysis.findings import findings_for
 from harness.analysis.http_section import binding_lines, has_http, istio_method_lines
+from harness.analysis.paths import _clip, works
 from harness.analysis.ranking import rank_frame
+from harness.analysis.recommend import RULE_TEXT, Recommendation, recommend
 from harness.analysis.results import sweep_points, varying_sweep_columns
 from harness.analysis.stats import (
     METHOD_TEXT,
@@ -40,17 +44,6 @@ from harness.analysis.summary import caveats, sidecar_rank
 from harness.lab.kinds import Status
 from harness.metrics.registry import spec
 from harness.pod.mesh import mode_of
-
-COSTS = [
-    CostColumn("TCP in", "tcp_throughput", "ingress", "throughput"),
-    CostColumn("TCP out", "tcp_throughput", "egress", "throughput"),
-    CostColumn("RR p50", "rr_tcp_closed", "ingress", "rtt_p50"),
-    CostColumn("RR p99", "rr_tcp_closed", "ingress", "rtt_p99"),
-    CostColumn("CRR in", "crr", "ingress", "crr_rate"),
-    CostColumn("CRR out", "crr", "egress", "crr_rate"),
-    CostColumn("CPU/GB in", "tcp_throughput", "ingress", "cpu_per_gb"),
-]
-RANKED = [COSTS[0], COSTS[1], COSTS[4], COSTS[5]]
 
 
 def binding_order(samples: pd.DataFrame, listed: list[str]) -> list[str]:
@@ -85,49 +78,6 @@ def reference_value(samples: pd.DataFrame, sidecar: str, col: CostColumn) -> str
     """The reference row: 1 by definition, with direct's own median so the ratios can be turned back."""
     values = _values(samples, REFERENCE, sidecar, col)
     return f"1 (= {values.median():.3g} {spec(col.metric).unit})" if len(values) else "no ok sample"
-
-
-@dataclass(frozen=True)
-class Works:
-    verdict: str  # both ways | ingress only | egress only | fails | not measured
-    reason: str = ""
-
-
-def works(samples: pd.DataFrame, strategy: str, sidecar: str) -> Works:
-    """From every test's rows, per protocol and direction: a direction works when all its attempts
-    succeeded. One verdict when TCP and UDP agree, else one per protocol ("TCP both ways; UDP egress only")."""
-    cell = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.test.fillna("") != "")
-                   & (samples.test != "harness")]  # fmt: skip
-    if cell.empty:
-        setup = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.status != Status.OK)]
-        return Works("fails" if not setup.empty else "not measured", _common(list(setup.reason.fillna(""))))
-    verdicts, reasons = {}, []
-    for protocol, rows in cell.groupby(cell.protocol.fillna("tcp"), sort=True):
-        per_direction, bypassed, plaintext, unverified = {}, [], [], []
-        for direction in ("ingress", "egress"):
-            d = rows[rows.direction == direction]
-            if not d.empty:
-                failed = d[d.status != Status.OK]
-                per_direction[direction] = failed.empty
-                reasons += [r for r in failed.reason.fillna("") if r]
-                paths = set(d["path"].dropna()) if "path" in d.columns else set()
-                if failed.empty and "bypassed" in paths:  # it works, but not through the mesh's proxy
-                    bypassed.append(direction)
-                if failed.empty and "mesh-plaintext" in paths:  # through the proxies, but not inside mTLS/HBONE
-                    plaintext.append(direction)
-                if failed.empty and "unverified" in paths:  # a cluster's row: the proxies' counters were not read
-                    unverified.append(direction)
-        verdict = _direction_verdict(per_direction)
-        if bypassed:
-            verdict += f", {' and '.join(bypassed)} bypassing the mesh"
-        if plaintext:
-            verdict += f", {' and '.join(plaintext)} not inside mTLS"
-        if unverified:
-            verdict += f", {' and '.join(unverified)} path through the mesh unverified"
-        verdicts[str(protocol).upper()] = verdict
-    if len(set(verdicts.values())) == 1:
-        return Works(next(iter(verdicts.values())), _common(reasons))
-    return Works("; ".join(f"{p} {v}" for p, v in verdicts.items()), _common(reasons))
 
 
 def kubevirt_lines(samples: pd.DataFrame, bindings: list[str]) -> list[str]:
@@ -172,26 +122,6 @@ def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str])
         verdicts = [c.verdict + (f": {_clip(c.reason, 90)}" if c.reason else "") for c in cells]
         lines.append(f"| {b} | " + " | ".join(verdicts) + " |")
     return [*lines, ""]
-
-
-def _clip(text: str, limit: int) -> str:
-    text = text.replace("|", "/")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _direction_verdict(per_direction: dict[str, bool]) -> str:
-    ok_in, ok_out = per_direction.get("ingress", False), per_direction.get("egress", False)
-    verdict = {(True, True): "both ways", (True, False): "ingress only", (False, True): "egress only",
-               (False, False): "fails"}[(ok_in, ok_out)]  # fmt: skip
-    if len(per_direction) == 1:
-        direction = next(iter(per_direction))
-        verdict = f"{direction} only measured" if per_direction[direction] else "fails"
-    return verdict
-
-
-def _common(reasons: list[str]) -> str:
-    reasons = [r for r in reasons if r]
-    return max(set(reasons), key=reasons.count)[:160] if reasons else ""
 
 
 def ranking(samples: pd.DataFrame, bindings: list[str], sidecar: str, col: CostColumn,
@@ -241,92 +171,187 @@ def cluster_versions(meta: dict) -> dict[str, str]:
     return {k: cluster.get(k) or "not saved" for k in ("kubernetes", "kubevirt", "istio")}
 
 
-def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dict]] | None, guest: str) -> str:
+def folded(title: str, body: list[str]) -> list[str]:
+    """A section closed until opened: <details> in HTML (Python-Markdown's md_in_html renders the Markdown inside;
+    GitHub does too)."""
+    if not body:
+        return []
+    return ['<details markdown="1">', f"<summary>{title}</summary>", "", *body, "", "</details>", ""]
+
+
+def answer_lines(recs: list[Recommendation]) -> list[str]:
+    """The recommendation per layout, one line each, then the rule that made them."""
+    if not recs:
+        return ["No mesh layout has a binding measured against a plain pod: nothing to recommend.", ""]
+    lines = []
+    for r in recs:
+        head, _, rest = r.line.partition(": ")
+        lines.append(f"- **{head}**: {rest}")
+    return [*lines, ""]
+
+
+def why_lines(recs: list[Recommendation]) -> list[str]:
+    """Per layout, what the answer rests on: the costs of the tier, what would decide it, who was disqualified."""
+    lines = [RULE_TEXT, ""]
+    for r in recs:
+        if r.details:
+            lines += [f"**{r.title}**" + (f" ({r.where})" if r.where else "") + ":", "",
+                      *[f"- {_clip(d, 600)}" for d in r.details], ""]  # fmt: skip
+    return lines
+
+
+VERDICT_WORDS = {"confirmed": "holds", "refuted": "does not hold", "partly": "partly holds"}
+
+
+def claim_evidence(row: dict) -> str:
+    """One line: the rule's reason, else the facts it read."""
+    if row.get("why"):
+        return str(row["why"])
+    parts = []
+    for ref, value in (row.get("evidence") or {}).items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        parts.append(f"{ref.partition('.')[2].replace('_', ' ')} {shown if shown not in ('', []) else 'none'}")
+    return "; ".join(parts)
+
+
+def seed_table(claims: list[dict] | None, where: str) -> list[str]:
+    """The post's pros/cons table, each claim beside its measured verdict and one line of evidence."""
+    if not claims:
+        return ["No claims in this run (it predates the claims phase, or its scenario sets `claims: false`): "
+                "`vmnetbench claims` judges them; `make bench` now does in the same run.", ""]  # fmt: skip
+    mine = sorted([c for c in claims if c.get("seed_claims_it_here") and c.get("seed_section")],
+                  key=lambda c: (c.get("seed_order") or 0, c.get("kind") != "pro"))  # fmt: skip
+    lines = [f"The post's pros and cons, each judged by a probe ({where}). Verdicts: holds / partly holds / does not "
+             "hold / not measurable here (with what would measure it).", "",
+             "| the post's section | pro or con | the post says | measured | evidence |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for c in mine:
+        verdict = VERDICT_WORDS.get(c["verdict"], c["verdict"])
+        lines.append(f"| {c['seed_section']} | {c['kind']} | {c['claim']} | **{verdict}** | "
+                     f"{_clip(claim_evidence(c), 220)} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dict]] | None, guest: str,
+                  figures: list[tuple[str, str]] | None = None,
+                  recs: list[Recommendation] | None = None) -> str:  # fmt: skip
+    """answer.md: the answer per layout, its pictures and the seed's table first; costs per layout next; method and
+    detail folded. `figures`: (file under figures/, caption) of the answer's pictures; `claims`: (where, rows)."""
     from harness.analysis.provenance import busy_host_warnings
 
     parsed = meta.get("scenario_parsed", {})
     bindings = binding_order(samples, parsed.get("strategies", []))
     sidecars = sidecar_order(samples, [str(s) for s in parsed.get("sidecars", [])])
     runtime = meta.get("runtime") or parsed.get("runtime") or "netns"
+    recs = recommend(samples, meta, bindings, sidecars) if recs is None else recs
+    claim_run, claim_rows = claims if claims else ("", None)
     lines = [
         f"# Which binding, and what it costs: run {meta.get('run_id', '?')}",
         "",
-        f"{guest} Runtime: {runtime}" + RUNTIME_NOTES.get(runtime, ".").format(**cluster_versions(meta)),
+        "Contents: [the answer](#the-answer) · [the seed's table](#the-seeds-table-measured) · "
+        "[costs per layout](#costs-per-layout) · method and detail (folded, at the end)",
         "",
         *partial_run_lines(meta),
         *[f"**Busy host:** {w}.\n" for w in busy_host_warnings(meta)],
-        *method_lines(samples, meta),
-        "Above 1 is better for TCP and CRR rates, below 1 is better for latency and CPU/GB. Rankings: tiers",
-        "separated by `>` only where every binding above is better than every binding below (against direct: its",
-        "interval excludes 1; between bindings: paired t on per-block log differences, Holm-adjusted over the",
-        "line's pairs); bindings in one tier are not all decided. RR is TCP ping-pong, CRR connect-request-response.",
-        "CPU/GB counts the bed's processes plus the machine-wide kernel time (forwarding, NAT, softirq).",
+        "## The answer",
+        "",
+        *answer_lines(recs),
+        *[f"![{caption}](figures/{name})\n" for name, caption in figures or []],
+        *folded("Why: the rule, and what each answer rests on", why_lines(recs)),
+        f"{guest} Runtime: {runtime}" + RUNTIME_NOTES.get(runtime, ".").format(**cluster_versions(meta)),
+        "",
+        *kubevirt_lines(samples, bindings),
+        "## The seed's table, measured",
+        "",
+        *seed_table(claim_rows, f"claims {claim_run}" if claim_run else ""),
+        "## Costs per layout",
+        "",
+        "Ratios to a plain pod (`direct`) under the same layout; above 1 is better for TCP and CRR rates, below 1",
+        'for latency and CPU/GB. Each interval names its method, level and n (the method is under "Method" below).',
         "",
     ]
     stein = precision_plans(meta)
     judged = judged_metrics(meta)
-    ratios = block_log_ratios(samples) if has_blocks(samples) else None
-    claim_run, claim_rows = claims if claims else ("", None)
-    lines += kubevirt_lines(samples, bindings)
-    lines += mesh_matrix(samples, bindings, sidecars)
     for where, point in sweep_points(samples):  # one set of tables per swept pod/guest MTU
+        ratios = block_log_ratios(point) if has_blocks(point) else None  # this point's blocks only
         for sidecar in sidecars:
-            lines += [f"## Sidecar: {layout_heading(sidecar)}" + (f" ({where})" if where else ""), ""]
-            # only the cost columns this run measured: a column of dashes answers nothing
-            costs = [c for c in COSTS if not _measure(point, sidecar, c).empty]
-            if not costs and not has_http(point):
-                costs = COSTS[:2]  # nothing measured at all: say so in the usual columns
-            lines.append("| binding | works | " + " | ".join(c.heading for c in costs) + " |")
-            lines.append("|---|---|" + "---|" * len(costs))
-            notes = []
-            for b in bindings:
-                w = works(point, b, sidecar)
-                if w.verdict == "not measured":
-                    continue
-                verdict = w.verdict if not w.reason else f"{w.verdict} ({len(notes) + 1})"
-                if w.reason:
-                    notes.append(w.reason)
-                caveat = caveats(point).get((b, sidecar))
-                if caveat:  # the numbers are measured but do not stand for the real binding
-                    notes.append(caveat)
-                    verdict += f" † ({len(notes)})"
-                cells = [reference_value(point, sidecar, c) if b == REFERENCE
-                         else format_ratio(ratio_to_direct(point, b, sidecar, c, stein if c.metric in judged else None,
-                                                           ratios))
-                         for c in costs]  # fmt: skip
-                for i, c in enumerate(costs):  # a tool's known behaviour, printed beside the number it explains
-                    mine = point[(point.strategy == b) & (point.sidecar == sidecar) & (point.metric == c.metric)]
-                    mine = mine[mine.direction == c.direction] if c.direction else mine
-                    for finding in findings_for(mine):
-                        if finding.text not in notes:
-                            notes.append(finding.text)
-                        cells[i] += f" ‡ ({notes.index(finding.text) + 1})"
-                lines.append(f"| {b} | {verdict} | " + " | ".join(cells) + " |")
-            lines.append("")
-            if notes:  # a heading line before each list, so the notes and the rankings render as two lists
-                lines += ["Notes:", "", *[f"- ({i}) {reason}" for i, reason in enumerate(notes, 1)], ""]
-            orders = [(col, ranking(point, bindings, sidecar, col, stein if col.metric in judged else None))
-                      for col in RANKED]  # fmt: skip
-            if any(order for _, order in orders):
-                lines += ["Rankings:", ""]
-            for col, order in orders:
-                if order:
-                    lines.append(f"- {col.heading} ({'higher' if col.better == 'higher' else 'lower'} first): {order}")
-            lines.append("")
+            lines += cost_table(point, ratios, bindings, sidecar, where, stein, judged)
     lines += istio_method_lines(samples)
-    lines += binding_lines(samples, bindings, sidecars, ratios)
-    lines += detail_section(samples, bindings, sidecars, meta)
+    lines += binding_lines(samples, bindings, sidecars, block_log_ratios(samples) if has_blocks(samples) else None)
     lines += sweep_sections(samples, bindings)
-    if claim_rows:
-        lines += [f"## Seed claims (claims run {claim_run})", ""]
-        for b in bindings:
-            text = claims_for(claim_rows, b)
-            if text:
-                lines.append(f"- **{b}**: {text}")
-        lines.append("")
-    else:
-        lines += ["## Seed claims", "", "No claims run in this results folder: `vmnetbench claims` judges them.", ""]
+    method = [*method_lines(samples, meta),
+              "Rankings: tiers separated by `>` only where every binding above is better than every binding below",
+              "(against direct: its interval excludes 1; between bindings: paired t on per-block log differences,",
+              "Holm-adjusted over the line's pairs); bindings in one tier are not all decided. RR is TCP ping-pong,",
+              "CRR connect-request-response. CPU/GB counts the bed's processes plus the machine-wide kernel time",
+              "(forwarding, NAT, softirq).", ""]  # fmt: skip
+    lines += folded("Method", method)
+    lines += folded("Which binding works with which mesh layout, as a table", mesh_matrix(samples, bindings, sidecars))
+    lines += folded("What this run could detect", detail_section(samples, bindings, sidecars, meta))
+    lines += folded("Precision: which ratios reached the target", precision_lines(meta))
     return "\n".join(lines)
+
+
+def cost_table(point: pd.DataFrame, ratios: pd.DataFrame | None, bindings: list[str], sidecar: str, where: str,
+               stein, judged: set[str]) -> list[str]:  # fmt: skip
+    """One layout's cost table (one sweep point), its notes and its rankings."""
+    lines = [f"### {layout_title(sidecar)}" + (f" ({where})" if where else "") + f" [`{sidecar}`]", ""]
+    # only the cost columns this run measured: a column of dashes answers nothing
+    costs = [c for c in COSTS if not _measure(point, sidecar, c).empty]
+    if not costs and not has_http(point):
+        costs = COSTS[:2]  # nothing measured at all: say so in the usual columns
+    lines.append("| binding | works | " + " | ".join(c.heading for c in costs) + " |")
+    lines.append("|---|---|" + "---|" * len(costs))
+    notes: list[str] = []
+    for b in bindings:
+        w = works(point, b, sidecar)
+        if w.verdict == "not measured":
+            continue
+        verdict = w.verdict if not w.reason else f"{w.verdict} ({len(notes) + 1})"
+        if w.reason:
+            notes.append(w.reason)
+        caveat = caveats(point).get((b, sidecar))
+        if caveat:  # the numbers are measured but do not stand for the real binding
+            notes.append(caveat)
+            verdict += f" † ({len(notes)})"
+        cells = [reference_value(point, sidecar, c) if b == REFERENCE
+                 else format_ratio(ratio_to_direct(point, b, sidecar, c, stein if c.metric in judged else None, ratios))
+                 for c in costs]  # fmt: skip
+        for i, c in enumerate(costs):  # a tool's known behaviour, printed beside the number it explains
+            mine = point[(point.strategy == b) & (point.sidecar == sidecar) & (point.metric == c.metric)]
+            mine = mine[mine.direction == c.direction] if c.direction else mine
+            for finding in findings_for(mine):
+                if finding.text not in notes:
+                    notes.append(finding.text)
+                cells[i] += f" ‡ ({notes.index(finding.text) + 1})"
+        lines.append(f"| {b} | {verdict} | " + " | ".join(cells) + " |")
+    lines.append("")
+    if notes:  # a heading line before each list, so the notes and the rankings render as two lists
+        lines += ["Notes:", "", *[f"- ({i}) {reason}" for i, reason in enumerate(notes, 1)], ""]
+    orders = [(col, ranking(point, bindings, sidecar, col, stein if col.metric in judged else None))
+              for col in RANKED]  # fmt: skip
+    if any(order for _, order in orders):
+        lines += ["Rankings:", ""]
+    for col, order in orders:
+        if order:
+            lines.append(f"- {col.heading} ({'higher' if col.better == 'higher' else 'lower'} first): {order}")
+    return [*lines, ""]
+
+
+def precision_lines(meta: dict) -> list[str]:
+    """Every judged ratio of a precision run: reached or not, and why (the terminal prints one line per cause)."""
+    record = (meta or {}).get("precision") or {}
+    rows = record.get("ratios") or []
+    if not rows:
+        return []
+    lines = [f"Target +-{record.get('target', 0):.0%} ({record.get('method', 'Stein')}); {record.get('blocks_run')} "
+             f"blocks run, {record.get('stopped_by')}.", "", "| ratio | blocks | half-width | reached | why not |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        width = f"+-{r['half_width']:.1%}" if r.get("half_width") is not None else "-"
+        lines.append(f"| {r['ratio']} | {r['blocks']} | {width} | {'yes' if r['reached'] else 'no'} | "
+                     f"{_clip(r.get('why') or '', 160)} |")  # fmt: skip
+    return [*lines, ""]
 
 
 def partial_run_lines(meta: dict) -> list[str]:

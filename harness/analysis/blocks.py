@@ -109,6 +109,16 @@ def stein_for(log_ratios: pd.Series, precision: tuple[int, float] | None) -> Ste
     return stein_plan(log_ratios[log_ratios.index <= pilot_blocks].to_numpy(), target)
 
 
+def paired_interval(log_ratios: pd.Series, precision: tuple[int, float] | None = None) -> Interval:
+    """A ratio's interval over its blocks: the t interval, or in a precision run Stein's over the ratio's own first
+    N blocks (N fixed by its pilot): a cell kept running for another ratio's sake (its other direction) adds
+    blocks this ratio's stopping rule did not ask for, and those would break its coverage under heavy tails."""
+    plan = stein_for(log_ratios, precision)
+    if plan is None:
+        return log_ratio_interval(log_ratios.to_numpy())
+    return plan.interval(log_ratios.sort_index().iloc[: plan.blocks_needed()].to_numpy())
+
+
 def cost_interval(samples: pd.DataFrame, ratios: pd.DataFrame | None, key: CostKey,
                   precision: tuple[int, float] | None = None) -> Interval | None:  # fmt: skip
     """The binding's ratio to direct: paired over blocks (Stein's interval when the run stopped on precision),
@@ -118,8 +128,7 @@ def cost_interval(samples: pd.DataFrame, ratios: pd.DataFrame | None, key: CostK
         series = log_ratios_of(ratios, key)
         if series.empty:
             return None
-        plan = stein_for(series, precision)
-        return plan.interval(series.to_numpy()) if plan else log_ratio_interval(series.to_numpy())
+        return paired_interval(series, precision)
     df = _ok(samples)
     mine = _select(df, key)["value"]
     reference = _select(df[df["strategy"] == REFERENCE], key, with_strategy=False)["value"]

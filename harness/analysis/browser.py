@@ -63,6 +63,16 @@ def screenshot(page: Path, png: Path, width: int = 1400, height: int = 2400) -> 
 
 
 def screenshots(page: Path) -> list[Path]:
-    """The report as a reader sees it at 1400 px and on a narrow (phone-sized) screen, beside the page."""
-    return [screenshot(page, page.with_name("report-1400px.png"), 1400, 2400),
+    """The report as a reader sees it: the first screen at 1400 x 900 (what a reader sees before scrolling), the top
+    2400 px at 1400 px and on a narrow (phone-sized) screen, beside the page."""
+    return [screenshot(page, page.with_name("report-first-screen.png"), 1400, 900),
+            screenshot(page, page.with_name("report-1400px.png"), 1400, 2400),
             screenshot(page, page.with_name("report-narrow.png"), 500, 2400)]  # fmt: skip
+
+
+def print_pdf(page: Path, pdf: Path) -> Path:
+    """The page printed to PDF as a reader's "Print" would (folded sections open before printing)."""
+    _run([f"--print-to-pdf={pdf.resolve()}", "--no-pdf-header-footer"], page.resolve().as_uri())
+    if not pdf.is_file() or pdf.stat().st_size == 0:
+        raise BrowserError(f"chromium wrote no PDF {pdf}")
+    return pdf

@@ -28,6 +28,33 @@ class CostColumn:
         return str(spec(self.metric).better)
 
 
+COSTS = [
+    CostColumn("TCP in", "tcp_throughput", "ingress", "throughput"),
+    CostColumn("TCP out", "tcp_throughput", "egress", "throughput"),
+    CostColumn("RR p50", "rr_tcp_closed", "ingress", "rtt_p50"),
+    CostColumn("RR p99", "rr_tcp_closed", "ingress", "rtt_p99"),
+    CostColumn("CRR in", "crr", "ingress", "crr_rate"),
+    CostColumn("CRR out", "crr", "egress", "crr_rate"),
+    CostColumn("CPU/GB in", "tcp_throughput", "ingress", "cpu_per_gb"),
+]
+"""The cost columns of every decision-page table, in the order the recommendation reads them."""
+RANKED = [COSTS[0], COSTS[1], COSTS[4], COSTS[5]]
+JUDGED_STAGES = [("throughput", [COSTS[0], COSTS[1]]), ("CPU per GB", [COSTS[6]]),
+                 ("latency and connection rate", [COSTS[2], COSTS[4], COSTS[5]])]  # fmt: skip
+"""The recommendation's cost criteria in turn: a later stage only separates what the earlier left tied."""
+
+
+def layout_title(sidecar: str) -> str:
+    """A mesh layout as its users name it (`Istio sidecar (REDIRECT), meshed client (mTLS)`)."""
+    mode = mode_of(sidecar)
+    title = MESHES[mode].title if mode in MESHES and MESHES[mode].title else mode
+    if mode in MESHES and MESHES[mode].meshed_clients:
+        title += (f", meshed client ({MESHES[mode].client_tunnel})" if "+meshed" in sidecar
+                  else ", outside client")  # fmt: skip
+    return title + (", STRICT" if "+strict" in sidecar else "") + (
+        ", DNS capture off" if "+no-dns-capture" in sidecar else "")  # fmt: skip
+
+
 def layout_heading(sidecar: str) -> str:
     """A mesh layout as a column heading: the mode and, where the mode has meshed clients, the client kind and
     what its traffic crosses (`envoy-redirect, meshed client (mTLS)`)."""

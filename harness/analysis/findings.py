@@ -15,6 +15,13 @@ class Finding:
     applies: Callable[[pd.DataFrame], pd.Series]
     """Which rows it explains (a boolean mask over the samples)."""
     text: str
+    erratic: bool = False
+    """The tool makes the value vary from run to run by far more than the noise: more blocks do not narrow it,
+    so a precision run stops its ratios after the pilot (harness/experiment/precision.py)."""
+
+    @property
+    def title(self) -> str:
+        return self.text.split(". ", 1)[0]
 
 
 def _pasta_egress(rows: pd.DataFrame) -> pd.Series:
@@ -26,7 +33,8 @@ FINDINGS = [
     Finding(
         "pasta-egress-rto",
         _pasta_egress,
-        "pasta egress (netns guest -> peer) is erratic, 0.005-4 Gbit/s from one run to the next, with both passt "
+        erratic=True,
+        text="pasta egress (netns guest -> peer) is erratic, 0.005-4 Gbit/s from one run to the next, with both passt "
         "0.0~git20230309 (Debian 12) and 0.0~git20250503.587980c (Debian 13). The loss is in pasta's tap-to-socket "
         "path (passt tcp.c, tcp_data_from_tap): when its write to the peer's socket is short (sendmsg accepts "
         "130 KB of 290 KB offered), pasta drops the rest of the batch it read from the tap and acknowledges only "

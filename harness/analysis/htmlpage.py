@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,16 +87,23 @@ def html_table(table: Table, sortable: bool = False) -> str:
             f"<tbody>{''.join(rows)}</tbody></table></div>")  # fmt: skip
 
 
-def decision_html(answer_md: str) -> str:
-    """answer.md as HTML; its tables scroll in their own box on a narrow screen."""
-    body = markdown.markdown(answer_md, extensions=["tables"])
-    return body.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
+def decision_html(answer_md: str, fig_dir: Path | None = None) -> str:
+    """answer.md as HTML: headings with ids (the contents line links them), folded <details> sections rendered
+    inside, tables scrolling in their own box on a narrow screen, and its figures inlined as data URIs."""
+    body = markdown.markdown(answer_md, extensions=["tables", "toc", "md_in_html"])
+    body = body.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
+    if fig_dir is not None:
+        body = re.sub(r'src="figures/([^"]+)"', lambda m: f'src="{data_uri(fig_dir / m.group(1))}"', body)
+    return body
+
+
+def data_uri(png: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
 
 
 def figure_html(fig_dir: Path, name: str, caption: str) -> str:
-    data = base64.b64encode((fig_dir / name).read_bytes()).decode()
     alt = html.escape(caption)
-    return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption></figure>'
+    return f'<figure><img alt="{alt}" src="{data_uri(fig_dir / name)}"><figcaption>{alt}</figcaption></figure>'
 
 
 def section_html(section: Section, fig_dir: Path) -> str:
@@ -155,7 +163,7 @@ window.addEventListener('beforeprint', function(){
 
 def page(title: str, answer_md: str, facts: list[str], sections: list[Section], fig_dir: Path) -> str:
     """The whole report.html: decision page, the run's facts, then the sections in order."""
-    parts = [f'<main><article id="decision">{decision_html(answer_md)}</article>',
+    parts = [f'<main><article id="decision">{decision_html(answer_md, fig_dir)}</article>',
              '<section id="run-facts"><h2>The run</h2>' + "".join(f"<p>{html.escape(f)}</p>" for f in facts)
              + "</section>"]  # fmt: skip
     parts += [section_html(s, fig_dir) for s in sections]

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from harness.analysis.blocks import block_log_ratios, has_blocks, stein_for
-from harness.analysis.stats import Interval, holm, log_ratio_interval, paired_p, welch_ratio_interval
+from harness.analysis.blocks import block_log_ratios, has_blocks, paired_interval
+from harness.analysis.stats import Interval, holm, paired_p, welch_ratio_interval
 from harness.lab.kinds import Status
 
 REFERENCE = "direct"
@@ -101,8 +101,7 @@ def costs_in(
         ratios = block_log_ratios(frame)
         for strategy, group in ratios.groupby("strategy", sort=False):
             s = group.groupby("block")["log_ratio"].mean()
-            plan = stein_for(s, precision)
-            intervals[strategy] = plan.interval(s.to_numpy()) if plan else log_ratio_interval(s.to_numpy())
+            intervals[strategy] = paired_interval(s, precision)
             series[strategy] = s
         return intervals, series
     reference = ok[ok["strategy"] == REFERENCE]["value"]

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.analysis import sweep  # noqa: E402
-from harness.analysis.answer import all_metrics, binding_order, decision_page, failures, latest_claims  # noqa: E402
+from harness.analysis.answer import all_metrics, binding_order, decision_page, failures  # noqa: E402
 from harness.analysis.htmlpage import Section, Table, markdown_table, page  # noqa: E402
 from harness.analysis.results import load_meta, load_samples  # noqa: E402
 from harness.analysis.stats import MIN_N, median_interval  # noqa: E402
@@ -401,11 +401,38 @@ def report_sections(run: Run, made: dict[str, str]) -> list[Section]:
     return sections
 
 
-def answer_page(run: Run) -> str:
-    """The decision page (answer.md) of a run, with the seed claims of this run or of the newest claims run beside
-    it; the notebook shows the same at its top."""
-    claims = ("this run", run.claims) if run.claims else latest_claims(run.dir.parent)
-    return decision_page(run.samples, run.meta, claims, guest_line(run.meta))
+def answer_figures(run: Run, fig_dir: Path, recs) -> list[tuple[str, str]]:
+    """The answer's two pictures (harness/analysis/answer_figures.py), saved as PNG; (name, caption) of each made."""
+    from harness.analysis.answer_figures import plot_forest, plot_matrix
+
+    made = []
+    for name, caption, fig in (
+        ("answer-matrix.png", "Binding x mesh layout: works through the mesh / bypasses / fails, with TCP in / out "
+         "x a plain pod; framed: the recommendation", plot_matrix(recs)),
+        ("answer-forest.png", "TCP throughput x a plain pod with its interval, per layout", plot_forest(recs)),
+    ):  # fmt: skip
+        if fig is not None:
+            fig.savefig(fig_dir / name, dpi=100)
+            plt.close(fig)
+            made.append((name, caption))
+    return made
+
+
+def run_recommendations(run: Run):
+    from harness.analysis.answer import sidecar_order
+    from harness.analysis.recommend import recommend
+
+    parsed = run.meta.get("scenario_parsed", {})
+    bindings = binding_order(run.samples, parsed.get("strategies", []))
+    layouts = sidecar_order(run.samples, [str(s) for s in parsed.get("sidecars", [])])
+    return recommend(run.samples, run.meta, bindings, layouts)
+
+
+def answer_page(run: Run, figures: list[tuple[str, str]] | None = None, recs=None) -> str:
+    """The decision page (answer.md) of a run, with the seed claims this run judged (claims.json in its own folder,
+    never a neighbour's); the notebook shows the same at its top."""
+    claims = ("this run", run.claims) if run.claims else None
+    return decision_page(run.samples, run.meta, claims, guest_line(run.meta), figures, recs)
 
 
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
@@ -420,7 +447,8 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         plt.close(fig)
         made[name] = caption
     host = run.meta.get("host", {})
-    answer = answer_page(run)
+    recs = run_recommendations(run)
+    answer = answer_page(run, answer_figures(run, fig_dir, recs), recs)
     write_text(run.dir / "answer.md", answer)
     facts = [f"Run {run.run_id}: scenario {run.meta.get('scenario_name')}, status {run.meta.get('status')}, "
              f"{when(run.meta)}.", guest_line(run.meta),

@@ -45,7 +45,7 @@ from harness.cluster import scripts
 from harness.experiment.kinds import TestKind
 from harness.experiment.scenario import CellSpec, Scenario
 from harness.lab.kinds import Direction
-from harness.pod.kubevirt import REROUTE_ANNOTATION, KubevirtRelease, binding_status, release
+from harness.pod.kubevirt import REROUTE_ANNOTATION, KubevirtRelease, binding_status, release, shipping
 from harness.pod.mesh import SidecarKind
 from harness.pod.protocols import SERVICE_PORTS
 from strategies import strategy_class
@@ -158,7 +158,7 @@ def block_name(index: int, test: TestKind, direction: Direction) -> str:
 def cell_skip_reason(scenario: Scenario, spec: CellSpec, kubevirt: KubevirtRelease) -> str:
     cls = strategy_class(scenario.strategy_of(spec.strategy))
     status = binding_status(kubevirt, cls.name)
-    if status.startswith("research design") or status == "not in this release" or status.startswith("core passt"):
+    if not shipping(kubevirt, cls.name).runnable:
         return f"{cls.name} in KubeVirt {kubevirt}: {status}"
     options = scenario.options_for(spec.strategy)
     default = cls.Options().model_dump()

@@ -88,12 +88,17 @@ class RunPlan:
     def tests_per_bed(self) -> int:
         return sum(len(t.directions) for t in self.tests)
 
-    def block(self, index: int, rng: random.Random) -> list[Slot]:
+    def block(self, index: int, rng: random.Random, only: frozenset[str] | None = None) -> list[Slot]:
         """Block `index`: the beds in the order they run. Each group's cells shuffled, with direct before, between
-        and after them when paired; groups in a shuffled order; each bed's tests shuffled."""
+        and after them when paired; groups in a shuffled order; each bed's tests shuffled. `only`: the labels of the
+        cells still measured (a precision run's later blocks); a group none of whose cells is left is skipped."""
         groups: dict[tuple, list[CellPlan]] = {}
         for cell in self.cells:
+            if only is not None and not cell.is_reference and cell.label not in only:
+                continue
             groups.setdefault(cell.group if self.paired else (), []).append(cell)
+        if only is not None:
+            groups = {k: v for k, v in groups.items() if any(not c.is_reference for c in v)}
         keys = list(groups)
         rng.shuffle(keys)
         order: list[CellPlan] = []
@@ -115,8 +120,8 @@ class RunPlan:
             slots.append(Slot(index, position, cell, tuple(tests)))
         return slots
 
-    def beds_per_block(self) -> int:
-        return len(self.block(1, random.Random(0)))
+    def beds_per_block(self, only: frozenset[str] | None = None) -> int:
+        return len(self.block(1, random.Random(0), only))
 
     def block_seconds(self) -> float:
         """About how long one block takes: every bed's set-up and tests."""

@@ -2,11 +2,16 @@
 
 The stopping rule is Stein's two-stage procedure, which keeps the stated coverage (stats.SteinPlan): the pilot's
 blocks give each judged ratio's spread s0 of per-block log ratios; that ratio needs N = max(n0, (t * s0 / d)^2)
-blocks for a half-width of d = log(1 + target); the run adds blocks until the largest N is reached or the time
-budget ends. The final interval of each ratio uses s0 with n0 - 1 degrees of freedom over all its blocks, so
-its half-width is within the target once it has its N blocks, and its 95% holds however many blocks the budget
-allowed (the number of blocks depends on the pilot only, never on the later blocks' values). Widths are not
-checked after every block for stopping: stopping on an observed width would bias coverage low."""
+blocks for a half-width of d = log(1 + target). After the pilot the allocation is adaptive (issue 41): a block
+holds only the cells that still have a ratio short of its N (each beside its direct, as in every block), so each
+ratio stops at its own N instead of running until the largest; a cell's ratio that its other direction keeps
+measuring is judged on its own first N blocks only (harness/analysis/blocks.py `paired_interval`), so Stein's
+coverage holds per ratio. A ratio stops early, with the reason in run.json, when its path is one a tool makes
+erratic (harness/analysis/findings.py), when its N is beyond the cap, or when its remaining blocks could not fit
+in the time left even alone; a cell whose every pilot bed bypassed the mesh stops too (its verdict is decided).
+The final interval uses s0 with n0 - 1 degrees of freedom, so its 95% holds however many blocks the budget
+allowed (the number depends on the pilot only, never on the later blocks' values). Widths are not checked after
+every block for stopping: stopping on an observed width would bias coverage low."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from rich.console import Console
 
 from harness.analysis.blocks import block_log_ratios
 from harness.analysis.stats import SteinPlan, stein_plan
+from harness.pod.mesh import mode_of
 
 MAX_BLOCKS = 1000  # the scenario's repetitions limit
 KEY = ["strategy", "sidecar", "pod_mtu", "guest_mtu", "test", "direction", "metric"]
@@ -29,6 +35,12 @@ class RatioState:
     blocks: int = 0
     half_width: float | None = None
     estimate: float | None = None
+    stopped: str = ""
+    """Why it stopped before its N (erratic path, cap, budget, bypass); '' while it may go on."""
+
+    @property
+    def need(self) -> int | None:
+        return self.plan.blocks_needed() if self.plan is not None else None
 
     @property
     def name(self) -> str:
@@ -47,35 +59,89 @@ class PrecisionState:
     ratios: dict[tuple, RatioState] = field(default_factory=dict)
     blocks_done: int = 0
     block_s: float = 0.0
+    bed_s: float = 0.0
+    beds_done: int = 0
     stopped_by: str = ""
+    shipped: dict[str, bool] = field(default_factory=dict)
+    """Cell strategy (variant) -> its binding ships in the modelled KubeVirt release (or is the plain pod). Under a
+    mesh, a ratio of a binding users cannot deploy decides no recommendation: it stops after the pilot, which gave
+    its path verdict. Under no mesh the research designs go on (the seed's performance claims read them)."""
+    closed_cells: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(strategy, sidecar) -> why the cell left the schedule after the pilot (every pilot bed bypassed the mesh)."""
 
-    def update(self, frame: pd.DataFrame, blocks_done: int, elapsed_s: float) -> None:
+    def update(self, frame: pd.DataFrame, blocks_done: int, elapsed_s: float, beds_done: int = 0) -> None:
         ratios = block_log_ratios(frame)
         ratios = ratios[ratios["metric"] == ratios["test"].map(self.primary)]
         first = not self.ratios
         for key, group in ratios.groupby(KEY, dropna=False, sort=True):
-            series = group.groupby("block")["log_ratio"].mean()
+            series = group.groupby("block")["log_ratio"].mean().sort_index()
             state = self.ratios.get(key)
             if state is None:
                 plan = stein_plan(series[series.index <= self.pilot_blocks].to_numpy(), self.target) if first else None
                 state = self.ratios[key] = RatioState(key, plan)
+                if first:
+                    state.stopped = _erratic(frame, key)
             state.blocks = len(series)
             if state.plan is not None and state.blocks:
-                interval = state.plan.interval(series.to_numpy())
+                interval = state.plan.interval(series.iloc[: state.plan.blocks_needed()].to_numpy())
                 state.half_width, state.estimate = interval.half_width(), interval.estimate
+        if first:
+            self.closed_cells = _bypassing_cells(frame)
         self.blocks_done = blocks_done
         self.block_s = elapsed_s / max(blocks_done, 1)
+        self.beds_done = beds_done or self.beds_done
+        self.bed_s = elapsed_s / self.beds_done if self.beds_done else self.bed_s
 
     def needed(self) -> int:
-        """The most blocks a ratio needs, among those the cap allows: a ratio whose spread asks for more than
+        """The most blocks an open ratio needs, among those the cap allows: a ratio whose spread asks for more than
         MAX_BLOCKS cannot be decided by adding blocks and does not keep the run going (it is reported)."""
-        needs = [r.plan.blocks_needed() for r in self.ratios.values() if r.plan is not None]
+        needs = [r.need for r in self.ratios.values() if r.need is not None and not r.stopped]
         return max([n for n in needs if n <= MAX_BLOCKS], default=self.pilot_blocks)
 
-    def wants_more(self, elapsed_s: float) -> bool:
-        if self.blocks_done >= self.needed():
+    def open_ratios(self, elapsed_s: float) -> list[RatioState]:
+        """The ratios that still get blocks: short of their N, not stopped. A ratio whose remaining blocks could not
+        fit in the time left even alone (its bed and a direct each) stops here with that reason."""
+        left = None if self.budget_s is None else self.budget_s - elapsed_s
+        out = []
+        for r in self.ratios.values():
+            if r.need is None or r.stopped or r.blocks >= r.need:
+                continue
+            if (r.key[0], r.key[1]) in self.closed_cells:
+                r.stopped = self.closed_cells[(r.key[0], r.key[1])]
+                continue
+            if not self.shipped.get(r.key[0], True) and mode_of(r.key[1]) != "none":
+                r.stopped = ("decides nothing: not shipped in the modelled KubeVirt release, so its cost under a mesh "
+                             "changes no recommendation (the pilot gave its path verdict)")  # fmt: skip
+                continue
+            if r.need > MAX_BLOCKS:
+                r.stopped = f"spread: pilot s={r.plan.pilot_sd:.3f} needs {r.need} blocks, above the {MAX_BLOCKS} cap"
+                continue
+            if left is not None and self.bed_s and (r.need - r.blocks) * 2 * self.bed_s > left:
+                r.stopped = (f"budget: needs {r.need} blocks (pilot s={r.plan.pilot_sd:.3f}); {r.need - r.blocks} "
+                             f"more would take {(r.need - r.blocks) * 2 * self.bed_s:.0f} s even alone, "
+                             f"{max(left, 0):.0f} s were left")  # fmt: skip
+                continue
+            out.append(r)
+        return out
+
+    def open_cells(self, elapsed_s: float, cells) -> frozenset[str]:
+        """The labels of the plan's cells with an open ratio (`cells`: the plan's CellPlans)."""
+        keys = {(r.key[0], r.key[1], r.key[2], r.key[3]) for r in self.open_ratios(elapsed_s)}
+        return frozenset(c.label for c in cells if not c.is_reference and any(_matches(c, k) for k in keys))
+
+    def wants_more(self, elapsed_s: float, plan=None) -> bool:
+        """Another block when some ratio is open and the block (only the open cells' beds) fits in the budget."""
+        if plan is None:  # every cell in every block (the schedule before issue 41)
+            if self.blocks_done >= self.needed():
+                return False
+            if self.budget_s is not None and elapsed_s + self.block_s > self.budget_s:
+                self.stopped_by = "budget"
+                return False
+            return True
+        only = self.open_cells(elapsed_s, plan.cells)
+        if not only:
             return False
-        if self.budget_s is not None and elapsed_s + self.block_s > self.budget_s:
+        if self.budget_s is not None and elapsed_s + plan.beds_per_block(only) * self.bed_s > self.budget_s:
             self.stopped_by = "budget"
             return False
         return True
@@ -87,8 +153,9 @@ class PrecisionState:
     def progress_text(self) -> str:
         widest = self.widest()
         shown = f"+-{widest:.1%}" if widest is not None else "?"
-        return (f"precision: widest interval {shown} (target +-{self.target:.0%}), block {self.blocks_done + 1} "
-                f"of {self.needed()} needed")  # fmt: skip
+        left = sum(1 for r in self.ratios.values() if r.need and not r.stopped and r.blocks < r.need)
+        return (f"precision: {left} ratio(s) still short of their N, widest interval {shown} (target "
+                f"+-{self.target:.0%}), block {self.blocks_done + 1}")  # fmt: skip
 
     def outcome(self, state: RatioState) -> tuple[bool, str]:
         """(reached, why not)."""
@@ -97,6 +164,8 @@ class PrecisionState:
         need = state.plan.blocks_needed()
         if state.half_width is not None and state.half_width <= self.target + 1e-12:
             return True, ""
+        if state.stopped:
+            return False, state.stopped
         if need >= MAX_BLOCKS:
             return False, f"spread: pilot s={state.plan.pilot_sd:.3f} needs {need} blocks, above the {MAX_BLOCKS} cap"
         if self.stopped_by == "budget":
@@ -113,9 +182,47 @@ class PrecisionState:
                          "blocks_needed": state.plan.blocks_needed() if state.plan else None,
                          "pilot_sd": state.plan.pilot_sd if state.plan else None})  # fmt: skip
         return {"target": self.target, "pilot_blocks": self.pilot_blocks, "blocks_run": self.blocks_done,
-                "blocks_needed": self.needed(), "stopped_by": self.stopped_by or "target reached",
-                "method": "Stein two-stage (pilot fixes n; final t interval with the pilot's s)",
+                "beds_run": self.beds_done, "bed_s": round(self.bed_s, 2), "block_s": round(self.block_s, 1),
+                "blocks_needed": self.needed(), "stopped_by": self.stopped_by or "every open ratio reached its N",
+                "schedule": "adaptive: after the pilot a block holds only cells with a ratio short of its own N",
+                "method": "Stein two-stage (pilot fixes each ratio's n; final t interval with the pilot's s over "
+                          "the ratio's own first n blocks)",
+                "closed_cells": {f"{s}/{c}": why for (s, c), why in self.closed_cells.items()},
                 "ratios": rows}  # fmt: skip
+
+
+def _matches(cell, key: tuple) -> bool:
+    """A plan's cell and a ratio's (strategy, sidecar, pod MTU, guest MTU): MTUs compared only where the cell
+    sets them (rows carry the MTUs read back from the links)."""
+    strategy, sidecar, pod_mtu, guest_mtu = key
+    spec = cell.spec
+    if spec.strategy != strategy or spec.layout != sidecar:
+        return False
+    if spec.pod_mtu and pd.notna(pod_mtu) and int(pod_mtu) != spec.pod_mtu:
+        return False
+    return not (isinstance(spec.guest_mtu, int) and pd.notna(guest_mtu) and int(guest_mtu) != spec.guest_mtu)
+
+
+def _erratic(frame: pd.DataFrame, key: tuple) -> str:
+    """A tool's known erratic behaviour on this ratio's path (harness/analysis/findings.py), as a stop reason."""
+    from harness.analysis.findings import findings_for
+
+    strategy, sidecar, _, _, test, direction, metric = key
+    rows = frame[(frame.strategy == strategy) & (frame.sidecar == sidecar) & (frame.test == test)
+                 & (frame.direction == direction) & (frame.metric == metric)]  # fmt: skip
+    found = [f for f in findings_for(rows) if getattr(f, "erratic", False)]
+    return f"erratic: {found[0].title}" if found else ""
+
+
+def _bypassing_cells(frame: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """Cells whose every successful pilot measurement bypassed the mesh: their verdict (disqualified under a
+    mesh) is decided, more blocks would only refine the cost of a path users should not take."""
+    ok = frame[(frame.status == "ok") & frame.path.notna() & (frame.test.fillna("") != "harness")]
+    out = {}
+    for (strategy, sidecar), rows in ok.groupby(["strategy", "sidecar"]):
+        if strategy != "direct" and (rows.path == "bypassed").all():
+            out[(strategy, sidecar)] = "bypasses the mesh in every pilot bed: its verdict is decided"
+    return out
 
 
 def print_precision(state: PrecisionState, console: Console) -> None:
@@ -124,6 +231,9 @@ def print_precision(state: PrecisionState, console: Console) -> None:
     missed = [r for r in record["ratios"] if not r["reached"]]
     console.print(f"precision +-{state.target:.0%} (Stein two-stage, 95%): {len(reached)} of {len(record['ratios'])} "
                   f"ratios reached it in {state.blocks_done} blocks ({record['stopped_by']})")  # fmt: skip
-    for r in missed:
-        width = f"+-{r['half_width']:.1%}" if r["half_width"] is not None else "no interval"
-        console.print(f"  [yellow]not reached[/] {r['ratio']}: {width}; {r['why']}")
+    causes: dict[str, list[dict]] = {}
+    for r in missed:  # one line per cause; every ratio with its reason is in run.json and on the page
+        causes.setdefault(r["why"].split(":", 1)[0] or "unknown", []).append(r)
+    for cause, rows in causes.items():
+        example = rows[0]["ratio"] + (f" and {len(rows) - 1} more" if len(rows) > 1 else "")
+        console.print(f"  [yellow]not reached ({cause})[/]: {len(rows)} ratio(s), e.g. {example}")

@@ -30,12 +30,13 @@ from harness.experiment.scenario import Scenario
 from harness.guests.attachment import Attachment
 from harness.guests.drivers import driver_for
 from harness.guests.facts import guest_spec, nic_mtu, qemu_facts
+from harness.lab.atomic import write_json, write_text
 from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.kinds import GuestKind, Status
 from harness.lab.names import new_run_id, resource_name
 from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
-from harness.pod.kubevirt import binding_status, pod_annotations
+from harness.pod.kubevirt import binding_status, pod_annotations, shipping
 from harness.pod.mesh import install_sidecar
 from harness.pod.sidecars import Sidecar
 from harness.runtime.registry import pod_runtime
@@ -159,6 +160,7 @@ def run_scenario(
                   + (f", then blocks until every ratio is within +-{scenario.precision:.0%}" if scenario.precision
                      else ""))  # fmt: skip
     precision: PrecisionState | None = None
+    claims_info: dict | None = None
     with LabSession(run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:
         if scenario.cpu_placement == "split":
             peer = resource_name(run_id, "peer")
@@ -177,19 +179,30 @@ def run_scenario(
                         cells.run_block(plan.block(index, rng))
                     if scenario.precision and plan.paired:
                         precision = PrecisionState(
-                            scenario.precision, pilot, time_budget_s, {t.label: t.primary_metric for t in plan.tests}
-                        )
-                        precision.update(writer.frame(), index, time.monotonic() - started)
-                        while precision.wants_more(time.monotonic() - started):
+                            scenario.precision, pilot, time_budget_s, {t.label: t.primary_metric for t in plan.tests},
+                            shipped={c.spec.strategy: shipping(scenario.kubevirt, c.strategy_cls.name).runnable
+                                     for c in plan.cells},
+                        )  # fmt: skip
+                        beds = pilot * plan.beds_per_block()
+                        precision.update(writer.frame(), index, time.monotonic() - started, beds)
+                        while precision.wants_more(time.monotonic() - started, plan):
                             index += 1
-                            steps.grow(plan.beds_per_block() * plan.tests_per_bed, precision.progress_text())
-                            cells.run_block(plan.block(index, rng))
-                            precision.update(writer.frame(), index, time.monotonic() - started)
+                            block = plan.block(index, rng, precision.open_cells(time.monotonic() - started,
+                                                                                plan.cells))  # fmt: skip
+                            steps.grow(len(block) * plan.tests_per_bed, precision.progress_text())
+                            cells.run_block(block)
+                            beds += len(block)
+                            precision.update(writer.frame(), index, time.monotonic() - started, beds)
+                    pending.check()
+                    if scenario.claims:
+                        claims_info = run_claims_phase(plan, lab, writer, guest, console)
                     pending.check()
             status = "complete"
         finally:
             lab.close()
             extra = {"precision": precision.record()} if precision else {}
+            if claims_info is not None:
+                extra["claims"] = claims_info
             try:
                 writer.finish(status, load={**writer.meta["load"], "end": machine_load(run_id)}, **extra)
             except ResultsWriteError as e:  # a full or read-only results disk: one sentence, never a traceback
@@ -205,10 +218,47 @@ def run_scenario(
                 for warning in busy_host_warnings(writer.meta):
                     console.print(f"[yellow]busy host: {warning}[/]")
             console.print(f"results: {writer.dir}")
+            if status == "complete":
+                print_answer(writer.dir, console)
     frame = writer.frame()
     reasons = frame.reason.fillna("")
     harness_errors = int((reasons.str.startswith(HARNESS_ERROR) | reasons.map(is_tool_failure)).sum())
     return RunOutcome(writer.dir, status, harness_errors)
+
+
+def print_answer(run_dir: Path, console: Console) -> None:
+    """The run ends as its page begins: the seed's table (when the run judged it), the recommendation per mesh
+    layout, and where the page is (report.html, written here)."""
+    from harness.analysis.report import load_run, run_recommendations, write_report
+    from harness.experiment.claims.verdicts import print_seed_table
+
+    _, page = write_report(run_dir)
+    run = load_run(run_dir)
+    if run.claims:
+        print_seed_table(run.claims, console)
+    console.print("[bold]The answer[/] (rule and evidence on the page):")
+    for rec in run_recommendations(run):
+        head, _, rest = rec.line.partition(": ")
+        console.print(f"  [bold]{head}[/]: {rest}", highlight=False)
+    console.print(f"page: {page}  (answer.md beside it)")
+
+
+def run_claims_phase(plan: RunPlan, lab: LabSession, writer: RunWriter, guest, console: Console) -> dict:
+    """The seed's claims for the seed's bindings this run measured, in the run's own folder (claims.json,
+    claims.md); returns what run.json records (time of each part, what was reused)."""
+    from harness.experiment.claims.probes import ProbeContext
+    from harness.experiment.claims.verdicts import SEED_STRATEGIES, claims_phase, markdown
+
+    present = {c.strategy_cls.name for c in plan.cells if c.spec.strategy == c.strategy_cls.name}
+    strategies = [s for s in SEED_STRATEGIES if s in present]
+    if not strategies:
+        return {"skipped": "none of the seed's bindings is in the run"}
+    started = time.monotonic()
+    console.print(f"claims: judging the seed's table for {', '.join(strategies)} (reusing the blocks' rows)")
+    rows, info = claims_phase(ProbeContext(lab, writer, guest), writer.frame(), console, strategies)
+    write_json(writer.dir / "claims.json", rows)
+    write_text(writer.dir / "claims.md", "# Seed claims, measured in the main job\n\n" + markdown(rows))
+    return {**info, "strategies": strategies, "total_seconds": round(time.monotonic() - started, 1)}
 
 
 @dataclass

@@ -179,6 +179,10 @@ class Scenario(Strict):
     keep_outputs: bool = False
     """Save every test client's output (stdout, stderr, exit status) in raw/output-<cell>-<test>.json: what a
     cluster's Job prints for `vmnetbench ingest` (tests/test_cluster.py reads the two back the same way)."""
+    claims: bool = False
+    """After the blocks, judge the seed post's claims for the seed's bindings in the run (claims.json in the run's
+    folder, the seed's table on its page), reusing the blocks' rows and probing only what they lack
+    (harness/experiment/claims/verdicts.py `claims_phase`)."""
     tests: list[Test] = Field(min_length=1)
     strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sweep: Sweep = Field(default_factory=Sweep)

@@ -22,7 +22,7 @@ the same from 1.6 to main for the cases tests/test_upstream_fixtures.py compares
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 REROUTE_ANNOTATION = "istio.io/reroute-virtual-interfaces"
@@ -54,12 +54,14 @@ class Release:
     """The strategies that stand for a binding this release ships in core."""
     plugins: dict[str, str]
     """Strategies that stand for a network binding plugin in this release, with what to say about it."""
+    absent: dict[str, str] = field(default_factory=dict)
+    """Strategies whose binding the release no longer ships in that form, with what it ships instead."""
 
 
 _PAST_PLUGIN = "a network binding plugin (not in core) in this release"
 CORE_SINCE_1_8 = frozenset({"bridge", "masquerade", "passt-vhost-user"})
-PLUGINS_SINCE_1_8 = {
-    "slirp": "plugin only since 1.8",
+PLUGINS_SINCE_1_8 = {"slirp": "plugin only since 1.8"}
+ABSENT_SINCE_1_8 = {
     "passt": "core passt is vhost-user since 1.8 (passt-vhost-user); a stream-socket passt is not shipped",
 }
 RELEASES: dict[KubevirtRelease, Release] = {
@@ -90,6 +92,7 @@ RELEASES: dict[KubevirtRelease, Release] = {
         True,
         CORE_SINCE_1_8,
         PLUGINS_SINCE_1_8,
+        ABSENT_SINCE_1_8,
     ),  # fmt: skip
     KubevirtRelease.V1_9: Release(
         KubevirtRelease.V1_9,
@@ -97,6 +100,7 @@ RELEASES: dict[KubevirtRelease, Release] = {
         True,
         CORE_SINCE_1_8,
         PLUGINS_SINCE_1_8,
+        ABSENT_SINCE_1_8,
     ),  # fmt: skip
 }
 RESEARCH_ONLY = ("iptables-only", "nat-proxy", "tproxy")
@@ -118,9 +122,61 @@ def binding_status(name: KubevirtRelease | str, strategy: str) -> str:
         return "core"
     if strategy in r.plugins:
         return r.plugins[strategy]
+    if strategy in r.absent:
+        return r.absent[strategy]
     if strategy in RESEARCH_ONLY:
         return "research design: never shipped in a KubeVirt release"
     return "not in this release"
+
+
+class Shipping(StrEnum):
+    """Whether a user of the release can choose the binding a strategy stands for."""
+
+    PLAIN_POD = "plain pod"
+    CORE = "core"
+    PLUGIN = "plugin"
+    RESEARCH = "research design"
+    ABSENT = "not in this release"
+
+    @property
+    def shipped(self) -> bool:
+        return self in (Shipping.CORE, Shipping.PLUGIN)
+
+    @property
+    def runnable(self) -> bool:
+        """A user of the release can deploy it: a shipped binding or a plain pod."""
+        return self.shipped or self is Shipping.PLAIN_POD
+
+
+def shipping(name: KubevirtRelease | str, strategy: str) -> Shipping:
+    """binding_status as a category: what the recommendation's first condition reads."""
+    r = release(name)
+    if strategy == "direct":
+        return Shipping.PLAIN_POD
+    if strategy in r.core:
+        return Shipping.CORE  # the research-2018 "release" is the post's own design: its bindings are its core
+    if strategy in r.plugins:
+        return Shipping.PLUGIN
+    return Shipping.RESEARCH if strategy in RESEARCH_ONLY else Shipping.ABSENT
+
+
+# What users of a release call the binding a strategy stands for (KubeVirt's VMI interface spec and user guide).
+_USER_NAMES = {
+    "direct": "plain pod (no VM)",
+    "bridge": "bridge",
+    "masquerade": "masquerade",
+    "iptables-only": "iptables only (2018 research)",
+    "nat-proxy": "iptables + nat-proxy (2018 research)",
+    "tproxy": "iptables + TPROXY (2018 research)",
+}
+_USER_NAMES_BEFORE_1_8 = {"slirp": "slirp", "passt": "passt plugin", "passt-vhost-user": "passt plugin (vhost-user)"}
+_USER_NAMES_SINCE_1_8 = {"slirp": "slirp plugin", "passt": "passt (stream socket)", "passt-vhost-user": "passtBinding"}
+
+
+def user_name(name: KubevirtRelease | str | None, strategy: str) -> str:
+    """The binding as a user of the release knows it (`passtBinding` for passt-vhost-user from 1.8 on)."""
+    late = name is not None and str(name) in (KubevirtRelease.V1_8, KubevirtRelease.V1_9)
+    return {**_USER_NAMES, **(_USER_NAMES_SINCE_1_8 if late else _USER_NAMES_BEFORE_1_8)}.get(strategy, strategy)
 
 
 def pod_annotations(name: KubevirtRelease | str, strategy: str) -> dict[str, str]:

@@ -140,6 +140,8 @@ class Mesh:
     client_tunnel: ClassVar[str] = ""
     """What a meshed client's bytes cross between the two proxies (`mTLS`, `HBONE`)."""
     style: ClassVar[tuple[object, str]] = ("-", "")
+    title: ClassVar[str] = ""
+    """The layout as KubeVirt and Istio users name it, on the decision page (`Istio sidecar (REDIRECT)`)."""
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -155,6 +157,7 @@ class Mesh:
 
 class NoMesh(Mesh):
     kind = SidecarKind.NONE
+    title = "No mesh"
 
 
 class IstioSidecar(Mesh):
@@ -162,6 +165,7 @@ class IstioSidecar(Mesh):
     then Envoy as uid 1337 in the istio-proxy container (harness/pod/sidecars.py)."""
 
     kind = SidecarKind.ENVOY_REDIRECT
+    title = "Istio sidecar (REDIRECT)"
     layout = Layout(str(SidecarKind.ENVOY_REDIRECT), ISTIO_UID, 15006, 15001, 15000, istio=True)
     containers = {"istio-init": ISTIO_INIT, "istio-proxy": ISTIO_PROXY}
     reserved_ports = ISTIO_RESERVED_PORTS
@@ -209,6 +213,7 @@ class IstioSidecarTproxy(IstioSidecar):
     """Istio's sidecar in TPROXY mode: mangle ISTIO_DIVERT/ISTIO_TPROXY, mark 1337, `ip rule ... lookup 133`."""
 
     kind = SidecarKind.ENVOY_TPROXY
+    title = "Istio sidecar (TPROXY)"
     layout = Layout(str(SidecarKind.ENVOY_TPROXY), ISTIO_UID, 15006, 15001, 15000, istio=True, tproxy=True)
     containers = {"istio-init": ISTIO_INIT, "istio-proxy": ISTIO_PROXY_TPROXY}
     style = (":", "..")
@@ -222,6 +227,7 @@ class LinkerdStyle(IstioSidecar):
     "works with any sidecar". KubeVirt knows no Linkerd: none of its Istio adaptations apply."""
 
     kind = SidecarKind.LINKERD_STYLE
+    title = "Linkerd-style sidecar"
     layout = Layout(str(SidecarKind.LINKERD_STYLE), LINKERD_UID, 4143, 4140, 4191, istio=False)
     containers = {"linkerd-init": ISTIO_INIT, "linkerd-proxy": ISTIO_PROXY}
     reserved_ports = ()
@@ -241,6 +247,7 @@ class Ambient(Mesh):
     sidecar.istio.io/inject do not apply, but the annotations its release writes on every masquerade pod do."""
 
     kind = SidecarKind.AMBIENT
+    title = "Istio ambient"
     # uid 0 is the node proxy's (ztunnel runs as root); its mark does the exclusion.
     layout = Layout(str(SidecarKind.AMBIENT), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000,
                     istio=False)  # fmt: skip
@@ -287,6 +294,7 @@ class AmbientReroute(Ambient):
     """Ambient with the pod annotated istio.io/reroute-virtual-interfaces (the VM's interfaces rerouted)."""
 
     kind = SidecarKind.AMBIENT_REROUTE
+    title = "Istio ambient, VM interfaces rerouted (annotation)"
     layout = Layout(str(SidecarKind.AMBIENT_REROUTE), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT,
                     15000, istio=False)  # fmt: skip
     reroutes_vm_interfaces = True

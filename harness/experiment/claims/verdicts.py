@@ -173,6 +173,8 @@ def judge(claim: Claim, strategy: str, facts: ProbeFacts, guest: str = "netns") 
     return {
         "claim": claim.text, "kind": claim.kind, "strategy": strategy,
         "seed_says_it_of": ", ".join(claim.seed), "seed_claims_it_here": strategy in claim.seed,
+        "seed_section": seed_sections().get(strategy, ""), "seed_order": list(seed_sections()).index(strategy)
+        if strategy in seed_sections() else None,
         "verdict": verdict, "why": why, "rule": rule_text, "evidence": evidence,
     }  # fmt: skip
 
@@ -369,5 +371,142 @@ def print_claims(rows: list[dict], console: Console) -> None:
     console.print(table)
 
 
+def print_seed_table(rows: list[dict], console: Console) -> None:
+    """The post's pros and cons for the bindings it judges, each with its measured verdict, as on the page."""
+    from rich.table import Table
+
+    words = {"confirmed": "holds", "refuted": "does not hold", "partly": "partly holds"}
+    style = {"confirmed": "green", "refuted": "red", "partly": "yellow"}
+    table = Table(title="The seed post's pros and cons, measured")
+    for col in ("the post's section", "", "the post says", "measured", "evidence"):
+        table.add_column(col, overflow="fold")
+    mine = sorted([r for r in rows if r.get("seed_claims_it_here") and r.get("seed_section")],
+                  key=lambda r: (r.get("seed_order") or 0, r["kind"] != "pro"))  # fmt: skip
+    for r in mine:
+        verdict = f"[{style.get(r['verdict'], 'white')}]{words.get(r['verdict'], r['verdict'])}[/]"
+        detail = r["why"] or evidence_text(r["evidence"])
+        table.add_row(r["seed_section"], r["kind"], r["claim"], verdict, detail[:140])
+    console.print(table)
+
+
 def load_claim_rows(run_dir: Path) -> list[dict]:
     return json.loads((run_dir / "claims.json").read_text())
+
+
+def seed_sections(path: Path = CLAIMS_FILE) -> dict[str, str]:
+    """binding -> the post's section title, in the post's order (claims.yaml `sections`)."""
+    return dict(yaml.safe_load(path.read_text()).get("sections") or {})
+
+
+SEED_STRATEGIES = tuple(seed_sections())
+"""The bindings the seed post judges (its four sections); the main job's claims phase probes these."""
+REFERENCES = ("direct", "nat-proxy")
+"""Whose performance the claims' rules compare with (a plain pod; nat-proxy for tproxy's claim)."""
+
+
+def facts_from_rows(frame, strategy: str) -> tuple[dict, PerformanceFacts | None]:
+    """What the run's own throughput rows already decide for one strategy: TCP connectivity per mesh layout the
+    run measured (works / bypassed / failed, from every attempt and the proxy's counters) and its performance under
+    no mesh (median with its exact interval, CPU per GB, userspace bytes per byte). Only the outside-client
+    layouts: the seed's claims are about a pod's own sidecar."""
+    from harness.analysis.stats import median_interval
+    from harness.experiment.claims.facts import CONNECTIVITY_SIDECARS, reach_key
+    from harness.lab.kinds import Protocol, Status, TrafficPath
+
+    mine = frame[(frame.strategy == strategy) & (frame.test == "tcp_throughput")]
+    conn: dict = {}
+    for sidecar in CONNECTIVITY_SIDECARS:
+        rows = mine[mine.sidecar == str(sidecar)]
+        if rows.empty:
+            continue
+        for direction in Direction:
+            d = rows[rows.direction == str(direction)]
+            d = d[d.metric.isin(["throughput", ""]) | (d.status != Status.OK)]
+            if d.empty:
+                continue
+            failed = d[d.status != Status.OK]
+            key = reach_key(Protocol.TCP, direction, sidecar)
+            if not failed.empty:
+                conn[key], conn[f"{key}_reason"] = "failed", str(failed.reason.fillna("").mode().iat[0])
+            else:
+                conn[key] = "bypassed" if (d.path == TrafficPath.BYPASSED).any() else "works"
+                conn[f"{key}_reason"] = ""
+    none = mine[(mine.sidecar == "none") & (mine.status == Status.OK)]
+    if none.empty:
+        return conn, None
+    nan = float("nan")
+
+    def interval(direction: Direction) -> Interval:
+        values = none[(none.metric == "throughput") & (none.direction == str(direction))]["value"].dropna().tolist()
+        ci = median_interval(values)
+        return Interval(ci.estimate, nan if ci.low is None else ci.low, nan if ci.high is None else ci.high, ci.n,
+                        tuple(values))  # fmt: skip
+
+    def median(metric: str) -> float:
+        return median_interval(none[none.metric == metric]["value"].dropna().tolist()).estimate
+
+    perf = PerformanceFacts(interval(Direction.INGRESS), interval(Direction.EGRESS), median("cpu_per_gb"),
+                            median("userspace_bytes_per_byte"))  # fmt: skip
+    return conn, perf
+
+
+def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[str]) -> tuple[list[dict], dict]:
+    """The seed's table in the main job: every claim judged for `strategies` (the seed's bindings the run
+    measured), reusing what the run's blocks measured (TCP connectivity under its layouts, throughput, CPU and
+    userspace bytes under no mesh) and running only the probes it lacks: UDP and the layouts it did not measure
+    (Linkerd-style), the setup inventory, the privilege trials and coexistence. Times each part (run.json)."""
+    import time
+
+    from harness.experiment.claims.facts import CONNECTIVITY_SIDECARS, ConnectivityFacts, reach_key
+    from harness.lab.kinds import Protocol
+
+    facts = ProbeFacts()
+    timings: dict[str, float] = {}
+    reused: dict[str, list[str]] = {}
+    names = list(dict.fromkeys([*strategies, *REFERENCES]))
+    for s in names:
+        conn, perf = facts_from_rows(frame, s)
+        if perf is None:  # not in the run's rows: measured here, interleaved with nothing (said in run.json)
+            t0 = time.monotonic()
+            perf = probe_throughput(ctx, [s], repetitions=3)[s]
+            what = "throughput (not in the run)"
+            timings[what] = timings.get(what, 0) + time.monotonic() - t0
+        facts.performance[s] = perf
+        if s not in strategies:
+            continue
+        measured = {sc for sc in CONNECTIVITY_SIDECARS if reach_key(Protocol.TCP, Direction.INGRESS, sc) in conn}
+        probe = tuple(sc for sc in CONNECTIVITY_SIDECARS if sc not in measured or str(sc) == "none")  # UDP: none's
+        t0 = time.monotonic()
+        probed = probe_connectivity(ctx, s, probe).__dict__
+        timings["connectivity"] = timings.get("connectivity", 0) + time.monotonic() - t0
+        merged = {**probed}
+        for sc in measured:
+            for protocol in Protocol:
+                for direction in Direction:
+                    key = reach_key(protocol, direction, sc)
+                    if protocol == Protocol.TCP:
+                        merged[key], merged[f"{key}_reason"] = conn[key], conn[f"{key}_reason"]
+                    elif str(sc) != "none":
+                        merged[key], merged[f"{key}_reason"] = "not measured", "the run measured TCP only"
+            if str(sc) != "none":
+                merged[f"tcp_through_{str(sc).replace('-', '_')}"] = all(
+                    merged[reach_key(Protocol.TCP, d, sc)] == "works" for d in Direction)  # fmt: skip
+        reused[s] = sorted(str(sc) for sc in measured)
+        parts = {}
+        for what, probe_fn in (("inventory", lambda s=s: probe_setup_inventory(ctx, s)),
+                               ("privilege", lambda s=s: privilege_probe(ctx)(ctx.lab, s, ctx.guest)),
+                               ("coexistence", lambda s=s: probe_coexistence(ctx, s))):  # fmt: skip
+            console.print(f"claims: {what} {s}")
+            t0 = time.monotonic()
+            parts[what] = probe_fn()
+            timings[what] = timings.get(what, 0) + time.monotonic() - t0
+        facts.strategies[s] = StrategyFacts(conn=ConnectivityFacts(**merged), inv=parts["inventory"],
+                                            priv=parts["privilege"], coex=parts["coexistence"], perf=perf)  # fmt: skip
+    write_json(ctx.writer.dir / "probes.json", {**facts.record(), "reused_from_the_run": reused,
+                                                "seconds": {k: round(v, 1) for k, v in timings.items()}})  # fmt: skip
+    rows = claims_table(facts, strategies, str(ctx.guest.kind))
+    if ctx.guest.kind == GuestKind.NETNS:  # slirp's process and privilege claims need QEMU's -netdev user
+        t0 = time.monotonic()
+        rows = decide_on_qemu(rows, facts, ctx, console)
+        timings["QEMU guest (slirp's process and privilege claims)"] = time.monotonic() - t0
+    return rows, {"seconds": {k: round(v, 1) for k, v in timings.items()}, "reused_from_the_run": reused}
