@@ -98,6 +98,11 @@ def run(
             budget, given = parsed.time_budget_minutes * 60, "of the scenario's time_budget_minutes"
         if budget is not None:
             estimate = parsed.estimated_seconds()
+            if parsed.claims:  # the claims phase shares the budget (harness/experiment/claims/verdicts.py)
+                from harness.experiment.claims.verdicts import SEED_STRATEGIES, claims_seconds
+
+                seed = [s for s in SEED_STRATEGIES if s in parsed.strategies]
+                estimate += claims_seconds(seed, parsed.guest == "netns")
             if estimate > budget:
                 cells, tests = len(parsed.cells()), sum(len(t.directions) for t in parsed.expanded_tests())
                 raise ValueError(f"the run would take about {format_duration(estimate)} ({cells} cells x {tests} "

@@ -128,3 +128,34 @@ def test_one_recommendation_per_layout_in_the_runs_order():
     recs = recommend(frame, {}, ["direct", "masquerade"], ["none", "envoy-redirect", "ambient"])
     assert [r.layout for r in recs] == ["none", "envoy-redirect", "ambient"]
     assert [r.answer for r in recs] == [Answer.DECIDED, Answer.DECIDED, Answer.NONE_QUALIFIES]
+
+
+def test_a_swept_scenario_keys_every_cell_by_its_sweep_value():
+    """slirp at guest MTU 1500 (0.5 x direct) and 65520 (0.98 x): each sweep point's table and answer shows its
+    own ratio, never the two pooled (issue 41: 0.70 was printed in both cells)."""
+    from harness.analysis.answer import decision_page
+
+    rng = np.random.default_rng(3)
+    out = []
+    for block in range(1, 7):
+        order = [("direct", None, 1.0), ("slirp", 1500, 0.5), ("direct", None, 1.0), ("slirp", 65520, 0.98),
+                 ("direct", None, 1.0)]  # fmt: skip
+        for slot, (binding, mtu, ratio) in enumerate(order, 1):
+            for direction in ("ingress", "egress"):
+                value = 10.0 * ratio * np.exp(rng.normal(0, 0.02))
+                out.append(asdict(Sample(
+                    strategy=binding, sidecar="none", scenario="mtu", repetition=block, block=block, slot=slot,
+                    kubevirt="1.9", guest_mtu=mtu, pod_mtu=1500, test="tcp_throughput", direction=direction,
+                    protocol="tcp", metric="throughput", value=float(value), unit="Gbit/s", path="no-sidecar")))  # fmt: skip
+    frame = pd.DataFrame(out, columns=COLUMNS)
+    page = decision_page(frame, {"scenario_parsed": {"strategies": ["direct", "slirp"], "sidecars": ["none"]}}, None,
+                         "Guest: netns.")  # fmt: skip
+    tables = page.split("## Costs per layout", 1)[1]
+    low = tables.split("### No mesh (guest MTU 1500)", 1)[1].split("###", 1)[0]
+    high = tables.split("### No mesh (guest MTU 65520)", 1)[1].split("###", 1)[0]
+    slirp_low = next(line for line in low.splitlines() if line.startswith("| slirp |"))
+    slirp_high = next(line for line in high.splitlines() if line.startswith("| slirp |"))
+    assert "| 0.50 [" in slirp_low and "| 0.98 [" in slirp_high, (slirp_low, slirp_high)
+    recs = recommend(frame, {}, ["direct", "slirp"], ["none"])
+    assert [r.where for r in recs] == ["guest MTU 1500", "guest MTU 65520"]
+    assert "TCP in 0.50" in recs[0].line and "TCP in 0.98" in recs[1].line

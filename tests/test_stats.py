@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -198,3 +199,35 @@ def test_the_gate_sees_a_large_regression_and_calls_a_tight_unchanged_tree_uncha
     assert (by.loc["nat-proxy"] == "regressed").all()
     assert (by.drop("nat-proxy") == "unchanged").all()
     assert verdicts[verdicts.verdict == "regressed"].why.str.contains("Holm").all()
+
+
+SKEWED = {"skewed (exponential, skew 2)": lambda rng, n: 0.1 * (rng.exponential(1.0, n) - 1.0)}
+
+
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_under_skewed_noise_the_t_interval_falls_short_and_says_by_how_much(n):
+    """A measured limit, not a pass: with strongly skewed per-block log ratios (skew 2) the t interval covers about
+    88-90%, not 95% (issue 41's simulation: 0.88-0.90). The next test shows this machine's ratios are not skewed."""
+    coverage = _coverage(log_ratio_interval, lambda rng: math.log(0.8) + SKEWED["skewed (exponential, skew 2)"](rng, n),
+                         0.8)  # fmt: skip
+    assert 0.85 <= coverage < FLOOR, f"n={n}: {coverage:.3f}"
+
+
+def test_this_machines_block_ratios_are_not_skewed():
+    """The t intervals' symmetric-noise assumption, checked on a real `make bench` run (tests/fixtures/run-mesh):
+    the per-block log ratios of every throughput ratio, standardised within the ratio, pooled, have a skewness far
+    from the skew-2 case above (a symmetric-noise sample of this size stays within +-0.6 of 0 in 99% of draws)."""
+    from scipy import stats as st_
+
+    from harness.analysis.blocks import block_log_ratios
+    from harness.analysis.results import load_samples
+
+    ratios = block_log_ratios(load_samples(Path(__file__).parent / "fixtures" / "run-mesh"))
+    ratios = ratios[ratios.metric == "throughput"]
+    residuals = []
+    for _, group in ratios.groupby(["strategy", "sidecar", "direction"]):
+        series = group.groupby("block")["log_ratio"].mean()
+        if len(series) >= 3 and series.std(ddof=1) > 0:
+            residuals += list((series - series.mean()) / series.std(ddof=1))
+    assert len(residuals) >= 100
+    assert abs(st_.skew(residuals)) < 0.6, st_.skew(residuals)

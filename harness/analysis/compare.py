@@ -211,6 +211,9 @@ def _verdict(key: dict, base: np.ndarray, new: np.ndarray, gate: Gate | None) ->
     change = (mn - mb) / abs(mb) if mb else 0.0
     row["worse_by"] = -change if higher else change
     if np.all(base > 0) and np.all(new > 0):
+        # the change the text states comes from the estimator the test judges: the ratio of geometric means
+        geometric = float(np.exp(np.log(new).mean() - np.log(base).mean()))
+        row["worse_by"] = (1 - geometric) if higher else (geometric - 1)
         row["test_name"] = "Welch t on logs"
         row["_p_worse"] = welch_p_worse(base, new, higher_is_better=higher)
         row["_p_better"] = welch_p_worse(base, new, higher_is_better=not higher)

@@ -39,7 +39,7 @@ from harness.analysis.costs import (
 from harness.analysis.paths import Works, _clip, works
 from harness.analysis.ranking import ALPHA, Ranking, costs_in, rank
 from harness.analysis.stats import Interval
-from harness.pod.kubevirt import Shipping, binding_status, shipping, user_name
+from harness.pod.kubevirt import Shipping, binding_status, shipped_bindings, shipping, user_name
 from harness.pod.mesh import mode_of
 
 POWER = 0.8
@@ -301,7 +301,12 @@ def recommend_layout(
         for c in candidates
         if c not in qualified and c not in research
     ]
-    details = [*beside, *([f"Disqualified: {'; '.join(dropped)}"] if dropped else [])]
+    measured = {c.base for c in candidates}
+    unmeasured = [f"{user_name(release, b)} ({shipping(release, b)})" for b in shipped_bindings(release)
+                  if b not in measured] if release else []  # fmt: skip
+    details = [*beside, *([f"Disqualified: {'; '.join(dropped)}"] if dropped else []),
+               *([f"Shipped in KubeVirt {release} but not measured in this run: {', '.join(unmeasured)} (another "
+                  "scenario or guest measures it: `vmnetbench strategies`)"] if unmeasured else [])]  # fmt: skip
     if not qualified:
         shipped = sorted([c for c in candidates if c.shipped], key=Candidate.closeness)
         closest = f" Closest: {shipped[0].name} ({_clip(shipped[0].disqualified_by, 80)})." if shipped else ""

@@ -152,6 +152,12 @@ def run_scenario(
         raise
     rng = random.Random(seed)
     status = "interrupted"
+    claims_reserve_s = 0.0
+    if scenario.claims and time_budget_s is not None:  # the budget is the whole job's: keep the claims' share
+        from harness.experiment.claims.verdicts import claims_seconds
+
+        claims_reserve_s = claims_seconds(seed_strategies_in(plan), guest.kind == GuestKind.NETNS)
+    blocks_budget_s = None if time_budget_s is None else max(time_budget_s - claims_reserve_s, 0.0)
     pilot = scenario.blocks_planned()
     design = (f"blocks of {plan.beds_per_block()} beds (direct beside every binding)" if plan.paired
               else f"rounds of {len(plan.cells)} cells")  # fmt: skip
@@ -179,7 +185,7 @@ def run_scenario(
                         cells.run_block(plan.block(index, rng))
                     if scenario.precision and plan.paired:
                         precision = PrecisionState(
-                            scenario.precision, pilot, time_budget_s, {t.label: t.primary_metric for t in plan.tests},
+                            scenario.precision, pilot, blocks_budget_s, {t.label: t.primary_metric for t in plan.tests},
                             shipped={c.spec.strategy: shipping(scenario.kubevirt, c.strategy_cls.name).runnable
                                      for c in plan.cells},
                         )  # fmt: skip
@@ -243,14 +249,21 @@ def print_answer(run_dir: Path, console: Console) -> None:
     console.print(f"page: {page}  (answer.md beside it)")
 
 
+def seed_strategies_in(plan: RunPlan) -> list[str]:
+    """The seed post's bindings among the run's cells (as themselves, not as variants), in the post's order."""
+    from harness.experiment.claims.verdicts import SEED_STRATEGIES
+
+    present = {c.strategy_cls.name for c in plan.cells if c.spec.strategy == c.strategy_cls.name}
+    return [s for s in SEED_STRATEGIES if s in present]
+
+
 def run_claims_phase(plan: RunPlan, lab: LabSession, writer: RunWriter, guest, console: Console) -> dict:
     """The seed's claims for the seed's bindings this run measured, in the run's own folder (claims.json,
     claims.md); returns what run.json records (time of each part, what was reused)."""
     from harness.experiment.claims.probes import ProbeContext
-    from harness.experiment.claims.verdicts import SEED_STRATEGIES, claims_phase, markdown
+    from harness.experiment.claims.verdicts import claims_phase, markdown
 
-    present = {c.strategy_cls.name for c in plan.cells if c.spec.strategy == c.strategy_cls.name}
-    strategies = [s for s in SEED_STRATEGIES if s in present]
+    strategies = seed_strategies_in(plan)
     if not strategies:
         return {"skipped": "none of the seed's bindings is in the run"}
     started = time.monotonic()

@@ -160,6 +160,12 @@ def shipping(name: KubevirtRelease | str, strategy: str) -> Shipping:
     return Shipping.RESEARCH if strategy in RESEARCH_ONLY else Shipping.ABSENT
 
 
+def shipped_bindings(name: KubevirtRelease | str) -> list[str]:
+    """The strategies standing for the bindings a release ships (core, then plugins), sorted within each."""
+    r = release(name)
+    return sorted(r.core) + sorted(r.plugins)
+
+
 # What users of a release call the binding a strategy stands for (KubeVirt's VMI interface spec and user guide).
 _USER_NAMES = {
     "direct": "plain pod (no VM)",

@@ -77,22 +77,31 @@ def rr_status(cell: Cell, protocol: Protocol, direction: Direction) -> tuple[str
     return ("bypassed" if first.path == TrafficPath.BYPASSED else "works"), ""
 
 
-def probe_connectivity(ctx: ProbeContext, strategy: str,
-                       sidecars: tuple[SidecarKind, ...] = CONNECTIVITY_SIDECARS) -> ConnectivityFacts:  # fmt: skip
-    """TCP and UDP round trips both ways behind each sidecar layout (a layout left out stays `failed`)."""
+Paths = dict[SidecarKind, list[tuple[Protocol, Direction]]]
+
+
+def probe_connectivity(ctx: ProbeContext, strategy: str, sidecars: tuple[SidecarKind, ...] = CONNECTIVITY_SIDECARS,
+                       paths: Paths | None = None) -> ConnectivityFacts:  # fmt: skip
+    """TCP and UDP round trips both ways behind each sidecar layout (a layout left out stays `failed`). `paths`:
+    per layout, only these (protocol, direction) pairs (the main job's claims phase probes only what its rows
+    lack); the others are `not measured`."""
     facts: dict = {}
     for sidecar in sidecars:
+        wanted = (paths or {}).get(sidecar) or [(p, d) for p in Protocol for d in Direction]
+        for protocol in Protocol:
+            for direction in Direction:
+                if (protocol, direction) not in wanted:
+                    key = reach_key(protocol, direction, sidecar)
+                    facts[key], facts[f"{key}_reason"] = "not measured", "no claim reads it"
         try:
             with strategy_bed(ctx, strategy, sidecar=sidecar) as cell:
-                for protocol in Protocol:
-                    for direction in Direction:
-                        key = reach_key(protocol, direction, sidecar)
-                        facts[key], facts[f"{key}_reason"] = rr_status(cell, protocol, direction)
-        except Exception as e:  # noqa: BLE001 - a setup this layout refuses is a fact (tproxy's table 100 under ambient)
-            for protocol in Protocol:
-                for direction in Direction:
+                for protocol, direction in wanted:
                     key = reach_key(protocol, direction, sidecar)
-                    facts[key], facts[f"{key}_reason"] = "failed", f"setup failed: {e}"
+                    facts[key], facts[f"{key}_reason"] = rr_status(cell, protocol, direction)
+        except Exception as e:  # noqa: BLE001 - a setup this layout refuses is a fact (tproxy's table 100 under ambient)
+            for protocol, direction in wanted:
+                key = reach_key(protocol, direction, sidecar)
+                facts[key], facts[f"{key}_reason"] = "failed", f"setup failed: {e}"
     for sidecar in sidecars:
         if sidecar is SidecarKind.NONE:
             continue

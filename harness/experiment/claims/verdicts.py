@@ -400,6 +400,19 @@ def seed_sections(path: Path = CLAIMS_FILE) -> dict[str, str]:
 
 SEED_STRATEGIES = tuple(seed_sections())
 """The bindings the seed post judges (its four sections); the main job's claims phase probes these."""
+CLAIMS_SECONDS_PER_STRATEGY = 65
+"""The claims phase's time per seed binding on this project's 2-core machine (2026-12, measured: connectivity
+~10 s, inventory <1 s, privilege trials ~17 s, coexistence ~37 s): what a run's time budget keeps for it."""
+QEMU_DECIDE_SECONDS = 70
+"""Booting the QEMU guest (TCG here) for slirp's process and privilege claims, measured likewise."""
+
+
+def claims_seconds(strategies: list[str], netns_guest: bool) -> float:
+    """About how long the claims phase takes for these seed bindings."""
+    qemu = QEMU_DECIDE_SECONDS if netns_guest and any(s in NETNS_UNDECIDABLE for s in strategies) else 0
+    return CLAIMS_SECONDS_PER_STRATEGY * len(strategies) + qemu
+
+
 REFERENCES = ("direct", "nat-proxy")
 """Whose performance the claims' rules compare with (a plain pod; nat-proxy for tproxy's claim)."""
 
@@ -415,7 +428,7 @@ def facts_from_rows(frame, strategy: str) -> tuple[dict, PerformanceFacts | None
 
     mine = frame[(frame.strategy == strategy) & (frame.test == "tcp_throughput")]
     conn: dict = {}
-    for sidecar in CONNECTIVITY_SIDECARS:
+    for sidecar in CONNECTIVITY_SIDECARS:  # the rows' layout label is the mode's name for an outside client
         rows = mine[mine.sidecar == str(sidecar)]
         if rows.empty:
             continue
@@ -459,6 +472,7 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
 
     from harness.experiment.claims.facts import CONNECTIVITY_SIDECARS, ConnectivityFacts, reach_key
     from harness.lab.kinds import Protocol
+    from harness.pod.mesh import SidecarKind
 
     facts = ProbeFacts()
     timings: dict[str, float] = {}
@@ -475,9 +489,13 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
         if s not in strategies:
             continue
         measured = {sc for sc in CONNECTIVITY_SIDECARS if reach_key(Protocol.TCP, Direction.INGRESS, sc) in conn}
-        probe = tuple(sc for sc in CONNECTIVITY_SIDECARS if sc not in measured or str(sc) == "none")  # UDP: none's
+        # only what a claim reads and the rows lack: UDP ingress with no mesh ("Only support ingress TCP"), TCP
+        # both ways under the layouts the run did not measure ("any sidecar", "Istio dedicated")
+        paths = {sc: ([(Protocol.UDP, Direction.INGRESS)] if sc in measured
+                      else [(Protocol.TCP, d) for d in Direction]) for sc in CONNECTIVITY_SIDECARS}  # fmt: skip
+        probe = tuple(sc for sc in CONNECTIVITY_SIDECARS if sc not in measured or sc is SidecarKind.NONE)
         t0 = time.monotonic()
-        probed = probe_connectivity(ctx, s, probe).__dict__
+        probed = probe_connectivity(ctx, s, probe, paths).__dict__
         timings["connectivity"] = timings.get("connectivity", 0) + time.monotonic() - t0
         merged = {**probed}
         for sc in measured:
@@ -486,9 +504,9 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
                     key = reach_key(protocol, direction, sc)
                     if protocol == Protocol.TCP:
                         merged[key], merged[f"{key}_reason"] = conn[key], conn[f"{key}_reason"]
-                    elif str(sc) != "none":
+                    elif sc is not SidecarKind.NONE:
                         merged[key], merged[f"{key}_reason"] = "not measured", "the run measured TCP only"
-            if str(sc) != "none":
+            if sc is not SidecarKind.NONE:
                 merged[f"tcp_through_{str(sc).replace('-', '_')}"] = all(
                     merged[reach_key(Protocol.TCP, d, sc)] == "works" for d in Direction)  # fmt: skip
         reused[s] = sorted(str(sc) for sc in measured)
