@@ -143,10 +143,28 @@ def test_a_swept_scenario_keys_every_cell_by_its_sweep_value():
         for slot, (binding, mtu, ratio) in enumerate(order, 1):
             for direction in ("ingress", "egress"):
                 value = 10.0 * ratio * np.exp(rng.normal(0, 0.02))
-                out.append(asdict(Sample(
-                    strategy=binding, sidecar="none", scenario="mtu", repetition=block, block=block, slot=slot,
-                    kubevirt="1.9", guest_mtu=mtu, pod_mtu=1500, test="tcp_throughput", direction=direction,
-                    protocol="tcp", metric="throughput", value=float(value), unit="Gbit/s", path="no-sidecar")))  # fmt: skip
+                out.append(
+                    asdict(
+                        Sample(
+                            strategy=binding,
+                            sidecar="none",
+                            scenario="mtu",
+                            repetition=block,
+                            block=block,
+                            slot=slot,
+                            kubevirt="1.9",
+                            guest_mtu=mtu,
+                            pod_mtu=1500,
+                            test="tcp_throughput",
+                            direction=direction,
+                            protocol="tcp",
+                            metric="throughput",
+                            value=float(value),
+                            unit="Gbit/s",
+                            path="no-sidecar",
+                        )
+                    )
+                )
     frame = pd.DataFrame(out, columns=COLUMNS)
     page = decision_page(frame, {"scenario_parsed": {"strategies": ["direct", "slirp"], "sidecars": ["none"]}}, None,
                          "Guest: netns.")  # fmt: skip

@@ -205,7 +205,9 @@ def test_answer_page_numbers_trace_to_samples(run_copy):
         mine, direct = sel[sel.strategy == "masquerade"].value, sel[sel.strategy == "direct"].value
         return welch_ratio_interval(mine, direct).estimate
 
-    row = next(line for line in answer.split("### No mesh [`none`]", 1)[1].splitlines() if line.startswith("| masquerade"))
+    row = next(
+        line for line in answer.split("### No mesh [`none`]", 1)[1].splitlines() if line.startswith("| masquerade")
+    )
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == f"{ratio('tcp_throughput', 'throughput'):.2f} (n=1 < 3, no interval)"
     assert cells[6] == f"{ratio('crr', 'crr_rate'):.2f} (n=1 < 3, no interval)"
