@@ -155,3 +155,17 @@ def test_an_empty_cell_says_why_it_is_empty():
     for rendered_table in (html_table(table), markdown_table(table)):
         assert "not swept" in rendered_table and "not measured" in rendered_table
         assert "NA" not in rendered_table and "nan" not in rendered_table
+
+
+def test_a_name_that_looks_like_html_is_shown_as_text_on_the_page():
+    """A variant or binding name from a scenario or an ingested folder never becomes markup (issue 46): the
+    decision page escapes everything but its own folding tags."""
+    from harness.analysis.htmlpage import decision_html
+
+    hostile = "<img src=x onerror=alert(1)>"
+    md = f"# t\n\n| binding | x |\n|---|---|\n| {hostile} | 1 |\n\n- **{hostile}**: use it\n\n" \
+         f'<details markdown="1">\n<summary>{hostile}</summary>\n\n`{hostile}` & more\n\n</details>\n'  # fmt: skip
+    page = decision_html(md)
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<details>" in page or "<details" in page  # the page's own folding survives
+    assert page.count("<summary>") == 1

@@ -183,3 +183,34 @@ def test_a_ratio_no_number_of_blocks_can_decide_does_not_keep_the_run_going():
     assert state.needed() == decidable.plan.blocks_needed()
     reached, why = state.outcome(hopeless)
     assert not reached and why.startswith("spread:")
+
+
+def test_after_the_pilot_a_block_holds_only_the_cells_that_still_decide_something():
+    """Adaptive allocation (issue 41): from stored pilot rows, a quiet ratio is done at the pilot, a noisy one gets
+    more blocks, a cell that bypassed the mesh in every pilot bed and a research design under a mesh stop with
+    their reasons, and the next block holds only the open cell with a direct before and after it. Each ratio's
+    interval is judged on its own first N blocks."""
+    from harness.experiment.precision import PrecisionState
+    from tests.test_recommend import rows_for
+
+    frame = pd.concat([
+        rows_for({("masquerade", "none"): {"ratio": 0.9}}, blocks=3, sd=0.01, seed=1),
+        rows_for({("bridge", "none"): {"ratio": 0.9}}, blocks=3, sd=0.05, seed=2).assign(slot=lambda f: f.slot + 10),
+        rows_for({("masquerade", "envoy-redirect"): {"path": {"ingress": "bypassed", "egress": "bypassed"}},
+                  ("nat-proxy", "envoy-redirect"): {"ratio": 0.7}}, blocks=3, sd=0.2, seed=3),
+    ], ignore_index=True)  # fmt: skip
+    plan = resolve(scenario(), GuestSpec())
+    state = PrecisionState(0.10, 3, 600.0, {"tcp_throughput": "throughput"},
+                           shipped={"direct": True, "masquerade": True, "bridge": True, "nat-proxy": False})  # fmt: skip
+    state.update(frame, 3, 90.0, 42)
+    only = state.open_cells(90.0, plan.cells)
+    assert only == {"bridge-none"}, only
+    stopped = {r.key[:2]: r.stopped for r in state.ratios.values() if r.stopped}
+    assert stopped[("masquerade", "envoy-redirect")].startswith("bypasses the mesh")
+    assert stopped[("nat-proxy", "envoy-redirect")].startswith("decides nothing")
+    quiet = next(r for r in state.ratios.values() if r.key[:2] == ("masquerade", "none"))
+    assert quiet.need == 3 and not quiet.stopped and quiet.half_width <= 0.10
+    block = plan.block(4, random.Random(0), only)
+    assert [s.cell.label for s in block] == ["direct-none", "bridge-none", "direct-none"]
+    assert state.wants_more(90.0, plan)
+    assert not state.wants_more(599.0, plan)  # the next block does not fit in what is left

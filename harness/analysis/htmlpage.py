@@ -87,10 +87,34 @@ def html_table(table: Table, sortable: bool = False) -> str:
             f"<tbody>{''.join(rows)}</tbody></table></div>")  # fmt: skip
 
 
+OWN_TAGS = ('<details markdown="1">', "</details>", "<summary>", "</summary>")
+"""The only HTML answer.md itself writes (its folded sections); everything else in it is text."""
+
+
+def inert(answer_md: str) -> str:
+    """answer.md with every `<` and `&` made text, but for the page's own folding tags: a binding or variant name
+    from a scenario or an ingested folder (`<img src=x onerror=...>`) is shown, never run (issue 46). Markdown
+    leaves entities inside code spans alone only if written literally, so `<` in backticks stays a `<`."""
+    out = []
+    for line in answer_md.split("\n"):
+        if line.strip() in OWN_TAGS or (line.startswith("<summary>") and line.endswith("</summary>")):
+            inner = line[len("<summary>") : -len("</summary>")] if line.startswith("<summary>") else None
+            out.append(line if inner is None else f"<summary>{html.escape(inner)}</summary>")
+            continue
+        out.append(_escape_outside_code(line))
+    return "\n".join(out)
+
+
+def _escape_outside_code(line: str) -> str:
+    """`<`, `>` and `&` as entities outside backtick code spans (inside one, Markdown escapes them itself)."""
+    parts = line.split("`")
+    return "`".join(html.escape(p, quote=False) if i % 2 == 0 else p for i, p in enumerate(parts))
+
+
 def decision_html(answer_md: str, fig_dir: Path | None = None) -> str:
     """answer.md as HTML: headings with ids (the contents line links them), folded <details> sections rendered
     inside, tables scrolling in their own box on a narrow screen, and its figures inlined as data URIs."""
-    body = markdown.markdown(answer_md, extensions=["tables", "toc", "md_in_html"])
+    body = markdown.markdown(inert(answer_md), extensions=["tables", "toc", "md_in_html"])
     body = body.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
     if fig_dir is not None:
         body = re.sub(r'src="figures/([^"]+)"', lambda m: f'src="{data_uri(fig_dir / m.group(1))}"', body)

@@ -66,8 +66,9 @@ class PrecisionState:
     """Cell strategy (variant) -> its binding ships in the modelled KubeVirt release (or is the plain pod). Under a
     mesh, a ratio of a binding users cannot deploy decides no recommendation: it stops after the pilot, which gave
     its path verdict. Under no mesh the research designs go on (the seed's performance claims read them)."""
-    closed_cells: dict[tuple[str, str], str] = field(default_factory=dict)
-    """(strategy, sidecar) -> why the cell left the schedule after the pilot (every pilot bed bypassed the mesh)."""
+    closed_cells: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """(strategy, sidecar, direction) -> why that path left the schedule after the pilot (every pilot bed bypassed
+    the mesh)."""
 
     def update(self, frame: pd.DataFrame, blocks_done: int, elapsed_s: float, beds_done: int = 0) -> None:
         ratios = block_log_ratios(frame)
@@ -106,8 +107,8 @@ class PrecisionState:
         for r in self.ratios.values():
             if r.need is None or r.stopped or r.blocks >= r.need:
                 continue
-            if (r.key[0], r.key[1]) in self.closed_cells:
-                r.stopped = self.closed_cells[(r.key[0], r.key[1])]
+            if (r.key[0], r.key[1], r.key[5]) in self.closed_cells:
+                r.stopped = self.closed_cells[(r.key[0], r.key[1], r.key[5])]
                 continue
             if not self.shipped.get(r.key[0], True) and mode_of(r.key[1]) != "none":
                 r.stopped = ("decides nothing: not shipped in the modelled KubeVirt release, so its cost under a mesh "
@@ -187,7 +188,7 @@ class PrecisionState:
                 "schedule": "adaptive: after the pilot a block holds only cells with a ratio short of its own N",
                 "method": "Stein two-stage (pilot fixes each ratio's n; final t interval with the pilot's s over "
                           "the ratio's own first n blocks)",
-                "closed_cells": {f"{s}/{c}": why for (s, c), why in self.closed_cells.items()},
+                "closed_paths": {f"{s}/{c} {d}": why for (s, c, d), why in self.closed_cells.items()},
                 "ratios": rows}  # fmt: skip
 
 
@@ -214,14 +215,15 @@ def _erratic(frame: pd.DataFrame, key: tuple) -> str:
     return f"erratic: {found[0].title}" if found else ""
 
 
-def _bypassing_cells(frame: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """Cells whose every successful pilot measurement bypassed the mesh: their verdict (disqualified under a
-    mesh) is decided, more blocks would only refine the cost of a path users should not take."""
+def _bypassing_cells(frame: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """Paths (cell and direction) whose every successful pilot measurement bypassed the mesh: their verdict
+    (disqualified under a mesh) is decided, more blocks would only refine the cost of a path users should not
+    take."""
     ok = frame[(frame.status == "ok") & frame.path.notna() & (frame.test.fillna("") != "harness")]
     out = {}
-    for (strategy, sidecar), rows in ok.groupby(["strategy", "sidecar"]):
+    for (strategy, sidecar, direction), rows in ok.groupby(["strategy", "sidecar", "direction"]):
         if strategy != "direct" and (rows.path == "bypassed").all():
-            out[(strategy, sidecar)] = "bypasses the mesh in every pilot bed: its verdict is decided"
+            out[(strategy, sidecar, direction)] = "bypasses the mesh in every pilot bed: its verdict is decided"
     return out
 
 

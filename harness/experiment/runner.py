@@ -12,7 +12,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -167,6 +167,7 @@ def run_scenario(
                      else ""))  # fmt: skip
     precision: PrecisionState | None = None
     claims_info: dict | None = None
+    cells: CellRunner | None = None
     with LabSession(run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:
         if scenario.cpu_placement == "split":
             peer = resource_name(run_id, "peer")
@@ -209,6 +210,8 @@ def run_scenario(
             extra = {"precision": precision.record()} if precision else {}
             if claims_info is not None:
                 extra["claims"] = claims_info
+            if cells is not None and cells.seconds:
+                extra["bed_seconds"] = {k: round(v, 1) for k, v in cells.seconds.items()}
             try:
                 writer.finish(status, load={**writer.meta["load"], "end": machine_load(run_id)}, **extra)
             except ResultsWriteError as e:  # a full or read-only results disk: one sentence, never a traceback
@@ -352,12 +355,25 @@ class CellRunner:
     writer: RunWriter
     lab: LabSession
     step: Steps
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Where each bed's wall time went, summed over the run (run.json `bed_seconds`): setup (bed, sidecar, binding),
+    each test (server start, traffic, the proxy's counters), teardown, the samples table's rewrite, the rest."""
+
+    def _spent(self, what: str, since: float) -> float:
+        now = time.monotonic()
+        self.seconds[what] = self.seconds.get(what, 0.0) + now - since
+        return now
 
     def run_block(self, block: list[Slot]) -> None:
         for slot in block:
+            t0 = time.monotonic()
             self.step(f"block {slot.block} {slot.cell.label.replace('-', '/', 1)}")
             self.run(slot)
+            t1 = time.monotonic()
             self.writer.flush()
+            self._spent("results table rewrite", t1)
+            self._spent("bed (all)", t0)
+            self.seconds["beds"] = self.seconds.get("beds", 0) + 1
 
     def run(self, slot: Slot) -> None:
         plan, cell, writer = self.plan, slot.cell, self.writer
@@ -395,6 +411,7 @@ class CellRunner:
                 refusal = bed.runtime.explain_refusal(bed, str(e))  # a container boundary's refusals are results
                 setup_error = f"{refusal}; {setup_error}" if refusal else setup_error
             writer.add(_harness_row(base, "setup_time", time.monotonic() - t0, setup_error))
+            self._spent("setup (bed, sidecar, binding)", t0)
             if attachment is not None:
                 # What the strategy set up (for a QEMU guest: accel, vhost, boot time, the exact QEMU command line).
                 writer.save_raw(f"attachment-{slot.label}.json", attachment.facts.record())
@@ -404,6 +421,7 @@ class CellRunner:
                               keep_outputs=scenario.keep_outputs)  # fmt: skip
             for test, direction in slot.tests:
                 self.step(f"{where} {test.label} {direction}")
+                t_test = time.monotonic()
                 try:
                     rows = run_test(test, direction, cell_state)
                 except ResultsWriteError:
@@ -413,6 +431,7 @@ class CellRunner:
                     rows = [failed_row(cell_state, test, direction, f"{HARNESS_ERROR}{type(e).__name__}: {e}")]
                 for row in rows:
                     writer.add(row)
+                self._spent("tests (servers, traffic, counters)", t_test)
                 self.step(f"{where} {test.label} {direction}", advance=True, check=False)
         finally:
             self.step(f"{where} teardown", check=False)
@@ -423,6 +442,7 @@ class CellRunner:
             except Exception as e:  # noqa: BLE001
                 teardown_error = f"{HARNESS_ERROR}{e}"
             writer.add(_harness_row(base, "teardown_time", time.monotonic() - t1, teardown_error))
+            self._spent("teardown", t1)
 
 
 def _harness_row(base: Sample, metric: str, seconds: float, error: str) -> Sample:
