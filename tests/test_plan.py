@@ -200,8 +200,8 @@ def test_after_the_pilot_a_block_holds_only_the_cells_that_still_decide_somethin
                   ("nat-proxy", "envoy-redirect"): {"ratio": 0.7}}, blocks=3, sd=0.2, seed=3),
     ], ignore_index=True)  # fmt: skip
     plan = resolve(scenario(), GuestSpec())
-    state = PrecisionState(0.10, 3, 600.0, {"tcp_throughput": "throughput"},
-                           shipped={"direct": True, "masquerade": True, "bridge": True, "nat-proxy": False})  # fmt: skip
+    shipped = {"direct": True, "masquerade": True, "bridge": True, "nat-proxy": False}
+    state = PrecisionState(0.10, 3, 600.0, {"tcp_throughput": "throughput"}, shipped=shipped)
     state.update(frame, 3, 90.0, 42)
     only = state.open_cells(90.0, plan.cells)
     assert only == {"bridge-none"}, only
