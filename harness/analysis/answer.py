@@ -190,6 +190,15 @@ def answer_lines(recs: list[Recommendation]) -> list[str]:
     return [*lines, ""]
 
 
+def picture_lines(figures: list[tuple[str, str]]) -> list[str]:
+    """The answer's pictures: the matrix and the seed's verdicts side by side in one paragraph (the page sets them
+    in two columns), the forest plot under them."""
+    pairs = [f for f in figures if f[0] in ("answer-matrix.png", "answer-seed.png")]
+    rest = [f for f in figures if f not in pairs]
+    lines = [" ".join(f"![{caption}](figures/{name})" for name, caption in pairs), ""] if pairs else []
+    return lines + [line for name, caption in rest for line in (f"![{caption}](figures/{name})", "")]
+
+
 def why_lines(recs: list[Recommendation]) -> list[str]:
     """Per layout, what the answer rests on: the costs of the tier, what would decide it, who was disqualified."""
     lines = [RULE_TEXT, ""]
@@ -256,7 +265,7 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
         "## The answer",
         "",
         *answer_lines(recs),
-        *[f"![{caption}](figures/{name})\n" for name, caption in figures or []],
+        *picture_lines(figures or []),
         *folded("Why: the rule, and what each answer rests on", why_lines(recs)),
         f"{guest} Runtime: {runtime}" + RUNTIME_NOTES.get(runtime, ".").format(**cluster_versions(meta)),
         "",

@@ -403,12 +403,14 @@ def report_sections(run: Run, made: dict[str, str]) -> list[Section]:
 
 def answer_figures(run: Run, fig_dir: Path, recs) -> list[tuple[str, str]]:
     """The answer's two pictures (harness/analysis/answer_figures.py), saved as PNG; (name, caption) of each made."""
-    from harness.analysis.answer_figures import plot_forest, plot_matrix
+    from harness.analysis.answer_figures import plot_forest, plot_matrix, plot_seed
 
     made = []
     for name, caption, fig in (
         ("answer-matrix.png", "Binding x mesh layout: works through the mesh / bypasses / fails, with TCP in / out "
          "x a plain pod; framed: the recommendation", plot_matrix(recs)),
+        ("answer-seed.png", "The seed post's pros and cons, each with its measured verdict (evidence in the table "
+         "below)", plot_seed(run.claims)),
         ("answer-forest.png", "TCP throughput x a plain pod with its interval, per layout", plot_forest(recs)),
     ):  # fmt: skip
         if fig is not None:
