@@ -246,6 +246,11 @@ def gate(
     ] = None,
     save_baseline: Annotated[bool, typer.Option(help="Store this run's ratios as the baseline instead.")] = False,
     ab: Annotated[tuple[str, str] | None, typer.Option(help="A/B mode: judge variant B against A, same run.")] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(help="Side by side: judge this tree against revision REV, both measured in the same blocks."),
+    ] = None,
+    blocks: Annotated[int | None, typer.Option(min=3, max=200, help="Blocks per side with --against.")] = None,
     results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
     junit: Annotated[Path | None, typer.Option(help=JUNIT_HELP)] = None,
     markdown: Annotated[Path | None, typer.Option(help=MARKDOWN_HELP)] = None,
@@ -260,6 +265,9 @@ def gate(
     from harness.experiment.scenario import ScenarioError, load_scenario
 
     baseline = baseline or DEFAULT_BASELINE
+    if against is not None:
+        gate_against(against, scenario, blocks, results, junit, markdown)
+        return
     try:
         parsed, text = load_scenario(scenario)
         if ab:
@@ -299,6 +307,50 @@ def gate(
         raise typer.Exit(EXIT_REGRESSED)
 
 
+def gate_against(rev: str, scenario: Path, blocks: int | None, results: Path, junit: Path | None,
+                 markdown: Path | None) -> None:  # fmt: skip
+    """`gate --against REV`: REV checked out beside this tree, both trees' blocks interleaved, judged paired."""
+    from harness.analysis.gate import GateError, judge_side_by_side
+    from harness.analysis.results import load_samples
+    from harness.experiment.scenario import ScenarioError, load_scenario
+    from harness.experiment.sidebyside import SideBySideError, resolve_revision, run_side_by_side, worktree
+    from harness.lab.names import new_run_id
+    from harness.lab.paths import REPO_ROOT
+
+    try:
+        parsed, _ = load_scenario(scenario)
+        commit = resolve_revision(rev)
+        relative = scenario.resolve().relative_to(REPO_ROOT)
+        check_results_root(results)
+        check_output_file("--junit", junit)
+        check_output_file("--markdown", markdown)
+    except ValueError as e:  # relative_to: the scenario must be a file of this tree (the base has its own copy)
+        fail(f"option --scenario: {scenario} is not inside this repository ({e})" if "relative" in str(e) else str(e))
+    except (ScenarioError, SideBySideError) as e:
+        fail(str(e))
+    _require_root()
+    count = blocks or parsed.repetitions
+    folder = results / f"gate-{new_run_id()}"
+    console.print(f"gate side by side: this tree against {rev} ({commit[:12]}), {count} blocks each of {relative}, "
+                  f"interleaved (results in {folder})")  # fmt: skip
+    try:
+        with worktree(commit, folder) as base_tree:
+            if not (base_tree / relative).is_file():
+                fail(f"option --against: {rev} has no {relative}")
+            base, new = run_side_by_side(str(relative), base_tree, count, folder, progress=console.print)
+        verdicts = judge_side_by_side([load_samples(r) for r in base.runs], [load_samples(r) for r in new.runs])
+    except (SideBySideError, GateError) as e:
+        fail(str(e))
+    title = f"gate side by side against {rev} ({commit[:12]})"
+    print_verdicts(verdicts, title, paired=True)
+    write_ci_reports(verdicts, junit, markdown, title)
+    regressed = int((verdicts.verdict == "regressed").sum())
+    inconclusive = int((verdicts.verdict == "inconclusive").sum())
+    console.print(f"gate: {regressed} regressed, {inconclusive} inconclusive, {len(verdicts)} judged; runs in {folder}")
+    if regressed:
+        raise typer.Exit(EXIT_REGRESSED)
+
+
 JUNIT_HELP = "Also write the verdicts as JUnit XML (regressed = failure, inconclusive = skipped) for a CI system."
 MARKDOWN_HELP = "Also write a Markdown summary of the verdicts (e.g. $GITHUB_STEP_SUMMARY)."
 
@@ -328,7 +380,7 @@ def write_ci_reports(verdicts, junit: Path | None, markdown: Path | None, title:
         fail(f"could not write the CI reports: {e.strerror or e} ({e.filename})")
 
 
-def print_verdicts(verdicts, title: str) -> None:
+def print_verdicts(verdicts, title: str, paired: bool = False) -> None:
     from rich.table import Table
 
     table = Table(title=title)
@@ -343,6 +395,11 @@ def print_verdicts(verdicts, title: str) -> None:
                       f"{r['n_base']}/{r['n_new']}", f"{r['median_base']:.4g}", f"{r['median_new']:.4g}",
                       f"{r['ratio']:.3f}", v, r["why"])  # fmt: skip
     console.print(table)
+    if paired:
+        console.print("paired: block b of BASE and of NEW ran next to each other (one-sided paired t on the per-block "
+                      "log differences of each ratio to direct), Holm-adjusted over every gated row; `unchanged` = "
+                      "the paired 90% interval of the ratio within +-min_effect")  # fmt: skip
+        return
     console.print("unpaired: BASE and NEW are separate sittings (one-sided Welch t on the logs, Mann-Whitney U where "
                   "a metric has zeros), Holm-adjusted over every gated row; `unchanged` = the 90% interval of the "
                   "ratio within +-min_effect")  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.analysis.compare import DEFAULT_GATES, judge_frames, load_gates, within_run_ratios
@@ -88,3 +89,86 @@ def judge_ab(samples: pd.DataFrame, a: str, b: str, gates_path: Path = DEFAULT_G
     base = frame[frame.strategy == a].assign(strategy=f"{b} vs {a}")
     new = frame[frame.strategy == b].assign(strategy=f"{b} vs {a}")
     return judge(base, new, gates_path)
+
+
+def judge_side_by_side(base_runs: list[pd.DataFrame], new_runs: list[pd.DataFrame],
+                       gates_path: Path = DEFAULT_GATES) -> pd.DataFrame:  # fmt: skip
+    """Two revisions measured in the same blocks (harness/experiment/sidebyside.py): block b of BASE and block b of
+    NEW ran one after the other, their order alternating. Per gated row, the per-block log difference of the
+    within-run ratio to direct (NEW - BASE): the shift between sittings is common to both and cancels. One-sided
+    paired t for worse and for better, Holm over the rows; `unchanged` when the paired 90% interval of the ratio
+    lies within +-min_effect (benchmarks/gates.yaml), `inconclusive` otherwise."""
+    import math
+
+    from scipy import stats
+
+    from harness.analysis.stats import holm
+
+    gates, _ = load_gates(gates_path)
+    frames = []
+    for side, runs in (("base", base_runs), ("new", new_runs)):
+        for pair, samples in enumerate(runs, 1):
+            ratios = run_ratios(samples, gates_path)
+            if ratios.empty:
+                continue
+            ratios = ratios[ratios["value"] > 0]
+            geometric = ratios.groupby(RATIO_KEYS)["value"].apply(lambda v: float(np.exp(np.log(v).mean())))
+            frames.append(geometric.reset_index().assign(side=side, pair=pair))
+    if not frames:
+        raise GateError("neither side measured a binding's ratio to direct: is direct in the gate's scenario?")
+    frame = pd.concat(frames, ignore_index=True)
+    rows = []
+    for key, group in frame.groupby(RATIO_KEYS, sort=True):
+        wide = group.pivot_table(index="pair", columns="side", values="value").dropna()
+        if not {"base", "new"} <= set(wide.columns):
+            continue
+        metric = key[-1]
+        gate = gates.get(metric) or gates.get(metric.split("/")[0])
+        d = (np.log(wide["new"]) - np.log(wide["base"])).to_numpy()
+        row = {**dict(zip(RATIO_KEYS, key, strict=True)), "n_base": len(d), "n_new": len(d),
+               "median_base": float(np.exp(np.log(wide["base"]).mean())),
+               "median_new": float(np.exp(np.log(wide["new"]).mean())), "ratio": float(np.exp(d.mean()))}  # fmt: skip
+        if gate is None:
+            rows.append({**row, "p_value": None, "verdict": "not gated", "why": "no gate for this metric"})
+            continue
+        row |= {"better": gate.better, "min_effect": gate.min_effect}
+        if len(d) < 3:
+            rows.append({**row, "p_value": None, "verdict": "inconclusive",
+                         "why": f"{len(d)} paired blocks: the paired t needs at least 3"})  # fmt: skip
+            continue
+        se = float(d.std(ddof=1) / math.sqrt(len(d)))
+        mean = float(d.mean())
+        higher = gate.better == "higher"
+        if se == 0:
+            p_worse = 0.0 if (mean < 0) == higher and mean != 0 else 1.0
+            p_better = 0.0 if (mean > 0) == higher and mean != 0 else 1.0
+        else:
+            t = mean / se
+            p_worse = float(stats.t.cdf(t, len(d) - 1) if higher else stats.t.sf(t, len(d) - 1))
+            p_better = float(stats.t.sf(t, len(d) - 1) if higher else stats.t.cdf(t, len(d) - 1))
+        h = float(stats.t.ppf(0.95, len(d) - 1) * se)
+        low, high = math.exp(mean - h), math.exp(mean + h)
+        equivalent = 1 - gate.min_effect <= low and high <= 1 + gate.min_effect
+        text = (f"ratio {math.exp(mean):.2f}, paired 90% interval [{low:.2f}, {high:.2f}] "
+                f"{'within' if equivalent else 'not within'} +-{gate.min_effect:.0%} (n={len(d)} blocks)")  # fmt: skip
+        change = (1 - math.exp(mean)) if higher else (math.exp(mean) - 1)
+        rows.append({**row, "_p_worse": p_worse, "_p_better": p_better, "_equivalent": equivalent,
+                     "_text": text, "_change": change, "_alpha": gate.alpha, "verdict": "pending"})  # fmt: skip
+    worse = holm([r.get("_p_worse") for r in rows])
+    better = holm([r.get("_p_better") for r in rows])
+    for row, p_worse, p_better in zip(rows, worse, better, strict=True):
+        if row["verdict"] != "pending":
+            continue
+        if p_worse is not None and p_worse < row["_alpha"]:
+            why = f"paired t, Holm-adjusted p={p_worse:.3g}; worse by {row['_change']:.0%}; {row['_text']}"
+            row |= {"p_value": p_worse, "verdict": "regressed", "why": why}
+        elif p_better is not None and p_better < row["_alpha"]:
+            why = f"paired t, Holm-adjusted p={p_better:.3g}; better by {-row['_change']:.0%}; {row['_text']}"
+            row |= {"p_value": p_better, "verdict": "improved", "why": why}
+        elif row["_equivalent"]:
+            row |= {"p_value": p_worse, "verdict": "unchanged", "why": row["_text"]}
+        else:
+            row |= {"p_value": p_worse, "verdict": "inconclusive",
+                    "why": f"{row['_text']}; no significant change after Holm"}  # fmt: skip
+    out = pd.DataFrame(rows)
+    return out.drop(columns=[c for c in out.columns if c.startswith("_")])
