@@ -89,12 +89,15 @@ clean-beds: deps-python
 report: deps-python
 	$(BIN)/vmnetbench report
 
-# The regression gate: scenarios/gate.yaml, each binding's throughput and CRR as a within-run ratio to direct,
-# judged against benchmarks/gate-baseline.json (`make gate-baseline` records one on this kind of machine).
-# Exit 1 if something regressed; inconclusive verdicts are listed, not failed. A/B mode:
-# `.venv/bin/vmnetbench gate --scenario S --ab A B`.
+# The regression gate, side by side (issue 41): this tree against GATE_BASE (the merge base with origin/main, or
+# the previous commit on main itself), both measured in the same blocks of scenarios/gate.yaml, each binding's
+# throughput and CRR as a within-run ratio to direct, judged paired per block (the sitting's shift cancels).
+# Exit 1 if something regressed; inconclusive verdicts are listed, not failed. The stored-baseline gate stays
+# for when no base revision is at hand: `.venv/bin/vmnetbench gate` (against benchmarks/gate-baseline.json,
+# `make gate-baseline` records one); A/B of two variants in one run: `.venv/bin/vmnetbench gate --ab A B`.
+GATE_BASE ?= $(shell base=$$(git merge-base HEAD origin/main 2>/dev/null);   if [ -z "$$base" ] || [ "$$base" = "$$(git rev-parse HEAD)" ]; then git rev-parse HEAD~1; else echo $$base; fi)
 gate: deps
-	$(BIN)/vmnetbench gate
+	$(BIN)/vmnetbench gate --against $(GATE_BASE)
 
 gate-baseline: deps
 	$(BIN)/vmnetbench gate --save-baseline
