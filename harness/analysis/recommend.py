@@ -213,7 +213,7 @@ def _score(c: Candidate, columns: list[CostColumn]) -> float:
     return sum(logs) / len(logs) if logs else -math.inf
 
 
-def _what_would_decide(tier: list[Candidate], ranks: dict, columns: list[CostColumn], block_s: float | None) -> str:
+def _what_would_decide(tier: list[Candidate], ranks: dict, columns: list[CostColumn], bed_s: float | None) -> str:
     """What separates the tier's leader (by estimate) from the others: for each other binding the cheapest column
     to separate it in, then the dearest of those (every other must leave the tier for one answer)."""
     leader = max(tier, key=lambda c: _score(c, columns))
@@ -255,8 +255,12 @@ def _what_would_decide(tier: list[Candidate], ranks: dict, columns: list[CostCol
         return "fewer than 3 blocks with both measured: run more blocks (`--repetitions 6` or `--precision 10%`)"
     need, col, other, ratio, _, n, _ = worst
     diff = f"{leader.name} / {other.name} = {ratio:.2f} in {col.heading} over {n} blocks"
-    pace = f" (about {need * block_s / 60:.0f} min at this run's pace per full block)" if block_s else ""
-    return f"{diff}: about {need} blocks would separate a difference that size (80% power, paired t, Holm){pace}"
+    # a block of only the tier's cells: each with a direct before it, and one after the last
+    more = max(need - n, 0)
+    pace = (f", about {more * (2 * len(tier) + 1) * bed_s / 60:.0f} min more at this run's {bed_s:.1f} s a bed with "
+            "only these cells in the blocks" if bed_s else "")  # fmt: skip
+    return (f"{diff}: about {need} blocks in all would separate a difference that size (80% power, paired t, "
+            f"Holm){pace}")  # fmt: skip
 
 
 def recommend_layout(
@@ -321,7 +325,7 @@ def recommend_layout(
         ]
         return Recommendation(layout, title, where, Answer.NONE_QUALIFIES, (), line, tuple(details), tuple(candidates))
     tier, stage_name, undecided_stage = list(qualified), "", None
-    block_s = ((meta or {}).get("precision") or {}).get("block_s")
+    bed_s = ((meta or {}).get("precision") or {}).get("bed_s")
     for name, columns in JUDGED_STAGES:
         if len(tier) <= 1:
             break
@@ -348,7 +352,7 @@ def recommend_layout(
         )
     names = ", ".join(c.name for c in tier[:-1]) + f" or {tier[-1].name}"
     decide = (
-        _what_would_decide(tier, *undecided_stage, block_s)
+        _what_would_decide(tier, *undecided_stage, bed_s)
         if undecided_stage
         else "the run measured no cost column to compare them on"
     )
