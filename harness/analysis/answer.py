@@ -199,6 +199,14 @@ def picture_lines(figures: list[tuple[str, str]]) -> list[str]:
     return lines + [line for name, caption in rest for line in (f"![{caption}](figures/{name})", "")]
 
 
+def names_legend(recs: list[Recommendation]) -> list[str]:
+    """The users' names this page uses beside the harness's (the rows', the tables' and the CLI's)."""
+    layouts = {r.title: r.layout for r in recs}
+    bindings = {c.name: c.binding for r in recs for c in r.candidates}
+    pairs = [f"{user} = `{ours}`" for user, ours in [*layouts.items(), *bindings.items()] if user != ours]
+    return [f"<small>Names: {'; '.join(pairs)}.</small>", ""] if pairs else []
+
+
 def why_lines(recs: list[Recommendation]) -> list[str]:
     """Per layout, what the answer rests on: the costs of the tier, what would decide it, who was disqualified."""
     lines = [RULE_TEXT, ""]
@@ -266,6 +274,7 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
         "",
         *answer_lines(recs),
         *picture_lines(figures or []),
+        *names_legend(recs),
         *folded("Why: the rule, and what each answer rests on", why_lines(recs)),
         f"{guest} Runtime: {runtime}" + RUNTIME_NOTES.get(runtime, ".").format(**cluster_versions(meta)),
         "",

@@ -43,12 +43,14 @@ def cell_state(c: Candidate | None) -> str:
 
 
 def _ratio_label(c: Candidate) -> str:
+    """`in 0.91 [0.72, 1.15]` and `out ...` on two lines: the ratio with the interval the tables print."""
     parts = []
     for col in JUDGED_STAGES[0][1]:
         ci = c.costs.get(col.heading)
         if ci is not None and ci.n and math.isfinite(ci.estimate):
-            parts.append(f"{col.heading.split()[-1]} {ci.estimate:.2f}")
-    return " / ".join(parts)
+            interval = f" [{ci.low:.2f}, {ci.high:.2f}]" if ci.has_interval else f" (n={ci.n})"
+            parts.append(f"{col.heading.split()[-1]} {ci.estimate:.2f}{interval}")
+    return "\n".join(parts)
 
 
 def _rows(recs: list[Recommendation]) -> list[tuple[str, str]]:
@@ -67,7 +69,7 @@ def plot_matrix(recs: list[Recommendation]):
     if not recs:
         return None
     rows = _rows(recs)
-    fig, ax = plt.subplots(figsize=(max(5.6, 1.75 * len(recs) + 2.7), 0.44 * len(rows) + 2.2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.95 * len(recs) + 2.7), 0.55 * len(rows) + 2.2))
     for j, r in enumerate(recs):
         by_binding = {c.binding: c for c in r.candidates}
         for i, (binding, _) in enumerate(rows):
@@ -81,13 +83,14 @@ def plot_matrix(recs: list[Recommendation]):
             }
             ax.add_patch(Rectangle((j, i), 1, 1, facecolor=COLOURS[state], **style))
             text = state if c is None else f"{'works' if state == 'through' else state}\n{_ratio_label(c)}"
+            text = text if c is None or state != "fails" else "fails"
             ax.text(
                 j + 0.5,
                 i + 0.5,
                 text.strip(),
                 ha="center",
                 va="center",
-                fontsize=7.5,
+                fontsize=6.8,
                 color="white" if state in ("through", "fails") else "black",
             )
     ax.set_xlim(0, len(recs))
@@ -110,7 +113,8 @@ def plot_matrix(recs: list[Recommendation]):
     handles = [Patch(facecolor=COLOURS[k], label=v) for k, v in LEGEND.items() if k != "not measured"]
     handles += [Patch(facecolor="white", edgecolor="black", linewidth=2.5, label="recommended (dashed: undecided)")]
     ax.legend(handles=handles, fontsize=6.5, loc="upper center", bbox_to_anchor=(0.4, -0.01), ncol=2, frameon=False)
-    fig.text(0.01, 0.01, "in / out: TCP throughput x a plain pod (grey italic: never shipped)", fontsize=7.5)
+    fig.text(0.01, 0.01, "in / out: TCP throughput x a plain pod [95% interval] (grey italic: never shipped)",
+             fontsize=7.5)  # fmt: skip
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 

@@ -88,6 +88,7 @@ def html_table(table: Table, sortable: bool = False) -> str:
 
 
 OWN_TAGS = ('<details markdown="1">', "</details>", "<summary>", "</summary>")
+SMALL = ("<small>", "</small>")
 """The only HTML answer.md itself writes (its folded sections); everything else in it is text."""
 
 
@@ -100,6 +101,9 @@ def inert(answer_md: str) -> str:
         if line.strip() in OWN_TAGS or (line.startswith("<summary>") and line.endswith("</summary>")):
             inner = line[len("<summary>") : -len("</summary>")] if line.startswith("<summary>") else None
             out.append(line if inner is None else f"<summary>{html.escape(inner)}</summary>")
+            continue
+        if line.startswith(SMALL[0]) and line.endswith(SMALL[1]):  # the page's own fine print, its text escaped
+            out.append(SMALL[0] + _escape_outside_code(line[len(SMALL[0]) : -len(SMALL[1])]) + SMALL[1])
             continue
         out.append(_escape_outside_code(line))
     return "\n".join(out)
@@ -155,7 +159,7 @@ td,th{border:1px solid #ccc;padding:3px 7px;vertical-align:top;text-align:left}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}td.why{color:#777;font-style:italic}
 table.sortable th{cursor:pointer}table.sortable th:after{content:" \\2195";color:#aaa}
 img{max-width:100%;height:auto}#decision p:has(img+img){display:flex;gap:12px;align-items:flex-start}
-#decision p:has(img+img) img{max-width:calc(50% - 6px)}figure{margin:.5em 0;max-width:100%}
+#decision p:has(img+img) img{max-width:calc(42% - 6px)}#decision p:has(img+img) img:first-child{max-width:58%}figure{margin:.5em 0;max-width:100%}
 .pair{display:flex;flex-wrap:wrap;gap:8px 24px;align-items:flex-start}.pair>.tables{max-width:100%;min-width:0}
 figcaption{font-size:.9em;color:#444}
 summary h2{display:inline;border:none}summary{cursor:pointer;margin-top:1.2em}.hint{color:#777;font-size:.85em}

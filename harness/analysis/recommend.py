@@ -345,7 +345,12 @@ def recommend_layout(
             undecided_stage = (ranks, columns)
     if len(tier) == 1:
         c = tier[0]
-        how = f" (best by {stage_name}, pairwise)" if stage_name else " (the only shipped binding that qualifies)"
+        kind = f"{c.shipping} in KubeVirt {release}; " if c.shipping is not None and release else ""
+        how = (
+            f" ({kind}best by {stage_name}, pairwise)"
+            if stage_name
+            else f" ({kind}the only shipped binding that qualifies)"
+        )
         line = f"{prefix}: use {c.name}{how}; it costs {_cost_text(c, JUDGED_STAGES[0][1])}."
         return Recommendation(
             layout, title, where, Answer.DECIDED, (c.binding,), line, tuple(details), tuple(candidates), stage_name
