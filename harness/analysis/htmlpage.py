@@ -159,7 +159,8 @@ td,th{border:1px solid #ccc;padding:3px 7px;vertical-align:top;text-align:left}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}td.why{color:#777;font-style:italic}
 table.sortable th{cursor:pointer}table.sortable th:after{content:" \\2195";color:#aaa}
 img{max-width:100%;height:auto}#decision p:has(img+img){display:flex;gap:12px;align-items:flex-start}
-#decision p:has(img+img) img{max-width:calc(42% - 6px)}#decision p:has(img+img) img:first-child{max-width:58%}figure{margin:.5em 0;max-width:100%}
+#decision p:has(img+img) img{max-width:calc(42% - 6px)}
+#decision p:has(img+img) img:first-child{max-width:58%}figure{margin:.5em 0;max-width:100%}
 .pair{display:flex;flex-wrap:wrap;gap:8px 24px;align-items:flex-start}.pair>.tables{max-width:100%;min-width:0}
 figcaption{font-size:.9em;color:#444}
 summary h2{display:inline;border:none}summary{cursor:pointer;margin-top:1.2em}.hint{color:#777;font-size:.85em}
