@@ -76,9 +76,9 @@ def main() -> None:
     args = parser.parse_args()
     cells, sds, beds, groups = spreads(args.run)
     dropped = set(filter(None, args.drop_cells.split(",")))
+    beds -= 2 * len({c for c in cells if c[0] in dropped})
     keep = [i for i, c in enumerate(cells) if c[0] not in dropped]
     cells, sds = [cells[i] for i in keep], sds[keep]
-    beds -= 2 * len({c for c in cells if c[0] in dropped})
     rng = np.random.default_rng(1)
     print(f"{len(sds)} ratios, {beds} beds a full block, budget {args.budget_beds} beds, target +-{args.target:.0%}")
     print("| pilot blocks | ratios decided (mean) | beds used (mean) |")
