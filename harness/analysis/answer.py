@@ -134,7 +134,8 @@ def ranking(samples: pd.DataFrame, bindings: list[str], sidecar: str, col: CostC
         return ""
     text = result.text().replace("*", "\\*")  # a literal star in Markdown, not emphasis
     if result.marked:
-        text += " (\\* its own interval excludes 1, but not every pair in its tier is decided)"
+        text += (" (\\* differs from direct also after Holm over the line's bindings, (\\*) only by its own 95% "
+                 "interval; either way not every pair in its tier is decided)")  # fmt: skip
     return text
 
 

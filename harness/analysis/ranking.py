@@ -7,9 +7,9 @@ below it, so each `>` on the page holds for every pair it separates:
 - two bindings: a paired t-test on their per-block log differences (both were measured in the same blocks,
   each next to its direct), Holm-adjusted over all binding pairs of the line at family-wise 5%.
 A binding whose own interval excludes 1 but which shares direct's tier (a neighbour is not separated from it
-after Holm's adjustment) is marked `*` when its difference from direct also holds after Holm's adjustment over
-the line's bindings (a paired t against direct): the tier does not say it equals direct, only that not every
-pair in the tier is decided."""
+after Holm's adjustment) is marked, so the tier never silently says it equals direct: `*` when its difference from
+direct also holds after Holm's adjustment over the line's bindings (a paired t against direct), `(*)` when only
+its own 95% interval says so (with k bindings on a line, k x 5% of identical ones do by chance)."""
 
 from __future__ import annotations
 
@@ -31,11 +31,16 @@ class Ranking:
     tiers: list[list[str]]
     marked: list[str] = field(default_factory=list)
     """Bindings in direct's tier whose own interval excludes 1."""
+    adjusted: list[str] = field(default_factory=list)
+    """Those of `marked` whose difference from direct survives Holm over the line's bindings."""
     better: dict[tuple[str, str], bool] = field(default_factory=dict)
     """(a, b) -> True where the line claims a is better than b (every pair a `>` separates)."""
 
     def text(self) -> str:
-        return " > ".join(", ".join(b + ("*" if b in self.marked else "") for b in tier) for tier in self.tiers)
+        def mark(b: str) -> str:
+            return "*" if b in self.adjusted else "(*)" if b in self.marked else ""
+
+        return " > ".join(", ".join(b + mark(b) for b in tier) for tier in self.tiers)
 
 
 def rank(intervals: dict[str, Interval], log_ratios: dict[str, pd.Series], *, higher_is_better: bool,
@@ -88,9 +93,9 @@ def rank(intervals: dict[str, Interval], log_ratios: dict[str, pd.Series], *, hi
     # identical bindings would carry a star in 17-35% of cases)
     against_direct = holm([paired_p(log_ratios[b].to_numpy()) if b in log_ratios else None for b in intervals])
     adjusted = dict(zip(intervals, against_direct, strict=True))
-    marked = [b for b in direct_tier if b != REFERENCE and intervals[b].excludes(1.0) != 0
-              and adjusted.get(b) is not None and adjusted[b] < alpha]  # fmt: skip
-    return Ranking(tiers, marked, claims)
+    marked = [b for b in direct_tier if b != REFERENCE and intervals[b].excludes(1.0) != 0]
+    survive = [b for b in marked if adjusted.get(b) is not None and adjusted[b] < alpha]
+    return Ranking(tiers, marked=marked, adjusted=survive, better=claims)
 
 
 def costs_in(
