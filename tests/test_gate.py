@@ -64,22 +64,18 @@ def test_gate_without_a_baseline_is_refused_in_one_sentence(tmp_path):
     assert done.returncode == 2 and "no gate baseline" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_side_by_side_gate_against_a_revision_passes_unchanged_code_and_catches_a_planted_slowdown(tmp_path):
-    """`gate --against HEAD`: HEAD checked out in a worktree, its blocks interleaved with this tree's; unchanged code
-    regresses nothing, and a planted 40% pause of masquerade's tools in the tree under test only (the base's runs
-    never see VMNB_PLANT_*) is caught, paired per block; the worktree is gone afterwards."""
-
-    def side_by_side(env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "harness.cli", "gate", "--against", "HEAD", "--scenario",
-                               "scenarios/gate-quick.yaml", "--results", str(tmp_path / "results"), "--blocks", "4"],
-                              capture_output=True, text=True, cwd=REPO,
-                              env={**os.environ, "COLUMNS": "250", **(env or {})}, timeout=900)  # fmt: skip
-
-    same = side_by_side()
-    assert same.returncode == 0, same.stdout[-3000:] + same.stderr[-2000:]
-    assert "paired:" in same.stdout and "0 regressed" in same.stdout
-    slowed = side_by_side({"VMNB_PLANT_PAUSE": "masquerade=0.4"})
-    assert slowed.returncode == 1, slowed.stdout[-3000:] + slowed.stderr[-2000:]
-    assert "regressed" in slowed.stdout and "paired t" in slowed.stdout
+def test_side_by_side_gate_against_a_revision_catches_a_slowdown_in_the_tree_under_test(tmp_path):
+    """`gate --against HEAD`: HEAD checked out in a worktree, its blocks interleaved with this tree's, judged paired
+    per block. A planted 40% pause of masquerade's tools in the tree under test only (the base's runs never see
+    VMNB_PLANT_*) is caught; the worktree is gone afterwards. (Unchanged code is not run here: at alpha 5% it would
+    make the test fail 1 time in 20 by design; benchmarks/verify_stats.py measures the false-alarm rate.)"""
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "gate", "--against", "HEAD", "--scenario",
+                           "scenarios/gate-quick.yaml", "--results", str(tmp_path / "results"), "--blocks", "4"],
+                          capture_output=True, text=True, cwd=REPO, timeout=900,
+                          env={**os.environ, "COLUMNS": "250", "VMNB_PLANT_PAUSE": "masquerade=0.4"})  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "paired:" in done.stdout and "regressed" in done.stdout and "paired t, Holm-adjusted" in done.stdout
+    runs = list((tmp_path / "results").glob("gate-*/*/*/run.json"))
+    assert len(runs) == 8  # 4 blocks a side
     worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
     assert "base-" not in worktrees
