@@ -1,0 +1,71 @@
+"""How often the side-by-side gate (`vmnetbench gate --against REV`) flags a planted slowdown, and how often it
+flags unchanged code: runs the gate R times per planted pause of masquerade's tools in the tree under test
+(VMNB_PLANT_PAUSE, harness/experiment/plants.py; 0 = unchanged) and counts the runs with a `regressed` row.
+
+    .venv/bin/python benchmarks/gate_power.py [--runs 4] [--blocks 6] [--pauses 0,0.1,0.2] [--against HEAD]
+
+Prints a markdown table: per pause, runs flagged, the realised ratio NEW/BASE (mean over runs) and minutes a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def one_gate(against: str, blocks: int, pause: float, scenario: str) -> tuple[bool, list[float], float]:
+    with tempfile.TemporaryDirectory(prefix="vmnb-gate-power-") as tmp:
+        env = {**os.environ, "COLUMNS": "200"}
+        if pause:
+            env["VMNB_PLANT_PAUSE"] = f"masquerade={pause}"
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "harness.cli", "gate", "--against", against, "--scenario",
+                               scenario, "--blocks", str(blocks), "--results", f"{tmp}/results", "--junit",
+                               f"{tmp}/gate.xml", "--markdown", f"{tmp}/gate.md"], cwd=REPO, env=env,
+                              capture_output=True, text=True)  # fmt: skip
+        minutes = (time.monotonic() - started) / 60
+        if done.returncode not in (0, 1):
+            raise SystemExit(f"gate failed (exit {done.returncode}): {done.stderr[-500:]}")
+        ratios = [float(line.split("ratio ")[1].split(",")[0]) for line in done.stdout.splitlines()
+                  if "ratio " in line and "paired 90%" in line]  # fmt: skip
+        return done.returncode == 1, ratios, minutes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--blocks", type=int, default=6)
+    parser.add_argument("--pauses", default="0,0.1,0.2")
+    parser.add_argument("--against", default="HEAD")
+    parser.add_argument("--scenario", default="scenarios/gate-quick.yaml")
+    args = parser.parse_args()
+    rows = []
+    for pause in [float(p) for p in args.pauses.split(",")]:
+        flagged, ratios, minutes = 0, [], []
+        for _ in range(args.runs):
+            hit, r, m = one_gate(args.against, args.blocks, pause, args.scenario)
+            flagged += hit
+            ratios += r
+            minutes.append(m)
+        rows.append({"pause": pause, "flagged": flagged, "runs": args.runs,
+                     "ratio": sum(ratios) / len(ratios) if ratios else None,
+                     "minutes": sum(minutes) / len(minutes)})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{args.blocks} blocks a side of {args.scenario}, against {args.against}")
+    print("| planted pause | runs flagged regressed | realised NEW/BASE (mean of rows) | minutes a run |")
+    print("|---|---|---|---|")
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        print(f"| {r['pause']:.0%} | {r['flagged']} of {r['runs']} | {ratio} | {r['minutes']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
