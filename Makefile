@@ -25,7 +25,7 @@ PYTEST_ARGS ?=
 deps: deps-debian deps-python deps-current
 
 # Today's passt (Debian 13's, built) and QEMU (bookworm-backports' 10, unpacked) in /var/cache/vmnetbench, beside
-# Debian 12's; from Debian's archive only, pinned by version and hash (harness/lab/debian.py).
+# Debian 12's; from Debian's archive only, pinned by version and hash (harness/tools/debian.py).
 deps-current: deps-python deps-debian
 	$(BIN)/vmnetbench fetch-tools
 

@@ -4,7 +4,7 @@ loopback sources to the gateway, and masquerades the VM's egress behind the pod 
 
 Faithful to kubevirt/kubevirt pkg/network/setup/netpod/masquerade/masquerade.go (chains, priorities and
 rule shapes) and pkg/network/istio/ports.go + proxy.go (reserved ports, non-proxied port 22, 127.0.0.6).
-Differences: KubeVirt's default VM network is 10.0.2.0/24; here it is 198.19.0.0/24 (DESIGN.md address
+Differences: KubeVirt's default VM network is 10.0.2.0/24; here it is 198.19.0.0/24 (docs/design.md address
 plan), with `vm_cidr` to choose another. The VM's address is static instead of via KubeVirt's DHCP server.
 """
 

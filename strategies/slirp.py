@@ -7,7 +7,7 @@ Faithful to QEMU `-netdev user` (the seed's slirp interface, KubeVirt's former s
 `hostfwd=` per service port; for the netns guest it is slirp4netns, which runs the same libslirp
 (rootless-containers/slirp4netns README and slirp4netns.1: --configure, --cidr, --mtu, --api-socket,
 add_hostfwd). How each guest is attached: harness/guests/netns_driver.py and harness/guests/qemu/driver.py.
-slirp4netns' default network is 10.0.2.0/24 (as QEMU's); here it is 198.19.1.0/24 (DESIGN.md address plan).
+slirp4netns' default network is 10.0.2.0/24 (as QEMU's); here it is 198.19.1.0/24 (docs/design.md address plan).
 MTU: slirp4netns recommends 65520; QEMU's default is 1500 (`mtu` option, netns guest only: QEMU 7.2's
 `-netdev user` has no MTU option, so the QEMU guest runs at libslirp's 1500).
 """

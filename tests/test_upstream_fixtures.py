@@ -182,7 +182,7 @@ VM, GATEWAY, POD = "198.19.0.2", "198.19.0.1", "198.18.2.2"
 ])  # fmt: skip
 def test_masquerade_rules_match_kubevirts_expected_nft_configuration(scratch, section, istio, declare_ports):
     """KubeVirt's masquerade binding with and without Istio, with and without declared ports (80, 8080): the same
-    table, chain for chain, as nft lists it. Our VM network is 198.19.0.0/24 instead of 10.0.2.0/24 (DESIGN.md's
+    table, chain for chain, as nft lists it. Our VM network is 198.19.0.0/24 instead of 10.0.2.0/24 (docs/design.md's
     address plan) and the pod's address ours; nothing else differs."""
     up, ours = scratch
     addresses = {"10.0.2.2": VM, "10.0.2.1": GATEWAY, "10.222.222.1": POD}

@@ -1,5 +1,5 @@
 """A network namespace on this host as a Guest: the peer, the pod, and the netns guest (the VM's network stack
-as a namespace inside the pod, DESIGN.md "Guests"). Tools run through the run's process tracker (nsenter),
+as a namespace inside the pod, docs/design.md "Guests"). Tools run through the run's process tracker (nsenter),
 tracked and ended by PID; scratch files live in the run's own folder, so `clean` finds them."""
 
 from __future__ import annotations

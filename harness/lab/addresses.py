@@ -1,5 +1,5 @@
 """The address plan's rule for every address a user may choose: inside the RFC 2544 benchmarking range
-198.18.0.0/15 (DESIGN.md), and clear of the bed's own networks, so no traffic can leave for a real network and
+198.18.0.0/15 (docs/design.md), and clear of the bed's own networks, so no traffic can leave for a real network and
 no option can collide with the peer or pod network."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The test bed of one measurement cell: peer ── node ── pod (── guest), as in DESIGN.md.
+"""The test bed of one measurement cell: peer ── node ── pod (── guest), as in docs/design.md.
 
 ```
  peer ns ──veth── node ns ──veth── pod ns ──(strategy)── guest ns
