@@ -52,6 +52,15 @@ def assert_clean(run_id: str) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _runs_write_no_page():
+    """`vmnetbench run` ends by writing report.html (seconds of matplotlib per run): the tests' many small runs skip
+    it; test_plan's precision test unsets this and checks the terminal's answer and page path."""
+    os.environ["VMNB_NO_REPORT"] = "1"
+    yield
+    os.environ.pop("VMNB_NO_REPORT", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _must_be_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("vmnetbench tests build network namespaces and must run as root", allow_module_level=True)

@@ -76,6 +76,10 @@ def test_block_log_ratios_pair_each_sample_with_the_directs_beside_it():
 
 
 @pytest.mark.slow
+def without_no_report() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "VMNB_NO_REPORT"}
+
+
 def test_a_precision_run_stops_by_steins_rule_or_says_why(tmp_path):
     (tmp_path / "p.yaml").write_text(
         "name: precision\nstrategies: [direct, masquerade]\nrepetitions: 3\npilot_blocks: 3\n"
@@ -83,10 +87,14 @@ def test_a_precision_run_stops_by_steins_rule_or_says_why(tmp_path):
     )
     done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "p.yaml"), "--results",
                            str(tmp_path / "results"), "--precision", "15%", "--time-budget", "2m"],
-                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "COLUMNS": "200"},
-                          timeout=300)  # fmt: skip
+                          capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**without_no_report(), "COLUMNS": "200"})  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     run_dir = next((tmp_path / "results").iterdir())
+    # the run ends as its page begins: the answer per layout, then where the page is (written by the run)
+    tail = done.stdout[done.stdout.index("The answer") :]
+    assert "No mesh: " in tail and f"page: {run_dir / 'report.html'}" in tail.replace("\n", "")
+    assert (run_dir / "report.html").is_file() and (run_dir / "answer.md").is_file()
     assert_clean(run_dir.name)
     record = json.loads((run_dir / "run.json").read_text())["precision"]
     assert record["target"] == 0.15 and record["pilot_blocks"] == 3 and record["blocks_run"] >= 3

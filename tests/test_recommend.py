@@ -81,7 +81,7 @@ def test_an_undecided_tier_says_so_and_names_what_would_decide_it():
     rec = one(frame, "none", ["bridge", "masquerade"])
     assert rec.answer is Answer.UNDECIDED and set(rec.chosen) == {"bridge", "masquerade"}
     assert "undecided between" in rec.line and rec.details[0].startswith("To decide:")
-    assert "blocks would separate" in rec.details[0] or "within +-10%" in rec.details[0]
+    assert "would separate a difference that size" in rec.details[0] or "within +-10%" in rec.details[0]
 
 
 def test_equivalent_bindings_are_called_equivalent_not_merely_undecided():
