@@ -74,7 +74,7 @@ def test_side_by_side_gate_against_a_revision_catches_a_slowdown_in_the_tree_und
                           capture_output=True, text=True, cwd=REPO, timeout=900,
                           env={**os.environ, "COLUMNS": "250", "VMNB_PLANT_PAUSE": "masquerade=0.4"})  # fmt: skip
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "paired:" in done.stdout and "regressed" in done.stdout and "paired t, Holm-adjusted" in done.stdout
+    assert "paired:" in done.stdout and "regressed" in done.stdout and "paired t: Holm-adjusted" in done.stdout
     runs = list((tmp_path / "results").glob("gate-*/*/*/run.json"))
     assert len(runs) == 8  # 4 blocks a side
     worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout

@@ -177,21 +177,30 @@ def judge_frames(base: pd.DataFrame, new: pd.DataFrame, gates: dict[str, Gate]) 
         if row["verdict"] != "pending":
             continue
         gate = gates.get(row["metric"]) or gates.get(row["metric"].split("/")[0])
-        if p_worse is not None and p_worse < gate.alpha:
-            row |= {"p_value": p_worse, "verdict": "regressed",
-                    "why": f"{row['test_name']}: Holm-adjusted p={p_worse:.3g} < {gate.alpha:g}, "
-                           f"worse by {row['worse_by']:.0%}"}  # fmt: skip
-        elif p_better is not None and p_better < gate.alpha:
-            row |= {"p_value": p_better, "verdict": "improved",
-                    "why": f"{row['test_name']}: Holm-adjusted p={p_better:.3g} < {gate.alpha:g}, "
-                           f"better by {-row['worse_by']:.0%}"}  # fmt: skip
-        elif row["_equivalent"]:
-            row |= {"p_value": p_worse, "verdict": "unchanged", "why": row["_interval_text"]}
-        else:
-            row |= {"p_value": p_worse, "verdict": "inconclusive",
-                    "why": f"{row['_interval_text']}; no significant change after Holm"}  # fmt: skip
+        settle(row, p_worse, p_better, gate.alpha, row["test_name"], row["worse_by"], row["_interval_text"],
+               row["_equivalent"])  # fmt: skip
     frame = pd.DataFrame(rows)
     return frame.drop(columns=[c for c in frame.columns if c.startswith("_") or c in ("test_name", "worse_by")])
+
+
+def settle(row: dict, p_worse: float | None, p_better: float | None, alpha: float, test_name: str, worse_by: float,
+           interval_text: str, equivalent: bool) -> None:  # fmt: skip
+    """A pending row's verdict once its p-values are Holm-adjusted: regressed, improved, unchanged (its interval
+    within the margin) or inconclusive, with the reason; compare's and the side-by-side gate's alike."""
+    if p_worse is not None and p_worse < alpha:
+        why = f"{test_name}: Holm-adjusted p={p_worse:.3g} < {alpha:g}, worse by {worse_by:.0%}"
+        row |= {"p_value": p_worse, "verdict": "regressed", "why": why}
+    elif p_better is not None and p_better < alpha:
+        why = f"{test_name}: Holm-adjusted p={p_better:.3g} < {alpha:g}, better by {-worse_by:.0%}"
+        row |= {"p_value": p_better, "verdict": "improved", "why": why}
+    elif equivalent:
+        row |= {"p_value": p_worse, "verdict": "unchanged", "why": interval_text}
+    else:
+        row |= {
+            "p_value": p_worse,
+            "verdict": "inconclusive",
+            "why": f"{interval_text}; no significant change after Holm",
+        }
 
 
 def _verdict(key: dict, base: np.ndarray, new: np.ndarray, gate: Gate | None) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.analysis.compare import DEFAULT_GATES, judge_frames, load_gates, within_run_ratios
+from harness.analysis.compare import DEFAULT_GATES, judge_frames, load_gates, settle, within_run_ratios
 from harness.lab.kinds import Status
 from harness.lab.paths import REPO_ROOT
 
@@ -159,16 +159,6 @@ def judge_side_by_side(base_runs: list[pd.DataFrame], new_runs: list[pd.DataFram
     for row, p_worse, p_better in zip(rows, worse, better, strict=True):
         if row["verdict"] != "pending":
             continue
-        if p_worse is not None and p_worse < row["_alpha"]:
-            why = f"paired t, Holm-adjusted p={p_worse:.3g}; worse by {row['_change']:.0%}; {row['_text']}"
-            row |= {"p_value": p_worse, "verdict": "regressed", "why": why}
-        elif p_better is not None and p_better < row["_alpha"]:
-            why = f"paired t, Holm-adjusted p={p_better:.3g}; better by {-row['_change']:.0%}; {row['_text']}"
-            row |= {"p_value": p_better, "verdict": "improved", "why": why}
-        elif row["_equivalent"]:
-            row |= {"p_value": p_worse, "verdict": "unchanged", "why": row["_text"]}
-        else:
-            row |= {"p_value": p_worse, "verdict": "inconclusive",
-                    "why": f"{row['_text']}; no significant change after Holm"}  # fmt: skip
+        settle(row, p_worse, p_better, row["_alpha"], "paired t", row["_change"], row["_text"], row["_equivalent"])
     out = pd.DataFrame(rows)
     return out.drop(columns=[c for c in out.columns if c.startswith("_")])
