@@ -10,8 +10,6 @@ interval (n >= 6) and the smallest change each ratio could have detected."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from harness.analysis.blocks import block_log_ratios, cost_interval, has_blocks, log_ratios_of, precision_plans
@@ -139,23 +137,6 @@ def ranking(samples: pd.DataFrame, bindings: list[str], sidecar: str, col: CostC
     return text
 
 
-def claims_for(claims: list[dict] | None, strategy: str) -> str:
-    if not claims:
-        return ""
-    mine = [c for c in claims if c.get("strategy") == strategy and c.get("seed_claims_it_here")]
-    return "; ".join(f'"{c["claim"]}": {c["verdict"]}' for c in mine)
-
-
-def latest_claims(results_root: Path) -> tuple[str, list[dict]] | None:
-    """The newest claims run beside this run (vmnetbench claims writes claims.json into its own run folder)."""
-    import json
-
-    found = sorted(results_root.glob("*/claims.json"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        return None
-    return found[-1].parent.name, json.loads(found[-1].read_text())
-
-
 RUNTIME_NOTES = {
     "netns": " (pods are network namespaces, not containers).",
     "kubernetes": (
@@ -219,6 +200,7 @@ def why_lines(recs: list[Recommendation]) -> list[str]:
 
 
 VERDICT_WORDS = {"confirmed": "holds", "refuted": "does not hold", "partly": "partly holds"}
+"""A claim's verdict in the seed table's words (page, picture and terminal)."""
 
 
 def claim_evidence(row: dict) -> str:

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
+from harness.analysis.answer import VERDICT_WORDS  # noqa: E402
 from harness.analysis.costs import JUDGED_STAGES  # noqa: E402
 from harness.analysis.recommend import Candidate, Recommendation  # noqa: E402
 
@@ -213,7 +214,6 @@ def plot_forest(recs: list[Recommendation]):
 
 
 VERDICT_COLOURS = {"confirmed": "#3a9d5d", "partly": "#e0a526", "refuted": "#c94040"}
-VERDICT_TEXT = {"confirmed": "holds", "partly": "partly", "refuted": "does not hold"}
 
 
 def plot_seed(claims: list[dict] | None):
@@ -234,7 +234,7 @@ def plot_seed(claims: list[dict] | None):
                 fontsize=7.5)  # fmt: skip
         colour = VERDICT_COLOURS.get(c["verdict"], "#bbbbbb")
         ax.add_patch(Rectangle((0.72, i + 0.08), 0.27, 0.84, facecolor=colour, edgecolor="white"))
-        ax.text(0.855, i + 0.5, VERDICT_TEXT.get(c["verdict"], c["verdict"]), ha="center", va="center", fontsize=7,
+        ax.text(0.855, i + 0.5, VERDICT_WORDS.get(c["verdict"], c["verdict"]), ha="center", va="center", fontsize=7,
                 color="white" if c["verdict"] in VERDICT_COLOURS else "black")  # fmt: skip
     ax.set_xlim(0, 1)
     ax.set_ylim(len(rows), 0)

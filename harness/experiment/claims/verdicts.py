@@ -375,7 +375,8 @@ def print_seed_table(rows: list[dict], console: Console) -> None:
     """The post's pros and cons for the bindings it judges, each with its measured verdict, as on the page."""
     from rich.table import Table
 
-    words = {"confirmed": "holds", "refuted": "does not hold", "partly": "partly holds"}
+    from harness.analysis.answer import VERDICT_WORDS as words
+
     style = {"confirmed": "green", "refuted": "red", "partly": "yellow"}
     table = Table(title="The seed post's pros and cons, measured")
     for col in ("the post's section", "", "the post says", "measured", "evidence"):
