@@ -222,3 +222,7 @@ def test_after_the_pilot_a_block_holds_only_the_cells_that_still_decide_somethin
     assert [s.cell.label for s in block] == ["direct-none", "bridge-none", "direct-none"]
     assert state.wants_more(90.0, plan)
     assert not state.wants_more(599.0, plan)  # the next block does not fit in what is left
+    # the time left closed the last open ratio: the run says the budget stopped it, as the ratio's reason does
+    record = state.record()
+    bridge = next(r for r in record["ratios"] if r["ratio"].startswith("bridge/none"))
+    assert record["stopped_by"] == "budget" and bridge["why"].startswith("budget") and not bridge["reached"]

@@ -141,6 +141,9 @@ class PrecisionState:
             return True
         only = self.open_cells(elapsed_s, plan.cells)
         if not only:
+            # the run ends; when the time left is what closed the last open ratios, the budget stopped it
+            if any(r.stopped.startswith("budget") for r in self.ratios.values()):
+                self.stopped_by = "budget"
             return False
         if self.budget_s is not None and elapsed_s + plan.beds_per_block(only) * self.bed_s > self.budget_s:
             self.stopped_by = "budget"
