@@ -117,8 +117,9 @@ def run(
         fail(str(e))
     _require_root()
     if parsed.runtime == "docker":
-        from harness.runtime.engine import client
+        from harness.runtime.engine import client, take_lease
 
+        take_lease(f"run {run_id or 'starting'}")  # before the first request: `engine down` now waits for us
         try:
             client().close()  # before anything is created: no engine, one sentence
         except EngineUnavailable as e:
@@ -142,8 +143,8 @@ def run(
         raise typer.Exit(EXIT_INCOMPLETE)
     if outcome.harness_errors:
         console.print(f"[red]{outcome.harness_errors} row(s) failed because of the harness itself or its tools "
-                      "(reason 'harness error: ...' or '<tool> printed no JSON ...' in samples), not because of "
-                      "the network path[/]")  # fmt: skip
+                      "(reason 'harness error: ...', '<tool> printed no JSON ...' or '... exited before listening' "
+                      "in samples), not because of the network path[/]")  # fmt: skip
         raise typer.Exit(EXIT_HARNESS_ERROR)
 
 
@@ -160,7 +161,7 @@ def report(
     """Write answer.md (the decision page), report.md, a self-contained report.html and PNG figures."""
     from harness.analysis.browser import BrowserError, screenshots
     from harness.analysis.report import write_report
-    from harness.analysis.results import RunFolderError
+    from harness.analysis.results import RunFolderError, load_meta
 
     run_dir = resolve_run(run, results) if run else latest_run(results)
     try:
@@ -168,6 +169,10 @@ def report(
     except RunFolderError as e:
         fail(str(e))
     console.print(f"wrote {run_dir / 'answer.md'}\nwrote {md}\nwrote {page}\nfigures in {run_dir / 'figures'}")
+    status = load_meta(run_dir).get("status")
+    if status != "complete":  # the page opens with the same warning
+        console.print(f"[yellow]partial: the run's status is {status!r} (still running, or ended early): the pages "
+                      "hold only the cells measured so far[/]")  # fmt: skip
     if screenshot:
         try:
             for png in screenshots(page):
@@ -225,7 +230,10 @@ def compare(
             env.add_row(what, str(b), str(n))
         console.print(env)
     out = output or new_dir / f"compare-{base_dir.name}.json"
-    write_json(out, verdicts.to_dict(orient="records"))
+    try:
+        write_json(out, verdicts.to_dict(orient="records"))
+    except OSError as e:
+        fail(f"option --output: cannot write {out} ({e.strerror or e}).")
     write_ci_reports(verdicts, junit, markdown, f"compare {base_dir.name} -> {new_dir.name}")
     console.print(f"{result.regressed} regressed, {int((verdicts.verdict == 'improved').sum())} improved, "
                   f"{result.inconclusive} inconclusive, {len(verdicts)} compared; verdicts in {out}")  # fmt: skip
@@ -357,8 +365,12 @@ MARKDOWN_HELP = "Also write a Markdown summary of the verdicts (e.g. $GITHUB_STE
 
 def check_output_file(option: str, path: Path | None) -> None:
     """Refuse, before any work, a file the command could not write."""
+    from harness.lab.paths import foreign_place
+
     if path is None:
         return
+    if foreign_place(path):
+        raise ValueError(f"option {option}: {foreign_place(path)}")
     if path.is_dir():
         raise ValueError(f"option {option}: {path} is a folder; give a file name")
     parent = path.parent
@@ -432,10 +444,15 @@ def refuse_used_run_id(run_id: str, results: Path) -> None:
 
 
 def check_results_root(results: Path) -> None:
+    from harness.lab.paths import results_root_problem
+
+    problem = results_root_problem(results)
+    if problem:
+        raise ValueError(f"option --results: {problem}")
     if results.exists() and not results.is_dir():
         raise ValueError(f"option --results: {results} is not a folder")
     probe = results if results.exists() else next((p for p in results.parents if p.exists()), Path("."))
-    if not os.access(probe, os.W_OK) or str(probe.resolve()).startswith(("/proc", "/sys")):
+    if not os.access(probe, os.W_OK):
         raise ValueError(f"option --results: {results} is not a writable folder")
 
 
@@ -522,8 +539,9 @@ def claims(
         spec = GuestSpec(GuestKind.QEMU, options, resolve_acceleration(accel))
         console.print(f"QEMU guest: accel {spec.acceleration.accel} ({spec.acceleration.reason})")
     if runtime == "docker":
-        from harness.runtime.engine import EngineUnavailable, client
+        from harness.runtime.engine import EngineUnavailable, client, take_lease
 
+        take_lease("claims")  # before the first request: `engine down` now waits for us
         try:
             client().close()
         except EngineUnavailable as e:
@@ -616,9 +634,16 @@ def manifests(
         fail(f"{scenario}: kubevirt {parsed.kubevirt} is no release a cluster runs; pass --kubevirt "
              f"({', '.join(releases)}).")  # fmt: skip
     images = Images(**{k: v for k, v in (("tools", tools_image), ("vm_disk", vm_image)) if v})
+    from harness.lab.paths import foreign_place
+
+    if foreign_place(out):
+        fail(f"option --out: {foreign_place(out)}.")
     if out.exists() and not out.is_dir():
         fail(f"option --out: {out} exists and is not a folder.")
-    written = write_manifests(parsed, text, out, kubevirt=kubevirt or None, images=images)
+    try:
+        written = write_manifests(parsed, text, out, kubevirt=kubevirt or None, images=images)
+    except OSError as e:
+        fail(f"option --out: cannot write in {out} ({e.strerror or e}).")
     made = [c for c in written.cells if not c.skipped]
     console.print(f"wrote {len(written.files)} files for {len(made)} cells in {out} (index: {out / 'index.json'})")
     for cell in written.cells:

@@ -27,7 +27,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from harness.cluster import scripts
-from harness.cluster.ingest import ingest, read_blocks, repetitions
+from harness.cluster.ingest import InputFolder, ingest, read_blocks, repetitions
 from harness.cluster.manifests import SCHEMA_TAGS, dns_label, write_manifests
 from harness.experiment.scenario import load_scenario, parse_scenario_text
 from harness.pod.kubevirt import KubevirtRelease
@@ -426,8 +426,8 @@ def test_each_saved_repetition_is_its_own(tmp_path: Path) -> None:
     (tmp_path / "logs" / "console.log").write_text("a")
     (tmp_path / "logs" / "jobs" / "t01.log").write_text("b")
     (tmp_path / "logs" / "r2" / "console.log").write_text("c")
-    assert repetitions(tmp_path) == {1: ["a", "b"], 2: ["c"]}
-    assert repetitions(tmp_path / "nothing") == {1: []}
+    assert repetitions(InputFolder(tmp_path), ".") == {1: ["a", "b"], 2: ["c"]}
+    assert repetitions(InputFolder(tmp_path), "nothing") == {1: []}
 
 
 def test_bad_input_is_one_sentence(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from harness.lab.waiting import wait_until
 from harness.runtime.docker import ComputeSpec, explain_refusal
 from harness.runtime.engine import LABEL_RUN, EngineUnavailable, client
 from harness.runtime.image import docker_runtime
-from tests.conftest import assert_clean, run_through
+from tests.conftest import REPO, assert_clean, run_through
 
 pytestmark = pytest.mark.docker
 
@@ -221,6 +222,34 @@ def test_engine_down_refuses_while_a_live_run_leases_the_engine(engine):
             assert proc.returncode == 2 and out.startswith("error: the engine serves live runs") and lab.run_id in out
             assert out.count("\n") == 1
         assert answers()
+
+
+def test_engine_down_refuses_in_a_runs_first_seconds(engine):
+    """Issue 46, item 4: in its first ~2 s a docker run asked the engine before its ledger held the lease, and
+    `engine down` then stopped the engine under it. A command takes the engine lease (a file naming its PID and
+    start time) before its first request; `engine down` checks leases and stops the engine under one lock, so a
+    lease is either seen or taken after the engine is gone. Here a process that holds only the lease (no ledger
+    yet, as a run in its first second) keeps the engine up; once it is dead its lease is void."""
+    from harness.runtime.engine import LEASES, answers
+    from tests.conftest import cli
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom harness.runtime.engine import take_lease\n"
+                               "take_lease('run starting')\nprint('leased', flush=True)\ntime.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "leased"
+        proc = cli("engine", "down")
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 2 and out.startswith("error: the engine serves live runs") and str(holder.pid) in out
+        assert answers()
+    finally:
+        holder.kill()
+        holder.wait()
+    stale = [p for p in LEASES.glob(f"{holder.pid}-*")]
+    assert stale, "a SIGKILLed holder leaves its lease file, which no longer counts"
+    from harness.runtime.engine import live_leases
+
+    assert all(lease["pid"] != holder.pid for lease in live_leases()) and not any(p.exists() for p in stale)
 
 
 def test_a_beds_leftover_containers_do_not_block_the_next_bed_of_the_run(docker_lab):

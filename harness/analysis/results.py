@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.lab.atomic import write_json, write_text, write_via_temp
 from harness.lab.kinds import Status
+from harness.lab.paths import results_root_problem
 
 
 @dataclass
@@ -121,6 +122,9 @@ class RunWriter:
     def __init__(self, root: Path, run_id: str) -> None:
         self.run_id = run_id
         self.dir = root / run_id
+        problem = results_root_problem(root)  # every command that writes a run comes through here
+        if problem:
+            raise ResultsFolderError(f"option --results: {problem}")
         try:
             self.dir.mkdir(parents=True, exist_ok=False)
         except FileExistsError:

@@ -15,16 +15,22 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
+import shutil
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.analysis.results import RunWriter, Sample
 from harness.cluster.manifests import FORMAT, INDEX, ClusterCell
 from harness.cluster.manifests import Block as TestBlock
 from harness.cluster.scripts import VERSIONS_BLOCK
 from harness.experiment.kinds import TestKind
-from harness.experiment.scenario import parse_scenario_text
+from harness.experiment.scenario import ScenarioError, parse_scenario_text
 from harness.lab.kinds import Status, TrafficPath
 from harness.lab.names import new_run_id
 
@@ -33,8 +39,173 @@ GUEST = "kubevirt"
 _LINE = re.compile(r"vmnb\|([A-Za-z0-9._-]+)\|(o|e|rc)\|([^|\r\n]*)")
 
 
+MAX_JSON_BYTES = 16 * 2**20
+MAX_LOG_BYTES = 64 * 2**20
+MAX_LOG_FILES = 5000
+"""Bounds on what a cell's folder may hold: far above what the README's procedure saves (a few KB a log)."""
+
+
 class IngestError(ValueError):
     """DIR is not what `vmnetbench manifests` wrote, or a file in it cannot be read: one sentence."""
+
+
+class InputFolder:
+    """The folder `ingest` reads, as untrusted input (logs a user copied from a cluster): only regular files and
+    folders inside it are read, never through a symbolic link, never a FIFO or device (one could block the read
+    forever or never end), each within a size bound. Anything else is one IngestError naming the file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.realpath(root))
+
+    def _walk_to(self, rel: str) -> Path | None:
+        """The path of `rel` inside the root, every component checked with lstat; None if a component is
+        missing. Absolute paths, `..` and symbolic links are refused."""
+        parts = Path(rel).parts
+        if Path(rel).is_absolute() or ".." in parts or not parts:
+            raise IngestError(f"{rel!r} is not a path inside {self.root}: ingest reads only files inside DIR")
+        path = self.root
+        for i, part in enumerate(parts):
+            path = path / part
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                return None
+            except OSError as e:
+                raise IngestError(f"{path} cannot be read ({e.strerror})") from None
+            if stat.S_ISLNK(info.st_mode):
+                raise IngestError(f"{path} is a symbolic link; ingest reads only files inside DIR (copy the file in)")
+            if i < len(parts) - 1 and not stat.S_ISDIR(info.st_mode):
+                raise IngestError(f"{path} is not a folder")
+        return path
+
+    def read(self, rel: str, limit: int) -> bytes | None:
+        """A regular file's bytes (None when absent)."""
+        path = self._walk_to(rel)
+        return None if path is None else self._read(path, limit)
+
+    def _read(self, path: Path, limit: int) -> bytes:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as e:
+            raise IngestError(f"{path} cannot be read ({e.strerror})") from None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise IngestError(f"{path} is not a regular file (a FIFO, device or socket is never read)")
+            if info.st_size > limit:
+                raise IngestError(f"{path} holds {info.st_size} bytes, more than the {limit} ingest reads")
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise IngestError(f"{path} grew beyond the {limit} bytes ingest reads")
+        return data
+
+    def files_under(self, rel: str) -> list[tuple[tuple[str, ...], bytes]]:
+        """(parts relative to `rel`, bytes) of every regular file below the folder `rel`, sorted; [] when absent."""
+        top = self._walk_to(rel)
+        if top is None:
+            return []
+        if not stat.S_ISDIR(os.lstat(top).st_mode):
+            raise IngestError(f"{top} is not a folder")
+        found: list[Path] = []
+        for folder, dirs, files in os.walk(top, followlinks=False):
+            for name in dirs + files:
+                path = Path(folder) / name
+                mode = os.lstat(path).st_mode
+                if stat.S_ISLNK(mode):
+                    raise IngestError(f"{path} is a symbolic link; ingest reads only files inside DIR "
+                                      "(copy the file in)")  # fmt: skip
+                if name in files:
+                    if not stat.S_ISREG(mode):
+                        raise IngestError(f"{path} is not a regular file (a FIFO, device or socket is never read)")
+                    found.append(path)
+            if len(found) > MAX_LOG_FILES:
+                raise IngestError(f"{top} holds more than {MAX_LOG_FILES} files; ingest reads a cell's saved logs")
+        return [(p.relative_to(top).parts, self._read(p, MAX_LOG_BYTES)) for p in sorted(found)]
+
+    def json(self, rel: str) -> Any:
+        """A JSON file's value, {} when absent."""
+        data = self.read(rel, MAX_JSON_BYTES)
+        if data is None:
+            return {}
+        try:
+            return json.loads(data)
+        except ValueError as e:
+            raise IngestError(f"{self.root / rel} is not readable JSON ({e})") from None
+
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+_NAME = r"^[A-Za-z0-9._-]{1,200}$"
+
+
+class BlockRecord(BaseModel):
+    model_config = _STRICT
+    name: str = Field(pattern=_NAME)
+    test: int = Field(ge=0, le=1000)
+    direction: str = Field(max_length=40)
+    where: Literal["job", "vm"]
+
+
+class CellRecord(BaseModel):
+    """One cell as `vmnetbench manifests` lists it (harness/cluster/manifests.py ClusterCell, plus its folder)."""
+
+    model_config = _STRICT
+    label: str = Field(min_length=1, max_length=300)
+    strategy: str = Field(max_length=300)
+    binding: str = Field(max_length=100)
+    layout: str = Field(max_length=100)
+    sidecar: str = Field(max_length=100)
+    peer: str = Field(max_length=100)
+    peer_authentication: str = Field(max_length=100)
+    namespace: str = Field(max_length=100)
+    peer_namespace: str = Field(max_length=100)
+    binding_status: str = Field(max_length=300)
+    options: str = Field(max_length=2000)
+    vcpus: int | None = Field(ge=1, le=1024)
+    memory_mb: int | None = Field(ge=1, le=2**24)
+    skipped: str = Field(default="", max_length=2000)
+    blocks: list[BlockRecord] = Field(default_factory=list, max_length=1000)
+    folder: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    """A DNS label (manifests names each cell's folder so): never a path."""
+
+
+class IndexFile(BaseModel):
+    """index.json as `vmnetbench manifests` writes it (format 1)."""
+
+    model_config = _STRICT
+    format: Literal[1]
+    generated: str = Field(max_length=100)
+    git_sha: str | None = Field(default=None, max_length=100)
+    kubevirt: str = Field(max_length=40)
+    kubevirt_api: str = Field(max_length=40)
+    images: dict[str, str]
+    scenario_name: str = Field(max_length=200)
+    scenario: str = Field(max_length=2**20)
+    tests: list[str] = Field(max_length=1000)
+    tests_skipped: dict[str, str] = Field(default_factory=dict)
+    cells: list[CellRecord] = Field(max_length=10000)
+
+
+def _field_error(path: Path, error: ValidationError) -> IngestError:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(the whole file)"
+    return IngestError(f"{path}: field {where}: {first['msg']} (it is not what `vmnetbench manifests` wrote)")
+
+
+def _get(value: Any, *keys: Any) -> Any:
+    """value[k1][k2]... where each step is a dict with that key (a list index for ints), else None: the saved
+    cluster objects are optional and their shape is the user's."""
+    for key in keys:
+        if isinstance(key, int) and isinstance(value, list) and -len(value) <= key < len(value):
+            value = value[key]
+        elif isinstance(key, str) and isinstance(value, dict):
+            value = value.get(key)
+        else:
+            return None
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return value[:200] if isinstance(value, str) else None
 
 
 @dataclass
@@ -67,7 +238,8 @@ def read_blocks(texts: list[str]) -> dict[str, Block]:
             elif part == "e":
                 block.stderr.append(value.strip())
             else:
-                block.returncode = int(value) if value.strip().lstrip("-").isdigit() else -1
+                code = value.strip()
+                block.returncode = int(code) if re.fullmatch(r"-?[0-9]{1,6}", code) else -1  # a shell's status
     return blocks
 
 
@@ -87,126 +259,134 @@ def tool_versions(block: Block | None) -> dict[str, str]:
     return versions
 
 
-def _json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, ValueError) as e:
-        raise IngestError(f"{path} is not readable JSON ({e})") from e
-
-
-def cluster_facts(directory: Path) -> dict:
+def cluster_facts(folder: InputFolder) -> dict:
     """What the saved objects say about the cluster: Kubernetes, KubeVirt and Istio versions, the nodes."""
-    cluster = directory / "cluster"
-    version = _json(cluster / "version.json")
-    kubevirt = _json(cluster / "kubevirt.json")
-    istio = _json(cluster / "istio.json")
+    version, kubevirt = folder.json("cluster/version.json"), folder.json("cluster/kubevirt.json")
+    istio, nodes_json = folder.json("cluster/istio.json"), folder.json("cluster/nodes.json")
     nodes = []
-    for node in _json(cluster / "nodes.json").get("items", []):
-        info = node.get("status", {}).get("nodeInfo", {})
-        capacity = node.get("status", {}).get("capacity", {})
-        nodes.append({"name": node.get("metadata", {}).get("name"), "kernel": info.get("kernelVersion"),
-                      "os": info.get("osImage"), "kubelet": info.get("kubeletVersion"),
-                      "container_runtime": info.get("containerRuntimeVersion"), "cpu": capacity.get("cpu"),
-                      "memory": capacity.get("memory"), "kvm": capacity.get("devices.kubevirt.io/kvm")})  # fmt: skip
-    items = kubevirt.get("items", [kubevirt] if kubevirt else [])
-    observed = next((i.get("status", {}).get("observedKubeVirtVersion") for i in items if i.get("status")), None)
+    for node in (_get(nodes_json, "items") or [])[:1000] if isinstance(_get(nodes_json, "items"), list) else []:
+        info, capacity = _get(node, "status", "nodeInfo"), _get(node, "status", "capacity")
+        nodes.append({"name": _text(_get(node, "metadata", "name")), "kernel": _text(_get(info, "kernelVersion")),
+                      "os": _text(_get(info, "osImage")), "kubelet": _text(_get(info, "kubeletVersion")),
+                      "container_runtime": _text(_get(info, "containerRuntimeVersion")),
+                      "cpu": _text(_get(capacity, "cpu")), "memory": _text(_get(capacity, "memory")),
+                      "kvm": _text(_get(capacity, "devices.kubevirt.io/kvm"))})  # fmt: skip
+    items = _get(kubevirt, "items")
+    items = items if isinstance(items, list) else [kubevirt]
+    observed = next((_text(_get(i, "status", "observedKubeVirtVersion")) for i in items
+                     if _get(i, "status", "observedKubeVirtVersion")), None)  # fmt: skip
     # istioctl version -o json: the control plane's version in meshVersion, else the client's own
-    mesh = istio.get("meshVersion") or []
-    istio_version = (mesh[0].get("Info", {}).get("version") if mesh else None) or istio.get("clientVersion", {}).get(
-        "version"
+    istio_version = _text(_get(istio, "meshVersion", 0, "Info", "version")) or _text(
+        _get(istio, "clientVersion", "version")
     )
-    return {"kubernetes": version.get("serverVersion", {}).get("gitVersion"), "kubevirt": observed,
+    return {"kubernetes": _text(_get(version, "serverVersion", "gitVersion")), "kubevirt": observed,
             "istio": istio_version, "nodes": nodes}  # fmt: skip
 
 
-def vmi_facts(folder: Path) -> dict:
-    vmi = _json(folder / "vmi.json")
-    status = vmi.get("status", {})
-    return {"node": status.get("nodeName"), "guest_os": status.get("guestOSInfo", {}).get("prettyName"),
-            "launcher_image": status.get("launcherContainerImageVersion"), "phase": status.get("phase")}  # fmt: skip
+def vmi_facts(folder: InputFolder, cell_folder: str) -> dict:
+    status = _get(folder.json(f"{cell_folder}/vmi.json"), "status")
+    return {"node": _text(_get(status, "nodeName")), "guest_os": _text(_get(status, "guestOSInfo", "prettyName")),
+            "launcher_image": _text(_get(status, "launcherContainerImageVersion")),
+            "phase": _text(_get(status, "phase"))}  # fmt: skip
 
 
-def _cell(record: dict) -> ClusterCell:
-    data = {k: v for k, v in record.items() if k != "folder"}
-    data["blocks"] = tuple(TestBlock(**b) for b in data.get("blocks", ()))
+def _cell(record: CellRecord) -> ClusterCell:
+    data = record.model_dump(exclude={"folder"})
+    data["blocks"] = tuple(TestBlock(**b) for b in data["blocks"])
     return ClusterCell(**data)
 
 
-def load_index(directory: Path) -> dict:
-    path = directory / INDEX
-    if not path.is_file():
-        raise IngestError(f"{directory} has no {INDEX}: point ingest at the folder `vmnetbench manifests --out` wrote")
-    index = _json(path)
-    if index.get("format") != FORMAT:
-        raise IngestError(f"{path} has format {index.get('format')!r}; this vmnetbench reads format {FORMAT}")
-    return index
+def load_index(folder: InputFolder) -> IndexFile:
+    path = folder.root / INDEX
+    raw = folder.read(INDEX, MAX_JSON_BYTES)
+    if raw is None:
+        raise IngestError(f"{folder.root} has no {INDEX}: point ingest at the folder `vmnetbench manifests --out` "
+                          "wrote")  # fmt: skip
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise IngestError(f"{path} is not readable JSON ({e})") from None
+    if isinstance(data, dict) and data.get("format") != FORMAT:
+        raise IngestError(f"{path} has format {str(data.get('format'))[:40]!r}; this vmnetbench reads format {FORMAT}")
+    try:
+        return IndexFile.model_validate(data)
+    except ValidationError as e:
+        raise _field_error(path, e) from None
 
 
 def ingest(directory: Path, results_root: Path, run_id: str | None = None) -> Path:
-    """Write a run folder from DIR's logs; returns it."""
-    index = load_index(directory)
-    scenario = parse_scenario_text(index["scenario"])
+    """Write a run folder from DIR's logs; returns it. Everything is read and checked before the run folder
+    exists, and a failure after that removes it: no `running` run.json, no folder blocking the id."""
+    folder = InputFolder(directory)
+    index = load_index(folder)
+    try:
+        scenario = parse_scenario_text(index.scenario, folder.root / INDEX)
+    except ScenarioError as e:
+        raise IngestError(f"{folder.root / INDEX}: field scenario: {e}") from None
     tests: list[TestKind] = list(scenario.expanded_tests())
-    if [t.label for t in tests] != index["tests"]:
-        raise IngestError(f"{directory / INDEX}: its scenario's tests are not the ones it lists; it was edited")
-    facts = cluster_facts(directory)
+    if [t.label for t in tests] != index.tests:
+        raise IngestError(f"{folder.root / INDEX}: its scenario's tests are not the ones it lists; it was edited")
+    cells = [(_cell(c), c.folder) for c in index.cells]
+    for cell, _ in cells:
+        if any(b.test >= len(tests) for b in cell.blocks):
+            raise IngestError(f"{folder.root / INDEX}: field cells.{cell.label}.blocks: a test index beyond the "
+                              f"{len(tests)} tests it lists")  # fmt: skip
+    facts = cluster_facts(folder)
+    rows = [row for cell, name in cells if not cell.skipped
+            for row in cell_rows(cell, tests, folder, name, facts, scenario=index.scenario_name,
+                                 kubevirt=index.kubevirt)]  # fmt: skip
     writer = RunWriter(results_root, run_id or new_run_id())
-    cells = [_cell(c) for c in index["cells"]]
-    writer.start({
-        "scenario_name": index["scenario_name"], "scenario_path": str(directory / INDEX),
-        "scenario": index["scenario"], "scenario_parsed": scenario.model_dump(mode="json", by_alias=True),
-        "design": "rounds", "host": {"cluster": facts}, "tools": {}, "load": {},
-        "git_sha": index.get("git_sha"), "kubevirt": index["kubevirt"], "guest": {"kind": GUEST},
-        "runtime": RUNTIME, "ingested_from": str(directory.resolve()), "manifests_generated": index["generated"],
-        "images": index["images"], "skipped": {c.label: c.skipped for c in cells if c.skipped},
-        "tests_skipped": index.get("tests_skipped", {}),
-    })  # fmt: skip
-    for cell in cells:
-        if cell.skipped:
-            continue
-        folder = directory / next(c["folder"] for c in index["cells"] if c["label"] == cell.label)
-        for row in cell_rows(cell, tests, folder, facts, scenario=index["scenario_name"], kubevirt=index["kubevirt"]):
-            writer.add(row[0])
-            if row[1] is not None:
-                writer.add_latency(row[0], row[1])
+    try:
+        writer.start({
+            "scenario_name": index.scenario_name, "scenario_path": str(folder.root / INDEX),
+            "scenario": index.scenario, "scenario_parsed": scenario.model_dump(mode="json", by_alias=True),
+            "design": "rounds", "host": {"cluster": facts}, "tools": {}, "load": {},
+            "git_sha": index.git_sha, "kubevirt": index.kubevirt, "guest": {"kind": GUEST},
+            "runtime": RUNTIME, "ingested_from": str(folder.root), "manifests_generated": index.generated,
+            "images": index.images, "skipped": {c.label: c.skipped for c, _ in cells if c.skipped},
+            "tests_skipped": index.tests_skipped,
+        })  # fmt: skip
+        for sample, latencies in rows:
+            writer.add(sample)
+            if latencies is not None:
+                writer.add_latency(sample, latencies)
         writer.flush()
-    writer.finish("complete")
+        writer.finish("complete")
+    except BaseException:
+        shutil.rmtree(writer.dir, ignore_errors=True)
+        raise
     return writer.dir
 
 
 REPEAT = re.compile(r"r([1-9][0-9]*)")
 
 
-def repetitions(folder: Path) -> dict[int, list[str]]:
+def repetitions(folder: InputFolder, cell_folder: str) -> dict[int, list[str]]:
     """The cell's saved logs by repetition: the files in logs/ are the first, those in logs/rN/ the N-th (the
     README's procedure run again for the same cell)."""
-    logs = folder / "logs"
     out: dict[int, list[str]] = {}
-    if not logs.is_dir():
-        return {1: []}
-    for path in sorted(logs.rglob("*")):
-        if not path.is_file():
-            continue
-        top = path.relative_to(logs).parts[0] if len(path.relative_to(logs).parts) > 1 else ""
-        m = REPEAT.fullmatch(top)
-        out.setdefault(int(m.group(1)) if m else 1, []).append(path.read_text(errors="replace"))
+    for parts, data in folder.files_under(f"{cell_folder}/logs"):
+        m = REPEAT.fullmatch(parts[0]) if len(parts) > 1 else None
+        out.setdefault(int(m.group(1)) if m else 1, []).append(data.decode(errors="replace"))
     return out or {1: []}
 
 
-def cell_rows(cell: ClusterCell, tests: list[TestKind], folder: Path, facts: dict, *, scenario: str,
-              kubevirt: str) -> list[tuple[Sample, object]]:  # fmt: skip
+def cell_rows(cell: ClusterCell, tests: list[TestKind], folder: InputFolder, cell_folder: str, facts: dict, *,
+              scenario: str, kubevirt: str) -> list[tuple[Sample, object]]:  # fmt: skip
     """(row, latencies or None) for every block of the cell, in every repetition saved."""
     rows: list[tuple[Sample, object]] = []
-    for repetition, texts in sorted(repetitions(folder).items()):
-        rows += repetition_rows(cell, tests, folder, facts, read_blocks(texts), scenario=scenario, kubevirt=kubevirt,
-                                repetition=repetition)  # fmt: skip
+    vmi = vmi_facts(folder, cell_folder)
+    for repetition, texts in sorted(repetitions(folder, cell_folder).items()):
+        rows += repetition_rows(cell, tests, cell_folder, facts, vmi, read_blocks(texts), scenario=scenario,
+                                kubevirt=kubevirt, repetition=repetition)  # fmt: skip
     return rows
 
 
-def repetition_rows(cell: ClusterCell, tests: list[TestKind], folder: Path, facts: dict, blocks: dict[str, Block], *,
-                    scenario: str, kubevirt: str, repetition: int) -> list[tuple[Sample, object]]:  # fmt: skip
+def repetition_rows(cell: ClusterCell, tests: list[TestKind], cell_folder: str, facts: dict, vmi: dict,
+                    blocks: dict[str, Block], *, scenario: str, kubevirt: str,
+                    repetition: int) -> list[tuple[Sample, object]]:  # fmt: skip
     versions = tool_versions(blocks.get(VERSIONS_BLOCK))
-    tools = {**versions, **{k: facts.get(k) for k in ("kubevirt", "istio", "kubernetes")}, **vmi_facts(folder)}
+    tools = {**versions, **{k: facts.get(k) for k in ("kubevirt", "istio", "kubernetes")}, **vmi}
     base = Sample(strategy=cell.strategy, sidecar=cell.layout, scenario=scenario, repetition=repetition,
                   peer=cell.peer, peer_authentication=cell.peer_authentication, kubevirt=kubevirt,
                   binding_status=cell.binding_status, runtime=RUNTIME,
@@ -221,7 +401,7 @@ def repetition_rows(cell: ClusterCell, tests: list[TestKind], folder: Path, fact
         reason = ""
         if block is None:
             where = "the VM's serial console log" if b.where == "vm" else f"the log of Job {b.name}"
-            reason = f"no output of {b.name} in {folder.name}/logs/ (save {where} there)"
+            reason = f"no output of {b.name} in {cell_folder}/logs/ (save {where} there)"
         elif block.returncode is None:
             reason = f"the output of {b.name} was cut off (no exit status)"
         if reason:

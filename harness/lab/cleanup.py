@@ -115,7 +115,9 @@ def _clean_run(rid: str, ledgers: list[dict], report: CleanReport,
     for state in ledgers:
         inodes |= pinned_inodes(state.get("netns_inodes", {}))  # only those the run's names still hold
         for proc in reversed(state.get("processes", [])):
-            if end_pid(proc["pid"], proc.get("starttime") or None, grace=1.0):
+            if not _provable(proc):
+                continue  # an entry that cannot prove the PID is still the process the run started: not ours to end
+            if end_pid(proc["pid"], proc["starttime"], grace=1.0):
                 report.processes.append(proc["pid"])
     for remove in leftovers:  # each runtime's own objects (the docker runtime's containers, their processes)
         report.containers += remove(rid)
@@ -124,12 +126,30 @@ def _clean_run(rid: str, ledgers: list[dict], report: CleanReport,
     for state in ledgers:
         for name in reversed(state.get("namespaces", [])):
             _remove_with_processes(name, report)
-    shutil.rmtree(STATE_DIR / rid, ignore_errors=True)  # the run's own folder (sockets, scratch files)
+    _remove_state_folder(STATE_DIR / rid)
     for state in ledgers:
         if state.get("results_dir") and mark_killed(Path(state["results_dir"])):
             report.killed_results.append(state["results_dir"])
         Path(state["_path"]).unlink(missing_ok=True)
     report.runs.append(rid)
+
+
+def _provable(proc: dict) -> bool:
+    """A ledger entry names its process by PID and start time (clock ticks since boot, never 0 for a process
+    started after boot): without both, the PID may be anyone's now."""
+    pid, starttime = proc.get("pid"), proc.get("starttime")
+    return isinstance(pid, int) and pid > 0 and isinstance(starttime, int) and starttime > 0
+
+
+def _remove_state_folder(folder: Path) -> None:
+    """The run's own folder under the state folder (sockets, scratch files, its bed's configuration). A folder
+    holding results is never removed, whoever put it there (results roots inside the state folder are refused,
+    harness/lab/paths.py; this is the second lock)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    if any((folder / name).exists() for name in ("run.json", "samples.parquet", "samples.csv")):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def mark_killed(results_dir: Path) -> bool:

@@ -49,7 +49,8 @@ class MeshCA:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # private from the start: keys are written here
+        folder.chmod(0o700)
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
         now = datetime.datetime.now(datetime.UTC)
         name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, TRUST_DOMAIN)])  # istiod's self-signed root
@@ -85,10 +86,18 @@ class MeshCA:
             .sign(self._key, hashes.SHA256())
         )  # fmt: skip
         cert_path, key_path = self.folder / f"{service_account}-cert.pem", self.folder / f"{service_account}-key.pem"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))  # fmt: skip
-        for path in (cert_path, key_path):
-            path.chmod(0o600)
-            os.chown(path, owner_uid, -1)
+        write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), owner_uid)
+        write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()), owner_uid)  # fmt: skip
+        os.chown(self.folder, owner_uid, -1)  # the proxy's user reaches its files; nobody else lists the folder
         return WorkloadCert(identity, cert_path, key_path, self.root_path)
+
+
+def write_private(path: Path, data: bytes, owner_uid: int) -> None:
+    """A file only `owner_uid` (and root) can read at every moment: created 0600 (never through a wider mode
+    narrowed afterwards), owned before its content is written, never through a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(fd, 0o600)  # a file that existed keeps its old mode through O_CREAT
+        os.fchown(fd, owner_uid, -1)
+        out.write(data)

@@ -7,11 +7,17 @@ own daemon is tracked by its pidfile (dockerd's own), never by name."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import fcntl
+import json
+import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.lab.atomic import write_json
 from harness.lab.cleanup import live_runs_using
 from harness.lab.paths import STATE_DIR
 from harness.lab.processes import end_pid
@@ -30,6 +36,14 @@ LABEL_RUN = "vmnb.run"
 ENGINE_SERVICE = "docker"
 """What a run leases in its ledger while it lives when its pods need this engine: the runtime's name (the runner
 leases `scenario.runtime`, claims on docker the same)."""
+
+
+LEASES = ENGINE_DIR / "leases"
+"""One file per process that uses the engine (`<pid>-<starttime>`), written before its first request: a run's
+first seconds (its engine check, image build) come before its ledger exists, and `engine down` must see it."""
+LEASE_LOCK = ENGINE_DIR / "leases.lock"
+"""Held while a lease is taken and while `engine down` checks leases and stops the engine: a lease is either seen
+by the check or taken after the engine is gone (then the run's own check finds no engine, in one sentence)."""
 
 
 class EngineUnavailable(RuntimeError):
@@ -52,6 +66,41 @@ def client():
             f"no Docker engine answers on {SOCKET}: start the project's own with `make docker-up`"
         ) from None
     return engine
+
+
+@contextlib.contextmanager
+def _lease_lock() -> Iterator[None]:
+    LEASES.mkdir(parents=True, exist_ok=True)
+    with open(LEASE_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def take_lease(holder: str) -> Path:
+    """Lease the engine for this process until it ends (the file goes at exit; a dead holder's lease is void,
+    so a SIGKILL leaves nothing that blocks `engine down`). Take it before the first request to the engine."""
+    pid = os.getpid()
+    path = LEASES / f"{pid}-{proc_starttime(pid)}"
+    with _lease_lock():
+        write_json(path, {"pid": pid, "starttime": proc_starttime(pid), "holder": holder})
+    atexit.register(path.unlink, missing_ok=True)
+    return path
+
+
+def live_leases() -> list[dict]:
+    """Leases whose holder still runs (the same PID and start time); a dead holder's file is removed."""
+    held = []
+    for path in sorted(LEASES.glob("*")) if LEASES.is_dir() else []:
+        try:
+            lease = json.loads(path.read_text())
+            live = lease["starttime"] is not None and proc_starttime(int(lease["pid"])) == lease["starttime"]
+        except (OSError, ValueError, KeyError, TypeError):
+            live = False
+        if live:
+            held.append(lease)
+        else:
+            path.unlink(missing_ok=True)
+    return held
 
 
 def answers() -> bool:
@@ -87,16 +136,18 @@ def engine_down(only_if_started_by: str | None = None) -> bool:
     started. True if one was stopped."""
     if only_if_started_by is not None and (not STARTED_MARK.exists() or STARTED_MARK.read_text() != only_if_started_by):
         return False
-    users = live_runs_using(ENGINE_SERVICE)
-    if users:  # stopping it would end their containers mid-cell (issue 27: a run ended `interrupted`, 0 samples)
-        runs = ", ".join(f"{rid} (PID {pid})" for rid, pid in sorted(users.items()))
-        raise EngineInUse(f"the engine serves live runs: {runs}; it stays up until they end (then `engine down` "
-                          "again)")  # fmt: skip
-    try:
-        pid = int(PIDFILE.read_text().strip())
-    except (OSError, ValueError):
-        return False
-    stopped = end_pid(pid, proc_starttime(pid), grace=20)
+    with _lease_lock():  # no lease can be taken between the check and the stop
+        users = [f"{rid} (PID {pid})" for rid, pid in sorted(live_runs_using(ENGINE_SERVICE).items())]
+        users += [f"{lease['holder']} (PID {lease['pid']})" for lease in live_leases()
+                  if not any(f"(PID {lease['pid']})" in u for u in users)]  # fmt: skip
+        if users:  # stopping it would end their containers mid-cell (issue 27: a run ended `interrupted`, 0 samples)
+            raise EngineInUse(f"the engine serves live runs: {', '.join(users)}; it stays up until they end (then "
+                              "`engine down` again)")  # fmt: skip
+        try:
+            pid = int(PIDFILE.read_text().strip())
+        except (OSError, ValueError):
+            return False
+        stopped = end_pid(pid, proc_starttime(pid), grace=20)
     with contextlib.suppress(OSError):
         STARTED_MARK.unlink()
     return stopped
