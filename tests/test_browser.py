@@ -175,3 +175,51 @@ def test_a_name_that_looks_like_html_is_shown_as_text_on_the_page():
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<details>" in page or "<details" in page  # the page's own folding survives
     assert page.count("<summary>") == 1
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+HOSTILE_SCENARIO = f"""
+name: hostile
+strategies: [direct, "{HOSTILE}"]
+variants:
+  "{HOSTILE}": {{strategy: masquerade}}
+repetitions: 1
+design: rounds
+tests:
+  - {{kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}}
+"""
+
+
+def _assert_shown_as_text(page: Path) -> None:
+    """In the DOM Chromium built (after the page's scripts ran): the name is text, never an element."""
+    dom = dump_dom(page)
+    assert 'onerror="alert(1)"' not in dom and "<img src=x" not in dom, "a planted name became markup"
+    assert "&lt;img src=x onerror=alert(1)&gt;" in dom, "the planted name is not shown as text"
+
+
+@pytest.mark.slow
+def test_a_script_bearing_name_from_a_run_or_an_ingested_folder_stays_text_in_the_browser(tmp_path):
+    """Issue 46, item 3, through both ways a name reaches a page: a scenario's variant measured by `run`, and a
+    cell of an ingested cluster folder (index.json is the user's file). Both pages, opened in Chromium, show the
+    name as text."""
+    import os
+    import subprocess
+    import sys
+
+    vmnetbench = str(Path(sys.executable).with_name("vmnetbench"))
+    (tmp_path / "s.yaml").write_text(HOSTILE_SCENARIO)
+    env = {k: v for k, v in os.environ.items() if k != "VMNB_NO_REPORT"}
+    ran = subprocess.run([vmnetbench, "run", str(tmp_path / "s.yaml"), "--results", str(tmp_path / "r"), "--run-id",
+                          "4e5a01"], capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    _assert_shown_as_text(tmp_path / "r" / "4e5a01" / "report.html")
+    made = subprocess.run([vmnetbench, "manifests", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "m"),
+                           "--kubevirt", "1.9"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    index = json.loads((tmp_path / "m" / "index.json").read_text())
+    assert any(cell["strategy"] == HOSTILE for cell in index["cells"])
+    done = subprocess.run([vmnetbench, "ingest", str(tmp_path / "m"), "--results", str(tmp_path / "r"), "--run-id",
+                           "4e5a02"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    write_report(tmp_path / "r" / "4e5a02")
+    _assert_shown_as_text(tmp_path / "r" / "4e5a02" / "report.html")
