@@ -179,3 +179,16 @@ def test_a_tool_that_fails_before_the_path_is_tried_is_exit_3(tmp_path: Path) ->
     meta = json.loads((tmp_path / "results" / "fa0008" / "run.json").read_text())
     assert meta["status"] == "complete"
     assert_clean("fa0008")
+
+
+def test_report_of_a_run_still_running_says_the_page_is_partial(tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run-small"
+    shutil.copytree(REPO / "tests" / "fixtures" / "run-small", run)
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "status": "running"}))
+    done = _vmnetbench("report", str(run))
+    assert done.returncode == 0, done.stderr
+    assert "partial: the run's status is 'running'" in " ".join(done.stdout.split())
+    assert "Partial run:" in (run / "answer.md").read_text()
