@@ -651,7 +651,7 @@ def manifests(
             console.print(f"  skipped {cell.label}: {cell.skipped}", soft_wrap=True)
     if made:
         first = out / dns_label(made[0].label) / "procedure.md"
-        console.print(f"each cell's kubectl steps are in its procedure.md, e.g. {first} (README: 'On a cluster')")
+        console.print(f"each cell's kubectl steps are in its procedure.md, e.g. {first} (docs/cluster.md)")
 
 
 @app.command()
@@ -660,7 +660,7 @@ def ingest(
     results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
     run_id: Annotated[str | None, typer.Option(help="Six hex digits; drawn at random if not given.")] = None,
 ) -> None:
-    """Read a cluster's outputs (saved as the README's procedure says) into a run folder: same samples schema,
+    """Read a cluster's outputs (saved as docs/cluster.md says) into a run folder: same samples schema,
     runtime `kubernetes`, so report, answer.md, compare and the gate work on them."""
     from harness.cluster.ingest import IngestError
     from harness.cluster.ingest import ingest as ingest_directory

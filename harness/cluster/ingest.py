@@ -6,7 +6,7 @@ Each test's block (harness/cluster/scripts.py) goes through the test kind's own 
 that turns the same tool's output into rows on the netns runtime. What a cluster run cannot have is left empty
 and said: the harness's CPU accounting of the bed (another node's processes), and the mesh's own counters, so a
 row's `path` under a mesh is `unverified`, not `through-mesh`. Node and cluster facts come from the objects the
-README's procedure saves beside the logs (DIR/cluster/: `kubectl version -o json`, `kubectl get nodes -o json`,
+procedure in docs/cluster.md saves beside the logs (DIR/cluster/: `kubectl version -o json`, `kubectl get nodes -o json`,
 `kubectl get kubevirt -A -o json`, `istioctl version -o json`; DIR/<cell>/vmi.json: `kubectl get vmi vm -o
 json`), each optional."""
 
@@ -42,7 +42,7 @@ _LINE = re.compile(r"vmnb\|([A-Za-z0-9._-]+)\|(o|e|rc)\|([^|\r\n]*)")
 MAX_JSON_BYTES = 16 * 2**20
 MAX_LOG_BYTES = 64 * 2**20
 MAX_LOG_FILES = 5000
-"""Bounds on what a cell's folder may hold: far above what the README's procedure saves (a few KB a log)."""
+"""Bounds on what a cell's folder may hold: far above what docs/cluster.md's procedure saves (a few KB a log)."""
 
 
 class IngestError(ValueError):
@@ -363,7 +363,7 @@ REPEAT = re.compile(r"r([1-9][0-9]*)")
 
 def repetitions(folder: InputFolder, cell_folder: str) -> dict[int, list[str]]:
     """The cell's saved logs by repetition: the files in logs/ are the first, those in logs/rN/ the N-th (the
-    README's procedure run again for the same cell)."""
+    procedure of docs/cluster.md run again for the same cell)."""
     out: dict[int, list[str]] = {}
     for parts, data in folder.files_under(f"{cell_folder}/logs"):
         m = REPEAT.fullmatch(parts[0]) if len(parts) > 1 else None
