@@ -6,7 +6,7 @@ Each test's block (harness/cluster/scripts.py) goes through the test kind's own 
 that turns the same tool's output into rows on the netns runtime. What a cluster run cannot have is left empty
 and said: the harness's CPU accounting of the bed (another node's processes), and the mesh's own counters, so a
 row's `path` under a mesh is `unverified`, not `through-mesh`. Node and cluster facts come from the objects the
-procedure in docs/cluster.md saves beside the logs (DIR/cluster/: `kubectl version -o json`, `kubectl get nodes -o json`,
+docs/cluster.md procedure saves beside the logs (DIR/cluster/: `kubectl version -o json`, `kubectl get nodes -o json`,
 `kubectl get kubevirt -A -o json`, `istioctl version -o json`; DIR/<cell>/vmi.json: `kubectl get vmi vm -o
 json`), each optional."""
 
