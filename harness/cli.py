@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+import strategies  # noqa: F401 - the top layer injects the bindings: each class registers its declarations
 from harness.lab.names import RUN_ID_PATTERN, check_run_id
 
 app = typer.Typer(help="Measure how a VM in a pod reaches the pod network next to a sidecar.", no_args_is_help=True)
@@ -681,8 +682,8 @@ def ingest(
     console.print(f"results: {run_dir}")
 
 
-@app.command()
-def strategies() -> None:
+@app.command("strategies")
+def list_strategies() -> None:
     """List the strategies this build knows."""
     from strategies import STRATEGIES
 

@@ -19,6 +19,8 @@ from harness.guests.attachment import Attachment
 from harness.guests.driver import GuestDriver
 from harness.lab.addresses import check_vm_network
 from harness.lab.bed import TestBed
+from harness.pod.bindings import PALETTE, register_binding
+from harness.pod.kubevirt import KubevirtBinding
 from harness.pod.mesh import SidecarKind
 from harness.pod.proxy_process import RelayImplementation
 
@@ -83,6 +85,17 @@ class Strategy(ABC):
     vm_interfaces: ClassVar[tuple[str, ...]] = ()
     """Pod interfaces the VM's traffic enters by, announced to an Istio sidecar the way KubeVirt does
     (annotation traffic.sidecar.istio.io/kubevirtInterfaces -> istio-iptables `-k`)."""
+    kubevirt: ClassVar[KubevirtBinding | None] = None
+    """How KubeVirt ships this binding, release by release (core, plugin, research design; its user-facing name;
+    the VMI interface field): rows, the recommendation, the manifests and the page read it by the strategy's
+    name (harness/pod/bindings.py). None: in no release."""
+    colour: ClassVar[str] = ""
+    """Its colour in every figure (matplotlib's cycle, harness/pod/bindings.PALETTE)."""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:  # a concrete binding: its declarations are what every layer asks about it
+            register_binding(cls.name, cls.kubevirt or KubevirtBinding.unknown(cls.name), cls.colour or PALETTE[-1])
 
     def __init__(
         self,

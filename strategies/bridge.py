@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 
+from harness.pod.kubevirt import RELEASED, InRelease, KubevirtBinding, KubevirtRelease, Shipping
 from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed
 
 BRIDGE = "k6t-eth0"
@@ -28,6 +29,11 @@ def random_local_mac() -> str:
 
 class Bridge(Strategy):
     name = "bridge"
+    kubevirt = KubevirtBinding.per_release(
+        {(KubevirtRelease.RESEARCH_2018, *RELEASED): InRelease(Shipping.CORE, "bridge", {"bridge": {}})},
+        InRelease(Shipping.ABSENT, "bridge"),
+    )
+    colour = "C3"
     summary = "pod IP and MAC moved to the VM behind in-pod bridge k6t-eth0, no NAT (KubeVirt bridge binding)"
     faithful_to = "KubeVirt bridge binding (docs/devel/networking.md)"
     requirements = Requirements(capabilities=("CAP_NET_ADMIN",), kernel_features=("bridge", "tun"))

@@ -3,11 +3,14 @@ measured against: whatever it loses next to this is the cost of putting a VM in 
 
 from __future__ import annotations
 
+from harness.pod.kubevirt import KubevirtBinding
 from strategies.base import Attachment, GuestDriver, Strategy, TestBed
 
 
 class Direct(Strategy):
     name = "direct"
+    kubevirt = KubevirtBinding.plain_pod("plain pod (no VM)")
+    colour = "C0"
     summary = "service in the pod itself, no VM: the reference ceiling"
     faithful_to = "a plain pod"
     has_vm = False

@@ -16,6 +16,7 @@ in-pod bridge with its own private network, as in the research's libvirt setup.
 from __future__ import annotations
 
 from harness.lab.rules import apply_iptables
+from harness.pod.kubevirt import KubevirtBinding
 from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed, VmNetworkOptions
 
 BRIDGE = "virbr0"
@@ -27,6 +28,8 @@ class IptablesOnlyOptions(VmNetworkOptions):
 
 class IptablesOnly(Strategy):
     name = "iptables-only"
+    kubevirt = KubevirtBinding.research("iptables only (2018 research)")
+    colour = "C5"
     summary = "kernel DNAT of service ports to the VM and SNAT of its egress in the iptables nat table"
     faithful_to = "2018 KubeVirt research: iptables only with dnat and source nat"
     requirements = Requirements(

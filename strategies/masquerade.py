@@ -11,6 +11,7 @@ plan), with `vm_cidr` to choose another. The VM's address is static instead of v
 from __future__ import annotations
 
 from harness.lab.rules import apply_nft
+from harness.pod.kubevirt import RELEASED, InRelease, KubevirtBinding, Shipping
 from harness.pod.mesh import ISTIO_RESERVED_PORTS
 from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed, VmNetworkOptions
 
@@ -30,6 +31,12 @@ class MasqueradeOptions(VmNetworkOptions):
 
 class Masquerade(Strategy):
     name = "masquerade"
+    kubevirt = KubevirtBinding.per_release(
+        {RELEASED: InRelease(Shipping.CORE, "masquerade", {"masquerade": {}})},
+        InRelease(Shipping.ABSENT, "masquerade"),
+        annotated_for_istio=True,  # generator.go: every launcher pod with a masquerade interface
+    )
+    colour = "C4"
     summary = "bridge k6t-eth0, VM behind gateway .1, nftables NAT in the pod (KubeVirt masquerade binding)"
     faithful_to = "KubeVirt masquerade binding (pkg/network/setup/netpod/masquerade)"
     requirements = Requirements(

@@ -12,6 +12,7 @@ research's own answer for UDP egress, and UDP ingress has no path at all (by des
 from __future__ import annotations
 
 from harness.lab.rules import apply_iptables
+from harness.pod.kubevirt import KubevirtBinding
 from harness.pod.proxy_process import start_proxy
 from strategies.base import Attachment, GuestDriver, RelayOptions, Requirements, Strategy, TestBed
 
@@ -25,6 +26,8 @@ class NatProxyOptions(RelayOptions):
 
 class NatProxy(Strategy):
     name = "nat-proxy"
+    kubevirt = KubevirtBinding.research("iptables + nat-proxy (2018 research)")
+    colour = "C6"
     summary = "iptables REDIRECT of VM TCP to a splice proxy (SO_ORIGINAL_DST); ingress via the proxy"
     faithful_to = "2018 KubeVirt research: iptables with a nat-proxy process"
     requirements = Requirements(

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import Field
 
 from harness.guests.driver import PASST_MTU, PasstNet
+from harness.pod.kubevirt import BEFORE_1_8, PAST_PLUGIN, SINCE_1_8, InRelease, KubevirtBinding, Shipping
 from harness.tools.debian import passt_build
 from strategies.base import Attachment, GuestDriver, Requirements, Strategy, StrategyOptions, TestBed
 
@@ -39,6 +40,16 @@ class PasstOptions(StrategyOptions):
 
 class Passt(Strategy):
     name = "passt"
+    kubevirt = KubevirtBinding.per_release(
+        {
+            BEFORE_1_8: InRelease(Shipping.PLUGIN, "passt plugin", {"binding": {"name": "passt"}}, PAST_PLUGIN),
+            SINCE_1_8: InRelease(Shipping.ABSENT, "passt (stream socket)", None,
+                                 "core passt is vhost-user since 1.8 (passt-vhost-user); a stream-socket passt is "
+                                 "not shipped"),
+        },
+        InRelease(Shipping.ABSENT, "passt plugin"),
+    )  # fmt: skip
+    colour = "C2"
     summary = "pasta/passt L2-to-L4 translation: guest shares the pod's address, traffic via pasta's sockets"
     faithful_to = "KubeVirt passt binding (passt/pasta)"
     requirements = Requirements(extra_processes=("pasta",), kernel_features=("tun",), binaries=("pasta",))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Literal
 
 from harness.guests.driver import PASST_MTU
+from harness.pod.kubevirt import BEFORE_1_8, PAST_PLUGIN, SINCE_1_8, InRelease, KubevirtBinding, Shipping
 from strategies.base import Attachment, GuestDriver, Requirements, TestBed
 from strategies.passt import Passt, PasstOptions
 
@@ -26,6 +27,15 @@ class PasstVhostUserOptions(PasstOptions):
 
 class PasstVhostUser(Passt):
     name = "passt-vhost-user"
+    kubevirt = KubevirtBinding.per_release(
+        {
+            BEFORE_1_8: InRelease(Shipping.PLUGIN, "passt plugin (vhost-user)", {"binding": {"name": "passt"}},
+                                  PAST_PLUGIN),
+            SINCE_1_8: InRelease(Shipping.CORE, "passtBinding", {"passtBinding": {}}),
+        },
+        InRelease(Shipping.ABSENT, "passt plugin (vhost-user)"),
+    )  # fmt: skip
+    colour = "C8"
     summary = "passt in vhost-user mode: passt serves the VM's virtio-net rings in shared memory (KubeVirt 1.8)"
     faithful_to = "KubeVirt 1.8 passtBinding (libvirt vhostuser interface, passt backend)"
     requirements = Requirements(extra_processes=("passt",), binaries=("passt",))

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, Field
 
 from harness.guests.driver import UserModeNet
 from harness.lab.addresses import check_vm_network
+from harness.pod.kubevirt import BEFORE_1_8, SINCE_1_8, InRelease, KubevirtBinding, KubevirtRelease, Shipping
 from strategies.base import Attachment, GuestDriver, Requirements, Strategy, StrategyOptions, TestBed
 
 
@@ -31,6 +32,15 @@ class SlirpOptions(StrategyOptions):
 
 class Slirp(Strategy):
     name = "slirp"
+    kubevirt = KubevirtBinding.per_release(
+        {
+            (KubevirtRelease.RESEARCH_2018, *BEFORE_1_8): InRelease(Shipping.CORE, "slirp", {"slirp": {}}),
+            SINCE_1_8: InRelease(Shipping.PLUGIN, "slirp plugin", {"binding": {"name": "slirp"}},
+                                 "plugin only since 1.8"),
+        },
+        InRelease(Shipping.ABSENT, "slirp"),
+    )  # fmt: skip
+    colour = "C1"
     summary = "libslirp user-mode stack (slirp4netns): VM traffic leaves as the slirp process's own sockets"
     faithful_to = "QEMU -netdev user / slirp4netns (same libslirp)"
     requirements = Requirements(extra_processes=("slirp4netns",), kernel_features=("tun",), binaries=("slirp4netns",))

@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import Field
 
 from harness.lab.rules import apply_iptables
+from harness.pod.kubevirt import KubevirtBinding
 from harness.pod.proxy_process import start_proxy
 from strategies.base import Attachment, GuestDriver, RelayOptions, Requirements, Strategy, TestBed
 
@@ -49,6 +50,8 @@ class TproxyOptions(RelayOptions):
 
 class Tproxy(Strategy):
     name = "tproxy"
+    kubevirt = KubevirtBinding.research("iptables + TPROXY (2018 research)")
+    colour = "C7"
     summary = "mangle TPROXY + fwmark policy routing to an IP_TRANSPARENT splice proxy; ingress via the proxy"
     faithful_to = "2018 KubeVirt research: iptables with a transparent-proxy process"
     requirements = Requirements(

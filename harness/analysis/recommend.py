@@ -39,7 +39,8 @@ from harness.analysis.costs import (
 from harness.analysis.paths import Works, _clip, works
 from harness.analysis.ranking import ALPHA, Ranking, costs_in, rank
 from harness.analysis.stats import Interval
-from harness.pod.kubevirt import Shipping, binding_status, shipped_bindings, shipping, user_name
+from harness.pod.bindings import binding_status, shipped_bindings, shipping, user_name
+from harness.pod.kubevirt import Shipping
 from harness.pod.mesh import mode_of
 
 POWER = 0.8

@@ -28,6 +28,7 @@ from harness.analysis.summary import latency_percentiles, path_matrix, throughpu
 from harness.lab.atomic import write_text
 from harness.lab.kinds import Status
 from harness.metrics.registry import unit as metric_unit  # noqa: E402
+from harness.pod.bindings import colour, facts  # noqa: E402
 from harness.pod.mesh import MESHES, SidecarKind, mode_of  # noqa: E402
 
 
@@ -74,13 +75,11 @@ MIN_N_FOR_CI = MIN_N["order"]
 
 
 # The bindings in a fixed order (analysis may not import strategies/: same layer); others follow in run order.
-BINDINGS = ["direct", "slirp", "passt", "bridge", "masquerade", "iptables-only", "nat-proxy", "tproxy",
-            "passt-vhost-user"]  # fmt: skip
-
-
 def binding_colours(run: Run) -> dict[str, str]:
-    names = BINDINGS + [s for s in run.strategy_order() if s not in BINDINGS]
-    return {name: f"C{i % 10}" for i, name in enumerate(names)}
+    """Each binding's own colour (declared on its strategy class); variants and unknown names after them."""
+    names = run.strategy_order()
+    others = [s for s in names if facts(s) is None]
+    return {name: colour(name, others) for name in names}
 
 
 def _sidecars(run: Run) -> list[str]:

@@ -34,7 +34,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -45,8 +45,9 @@ from harness.cluster import scripts
 from harness.experiment.kinds import TestKind
 from harness.experiment.scenario import CellSpec, Scenario
 from harness.lab.kinds import Direction
-from harness.pod.kubevirt import REROUTE_ANNOTATION, KubevirtRelease, binding_status, release, shipping
-from harness.pod.mesh import SidecarKind
+from harness.pod.bindings import binding_status, shipping, vmi_interface
+from harness.pod.kubevirt import REROUTE_ANNOTATION, KubevirtRelease, Shipping, release
+from harness.pod.mesh import ClusterObjects, mesh_for
 from harness.pod.protocols import SERVICE_PORTS
 from strategies import strategy_class
 
@@ -76,34 +77,6 @@ class Images:
 
     tools: str = "docker.io/library/debian:12"
     vm_disk: str = "quay.io/containerdisks/debian:12"
-
-
-@dataclass(frozen=True)
-class MeshMode:
-    namespace_labels: dict[str, str] = field(default_factory=dict)
-    namespace_annotations: dict[str, str] = field(default_factory=dict)
-    pod_annotations: dict[str, str] = field(default_factory=dict)
-    """On every pod of the cell's namespace that the mesh should take (the VMI passes its own to the launcher)."""
-    job_annotations: dict[str, str] = field(default_factory=dict)
-
-
-_ISTIO_SIDECAR = {"sidecar.istio.io/inject": "true",
-                  "proxy.istio.io/config": json.dumps({"holdApplicationUntilProxyStarts": True})}  # fmt: skip
-_NATIVE_SIDECAR = {"sidecar.istio.io/nativeSidecar": "true"}
-_AMBIENT = {"istio.io/dataplane-mode": "ambient"}
-MESH_MODES: dict[SidecarKind, MeshMode] = {
-    SidecarKind.NONE: MeshMode(),
-    SidecarKind.ENVOY_REDIRECT: MeshMode({"istio-injection": "enabled"}, {}, _ISTIO_SIDECAR, _NATIVE_SIDECAR),
-    SidecarKind.ENVOY_TPROXY: MeshMode(
-        {"istio-injection": "enabled"},
-        {},
-        {**_ISTIO_SIDECAR, "sidecar.istio.io/interceptionMode": "TPROXY"},
-        _NATIVE_SIDECAR,
-    ),  # fmt: skip
-    SidecarKind.LINKERD_STYLE: MeshMode({}, {"linkerd.io/inject": "enabled"}, {}, {}),
-    SidecarKind.AMBIENT: MeshMode(_AMBIENT),
-    SidecarKind.AMBIENT_REROUTE: MeshMode(_AMBIENT),
-}
 
 
 @dataclass(frozen=True)
@@ -206,26 +179,22 @@ def service_ports(tests: list[TestKind]) -> list[dict]:
 
 
 def interface(cell: ClusterCell, kubevirt: KubevirtRelease, tests: list[TestKind]) -> dict:
-    """The VMI's pod-network interface for the binding, as the release spells it (api v1.Interface)."""
-    since_1_8 = release(kubevirt).name in (KubevirtRelease.V1_8, KubevirtRelease.V1_9)
+    """The VMI's pod-network interface for the binding, as the release spells it (api v1.Interface): the binding
+    field is the strategy's own declaration (harness/pod/bindings.py)."""
     options = json.loads(cell.options)
-    iface: dict = {"name": "default"}
-    if cell.binding == "bridge":
-        iface["bridge"] = {}
-    elif cell.binding == "masquerade":
-        iface["masquerade"] = {}
-    elif cell.binding == "slirp":
-        iface.update({"binding": {"name": "slirp"}} if since_1_8 else {"slirp": {}})
-    elif cell.binding == "passt-vhost-user" and since_1_8:
-        iface["passtBinding"] = {}
-    elif cell.binding in ("passt", "passt-vhost-user"):
-        iface["binding"] = {"name": "passt"}  # the network binding plugin before 1.8
-    else:
-        raise ValueError(f"no KubeVirt interface for {cell.binding}")
+    field = vmi_interface(kubevirt, cell.binding)
+    if field is None:
+        raise ValueError(f"no KubeVirt {kubevirt} interface for {cell.binding}")
+    iface: dict = {"name": "default", **field}
     if options.get("declare_ports"):
         iface["ports"] = [{"name": p["name"][:15], "port": p["port"], "protocol": p["protocol"]}
                           for p in service_ports(tests)]  # fmt: skip
     return iface
+
+
+def _plain_pod(cell: ClusterCell) -> bool:
+    """The reference cell: the service in the pod itself, no VM."""
+    return cell.binding_status == Shipping.PLAIN_POD
 
 
 def _meta(name: str, namespace: str | None, cell: ClusterCell, role: str, annotations: dict | None = None) -> dict:
@@ -262,7 +231,7 @@ def _service(name: str, namespace: str, cell: ClusterCell, ports: list[dict]) ->
             "spec": {"selector": selector, "ports": ports}}  # fmt: skip
 
 
-def _namespace(name: str, mode: MeshMode) -> dict:
+def _namespace(name: str, mode: ClusterObjects) -> dict:
     metadata: dict = {"name": name, "labels": {**PART_OF, **mode.namespace_labels}}
     if mode.namespace_annotations:
         metadata["annotations"] = dict(mode.namespace_annotations)
@@ -293,16 +262,16 @@ def _job(block: Block, cell: ClusterCell, test: TestKind, vm_service: str, annot
 def cell_objects(cell: ClusterCell, kubevirt: KubevirtRelease, tests: list[TestKind], images: Images
                  ) -> tuple[list[dict], list[tuple[str, dict]]]:  # fmt: skip
     """(the cell's objects, its Jobs by block name)."""
-    mode = MESH_MODES[SidecarKind(cell.sidecar)]
+    mode = mesh_for(cell.sidecar).cluster
     meshed_peer = cell.peer == "meshed"
     vm_service = f"vm.{cell.namespace}.svc.cluster.local"
     peer_service = f"peer.{cell.peer_namespace}.svc.cluster.local"
     egress = [(b.name, scripts.client_command(tests[b.test], peer_service)) for b in cell.blocks if b.where == "vm"]
     used = [tests[i] for i in sorted({b.test for b in cell.blocks})]
-    side = scripts.side_sh(used, egress, peer_service, stay=cell.binding == "direct")
+    side = scripts.side_sh(used, egress, peer_service, stay=_plain_pod(cell))
     objects = [_namespace(cell.namespace, mode)]
     if not meshed_peer:
-        objects.append(_namespace(cell.peer_namespace, MESH_MODES[SidecarKind.NONE]))
+        objects.append(_namespace(cell.peer_namespace, ClusterObjects()))
     for namespace in dict.fromkeys([cell.namespace, cell.peer_namespace]):
         data = scripts.files(side=side if namespace == cell.namespace else None,
                              peer=scripts.peer_sh(used) if namespace == cell.peer_namespace else None)  # fmt: skip
@@ -313,9 +282,9 @@ def cell_objects(cell: ClusterCell, kubevirt: KubevirtRelease, tests: list[TestK
                         "metadata": _meta("default", cell.namespace, cell, "mesh"),
                         "spec": {"mtls": {"mode": "STRICT"}}})  # fmt: skip
     vm_annotations = dict(mode.pod_annotations)
-    if SidecarKind(cell.sidecar) is SidecarKind.AMBIENT_REROUTE:
+    if mode.reroute_vm_interfaces:
         vm_annotations[REROUTE_ANNOTATION] = ",".join(strategy_class(cell.binding).vm_interfaces)
-    if cell.binding == "direct":
+    if _plain_pod(cell):
         objects.append(_pod("vm", cell.namespace, cell, "vm", vm_annotations, "side.sh", images))
     else:
         userdata = _cloud_config(scripts.files(side=side))
@@ -432,7 +401,7 @@ def write_manifests(scenario: Scenario, scenario_text: str, out: Path, *, kubevi
 def procedure(cell: ClusterCell, folder: Path, jobs: list[tuple[str, str]], kubevirt: KubevirtRelease) -> str:
     """The kubectl commands that run one cell and save what ingest reads (folder/procedure.md)."""
     ns, peer = cell.namespace, cell.peer_namespace
-    if cell.binding == "direct":
+    if _plain_pod(cell):
         console = f"kubectl -n {ns} logs pod/vm"
         ready = f"kubectl -n {ns} wait pod/vm --for=condition=Ready --timeout=15m"
     else:
@@ -458,7 +427,7 @@ def procedure(cell: ClusterCell, folder: Path, jobs: list[tuple[str, str]], kube
                   f"kubectl -n {peer} logs job/{job} > $C/logs/{job}.log"]  # fmt: skip
     lines += [
         f"{console} > $C/logs/console.log",
-        *([f"kubectl -n {ns} get vmi vm -o json > $C/vmi.json"] if cell.binding != "direct" else []),
+        *([f"kubectl -n {ns} get vmi vm -o json > $C/vmi.json"] if not _plain_pod(cell) else []),
         "kubectl delete -f $C/setup.yaml",
         "```",
         "",

@@ -6,7 +6,8 @@ from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec
 from harness.lab.rules import iptables_save, list_nft
 from harness.lab.session import LabSession
-from harness.pod.kubevirt import LATEST, KubevirtRelease, binding_status, pod_annotations
+from harness.pod.bindings import binding_status, pod_annotations
+from harness.pod.kubevirt import LATEST, KubevirtRelease
 from harness.pod.mesh import SidecarKind, install_sidecar
 from strategies import strategy_class
 from strategies.base import StrategyOptions

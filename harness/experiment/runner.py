@@ -36,7 +36,7 @@ from harness.lab.kinds import GuestKind, Status
 from harness.lab.names import new_run_id, resource_name
 from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
-from harness.pod.kubevirt import binding_status, pod_annotations, shipping
+from harness.pod.bindings import binding_status, pod_annotations, shipping
 from harness.pod.mesh import install_sidecar
 from harness.pod.sidecars import Sidecar
 from harness.runtime.registry import pod_runtime

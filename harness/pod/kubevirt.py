@@ -22,7 +22,7 @@ the same from 1.6 to main for the cases tests/test_upstream_fixtures.py compares
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 REROUTE_ANNOTATION = "istio.io/reroute-virtual-interfaces"
@@ -48,85 +48,29 @@ class Release:
     name: KubevirtRelease
     released: str
     """The date of the release's tag commit (kubevirt/kubevirt `git log -1 v1.x.0`)."""
-    annotates_masquerade_reroute: bool
-    """The launcher pod of a VMI with a masquerade interface carries REROUTE_ANNOTATION (v1.7+)."""
-    core: frozenset[str]
-    """The strategies that stand for a binding this release ships in core."""
-    plugins: dict[str, str]
-    """Strategies that stand for a network binding plugin in this release, with what to say about it."""
-    absent: dict[str, str] = field(default_factory=dict)
-    """Strategies whose binding the release no longer ships in that form, with what it ships instead."""
+    annotates_reroute: bool
+    """The launcher pod of a VMI whose binding virt-controller annotates for Istio (Masquerade declares it) also
+    carries REROUTE_ANNOTATION (v1.7+)."""
 
 
-_PAST_PLUGIN = "a network binding plugin (not in core) in this release"
-CORE_SINCE_1_8 = frozenset({"bridge", "masquerade", "passt-vhost-user"})
-PLUGINS_SINCE_1_8 = {"slirp": "plugin only since 1.8"}
-ABSENT_SINCE_1_8 = {
-    "passt": "core passt is vhost-user since 1.8 (passt-vhost-user); a stream-socket passt is not shipped",
-}
 RELEASES: dict[KubevirtRelease, Release] = {
-    KubevirtRelease.RESEARCH_2018: Release(
-        KubevirtRelease.RESEARCH_2018,
-        "2018",
-        False,
-        frozenset({"bridge", "slirp", "iptables-only", "nat-proxy", "tproxy"}),
-        {},
-    ),  # fmt: skip
-    KubevirtRelease.V1_6: Release(
-        KubevirtRelease.V1_6,
-        "2025-07-24",
-        False,
-        frozenset({"bridge", "masquerade", "slirp"}),
-        {"passt": _PAST_PLUGIN, "passt-vhost-user": _PAST_PLUGIN},
-    ),  # fmt: skip
-    KubevirtRelease.V1_7: Release(
-        KubevirtRelease.V1_7,
-        "2025-11-22",
-        True,
-        frozenset({"bridge", "masquerade", "slirp"}),
-        {"passt": _PAST_PLUGIN, "passt-vhost-user": _PAST_PLUGIN},
-    ),  # fmt: skip
-    KubevirtRelease.V1_8: Release(
-        KubevirtRelease.V1_8,
-        "2026-03-18",
-        True,
-        CORE_SINCE_1_8,
-        PLUGINS_SINCE_1_8,
-        ABSENT_SINCE_1_8,
-    ),  # fmt: skip
-    KubevirtRelease.V1_9: Release(
-        KubevirtRelease.V1_9,
-        "2026-07-27",
-        True,
-        CORE_SINCE_1_8,
-        PLUGINS_SINCE_1_8,
-        ABSENT_SINCE_1_8,
-    ),  # fmt: skip
+    KubevirtRelease.RESEARCH_2018: Release(KubevirtRelease.RESEARCH_2018, "2018", False),
+    KubevirtRelease.V1_6: Release(KubevirtRelease.V1_6, "2025-07-24", False),
+    KubevirtRelease.V1_7: Release(KubevirtRelease.V1_7, "2025-11-22", True),
+    KubevirtRelease.V1_8: Release(KubevirtRelease.V1_8, "2026-03-18", True),
+    KubevirtRelease.V1_9: Release(KubevirtRelease.V1_9, "2026-07-27", True),
 }
-RESEARCH_ONLY = ("iptables-only", "nat-proxy", "tproxy")
+PAST_PLUGIN = "a network binding plugin (not in core) in this release"
+SINCE_1_8 = (KubevirtRelease.V1_8, KubevirtRelease.V1_9)
+BEFORE_1_8 = (KubevirtRelease.V1_6, KubevirtRelease.V1_7)
+RELEASED = (*BEFORE_1_8, *SINCE_1_8)
+"""The releases users run (not the 2018 research)."""
 
 
 def release(name: KubevirtRelease | str) -> Release:
     if str(name) not in {str(k) for k in KubevirtRelease}:
         raise ValueError(f"unknown KubeVirt release {str(name)!r}; known: {', '.join(k for k in KubevirtRelease)}")
     return RELEASES[KubevirtRelease(str(name))]
-
-
-def binding_status(name: KubevirtRelease | str, strategy: str) -> str:
-    """What a strategy is in a release: `core`, a plugin note, `plain pod`, `research design: never shipped`,
-    or `not in this release`."""
-    r = release(name)
-    if strategy == "direct":
-        return "plain pod"
-    if strategy in r.core:
-        return "core"
-    if strategy in r.plugins:
-        return r.plugins[strategy]
-    if strategy in r.absent:
-        return r.absent[strategy]
-    if strategy in RESEARCH_ONLY:
-        return "research design: never shipped in a KubeVirt release"
-    return "not in this release"
 
 
 class Shipping(StrEnum):
@@ -148,53 +92,60 @@ class Shipping(StrEnum):
         return self.shipped or self is Shipping.PLAIN_POD
 
 
-def shipping(name: KubevirtRelease | str, strategy: str) -> Shipping:
-    """binding_status as a category: what the recommendation's first condition reads."""
-    r = release(name)
-    if strategy == "direct":
-        return Shipping.PLAIN_POD
-    if strategy in r.core:
-        return Shipping.CORE  # the research-2018 "release" is the post's own design: its bindings are its core
-    if strategy in r.plugins:
-        return Shipping.PLUGIN
-    return Shipping.RESEARCH if strategy in RESEARCH_ONLY else Shipping.ABSENT
+@dataclass(frozen=True)
+class InRelease:
+    """How one release ships the binding a strategy stands for."""
+
+    shipping: Shipping
+    user_name: str
+    """What users of the release call it (KubeVirt's VMI interface spec and user guide): `passtBinding`."""
+    interface: dict | None = None
+    """The VMI interface's binding field as the release spells it (api v1.Interface, without name and ports);
+    None where no VMI can ask for it."""
+    note: str = ""
+    """What a row's `binding_status` says when it is not plain `core` (a plugin's or an absent form's story)."""
+
+    @property
+    def status(self) -> str:
+        if self.note:
+            return self.note
+        return {Shipping.RESEARCH: "research design: never shipped in a KubeVirt release"}.get(
+            self.shipping, str(self.shipping)
+        )
 
 
-def shipped_bindings(name: KubevirtRelease | str) -> list[str]:
-    """The strategies standing for the bindings a release ships (core, then plugins), sorted within each."""
-    r = release(name)
-    return sorted(r.core) + sorted(r.plugins)
+@dataclass(frozen=True)
+class KubevirtBinding:
+    """A strategy's KubeVirt story, release by release (declared on the strategy's class, strategies/<name>.py)."""
 
+    forms: dict[KubevirtRelease, InRelease]
+    otherwise: InRelease
+    annotated_for_istio: bool = False
+    """virt-controller annotates the launcher pod of a VMI with this binding for Istio (generator.go,
+    `shouldAddIstioKubeVirtAnnotation`)."""
 
-# What users of a release call the binding a strategy stands for (KubeVirt's VMI interface spec and user guide).
-_USER_NAMES = {
-    "direct": "plain pod (no VM)",
-    "bridge": "bridge",
-    "masquerade": "masquerade",
-    "iptables-only": "iptables only (2018 research)",
-    "nat-proxy": "iptables + nat-proxy (2018 research)",
-    "tproxy": "iptables + TPROXY (2018 research)",
-}
-_USER_NAMES_BEFORE_1_8 = {"slirp": "slirp", "passt": "passt plugin", "passt-vhost-user": "passt plugin (vhost-user)"}
-_USER_NAMES_SINCE_1_8 = {"slirp": "slirp plugin", "passt": "passt (stream socket)", "passt-vhost-user": "passtBinding"}
+    def of(self, name: KubevirtRelease | str) -> InRelease:
+        return self.forms.get(release(name).name, self.otherwise)
 
+    @classmethod
+    def per_release(cls, table: dict[tuple[KubevirtRelease, ...], InRelease], otherwise: InRelease, *,
+                    annotated_for_istio: bool = False) -> KubevirtBinding:  # fmt: skip
+        return cls({r: form for releases, form in table.items() for r in releases}, otherwise, annotated_for_istio)
 
-def user_name(name: KubevirtRelease | str | None, strategy: str) -> str:
-    """The binding as a user of the release knows it (`passtBinding` for passt-vhost-user from 1.8 on)."""
-    late = name is not None and str(name) in (KubevirtRelease.V1_8, KubevirtRelease.V1_9)
-    return {**_USER_NAMES, **(_USER_NAMES_SINCE_1_8 if late else _USER_NAMES_BEFORE_1_8)}.get(strategy, strategy)
+    @classmethod
+    def plain_pod(cls, user_name: str) -> KubevirtBinding:
+        return cls({}, InRelease(Shipping.PLAIN_POD, user_name))
 
+    @classmethod
+    def research(cls, user_name: str) -> KubevirtBinding:
+        """A binding of the 2018 research design: the post's own core, never in a KubeVirt release."""
+        return cls({KubevirtRelease.RESEARCH_2018: InRelease(Shipping.CORE, user_name)},
+                   InRelease(Shipping.RESEARCH, user_name))  # fmt: skip
 
-def pod_annotations(name: KubevirtRelease | str, strategy: str) -> dict[str, str]:
-    """The mesh-related annotations the release's virt-controller puts on the launcher pod of a VMI with this
-    binding (generator.go); what istio-cni and the sidecar injector then read."""
-    r = release(name)
-    if strategy != "masquerade" or r.name is KubevirtRelease.RESEARCH_2018:
-        return {}
-    annotations = {KUBEVIRT_INTERFACES_ANNOTATION: MASQUERADE_BRIDGE}
-    if r.annotates_masquerade_reroute:
-        annotations[REROUTE_ANNOTATION] = MASQUERADE_BRIDGE
-    return annotations
+    @classmethod
+    def unknown(cls, name: str) -> KubevirtBinding:
+        """A name no strategy declares (a row ingested from elsewhere): in no release."""
+        return cls({}, InRelease(Shipping.ABSENT, name))
 
 
 def rerouted_interfaces(annotations: dict[str, str]) -> list[str]:

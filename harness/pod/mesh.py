@@ -19,7 +19,8 @@ What a mode declares:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
@@ -123,6 +124,26 @@ def with_log(tls: MeshTls | None, admin: Path) -> MeshTls | None:
     return None if tls is None else replace(tls, access_log=admin.parent / "access.log")
 
 
+@dataclass(frozen=True)
+class ClusterObjects:
+    """What a mode puts on a real cluster's objects (`vmnetbench manifests`): Istio's injection label, ambient's
+    dataplane-mode label, Linkerd's inject annotation (istio.io and linkerd.io install docs)."""
+
+    namespace_labels: dict[str, str] = field(default_factory=dict)
+    namespace_annotations: dict[str, str] = field(default_factory=dict)
+    pod_annotations: dict[str, str] = field(default_factory=dict)
+    """On every pod of the cell's namespace that the mesh should take (the VMI passes its own to the launcher)."""
+    job_annotations: dict[str, str] = field(default_factory=dict)
+    """On a meshed client's Jobs too (Istio's native sidecar, so a Job completes)."""
+    reroute_vm_interfaces: bool = False
+    """The VM's pod carries istio.io/reroute-virtual-interfaces with the binding's VM interfaces."""
+
+
+_ISTIO_SIDECAR = {"sidecar.istio.io/inject": "true",
+                  "proxy.istio.io/config": json.dumps({"holdApplicationUntilProxyStarts": True})}  # fmt: skip
+_NATIVE_SIDECAR = {"sidecar.istio.io/nativeSidecar": "true"}
+_AMBIENT = {"istio.io/dataplane-mode": "ambient"}
+
 MESHES: dict[str, type[Mesh]] = {}
 """Every mode's class by its name (`none`, `envoy-redirect`, ...), registered by subclassing Mesh."""
 
@@ -142,6 +163,7 @@ class Mesh:
     style: ClassVar[tuple[object, str]] = ("-", "")
     title: ClassVar[str] = ""
     """The layout as KubeVirt and Istio users name it, on the decision page (`Istio sidecar (REDIRECT)`)."""
+    cluster: ClassVar[ClusterObjects] = ClusterObjects()
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -166,6 +188,7 @@ class IstioSidecar(Mesh):
 
     kind = SidecarKind.ENVOY_REDIRECT
     title = "Istio sidecar (REDIRECT)"
+    cluster = ClusterObjects({"istio-injection": "enabled"}, {}, _ISTIO_SIDECAR, _NATIVE_SIDECAR)
     layout = Layout(str(SidecarKind.ENVOY_REDIRECT), ISTIO_UID, 15006, 15001, 15000, istio=True)
     containers = {"istio-init": ISTIO_INIT, "istio-proxy": ISTIO_PROXY}
     reserved_ports = ISTIO_RESERVED_PORTS
@@ -214,6 +237,9 @@ class IstioSidecarTproxy(IstioSidecar):
 
     kind = SidecarKind.ENVOY_TPROXY
     title = "Istio sidecar (TPROXY)"
+    cluster = ClusterObjects({"istio-injection": "enabled"}, {},
+                             {**_ISTIO_SIDECAR, "sidecar.istio.io/interceptionMode": "TPROXY"},
+                             _NATIVE_SIDECAR)  # fmt: skip
     layout = Layout(str(SidecarKind.ENVOY_TPROXY), ISTIO_UID, 15006, 15001, 15000, istio=True, tproxy=True)
     containers = {"istio-init": ISTIO_INIT, "istio-proxy": ISTIO_PROXY_TPROXY}
     style = (":", "..")
@@ -228,6 +254,7 @@ class LinkerdStyle(IstioSidecar):
 
     kind = SidecarKind.LINKERD_STYLE
     title = "Linkerd-style sidecar"
+    cluster = ClusterObjects({}, {"linkerd.io/inject": "enabled"})
     layout = Layout(str(SidecarKind.LINKERD_STYLE), LINKERD_UID, 4143, 4140, 4191, istio=False)
     containers = {"linkerd-init": ISTIO_INIT, "linkerd-proxy": ISTIO_PROXY}
     reserved_ports = ()
@@ -248,6 +275,7 @@ class Ambient(Mesh):
 
     kind = SidecarKind.AMBIENT
     title = "Istio ambient"
+    cluster = ClusterObjects(_AMBIENT)
     # uid 0 is the node proxy's (ztunnel runs as root); its mark does the exclusion.
     layout = Layout(str(SidecarKind.AMBIENT), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000,
                     istio=False)  # fmt: skip
@@ -295,6 +323,7 @@ class AmbientReroute(Ambient):
 
     kind = SidecarKind.AMBIENT_REROUTE
     title = "Istio ambient, VM interfaces rerouted (annotation)"
+    cluster = ClusterObjects(_AMBIENT, reroute_vm_interfaces=True)
     layout = Layout(str(SidecarKind.AMBIENT_REROUTE), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT,
                     15000, istio=False)  # fmt: skip
     reroutes_vm_interfaces = True

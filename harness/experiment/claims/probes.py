@@ -31,7 +31,8 @@ from harness.lab.bed import TestBed
 from harness.lab.kinds import Direction, Protocol, Status, TrafficPath
 from harness.lab.rules import apply_iptables
 from harness.lab.session import LabSession
-from harness.pod.kubevirt import LATEST, pod_annotations
+from harness.pod.bindings import pod_annotations
+from harness.pod.kubevirt import LATEST
 from harness.pod.mesh import SidecarKind, install_sidecar
 from strategies import strategy_class
 from strategies.base import Services
