@@ -3,11 +3,12 @@ beside Istio's published figures, then per mesh layout what each binding adds at
 
 Istio's method (istio/tools perf/benchmark, istio.io "Performance and Scalability"): fortio at fixed request
 rates, 1 KB payloads, 16 connections, 2 proxy worker threads; modes baseline (no proxy), server sidecar, client
-sidecar, both (mTLS), ambient (ztunnel both ends). Here: baseline = `none`; server sidecar = `envoy-redirect`
-ingress (the VM's pod serves, the client is outside the mesh); client sidecar = `envoy-redirect` egress; both =
-`envoy-redirect+meshed`; ambient = `ambient+meshed`. The published figures are Istio 1.24's: per 1000 rps with a
-1 KB payload, a sidecar with 2 worker threads 0.20 vCPU and 60 MB, ztunnel 0.06 vCPU and 12 MB; added latency
-is published as graphs only (the last text figure: Istio 1.12.3, both sidecars, +1.7 ms p90, +2.7 ms p99)."""
+sidecar, both (mTLS), ambient (ztunnel both ends); each mesh mode declares which of them its cells reproduce
+(harness/pod/mesh.py `published_modes`: the server sidecar is the sidecar layout's ingress, the client outside
+the mesh; the client sidecar its egress; both and ambient have a meshed client). The published figures are
+Istio 1.24's: per 1000 rps with a 1 KB payload, a sidecar with 2 worker threads 0.20 vCPU and 60 MB, ztunnel
+0.06 vCPU and 12 MB; added latency is published as graphs only (the last text figure: Istio 1.12.3, both
+sidecars, +1.7 ms p90, +2.7 ms p99)."""
 
 from __future__ import annotations
 
@@ -18,19 +19,19 @@ import pandas as pd
 from harness.analysis.costs import CostColumn, format_ratio, layout_heading, ratio_to_direct
 from harness.analysis.stats import median_interval, welch_ratio_interval
 from harness.lab.kinds import Status
+from harness.pod.mesh import MESHES, Client, SidecarKind, layout_label
+from harness.pod.mtls import PeerKind
 
 ISTIO_VCPU_PER_1000_RPS = {"sidecar": 0.20, "ztunnel": 0.06}  # Istio 1.24, istio.io performance page
 ISTIO_MEMORY_MB = {"sidecar": 60, "ztunnel": 12}
 ISTIO_PAGE = "istio.io/latest/docs/ops/deployment/performance-and-scalability (Istio 1.24)"
 
-ISTIO_MODES = [
-    # (Istio's mode, layout, direction of the VM's pod, which proxy Istio's per-proxy figure is for)
-    ("baseline", "none", "ingress", ""),
-    ("server sidecar", "envoy-redirect", "ingress", "sidecar"),
-    ("client sidecar", "envoy-redirect", "egress", "sidecar"),
-    ("both sidecars (mTLS)", "envoy-redirect+meshed", "ingress", "sidecar"),
-    ("ambient (ztunnel both ends)", "ambient+meshed", "ingress", "ztunnel"),
-]
+
+def istio_modes() -> list[tuple[str, str, str, str]]:
+    """(Istio's mode, layout, direction of the VM's pod, which proxy Istio's per-proxy figure is for), from the
+    mesh modes' own declarations (harness/pod/mesh.py `published_modes`)."""
+    return [(m.name, layout_label(kind, Client(PeerKind.MESHED if m.meshed_client else PeerKind.OUTSIDE)),
+             m.direction, m.proxy) for kind, cls in MESHES.items() for m in cls.published_modes]  # fmt: skip
 
 
 PROTOCOLS = {"http": "HTTP/1.1", "h2": "HTTP/2", "grpc": "gRPC"}
@@ -102,17 +103,17 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
     for protocol, rate in _protocol_rates(direct):
         at_rate = direct[(direct.protocol == protocol) & (direct.offered_rps == rate)]
         name = PROTOCOLS[protocol]
-        for mode, layout, direction, proxy in ISTIO_MODES:
+        for mode, layout, direction, proxy in istio_modes():
             rows = at_rate[(at_rate.sidecar == layout) & (at_rate.direction == direction)]
             if rows.empty:
                 continue
-            base = at_rate[(at_rate.sidecar == "none") & (at_rate.direction == direction)]
+            base = at_rate[(at_rate.sidecar == SidecarKind.NONE) & (at_rate.direction == direction)]
             (p50, n), (p90, _), (p99, _) = (_median(rows, f"http_latency_{p}") for p in ("p50", "p90", "p99"))
             b90, b99 = _median(base, "http_latency_p90")[0], _median(base, "http_latency_p99")[0]
             vcpu = _median(rows, "proxy_vcpu_per_1000_rps")[0]
             vcpu_cell = median_interval(_values(rows, "proxy_vcpu_per_1000_rps")).format(".3f") if vcpu else "–"
             over_base = "–"
-            if layout != "none":
+            if layout != SidecarKind.NONE:
                 ratio = welch_ratio_interval(_values(rows, "http_latency_p99"), _values(base, "http_latency_p99"))
                 over_base = ratio.format() if ratio.n else "–"
             peer = _median(rows, "peer_proxy_vcpu_per_1000_rps")[0]
@@ -121,8 +122,8 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
             if p50 is None and not failed.empty:
                 lines.append(f"| {name} | {rate:g} | {mode} | fails: {failed.reason.iloc[0][:80]} |" + " |" * 10)
                 continue
-            added90 = None if p90 is None or b90 is None or layout == "none" else p90 - b90
-            added99 = None if p99 is None or b99 is None or layout == "none" else p99 - b99
+            added90 = None if p90 is None or b90 is None or layout == SidecarKind.NONE else p90 - b90
+            added99 = None if p99 is None or b99 is None or layout == SidecarKind.NONE else p99 - b99
             published = ISTIO_VCPU_PER_1000_RPS.get(proxy)
             times = f"{vcpu / published:.2f}" if vcpu is not None and published else "–"
             memory = f"{_num(rss, '{:.0f}')} ({ISTIO_MEMORY_MB[proxy]})" if proxy else "–"

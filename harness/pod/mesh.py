@@ -144,6 +144,19 @@ _ISTIO_SIDECAR = {"sidecar.istio.io/inject": "true",
 _NATIVE_SIDECAR = {"sidecar.istio.io/nativeSidecar": "true"}
 _AMBIENT = {"istio.io/dataplane-mode": "ambient"}
 
+
+@dataclass(frozen=True)
+class PublishedMode:
+    """One of Istio's benchmark modes (istio/tools perf/benchmark; istio.io "Performance and Scalability") as a
+    cell of this mode: the direction the VM's pod serves or calls in, whether the client is meshed, and which
+    proxy Istio's per-proxy figure is for (`sidecar`, `ztunnel`, or '' for the baseline)."""
+
+    name: str
+    direction: str
+    meshed_client: bool = False
+    proxy: str = ""
+
+
 MESHES: dict[str, type[Mesh]] = {}
 """Every mode's class by its name (`none`, `envoy-redirect`, ...), registered by subclassing Mesh."""
 
@@ -164,6 +177,8 @@ class Mesh:
     title: ClassVar[str] = ""
     """The layout as KubeVirt and Istio users name it, on the decision page (`Istio sidecar (REDIRECT)`)."""
     cluster: ClassVar[ClusterObjects] = ClusterObjects()
+    published_modes: ClassVar[tuple[PublishedMode, ...]] = ()
+    """Istio's published benchmark modes this mode reproduces (answer.md's HTTP section sets them side by side)."""
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -180,6 +195,7 @@ class Mesh:
 class NoMesh(Mesh):
     kind = SidecarKind.NONE
     title = "No mesh"
+    published_modes = (PublishedMode("baseline", "ingress"),)
 
 
 class IstioSidecar(Mesh):
@@ -188,6 +204,11 @@ class IstioSidecar(Mesh):
 
     kind = SidecarKind.ENVOY_REDIRECT
     title = "Istio sidecar (REDIRECT)"
+    published_modes = (
+        PublishedMode("server sidecar", "ingress", proxy="sidecar"),
+        PublishedMode("client sidecar", "egress", proxy="sidecar"),
+        PublishedMode("both sidecars (mTLS)", "ingress", meshed_client=True, proxy="sidecar"),
+    )
     cluster = ClusterObjects({"istio-injection": "enabled"}, {}, _ISTIO_SIDECAR, _NATIVE_SIDECAR)
     layout = Layout(str(SidecarKind.ENVOY_REDIRECT), ISTIO_UID, 15006, 15001, 15000, istio=True)
     containers = {"istio-init": ISTIO_INIT, "istio-proxy": ISTIO_PROXY}
@@ -237,6 +258,7 @@ class IstioSidecarTproxy(IstioSidecar):
 
     kind = SidecarKind.ENVOY_TPROXY
     title = "Istio sidecar (TPROXY)"
+    published_modes = ()  # Istio benchmarks its default layout only
     cluster = ClusterObjects({"istio-injection": "enabled"}, {},
                              {**_ISTIO_SIDECAR, "sidecar.istio.io/interceptionMode": "TPROXY"},
                              _NATIVE_SIDECAR)  # fmt: skip
@@ -254,6 +276,7 @@ class LinkerdStyle(IstioSidecar):
 
     kind = SidecarKind.LINKERD_STYLE
     title = "Linkerd-style sidecar"
+    published_modes = ()  # Istio benchmarks its default layout only
     cluster = ClusterObjects({}, {"linkerd.io/inject": "enabled"})
     layout = Layout(str(SidecarKind.LINKERD_STYLE), LINKERD_UID, 4143, 4140, 4191, istio=False)
     containers = {"linkerd-init": ISTIO_INIT, "linkerd-proxy": ISTIO_PROXY}
@@ -275,6 +298,7 @@ class Ambient(Mesh):
 
     kind = SidecarKind.AMBIENT
     title = "Istio ambient"
+    published_modes = (PublishedMode("ambient (ztunnel both ends)", "ingress", meshed_client=True, proxy="ztunnel"),)
     cluster = ClusterObjects(_AMBIENT)
     # uid 0 is the node proxy's (ztunnel runs as root); its mark does the exclusion.
     layout = Layout(str(SidecarKind.AMBIENT), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000,
@@ -323,6 +347,7 @@ class AmbientReroute(Ambient):
 
     kind = SidecarKind.AMBIENT_REROUTE
     title = "Istio ambient, VM interfaces rerouted (annotation)"
+    published_modes = ()  # Istio benchmarks its default layout only
     cluster = ClusterObjects(_AMBIENT, reroute_vm_interfaces=True)
     layout = Layout(str(SidecarKind.AMBIENT_REROUTE), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT,
                     15000, istio=False)  # fmt: skip
