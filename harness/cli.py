@@ -117,14 +117,12 @@ def run(
     except (ScenarioError, ValueError) as e:
         fail(str(e))
     _require_root()
-    if parsed.runtime == "docker":
-        from harness.runtime.engine import client, take_lease
+    from harness.runtime.registry import RUNTIMES, RuntimeUnavailable
 
-        take_lease(f"run {run_id or 'starting'}")  # before the first request: `engine down` now waits for us
-        try:
-            client().close()  # before anything is created: no engine, one sentence
-        except EngineUnavailable as e:
-            fail(str(e))
+    try:
+        RUNTIMES[parsed.runtime].preflight(f"run {run_id or 'starting'}")  # before anything is created
+    except RuntimeUnavailable as e:
+        fail(str(e))
     try:
         outcome = run_scenario(
             parsed, text, str(scenario), results_root=results, run_id=run_id, console=console, time_budget_s=budget
@@ -539,16 +537,13 @@ def claims(
         options = QemuOptions(accel=accel)
         spec = GuestSpec(GuestKind.QEMU, options, resolve_acceleration(accel))
         console.print(f"QEMU guest: accel {spec.acceleration.accel} ({spec.acceleration.reason})")
-    if runtime == "docker":
-        from harness.runtime.engine import EngineUnavailable, client, take_lease
+    from harness.runtime.registry import RuntimeUnavailable
 
-        take_lease("claims")  # before the first request: `engine down` now waits for us
-        try:
-            client().close()
-        except EngineUnavailable as e:
-            fail(str(e))
-    run_dir = run_claims(results, console, list(strategy) if strategy else None, repetitions, spec,
-                         docker=runtime == "docker")  # fmt: skip
+    try:
+        RUNTIMES[runtime].preflight("claims")  # before anything is created
+    except RuntimeUnavailable as e:
+        fail(str(e))
+    run_dir = run_claims(results, console, list(strategy) if strategy else None, repetitions, spec, runtime=runtime)
     print_claims(load_claim_rows(run_dir), console)
     console.print(f"claims: {run_dir / 'claims.md'}")
 

@@ -261,3 +261,52 @@ def test_the_readme_is_a_door_and_every_doc_link_resolves():
             if "://" not in target and not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(REPO_ROOT)} -> {target}")
     assert not broken, broken
+
+
+def test_a_new_binding_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
+    """A binding the harness did not know: a Strategy subclass declaring its KubeVirt story and colour, and its
+    entry in strategies.STRATEGIES (the two files docs/extending.md lists). `run` measures it and records what the
+    modelled release calls it, the decision page names it, and `manifests` writes its VMI interface from the
+    declaration; nothing else names it."""
+    import pandas as pd
+    import yaml
+
+    import strategies
+    from harness.analysis.report import write_report
+    from harness.cluster.manifests import write_manifests
+    from harness.experiment.scenario import load_scenario
+    from harness.pod import bindings
+    from harness.pod.kubevirt import InRelease, KubevirtBinding, KubevirtRelease, Shipping
+    from strategies.masquerade import Masquerade
+    from tests.conftest import run_scenario_text
+
+    class DummyNat(Masquerade):
+        name = "dummy-nat"
+        kubevirt = KubevirtBinding.per_release(
+            {(KubevirtRelease.V1_9,): InRelease(Shipping.PLUGIN, "dummyBinding", {"binding": {"name": "dummy"}},
+                                                "a network binding plugin (dummy)")},
+            InRelease(Shipping.ABSENT, "dummyBinding"),
+        )  # fmt: skip
+        colour = "C9"
+        summary = "masquerade's setup under another name: a binding added by a test"
+
+    monkeypatch.setitem(strategies.STRATEGIES, DummyNat.name, DummyNat)
+    try:
+        text = ("name: dummy\nstrategies: [direct, dummy-nat]\nrepetitions: 1\nkubevirt: '1.9'\ntests:\n"
+                "  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress, egress]}\n")  # fmt: skip
+        samples, run_dir = run_scenario_text(tmp_path, text)
+        rows = samples[samples.strategy == "dummy-nat"]
+        assert (rows[rows.metric == "throughput"].status == "ok").all() and len(rows)
+        assert set(rows.binding_status) == {"a network binding plugin (dummy)"}
+        write_report(run_dir)
+        answer = (run_dir / "answer.md").read_text()
+        assert "dummyBinding" in answer
+        scenario, raw = load_scenario(tmp_path / "scenario.yaml")
+        written = write_manifests(scenario, raw, tmp_path / "m", kubevirt="1.9")
+        vmis = [d for f in written.files if f.name == "setup.yaml" for d in yaml.safe_load_all(f.read_text())
+                if d and d.get("kind") == "VirtualMachineInstance"]  # fmt: skip
+        (vmi,) = vmis
+        assert vmi["spec"]["domain"]["devices"]["interfaces"][0]["binding"] == {"name": "dummy"}
+        assert bindings.colour("dummy-nat") == "C9" and not pd.isna(rows.kubevirt).all()
+    finally:
+        bindings.unregister_binding(DummyNat.name)

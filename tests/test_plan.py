@@ -167,7 +167,9 @@ def test_a_new_runtime_is_one_class_and_one_registry_line(tmp_path, monkeypatch)
         def row_label(self) -> str:
             return "counted"
 
-    monkeypatch.setitem(registry.RUNTIMES, "counting", lambda scenario, with_qemu: CountingRuntime())
+    entry = registry.RuntimeEntry("counting", lambda scenario, with_qemu: CountingRuntime(),
+                                  lambda with_qemu: CountingRuntime(), "Runtime: counting.")  # fmt: skip
+    monkeypatch.setitem(registry.RUNTIMES, "counting", entry)
     samples, _ = run_scenario_text(tmp_path, "name: counting\nruntime: counting\nstrategies: [direct, masquerade]\n"
                                    "repetitions: 1\ntests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, "
                                    "directions: [ingress]}\n")  # fmt: skip

@@ -36,6 +36,7 @@ from harness.lab.atomic import write_json, write_text
 from harness.lab.kinds import Direction, GuestKind
 from harness.lab.names import new_run_id
 from harness.lab.session import LabSession
+from harness.runtime.registry import RUNTIMES
 from strategies import STRATEGIES, strategy_class
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
@@ -260,9 +261,10 @@ def markdown(rows: list[dict]) -> str:
 
 
 def run_claims(results_root: Path, console: Console, strategies: list[str] | None = None, repetitions: int = 5,
-               guest: GuestSpec | None = None, docker: bool = False) -> Path:  # fmt: skip
-    """`guest`: the QEMU guest (with its decided acceleration) instead of the netns guest. `docker`: pods on the
-    docker runtime (compute with Docker's default capabilities for every probe but the privilege trials)."""
+               guest: GuestSpec | None = None, runtime: str = "netns") -> Path:  # fmt: skip
+    """`guest`: the QEMU guest (with its decided acceleration) instead of the netns guest. `runtime`: where pods
+    live, from the runtime registry (the claims' compute as KubeVirt's launcher gets it by default)."""
+    entry = RUNTIMES[runtime]
     guest = guest or GuestSpec()
     if not strategies and guest.kind == GuestKind.NETNS:  # a binding that serves a virtio device needs a VM
         strategies = [s for s in STRATEGIES if not strategy_class(s).needs_qemu]
@@ -278,32 +280,22 @@ def run_claims(results_root: Path, console: Console, strategies: list[str] | Non
                      "(direct: a plain pod; nat-proxy: the seed's reference for tproxy)" if added else ""))  # fmt: skip
     writer.start({"kind": "claims", "strategies": strategies, "guest": guest.columns(), "host": host_facts(),
                   "tools": tool_versions(), "git_sha": git_sha(), "scenario_name": "claims",
-                  "runtime": "docker" if docker else "netns"})  # fmt: skip
+                  "runtime": entry.name})  # fmt: skip
     status = "interrupted"
     with LabSession(writer.run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:  # clean marks it killed
         try:
-            if docker:
-                from harness.runtime.docker import ComputeSpec, DockerRuntime
-                from harness.runtime.image import docker_runtime
-
-                lab.lease(DockerRuntime.name)
-                # compute as KubeVirt's virt-launcher gets it by default: Docker's default capabilities, no
-                # seccomp filter (SeccompConfiguration unset); the privilege trials vary both
-                lab.pod_runtime = docker_runtime(ComputeSpec(seccomp="unconfined"), with_qemu=True)
-                console.print(f"docker runtime: image {lab.pod_runtime.image}")
+            lab.lease(entry.name)  # before the runtime first asks its engine
+            lab.pod_runtime = entry.for_claims(True)
+            if lab.pod_runtime.containers:
+                console.print(f"{entry.name} runtime: image {getattr(lab.pod_runtime, 'image', '?')}")
             facts = run_probes(ProbeContext(lab, writer, guest), strategies, console, repetitions)
             write_json(writer.dir / "probes.json", facts.record())
             rows = claims_table(facts, strategies, str(guest.kind))
             if guest.kind == GuestKind.NETNS:
                 rows = decide_on_qemu(rows, facts, ProbeContext(lab, writer, guest), console)
             write_json(writer.dir / "claims.json", rows)
-            design = (
-                "Runtime: docker (pods are containers; a node agent does the privileged setup, the pod's "
-                "compute container gets Docker's default capabilities: the privilege claims are about it).\n\n"
-                if docker
-                else "Runtime: netns (the privilege claims are about in-pod setup, the 2018 design).\n\n"
-            )
-            write_text(writer.dir / "claims.md", "# Seed claims, measured\n\n" + design + markdown(rows))
+            write_text(writer.dir / "claims.md", "# Seed claims, measured\n\n" + entry.claims_note + "\n\n"
+                       + markdown(rows))  # fmt: skip
             status = "complete"
         finally:
             lab.close()
