@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness.analysis.blocks import CostKey, cost_interval
 from harness.analysis.stats import MIN_N, Interval
-from harness.metrics.registry import spec
+from harness.metrics.registry import METRICS, STAGES, spec
 from harness.pod.mesh import MESHES, mode_of
 
 REFERENCE = "direct"
@@ -28,19 +28,12 @@ class CostColumn:
         return str(spec(self.metric).better)
 
 
-COSTS = [
-    CostColumn("TCP in", "tcp_throughput", "ingress", "throughput"),
-    CostColumn("TCP out", "tcp_throughput", "egress", "throughput"),
-    CostColumn("RR p50", "rr_tcp_closed", "ingress", "rtt_p50"),
-    CostColumn("RR p99", "rr_tcp_closed", "ingress", "rtt_p99"),
-    CostColumn("CRR in", "crr", "ingress", "crr_rate"),
-    CostColumn("CRR out", "crr", "egress", "crr_rate"),
-    CostColumn("CPU/GB in", "tcp_throughput", "ingress", "cpu_per_gb"),
-]
-"""The cost columns of every decision-page table, in the order the recommendation reads them."""
-RANKED = [COSTS[0], COSTS[1], COSTS[4], COSTS[5]]
-JUDGED_STAGES = [("throughput", [COSTS[0], COSTS[1]]), ("CPU per GB", [COSTS[6]]),
-                 ("latency and connection rate", [COSTS[2], COSTS[4], COSTS[5]])]  # fmt: skip
+_DECLARED = [(d, m.name) for m in METRICS.values() for d in m.decision]
+COSTS = [CostColumn(d.heading, d.test, d.direction, metric) for d, metric in _DECLARED]
+"""The cost columns of every decision-page table, as the metrics declare them (harness/metrics/registry.py)."""
+RANKED = [c for c, (d, _) in zip(COSTS, _DECLARED, strict=True) if d.ranked]
+JUDGED_STAGES = [(stage, [c for c, (d, _) in zip(COSTS, _DECLARED, strict=True) if d.stage == stage])
+                 for stage in STAGES]  # fmt: skip
 """The recommendation's cost criteria in turn: a later stage only separates what the earlier left tied."""
 
 

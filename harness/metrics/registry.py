@@ -15,6 +15,24 @@ class Better(StrEnum):
 
 
 @dataclass(frozen=True)
+class DecisionColumn:
+    """A column of the decision page's cost tables: the metric's ratio to a plain pod in one test and direction."""
+
+    heading: str
+    test: str
+    """The test label its rows carry (the kind's label at its defaults: `rr_tcp_closed`)."""
+    direction: str
+    stage: str = ""
+    """The recommendation's criterion it is judged in (STAGES, in turn); '' = shown, not judged."""
+    ranked: bool = False
+    """Ranked per layout on the page (the throughput and connection-rate columns)."""
+
+
+STAGES = ("throughput", "CPU per GB", "latency and connection rate")
+"""The recommendation's cost criteria in turn: a later stage only separates what the earlier left tied."""
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     name: str
     unit: str
@@ -26,6 +44,8 @@ class MetricSpec:
     """The smallest relative change the gate and compare care about (a default; gates.yaml may override)."""
     headline: bool = False
     """Shown in sweep tables and figures."""
+    decision: tuple[DecisionColumn, ...] = ()
+    """Its columns on the decision page (answer.md), declared with the metric a test kind emits."""
 
     @property
     def higher_is_better(self) -> bool:
@@ -36,15 +56,57 @@ _H, _L = Better.HIGHER, Better.LOWER
 METRICS: dict[str, MetricSpec] = {
     m.name: m
     for m in (
-        MetricSpec("throughput", "Gbit/s", _H, "tcp_throughput", "TCP throughput", 0.10, headline=True),
+        MetricSpec(
+            "throughput",
+            "Gbit/s",
+            _H,
+            "tcp_throughput",
+            "TCP throughput",
+            0.10,
+            headline=True,
+            decision=(
+                DecisionColumn("TCP in", "tcp_throughput", "ingress", STAGES[0], ranked=True),
+                DecisionColumn("TCP out", "tcp_throughput", "egress", STAGES[0], ranked=True),
+            ),
+        ),
         MetricSpec("udp_goodput", "Gbit/s", _H, "udp_throughput", "UDP goodput", headline=True),
         MetricSpec("udp_loss", "%", _L, "udp_throughput", "UDP loss", 0.50),
         MetricSpec("udp_jitter", "ms", _L, "udp_throughput", "UDP jitter", 0.50),
-        MetricSpec("rtt_p50", "us", _L, "rr", "RR p50", 0.15, headline=True),
-        MetricSpec("rtt_p99", "us", _L, "rr", "RR p99", 0.25, headline=True),
+        MetricSpec(
+            "rtt_p50",
+            "us",
+            _L,
+            "rr",
+            "RR p50",
+            0.15,
+            headline=True,
+            decision=(DecisionColumn("RR p50", "rr_tcp_closed", "ingress", STAGES[2]),),
+        ),
+        MetricSpec(
+            "rtt_p99",
+            "us",
+            _L,
+            "rr",
+            "RR p99",
+            0.25,
+            headline=True,
+            decision=(DecisionColumn("RR p99", "rr_tcp_closed", "ingress"),),
+        ),
         MetricSpec("rr_rate", "req/s", _H, "rr", "RR rate", 0.15),
         MetricSpec("load_throughput", "Gbit/s", _H, "rr", "bulk stream under RR", headline=True),
-        MetricSpec("crr_rate", "conn/s", _H, "crr", "CRR rate", 0.15, headline=True),
+        MetricSpec(
+            "crr_rate",
+            "conn/s",
+            _H,
+            "crr",
+            "CRR rate",
+            0.15,
+            headline=True,
+            decision=(
+                DecisionColumn("CRR in", "crr", "ingress", STAGES[2], ranked=True),
+                DecisionColumn("CRR out", "crr", "egress", STAGES[2], ranked=True),
+            ),
+        ),
         MetricSpec("crr_latency_p50", "us", _L, "crr", "CRR p50", 0.15),
         MetricSpec("crr_latency_p99", "us", _L, "crr", "CRR p99", 0.25),
         MetricSpec("dns_service_resolved", "fraction", _H, "dns", "DNS: Service resolved", 0.10),
@@ -60,7 +122,15 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("proxy_vcpu_per_1000_rps", "vCPU", _L, "cost", "pod proxy vCPU per 1000 rps", 0.20),
         MetricSpec("peer_proxy_vcpu_per_1000_rps", "vCPU", _L, "cost", "peer proxy vCPU per 1000 rps", 0.20),
         MetricSpec("proxy_rss", "MiB", _L, "cost", "pod proxy resident memory", 0.20),
-        MetricSpec("cpu_per_gb", "s/GB", _L, "cost", "CPU/GB", 0.20),
+        MetricSpec(
+            "cpu_per_gb",
+            "s/GB",
+            _L,
+            "cost",
+            "CPU/GB",
+            0.20,
+            decision=(DecisionColumn("CPU/GB in", "tcp_throughput", "ingress", STAGES[1]),),
+        ),
         MetricSpec("cpu_bed_per_gb", "s/GB", _L, "cost", "bed CPU/GB", 0.20),
         MetricSpec("cpu_per_10k_req", "s", _L, "cost", "CPU/10k req", 0.20),
         MetricSpec("cpu_process", "s", _L, "cost", "process CPU", 0.30),
