@@ -310,3 +310,65 @@ def test_a_new_binding_is_one_class_and_one_registry_line(tmp_path, monkeypatch)
         assert bindings.colour("dummy-nat") == "C9" and not pd.isna(rows.kubevirt).all()
     finally:
         bindings.unregister_binding(DummyNat.name)
+
+
+REFERENCE_NAMES = {"direct", "none"}
+"""Allowed everywhere: the plain pod and the no-mesh layout are the references every ratio and verdict is judged
+against (the method names them), not additions a contributor makes."""
+NAMES_ALLOWED = {
+    # file: (names, why they stay)
+    "harness/experiment/claims/verdicts.py": (
+        {"nat-proxy", "passt", "slirp", "tcp_throughput"},
+        "the seed post's claims are about named bindings (claims.yaml)",
+    ),
+    "harness/experiment/claims/probes.py": (
+        {"bridge", "tproxy", "rr", "tcp_throughput"},
+        "the probes the seed's claims name, in the kinds they run",
+    ),
+    "harness/analysis/findings.py": (
+        {"passt", "passt-vhost-user"},
+        "findings about the passt program's behaviour on the bindings that run it",
+    ),
+    "harness/tools/debian.py": ({"passt"}, "the passt program's Debian package"),
+    "harness/tools/inventory.py": ({"passt"}, "the passt program in the tool inventory"),
+    "harness/runtime/image.py": ({"passt"}, "the passt program in the docker image"),
+    "harness/guests/qemu/driver.py": ({"passt"}, "QEMU's netdev type for the passt program"),
+    "harness/lab/netns.py": ({"bridge"}, "the Linux link kind"),
+    "harness/pod/proxy.py": ({"tproxy"}, "the relay's listener type (IP_TRANSPARENT)"),
+    "harness/cluster/scripts.py": ({"rr"}, "a shell script's $0"),
+    "harness/pod/envoy.py": ({"dns"}, "Envoy's certificate-details field"),
+    "harness/pod/protocols.py": ({"http"}, "a protocol's name"),
+    "harness/pod/sidecars.py": ({"http"}, "a protocol's name"),
+    "harness/experiment/http.py": ({"http"}, "a protocol's name (HTTP/1.1)"),
+    "harness/analysis/http_section.py": ({"http"}, "a protocol's name (HTTP/1.1)"),
+}
+
+
+def test_no_binding_mesh_or_test_kind_name_is_spelled_outside_its_home():
+    """Issue 42: a binding's name lives in its strategies/ module, a mesh mode's in harness/pod/mesh.py, a test
+    kind's in harness/experiment/kinds.py and the metric registry; every other module asks the registries. What
+    must stay is allow-listed above with the reason (the plain pod and no-mesh references; the seed's claims; the
+    passt *program*, the Linux *bridge* link kind, protocol words that a kind shares its name with)."""
+    import typing
+
+    import strategies
+    from harness.experiment import kinds
+    from harness.pod.mesh import MESHES
+
+    kind_names = set()
+    for value in vars(kinds).values():
+        if isinstance(value, type) and "kind" in getattr(value, "model_fields", {}):
+            kind_names |= set(typing.get_args(value.model_fields["kind"].annotation))
+    assert {"tcp_throughput", "rr", "crr", "http"} <= kind_names
+    homes = {"harness/pod/mesh.py", "harness/experiment/kinds.py", "harness/metrics/registry.py"}
+    names = (set(strategies.STRATEGIES) | set(MESHES) | kind_names) - REFERENCE_NAMES
+    offending = []
+    for path in sorted(REPO_ROOT.glob("harness/**/*.py")):
+        rel = str(path.relative_to(REPO_ROOT))
+        if rel in homes:
+            continue
+        allowed = NAMES_ALLOWED.get(rel, (set(), ""))[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names and node.value not in allowed:
+                offending.append(f"{rel}:{node.lineno}: {node.value!r}")
+    assert not offending, "\n".join(offending)

@@ -27,6 +27,7 @@ from harness.analysis.stats import MIN_N, median_interval  # noqa: E402
 from harness.analysis.summary import latency_percentiles, path_matrix, throughput_summary  # noqa: E402
 from harness.lab.atomic import write_text
 from harness.lab.kinds import Status
+from harness.metrics.registry import spec  # noqa: E402
 from harness.metrics.registry import unit as metric_unit  # noqa: E402
 from harness.pod.bindings import colour, facts  # noqa: E402
 from harness.pod.mesh import MESHES, SidecarKind, mode_of  # noqa: E402
@@ -299,7 +300,7 @@ def figures(run: Run) -> Iterator[tuple[str, str, object]]:
          plot_bars(run, "crr_rate", "connections/s", "Connect-request-response rate (median, exact 95% when n >= 6)")),
         ("cpu_per_gb.png", "CPU seconds per GB moved (TCP throughput tests)",
          plot_bars(run, "cpu_per_gb", "CPU s per GB", "CPU cost per GB, TCP (median, exact 95% when n >= 6)",
-                   test="tcp_throughput")),
+                   test=spec("throughput").family)),
         ("boot_time.png", "QEMU guest: seconds from QEMU's start to the guest's ready marker",
          plot_bars(run, "boot_time", "seconds", "Guest boot time to ready (median, exact 95% when n >= 6)")),
         ("setup_time.png", "Setup time of each cell",

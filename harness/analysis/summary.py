@@ -10,6 +10,7 @@ from rich.table import Table
 from harness.analysis.blocks import CostKey, cost_interval, has_blocks
 from harness.analysis.findings import findings_for
 from harness.lab.kinds import Status, TrafficPath
+from harness.metrics.registry import spec
 from harness.pod.mesh import SidecarKind, mode_of
 
 
@@ -105,8 +106,8 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
             ref = reference.get((sidecar, d))
             ratio = f"{r['median'] / ref:.2f}" if r["ok"] and ref and ref == ref else "-"
             if paired and r["ok"] and strategy != "direct":
-                key = CostKey(strategy, sidecar, "tcp_throughput", d, "throughput")
-                interval = cost_interval(df[df["test"] == "tcp_throughput"], None, key)
+                key = CostKey(strategy, sidecar, spec("throughput").family, d, "throughput")
+                interval = cost_interval(df[df["test"] == key.test], None, key)
                 ratio = _compact(interval) if interval is not None else "-"
             for finding in findings_for(df[(df.strategy == strategy) & (df.sidecar == sidecar)
                                            & (df.metric == "throughput") & (df.direction == d)]):  # fmt: skip

@@ -114,6 +114,8 @@ class TestKind(Strict):
 
     # What a cluster runs instead (harness/cluster): the same client with the same arguments, long-lived servers,
     # and the same parsing of the client's output into an Outcome.
+    netns_only: ClassVar[str] = ""
+    """Why the kind runs only on the netns runtime with the netns guest ('' = it runs anywhere)."""
     cluster_unsupported: ClassVar[str] = ""
     """Why a kind has no cluster Job (it needs the harness's own bed), or empty."""
 
@@ -367,6 +369,7 @@ class DnsLookup(TestKind):
     """Lookups of each name."""
     directions: Annotated[list[Direction], Field(default_factory=lambda: [Direction.EGRESS], min_length=1)]
     primary_metric: ClassVar[str] = "dns_service_resolved"
+    netns_only: ClassVar[str] = "dig and dnsmasq are not in the docker image or the QEMU guest"
     cluster_unsupported: ClassVar[str] = ("a dns test needs the bed's resolver, ServiceEntry host and external name "
                                           "(harness/pod/dns_proxy.py), which a cluster names differently")  # fmt: skip
 

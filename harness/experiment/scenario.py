@@ -222,9 +222,10 @@ class Scenario(Strict):
         if self.precision and (self.design != "blocks" or "direct" not in self.strategies):
             raise ValueError("field 'precision': judges each binding's ratio to the direct beside it, so it needs "
                              "design: blocks and direct in 'strategies'")  # fmt: skip
-        if any(t.kind == "dns" for t in self.tests) and (self.runtime != "netns" or self.guest != GuestKind.NETNS):
-            raise ValueError("field 'tests': a dns test runs on the netns runtime with the netns guest only (dig and "
-                             "dnsmasq are not in the docker image or the QEMU guest)")  # fmt: skip
+        for t in self.tests:
+            if t.netns_only and (self.runtime != "netns" or self.guest != GuestKind.NETNS):
+                raise ValueError(f"field 'tests': a {t.kind} test runs on the netns runtime with the netns guest only "
+                                 f"({t.netns_only})")  # fmt: skip
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError("field 'strategies': lists a strategy twice")
         for name in self.strategy_options:
