@@ -98,7 +98,11 @@ def run(
         elif parsed.time_budget_minutes:
             budget, given = parsed.time_budget_minutes * 60, "of the scenario's time_budget_minutes"
         if budget is not None:
-            estimate = parsed.estimated_seconds()
+            from harness.experiment.plan import resolve
+            from harness.guests.spec import GuestSpec
+
+            plan = resolve(parsed, GuestSpec(GuestKind(parsed.guest), parsed.qemu))  # no guest built or probed yet
+            estimate = plan.estimated_seconds()
             if parsed.claims:  # the claims phase shares the budget (harness/experiment/claims/verdicts.py)
                 from harness.experiment.claims.verdicts import SEED_STRATEGIES, claims_seconds
 

@@ -372,3 +372,19 @@ def test_no_binding_mesh_or_test_kind_name_is_spelled_outside_its_home():
             if isinstance(node, ast.Constant) and node.value in names and node.value not in allowed:
                 offending.append(f"{rel}:{node.lineno}: {node.value!r}")
     assert not offending, "\n".join(offending)
+
+
+def test_the_run_reads_only_its_plan():
+    """Issue 42: the scenario is read once, into the plan (harness/experiment/plan.py RunPlan with its RunSettings);
+    the runner, the measurement frame and the stopping rule never import the scenario model nor read a field of
+    a `scenario` object."""
+    readers = ["harness/experiment/runner.py", "harness/experiment/measure.py", "harness/experiment/precision.py"]
+    offending = []
+    for rel in readers:
+        tree = ast.parse((REPO_ROOT / rel).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "harness.experiment.scenario":
+                offending.append(f"{rel}:{node.lineno}: imports the scenario model")
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "scenario":
+                offending.append(f"{rel}:{node.lineno}: reads scenario.{node.attr}")
+    assert not offending, "\n".join(offending)

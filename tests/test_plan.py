@@ -58,7 +58,8 @@ def test_the_plan_resolves_options_once_and_the_estimate_counts_the_directs():
     plan = resolve(s, GuestSpec())
     proxy = next(c for c in plan.cells if c.spec.strategy == "nat-proxy")
     assert proxy.options.relay == "python"
-    assert s.estimated_seconds() == pytest.approx(2 * plan.block_seconds())
+    assert plan.estimated_seconds() == pytest.approx(2 * plan.block_seconds())
+    assert not hasattr(s, "estimated_seconds")  # one estimate: the plan's (issue 42)
 
 
 def test_block_log_ratios_pair_each_sample_with_the_directs_beside_it():

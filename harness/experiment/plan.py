@@ -1,5 +1,6 @@
 """A run's resolved plan, built once from the scenario: every cell with its strategy class, validated options and
-guest, and the block schedule the runner walks. Nothing downstream asks the scenario again.
+guest, the block schedule the runner walks, and the run's settings (RunSettings). Nothing downstream asks the
+scenario again: the runner, the measurement and the stopping rule read the plan (tests/test_architecture.py).
 
 The schedule is time-adjacent pairing (issue 25): noise here is local in time, so within every block each
 reference group (sidecar, pod MTU) is measured as `direct, X1, direct, X2, ..., Xk, direct` with the X order
@@ -13,8 +14,11 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from rich.console import Console
+
 from harness.experiment.kinds import TestKind
 from harness.experiment.scenario import NETNS_CELL_S, QEMU_CELL_S, CellSpec, Scenario
+from harness.guests.facts import guest_spec
 from harness.guests.spec import GuestSpec
 from harness.lab.kinds import Direction, GuestKind
 from strategies import strategy_class
@@ -72,8 +76,41 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """Everything of the scenario the run reads besides its cells and tests, read once here (the runner, the
+    measurement and the stopping rule never see the scenario model)."""
+
+    name: str
+    seed: int | None
+    kubevirt: str
+    runtime: str
+    runtime_options: object
+    """The scenario's options for its runtime (the runtime registry's `make` reads them)."""
+    cpu_placement: str
+    design: str
+    precision: float | None
+    pilot_blocks: int
+    """Blocks run before a precision target is looked at (all of them without one)."""
+    time_budget_s: float | None
+    claims: bool
+    strategies: tuple[str, ...]
+    """The scenario's order of strategies and variants (tables list them so)."""
+    keep_outputs: bool
+    record: dict
+    """The parsed scenario as run.json keeps it."""
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> RunSettings:
+        return cls(scenario.name, scenario.seed, str(scenario.kubevirt), scenario.runtime, scenario.docker,
+                   scenario.cpu_placement, scenario.design, scenario.precision, scenario.blocks_planned(),
+                   scenario.time_budget_minutes * 60 if scenario.time_budget_minutes else None, scenario.claims,
+                   tuple(scenario.strategies), scenario.keep_outputs,
+                   scenario.model_dump(mode="json", by_alias=True))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class RunPlan:
-    scenario: Scenario
+    settings: RunSettings
     guest: GuestSpec
     cells: tuple[CellPlan, ...]
     tests: tuple[TestKind, ...]
@@ -82,7 +119,7 @@ class RunPlan:
     @property
     def paired(self) -> bool:
         """Blocks with direct beside every binding (the default whenever the scenario has direct)."""
-        return self.scenario.design == "blocks" and any(c.is_reference for c in self.cells)
+        return self.settings.design == "blocks" and any(c.is_reference for c in self.cells)
 
     @property
     def tests_per_bed(self) -> int:
@@ -128,6 +165,11 @@ class RunPlan:
         per_bed = sum(t.expected_seconds() * len(t.directions) for t in self.tests)
         return sum(s.cell.bed_seconds() + per_bed for s in self.block(1, random.Random(0)))
 
+    def estimated_seconds(self) -> float:
+        """About how long the planned blocks take (the pilot's, with a precision target): what a time budget is
+        checked against before anything is created."""
+        return self.block_seconds() * self.settings.pilot_blocks
+
     def judged(self) -> list[tuple[CellPlan, TestKind, Direction]]:
         """The ratios a precision target applies to: every binding's primary metric per test and direction."""
         return [(c, t, d) for c in self.cells if not c.is_reference for t in self.tests for d in t.directions]
@@ -143,7 +185,13 @@ def resolve(scenario: Scenario, guest: GuestSpec) -> RunPlan:
         if cell_guest.kind == GuestKind.QEMU and build != cell_guest.qemu.build:
             cell_guest = replace(cell_guest, qemu=cell_guest.qemu.model_copy(update={"build": build}))
         cells.append(CellPlan(spec, cls, scenario.options_for(spec.strategy), cell_guest))
-    return RunPlan(scenario, guest, tuple(cells), tuple(scenario.expanded_tests()), scenario.services())
+    return RunPlan(RunSettings.of(scenario), guest, tuple(cells), tuple(scenario.expanded_tests()),
+                   scenario.services())  # fmt: skip
+
+
+def plan_run(scenario: Scenario, console: Console) -> RunPlan:
+    """The run's plan with its guest decided (for QEMU: the image built, the acceleration probed)."""
+    return resolve(scenario, guest_spec(scenario.guest, scenario.qemu, console))
 
 
 def blocks(plan: RunPlan, rng: random.Random, count: int, start: int = 1) -> Iterator[list[Slot]]:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,13 +24,12 @@ from harness.analysis.results import ResultsWriteError, RunWriter, Sample
 from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary, print_sweep_summary
 from harness.experiment.endpoints import is_tool_failure
 from harness.experiment.measure import Cell, failed_row, run_test
-from harness.experiment.plan import RunPlan, Slot, resolve
+from harness.experiment.plan import RunPlan, RunSettings, Slot, plan_run
 from harness.experiment.plants import plant
 from harness.experiment.precision import PrecisionState, print_precision
-from harness.experiment.scenario import Scenario
 from harness.guests.attachment import Attachment
 from harness.guests.drivers import driver_for
-from harness.guests.facts import guest_spec, nic_mtu, qemu_facts
+from harness.guests.facts import nic_mtu, qemu_facts
 from harness.lab.atomic import write_json, write_text
 from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.kinds import GuestKind, Status
@@ -109,7 +109,7 @@ HARNESS_ERROR = "harness error: "
 
 
 def run_scenario(
-    scenario: Scenario,
+    scenario: Any,
     scenario_text: str,
     scenario_path: str,
     *,
@@ -118,24 +118,26 @@ def run_scenario(
     console: Console | None = None,
     time_budget_s: float | None = None,
 ) -> RunOutcome:
+    """Run `scenario` (the parsed scenario model; only plan_run reads it): its plan is resolved once, and
+    everything after reads the plan."""
     console = console or Console()
     run_id = run_id or new_run_id()
-    if time_budget_s is None and scenario.time_budget_minutes:
-        time_budget_s = scenario.time_budget_minutes * 60
-    seed = scenario.seed if scenario.seed is not None else random.SystemRandom().randrange(2**32)
     writer = RunWriter(results_root, run_id)
     # Until run.json exists an interruption (SIGINT or SIGTERM, the handlers installed from here) leaves nothing:
     # an empty folder would only block the id's reuse.
     try:
         with signals_unwind():
-            guest = guest_spec(scenario.guest, scenario.qemu, console)
-            plan = resolve(scenario, guest)
+            plan = plan_run(scenario, console)
+            settings, guest = plan.settings, plan.guest
+            if time_budget_s is None:
+                time_budget_s = settings.time_budget_s
+            seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
             writer.start(
                 {
-                    "scenario_name": scenario.name,
+                    "scenario_name": settings.name,
                     "scenario_path": scenario_path,
                     "scenario": scenario_text,
-                    "scenario_parsed": scenario.model_dump(mode="json", by_alias=True),
+                    "scenario_parsed": settings.record,
                     "shuffle_seed": seed,
                     "design": "blocks" if plan.paired else "rounds",
                     "host": host_facts(),
@@ -143,7 +145,7 @@ def run_scenario(
                     "load": {"start": machine_load(run_id)},
                     "git_sha": git_sha(),
                     "harness_pid": os.getpid(),
-                    "kubevirt": str(scenario.kubevirt),
+                    "kubevirt": settings.kubevirt,
                     "guest": {"kind": str(guest.kind), **(qemu_facts(guest) if guest.kind == GuestKind.QEMU else {})},
                 }
             )
@@ -153,30 +155,30 @@ def run_scenario(
     rng = random.Random(seed)
     status = "interrupted"
     claims_reserve_s = 0.0
-    if scenario.claims and time_budget_s is not None:  # the budget is the whole job's: keep the claims' share
+    if settings.claims and time_budget_s is not None:  # the budget is the whole job's: keep the claims' share
         from harness.experiment.claims.verdicts import claims_seconds
 
         claims_reserve_s = claims_seconds(seed_strategies_in(plan), guest.kind == GuestKind.NETNS)
     blocks_budget_s = None if time_budget_s is None else max(time_budget_s - claims_reserve_s, 0.0)
-    pilot = scenario.blocks_planned()
+    pilot = settings.pilot_blocks
     design = (f"blocks of {plan.beds_per_block()} beds (direct beside every binding)" if plan.paired
               else f"rounds of {len(plan.cells)} cells")  # fmt: skip
-    console.print(f"run [bold]{run_id}[/] scenario {scenario.name}: {len(plan.cells)} cells x {plan.tests_per_bed} "
+    console.print(f"run [bold]{run_id}[/] scenario {settings.name}: {len(plan.cells)} cells x {plan.tests_per_bed} "
                   f"tests, {pilot} {design}, about {format_duration(pilot * plan.block_seconds())}"
-                  + (f", then blocks until every ratio is within +-{scenario.precision:.0%}" if scenario.precision
+                  + (f", then blocks until every ratio is within +-{settings.precision:.0%}" if settings.precision
                      else ""))  # fmt: skip
     precision: PrecisionState | None = None
     claims_info: dict | None = None
     cells: CellRunner | None = None
     with LabSession(run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:
-        if scenario.cpu_placement == "split":
+        if settings.cpu_placement == "split":
             peer = resource_name(run_id, "peer")
             lab.tracker.cpus_for = lambda netns: "0" if netns == peer else "1"
         try:
             # handlers first: a signal while the runtime is prepared (an image built, an engine asked) unwinds too
             with signals_unwind() as pending:
-                lab.lease(scenario.runtime)  # before the runtime first asks its engine
-                lab.pod_runtime = pod_runtime(scenario, with_qemu=guest.kind == GuestKind.QEMU, console=console)
+                lab.lease(settings.runtime)  # before the runtime first asks its engine
+                lab.pod_runtime = pod_runtime(settings, with_qemu=guest.kind == GuestKind.QEMU, console=console)
                 with _progress(console) as progress:
                     steps = Steps(progress, progress.add_task("starting", total=pilot * plan.beds_per_block()
                                                               * plan.tests_per_bed), pending)  # fmt: skip
@@ -184,10 +186,10 @@ def run_scenario(
                     started = time.monotonic()
                     for index in range(1, pilot + 1):
                         cells.run_block(plan.block(index, rng))
-                    if scenario.precision and plan.paired:
+                    if settings.precision and plan.paired:
                         precision = PrecisionState(
-                            scenario.precision, pilot, blocks_budget_s, {t.label: t.primary_metric for t in plan.tests},
-                            shipped={c.spec.strategy: shipping(scenario.kubevirt, c.strategy_cls.name).runnable
+                            settings.precision, pilot, blocks_budget_s, {t.label: t.primary_metric for t in plan.tests},
+                            shipped={c.spec.strategy: shipping(settings.kubevirt, c.strategy_cls.name).runnable
                                      for c in plan.cells},
                         )  # fmt: skip
                         beds = pilot * plan.beds_per_block()
@@ -201,7 +203,7 @@ def run_scenario(
                             beds += len(block)
                             precision.update(writer.frame(), index, time.monotonic() - started, beds)
                     pending.check()
-                    if scenario.claims:
+                    if settings.claims:
                         claims_info = run_claims_phase(plan, lab, writer, guest, console)
                     pending.check()
             status = "complete"
@@ -218,10 +220,11 @@ def run_scenario(
                 writer.record_failure(str(e))
                 raise
             if status == "complete":
-                if not print_sweep_summary(writer.frame(), console, scenario.strategies):
-                    print_summary(writer.frame(), console, scenario.strategies)
-                    print_path_matrix(writer.frame(), console, scenario.strategies)
-                    print_latency_summary(writer.frame(), writer.latency_frame(), console, scenario.strategies)
+                order = list(settings.strategies)
+                if not print_sweep_summary(writer.frame(), console, order):
+                    print_summary(writer.frame(), console, order)
+                    print_path_matrix(writer.frame(), console, order)
+                    print_latency_summary(writer.frame(), writer.latency_frame(), console, order)
                 if precision:
                     print_precision(precision, console)
                 for warning in busy_host_warnings(writer.meta):
@@ -319,7 +322,7 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def cell_row(scenario: Scenario, slot: Slot, paired: bool, runtime_label: str | None) -> Sample:
+def cell_row(settings: RunSettings, slot: Slot, paired: bool, runtime_label: str | None) -> Sample:
     """The columns every row of one bed shares (the MTUs as asked, until read back). `slot` only in the paired
     design: there adjacent slots are a binding and its direct; in rounds they are neighbours by chance."""
     cell, plan = slot.cell.spec, slot.cell
@@ -328,11 +331,11 @@ def cell_row(scenario: Scenario, slot: Slot, paired: bool, runtime_label: str | 
         guest_mtu = cell.pod_mtu or AddressPlan.mtu
     return Sample(strategy=cell.strategy, options=plan.options.model_dump_json(), sidecar=cell.layout,
                   peer=str(cell.client.peer), peer_authentication=str(cell.client.authentication),
-                  kubevirt=str(scenario.kubevirt),
-                  binding_status=binding_status(scenario.kubevirt, plan.strategy_cls.name),
-                  scenario=scenario.name, repetition=slot.block, block=slot.block,
+                  kubevirt=settings.kubevirt,
+                  binding_status=binding_status(settings.kubevirt, plan.strategy_cls.name),
+                  scenario=settings.name, repetition=slot.block, block=slot.block,
                   slot=slot.slot if paired else None,
-                  runtime=scenario.runtime,
+                  runtime=settings.runtime,
                   compute_caps=runtime_label,
                   pod_mtu=cell.pod_mtu or AddressPlan.mtu, guest_mtu=guest_mtu if plan.has_vm else None,
                   **plan.guest.columns(plan.has_vm))  # fmt: skip
@@ -377,8 +380,8 @@ class CellRunner:
 
     def run(self, slot: Slot) -> None:
         plan, cell, writer = self.plan, slot.cell, self.writer
-        scenario = plan.scenario
-        base = cell_row(scenario, slot, plan.paired, self.lab.pod_runtime.row_label())
+        settings = plan.settings
+        base = cell_row(settings, slot, plan.paired, self.lab.pod_runtime.row_label())
         where = f"block {slot.block} {cell.label.replace('-', '/', 1)}"
         self.step(f"{where} setup")
         strategy = cell.strategy(plan.services)
@@ -392,7 +395,7 @@ class CellRunner:
                 bed.build()
                 # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
                 # the pod as the scenario's KubeVirt release writes it: its annotations decide ambient's reroute
-                annotations = pod_annotations(scenario.kubevirt, cell.strategy_cls.name)
+                annotations = pod_annotations(settings.kubevirt, cell.strategy_cls.name)
                 sidecar = install_sidecar(bed, cell.spec.sidecar, vm_interfaces=list(cell.strategy_cls.vm_interfaces),
                                           client=cell.spec.client, annotations=annotations,
                                           dns_capture=cell.spec.dns_capture)  # fmt: skip
@@ -418,7 +421,7 @@ class CellRunner:
                 if attachment.facts.vm and attachment.facts.vm.boot_s is not None:
                     writer.add(_harness_row(base, "boot_time", attachment.facts.vm.boot_s, ""))
             cell_state = Cell(bed, writer, attachment, sidecar, base, setup_error, name=cell.label,
-                              keep_outputs=scenario.keep_outputs)  # fmt: skip
+                              keep_outputs=settings.keep_outputs)  # fmt: skip
             for test, direction in slot.tests:
                 self.step(f"{where} {test.label} {direction}")
                 t_test = time.monotonic()

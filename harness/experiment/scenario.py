@@ -290,18 +290,6 @@ class Scenario(Strict):
             return [Client()]
         return [Client(peer, authn) for peer in self.peers for authn in self.peer_authentication]
 
-    def estimated_seconds(self) -> float:
-        """About how long the run takes: every cell's bed (a QEMU guest boots in each) and tests, per repetition."""
-        per_cell = sum(t.expected_seconds() * len(t.directions) for t in self.expanded_tests())
-        paired = self.design == "blocks" and "direct" in self.strategies
-        total = 0.0
-        for cell in self.cells():
-            has_vm = STRATEGIES[self.strategy_of(cell.strategy)].has_vm
-            bed = QEMU_CELL_S if has_vm and self.guest == GuestKind.QEMU else NETNS_CELL_S
-            beds = 2 if paired and cell.strategy != "direct" else 1  # each binding brings a direct beside it
-            total += beds * (bed + per_cell + cell.mesh_seconds())
-        return total * self.blocks_planned()
-
     def blocks_planned(self) -> int:
         """Blocks run before any precision target is looked at (the pilot when there is one)."""
         return max(self.repetitions, self.pilot_blocks) if self.precision else self.repetitions

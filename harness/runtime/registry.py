@@ -20,7 +20,8 @@ class RuntimeUnavailable(RuntimeError):
 class RuntimeEntry:
     name: str
     make: Callable[[object, bool], PodRuntime]
-    """(scenario, with_qemu) -> the runtime, ready (for a docker runtime: the engine answering, its image)."""
+    """(the run's settings, with_qemu) -> the runtime, ready (for a docker runtime: the engine answering, its
+    image); the settings carry the scenario's options for the runtime (`runtime_options`)."""
     for_claims: Callable[[bool], PodRuntime]
     """with_qemu -> the runtime the claims are probed in, its compute as KubeVirt's launcher gets it by default."""
     claims_note: str
@@ -30,10 +31,11 @@ class RuntimeEntry:
     it answers; RuntimeUnavailable in one sentence if not."""
 
 
-def _docker(scenario, with_qemu: bool) -> PodRuntime:
+def _docker(settings, with_qemu: bool) -> PodRuntime:
     from harness.runtime.image import compute_spec, docker_runtime
 
-    return docker_runtime(compute_spec(scenario.docker), with_qemu=with_qemu, setup=scenario.docker.setup)
+    options = settings.runtime_options  # the scenario's `docker:` block
+    return docker_runtime(compute_spec(options), with_qemu=with_qemu, setup=options.setup)
 
 
 def _docker_for_claims(with_qemu: bool) -> PodRuntime:
@@ -66,9 +68,10 @@ _ENTRIES = [
 RUNTIMES: dict[str, RuntimeEntry] = {entry.name: entry for entry in _ENTRIES}
 
 
-def pod_runtime(scenario, *, with_qemu: bool, console=None) -> PodRuntime:
-    """The runtime the scenario names, ready; a runtime with containers says which image and privileges."""
-    runtime = RUNTIMES[scenario.runtime].make(scenario, with_qemu)
+def pod_runtime(settings, *, with_qemu: bool, console=None) -> PodRuntime:
+    """The runtime the run's settings name (harness/experiment/plan.py RunSettings), ready; a runtime with
+    containers says which image and privileges."""
+    runtime = RUNTIMES[settings.runtime].make(settings, with_qemu)
     if console is not None and runtime.containers:
         console.print(f"{runtime.name} runtime: image {getattr(runtime, 'image', '?')}, compute {runtime.row_label()}")
     return runtime
