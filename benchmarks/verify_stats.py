@@ -78,8 +78,13 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=1)
     parser.add_argument("--omit", type=int, default=0)
     parser.add_argument("--results", type=Path, default=Path("/tmp/vmnb-verify"))
-    parser.add_argument("--also", type=Path, action="append", default=[],
-                        help="verify.json of an earlier series of the same design, counted in the table")
+    parser.add_argument(
+        "--also",
+        type=Path,
+        action="append",
+        default=[],
+        help="verify.json of an earlier series of the same design, counted in the table",
+    )
     args = parser.parse_args()
     earlier = [run for path in args.also for run in json.loads(path.read_text())["runs"]]
     args.results.mkdir(parents=True, exist_ok=True)

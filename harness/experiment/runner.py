@@ -194,10 +194,12 @@ def run_scenario(
                         )  # fmt: skip
                         beds = pilot * plan.beds_per_block()
                         precision.update(writer.frame(), index, time.monotonic() - started, beds)
-                        while precision.wants_more(time.monotonic() - started, plan):
+                        # the schedule before issue 41 (every cell until the largest N), for benchmarks/decisiveness.py
+                        every_cell = os.environ.get("VMNB_SCHEDULE") == "every-cell"
+                        while precision.wants_more(time.monotonic() - started, None if every_cell else plan):
                             index += 1
-                            block = plan.block(index, rng, precision.open_cells(time.monotonic() - started,
-                                                                                plan.cells))  # fmt: skip
+                            only = None if every_cell else precision.open_cells(time.monotonic() - started, plan.cells)
+                            block = plan.block(index, rng, only)
                             steps.grow(len(block) * plan.tests_per_bed, precision.progress_text())
                             cells.run_block(block)
                             beds += len(block)
