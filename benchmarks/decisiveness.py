@@ -31,9 +31,9 @@ def one_run(schedule: str, minutes: float, folder: Path) -> dict:
     path = folder / "scenario.yaml"
     path.write_text(yaml.safe_dump(scenario))
     t0 = time.monotonic()
+    env = {**os.environ, "VMNB_SCHEDULE": schedule, "VMNB_NO_REPORT": "1", "COLUMNS": "200"}
     done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "--results", str(folder)],
-                          capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "VMNB_SCHEDULE": schedule, "VMNB_NO_REPORT": "1", "COLUMNS": "200"})  # fmt: skip
+                          capture_output=True, text=True, cwd=REPO, env=env)  # fmt: skip
     wall = time.monotonic() - t0
     if done.returncode not in (0, 3):
         raise SystemExit(f"run failed ({done.returncode}): {done.stdout[-1500:]}{done.stderr[-1500:]}")
