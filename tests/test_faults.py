@@ -240,7 +240,7 @@ def test_sigkill_at_a_random_moment_then_clean_leaves_nothing(tmp_path, kind, tr
         assert status in ("killed", "complete"), f"{where}: run.json says {status}"
 
 
-SIGNAL_TRIALS = [(signal.SIGINT, 130), (signal.SIGTERM, 143)] * 2
+SIGNAL_TRIALS = [(signal.SIGINT, 130), (signal.SIGTERM, 143)]
 
 
 @pytest.mark.parametrize("trial", range(len(SIGNAL_TRIALS)))

@@ -21,7 +21,7 @@ name: gate-test
 strategies: [direct, masquerade, masquerade-limited]
 variants:
   masquerade-limited: {strategy: masquerade, options: {}}
-repetitions: 5
+repetitions: 3
 tests:
   - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}
 """

@@ -101,7 +101,8 @@ class RunSettings:
 
     @classmethod
     def of(cls, scenario: Scenario) -> RunSettings:
-        return cls(scenario.name, scenario.seed, str(scenario.kubevirt), scenario.runtime, scenario.docker,
+        options = getattr(scenario, scenario.runtime, None)  # the runtime's own block (`docker:`), if it has one
+        return cls(scenario.name, scenario.seed, str(scenario.kubevirt), scenario.runtime, options,
                    scenario.cpu_placement, scenario.design, scenario.precision, scenario.blocks_planned(),
                    scenario.time_budget_minutes * 60 if scenario.time_budget_minutes else None, scenario.claims,
                    tuple(scenario.strategies), scenario.keep_outputs,
