@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from harness.pod.kubevirt import (
     KUBEVIRT_INTERFACES_ANNOTATION,
+    LATEST,
     MASQUERADE_BRIDGE,
     REROUTE_ANNOTATION,
     InRelease,
@@ -80,7 +81,7 @@ def binding_status(kubevirt: KubevirtRelease | str, strategy: str) -> str:
 def user_name(kubevirt: KubevirtRelease | str | None, strategy: str) -> str:
     """The binding as a user of the release knows it (`passtBinding` for passt-vhost-user from 1.8 on)."""
     if kubevirt is None or str(kubevirt) not in {str(k) for k in KubevirtRelease}:
-        kubevirt = KubevirtRelease.V1_9
+        kubevirt = LATEST
     found = facts(strategy)
     return found.kubevirt.of(kubevirt).user_name if found else strategy
 
@@ -117,7 +118,3 @@ def colour(name: str, others: list[str] = ()) -> str:
     if found:
         return found.colour
     return PALETTE[(len(_REGISTRY) + list(others).index(name) if name in others else len(_REGISTRY)) % 10]
-
-
-def known_order() -> list[str]:
-    return [b.name for b in registered()]

@@ -16,6 +16,10 @@ Read in upstream (kubevirt/kubevirt main at d923fdb, 2026-08-22, and the kubevir
 - The 2018 research design ("Research: run VMs with Istio service mesh", kubevirt.io) is not a release: its
   iptables-only, nat-proxy and tproxy bindings never shipped.
 
+Each binding's own story in these releases (core, plugin, research design; its name; its VMI interface field;
+the Istio annotation) is declared on its strategy class with the types below (KubevirtBinding, InRelease) and
+read by name through harness/pod/bindings.py; this module holds the releases themselves.
+
 Not modelled here: what differs between releases inside the rules a binding writes (masquerade's nft rules are
 the same from 1.6 to main for the cases tests/test_upstream_fixtures.py compares) and port ranges.
 """
