@@ -26,8 +26,8 @@ from harness.experiment.iperf import measure_tcp_throughput
 from harness.guests.drivers import driver_for
 from harness.guests.facts import guest_spec
 from harness.guests.spec import GuestSpec, QemuOptions
-from harness.lab.kinds import GuestKind
 from harness.lab.session import LabSession
+from harness.lab.vocabulary import GuestKind
 from harness.pod.mesh import Client, install_sidecar
 from harness.pod.mtls import PeerKind
 from strategies import strategy_class

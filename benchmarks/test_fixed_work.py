@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.guests.drivers import driver_for  # noqa: E402
 from harness.guests.spec import GuestSpec  # noqa: E402
-from harness.lab.kinds import Direction  # noqa: E402
 from harness.lab.session import LabSession  # noqa: E402
+from harness.lab.vocabulary import Direction  # noqa: E402
 from strategies import STRATEGIES, strategy_class  # noqa: E402
 from strategies.base import Services  # noqa: E402
 

@@ -61,8 +61,8 @@ def run(
     from harness.analysis.results import ResultsFolderError, ResultsWriteError
     from harness.experiment.runner import Interrupted, format_duration, run_scenario
     from harness.experiment.scenario import ScenarioError, load_scenario
-    from harness.lab.kinds import GuestKind
     from harness.lab.session import RunIdInUse
+    from harness.lab.vocabulary import GuestKind
     from harness.runtime.engine import EngineUnavailable
 
     try:
@@ -536,7 +536,7 @@ def claims(
     if guest == "qemu":
         from harness.guests.qemu.accel import resolve_acceleration
         from harness.guests.spec import GuestSpec, QemuOptions
-        from harness.lab.kinds import GuestKind
+        from harness.lab.vocabulary import GuestKind
 
         options = QemuOptions(accel=accel)
         spec = GuestSpec(GuestKind.QEMU, options, resolve_acceleration(accel))

@@ -19,11 +19,11 @@ from harness.guests.drivers import driver_for
 from harness.guests.netns import NetnsGuest
 from harness.guests.spec import GuestSpec
 from harness.lab.bed import TestBed
-from harness.lab.kinds import Status
 from harness.lab.netns import Namespace, list_namespaces
 from harness.lab.paths import REPO_ROOT, STATE_DIR
 from harness.lab.procfs import proc_starttime
 from harness.lab.session import LabSession
+from harness.lab.vocabulary import Status
 from harness.lab.waiting import TimedOut, wait_until
 from harness.pod.mesh import install_sidecar
 from strategies import strategy_class

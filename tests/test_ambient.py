@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.lab.kinds import TrafficPath
 from harness.lab.procfs import proc_starttime
+from harness.lab.vocabulary import TrafficPath
 from harness.pod import ambient
 from harness.pod.mesh import install_sidecar
 from tests.conftest import run_through

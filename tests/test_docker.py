@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.lab.kinds import TrafficPath
 from harness.lab.session import LabSession
+from harness.lab.vocabulary import TrafficPath
 from harness.lab.waiting import wait_until
 from harness.runtime.docker import ComputeSpec, explain_refusal
 from harness.runtime.engine import LABEL_RUN, EngineUnavailable, client
@@ -162,7 +162,7 @@ def test_the_qemu_guest_boots_inside_compute(docker_lab, qemu_runtime, strategy)
     a tap binding attaches to the tap virt-handler's role made (owned by QEMU's uid), slirp needs nothing."""
     from harness.guests.drivers import driver_for
     from harness.guests.spec import GuestSpec, QemuOptions, tcg_acceleration
-    from harness.lab.kinds import GuestKind
+    from harness.lab.vocabulary import GuestKind
 
     docker_lab.pod_runtime = qemu_runtime
     spec = GuestSpec(GuestKind.QEMU, QemuOptions(boot_timeout_s=120), tcg_acceleration("forced by the test"))
@@ -182,7 +182,7 @@ def test_passt_needs_a_user_namespace_which_the_default_seccomp_profile_refuses(
 
     from harness.guests.drivers import driver_for
     from harness.guests.spec import GuestSpec, QemuOptions, tcg_acceleration
-    from harness.lab.kinds import GuestKind
+    from harness.lab.vocabulary import GuestKind
     from strategies import strategy_class
 
     spec = GuestSpec(GuestKind.QEMU, QemuOptions(boot_timeout_s=120), tcg_acceleration("forced by the test"))

@@ -15,7 +15,7 @@ from cryptography import x509
 from harness.experiment.measure import MeshSnapshot, traversal
 from harness.experiment.outcome import Outcome
 from harness.experiment.scenario import Scenario
-from harness.lab.kinds import Direction, Status, TrafficPath
+from harness.lab.vocabulary import Direction, Status, TrafficPath
 from harness.lab.waiting import wait_listening
 from harness.pod import mtls
 from harness.pod.ambient import node_proxy_bootstrap

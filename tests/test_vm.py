@@ -15,8 +15,8 @@ from harness.guests.qemu.accel import GuestNotReady, resolve_acceleration
 from harness.guests.qemu.image import build_image, module_order, newest_kernel
 from harness.guests.qemu.vm import QemuGuest
 from harness.guests.spec import GuestSpec, QemuOptions, tcg_acceleration
-from harness.lab.kinds import GuestKind
 from harness.lab.names import new_run_id
+from harness.lab.vocabulary import GuestKind
 from strategies import strategy_class
 from strategies.base import Services
 from tests.conftest import assert_clean, cli, run_scenario_text

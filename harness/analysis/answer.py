@@ -39,7 +39,7 @@ from harness.analysis.stats import (
     median_interval,
 )
 from harness.analysis.summary import caveats, sidecar_rank
-from harness.lab.kinds import Status
+from harness.lab.vocabulary import Status
 from harness.metrics.registry import spec
 from harness.pod.mesh import mode_of
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.stats import Interval, SteinPlan, log_ratio_interval, stein_plan, welch_ratio_interval
-from harness.lab.kinds import Status
+from harness.lab.vocabulary import Status
 
 REFERENCE = "direct"
 GROUP = ["sidecar", "pod_mtu"]

@@ -23,8 +23,8 @@ from scipy.stats import mannwhitneyu
 from harness.analysis.blocks import block_log_ratios, has_blocks
 from harness.analysis.results import load_meta, load_samples, varying_sweep_columns
 from harness.analysis.stats import MIN_N, holm, welch_p_worse, welch_ratio_interval
-from harness.lab.kinds import Status
 from harness.lab.paths import REPO_ROOT
+from harness.lab.vocabulary import Status
 from harness.metrics.registry import spec
 
 KEYS = ["strategy", "sidecar", "test", "direction", "metric"]

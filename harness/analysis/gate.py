@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.compare import DEFAULT_GATES, judge_frames, load_gates, settle, within_run_ratios
-from harness.lab.kinds import Status
 from harness.lab.paths import REPO_ROOT
+from harness.lab.vocabulary import Status
 
 DEFAULT_BASELINE = REPO_ROOT / "benchmarks" / "gate-baseline.json"
 RATIO_KEYS = ["strategy", "sidecar", "test", "direction", "metric"]  # compare.KEYS

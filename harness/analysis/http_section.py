@@ -18,7 +18,7 @@ import pandas as pd
 
 from harness.analysis.costs import CostColumn, format_ratio, layout_heading, ratio_to_direct
 from harness.analysis.stats import median_interval, welch_ratio_interval
-from harness.lab.kinds import Status
+from harness.lab.vocabulary import Status
 from harness.pod.mesh import MESHES, Client, SidecarKind, layout_label
 from harness.pod.mtls import PeerKind
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.lab.kinds import Status
+from harness.lab.vocabulary import Status
 
 
 @dataclass(frozen=True)

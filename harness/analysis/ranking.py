@@ -20,7 +20,7 @@ import pandas as pd
 
 from harness.analysis.blocks import block_log_ratios, has_blocks, paired_interval
 from harness.analysis.stats import Interval, holm, paired_p, welch_ratio_interval
-from harness.lab.kinds import Status
+from harness.lab.vocabulary import Status
 
 REFERENCE = "direct"
 ALPHA = 0.05

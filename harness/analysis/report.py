@@ -26,7 +26,7 @@ from harness.analysis.results import load_meta, load_samples  # noqa: E402
 from harness.analysis.stats import MIN_N, median_interval  # noqa: E402
 from harness.analysis.summary import latency_percentiles, path_matrix, throughput_summary  # noqa: E402
 from harness.lab.atomic import write_text
-from harness.lab.kinds import Status
+from harness.lab.vocabulary import Status
 from harness.metrics.registry import spec  # noqa: E402
 from harness.metrics.registry import unit as metric_unit  # noqa: E402
 from harness.pod.bindings import colour, facts  # noqa: E402

@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 
 from harness.lab.atomic import write_json, write_text, write_via_temp
-from harness.lab.kinds import Status
 from harness.lab.paths import results_root_problem
+from harness.lab.vocabulary import Status
 
 
 @dataclass

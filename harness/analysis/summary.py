@@ -9,7 +9,7 @@ from rich.table import Table
 
 from harness.analysis.blocks import CostKey, cost_interval, has_blocks
 from harness.analysis.findings import findings_for
-from harness.lab.kinds import Status, TrafficPath
+from harness.lab.vocabulary import Status, TrafficPath
 from harness.metrics.registry import spec
 from harness.pod.mesh import SidecarKind, mode_of
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from harness.analysis.ranking import rank_frame
 from harness.analysis.stats import median_interval
-from harness.lab.kinds import Status
+from harness.lab.vocabulary import Status
 from harness.metrics.registry import headline, spec
 
 PARAMETERS = {"pod_mtu": "pod MTU", "guest_mtu": "guest MTU", "message_bytes": "message bytes",

@@ -31,8 +31,8 @@ from harness.cluster.manifests import Block as TestBlock
 from harness.cluster.scripts import VERSIONS_BLOCK
 from harness.experiment.kinds import TestKind
 from harness.experiment.scenario import ScenarioError, parse_scenario_text
-from harness.lab.kinds import Status, TrafficPath
 from harness.lab.names import new_run_id
+from harness.lab.vocabulary import Status, TrafficPath
 
 RUNTIME = "kubernetes"
 GUEST = "kubevirt"

@@ -44,7 +44,7 @@ from harness.analysis.results import now
 from harness.cluster import scripts
 from harness.experiment.kinds import TestKind
 from harness.experiment.scenario import CellSpec, Scenario
-from harness.lab.kinds import Direction
+from harness.lab.vocabulary import Direction
 from harness.pod.bindings import binding_status, shipping, vmi_interface
 from harness.pod.kubevirt import REROUTE_ANNOTATION, KubevirtRelease, Shipping, release
 from harness.pod.mesh import ClusterObjects, mesh_for

@@ -37,7 +37,7 @@ from harness.experiment.latency import (
 from harness.experiment.load import RAMP_S, TAIL_S, measure_rr_under_load
 from harness.experiment.outcome import Metric, Outcome
 from harness.guests.attachment import Ends
-from harness.lab.kinds import Direction, Protocol, Status
+from harness.lab.vocabulary import Direction, Protocol, Status
 from harness.pod.dns_proxy import MESH_ONLY_HOST, RESOLVER_ONLY_HOST, SERVICE_HOST
 from harness.pod.protocols import GRPC_PORT, HTTP_PORT, http_ports
 

@@ -12,7 +12,7 @@ from harness.experiment.kinds import TestKind
 from harness.experiment.outcome import Metric, Outcome
 from harness.guests.attachment import Attachment
 from harness.lab.bed import TestBed
-from harness.lab.kinds import Direction, Status, TrafficPath
+from harness.lab.vocabulary import Direction, Status, TrafficPath
 from harness.lab.waiting import TimedOut, wait_until
 from harness.pod.sidecars import Sidecar, SidecarCounters
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.experiment.endpoints import Transcript
-from harness.lab.kinds import Status
+from harness.lab.vocabulary import Status
 
 
 @dataclass(frozen=True)

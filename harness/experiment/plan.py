@@ -20,7 +20,7 @@ from harness.experiment.kinds import TestKind
 from harness.experiment.scenario import NETNS_CELL_S, QEMU_CELL_S, CellSpec, Scenario
 from harness.guests.facts import guest_spec
 from harness.guests.spec import GuestSpec
-from harness.lab.kinds import Direction, GuestKind
+from harness.lab.vocabulary import Direction, GuestKind
 from strategies import strategy_class
 from strategies.base import Services, Strategy, StrategyOptions
 

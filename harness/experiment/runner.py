@@ -32,10 +32,10 @@ from harness.guests.drivers import driver_for
 from harness.guests.facts import nic_mtu, qemu_facts
 from harness.lab.atomic import write_json, write_text
 from harness.lab.bed import AddressPlan, TestBed
-from harness.lab.kinds import GuestKind, Status
 from harness.lab.names import new_run_id, resource_name
 from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
+from harness.lab.vocabulary import GuestKind, Status
 from harness.pod.bindings import binding_status, pod_annotations, shipping
 from harness.pod.mesh import install_sidecar
 from harness.pod.sidecars import Sidecar

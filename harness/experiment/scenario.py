@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from harness.experiment.kinds import TEST_KINDS, Strict, Test
 from harness.guests.spec import QemuBuild, QemuOptions
-from harness.lab.kinds import GuestKind
+from harness.lab.vocabulary import GuestKind
 from harness.pod.kubevirt import LATEST, KubevirtRelease
 from harness.pod.mesh import Client, SidecarKind, layout_label, mesh_for
 from harness.pod.mtls import PeerAuthentication, PeerKind

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from harness.guests.base import Guest, VmFacts
 from harness.guests.netns import NetnsGuest
 from harness.lab.bed import TestBed
-from harness.lab.kinds import Direction
+from harness.lab.vocabulary import Direction
 
 
 @dataclass

@@ -15,7 +15,7 @@ from harness.guests.base import Guest
 from harness.guests.netns import NetnsGuest
 from harness.guests.spec import GuestSpec
 from harness.lab.bed import TestBed
-from harness.lab.kinds import GuestKind
+from harness.lab.vocabulary import GuestKind
 from harness.pod.mesh import ISTIO_RESERVED_PORTS
 
 TAP = "tap0"  # virt-launcher's name for the primary interface's tap

@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.guests.driver import GuestDriver
 from harness.guests.netns_driver import NetnsDriver
 from harness.guests.spec import GuestSpec
-from harness.lab.kinds import GuestKind
+from harness.lab.vocabulary import GuestKind
 
 
 def driver_for(spec: GuestSpec, label: str = "guest", *, mtu: int | str | None = None) -> GuestDriver:

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from harness.guests.base import Guest
 from harness.guests.spec import GuestSpec, QemuOptions
-from harness.lab.kinds import GuestKind
+from harness.lab.vocabulary import GuestKind
 
 MTU_IN_LINK = re.compile(r"\bmtu (\d+)")
 

@@ -19,8 +19,8 @@ from harness.guests.base import Guest
 from harness.guests.driver import GuestDriver, PasstNet, TapPort, UserModeNet
 from harness.guests.netns import NetnsGuest
 from harness.lab.bed import TestBed
-from harness.lab.kinds import GuestKind
 from harness.lab.netns import Namespace, veth
+from harness.lab.vocabulary import GuestKind
 from harness.lab.waiting import wait_listening, wait_until
 
 GUEST_IFNAME = "eth0"

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.lab.kinds import GuestKind
+from harness.lab.vocabulary import GuestKind
 
 QemuBuild = Literal["debian-12", "backports-10"]
 DEFAULT_QEMU_BUILD: QemuBuild = "backports-10"

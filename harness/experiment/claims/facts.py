@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, make_dataclass
 
-from harness.lab.kinds import Direction, Protocol
+from harness.lab.vocabulary import Direction, Protocol
 from harness.pod.mesh import SidecarKind
 
 CONNECTIVITY_SIDECARS = (SidecarKind.NONE, SidecarKind.ENVOY_REDIRECT, SidecarKind.LINKERD_STYLE, SidecarKind.AMBIENT)

@@ -25,8 +25,8 @@ from harness.experiment.claims.facts import PrivilegeFacts, PrivilegeTrial
 from harness.experiment.latency import measure_rr
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec, QemuOptions, kvm_acceleration, tcg_acceleration
-from harness.lab.kinds import Direction, GuestKind
 from harness.lab.session import LabSession
+from harness.lab.vocabulary import Direction, GuestKind
 from harness.runtime.docker import ComputeSpec, explain_refusal
 from strategies import strategy_class
 from strategies.base import Services

@@ -28,9 +28,9 @@ from harness.guests.drivers import driver_for
 from harness.guests.qemu.accel import QEMU
 from harness.guests.spec import GuestSpec
 from harness.lab.bed import TestBed
-from harness.lab.kinds import Direction, Protocol, Status, TrafficPath
 from harness.lab.rules import apply_iptables
 from harness.lab.session import LabSession
+from harness.lab.vocabulary import Direction, Protocol, Status, TrafficPath
 from harness.pod.bindings import pod_annotations
 from harness.pod.kubevirt import LATEST
 from harness.pod.mesh import SidecarKind, install_sidecar

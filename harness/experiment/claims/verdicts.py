@@ -33,9 +33,9 @@ from harness.experiment.claims.probes import (
 )
 from harness.guests.spec import GuestSpec, QemuOptions
 from harness.lab.atomic import write_json, write_text
-from harness.lab.kinds import Direction, GuestKind
 from harness.lab.names import new_run_id
 from harness.lab.session import LabSession
+from harness.lab.vocabulary import Direction, GuestKind
 from harness.runtime.registry import RUNTIMES
 from strategies import STRATEGIES, strategy_class
 
@@ -417,7 +417,7 @@ def facts_from_rows(frame, strategy: str) -> tuple[dict, PerformanceFacts | None
     layouts: the seed's claims are about a pod's own sidecar."""
     from harness.analysis.stats import median_interval
     from harness.experiment.claims.facts import CONNECTIVITY_SIDECARS, reach_key
-    from harness.lab.kinds import Protocol, Status, TrafficPath
+    from harness.lab.vocabulary import Protocol, Status, TrafficPath
 
     mine = frame[(frame.strategy == strategy) & (frame.test == "tcp_throughput")]
     conn: dict = {}
@@ -464,7 +464,7 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
     import time
 
     from harness.experiment.claims.facts import CONNECTIVITY_SIDECARS, ConnectivityFacts, reach_key
-    from harness.lab.kinds import Protocol
+    from harness.lab.vocabulary import Protocol
     from harness.pod.mesh import SidecarKind
 
     facts = ProbeFacts()

@@ -19,7 +19,7 @@ from harness.guests.base import Guest
 from harness.guests.driver import PASST_MTU, GuestDriver, PasstNet, TapPort, UserModeNet
 from harness.guests.qemu.vm import QemuGuest
 from harness.lab.bed import TestBed
-from harness.lab.kinds import GuestKind
+from harness.lab.vocabulary import GuestKind
 from harness.lab.waiting import wait_listening, wait_until
 
 SLIRP_MTU = 1500  # libslirp's, fixed in QEMU 7.2's -netdev user
