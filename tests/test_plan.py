@@ -180,6 +180,26 @@ def test_a_new_runtime_is_one_class_and_one_registry_line(tmp_path, monkeypatch)
     assert set(samples.runtime) == {"counting"}
 
 
+def test_the_time_left_goes_to_the_ratios_closest_to_their_n():
+    """Issue 41: with the budget for only one of two ratios that would each fit alone, the one needing fewer blocks
+    keeps its blocks and the other stops at once with the reason, instead of both running until neither can
+    finish. The choice reads the pilot's N only (no observed value)."""
+    from harness.analysis.stats import SteinPlan
+    from harness.experiment.precision import PrecisionState, RatioState
+
+    state = PrecisionState(0.10, 3, 600.0, {}, bed_s=10.0)
+    near = RatioState(("bridge", "none", 1500, None, "tcp_throughput", "egress", "throughput"), SteinPlan(3, 0.06, 0.1))
+    far = RatioState(("masquerade", "none", 1500, None, "tcp_throughput", "egress", "throughput"),
+                     SteinPlan(3, 0.09, 0.1))  # fmt: skip
+    near.blocks = far.blocks = 3
+    state.ratios = {near.key: near, far.key: far}
+    more_near, more_far = near.need - 3, far.need - 3
+    left = 600.0 - 250.0
+    assert 0 < more_near < more_far and more_far * 2 * 10.0 <= left < (more_near + more_far) * 2 * 10.0
+    assert state.open_ratios(250.0) == [near]
+    assert far.stopped.startswith("budget:") and "beside the ratios closer to their N" in far.stopped
+
+
 def test_a_ratio_no_number_of_blocks_can_decide_does_not_keep_the_run_going():
     from harness.analysis.stats import SteinPlan
     from harness.experiment.precision import MAX_BLOCKS, PrecisionState, RatioState

@@ -100,8 +100,10 @@ class PrecisionState:
         return max([n for n in needs if n <= MAX_BLOCKS], default=self.pilot_blocks)
 
     def open_ratios(self, elapsed_s: float) -> list[RatioState]:
-        """The ratios that still get blocks: short of their N, not stopped. A ratio whose remaining blocks could not
-        fit in the time left even alone (its bed and a direct each) stops here with that reason."""
+        """The ratios that still get blocks: short of their N, not stopped. With a budget, the time left goes to the
+        ratios closest to their N first (fewest remaining blocks; a cell's bed serves all its ratios, each with a
+        direct beside it): a ratio that would not fit beside those stops here with that reason, instead of taking
+        blocks it could never complete. The order depends on the pilot's N only, never on observed values."""
         left = None if self.budget_s is None else self.budget_s - elapsed_s
         out = []
         for r in self.ratios.values():
@@ -117,13 +119,23 @@ class PrecisionState:
             if r.need > MAX_BLOCKS:
                 r.stopped = f"spread: pilot s={r.plan.pilot_sd:.3f} needs {r.need} blocks, above the {MAX_BLOCKS} cap"
                 continue
-            if left is not None and self.bed_s and (r.need - r.blocks) * 2 * self.bed_s > left:
-                r.stopped = (f"budget: needs {r.need} blocks (pilot s={r.plan.pilot_sd:.3f}); {r.need - r.blocks} "
-                             f"more would take {(r.need - r.blocks) * 2 * self.bed_s:.0f} s even alone, "
-                             f"{max(left, 0):.0f} s were left")  # fmt: skip
-                continue
             out.append(r)
-        return out
+        if left is None or not self.bed_s:
+            return out
+        kept: list[RatioState] = []
+        cells: dict[tuple, int] = {}  # cell -> the most blocks a kept ratio of it still needs
+        for r in sorted(out, key=lambda r: (r.need - r.blocks, r.name)):
+            more = r.need - r.blocks
+            trial = {**cells, r.key[:4]: max(cells.get(r.key[:4], 0), more)}
+            if sum(trial.values()) * 2 * self.bed_s <= left:
+                kept.append(r)
+                cells = trial
+                continue
+            alone = more * 2 * self.bed_s
+            r.stopped = (f"budget: needs {r.need} blocks (pilot s={r.plan.pilot_sd:.3f}); {more} more would take "
+                         f"{alone:.0f} s" + (" even alone" if alone > left else " beside the ratios closer to their N")
+                         + f", {max(left, 0):.0f} s were left")  # fmt: skip
+        return kept
 
     def open_cells(self, elapsed_s: float, cells) -> frozenset[str]:
         """The labels of the plan's cells with an open ratio (`cells`: the plan's CellPlans)."""
