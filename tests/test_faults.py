@@ -67,8 +67,8 @@ tests:
 TRIALS = int(os.environ.get("VMNB_FAULT_TRIALS", "1"))
 """How many times the default number of kill moments each kind gets (`VMNB_FAULT_TRIALS=3` for a deeper sweep);
 the moments are drawn from a fresh seed every session, so CI runs add up to the same coverage over time."""
-KILL_PLAN = {"netns": (NETNS, 5 * TRIALS, 12.0), "sidecar": (SIDECAR, 3 * TRIALS, 12.0),
-             "qemu": (QEMU, 2 * TRIALS, 25.0), "docker": (DOCKER, 3 * TRIALS, 15.0)}  # fmt: skip
+KILL_PLAN = {"netns": (NETNS, 4 * TRIALS, 12.0), "sidecar": (SIDECAR, 2 * TRIALS, 12.0),
+             "qemu": (QEMU, 2 * TRIALS, 25.0), "docker": (DOCKER, 2 * TRIALS, 15.0)}  # fmt: skip
 
 
 def root_snapshot() -> dict[str, str]:
