@@ -3,7 +3,7 @@ block until the largest N) and with today's (after the pilot a block holds only 
 run alternately in one sitting so the machine's drift hits both (issue 41, item 6).
 
 Each run is scenarios/smoke.yaml without its claims phase, with the same time budget for the blocks (the share
-`make bench` leaves them); the old schedule is selected by VMNB_SCHEDULE=every-cell (harness/experiment/runner.py).
+`make bench` leaves them); the old schedule is selected by VMNB_SCHEDULE=every-cell (harness/run/runner.py).
 A ratio is decided when its Stein interval reached the +-10% target (run.json `precision.ratios[].reached`).
 
     .venv/bin/python benchmarks/decisiveness.py [--pairs 3] [--minutes 6] [--results /tmp/vmnb-decisiveness]

@@ -19,9 +19,9 @@ import subprocess
 
 from meshed_paths import counting_table, nft_counters  # this folder's script, beside this one
 
-from harness.experiment.dns import measure_dns
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec
+from harness.kinds.dns import measure_dns
 from harness.lab.session import LabSession
 from harness.pod.mesh import install_sidecar
 from strategies import strategy_class

@@ -1,6 +1,6 @@
 """How often the side-by-side gate (`vmnetbench gate --against REV`) flags a planted slowdown, and how often it
 flags unchanged code: runs the gate R times per planted pause of masquerade's tools in the tree under test
-(VMNB_PLANT_PAUSE, harness/experiment/plants.py; 0 = unchanged) and counts the runs with a `regressed` row.
+(VMNB_PLANT_PAUSE, harness/run/plants.py; 0 = unchanged) and counts the runs with a `regressed` row.
 
     .venv/bin/python benchmarks/gate_power.py [--runs 4] [--blocks 6] [--pauses 0,0.1,0.2] [--against HEAD]
 

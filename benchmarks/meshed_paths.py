@@ -22,10 +22,10 @@ import subprocess
 
 from rich.console import Console
 
-from harness.experiment.iperf import measure_tcp_throughput
 from harness.guests.drivers import driver_for
 from harness.guests.facts import guest_spec
 from harness.guests.spec import GuestSpec, QemuOptions
+from harness.kinds.throughput import measure_tcp_throughput
 from harness.lab.session import LabSession
 from harness.lab.vocabulary import GuestKind
 from harness.pod.mesh import Client, install_sidecar

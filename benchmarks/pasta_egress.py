@@ -17,9 +17,9 @@ import re
 import subprocess
 import time
 
-from harness.experiment.iperf import IPERF_SERVER, parse_client_json
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec
+from harness.kinds.throughput import IPERF_SERVER, parse_client_json
 from harness.lab.session import LabSession
 from strategies.base import Services
 from strategies.passt import Passt, PasstOptions

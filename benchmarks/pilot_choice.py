@@ -1,6 +1,6 @@
 """Which pilot length decides the most ratios in the main job's budget (issue 41)?
 
-Simulates the adaptive schedule (harness/experiment/precision.py) on the spreads of a real run: every ratio's true
+Simulates the adaptive schedule (harness/run/precision.py) on the spreads of a real run: every ratio's true
 per-block log sd is taken from the run's own blocks (default: tests/fixtures/run-mesh, a `make bench` run);
 per simulated run, each ratio's pilot sd is drawn (chi-square, n0 - 1 df), Stein's N follows, the pilot costs
 n0 full blocks and every later block holds only the cells with a ratio short of its N (each cell's bed plus a

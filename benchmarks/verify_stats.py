@@ -2,7 +2,7 @@
 
 Each run measures, in the paired block design, `direct` against `direct-twin` (the same binding under another
 name: the A/A pair) and against `direct-slow5/10/20`: the same binding whose measurement tools in the pod are
-paused for 5% / 10% / 20% of every 20 ms (VMNB_PLANT_PAUSE, harness/experiment/plants.py; the egress sender is
+paused for 5% / 10% / 20% of every 20 ms (VMNB_PLANT_PAUSE, harness/run/plants.py; the egress sender is
 the bottleneck of direct, so the slowdown is proportional whatever the load; the realised effect is printed
 beside the planted one). Then, over all runs:
 - coverage: the share of the twin's 95% intervals that contain 1 (target 95%);

@@ -59,10 +59,10 @@ def run(
 ) -> None:
     """Run a scenario: build beds, set up each strategy, measure, tear down, write results/<run id>/."""
     from harness.analysis.results import ResultsFolderError, ResultsWriteError
-    from harness.experiment.runner import Interrupted, format_duration, run_scenario
-    from harness.experiment.scenario import ScenarioError, load_scenario
     from harness.lab.session import RunIdInUse
     from harness.lab.vocabulary import GuestKind
+    from harness.run.runner import Interrupted, format_duration, run_scenario
+    from harness.run.scenario import ScenarioError, load_scenario
     from harness.runtime.engine import EngineUnavailable
 
     try:
@@ -98,13 +98,13 @@ def run(
         elif parsed.time_budget_minutes:
             budget, given = parsed.time_budget_minutes * 60, "of the scenario's time_budget_minutes"
         if budget is not None:
-            from harness.experiment.plan import resolve
             from harness.guests.spec import GuestSpec
+            from harness.run.plan import resolve
 
             plan = resolve(parsed, GuestSpec(GuestKind(parsed.guest), parsed.qemu))  # no guest built or probed yet
             estimate = plan.estimated_seconds()
-            if parsed.claims:  # the claims phase shares the budget (harness/experiment/claims/verdicts.py)
-                from harness.experiment.claims.verdicts import SEED_STRATEGIES, claims_seconds
+            if parsed.claims:  # the claims phase shares the budget (harness/claims/verdicts.py)
+                from harness.claims.verdicts import SEED_STRATEGIES, claims_seconds
 
                 seed = [s for s in SEED_STRATEGIES if s in parsed.strategies]
                 estimate += claims_seconds(seed, parsed.guest == "netns")
@@ -272,8 +272,8 @@ def gate(
     from harness.analysis.gate import DEFAULT_BASELINE, GateError, judge_ab, judge_against_baseline, load_baseline
     from harness.analysis.gate import save_baseline as store
     from harness.analysis.results import load_meta, load_samples
-    from harness.experiment.runner import run_scenario
-    from harness.experiment.scenario import ScenarioError, load_scenario
+    from harness.run.runner import run_scenario
+    from harness.run.scenario import ScenarioError, load_scenario
 
     baseline = baseline or DEFAULT_BASELINE
     if against is not None:
@@ -323,10 +323,10 @@ def gate_against(rev: str, scenario: Path, blocks: int | None, results: Path, ju
     """`gate --against REV`: REV checked out beside this tree, both trees' blocks interleaved, judged paired."""
     from harness.analysis.gate import GateError, judge_side_by_side
     from harness.analysis.results import load_samples
-    from harness.experiment.scenario import ScenarioError, load_scenario
-    from harness.experiment.sidebyside import SideBySideError, resolve_revision, run_side_by_side, worktree
     from harness.lab.names import new_run_id
     from harness.lab.paths import REPO_ROOT
+    from harness.run.scenario import ScenarioError, load_scenario
+    from harness.run.sidebyside import SideBySideError, resolve_revision, run_side_by_side, worktree
 
     try:
         parsed, _ = load_scenario(scenario)
@@ -512,7 +512,7 @@ def claims(
     results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
 ) -> None:
     """Probe every strategy and judge each claim of the seed post: claims.json and claims.md in the run folder."""
-    from harness.experiment.claims.verdicts import load_claim_rows, print_claims, run_claims
+    from harness.claims.verdicts import load_claim_rows, print_claims, run_claims
     from harness.runtime.registry import RUNTIMES
     from strategies import STRATEGIES, strategy_class
 
@@ -568,8 +568,8 @@ def describe(
     """Set a strategy up on a scratch bed and print what it creates: links, addresses, rules, processes."""
     import yaml
 
-    from harness.experiment.describe import describe_strategy
-    from harness.experiment.scenario import ScenarioError, parse_strategy_options
+    from harness.run.describe import describe_strategy
+    from harness.run.scenario import ScenarioError, parse_strategy_options
     from strategies import STRATEGIES, strategy_class
 
     if name not in STRATEGIES:
@@ -619,8 +619,8 @@ def manifests(
     """Write, for every cell of a scenario, the Kubernetes objects that reproduce it on a cluster with KubeVirt and
     the mesh: namespace, VM, Services, peer and one Job per ingress test. Nothing here talks to a cluster."""
     from harness.cluster.manifests import Images, dns_label, write_manifests
-    from harness.experiment.scenario import ScenarioError, load_scenario
     from harness.pod.kubevirt import KubevirtRelease
+    from harness.run.scenario import ScenarioError, load_scenario
 
     try:
         parsed, text = load_scenario(scenario)

@@ -10,14 +10,14 @@ import sys
 
 import pytest
 
-from harness.experiment.iperf import measure_tcp_throughput
-from harness.experiment.measure import MeshSnapshot, traversal
-from harness.experiment.outcome import Outcome
 from harness.guests.attachment import Ends
 from harness.guests.driver import GuestDriver
 from harness.guests.drivers import driver_for
 from harness.guests.netns import NetnsGuest
 from harness.guests.spec import GuestSpec
+from harness.kinds.measure import MeshSnapshot, traversal
+from harness.kinds.outcome import Outcome
+from harness.kinds.throughput import measure_tcp_throughput
 from harness.lab.bed import TestBed
 from harness.lab.netns import Namespace, list_namespaces
 from harness.lab.paths import REPO_ROOT, STATE_DIR
@@ -122,8 +122,8 @@ def run_scenario_text(tmp_path, text: str):
     """Run a scenario given as YAML text in this process (no CLI); it must complete without a harness error and
     leave nothing behind. Returns (samples, run folder)."""
     from harness.analysis.results import load_samples
-    from harness.experiment.runner import run_scenario
-    from harness.experiment.scenario import load_scenario
+    from harness.run.runner import run_scenario
+    from harness.run.scenario import load_scenario
 
     path = tmp_path / "scenario.yaml"
     path.write_text(text)

@@ -18,7 +18,9 @@ LAYERS = {
     "strategies": 3,
     "harness.runtime": 3,
     "harness.analysis": 3,
-    "harness.experiment": 4,
+    "harness.kinds": 3.5,
+    "harness.claims": 4,
+    "harness.run": 4.2,
     "harness.cluster": 4.5,
     "harness.cli": 5,
 }
@@ -118,7 +120,7 @@ def test_parsing_a_scenario_does_not_load_the_qemu_code():
     import subprocess
     import sys
 
-    code = ("import sys; from harness.experiment.scenario import load_scenario; load_scenario('scenarios/vm.yaml'); "
+    code = ("import sys; from harness.run.scenario import load_scenario; load_scenario('scenarios/vm.yaml'); "
             "print(sorted(m for m in sys.modules if m.startswith('harness.guests.qemu')))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
@@ -183,8 +185,8 @@ def test_a_new_mesh_mode_is_one_class_the_harness_asks():
 
 RUNTIME_WORDS = ("docker", "container_pod", "kubelet")
 ENGINE_CORE = ["harness/lab/*.py", "harness/pod/*.py", "harness/guests/**/*.py", "strategies/*.py",
-               "harness/analysis/*.py", "harness/experiment/runner.py", "harness/experiment/plan.py",
-               "harness/experiment/measure.py", "harness/experiment/precision.py"]  # fmt: skip
+               "harness/analysis/*.py", "harness/run/runner.py", "harness/run/plan.py",
+               "harness/kinds/measure.py", "harness/run/precision.py"]  # fmt: skip
 
 
 FOREIGN_STATE_PATHS = {("paths.py", "/run/docker"), ("paths.py", "/var/lib/docker")}
@@ -228,7 +230,7 @@ def test_every_metric_a_test_kind_emits_is_declared_once_in_the_registry():
     from harness.metrics.registry import METRICS
 
     found = []
-    for path in ("harness/experiment/kinds.py", "harness/experiment/measure.py"):
+    for path in sorted(str(f.relative_to(REPO_ROOT)) for f in (REPO_ROOT / "harness/kinds").glob("*.py")):
         for node in ast.walk(ast.parse((REPO_ROOT / path).read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Metric" and len(node.args) >= 2:
                 name, unit = node.args[0], node.args[1]
@@ -274,9 +276,9 @@ def test_a_new_binding_is_one_class_and_one_registry_line(tmp_path, monkeypatch)
     import strategies
     from harness.analysis.report import write_report
     from harness.cluster.manifests import write_manifests
-    from harness.experiment.scenario import load_scenario
     from harness.pod import bindings
     from harness.pod.kubevirt import InRelease, KubevirtBinding, KubevirtRelease, Shipping
+    from harness.run.scenario import load_scenario
     from strategies.masquerade import Masquerade
     from tests.conftest import run_scenario_text
 
@@ -317,11 +319,11 @@ REFERENCE_NAMES = {"direct", "none"}
 against (the method names them), not additions a contributor makes."""
 NAMES_ALLOWED = {
     # file: (names, why they stay)
-    "harness/experiment/claims/verdicts.py": (
+    "harness/claims/verdicts.py": (
         {"nat-proxy", "passt", "slirp", "tcp_throughput"},
         "the seed post's claims are about named bindings (claims.yaml)",
     ),
-    "harness/experiment/claims/probes.py": (
+    "harness/claims/probes.py": (
         {"bridge", "tproxy", "rr", "tcp_throughput"},
         "the probes the seed's claims name, in the kinds they run",
     ),
@@ -339,28 +341,25 @@ NAMES_ALLOWED = {
     "harness/pod/envoy.py": ({"dns"}, "Envoy's certificate-details field"),
     "harness/pod/protocols.py": ({"http"}, "a protocol's name"),
     "harness/pod/sidecars.py": ({"http"}, "a protocol's name"),
-    "harness/experiment/http.py": ({"http"}, "a protocol's name (HTTP/1.1)"),
+    "harness/kinds/http.py": ({"http"}, "a protocol's name (HTTP/1.1)"),
     "harness/analysis/http_section.py": ({"http"}, "a protocol's name (HTTP/1.1)"),
 }
 
 
 def test_no_binding_mesh_or_test_kind_name_is_spelled_outside_its_home():
     """Issue 42: a binding's name lives in its strategies/ module, a mesh mode's in harness/pod/mesh.py, a test
-    kind's in harness/experiment/kinds.py and the metric registry; every other module asks the registries. What
+    kind's in harness/kinds/ and the metric registry; every other module asks the registries. What
     must stay is allow-listed above with the reason (the plain pod and no-mesh references; the seed's claims; the
     passt *program*, the Linux *bridge* link kind, protocol words that a kind shares its name with)."""
-    import typing
-
     import strategies
-    from harness.experiment import kinds
+    from harness.kinds import TEST_KINDS
     from harness.pod.mesh import MESHES
 
-    kind_names = set()
-    for value in vars(kinds).values():
-        if isinstance(value, type) and "kind" in getattr(value, "model_fields", {}):
-            kind_names |= set(typing.get_args(value.model_fields["kind"].annotation))
+    kind_names = set(TEST_KINDS)
     assert {"tcp_throughput", "rr", "crr", "http"} <= kind_names
-    homes = {"harness/pod/mesh.py", "harness/experiment/kinds.py", "harness/metrics/registry.py"}
+    homes = {"harness/pod/mesh.py", "harness/metrics/registry.py"} | {
+        f"harness/kinds/{module}.py" for module in ("base", "throughput", "request_response", "dns", "http")
+    }
     names = (set(strategies.STRATEGIES) | set(MESHES) | kind_names) - REFERENCE_NAMES
     offending = []
     for path in sorted(REPO_ROOT.glob("harness/**/*.py")):
@@ -375,15 +374,15 @@ def test_no_binding_mesh_or_test_kind_name_is_spelled_outside_its_home():
 
 
 def test_the_run_reads_only_its_plan():
-    """Issue 42: the scenario is read once, into the plan (harness/experiment/plan.py RunPlan with its RunSettings);
+    """Issue 42: the scenario is read once, into the plan (harness/run/plan.py RunPlan with its RunSettings);
     the runner, the measurement frame and the stopping rule never import the scenario model nor read a field of
     a `scenario` object."""
-    readers = ["harness/experiment/runner.py", "harness/experiment/measure.py", "harness/experiment/precision.py"]
+    readers = ["harness/run/runner.py", "harness/kinds/measure.py", "harness/run/precision.py"]
     offending = []
     for rel in readers:
         tree = ast.parse((REPO_ROOT / rel).read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == "harness.experiment.scenario":
+            if isinstance(node, ast.ImportFrom) and node.module == "harness.run.scenario":
                 offending.append(f"{rel}:{node.lineno}: imports the scenario model")
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "scenario":
                 offending.append(f"{rel}:{node.lineno}: reads scenario.{node.attr}")

@@ -11,9 +11,9 @@ import pandas as pd
 
 from harness.analysis.provenance import tool_version
 from harness.analysis.results import COLUMNS
-from harness.experiment.endpoints import parse_tool_json
-from harness.experiment.iperf import parse_client_json
-from harness.experiment.latency import CrrReport
+from harness.kinds.endpoints import parse_tool_json
+from harness.kinds.latency import CrrReport
+from harness.kinds.throughput import parse_client_json
 from harness.lab.procfs import is_zombie, live_pids
 from tests.conftest import cli
 
@@ -159,7 +159,7 @@ def test_cli_misuse_is_one_sentence(tmp_path):
 def test_a_binding_that_needs_a_vm_is_left_out_on_the_netns_guest_or_refused_alone(tmp_path):
     """passt-vhost-user has nothing to attach on the netns guest: like `claims`, a run leaves it out and says so
     (its rows would read as the binding failing); a scenario with nothing else to measure is refused."""
-    from harness.experiment.scenario import load_scenario
+    from harness.run.scenario import load_scenario
 
     alone = tmp_path / "alone.yaml"
     alone.write_text("name: t\nstrategies: [direct, passt-vhost-user]\ntests:\n  - {kind: tcp_throughput}\n")

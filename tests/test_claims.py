@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.results import RunWriter
-from harness.experiment.claims.facts import (
+from harness.claims.facts import (
     CoexistenceFacts,
     ConnectivityFacts,
     Interval,
@@ -17,9 +17,9 @@ from harness.experiment.claims.facts import (
     PrivilegeFacts,
     StrategyFacts,
 )
-from harness.experiment.claims.privilege import probe_privilege
-from harness.experiment.claims.probes import ProbeContext, probe_coexistence, probe_setup_inventory
-from harness.experiment.claims.verdicts import ClaimsFileError, ProbeFacts, judge, load_claims
+from harness.claims.privilege import probe_privilege
+from harness.claims.probes import ProbeContext, probe_coexistence, probe_setup_inventory
+from harness.claims.verdicts import ClaimsFileError, ProbeFacts, judge, load_claims
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_every_claim_of_the_seed_is_in_the_table():
 
 
 def test_connectivity_probe_sees_nat_proxy_tcp_only_ingress(ctx):
-    from harness.experiment.claims.probes import probe_connectivity
+    from harness.claims.probes import probe_connectivity
     from harness.pod.mesh import SidecarKind
 
     facts = probe_connectivity(ctx, "nat-proxy", sidecars=(SidecarKind.NONE,))
@@ -132,7 +132,7 @@ def test_connectivity_probe_sees_nat_proxy_tcp_only_ingress(ctx):
 def test_connectivity_probe_takes_ambient_into_account(ctx):
     """slirp's TCP crosses ambient's node proxy both ways; its UDP is not redirected by ambient (TCP only), so
     it works but bypasses the mesh."""
-    from harness.experiment.claims.probes import probe_connectivity
+    from harness.claims.probes import probe_connectivity
     from harness.pod.mesh import SidecarKind
 
     facts = probe_connectivity(ctx, "slirp", sidecars=(SidecarKind.AMBIENT,))
@@ -164,7 +164,7 @@ def test_slirp_in_qemu_is_a_userspace_stack_even_though_its_socket_bytes_are_not
 
 
 def test_a_misspelt_fact_in_the_rules_fails_when_the_file_loads(tmp_path):
-    good = (Path(__file__).resolve().parents[1] / "harness/experiment/claims/claims.yaml").read_text()
+    good = (Path(__file__).resolve().parents[1] / "harness/claims/claims.yaml").read_text()
     for wrong, says in (
         ("conn.tcp_through_envoy_redirect", "conn.tcp_thru_envoy_redirect"),
         ("inv.extra_processes", "inv.extra_process"),

@@ -29,8 +29,8 @@ from referencing.jsonschema import DRAFT7
 from harness.cluster import scripts
 from harness.cluster.ingest import InputFolder, ingest, read_blocks, repetitions
 from harness.cluster.manifests import SCHEMA_TAGS, dns_label, write_manifests
-from harness.experiment.scenario import load_scenario, parse_scenario_text
 from harness.pod.kubevirt import KubevirtRelease
+from harness.run.scenario import load_scenario, parse_scenario_text
 from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parent.parent

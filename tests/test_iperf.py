@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from harness.experiment.iperf import failure_reason, measure_tcp_throughput, parse_client_json
+from harness.kinds.throughput import failure_reason, measure_tcp_throughput, parse_client_json
 from tests.conftest import ends
 
 

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from harness.experiment.scenario import Scenario
 from harness.lab.paths import REPO_ROOT
 from harness.pod.bindings import binding_status, pod_annotations
 from harness.pod.kubevirt import KUBEVIRT_INTERFACES_ANNOTATION, LATEST, REROUTE_ANNOTATION, rerouted_interfaces
+from harness.run.scenario import Scenario
 
 
 def test_masquerade_pods_are_annotated_for_the_reroute_since_1_7():

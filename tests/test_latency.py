@@ -9,9 +9,10 @@ import pytest
 
 from harness.analysis.results import RunWriter, Sample
 from harness.analysis.summary import latency_percentiles
-from harness.experiment.kinds import ConnectRequestResponse, RequestResponse, TcpThroughput, UdpThroughput
-from harness.experiment.latency import measure_crr, measure_rr, parse_full_log
-from harness.experiment.measure import Cell, run_test
+from harness.kinds.latency import measure_crr, measure_rr, parse_full_log
+from harness.kinds.measure import Cell, run_test
+from harness.kinds.request_response import ConnectRequestResponse, RequestResponse
+from harness.kinds.throughput import TcpThroughput, UdpThroughput
 from strategies import strategy_class
 from strategies.base import Services
 from tests.conftest import ends

@@ -12,9 +12,8 @@ from types import SimpleNamespace
 import pytest
 from cryptography import x509
 
-from harness.experiment.measure import MeshSnapshot, traversal
-from harness.experiment.outcome import Outcome
-from harness.experiment.scenario import Scenario
+from harness.kinds.measure import MeshSnapshot, traversal
+from harness.kinds.outcome import Outcome
 from harness.lab.vocabulary import Direction, Status, TrafficPath
 from harness.lab.waiting import wait_listening
 from harness.pod import mtls
@@ -24,6 +23,7 @@ from harness.pod.identity import MeshCA, spiffe_id
 from harness.pod.mesh import Client, install_sidecar, layout_label
 from harness.pod.mtls import MeshTls, PeerAuthentication, PeerKind
 from harness.pod.sidecars import SidecarCounters
+from harness.run.scenario import Scenario
 from tests.conftest import run_scenario_text
 
 MESHED = Client(PeerKind.MESHED)

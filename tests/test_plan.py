@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from harness.analysis.blocks import block_log_ratios
-from harness.experiment.plan import resolve
-from harness.experiment.scenario import Scenario
 from harness.guests.spec import GuestSpec
+from harness.run.plan import resolve
+from harness.run.scenario import Scenario
 from tests.conftest import REPO, assert_clean
 
 
@@ -185,7 +185,7 @@ def test_the_time_left_goes_to_the_ratios_closest_to_their_n():
     keeps its blocks and the other stops at once with the reason, instead of both running until neither can
     finish. The choice reads the pilot's N only (no observed value)."""
     from harness.analysis.stats import SteinPlan
-    from harness.experiment.precision import PrecisionState, RatioState
+    from harness.run.precision import PrecisionState, RatioState
 
     state = PrecisionState(0.10, 3, 600.0, {}, bed_s=10.0)
     near = RatioState(("bridge", "none", 1500, None, "tcp_throughput", "egress", "throughput"), SteinPlan(3, 0.06, 0.1))
@@ -202,7 +202,7 @@ def test_the_time_left_goes_to_the_ratios_closest_to_their_n():
 
 def test_a_ratio_no_number_of_blocks_can_decide_does_not_keep_the_run_going():
     from harness.analysis.stats import SteinPlan
-    from harness.experiment.precision import MAX_BLOCKS, PrecisionState, RatioState
+    from harness.run.precision import MAX_BLOCKS, PrecisionState, RatioState
 
     state = PrecisionState(0.10, 5, None, {})
     hopeless = RatioState(("passt", "none", 1500, None, "tcp_throughput", "egress", "throughput"),
@@ -221,7 +221,7 @@ def test_after_the_pilot_a_block_holds_only_the_cells_that_still_decide_somethin
     more blocks, a cell that bypassed the mesh in every pilot bed and a research design under a mesh stop with
     their reasons, and the next block holds only the open cell with a direct before and after it. Each ratio's
     interval is judged on its own first N blocks."""
-    from harness.experiment.precision import PrecisionState
+    from harness.run.precision import PrecisionState
     from tests.test_recommend import rows_for
 
     frame = pd.concat([

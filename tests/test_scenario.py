@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.experiment.scenario import ScenarioError, load_scenario
+from harness.run.scenario import ScenarioError, load_scenario
 from strategies import STRATEGIES
 from tests.conftest import cli
 

@@ -15,10 +15,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.experiment.kinds import TEST_KINDS
-from harness.experiment.scenario import MAX_SCENARIO_NODES, Scenario, ScenarioError, load_scenario
+from harness.kinds import TEST_KINDS
 from harness.lab.addresses import BENCH_RANGE
 from harness.lab.paths import REPO_ROOT, STATE_DIR
+from harness.run.scenario import MAX_SCENARIO_NODES, Scenario, ScenarioError, load_scenario
 from strategies import STRATEGIES
 
 TEST_FIELDS = sorted({f for kind in TEST_KINDS.values() for f in kind.model_fields} - {"kind"} | {"protocol", "x"})

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness.experiment.iperf import measure_tcp_throughput
+from harness.kinds.throughput import measure_tcp_throughput
 from harness.lab.rules import list_nft
 from strategies import STRATEGIES, strategy_class
 from strategies.masquerade import Masquerade, MasqueradeOptions
@@ -69,8 +69,8 @@ def test_masquerade_rejects_a_bad_vm_cidr():
 
 
 def test_describe_shows_rules_routes_and_processes():
-    from harness.experiment.describe import describe_strategy
     from harness.lab.netns import list_namespaces
+    from harness.run.describe import describe_strategy
 
     before = set(list_namespaces())
     text = describe_strategy("tproxy")
@@ -87,7 +87,7 @@ def test_describe_shows_rules_routes_and_processes():
 
 
 def test_tproxy_established_match_option_selects_the_rule():
-    from harness.experiment.describe import describe_strategy
+    from harness.run.describe import describe_strategy
     from strategies import strategy_class
 
     assert "-m socket -j KUBEVIRT_DIVERT" in describe_strategy("tproxy")

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.report import write_report
-from harness.experiment.scenario import load_scenario
 from harness.guests.facts import nic_mtu
 from harness.guests.netns import NetnsGuest
 from harness.lab.netns import veth
+from harness.run.scenario import load_scenario
 from tests.conftest import REPO, run_scenario_text
 
 SWEEP = """
@@ -143,7 +143,7 @@ def test_a_run_over_its_time_budget_is_refused_before_it_starts(tmp_path):
     ],
 )
 def test_bad_sweeps_are_refused_in_one_sentence(tmp_path, sweep, says):
-    from harness.experiment.scenario import ScenarioError
+    from harness.run.scenario import ScenarioError
 
     path = tmp_path / "scenario.yaml"
     path.write_text("name: t\nstrategies: [direct, masquerade]\ntests:\n  - {kind: tcp_throughput}\nsweep:\n" + sweep)

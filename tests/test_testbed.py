@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.experiment.iperf import measure_tcp_throughput
+from harness.kinds.throughput import measure_tcp_throughput
 from harness.lab.netns import list_namespaces
 from tests.conftest import assert_clean, ends
 

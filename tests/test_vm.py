@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.experiment.iperf import measure_tcp_throughput
 from harness.guests.drivers import driver_for
 from harness.guests.qemu.accel import GuestNotReady, resolve_acceleration
 from harness.guests.qemu.image import build_image, module_order, newest_kernel
 from harness.guests.qemu.vm import QemuGuest
 from harness.guests.spec import GuestSpec, QemuOptions, tcg_acceleration
+from harness.kinds.throughput import measure_tcp_throughput
 from harness.lab.names import new_run_id
 from harness.lab.vocabulary import GuestKind
 from strategies import strategy_class
@@ -150,8 +150,8 @@ def test_slirp_in_qemu_needs_no_helper_process_and_no_net_capabilities(lab, tmp_
     """The two slirp claims the netns guest could not decide (issue 7): with QEMU's -netdev user the pod holds
     no process besides the VM and no tap, and setup plus traffic work without NET_ADMIN and NET_RAW."""
     from harness.analysis.results import RunWriter
-    from harness.experiment.claims.privilege import probe_privilege
-    from harness.experiment.claims.probes import ProbeContext, probe_setup_inventory
+    from harness.claims.privilege import probe_privilege
+    from harness.claims.probes import ProbeContext, probe_setup_inventory
 
     ctx = ProbeContext(lab, RunWriter(tmp_path / "results", lab.run_id), TCG)
     inventory = probe_setup_inventory(ctx, "slirp")

@@ -2,7 +2,7 @@
 
 Noise on this machine is local in time (ingress and egress of one bed correlate 0.73, cells a minute apart
 barely), so the runner measures blocks: per sidecar (and pod MTU), `direct, X1, direct, X2, ..., direct` with
-the X order shuffled per block (harness/experiment/plan.py). Each X sample is divided by the geometric mean
+the X order shuffled per block (harness/run/plan.py). Each X sample is divided by the geometric mean
 of the direct samples in the slots on either side of it (linear drift cancels); one log ratio per block.
 
 Runs from before blocks (no `slot` column) have no neighbours to pair with: their ratios are unpaired

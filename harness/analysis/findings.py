@@ -17,7 +17,7 @@ class Finding:
     text: str
     erratic: bool = False
     """The tool makes the value vary from run to run by far more than the noise: more blocks do not narrow it,
-    so a precision run stops its ratios after the pilot (harness/experiment/precision.py)."""
+    so a precision run stops its ratios after the pilot (harness/run/precision.py)."""
 
     @property
     def title(self) -> str:

@@ -93,7 +93,7 @@ def judge_ab(samples: pd.DataFrame, a: str, b: str, gates_path: Path = DEFAULT_G
 
 def judge_side_by_side(base_runs: list[pd.DataFrame], new_runs: list[pd.DataFrame],
                        gates_path: Path = DEFAULT_GATES) -> pd.DataFrame:  # fmt: skip
-    """Two revisions measured in the same blocks (harness/experiment/sidebyside.py): block b of BASE and block b of
+    """Two revisions measured in the same blocks (harness/run/sidebyside.py): block b of BASE and block b of
     NEW ran one after the other, their order alternating. Per gated row, the per-block log difference of the
     within-run ratio to direct (NEW - BASE): the shift between sittings is common to both and cancels. One-sided
     paired t for worse and for better, Holm over the rows; `unchanged` when the paired 90% interval of the ratio

@@ -34,7 +34,7 @@ class Sample:
     `peer_authentication` repeat those parts, so every analysis keyed on `sidecar` keeps the client kinds apart."""
     scenario: str
     repetition: int
-    block: int | None = None  # the block of the paired design (harness/experiment/plan.py); = repetition
+    block: int | None = None  # the block of the paired design (harness/run/plan.py); = repetition
     slot: int | None = None  # the bed's position in its block: adjacent slots ran one after the other
     peer: str = "outside"  # outside the mesh (plaintext) or meshed (its own proxy: mTLS / HBONE)
     peer_authentication: str = "permissive"

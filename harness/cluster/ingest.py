@@ -29,10 +29,10 @@ from harness.analysis.results import RunWriter, Sample
 from harness.cluster.manifests import FORMAT, INDEX, ClusterCell
 from harness.cluster.manifests import Block as TestBlock
 from harness.cluster.scripts import VERSIONS_BLOCK
-from harness.experiment.kinds import TestKind
-from harness.experiment.scenario import ScenarioError, parse_scenario_text
+from harness.kinds import TestKind
 from harness.lab.names import new_run_id
 from harness.lab.vocabulary import Status, TrafficPath
+from harness.run.scenario import ScenarioError, parse_scenario_text
 
 RUNTIME = "kubernetes"
 GUEST = "kubevirt"

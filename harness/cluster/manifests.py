@@ -42,13 +42,13 @@ import yaml
 from harness.analysis.provenance import git_sha
 from harness.analysis.results import now
 from harness.cluster import scripts
-from harness.experiment.kinds import TestKind
-from harness.experiment.scenario import CellSpec, Scenario
+from harness.kinds import TestKind
 from harness.lab.vocabulary import Direction
 from harness.pod.bindings import binding_status, shipping, vmi_interface
 from harness.pod.kubevirt import REROUTE_ANNOTATION, KubevirtRelease, Shipping, release
 from harness.pod.mesh import ClusterObjects, mesh_for
 from harness.pod.protocols import SERVICE_PORTS
+from harness.run.scenario import CellSpec, Scenario
 from strategies import strategy_class
 
 FORMAT = 1

@@ -16,8 +16,9 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from harness.experiment.kinds import SOCKPERF_LOG, RequestResponse, TestKind
 from harness.guests.tools import GUEST_C_TOOLS, GUEST_FILES
+from harness.kinds import TestKind
+from harness.kinds.request_response import SOCKPERF_LOG, RequestResponse
 from harness.tools.build import gcc_argv
 
 TOOLS_DIR = "/opt/vmnb"

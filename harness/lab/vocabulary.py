@@ -22,7 +22,7 @@ class Status(StrEnum):
 
 
 class TrafficPath(StrEnum):
-    """What the sidecar's own counters say about a test's bytes (harness.experiment.measure.traversal)."""
+    """What the sidecar's own counters say about a test's bytes (harness.kinds.measure.traversal)."""
 
     NO_SIDECAR = "no-sidecar"
     THROUGH_MESH = "through-mesh"  # the mesh's proxy carried them: the sidecar, or the node proxy in ambient

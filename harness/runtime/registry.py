@@ -69,7 +69,7 @@ RUNTIMES: dict[str, RuntimeEntry] = {entry.name: entry for entry in _ENTRIES}
 
 
 def pod_runtime(settings, *, with_qemu: bool, console=None) -> PodRuntime:
-    """The runtime the run's settings name (harness/experiment/plan.py RunSettings), ready; a runtime with
+    """The runtime the run's settings name (harness/run/plan.py RunSettings), ready; a runtime with
     containers says which image and privileges."""
     runtime = RUNTIMES[settings.runtime].make(settings, with_qemu)
     if console is not None and runtime.containers:

@@ -42,7 +42,7 @@ TOOLS: tuple[Tool, ...] = (
     # linked statically into vmnb-h2 (HTTP/2 and gRPC): the package's version is the library's
     Tool("nghttp2", "dpkg-query", "libnghttp2-dev", ("dpkg-query", "-W", "-f=libnghttp2 ${Version}", "libnghttp2-dev")),
     Tool("conntrack", "conntrack", "conntrack"),
-    # the dns test kind (harness/experiment/dns.py): the cluster's resolver and the VM's lookups, netns only
+    # the dns test kind (harness/kinds/dns.py): the cluster's resolver and the VM's lookups, netns only
     Tool("dnsmasq", "dnsmasq", "dnsmasq-base", ("dnsmasq", "--version")),
     Tool("dig", "dig", "bind9-dnsutils", ("dig", "-v")),
     Tool("sh", "sh", None, in_runtime_image=True),

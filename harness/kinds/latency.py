@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.experiment.endpoints import ToolReport, Transcript, client_against_server, failure_reason, parse_tool_json
 from harness.guests.attachment import Ends
+from harness.kinds.endpoints import ToolReport, Transcript, client_against_server, failure_reason, parse_tool_json
 
 
 @dataclass

@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from harness.experiment.kinds import TEST_KINDS, Strict, Test
 from harness.guests.spec import QemuBuild, QemuOptions
+from harness.kinds import TEST_KINDS, Test
+from harness.kinds.base import Strict
 from harness.lab.vocabulary import GuestKind
 from harness.pod.kubevirt import LATEST, KubevirtRelease
 from harness.pod.mesh import Client, SidecarKind, layout_label, mesh_for
@@ -162,7 +163,7 @@ class Scenario(Strict):
     `pilot_blocks`)."""
     design: Literal["blocks", "rounds"] = "blocks"
     """`blocks`: per sidecar, direct before, between and after the other bindings, each judged against the directs
-    beside it (harness/experiment/plan.py); `rounds`: every cell once per round, shuffled (no pairing)."""
+    beside it (harness/run/plan.py); `rounds`: every cell once per round, shuffled (no pairing)."""
     precision: float | None = Field(None, gt=0, lt=1)
     """Stop when every judged ratio's 95% interval is within +-precision (0.1 = 10%), by Stein's two-stage rule:
     a pilot of `pilot_blocks` blocks fixes how many blocks each ratio needs; the run adds blocks until the largest
@@ -182,7 +183,7 @@ class Scenario(Strict):
     claims: bool = False
     """After the blocks, judge the seed post's claims for the seed's bindings in the run (claims.json in the run's
     folder, the seed's table on its page), reusing the blocks' rows and probing only what they lack
-    (harness/experiment/claims/verdicts.py `claims_phase`)."""
+    (harness/claims/verdicts.py `claims_phase`)."""
     tests: list[Test] = Field(min_length=1)
     strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sweep: Sweep = Field(default_factory=Sweep)
@@ -345,26 +346,23 @@ def _loc(loc: tuple) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in TEST_KINDS:  # discriminator tags pydantic inserts into the path
-            continue
         else:  # a key with a control character (a fuzzer's "\r") is shown escaped: the error stays one line
             text = str(item)
             parts.append(("." if parts else "") + (text if text.isprintable() else repr(text)))
     return "".join(parts)
 
 
-def _first_error(e: ValidationError, prefix: str, base: str = "", model: type[BaseModel] | None = None) -> str:
+def _first_error(
+    e: ValidationError, prefix: str, base: str = "", model: type[BaseModel] | None = None, data: object = None
+) -> str:
     """One sentence for the first error; `base` is the dotted path, and `model` the class, of the model that
     failed inside the file (the Scenario itself when not given)."""
     err = e.errors()[0]
     where = ".".join(p for p in (base, _loc(err["loc"])) if p)
     field = f"field '{where}'" if where else "the top level"
     if err["type"] == "extra_forbidden":
-        allowed = list(model.model_fields) if model and len(err["loc"]) == 1 else _fields_at(err["loc"][:-1])
+        allowed = list(model.model_fields) if model and len(err["loc"]) == 1 else _fields_at(err["loc"][:-1], data)
         return f"{prefix}{field} is not a known field" + (f"; allowed fields: {', '.join(allowed)}" if allowed else "")
-    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        kinds = ", ".join(TEST_KINDS)
-        return f"{prefix}{field}: kind must be one of: {kinds} (got {err.get('input', {}).get('kind')!r})"
     msg = err["msg"]
     if msg.startswith("Value error, "):  # our own validators already name the field and the value
         msg = msg.removeprefix("Value error, ")
@@ -374,14 +372,17 @@ def _first_error(e: ValidationError, prefix: str, base: str = "", model: type[Ba
     return f"{prefix}{field}: {msg}"
 
 
-def _fields_at(loc: tuple) -> list[str]:
-    """The allowed field names of the model at `loc` in a Scenario (for 'unknown field' errors)."""
+def _fields_at(loc: tuple, data: object = None) -> list[str]:
+    """The allowed field names of the model at `loc` in a Scenario (for 'unknown field' errors); `data`, the
+    document, says which kind a test entry is."""
     model: type[BaseModel] = Scenario
+    node = data
     for item in loc:
+        node = node[item] if isinstance(node, dict | list) and _has(node, item) else None
         if isinstance(item, int):
-            continue
-        if item in TEST_KINDS:  # the discriminator tag pydantic puts in the path names the test's model
-            model = TEST_KINDS[item]
+            kind = node.get("kind") if isinstance(node, dict) else None
+            if model is Scenario and kind in TEST_KINDS:  # a test entry: its kind names its model
+                model = TEST_KINDS[kind]
             continue
         annotation = model.model_fields[item].annotation if item in model.model_fields else None
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -389,6 +390,10 @@ def _fields_at(loc: tuple) -> list[str]:
         elif item != "tests":
             return []
     return list(model.model_fields)
+
+
+def _has(node: dict | list, item: object) -> bool:
+    return item in node if isinstance(node, dict) else isinstance(item, int) and 0 <= item < len(node)
 
 
 MAX_SCENARIO_BYTES = 1 << 20  # a scenario is a page of YAML; a larger file is a mistake, refused before parsing
@@ -509,4 +514,4 @@ def parse_scenario_text(text: str, path: str | Path = "scenario") -> Scenario:
     try:
         return Scenario.model_validate_json(document, strict=True)
     except ValidationError as e:
-        raise ScenarioError(_first_error(e, prefix=f"{path}: ") + ".") from None
+        raise ScenarioError(_first_error(e, prefix=f"{path}: ", data=data) + ".") from None

@@ -4,7 +4,7 @@ run, then the strategy's setup runs in a child process whose capability bounding
 under test (setpriv), followed by real traffic both ways from that child. The child is a helper session of
 the same run (its own ledger, `<run id>-priv.json`), so `clean` finds whatever it leaves.
 
-    python -m harness.experiment.claims.privilege child --run-id ID --strategy NAME [--guest qemu --accel tcg|kvm]
+    python -m harness.claims.privilege child --run-id ID --strategy NAME [--guest qemu --accel tcg|kvm]
         (internal: the reduced-capability side)
 
 On the docker runtime the question is the other design's (a node agent does the privileged setup, as
@@ -21,10 +21,10 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from harness.experiment.claims.facts import PrivilegeFacts, PrivilegeTrial
-from harness.experiment.latency import measure_rr
+from harness.claims.facts import PrivilegeFacts, PrivilegeTrial
 from harness.guests.drivers import driver_for
 from harness.guests.spec import GuestSpec, QemuOptions, kvm_acceleration, tcg_acceleration
+from harness.kinds.latency import measure_rr
 from harness.lab.session import LabSession
 from harness.lab.vocabulary import Direction, GuestKind
 from harness.runtime.docker import ComputeSpec, explain_refusal
@@ -60,7 +60,7 @@ def child(run_id: str, strategy: str, guest: GuestSpec) -> dict:
 def trial(lab: LabSession, strategy: str, dropped: tuple[str, ...], guest: GuestSpec) -> PrivilegeTrial:
     """Build a bed as root, run the strategy's setup and traffic with `dropped` capabilities removed."""
     with lab.bed():
-        argv = [sys.executable, "-m", "harness.experiment.claims.privilege", "child", "--run-id", lab.run_id,
+        argv = [sys.executable, "-m", "harness.claims.privilege", "child", "--run-id", lab.run_id,
                 "--strategy", strategy]  # fmt: skip
         qemu = guest.for_strategy(strategy_class(strategy).has_vm).kind == GuestKind.QEMU
         if qemu:
@@ -86,7 +86,7 @@ def probe_privilege(lab: LabSession, strategy: str, guest: GuestSpec | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.experiment.claims.privilege")
+    parser = argparse.ArgumentParser(prog="python -m harness.claims.privilege")
     sub = parser.add_subparsers(dest="role", required=True)
     c = sub.add_parser("child")
     c.add_argument("--run-id", required=True)

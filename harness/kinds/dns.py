@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Annotated, ClassVar, Literal
 
 import yaml
+from pydantic import Field, model_validator
 
-from harness.experiment.endpoints import client_against_server, failure_reason
 from harness.guests.attachment import Ends
+from harness.kinds.base import TOOL_OVERHEAD_S, TestKind
+from harness.kinds.endpoints import client_against_server, failure_reason
+from harness.kinds.outcome import Metric, Outcome
+from harness.lab.vocabulary import Direction, Protocol, Status
 from harness.pod.dns_proxy import MESH_ONLY_HOST, RESOLVER_ONLY_HOST, SERVICE_HOST
 
 DNS_PORT = 53
@@ -97,3 +102,52 @@ def measure_dns(ends: Ends, *, transport: str, queries: int, label: str) -> DnsS
         sample.status = "failed"
         sample.reason = failure_reason(" ".join(sorted(set(sample.rcodes.get(SERVICE_HOST, ["no answer"])))))
     return sample
+
+
+class DnsLookup(TestKind):
+    """The VM resolving names through its binding (egress only): the peer's Service name, which the cluster's
+    resolver and the mesh both know, a ServiceEntry host only the mesh's DNS proxy answers, and an external name
+    only the resolver knows (harness/kinds/dns.py). Under ambient with DNS capture, lookups that reach the
+    proxy resolve all three (the external one forwarded); lookups that bypass it miss the ServiceEntry host."""
+
+    kind: Literal["dns"]
+    transport: Literal["udp", "tcp"] = "udp"
+    queries: int = Field(5, ge=1, le=200)
+    """Lookups of each name."""
+    directions: Annotated[list[Direction], Field(default_factory=lambda: [Direction.EGRESS], min_length=1)]
+    primary_metric: ClassVar[str] = "dns_service_resolved"
+    netns_only: ClassVar[str] = "dig and dnsmasq are not in the docker image or the QEMU guest"
+    cluster_unsupported: ClassVar[str] = ("a dns test needs the bed's resolver, ServiceEntry host and external name "
+                                          "(harness/pod/dns_proxy.py), which a cluster names differently")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _egress_only(self) -> DnsLookup:
+        if self.directions != [Direction.EGRESS]:
+            raise ValueError("field 'directions': a dns test runs egress only (the VM resolving names)")
+        return self
+
+    @property
+    def protocol(self) -> Protocol:
+        return Protocol(self.transport)
+
+    @property
+    def base_label(self) -> str:
+        return f"dns_{self.transport}"
+
+    def expected_seconds(self) -> float:
+        return 0.05 * 3 * self.queries + TOOL_OVERHEAD_S
+
+    def ports(self) -> tuple[set[int], set[int]]:
+        return set(), set()  # the VM serves nothing: it is the client
+
+    def measure(self, ends: Ends, label: str) -> Outcome:
+        s = measure_dns(ends, transport=self.transport, queries=self.queries, label=label)
+        if s.status != "ok":
+            return Outcome(Status(s.status), s.reason, [Metric("dns_service_resolved", "fraction", None)], raw=s.raw)
+        metrics = [
+            Metric("dns_service_resolved", "fraction", s.resolved.get(SERVICE_HOST, 0) / s.queries),
+            Metric("dns_mesh_only_resolved", "fraction", s.resolved.get(MESH_ONLY_HOST, 0) / s.queries),
+            Metric("dns_external_resolved", "fraction", s.resolved.get(RESOLVER_ONLY_HOST, 0) / s.queries),
+            Metric("dns_resolver_queries", "queries", float(s.resolver_queries)),
+        ]
+        return Outcome(Status.OK, "", metrics, raw=s.raw, dns_queries=3 * s.queries)

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.experiment.iperf import CONNECT_TIMEOUT_S, IPERF_SERVER, ThroughputSample, parse_client_json
-from harness.experiment.latency import LatencySample
 from harness.guests.attachment import Ends
+from harness.kinds.latency import LatencySample
+from harness.kinds.throughput import CONNECT_TIMEOUT_S, IPERF_SERVER, ThroughputSample, parse_client_json
 from harness.lab.waiting import NotReady, TimedOut, wait_until
 
 RAMP_S = 1.0

@@ -15,7 +15,7 @@ from rich.progress import Progress
 
 from harness.analysis.provenance import git_sha, host_facts, tool_versions
 from harness.analysis.results import RunWriter
-from harness.experiment.claims.facts import (
+from harness.claims.facts import (
     SCOPES,
     Interval,
     PerformanceFacts,
@@ -23,8 +23,8 @@ from harness.experiment.claims.facts import (
     StrategyFacts,
     field_names,
 )
-from harness.experiment.claims.privilege import probe_container_privilege, probe_privilege
-from harness.experiment.claims.probes import (
+from harness.claims.privilege import probe_container_privilege, probe_privilege
+from harness.claims.probes import (
     ProbeContext,
     probe_coexistence,
     probe_connectivity,
@@ -416,7 +416,7 @@ def facts_from_rows(frame, strategy: str) -> tuple[dict, PerformanceFacts | None
     no mesh (median with its exact interval, CPU per GB, userspace bytes per byte). Only the outside-client
     layouts: the seed's claims are about a pod's own sidecar."""
     from harness.analysis.stats import median_interval
-    from harness.experiment.claims.facts import CONNECTIVITY_SIDECARS, reach_key
+    from harness.claims.facts import CONNECTIVITY_SIDECARS, reach_key
     from harness.lab.vocabulary import Protocol, Status, TrafficPath
 
     mine = frame[(frame.strategy == strategy) & (frame.test == "tcp_throughput")]
@@ -463,7 +463,7 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
     (Linkerd-style), the setup inventory, the privilege trials and coexistence. Times each part (run.json)."""
     import time
 
-    from harness.experiment.claims.facts import CONNECTIVITY_SIDECARS, ConnectivityFacts, reach_key
+    from harness.claims.facts import CONNECTIVITY_SIDECARS, ConnectivityFacts, reach_key
     from harness.lab.vocabulary import Protocol
     from harness.pod.mesh import SidecarKind
 

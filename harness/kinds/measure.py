@@ -1,5 +1,5 @@
 """One test in one direction on a set-up bed: run it, prove the path (sidecar counters), account its CPU, and
-turn it into Sample rows. Every test kind shares this frame; only the tool differs (harness.experiment.kinds)."""
+turn it into Sample rows. Every test kind shares this frame; only the tool differs (harness/kinds/)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import re
 from dataclasses import asdict, dataclass, replace
 
 from harness.analysis.results import RunWriter, Sample
-from harness.experiment.cpu import CLK_TCK, CpuCost, CpuSnapshot, cost, own_cpu_seconds, resident_mib, snapshot
-from harness.experiment.kinds import TestKind
-from harness.experiment.outcome import Metric, Outcome
 from harness.guests.attachment import Attachment
+from harness.kinds.base import TestKind
+from harness.kinds.cpu import CLK_TCK, CpuCost, CpuSnapshot, cost, own_cpu_seconds, resident_mib, snapshot
+from harness.kinds.outcome import Metric, Outcome
 from harness.lab.bed import TestBed
 from harness.lab.vocabulary import Direction, Status, TrafficPath
 from harness.lab.waiting import TimedOut, wait_until

@@ -28,7 +28,7 @@ _REASONS = [
 
 TOOL_FAILURE = re.compile(r"^(\S+ printed (no JSON|unexpected JSON)|server not ready: \S+ exited before listening)")
 """A reason that says the tool itself misbehaved (crashed, missing, another version's output), not the path: the
-tools print JSON with their own `error` for every network failure (harness/experiment/endpoints.parse_tool_json),
+tools print JSON with their own `error` for every network failure (harness/kinds/endpoints.py parse_tool_json),
 and a server that exits before it listens never met the path (it binds on its own host)."""
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.experiment.endpoints import Transcript
+from harness.kinds.endpoints import Transcript
 from harness.lab.vocabulary import Status
 
 

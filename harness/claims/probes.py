@@ -1,5 +1,5 @@
 """Probes behind the claims table: each one is a real experiment on fresh beds of the claims run and returns
-typed facts (harness.experiment.claims.facts) that the rules in claims.yaml read. Probes: connectivity,
+typed facts (harness.claims.facts) that the rules in claims.yaml read. Probes: connectivity,
 setup inventory (processes, rules, kernel configuration), coexistence, performance (plus privilege, in
 privilege.py)."""
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from harness.analysis.results import RunWriter, Sample
 from harness.analysis.stats import median_interval
-from harness.experiment.claims.facts import (
+from harness.claims.facts import (
     CONNECTIVITY_SIDECARS,
     CoexistenceFacts,
     ConnectivityFacts,
@@ -22,11 +22,12 @@ from harness.experiment.claims.facts import (
     PerformanceFacts,
     reach_key,
 )
-from harness.experiment.kinds import RequestResponse, TcpThroughput
-from harness.experiment.measure import Cell, run_test
 from harness.guests.drivers import driver_for
 from harness.guests.qemu.accel import QEMU
 from harness.guests.spec import GuestSpec
+from harness.kinds.measure import Cell, run_test
+from harness.kinds.request_response import RequestResponse
+from harness.kinds.throughput import TcpThroughput
 from harness.lab.bed import TestBed
 from harness.lab.rules import apply_iptables
 from harness.lab.session import LabSession

@@ -1,6 +1,6 @@
-"""Runs a scenario's resolved plan (harness/experiment/plan.py): block after block, each bed fresh and torn down
+"""Runs a scenario's resolved plan (harness/run/plan.py): block after block, each bed fresh and torn down
 whatever happens; with a precision target, blocks are added until every judged ratio is decided
-(harness/experiment/precision.py) or the time budget ends."""
+(harness/run/precision.py) or the time budget ends."""
 
 from __future__ import annotations
 
@@ -22,14 +22,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness.analysis.provenance import busy_host_warnings, cell_tools, git_sha, host_facts, machine_load, tool_versions
 from harness.analysis.results import ResultsWriteError, RunWriter, Sample
 from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary, print_sweep_summary
-from harness.experiment.endpoints import is_tool_failure
-from harness.experiment.measure import Cell, failed_row, run_test
-from harness.experiment.plan import RunPlan, RunSettings, Slot, plan_run
-from harness.experiment.plants import plant
-from harness.experiment.precision import PrecisionState, print_precision
 from harness.guests.attachment import Attachment
 from harness.guests.drivers import driver_for
 from harness.guests.facts import nic_mtu, qemu_facts
+from harness.kinds.endpoints import is_tool_failure
+from harness.kinds.measure import Cell, failed_row, run_test
 from harness.lab.atomic import write_json, write_text
 from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.names import new_run_id, resource_name
@@ -39,6 +36,9 @@ from harness.lab.vocabulary import GuestKind, Status
 from harness.pod.bindings import binding_status, pod_annotations, shipping
 from harness.pod.mesh import install_sidecar
 from harness.pod.sidecars import Sidecar
+from harness.run.plan import RunPlan, RunSettings, Slot, plan_run
+from harness.run.plants import plant
+from harness.run.precision import PrecisionState, print_precision
 from harness.runtime.registry import pod_runtime
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def run_scenario(
     status = "interrupted"
     claims_reserve_s = 0.0
     if settings.claims and time_budget_s is not None:  # the budget is the whole job's: keep the claims' share
-        from harness.experiment.claims.verdicts import claims_seconds
+        from harness.claims.verdicts import claims_seconds
 
         claims_reserve_s = claims_seconds(seed_strategies_in(plan), guest.kind == GuestKind.NETNS)
     blocks_budget_s = None if time_budget_s is None else max(time_budget_s - claims_reserve_s, 0.0)
@@ -244,7 +244,7 @@ def print_answer(run_dir: Path, console: Console) -> None:
     """The run ends as its page begins: the seed's table (when the run judged it), the recommendation per mesh
     layout, and where the page is (report.html, written here)."""
     from harness.analysis.report import load_run, run_recommendations, write_report
-    from harness.experiment.claims.verdicts import print_seed_table
+    from harness.claims.verdicts import print_seed_table
 
     _, page = write_report(run_dir)
     run = load_run(run_dir)
@@ -259,7 +259,7 @@ def print_answer(run_dir: Path, console: Console) -> None:
 
 def seed_strategies_in(plan: RunPlan) -> list[str]:
     """The seed post's bindings among the run's cells (as themselves, not as variants), in the post's order."""
-    from harness.experiment.claims.verdicts import SEED_STRATEGIES
+    from harness.claims.verdicts import SEED_STRATEGIES
 
     present = {c.strategy_cls.name for c in plan.cells if c.spec.strategy == c.strategy_cls.name}
     return [s for s in SEED_STRATEGIES if s in present]
@@ -268,8 +268,8 @@ def seed_strategies_in(plan: RunPlan) -> list[str]:
 def run_claims_phase(plan: RunPlan, lab: LabSession, writer: RunWriter, guest, console: Console) -> dict:
     """The seed's claims for the seed's bindings this run measured, in the run's own folder (claims.json,
     claims.md); returns what run.json records (time of each part, what was reused)."""
-    from harness.experiment.claims.probes import ProbeContext
-    from harness.experiment.claims.verdicts import claims_phase, markdown
+    from harness.claims.probes import ProbeContext
+    from harness.claims.verdicts import claims_phase, markdown
 
     strategies = seed_strategies_in(plan)
     if not strategies:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 
 from rich.console import Console
 
-from harness.experiment.kinds import TestKind
-from harness.experiment.scenario import NETNS_CELL_S, QEMU_CELL_S, CellSpec, Scenario
 from harness.guests.facts import guest_spec
 from harness.guests.spec import GuestSpec
+from harness.kinds import TestKind
 from harness.lab.vocabulary import Direction, GuestKind
+from harness.run.scenario import NETNS_CELL_S, QEMU_CELL_S, CellSpec, Scenario
 from strategies import strategy_class
 from strategies.base import Services, Strategy, StrategyOptions
 

@@ -12,11 +12,19 @@ format of grpc/grpc doc/PROTOCOL-HTTP2.md; tests/test_http.py runs it against gr
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+from typing import ClassVar, Literal
 
-from harness.experiment.endpoints import ToolReport, client_against_server, failure_reason, parse_tool_json
-from harness.experiment.latency import LatencySample
+import numpy as np
+from pydantic import Field, model_validator
+
 from harness.guests.attachment import Ends
+from harness.kinds.base import TOOL_OVERHEAD_S, TestKind
+from harness.kinds.endpoints import ToolReport, client_against_server, failure_reason, parse_tool_json
+from harness.kinds.latency import LatencySample
+from harness.kinds.outcome import Metric, Outcome
+from harness.lab.vocabulary import Status
+from harness.pod.protocols import GRPC_PORT, HTTP_PORT, http_ports
 
 GRACE_S = 10.0
 """How long after the last request is due the client waits for answers; later ones count as errors."""
@@ -100,3 +108,80 @@ def parse_http_output(stdout: str, stderr: str = "", *, protocol: str = "http") 
         sample.reason = (f"{report.errors} of {report.scheduled} requests failed: "
                          f"{failure_reason(report.first_error or 'unknown')}")  # fmt: skip
     return sample
+
+
+class HttpLoad(TestKind):
+    """HTTP at a fixed offered rate, open loop (harness/kinds/http.py): POSTs of `payload_bytes` answered
+    with as many, over `connections` keep-alive connections, as Istio's benchmark drives fortio (1 KB payload, 16
+    connections, fixed rps). HTTP/1.1 (vmnb-http) goes to the Service's `http-echo` port 8000; HTTP/2 (h2c) and
+    unary gRPC (vmnb-h2) to its `grpc-echo` port 8001, where Istio's clusters speak HTTP/2 upstream. Istio's
+    sidecars take both ports through their HTTP connection manager (harness/pod/protocols.py); ambient's ztunnel
+    stays L4."""
+
+    kind: Literal["http"]
+    rate_rps: int = Field(1000, ge=1, le=100_000)
+    duration_s: float = Field(10.0, gt=0, le=600)
+    connections: int = Field(16, ge=1, le=1024)
+    payload_bytes: int = Field(1024, ge=0, le=200_000)
+    http_version: Literal["1.1", "2"] = "1.1"
+    grpc: bool = False
+    """Unary gRPC calls (needs http_version "2")."""
+    port: int = Field(0, ge=0, le=65535)
+    """0: the Service's port for the protocol (8000 for HTTP/1.1, 8001 for HTTP/2 and gRPC)."""
+    primary_metric: ClassVar[str] = "http_latency_p50"
+    proxy_cost_per_request: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _http_port(self) -> HttpLoad:
+        if self.grpc and self.http_version != "2":
+            raise ValueError("field 'grpc': gRPC runs over HTTP/2; set http_version: \"2\"")
+        if self.port == 0:
+            self.port = GRPC_PORT if self.http_version == "2" else HTTP_PORT
+        if self.port not in http_ports():
+            raise ValueError(f"field 'port': {self.port} is not an HTTP port of the bed's Services; allowed: "
+                             f"{', '.join(map(str, http_ports()))} (harness/pod/protocols.py names them)")  # fmt: skip
+        return self
+
+    @property
+    def protocol(self) -> str:
+        """`http` (HTTP/1.1), `h2` or `grpc`: the first part of the test's label."""
+        return "grpc" if self.grpc else "h2" if self.http_version == "2" else "http"
+
+    @property
+    def base_label(self) -> str:
+        return f"{self.protocol}@{self.rate_rps}"
+
+    def columns(self) -> dict:
+        return {**super().columns(), "message_bytes": self.payload_bytes, "offered_rps": self.rate_rps}
+
+    def expected_seconds(self) -> float:
+        return self.duration_s + TOOL_OVERHEAD_S
+
+    def measure(self, ends: Ends, label: str) -> Outcome:
+        return self._outcome(measure_http(ends, port=self.port, rate_rps=self.rate_rps, duration_s=self.duration_s,
+                                          connections=self.connections, payload_bytes=self.payload_bytes,
+                                          label=label, protocol=self.protocol))  # fmt: skip
+
+    def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
+        return client_argv(binary(TOOLS[self.protocol]), target, port=self.port, rate_rps=self.rate_rps,
+                                duration_s=self.duration_s, connections=self.connections,
+                                payload_bytes=self.payload_bytes, host=host, protocol=self.protocol)  # fmt: skip
+
+    def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
+        return [[binary(TOOLS[self.protocol]), "server", "--port", str(self.port)]]
+
+    def outcome_from_output(self, stdout: str, stderr: str = "", returncode: int = 0) -> Outcome:
+        return self._outcome(parse_http_output(stdout, stderr, protocol=self.protocol))
+
+    def _outcome(self, s: LatencySample) -> Outcome:
+        raw = s.extra.get("raw", {})
+        if s.rtt_us.size == 0:
+            return Outcome(Status(s.status), s.reason, [Metric("http_latency_p50", "us", None)], raw=raw,
+                           transcript=s.transcript)  # fmt: skip
+        p50, p90, p99, p999 = np.percentile(s.rtt_us, [50, 90, 99, 99.9])
+        metrics = [Metric("http_latency_p50", "us", float(p50)), Metric("http_latency_p90", "us", float(p90)),
+                   Metric("http_latency_p99", "us", float(p99)), Metric("http_latency_p999", "us", float(p999)),
+                   Metric("http_achieved_rps", "req/s", s.rate_per_s),
+                   Metric("http_errors", "requests", float(s.extra["errors"]))]  # fmt: skip
+        return Outcome(Status(s.status), s.reason, metrics, bytes_moved=s.requests * self.payload_bytes * 2,
+                       requests=s.requests, rtt_us=s.rtt_us, raw=raw, transcript=s.transcript)  # fmt: skip
