@@ -77,9 +77,9 @@ def case(lab: LabSession, istio: bool, peer_drops_invalid: bool) -> None:
         + (", the peer dropping packets of no connection it knows" if peer_drops_invalid else "")
     )
     with lab.bed() as bed:
-        sidecar = install_sidecar(bed, SidecarKind.AMBIENT, vm_interfaces=[])
+        sidecar = install_sidecar(bed, SidecarKind("ambient"), vm_interfaces=[])
         strategy = Masquerade(MasqueradeOptions(istio=istio), services=Services(tcp_ports=(PORT,)),
-                              sidecar=SidecarKind.AMBIENT)  # fmt: skip
+                              sidecar=SidecarKind("ambient"))  # fmt: skip
         vm = strategy.setup(bed, driver_for(GuestSpec(), f"ambient-masq-{istio}"))
         bed.pod.run(["nft", "-f", "-"], input=TRACE_TABLE)
         bed.on_teardown("trace table", lambda: bed.pod.run(["nft", "delete", "table", "inet", "vmnb_trace"]))

@@ -589,10 +589,10 @@ def describe(
     except ScenarioError as e:
         fail(str(e))
     from harness.pod.kubevirt import LATEST, KubevirtRelease
-    from harness.pod.mesh import SidecarKind
+    from harness.pod.mesh import MESHES, SidecarKind
 
-    if sidecar not in [str(k) for k in SidecarKind]:
-        fail(f"option --sidecar: unknown sidecar {sidecar!r}; allowed: {', '.join(SidecarKind)}.")
+    if sidecar not in MESHES:
+        fail(f"option --sidecar: unknown sidecar {sidecar!r}; allowed: {', '.join(MESHES)}.")
     if kubevirt and kubevirt not in [str(k) for k in KubevirtRelease]:
         fail(f"option --kubevirt: unknown KubeVirt release {kubevirt!r}; allowed: {', '.join(KubevirtRelease)}.")
     _require_root()

@@ -135,7 +135,7 @@ def test_connectivity_probe_takes_ambient_into_account(ctx):
     from harness.claims.probes import probe_connectivity
     from harness.pod.mesh import SidecarKind
 
-    facts = probe_connectivity(ctx, "slirp", sidecars=(SidecarKind.AMBIENT,))
+    facts = probe_connectivity(ctx, "slirp", sidecars=(SidecarKind("ambient"),))
     assert facts.tcp_ingress_ambient == "works" and facts.tcp_egress_ambient == "works"
     assert facts.tcp_through_ambient
     assert facts.udp_egress_ambient == "bypassed"

@@ -30,7 +30,7 @@ from harness.lab.vocabulary import Status
 from harness.metrics.registry import spec  # noqa: E402
 from harness.metrics.registry import unit as metric_unit  # noqa: E402
 from harness.pod.bindings import colour, facts  # noqa: E402
-from harness.pod.mesh import MESHES, SidecarKind, mode_of  # noqa: E402
+from harness.pod.mesh import MESHES, mode_of  # noqa: E402
 
 
 @dataclass
@@ -84,7 +84,7 @@ def binding_colours(run: Run) -> dict[str, str]:
 
 
 def _sidecars(run: Run) -> list[str]:
-    known = [str(k) for k in SidecarKind]
+    known = list(MESHES)
     present = set(run.samples["sidecar"])
     return [s for s in known if s in present] + sorted(present - set(known))
 

@@ -11,7 +11,7 @@ from harness.analysis.blocks import CostKey, cost_interval, has_blocks
 from harness.analysis.findings import findings_for
 from harness.lab.vocabulary import Status, TrafficPath
 from harness.metrics.registry import spec
-from harness.pod.mesh import SidecarKind, mode_of
+from harness.pod.mesh import MESHES, mode_of
 
 
 def throughput_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -49,7 +49,7 @@ def caveats(df: pd.DataFrame) -> dict[tuple[str, str], str]:
 def sidecar_rank(sidecar: str) -> int:
     """none first, then the sidecar kinds in their declared order; within a mode the outside client, then the
     meshed one, each permissive before strict."""
-    kinds = [str(k) for k in SidecarKind]
+    kinds = list(MESHES)
     mode = mode_of(sidecar)
     within = 2 * ("+meshed" in str(sidecar)) + ("+strict" in str(sidecar))
     return 4 * (kinds.index(mode) if mode in kinds else len(kinds)) + within

@@ -8,11 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, make_dataclass
 
 from harness.lab.vocabulary import Direction, Protocol
-from harness.pod.mesh import SidecarKind
+from harness.pod.mesh import MESHES, SidecarKind
 
-CONNECTIVITY_SIDECARS = (SidecarKind.NONE, SidecarKind.ENVOY_REDIRECT, SidecarKind.LINKERD_STYLE, SidecarKind.AMBIENT)
-"""The mesh layouts the connectivity probe tries: none, Istio's sidecar, another mesh's sidecar, and Istio's
-ambient mode as a KubeVirt pod gets it (no reroute annotation) (the 'any sidecar' test)."""
+
+def connectivity_sidecars() -> tuple[SidecarKind, ...]:
+    """The mesh layouts the connectivity probe tries, the no-mesh one first: the modes that declare
+    `probed_by_claims` (none, Istio's sidecar, another mesh's sidecar, and Istio's ambient mode as a KubeVirt pod
+    gets it, with no reroute annotation: the 'any sidecar' test)."""
+    probed = [SidecarKind(name) for name, mesh in MESHES.items() if mesh.probed_by_claims]
+    return tuple(sorted(probed, key=lambda kind: kind != SidecarKind.NONE))
 
 
 def reach_key(protocol: Protocol, direction: Direction, sidecar: SidecarKind) -> str:
@@ -22,12 +26,12 @@ def reach_key(protocol: Protocol, direction: Direction, sidecar: SidecarKind) ->
 
 def _connectivity_fields() -> list[tuple]:
     out: list[tuple] = []
-    for sidecar in CONNECTIVITY_SIDECARS:
+    for sidecar in connectivity_sidecars():
         for protocol in Protocol:
             for direction in Direction:
                 key = reach_key(protocol, direction, sidecar)
                 out += [(key, str, field(default="failed")), (f"{key}_reason", str, field(default=""))]
-    for sidecar in CONNECTIVITY_SIDECARS[1:]:
+    for sidecar in connectivity_sidecars()[1:]:
         out.append((f"tcp_through_{str(sidecar).replace('-', '_')}", bool, field(default=False)))
     return out
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from harness.analysis.results import RunWriter, Sample
 from harness.analysis.stats import median_interval
 from harness.claims.facts import (
-    CONNECTIVITY_SIDECARS,
     CoexistenceFacts,
     ConnectivityFacts,
     Interval,
     InventoryFacts,
     PerformanceFacts,
+    connectivity_sidecars,
     reach_key,
 )
 from harness.guests.drivers import driver_for
@@ -82,11 +82,12 @@ def rr_status(cell: Cell, protocol: Protocol, direction: Direction) -> tuple[str
 Paths = dict[SidecarKind, list[tuple[Protocol, Direction]]]
 
 
-def probe_connectivity(ctx: ProbeContext, strategy: str, sidecars: tuple[SidecarKind, ...] = CONNECTIVITY_SIDECARS,
+def probe_connectivity(ctx: ProbeContext, strategy: str, sidecars: tuple[SidecarKind, ...] | None = None,
                        paths: Paths | None = None) -> ConnectivityFacts:  # fmt: skip
     """TCP and UDP round trips both ways behind each sidecar layout (a layout left out stays `failed`). `paths`:
     per layout, only these (protocol, direction) pairs (the main job's claims phase probes only what its rows
     lack); the others are `not measured`."""
+    sidecars = connectivity_sidecars() if sidecars is None else sidecars
     facts: dict = {}
     for sidecar in sidecars:
         wanted = (paths or {}).get(sidecar) or [(p, d) for p in Protocol for d in Direction]
@@ -105,7 +106,7 @@ def probe_connectivity(ctx: ProbeContext, strategy: str, sidecars: tuple[Sidecar
                 key = reach_key(protocol, direction, sidecar)
                 facts[key], facts[f"{key}_reason"] = "failed", f"setup failed: {e}"
     for sidecar in sidecars:
-        if sidecar is SidecarKind.NONE:
+        if sidecar == SidecarKind.NONE:
             continue
         through = all(facts[reach_key(Protocol.TCP, d, sidecar)] == "works" for d in Direction)
         facts[f"tcp_through_{str(sidecar).replace('-', '_')}"] = through

@@ -416,12 +416,12 @@ def facts_from_rows(frame, strategy: str) -> tuple[dict, PerformanceFacts | None
     no mesh (median with its exact interval, CPU per GB, userspace bytes per byte). Only the outside-client
     layouts: the seed's claims are about a pod's own sidecar."""
     from harness.analysis.stats import median_interval
-    from harness.claims.facts import CONNECTIVITY_SIDECARS, reach_key
+    from harness.claims.facts import connectivity_sidecars, reach_key
     from harness.lab.vocabulary import Protocol, Status, TrafficPath
 
     mine = frame[(frame.strategy == strategy) & (frame.test == "tcp_throughput")]
     conn: dict = {}
-    for sidecar in CONNECTIVITY_SIDECARS:  # the rows' layout label is the mode's name for an outside client
+    for sidecar in connectivity_sidecars():  # the rows' layout label is the mode's name for an outside client
         rows = mine[mine.sidecar == str(sidecar)]
         if rows.empty:
             continue
@@ -463,7 +463,7 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
     (Linkerd-style), the setup inventory, the privilege trials and coexistence. Times each part (run.json)."""
     import time
 
-    from harness.claims.facts import CONNECTIVITY_SIDECARS, ConnectivityFacts, reach_key
+    from harness.claims.facts import ConnectivityFacts, connectivity_sidecars, reach_key
     from harness.lab.vocabulary import Protocol
     from harness.pod.mesh import SidecarKind
 
@@ -481,12 +481,12 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
         facts.performance[s] = perf
         if s not in strategies:
             continue
-        measured = {sc for sc in CONNECTIVITY_SIDECARS if reach_key(Protocol.TCP, Direction.INGRESS, sc) in conn}
+        measured = {sc for sc in connectivity_sidecars() if reach_key(Protocol.TCP, Direction.INGRESS, sc) in conn}
         # only what a claim reads and the rows lack: UDP ingress with no mesh ("Only support ingress TCP"), TCP
         # both ways under the layouts the run did not measure ("any sidecar", "Istio dedicated")
         paths = {sc: ([(Protocol.UDP, Direction.INGRESS)] if sc in measured
-                      else [(Protocol.TCP, d) for d in Direction]) for sc in CONNECTIVITY_SIDECARS}  # fmt: skip
-        probe = tuple(sc for sc in CONNECTIVITY_SIDECARS if sc not in measured or sc is SidecarKind.NONE)
+                      else [(Protocol.TCP, d) for d in Direction]) for sc in connectivity_sidecars()}  # fmt: skip
+        probe = tuple(sc for sc in connectivity_sidecars() if sc not in measured or sc == SidecarKind.NONE)
         t0 = time.monotonic()
         probed = probe_connectivity(ctx, s, probe, paths).__dict__
         timings["connectivity"] = timings.get("connectivity", 0) + time.monotonic() - t0
@@ -497,9 +497,9 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
                     key = reach_key(protocol, direction, sc)
                     if protocol == Protocol.TCP:
                         merged[key], merged[f"{key}_reason"] = conn[key], conn[f"{key}_reason"]
-                    elif sc is not SidecarKind.NONE:
+                    elif sc != SidecarKind.NONE:
                         merged[key], merged[f"{key}_reason"] = "not measured", "the run measured TCP only"
-            if sc is not SidecarKind.NONE:
+            if sc != SidecarKind.NONE:
                 merged[f"tcp_through_{str(sc).replace('-', '_')}"] = all(
                     merged[reach_key(Protocol.TCP, d, sc)] == "works" for d in Direction)  # fmt: skip
         reused[s] = sorted(str(sc) for sc in measured)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
 
@@ -53,15 +52,32 @@ ISTIO_PROXY = Role(user=None)  # Envoy drops to 1337 itself (setpriv), as the im
 ISTIO_PROXY_TPROXY = Role(cap_add=("NET_ADMIN",))
 
 
-class SidecarKind(StrEnum):
-    """The mesh modes a scenario names (`sidecars:`); what each does is its Mesh class."""
+class SidecarKind(str):
+    """A mesh mode's name as scenarios, options and rows spell it (`sidecars: [none, envoy-redirect]`): the `kind` of
+    a registered Mesh class, so a new mode is its class and nothing else. `SidecarKind("x")` of an unregistered name
+    is a ValueError naming the modes allowed."""
 
-    NONE = "none"
-    ENVOY_REDIRECT = "envoy-redirect"
-    ENVOY_TPROXY = "envoy-tproxy"
-    LINKERD_STYLE = "linkerd-style"
-    AMBIENT = "ambient"  # Istio ambient: istio-cni's in-pod rules, the node's proxy (harness.pod.ambient)
-    AMBIENT_REROUTE = "ambient-reroute"  # the same, the pod annotated istio.io/reroute-virtual-interfaces
+    NONE: ClassVar[SidecarKind]
+    """The pod without a mesh: the reference every mesh layout is judged against."""
+
+    def __new__(cls, value: object) -> SidecarKind:
+        name = str(value)
+        if name not in MESHES:
+            raise ValueError(f"unknown mesh mode {name!r}; allowed: {', '.join(MESHES)}")
+        return super().__new__(cls, name)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: object, handler: object) -> object:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(
+            cls, core_schema.str_schema(), serialization=core_schema.to_string_ser_schema()
+        )
+
+    @classmethod
+    def all(cls) -> list[SidecarKind]:
+        """Every registered mode, in the order the classes were defined."""
+        return [cls(name) for name in MESHES]
 
     @property
     def istio(self) -> bool:
@@ -162,7 +178,11 @@ MESHES: dict[str, type[Mesh]] = {}
 
 
 class Mesh:
-    kind: ClassVar[SidecarKind]
+    kind: ClassVar[str]
+    """The mode's name in scenarios and rows (SidecarKind accepts exactly the registered ones)."""
+    probed_by_claims: ClassVar[bool] = False
+    """The seed's 'works under any sidecar' claims probe this mode (claims/facts.py): one layout per kind of
+    mesh (none, Istio's sidecar, another mesh's sidecar, Istio ambient as KubeVirt pods get it)."""
     layout: ClassVar[Layout | None] = None
     containers: ClassVar[dict[str, Role]] = {}
     reserved_ports: ClassVar[tuple[int, ...]] = ()
@@ -193,16 +213,21 @@ class Mesh:
 
 
 class NoMesh(Mesh):
-    kind = SidecarKind.NONE
+    kind = "none"
+    probed_by_claims = True
     title = "No mesh"
     published_modes = (PublishedMode("baseline", "ingress"),)
+
+
+SidecarKind.NONE = SidecarKind(NoMesh.kind)
 
 
 class IstioSidecar(Mesh):
     """Istio's sidecar in REDIRECT mode: istio-init's nat rules (istio/istio tools/istio-iptables golden files),
     then Envoy as uid 1337 in the istio-proxy container (harness/pod/sidecars.py)."""
 
-    kind = SidecarKind.ENVOY_REDIRECT
+    kind = "envoy-redirect"
+    probed_by_claims = True
     title = "Istio sidecar (REDIRECT)"
     published_modes = (
         PublishedMode("server sidecar", "ingress", proxy="sidecar"),
@@ -210,7 +235,7 @@ class IstioSidecar(Mesh):
         PublishedMode("both sidecars (mTLS)", "ingress", meshed_client=True, proxy="sidecar"),
     )
     cluster = ClusterObjects({"istio-injection": "enabled"}, {}, _ISTIO_SIDECAR, _NATIVE_SIDECAR)
-    layout = Layout(str(SidecarKind.ENVOY_REDIRECT), ISTIO_UID, 15006, 15001, 15000, istio=True)
+    layout = Layout("envoy-redirect", ISTIO_UID, 15006, 15001, 15000, istio=True)
     containers = {"istio-init": ISTIO_INIT, "istio-proxy": ISTIO_PROXY}
     reserved_ports = ISTIO_RESERVED_PORTS
     kubevirt_istio = True
@@ -256,13 +281,14 @@ class IstioSidecar(Mesh):
 class IstioSidecarTproxy(IstioSidecar):
     """Istio's sidecar in TPROXY mode: mangle ISTIO_DIVERT/ISTIO_TPROXY, mark 1337, `ip rule ... lookup 133`."""
 
-    kind = SidecarKind.ENVOY_TPROXY
+    kind = "envoy-tproxy"
+    probed_by_claims = False
     title = "Istio sidecar (TPROXY)"
     published_modes = ()  # Istio benchmarks its default layout only
     cluster = ClusterObjects({"istio-injection": "enabled"}, {},
                              {**_ISTIO_SIDECAR, "sidecar.istio.io/interceptionMode": "TPROXY"},
                              _NATIVE_SIDECAR)  # fmt: skip
-    layout = Layout(str(SidecarKind.ENVOY_TPROXY), ISTIO_UID, 15006, 15001, 15000, istio=True, tproxy=True)
+    layout = Layout("envoy-tproxy", ISTIO_UID, 15006, 15001, 15000, istio=True, tproxy=True)
     containers = {"istio-init": ISTIO_INIT, "istio-proxy": ISTIO_PROXY_TPROXY}
     style = (":", "..")
 
@@ -274,11 +300,12 @@ class LinkerdStyle(IstioSidecar):
     """The same proxy binary behind Linkerd's proxy-init layout (linkerd/linkerd2-proxy-init): the test of
     "works with any sidecar". KubeVirt knows no Linkerd: none of its Istio adaptations apply."""
 
-    kind = SidecarKind.LINKERD_STYLE
+    kind = "linkerd-style"
+    probed_by_claims = True
     title = "Linkerd-style sidecar"
     published_modes = ()  # Istio benchmarks its default layout only
     cluster = ClusterObjects({}, {"linkerd.io/inject": "enabled"})
-    layout = Layout(str(SidecarKind.LINKERD_STYLE), LINKERD_UID, 4143, 4140, 4191, istio=False)
+    layout = Layout("linkerd-style", LINKERD_UID, 4143, 4140, 4191, istio=False)
     containers = {"linkerd-init": ISTIO_INIT, "linkerd-proxy": ISTIO_PROXY}
     reserved_ports = ()
     kubevirt_istio = False
@@ -296,12 +323,13 @@ class Ambient(Mesh):
     (harness/pod/ambient.py). No container is added to the pod; KubeVirt's Istio adaptations keyed on
     sidecar.istio.io/inject do not apply, but the annotations its release writes on every masquerade pod do."""
 
-    kind = SidecarKind.AMBIENT
+    kind = "ambient"
+    probed_by_claims = True
     title = "Istio ambient"
     published_modes = (PublishedMode("ambient (ztunnel both ends)", "ingress", meshed_client=True, proxy="ztunnel"),)
     cluster = ClusterObjects(_AMBIENT)
     # uid 0 is the node proxy's (ztunnel runs as root); its mark does the exclusion.
-    layout = Layout(str(SidecarKind.AMBIENT), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000,
+    layout = Layout("ambient", 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000,
                     istio=False)  # fmt: skip
     node_proxy = True
     meshed_clients = True
@@ -345,11 +373,12 @@ class Ambient(Mesh):
 class AmbientReroute(Ambient):
     """Ambient with the pod annotated istio.io/reroute-virtual-interfaces (the VM's interfaces rerouted)."""
 
-    kind = SidecarKind.AMBIENT_REROUTE
+    kind = "ambient-reroute"
+    probed_by_claims = False
     title = "Istio ambient, VM interfaces rerouted (annotation)"
     published_modes = ()  # Istio benchmarks its default layout only
     cluster = ClusterObjects(_AMBIENT, reroute_vm_interfaces=True)
-    layout = Layout(str(SidecarKind.AMBIENT_REROUTE), 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT,
+    layout = Layout("ambient-reroute", 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT,
                     15000, istio=False)  # fmt: skip
     reroutes_vm_interfaces = True
     style = ((0, (3, 1, 1, 1, 1, 1)), "++")
