@@ -4,7 +4,7 @@ Setup receives the bed and the run's GuestDriver: the strategy says how its VM i
 bridges, routes or NATs; a user-mode stack; a passt socket) and the driver does it for whichever guest the run
 has. Teardown is the bed's: everything a strategy creates is registered on the TestBed (namespaces,
 processes) or lives inside one of its namespaces (links, addresses, routes, rules, sysctls) and goes with it.
-The seed's claims about each strategy are data, in harness/experiment/claims/claims.yaml.
+The seed's claims about each strategy are data, in harness/claims/claims.yaml.
 """
 
 from __future__ import annotations

@@ -337,7 +337,6 @@ NAMES_ALLOWED = {
     "harness/guests/qemu/driver.py": ({"passt"}, "QEMU's netdev type for the passt program"),
     "harness/lab/netns.py": ({"bridge"}, "the Linux link kind"),
     "harness/pod/proxy.py": ({"tproxy"}, "the relay's listener type (IP_TRANSPARENT)"),
-    "harness/cluster/scripts.py": ({"rr"}, "a shell script's $0"),
     "harness/pod/envoy.py": ({"dns"}, "Envoy's certificate-details field"),
     "harness/pod/protocols.py": ({"http"}, "a protocol's name"),
     "harness/pod/sidecars.py": ({"http"}, "a protocol's name"),
@@ -387,3 +386,98 @@ def test_the_run_reads_only_its_plan():
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "scenario":
                 offending.append(f"{rel}:{node.lineno}: reads scenario.{node.attr}")
     assert not offending, "\n".join(offending)
+
+
+def test_a_new_mesh_mode_goes_through_run_report_manifests_and_claims(tmp_path):
+    """Issue 42: a mesh mode added as one Mesh subclass (here Istio's sidecar under another name, with its own
+    title and namespace label) is a scenario's `sidecars:` value, runs with traffic through its proxy, is named on
+    the decision page, labels its namespace in `manifests`, and is one of the layouts the claims read from the
+    run's rows; no other file names it."""
+    import yaml
+
+    from harness.analysis.report import write_report
+    from harness.claims.facts import connectivity_facts_class, reach_key
+    from harness.claims.verdicts import facts_from_rows
+    from harness.cluster.manifests import write_manifests
+    from harness.lab.vocabulary import Direction, Protocol, TrafficPath
+    from harness.pod import mesh
+    from harness.run.scenario import load_scenario
+    from tests.conftest import run_scenario_text
+
+    class DummySidecar(mesh.IstioSidecar):
+        kind = "dummy-sidecar"
+        title = "Dummy sidecar"
+        probed_by_claims = True
+        cluster = mesh.ClusterObjects({"dummy.example/inject": "enabled"})
+
+    try:
+        text = ("name: dummy-mesh\nstrategies: [direct, masquerade]\nsidecars: [none, dummy-sidecar]\n"
+                "repetitions: 1\ntests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0}\n")  # fmt: skip
+        samples, run_dir = run_scenario_text(tmp_path, text)
+        rows = samples[(samples.sidecar == "dummy-sidecar") & (samples.metric == "throughput")]
+        assert len(rows) and (rows.status == "ok").all()
+        assert set(rows[rows.strategy == "masquerade"].path) == {str(TrafficPath.THROUGH_MESH)}
+        write_report(run_dir)
+        assert "Dummy sidecar" in (run_dir / "answer.md").read_text()
+        scenario, raw = load_scenario(tmp_path / "scenario.yaml")
+        written = write_manifests(scenario, raw, tmp_path / "m", kubevirt="1.9")
+        labels = [d["metadata"].get("labels", {}) for f in written.files if f.name == "setup.yaml"
+                  for d in yaml.safe_load_all(f.read_text()) if d and d.get("kind") == "Namespace"]  # fmt: skip
+        assert any(label.get("dummy.example/inject") == "enabled" for label in labels)
+        conn, _ = facts_from_rows(samples, "masquerade")
+        for direction in Direction:
+            assert conn[reach_key(Protocol.TCP, direction, mesh.SidecarKind("dummy-sidecar"))] == "works"
+        facts = connectivity_facts_class()(**conn)
+        assert facts.tcp_ingress_dummy_sidecar == "works"
+    finally:
+        del mesh.MESHES["dummy-sidecar"]
+
+
+def test_a_new_test_kind_goes_through_run_report_manifests_and_claims(tmp_path, monkeypatch):
+    """Issue 42: a test kind added as one TestKind subclass (here iperf3's stream under another name, emitting a
+    metric of its own) plus its metric in the registry (the two places docs/extending.md lists): a scenario lists
+    it, `run` measures it, the decision page has the column the metric declares, `manifests` writes its Job from
+    the kind's own client and server, and the claims' reading of the run's rows passes it by."""
+    from typing import ClassVar, Literal
+
+    import yaml
+
+    from harness.analysis.report import write_report
+    from harness.claims.verdicts import facts_from_rows
+    from harness.cluster.manifests import write_manifests
+    from harness.kinds.base import unregister_kind
+    from harness.kinds.outcome import Metric
+    from harness.kinds.throughput import TcpThroughput
+    from harness.metrics import registry
+    from harness.run.scenario import load_scenario
+    from tests.conftest import run_scenario_text
+
+    class DummyStream(TcpThroughput):
+        kind: Literal["dummy_stream"]
+        primary_metric: ClassVar[str] = "dummy_goodput"
+
+        def measure(self, ends, label):
+            outcome = super().measure(ends, label)
+            outcome.metrics = [Metric("dummy_goodput", "Gbit/s", m.value) for m in outcome.metrics]
+            return outcome
+
+    column = registry.DecisionColumn("Dummy stream in", "dummy_stream", "ingress")
+    spec = registry.MetricSpec("dummy_goodput", "Gbit/s", registry.Better.HIGHER, "dummy_stream", "dummy goodput",
+                               decision=(column,))  # fmt: skip
+    monkeypatch.setitem(registry.METRICS, spec.name, spec)
+    try:
+        text = ("name: dummy-kind\nstrategies: [direct, masquerade]\nrepetitions: 1\ntests:\n"
+                "  - {kind: dummy_stream, duration_s: 1, omit_s: 0, directions: [ingress]}\n")  # fmt: skip
+        samples, run_dir = run_scenario_text(tmp_path, text)
+        rows = samples[samples.metric == "dummy_goodput"]
+        assert len(rows) == 3 and (rows.status == "ok").all() and set(rows.test) == {"dummy_stream"}
+        write_report(run_dir)
+        assert "Dummy stream in" in (run_dir / "answer.md").read_text()
+        scenario, raw = load_scenario(tmp_path / "scenario.yaml")
+        written = write_manifests(scenario, raw, tmp_path / "m", kubevirt="1.9")
+        jobs = [f for f in written.files if "dummy-stream" in f.name]
+        assert jobs and all(yaml.safe_load(f.read_text())["kind"] == "Job" for f in jobs)
+        conn, perf = facts_from_rows(samples, "masquerade")
+        assert conn == {} and perf is None  # the seed's claims read TCP throughput rows only
+    finally:
+        unregister_kind("dummy_stream")

@@ -14,15 +14,15 @@ import pandas as pd
 
 from harness.analysis.blocks import block_log_ratios, cost_interval, has_blocks, log_ratios_of, precision_plans
 from harness.analysis.costs import (
-    COSTS,
-    RANKED,
     REFERENCE,
     CostColumn,
+    cost_columns,
     cost_key,
     cost_test,
     format_ratio,
     layout_heading,
     layout_title,
+    ranked_columns,
     ratio_to_direct,
 )
 from harness.analysis.findings import findings_for
@@ -298,9 +298,9 @@ def cost_table(point: pd.DataFrame, ratios: pd.DataFrame | None, bindings: list[
     """One layout's cost table (one sweep point), its notes and its rankings."""
     lines = [f"### {layout_title(sidecar)}" + (f" ({where})" if where else "") + f" [`{sidecar}`]", ""]
     # only the cost columns this run measured: a column of dashes answers nothing
-    costs = [c for c in COSTS if not _measure(point, sidecar, c).empty]
+    costs = [c for c in cost_columns() if not _measure(point, sidecar, c).empty]
     if not costs and not has_http(point):
-        costs = COSTS[:2]  # nothing measured at all: say so in the usual columns
+        costs = cost_columns()[:2]  # nothing measured at all: say so in the usual columns
     lines.append("| binding | works | " + " | ".join(c.heading for c in costs) + " |")
     lines.append("|---|---|" + "---|" * len(costs))
     notes: list[str] = []
@@ -330,7 +330,7 @@ def cost_table(point: pd.DataFrame, ratios: pd.DataFrame | None, bindings: list[
     if notes:  # a heading line before each list, so the notes and the rankings render as two lists
         lines += ["Notes:", "", *[f"- ({i}) {reason}" for i, reason in enumerate(notes, 1)], ""]
     orders = [(col, ranking(point, bindings, sidecar, col, stein if col.metric in judged else None))
-              for col in RANKED]  # fmt: skip
+              for col in ranked_columns()]  # fmt: skip
     if any(order for _, order in orders):
         lines += ["Rankings:", ""]
     for col, order in orders:
@@ -417,7 +417,7 @@ def detail_section(samples: pd.DataFrame, bindings: list[str], sidecars: list[st
             for b in bindings:
                 if b == REFERENCE:
                     continue
-                for col in COSTS:
+                for col in cost_columns():
                     body += _detail_row(point, ratios, b, sidecar, col, where)
     return [*lines, *body, ""] if body else []
 

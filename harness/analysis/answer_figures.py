@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
 from harness.analysis.answer import VERDICT_WORDS  # noqa: E402
-from harness.analysis.costs import JUDGED_STAGES  # noqa: E402
+from harness.analysis.costs import judged_stages  # noqa: E402
 from harness.analysis.recommend import Candidate, Recommendation  # noqa: E402
 
 COLOURS = {
@@ -46,7 +46,7 @@ def cell_state(c: Candidate | None) -> str:
 def _ratio_label(c: Candidate) -> str:
     """`in 0.91 [0.72, 1.15]` and `out ...` on two lines: the ratio with the interval the tables print."""
     parts = []
-    for col in JUDGED_STAGES[0][1]:
+    for col in judged_stages()[0][1]:
         ci = c.costs.get(col.heading)
         if ci is not None and ci.n and math.isfinite(ci.estimate):
             interval = f" [{ci.low:.2f}, {ci.high:.2f}]" if ci.has_interval else f" (n={ci.n})"
@@ -132,7 +132,7 @@ def plot_forest(recs: list[Recommendation]):
     recs = [r for r in recs if any(c.works.both_ways for c in r.candidates)]
     if not recs:
         return None
-    columns = JUDGED_STAGES[0][1]
+    columns = judged_stages()[0][1]
     rows = [
         (b, name)
         for b, name in _rows(recs)

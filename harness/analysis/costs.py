@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness.analysis.blocks import CostKey, cost_interval
 from harness.analysis.stats import MIN_N, Interval
-from harness.metrics.registry import METRICS, STAGES, spec
+from harness.metrics.registry import METRICS, STAGES, DecisionColumn, spec
 from harness.pod.mesh import MESHES, mode_of
 
 REFERENCE = "direct"
@@ -28,13 +28,25 @@ class CostColumn:
         return str(spec(self.metric).better)
 
 
-_DECLARED = [(d, m.name) for m in METRICS.values() for d in m.decision]
-COSTS = [CostColumn(d.heading, d.test, d.direction, metric) for d, metric in _DECLARED]
-"""The cost columns of every decision-page table, as the metrics declare them (harness/metrics/registry.py)."""
-RANKED = [c for c, (d, _) in zip(COSTS, _DECLARED, strict=True) if d.ranked]
-JUDGED_STAGES = [(stage, [c for c, (d, _) in zip(COSTS, _DECLARED, strict=True) if d.stage == stage])
-                 for stage in STAGES]  # fmt: skip
-"""The recommendation's cost criteria in turn: a later stage only separates what the earlier left tied."""
+def _declared() -> list[tuple[CostColumn, DecisionColumn]]:
+    return [(CostColumn(d.heading, d.test, d.direction, m.name), d) for m in METRICS.values() for d in m.decision]
+
+
+def cost_columns() -> list[CostColumn]:
+    """The cost columns of every decision-page table, as the metrics declare them (harness/metrics/registry.py),
+    read when a page is built: a metric added to the registry is a column without touching this module."""
+    return [c for c, _ in _declared()]
+
+
+def ranked_columns() -> list[CostColumn]:
+    """The columns ranked per layout on the page (throughput and connection rate)."""
+    return [c for c, d in _declared() if d.ranked]
+
+
+def judged_stages() -> list[tuple[str, list[CostColumn]]]:
+    """The recommendation's cost criteria in turn (STAGES): a later stage only separates what the earlier left
+    tied."""
+    return [(stage, [c for c, d in _declared() if d.stage == stage]) for stage in STAGES]
 
 
 def layout_title(sidecar: str) -> str:

@@ -9,7 +9,7 @@ One rule, applied to the run's own rows, in this order (each step keeps the bind
    and for a meshed client inside mTLS/HBONE. A bypass disqualifies: no mesh policy, telemetry or mTLS applies.
 4. **Best tier by cost**, decided pairwise with the page's own rankings (paired t on per-block log differences,
    Holm over the line's pairs, harness/analysis/ranking.py): a binding leaves the tier when another qualifying
-   binding is decided better in a column of the stage. Stages in turn (costs.JUDGED_STAGES): TCP throughput
+   binding is decided better in a column of the stage. Stages in turn (costs.judged_stages()): TCP throughput
    both ways, then CPU per GB, then latency and connection rate; a later stage only separates what the earlier
    left tied. One binding left: the answer. Several: "undecided", with the blocks that would separate them.
 5. None qualifies: said plainly, with the closest shipped binding (works but bypasses, then one way only).
@@ -28,11 +28,11 @@ from scipy import stats
 
 from harness.analysis.blocks import precision_plans
 from harness.analysis.costs import (
-    COSTS,
-    JUDGED_STAGES,
     REFERENCE,
     CostColumn,
+    cost_columns,
     cost_test,
+    judged_stages,
     layout_title,
     ratio_to_direct,
 )
@@ -282,7 +282,7 @@ def recommend_layout(
         base = bases.get(b, b)
         costs = {
             col.heading: ratio_to_direct(samples, b, layout, col, precision if col.metric in judged else None)
-            for col in COSTS
+            for col in cost_columns()
         }
         candidates.append(
             Candidate(b, base, binding_name(b, base, release), shipping(release, base) if release else None, w, costs)
@@ -296,7 +296,7 @@ def recommend_layout(
     beside = (
         [
             f"Research designs that would qualify (never shipped in KubeVirt {release}): "
-            + "; ".join(f"{c.name}: {_cost_text(c, JUDGED_STAGES[0][1])}" for c in research)
+            + "; ".join(f"{c.name}: {_cost_text(c, judged_stages()[0][1])}" for c in research)
         ]
         if research
         else []
@@ -321,13 +321,13 @@ def recommend_layout(
             + f".{closest}"
         )
         details = [
-            *([f"Closest in full: {shipped[0].name}: {_cost_text(shipped[0], COSTS[:2])}"] if shipped else []),
+            *([f"Closest in full: {shipped[0].name}: {_cost_text(shipped[0], cost_columns()[:2])}"] if shipped else []),
             *details,
         ]
         return Recommendation(layout, title, where, Answer.NONE_QUALIFIES, (), line, tuple(details), tuple(candidates))
     tier, stage_name, undecided_stage = list(qualified), "", None
     bed_s = ((meta or {}).get("precision") or {}).get("bed_s")
-    for name, columns in JUDGED_STAGES:
+    for name, columns in judged_stages():
         if len(tier) <= 1:
             break
         ranks = _rankings(samples, layout, [c.binding for c in qualified], columns, precision)
@@ -352,7 +352,7 @@ def recommend_layout(
             if stage_name
             else f" ({kind}the only shipped binding that qualifies)"
         )
-        line = f"{prefix}: use {c.name}{how}; it costs {_cost_text(c, JUDGED_STAGES[0][1])}."
+        line = f"{prefix}: use {c.name}{how}; it costs {_cost_text(c, judged_stages()[0][1])}."
         return Recommendation(
             layout, title, where, Answer.DECIDED, (c.binding,), line, tuple(details), tuple(candidates), stage_name
         )
@@ -368,7 +368,7 @@ def recommend_layout(
         else "not separated by the run's pairwise tests"
     )
     line = f"{prefix}: undecided between {names}: {short}."
-    costs = [f"{c.name}: {_cost_text(c, JUDGED_STAGES[0][1])}" for c in tier]
+    costs = [f"{c.name}: {_cost_text(c, judged_stages()[0][1])}" for c in tier]
     return Recommendation(
         layout,
         title,

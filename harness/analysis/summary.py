@@ -1,4 +1,5 @@
-"""The table a run ends with: strategy x direction, median Gbit/s with min-max, and setup cost."""
+"""The table a run ends with: strategy x direction, the run's lead metric (median with min-max, ratio to direct),
+and setup cost."""
 
 from __future__ import annotations
 
@@ -10,14 +11,26 @@ from rich.table import Table
 from harness.analysis.blocks import CostKey, cost_interval, has_blocks
 from harness.analysis.findings import findings_for
 from harness.lab.vocabulary import Status, TrafficPath
-from harness.metrics.registry import spec
+from harness.metrics.registry import METRICS, spec
 from harness.pod.mesh import MESHES, mode_of
 
 
-def throughput_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (strategy, sidecar, direction): median/min/max Gbit/s over ok samples, ok/failed counts,
+def lead_metric(df: pd.DataFrame) -> str | None:
+    """The metric the run's closing table shows: the first a test kind emits (not a cost every test gets) that the
+    registry declares for the decision page, else the first headline one, that the rows hold (TCP throughput
+    when the run measured it)."""
+    present = set(df["metric"].dropna()) if "metric" in df else set()
+    for wanted in (lambda m: bool(m.decision), lambda m: m.headline):
+        for name, metric in METRICS.items():
+            if wanted(metric) and name in present and metric.family not in ("cost", "harness"):
+                return name
+    return None
+
+
+def throughput_summary(df: pd.DataFrame, metric: str = "throughput") -> pd.DataFrame:
+    """One row per (strategy, sidecar, direction): median/min/max of `metric` over ok samples, ok/failed counts,
     and the most common failure reason."""
-    tput = df[df["metric"] == "throughput"]
+    tput = df[df["metric"] == metric]
     rows = []
     for (strategy, sidecar, direction), group in tput.groupby(["strategy", "sidecar", "direction"], sort=False):
         ok = group[group["status"] == Status.OK]["value"]
@@ -63,17 +76,19 @@ def binding_rank(strategy_order: list[str] | None) -> dict[str, int]:
 
 
 def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] | None = None) -> None:
-    """Throughput per binding and sidecar, with its ratio to `direct` under the same sidecar; failures as
-    numbered notes under the table, so the table fits 100 columns."""
-    summary = throughput_summary(df)
+    """The lead metric (TCP throughput when measured) per binding and sidecar, with its ratio to `direct` under
+    the same sidecar; failures as numbered notes under the table, so the table fits 100 columns."""
+    metric = lead_metric(df)
+    summary = throughput_summary(df, metric) if metric else pd.DataFrame()
     if summary.empty:
-        console.print("no throughput samples")
+        console.print("no samples of a metric the registry declares for the decision page or as a headline")
         return
+    lead = spec(metric)
     directions = list(dict.fromkeys(summary["direction"]))
     paired = has_blocks(df)
     how = ("x direct = exp(mean per-block log ratio) to the direct beside it, t 95% interval from 3 blocks"
            if paired else "x direct = ratio of medians (no blocks: unpaired)")  # fmt: skip
-    table = Table(title=f"TCP throughput, Gbit/s: median (min-max); {how}, same sidecar")
+    table = Table(title=f"{lead.label}, {lead.unit}: median (min-max); {how}, same sidecar")
     table.add_column("binding", overflow="fold")
     table.add_column("sidecar", overflow="fold")
     for d in directions:
@@ -106,11 +121,11 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
             ref = reference.get((sidecar, d))
             ratio = f"{r['median'] / ref:.2f}" if r["ok"] and ref and ref == ref else "-"
             if paired and r["ok"] and strategy != "direct":
-                key = CostKey(strategy, sidecar, spec("throughput").family, d, "throughput")
+                key = CostKey(strategy, sidecar, lead.decision[0].test if lead.decision else lead.family, d, metric)
                 interval = cost_interval(df[df["test"] == key.test], None, key)
                 ratio = _compact(interval) if interval is not None else "-"
             for finding in findings_for(df[(df.strategy == strategy) & (df.sidecar == sidecar)
-                                           & (df.metric == "throughput") & (df.direction == d)]):  # fmt: skip
+                                           & (df.metric == metric) & (df.direction == d)]):  # fmt: skip
                 # a tool's known behaviour explains this number: marked as answer.md marks it
                 if finding.text not in notes:
                     notes.append(finding.text)

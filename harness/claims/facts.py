@@ -5,6 +5,7 @@ against these classes when the file loads: a misspelt or renamed fact is an erro
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields, make_dataclass
 
 from harness.lab.vocabulary import Direction, Protocol
@@ -24,19 +25,31 @@ def reach_key(protocol: Protocol, direction: Direction, sidecar: SidecarKind) ->
     return f"{protocol}_{direction}_{str(sidecar).replace('-', '_')}"
 
 
-def _connectivity_fields() -> list[tuple]:
+def _connectivity_fields(sidecars: tuple[SidecarKind, ...]) -> list[tuple]:
     out: list[tuple] = []
-    for sidecar in connectivity_sidecars():
+    for sidecar in sidecars:
         for protocol in Protocol:
             for direction in Direction:
                 key = reach_key(protocol, direction, sidecar)
                 out += [(key, str, field(default="failed")), (f"{key}_reason", str, field(default=""))]
-    for sidecar in connectivity_sidecars()[1:]:
+    for sidecar in sidecars[1:]:
         out.append((f"tcp_through_{str(sidecar).replace('-', '_')}", bool, field(default=False)))
     return out
 
 
-ConnectivityFacts = make_dataclass("ConnectivityFacts", _connectivity_fields())
+@functools.cache
+def _facts_class(sidecars: tuple[SidecarKind, ...]) -> type:
+    return make_dataclass("ConnectivityFacts", _connectivity_fields(sidecars))
+
+
+def connectivity_facts_class() -> type:
+    """The facts class for the modes registered now (a mode added after import brings its own fields)."""
+    return _facts_class(connectivity_sidecars())
+
+
+BUILT_IN = connectivity_sidecars()
+ConnectivityFacts = _facts_class(BUILT_IN)
+"""The class for the built-in modes, which claims.yaml's rules are checked against."""
 ConnectivityFacts.__doc__ = """Per sidecar layout, protocol and direction: `works`, `bypassed` (the bytes did not cross
 the sidecar) or `failed` (with `<key>_reason`); `tcp_through_<sidecar>`: TCP works both ways through it."""
 

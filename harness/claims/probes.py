@@ -19,6 +19,7 @@ from harness.claims.facts import (
     Interval,
     InventoryFacts,
     PerformanceFacts,
+    connectivity_facts_class,
     connectivity_sidecars,
     reach_key,
 )
@@ -110,7 +111,7 @@ def probe_connectivity(ctx: ProbeContext, strategy: str, sidecars: tuple[Sidecar
             continue
         through = all(facts[reach_key(Protocol.TCP, d, sidecar)] == "works" for d in Direction)
         facts[f"tcp_through_{str(sidecar).replace('-', '_')}"] = through
-    return ConnectivityFacts(**facts)
+    return connectivity_facts_class()(**facts)
 
 
 def link_kind(link) -> str | None:

@@ -463,7 +463,7 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
     (Linkerd-style), the setup inventory, the privilege trials and coexistence. Times each part (run.json)."""
     import time
 
-    from harness.claims.facts import ConnectivityFacts, connectivity_sidecars, reach_key
+    from harness.claims.facts import connectivity_facts_class, connectivity_sidecars, reach_key
     from harness.lab.vocabulary import Protocol
     from harness.pod.mesh import SidecarKind
 
@@ -511,7 +511,7 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
             t0 = time.monotonic()
             parts[what] = probe_fn()
             timings[what] = timings.get(what, 0) + time.monotonic() - t0
-        facts.strategies[s] = StrategyFacts(conn=ConnectivityFacts(**merged), inv=parts["inventory"],
+        facts.strategies[s] = StrategyFacts(conn=connectivity_facts_class()(**merged), inv=parts["inventory"],
                                             priv=parts["privilege"], coex=parts["coexistence"], perf=perf)  # fmt: skip
     write_json(ctx.writer.dir / "probes.json", {**facts.record(), "reused_from_the_run": reused,
                                                 "seconds": {k: round(v, 1) for k, v in timings.items()}})  # fmt: skip

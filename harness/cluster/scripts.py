@@ -18,7 +18,6 @@ from collections.abc import Sequence
 
 from harness.guests.tools import GUEST_C_TOOLS, GUEST_FILES
 from harness.kinds import TestKind
-from harness.kinds.request_response import SOCKPERF_LOG, RequestResponse
 from harness.tools.build import gcc_argv
 
 TOOLS_DIR = "/opt/vmnb"
@@ -100,10 +99,12 @@ def lib_sh() -> str:
 def client_command(test: TestKind, host: str) -> list[str]:
     """The client of one test as a cluster runs it against the Service `host`: the kind's own command line
     (HTTP's Host header the Service's name, as Istio routes by it); sockperf's full log is printed after its
-    output (what the harness reads back from the file)."""
+    output, followed by the files the kind declares (`cluster_prints`: sockperf's full log), which the harness
+    reads back from the file."""
     argv = test.client_argv(TARGET, host=host)
-    if isinstance(test, RequestResponse):
-        return ["bash", "-c", f'rc=0; "$@" || rc=$?; echo; cat {SOCKPERF_LOG}; exit $rc', "rr", *argv]
+    if test.cluster_prints:
+        cat = " ".join(f"cat {path};" for path in test.cluster_prints)
+        return ["bash", "-c", f'rc=0; "$@" || rc=$?; echo; {cat} exit $rc', "client", *argv]
     return argv
 
 

@@ -93,6 +93,9 @@ class TestKind(Strict):
     netns_only: ClassVar[str] = ""
     """Why the kind runs only on the netns runtime with the netns guest ('' = it runs anywhere)."""
     cluster_unsupported: ClassVar[str] = ""
+    cluster_prints: ClassVar[tuple[str, ...]] = ()
+    """Files the client writes that a cluster's Job prints after the client's output (`outcome_from_output` reads
+    them there)."""
     """Why a kind has no cluster Job (it needs the harness's own bed), or empty."""
 
     def cluster_reason(self) -> str:

@@ -46,6 +46,7 @@ class RequestResponse(TestKind):
     load_port: int = Field(5202, ge=1, le=65535)
     primary_metric: ClassVar[str] = "rtt_p50"
     sweep_fields: ClassVar[dict[str, str]] = {"message_bytes": "message_bytes"}
+    cluster_prints: ClassVar[tuple[str, ...]] = (SOCKPERF_LOG,)
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
