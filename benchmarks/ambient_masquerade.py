@@ -78,8 +78,9 @@ def case(lab: LabSession, istio: bool, peer_drops_invalid: bool) -> None:
     )
     with lab.bed() as bed:
         sidecar = install_sidecar(bed, SidecarKind("ambient"), vm_interfaces=[])
-        strategy = Masquerade(MasqueradeOptions(istio=istio), services=Services(tcp_ports=(PORT,)),
-                              sidecar=SidecarKind("ambient"))  # fmt: skip
+        strategy = Masquerade(
+            MasqueradeOptions(istio=istio), services=Services(tcp_ports=(PORT,)), sidecar=SidecarKind("ambient")
+        )
         vm = strategy.setup(bed, driver_for(GuestSpec(), f"ambient-masq-{istio}"))
         bed.pod.run(["nft", "-f", "-"], input=TRACE_TABLE)
         bed.on_teardown("trace table", lambda: bed.pod.run(["nft", "delete", "table", "inet", "vmnb_trace"]))
@@ -90,8 +91,25 @@ def case(lab: LabSession, istio: bool, peer_drops_invalid: bool) -> None:
         peer_before = nstat(bed.peer.name)
         proxy_before = proxy_stats(sidecar.admin_socket)
         client = subprocess.Popen(
-            ["ip", "netns", "exec", bed.peer.name, "iperf3", "-c", bed.plan.pod_ip, "-p", str(PORT), "-t", "1",
-             "--connect-timeout", "4000", "-J"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+            [
+                "ip",
+                "netns",
+                "exec",
+                bed.peer.name,
+                "iperf3",
+                "-c",
+                bed.plan.pod_ip,
+                "-p",
+                str(PORT),
+                "-t",
+                "1",
+                "--connect-timeout",
+                "4000",
+                "-J",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(1.5)
         vm_ns = vm.service.name
         print("VM sockets (ss -tan):")

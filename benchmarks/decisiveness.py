@@ -32,8 +32,13 @@ def one_run(schedule: str, minutes: float, folder: Path) -> dict:
     path.write_text(yaml.safe_dump(scenario))
     t0 = time.monotonic()
     env = {**os.environ, "VMNB_SCHEDULE": schedule, "VMNB_NO_REPORT": "1", "COLUMNS": "200"}
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "--results", str(folder)],
-                          capture_output=True, text=True, cwd=REPO, env=env)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", str(path), "--results", str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
     wall = time.monotonic() - t0
     if done.returncode not in (0, 3):
         raise SystemExit(f"run failed ({done.returncode}): {done.stdout[-1500:]}{done.stderr[-1500:]}")
@@ -41,8 +46,15 @@ def one_run(schedule: str, minutes: float, folder: Path) -> dict:
     record = json.loads((run_dir / "run.json").read_text())["precision"]
     ratios = record["ratios"]
     decided = sum(r["reached"] for r in ratios)
-    return {"schedule": schedule, "wall_s": wall, "blocks": record["blocks_run"], "beds": record["beds_run"],
-            "ratios": len(ratios), "decided": decided, "run": run_dir.name}  # fmt: skip
+    return {
+        "schedule": schedule,
+        "wall_s": wall,
+        "blocks": record["blocks_run"],
+        "beds": record["beds_run"],
+        "ratios": len(ratios),
+        "decided": decided,
+        "run": run_dir.name,
+    }
 
 
 def main() -> None:
@@ -59,9 +71,11 @@ def main() -> None:
             folder.mkdir(parents=True, exist_ok=True)
             row = {"name": name, "pair": pair + 1, **one_run(schedule, args.minutes, folder)}
             rows.append(row)
-            print(f"pair {row['pair']} {name:<22} {row['decided']:>2} of {row['ratios']} decided in "
-                  f"{row['blocks']} blocks, {row['beds']} beds, {row['wall_s'] / 60:.1f} min ({row['run']})",
-                  flush=True)  # fmt: skip
+            print(
+                f"pair {row['pair']} {name:<22} {row['decided']:>2} of {row['ratios']} decided in "
+                f"{row['blocks']} blocks, {row['beds']} beds, {row['wall_s'] / 60:.1f} min ({row['run']})",
+                flush=True,
+            )
     print("\n| schedule | runs | ratios decided (each run) | mean | per minute of run |\n|---|---|---|---|---|")
     for name in SCHEDULES:
         mine = [r for r in rows if r["name"] == name]

@@ -31,13 +31,20 @@ PORTS = (53, 15053)
 
 def trace_table() -> str:
     """Counters of DNS packets per hook, link side, protocol and port (as destination and as source)."""
-    return counting_table({f"{proto}-{way}-{port}": f"{proto} {way} {port}"
-                           for proto in ("udp", "tcp") for port in PORTS for way in ("dport", "sport")})  # fmt: skip
+    return counting_table(
+        {
+            f"{proto}-{way}-{port}": f"{proto} {way} {port}"
+            for proto in ("udp", "tcp")
+            for port in PORTS
+            for way in ("dport", "sport")
+        }
+    )
 
 
 def conntrack(ns: str) -> list[str]:
-    out = subprocess.run(["ip", "netns", "exec", ns, "conntrack", "-L", "-p", "udp"], capture_output=True,
-                         text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, "conntrack", "-L", "-p", "udp"], capture_output=True, text=True
+    ).stdout
     return [re.sub(r"\s+", " ", line) for line in out.splitlines() if "port=53 " in line or "port=15053 " in line]
 
 
@@ -51,15 +58,23 @@ def case(lab: LabSession, spec: str) -> dict:
         attachment = cls(options, sidecar=mode).setup(bed, driver_for(guest, "dns-paths"))
         bed.pod.run(["nft", "-f", "-"], input=trace_table())
         before = side.counters()
-        sample = measure_dns(attachment.ends("egress"), transport=transport, queries=2,
-                             label=f"{bed.run_id}-{strategy}-{mode}-{transport}")  # fmt: skip
+        sample = measure_dns(
+            attachment.ends("egress"),
+            transport=transport,
+            queries=2,
+            label=f"{bed.run_id}-{strategy}-{mode}-{transport}",
+        )
         after = side.counters()
         return {
-            "case": spec, "status": sample.status, "reason": sample.reason, "resolved": sample.resolved,
+            "case": spec,
+            "status": sample.status,
+            "reason": sample.reason,
+            "resolved": sample.resolved,
             "resolver_queries": sample.resolver_queries,
             "proxy_queries": after.dns_queries - before.dns_queries,
-            "counters": nft_counters(bed.pod.name), "conntrack": conntrack(bed.pod.name),
-        }  # fmt: skip
+            "counters": nft_counters(bed.pod.name),
+            "conntrack": conntrack(bed.pod.name),
+        }
 
 
 def main() -> None:

@@ -27,15 +27,38 @@ def one_gate(against: str, blocks: int, pause: float, scenario: str) -> tuple[bo
         if pause:
             env["VMNB_PLANT_PAUSE"] = f"masquerade={pause}"
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "harness.cli", "gate", "--against", against, "--scenario",
-                               scenario, "--blocks", str(blocks), "--results", f"{tmp}/results", "--junit",
-                               f"{tmp}/gate.xml", "--markdown", f"{tmp}/gate.md"], cwd=REPO, env=env,
-                              capture_output=True, text=True)  # fmt: skip
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "gate",
+                "--against",
+                against,
+                "--scenario",
+                scenario,
+                "--blocks",
+                str(blocks),
+                "--results",
+                f"{tmp}/results",
+                "--junit",
+                f"{tmp}/gate.xml",
+                "--markdown",
+                f"{tmp}/gate.md",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         minutes = (time.monotonic() - started) / 60
         if done.returncode not in (0, 1):
             raise SystemExit(f"gate failed (exit {done.returncode}): {done.stderr[-500:]}")
-        ratios = [float(line.split("ratio ")[1].split(",")[0]) for line in done.stdout.splitlines()
-                  if "ratio " in line and "paired 90%" in line]  # fmt: skip
+        ratios = [
+            float(line.split("ratio ")[1].split(",")[0])
+            for line in done.stdout.splitlines()
+            if "ratio " in line and "paired 90%" in line
+        ]
         return done.returncode == 1, ratios, minutes
 
 
@@ -55,9 +78,15 @@ def main() -> None:
             flagged += hit
             ratios += r
             minutes.append(m)
-        rows.append({"pause": pause, "flagged": flagged, "runs": args.runs,
-                     "ratio": sum(ratios) / len(ratios) if ratios else None,
-                     "minutes": sum(minutes) / len(minutes)})  # fmt: skip
+        rows.append(
+            {
+                "pause": pause,
+                "flagged": flagged,
+                "runs": args.runs,
+                "ratio": sum(ratios) / len(ratios) if ratios else None,
+                "minutes": sum(minutes) / len(minutes),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n{args.blocks} blocks a side of {args.scenario}, against {args.against}")
     print("| planted pause | runs flagged regressed | realised NEW/BASE (mean of rows) | minutes a run |")

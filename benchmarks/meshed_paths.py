@@ -41,17 +41,22 @@ def counting_table(matches: dict[str, str]) -> str:
     eth0 / by another link, output, postrouting out of eth0 / another link (after the binding's DNAT)."""
     rules: dict[str, list[str]] = {"prerouting": [], "output": [], "postrouting": []}
     for tag, match in matches.items():
-        rules["prerouting"] += [f'iifname "eth0" {match} counter comment "in-eth0-{tag}"',
-                                f'iifname != "eth0" {match} counter comment "in-other-{tag}"']  # fmt: skip
+        rules["prerouting"] += [
+            f'iifname "eth0" {match} counter comment "in-eth0-{tag}"',
+            f'iifname != "eth0" {match} counter comment "in-other-{tag}"',
+        ]
         rules["output"] += [f'{match} counter comment "local-out-{tag}"']
-        rules["postrouting"] += [f'oifname "eth0" {match} counter comment "out-eth0-{tag}"',
-                                 f'oifname != "eth0" {match} counter comment "out-other-{tag}"']  # fmt: skip
+        rules["postrouting"] += [
+            f'oifname "eth0" {match} counter comment "out-eth0-{tag}"',
+            f'oifname != "eth0" {match} counter comment "out-other-{tag}"',
+        ]
     priority = {"prerouting": -300, "output": -300, "postrouting": 400}
     chains = "\n".join(
         f"  chain {hook} {{\n    type filter hook {hook} priority {priority[hook]}; policy accept;\n"
-        + "\n".join(f"    {r}" for r in rs) + "\n  }"
+        + "\n".join(f"    {r}" for r in rs)
+        + "\n  }"
         for hook, rs in rules.items()
-    )  # fmt: skip
+    )
     return f"table inet vmnb_trace {{\n{chains}\n}}\n"
 
 
@@ -61,14 +66,19 @@ def trace_table() -> str:
 
 
 def nft_counters(ns: str) -> dict[str, int]:
-    text = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "inet", "vmnb_trace"],
-                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    text = subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "list", "table", "inet", "vmnb_trace"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {m[1]: int(m[0]) for m in re.findall(r"packets (\d+) bytes \d+ comment \"([^\"]+)\"", text) if int(m[0])}
 
 
 def conntrack(ns: str) -> list[str]:
-    out = subprocess.run(["ip", "netns", "exec", ns, "conntrack", "-L", "-p", "tcp"], capture_output=True,
-                         text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, "conntrack", "-L", "-p", "tcp"], capture_output=True, text=True
+    ).stdout
     return [line for line in out.splitlines() if any(f"dport={p} " in line for p in (PORT, 15008))]
 
 
@@ -82,15 +92,25 @@ def case(lab: LabSession, spec: str, guest: GuestSpec) -> dict:
         bed.pod.run(["nft", "-f", "-"], input=trace_table())
         proxies = {"pod": side, **({"peer": side.peer_proxy} if side.peer_proxy else {})}
         before = {k: p.counters() for k, p in proxies.items()}
-        sample = measure_tcp_throughput(attachment.ends(direction), port=PORT, duration_s=1, omit_s=0, streams=1,
-                                        label=f"{bed.run_id}-{strategy}-{mode}-{direction}")  # fmt: skip
+        sample = measure_tcp_throughput(
+            attachment.ends(direction),
+            port=PORT,
+            duration_s=1,
+            omit_s=0,
+            streams=1,
+            label=f"{bed.run_id}-{strategy}-{mode}-{direction}",
+        )
         deltas = {k: {f: v for f, v in p.counters().minus(before[k]).__dict__.items() if v} for k, p in proxies.items()}
         return {
-            "case": spec, "status": sample.status, "reason": sample.reason,
+            "case": spec,
+            "status": sample.status,
+            "reason": sample.reason,
             "gbit_s": round((sample.bits_per_second or 0) / 1e9, 2),
-            "syn_counters": nft_counters(bed.pod.name), "conntrack": conntrack(bed.pod.name), "proxies": deltas,
+            "syn_counters": nft_counters(bed.pod.name),
+            "conntrack": conntrack(bed.pod.name),
+            "proxies": deltas,
             "identities": {k: p.identities_seen()[0] for k, p in proxies.items()},
-        }  # fmt: skip
+        }
 
 
 def main() -> None:

@@ -31,13 +31,19 @@ CONFIGS = [(1, 0, "none"), (1, 0, "split"), (3, 1, "none"), (3, 1, "split")]
 def run_config(duration: int, omit: int, placement: str, blocks: int, results: Path) -> dict:
     folder = results / f"d{duration}o{omit}-{placement}"
     folder.mkdir(parents=True, exist_ok=True)
-    text = (f"name: noise\nstrategies: [direct, masquerade, nat-proxy]\nrepetitions: {blocks}\n"
-            f"cpu_placement: {placement}\ntests:\n  - {{kind: tcp_throughput, duration_s: {duration}, "
-            f"omit_s: {omit}}}\n")  # fmt: skip
+    text = (
+        f"name: noise\nstrategies: [direct, masquerade, nat-proxy]\nrepetitions: {blocks}\n"
+        f"cpu_placement: {placement}\ntests:\n  - {{kind: tcp_throughput, duration_s: {duration}, "
+        f"omit_s: {omit}}}\n"
+    )
     (folder / "scenario.yaml").write_text(text)
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(folder / "scenario.yaml"), "--results",
-                           str(folder)], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
-                          env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", str(folder / "scenario.yaml"), "--results", str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "COLUMNS": "200"},
+    )
     if done.returncode != 0:
         raise SystemExit(f"run failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
     run_dir = max((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
@@ -51,8 +57,17 @@ def run_config(duration: int, omit: int, placement: str, blocks: int, results: P
     by_cell = ratios.groupby(["strategy", "direction"])
     per_group = {f"{s} {d}": float(g["log_ratio"].std(ddof=1)) for (s, d), g in by_cell}
     block_s = seconds / blocks
-    return {"duration_s": duration, "omit_s": omit, "placement": placement, "run": run_dir.name, "pooled_sd": pooled,
-            "dof": dof, "block_s": block_s, "cost": pooled**2 * block_s, "per_group": per_group}  # fmt: skip
+    return {
+        "duration_s": duration,
+        "omit_s": omit,
+        "placement": placement,
+        "run": run_dir.name,
+        "pooled_sd": pooled,
+        "dof": dof,
+        "block_s": block_s,
+        "cost": pooled**2 * block_s,
+        "per_group": per_group,
+    }
 
 
 def main() -> None:
@@ -64,14 +79,19 @@ def main() -> None:
     for duration, omit, placement in CONFIGS:
         rows.append(run_config(duration, omit, placement, args.blocks, args.results))
         r = rows[-1]
-        print(f"d={duration} omit={omit} {placement}: s={r['pooled_sd']:.3f} ({r['dof']} df), "
-              f"{r['block_s']:.0f} s/block, s^2 x s/block = {r['cost']:.4f}", flush=True)  # fmt: skip
+        print(
+            f"d={duration} omit={omit} {placement}: s={r['pooled_sd']:.3f} ({r['dof']} df), "
+            f"{r['block_s']:.0f} s/block, s^2 x s/block = {r['cost']:.4f}",
+            flush=True,
+        )
         (args.results / "noise.json").write_text(json.dumps(rows, indent=1))
     print("\n| duration s | omit s | placement | pooled s of log ratios (df) | s per block | s^2 x s/block | run |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['duration_s']} | {r['omit_s']} | {r['placement']} | {r['pooled_sd']:.3f} ({r['dof']}) | "
-              f"{r['block_s']:.0f} | {r['cost']:.4f} | {r['run']} |")  # fmt: skip
+        print(
+            f"| {r['duration_s']} | {r['omit_s']} | {r['placement']} | {r['pooled_sd']:.3f} ({r['dof']}) | "
+            f"{r['block_s']:.0f} | {r['cost']:.4f} | {r['run']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -24,15 +24,29 @@ from harness.lab.session import LabSession
 from strategies.base import Services
 from strategies.passt import Passt, PasstOptions
 
-FIELDS = ("cwnd", "rtt", "rto", "retrans", "unacked", "lost", "bytes_acked", "notsent", "delivery_rate",
-          "rwnd_limited", "sndbuf_limited", "busy", "backoff")  # fmt: skip
+FIELDS = (
+    "cwnd",
+    "rtt",
+    "rto",
+    "retrans",
+    "unacked",
+    "lost",
+    "bytes_acked",
+    "notsent",
+    "delivery_rate",
+    "rwnd_limited",
+    "sndbuf_limited",
+    "busy",
+    "backoff",
+)
 
 
 def ss_line(ns: str, port: int) -> dict[str, str]:
     """The busiest socket talking to `port` in namespace `ns` (the data connection, not iperf3's control one),
     as `ss -tin` reports it: a dict of its fields."""
-    out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-tinH", f"( dport = :{port} )"], capture_output=True,
-                         text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, "ss", "-tinH", f"( dport = :{port} )"], capture_output=True, text=True
+    ).stdout
     records: list[str] = []
     for line in out.splitlines():
         if line[:1].isspace() and records:
@@ -54,8 +68,9 @@ def ss_line(ns: str, port: int) -> dict[str, str]:
 
 
 def link_counters(ns: str, ifname: str) -> tuple[int, int, int]:
-    data = json.loads(subprocess.run(["ip", "-j", "-s", "-n", ns, "link", "show", ifname], capture_output=True,
-                                     text=True).stdout)[0]["stats64"]  # fmt: skip
+    data = json.loads(
+        subprocess.run(["ip", "-j", "-s", "-n", ns, "link", "show", ifname], capture_output=True, text=True).stdout
+    )[0]["stats64"]
     return data["tx"]["packets"], data["tx"]["dropped"], data["rx"]["packets"]
 
 
@@ -67,8 +82,11 @@ def one_build(build: str, seconds: int, mtu: int | None) -> None:
         guest_ns, pod_ns, peer_ns = bed.namespaces["vm"].name, bed.pod.name, bed.peer.name
         server = bed.tracker.start([*IPERF_SERVER, "-p", str(port)], name="eg-server", netns=peer_ns)
         time.sleep(0.5)
-        client = bed.tracker.start(["iperf3", "-c", attachment.peer_address, "-p", str(port), "-t", str(seconds),
-                                    "--json"], name="eg-client", netns=guest_ns)  # fmt: skip
+        client = bed.tracker.start(
+            ["iperf3", "-c", attachment.peer_address, "-p", str(port), "-t", str(seconds), "--json"],
+            name="eg-client",
+            netns=guest_ns,
+        )
         rows = []
         t0 = time.monotonic()
         while client.alive() and time.monotonic() - t0 < seconds + 5:
@@ -78,24 +96,38 @@ def one_build(build: str, seconds: int, mtu: int | None) -> None:
         bed.tracker.stop(client)
         bed.tracker.stop(server)
         sample = parse_client_json(client.log_path.read_text())
-        print(f"\n== passt build {build} ({options.model_dump()}): egress {sample.bits_per_second or 0:.3g} bit/s, "
-              f"retransmits {sample.retransmits}")  # fmt: skip
-        print("t s   | guest socket: cwnd rto backoff retrans lost unacked sendq bytes_sent | pasta socket: cwnd "
-              "unacked sendq bytes_sent | guest eth0 tx pkts (dropped) / rx pkts")  # fmt: skip
+        print(
+            f"\n== passt build {build} ({options.model_dump()}): egress {sample.bits_per_second or 0:.3g} bit/s, "
+            f"retransmits {sample.retransmits}"
+        )
+        print(
+            "t s   | guest socket: cwnd rto backoff retrans lost unacked sendq bytes_sent | pasta socket: cwnd "
+            "unacked sendq bytes_sent | guest eth0 tx pkts (dropped) / rx pkts"
+        )
         for t, g, p, tx, dropped, rx in rows:
-            print(f"{t:5.2f} | {g.get('cwnd', '-'):>5} {g.get('rto', '-'):>5} {g.get('backoff', '-'):>3} "
-                  f"{g.get('retrans', '-'):>8} {g.get('lost', '-'):>4} {g.get('unacked', '-'):>5} "
-                  f"{g.get('sendq', '-'):>8} {g.get('bytes_sent', '-'):>10} | {p.get('cwnd', '-'):>5} "
-                  f"{p.get('unacked', '-'):>5} {p.get('sendq', '-'):>8} {p.get('bytes_sent', '-'):>10} | "
-                  f"{tx} ({dropped}) / {rx}")  # fmt: skip
+            print(
+                f"{t:5.2f} | {g.get('cwnd', '-'):>5} {g.get('rto', '-'):>5} {g.get('backoff', '-'):>3} "
+                f"{g.get('retrans', '-'):>8} {g.get('lost', '-'):>4} {g.get('unacked', '-'):>5} "
+                f"{g.get('sendq', '-'):>8} {g.get('bytes_sent', '-'):>10} | {p.get('cwnd', '-'):>5} "
+                f"{p.get('unacked', '-'):>5} {p.get('sendq', '-'):>8} {p.get('bytes_sent', '-'):>10} | "
+                f"{tx} ({dropped}) / {rx}"
+            )
         # Where the segments went: the guest's TCP counters (timeouts = RTO stalls) and the tap's queue.
         counters = "TcpExtTCPTimeouts TcpRetransSegs TcpExtTCPLossProbes TcpExtTCPSackRecovery TcpExtTCPRenoRecovery"
-        nstat = subprocess.run(["ip", "netns", "exec", guest_ns, "nstat", "-az", *counters.split()],
-                               capture_output=True, text=True).stdout  # fmt: skip
-        print("guest nstat:", " ".join(line.split()[0] + "=" + line.split()[1] for line in nstat.splitlines()
-                                       if line and line[0].isalpha() and not line.startswith("#")))  # fmt: skip
-        qdisc = subprocess.run(["tc", "-n", guest_ns, "-s", "qdisc", "show", "dev", "eth0"], capture_output=True,
-                               text=True).stdout  # fmt: skip
+        nstat = subprocess.run(
+            ["ip", "netns", "exec", guest_ns, "nstat", "-az", *counters.split()], capture_output=True, text=True
+        ).stdout
+        print(
+            "guest nstat:",
+            " ".join(
+                line.split()[0] + "=" + line.split()[1]
+                for line in nstat.splitlines()
+                if line and line[0].isalpha() and not line.startswith("#")
+            ),
+        )
+        qdisc = subprocess.run(
+            ["tc", "-n", guest_ns, "-s", "qdisc", "show", "dev", "eth0"], capture_output=True, text=True
+        ).stdout
         print("guest eth0 qdisc:", " ".join(qdisc.split()))
 
 

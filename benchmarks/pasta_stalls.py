@@ -39,8 +39,9 @@ def frames(pcap: str, guest: str = "198.18.0.2") -> list[Frame]:
         from_guest = m.group(2).startswith(guest + ".")
         port = (m.group(2) if from_guest else m.group(3)).rsplit(".", 1)[1].rstrip(":")
         start, end = (int(m.group(5)), int(m.group(6))) if m.group(5) else (None, None)
-        by_port.setdefault(port, []).append(Frame(float(m.group(1)), from_guest, end, start,
-                                                  int(m.group(7)) if m.group(7) else None))  # fmt: skip
+        by_port.setdefault(port, []).append(
+            Frame(float(m.group(1)), from_guest, end, start, int(m.group(7)) if m.group(7) else None)
+        )
     return max(by_port.values(), key=len, default=[])
 
 
@@ -76,12 +77,15 @@ def main(pcap: str, strace: str | None = None) -> None:
         stalls += 1
         kind = "retransmission" if after.seq_start < highest else "new data"
         write = [w for t, w in writes if 0 <= before.time - day0 - t < 0.5]
-        recovered = next((f.time for f in seen if f.time > after.time and not f.from_guest and f.ack
-                          and f.ack >= highest), None)  # fmt: skip
-        print(f"stall {gap * 1000:6.0f} ms at {before.time - seen[0].time:6.3f} s: guest sent up to {highest}, "
-              f"pasta acked {last_ack} ({highest - last_ack} bytes unacked); next guest frame: {kind} at "
-              f"{after.seq_start}; all of it acked {f'{recovered - before.time:.3f} s later' if recovered else 'never'}"
-              + (f"; pasta's short write(s) before: {', '.join(write)}" if write else ""))  # fmt: skip
+        recovered = next(
+            (f.time for f in seen if f.time > after.time and not f.from_guest and f.ack and f.ack >= highest), None
+        )
+        print(
+            f"stall {gap * 1000:6.0f} ms at {before.time - seen[0].time:6.3f} s: guest sent up to {highest}, "
+            f"pasta acked {last_ack} ({highest - last_ack} bytes unacked); next guest frame: {kind} at "
+            f"{after.seq_start}; all of it acked {f'{recovered - before.time:.3f} s later' if recovered else 'never'}"
+            + (f"; pasta's short write(s) before: {', '.join(write)}" if write else "")
+        )
     print(f"{stalls} stalls of {STALL_S * 1000:.0f} ms or more in {len(seen)} frames")
 
 

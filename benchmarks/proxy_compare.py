@@ -58,8 +58,17 @@ from harness.pod.proxy_process import RelayImplementation, start_proxy  # noqa: 
 BENCH_DIR = Path(__file__).resolve().parent
 IPERF, RR, CRR = 5201, 11111, 11112
 PORTS = [IPERF, RR, CRR]
-RELAYS = ["direct", "kernel-dnat", "vmnb-relay", "vmnb-relay-2w", "relay-python", "relay-threaded", "socat", "envoy",
-          "haproxy"]  # fmt: skip
+RELAYS = [
+    "direct",
+    "kernel-dnat",
+    "vmnb-relay",
+    "vmnb-relay-2w",
+    "relay-python",
+    "relay-threaded",
+    "socat",
+    "envoy",
+    "haproxy",
+]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 HAPROXY_CONFIG = """global
@@ -90,8 +99,11 @@ def set_up(relay: str, bed: TestBed) -> tuple[Ends, list[int]]:
     before = {p.pid for p in bed.processes}
     static = [f"static:{pod_ip}:{port}={vm_ip}:{port}" for port in PORTS]
     if relay == "kernel-dnat":
-        apply_iptables(bed.pod, "nat", [f"-A PREROUTING -i eth0 -p tcp --dport {port} -j DNAT --to-destination "
-                                        f"{vm_ip}" for port in PORTS])  # fmt: skip
+        apply_iptables(
+            bed.pod,
+            "nat",
+            [f"-A PREROUTING -i eth0 -p tcp --dport {port} -j DNAT --to-destination {vm_ip}" for port in PORTS],
+        )
     elif relay == "vmnb-relay":
         start_proxy(bed, static)
     elif relay == "vmnb-relay-2w":
@@ -99,8 +111,9 @@ def set_up(relay: str, bed: TestBed) -> tuple[Ends, list[int]]:
     elif relay == "relay-python":
         start_proxy(bed, static, implementation=RelayImplementation.PYTHON)
     elif relay == "relay-threaded":
-        proc = bed.start_process([sys.executable, str(BENCH_DIR / "threaded_proxy.py"), *static], name="threaded",
-                                 ns=bed.pod)  # fmt: skip
+        proc = bed.start_process(
+            [sys.executable, str(BENCH_DIR / "threaded_proxy.py"), *static], name="threaded", ns=bed.pod
+        )
         for port in PORTS:
             wait_listening(proc, port)
     elif relay == "socat":
@@ -167,8 +180,11 @@ def measure(relay: str, bed: TestBed, args: argparse.Namespace, label: str) -> l
             {"test": test, "metric": "relay_cpu_s_per_gb", "value": relay_s / (s.bytes / 1e9) if ok else None},
         ]
     rr, _, _ = timed("rr", lambda: RequestResponse(kind="rr", duration_s=args.duration).measure(ends, f"{label}-rr"))
-    rows += [{"test": "rr", "metric": m.metric, "value": m.value, "reason": rr.reason} for m in rr.metrics
-             if m.metric in ("rtt_p50", "rtt_p99")]  # fmt: skip
+    rows += [
+        {"test": "rr", "metric": m.metric, "value": m.value, "reason": rr.reason}
+        for m in rr.metrics
+        if m.metric in ("rtt_p50", "rtt_p99")
+    ]
     crr_kind = ConnectRequestResponse(kind="crr", duration_s=args.duration)
     crr, relay_s, kernel_s = timed("crr", lambda: crr_kind.measure(ends, f"{label}-crr"))
     rows += [{"test": "crr", "metric": m.metric, "value": m.value, "reason": crr.reason} for m in crr.metrics]
@@ -181,12 +197,18 @@ def measure(relay: str, bed: TestBed, args: argparse.Namespace, label: str) -> l
 
 
 COLUMNS = [
-    ("in", "gbit_s", "in Gbit/s"), ("out", "gbit_s", "out Gbit/s"),
-    ("crr", "crr_rate", "CRR conn/s"), ("crr", "crr_latency_p50", "CRR p50 us"),
-    ("crr", "crr_latency_p99", "CRR p99 us"), ("rr", "rtt_p50", "RR p50 us"), ("rr", "rtt_p99", "RR p99 us"),
-    ("in", "cpu_s_per_gb", "CPU s/GB in"), ("in", "relay_cpu_s_per_gb", "relay CPU s/GB in"),
-    ("crr", "cpu_s_per_10k_conn", "CPU s/10k conn"), ("crr", "relay_cpu_s_per_10k_conn", "relay CPU s/10k conn"),
-]  # fmt: skip
+    ("in", "gbit_s", "in Gbit/s"),
+    ("out", "gbit_s", "out Gbit/s"),
+    ("crr", "crr_rate", "CRR conn/s"),
+    ("crr", "crr_latency_p50", "CRR p50 us"),
+    ("crr", "crr_latency_p99", "CRR p99 us"),
+    ("rr", "rtt_p50", "RR p50 us"),
+    ("rr", "rtt_p99", "RR p99 us"),
+    ("in", "cpu_s_per_gb", "CPU s/GB in"),
+    ("in", "relay_cpu_s_per_gb", "relay CPU s/GB in"),
+    ("crr", "cpu_s_per_10k_conn", "CPU s/10k conn"),
+    ("crr", "relay_cpu_s_per_10k_conn", "relay CPU s/10k conn"),
+]
 
 
 def short(value: float) -> str:
@@ -265,8 +287,13 @@ def main() -> int:
     out = args.out / f"proxy-compare-{lab.run_id}"
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "samples.csv", index=False)
-    meta = {"run_id": lab.run_id, "repetitions": args.repetitions, "duration_s": args.duration,
-            "versions": tool_versions(), "host": host_facts()}  # fmt: skip
+    meta = {
+        "run_id": lab.run_id,
+        "repetitions": args.repetitions,
+        "duration_s": args.duration,
+        "versions": tool_versions(),
+        "host": host_facts(),
+    }
     (out / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
     print_tables(df, relays, console, f"Relays on one path, medians [95% CI] n, {args.duration:g} s tests")
     bounds(df, console)

@@ -40,8 +40,10 @@ def path(request):
         strategy = strategy_class(request.param)(services=Services(tcp_ports=(IPERF_PORT, RR_PORT)))
         attachment = strategy.setup(bed, driver_for(GuestSpec(), f"gate-{request.param}"))
         ends = attachment.ends(Direction.INGRESS)
-        rr = ends.server.start([ends.server.binary("vmnb-crr"), "server", "--port", str(RR_PORT), "--keepalive"],
-                               name=f"{bed.run_id}-rr-server")  # fmt: skip
+        rr = ends.server.start(
+            [ends.server.binary("vmnb-crr"), "server", "--port", str(RR_PORT), "--keepalive"],
+            name=f"{bed.run_id}-rr-server",
+        )
         ends.server.wait_listening(rr, RR_PORT)
         yield ends
 
@@ -50,8 +52,11 @@ def transfer(ends) -> None:
     server = ends.server.start(["iperf3", "-s", "-1", "-p", str(IPERF_PORT)], name="gate-iperf3-server")
     try:
         ends.server.wait_listening(server, IPERF_PORT)
-        done = ends.client.run(["iperf3", "-c", ends.target, "-p", str(IPERF_PORT), "-n", f"{TRANSFER_MIB}M", "--json"],
-                               name="gate-iperf3-client", timeout=120)  # fmt: skip
+        done = ends.client.run(
+            ["iperf3", "-c", ends.target, "-p", str(IPERF_PORT), "-n", f"{TRANSFER_MIB}M", "--json"],
+            name="gate-iperf3-client",
+            timeout=120,
+        )
         result = json.loads(done.stdout)
         assert not result.get("error"), result.get("error")
         # iperf3 -n stops the test when the sender has written N bytes; the receiver's tally can trail by the
@@ -63,8 +68,16 @@ def transfer(ends) -> None:
 
 
 def round_trips(ends) -> None:
-    argv = [ends.client.binary("vmnb-crr"), "client", "--target", ends.target,
-            "--port", str(RR_PORT), "--count", str(ROUND_TRIPS)]  # fmt: skip
+    argv = [
+        ends.client.binary("vmnb-crr"),
+        "client",
+        "--target",
+        ends.target,
+        "--port",
+        str(RR_PORT),
+        "--count",
+        str(ROUND_TRIPS),
+    ]
     done = ends.client.run(argv, name="gate-rr-client", timeout=120)
     result = json.loads(done.stdout)
     assert result.get("round_trips") == ROUND_TRIPS, result

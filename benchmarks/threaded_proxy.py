@@ -27,7 +27,7 @@ from harness.pod.proxy import (  # noqa: E402
     destination,
     listen_socket,
     reset,
-)  # fmt: skip
+)
 
 
 def pump(src: socket.socket, dst: socket.socket) -> int:

@@ -47,9 +47,13 @@ def scenario(name: str, strategies: list[str], blocks: int, duration: int, omit:
 def run(text: str, results: Path, env: dict | None = None) -> Path:
     path = results / "scenario.yaml"
     path.write_text(text)
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "--results", str(results)],
-                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **(env or {})},
-                          cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", str(path), "--results", str(results)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        cwd=Path(__file__).resolve().parents[1],
+    )
     if done.returncode != 0:
         raise SystemExit(f"run failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
     return max((p for p in results.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
@@ -94,12 +98,16 @@ def main() -> None:
     for i in range(1, args.runs + 1):
         folder = args.results / f"run{i:02d}"
         folder.mkdir(exist_ok=True)
-        run_dir = run(scenario("verify", strategies, args.blocks, args.duration, args.omit), folder,
-                      {"VMNB_PLANT_PAUSE": plant})  # fmt: skip
+        run_dir = run(
+            scenario("verify", strategies, args.blocks, args.duration, args.omit), folder, {"VMNB_PLANT_PAUSE": plant}
+        )
         judged.append(judge(run_dir))
         twin = judged[-1]["direct-twin"]
-        print(f"run {i}: twin {twin['estimate']:.3f} [{twin['low']}, {twin['high']}]; "
-              + "; ".join(f"{v} {judged[-1][v]['estimate']:.3f}" for v in PLANTS), flush=True)  # fmt: skip
+        print(
+            f"run {i}: twin {twin['estimate']:.3f} [{twin['low']}, {twin['high']}]; "
+            + "; ".join(f"{v} {judged[-1][v]['estimate']:.3f}" for v in PLANTS),
+            flush=True,
+        )
         (args.results / "verify.json").write_text(json.dumps({"plant": plant, "runs": judged}, indent=1))
     print(table(earlier + judged, args))
 
@@ -109,18 +117,24 @@ def table(judged: list[dict], args) -> str:
     twin = [j["direct-twin"] for j in judged if j["direct-twin"]["low"] is not None]
     covered = sum(1 for t in twin if t["low"] <= 1 <= t["high"])
     apart = sum(1 for j in judged if j["twins_apart"])
-    rows = [f"Runs: {n}, {args.blocks} blocks each, tcp_throughput egress {args.duration} s (omit {args.omit} s); "
-            "intervals: exp(mean log ratio), t, 95%.", "",
-            "| check | planted | realised (median ratio) | result |", "|---|---|---|---|",
-            f"| A/A twin: interval contains 1 | 0% | {np.median([t['estimate'] for t in twin]):.3f} | "
-            f"{covered}/{len(twin)} = {covered / max(len(twin), 1):.0%} (target 95%) |",
-            f"| A/A twin: ranked apart | 0% | | {apart}/{n} = {apart / max(n, 1):.0%} (target <= 5%) |"]  # fmt: skip
+    rows = [
+        f"Runs: {n}, {args.blocks} blocks each, tcp_throughput egress {args.duration} s (omit {args.omit} s); "
+        "intervals: exp(mean log ratio), t, 95%.",
+        "",
+        "| check | planted | realised (median ratio) | result |",
+        "|---|---|---|---|",
+        f"| A/A twin: interval contains 1 | 0% | {np.median([t['estimate'] for t in twin]):.3f} | "
+        f"{covered}/{len(twin)} = {covered / max(len(twin), 1):.0%} (target 95%) |",
+        f"| A/A twin: ranked apart | 0% | | {apart}/{n} = {apart / max(n, 1):.0%} (target <= 5%) |",
+    ]
     for variant, size in PLANTS.items():
         values = [j[variant] for j in judged if j[variant]["low"] is not None]
         detected = sum(1 for v in values if v["high"] < 1)  # the 95% interval (paired t, two-sided) lies below 1
         realised = np.median([v["estimate"] for v in values]) if values else float("nan")
-        rows.append(f"| detected below direct | {size:.0%} | {1 - realised:+.1%} slower | "
-                    f"{detected}/{len(values)} = {detected / max(len(values), 1):.0%} |")  # fmt: skip
+        rows.append(
+            f"| detected below direct | {size:.0%} | {1 - realised:+.1%} slower | "
+            f"{detected}/{len(values)} = {detected / max(len(values), 1):.0%} |"
+        )
     return "\n".join(rows)
 
 

@@ -90,8 +90,10 @@ def run(
         if left_out:
             console.print(f"{', '.join(left_out)} left out: it needs the QEMU guest (`--guest qemu`)")
         if parsed.precision and ("direct" not in parsed.strategies or parsed.design != "blocks"):
-            raise ValueError("option --precision judges each binding's ratio to the direct beside it: the scenario "
-                             "needs direct in its strategies and design: blocks")  # fmt: skip
+            raise ValueError(
+                "option --precision judges each binding's ratio to the direct beside it: the scenario "
+                "needs direct in its strategies and design: blocks"
+            )
         budget, given = None, "given with --time-budget"
         if time_budget is not None:
             budget = parse_duration(time_budget)
@@ -110,10 +112,12 @@ def run(
                 estimate += claims_seconds(seed, parsed.guest == "netns")
             if estimate > budget:
                 cells, tests = len(parsed.cells()), sum(len(t.directions) for t in parsed.expanded_tests())
-                raise ValueError(f"the run would take about {format_duration(estimate)} ({cells} cells x {tests} "
-                                 f"tests x {parsed.blocks_planned()} blocks), more than the time budget "
-                                 f"{given} ({format_duration(budget)}); drop sweep values, "
-                                 "strategies or repetitions")  # fmt: skip
+                raise ValueError(
+                    f"the run would take about {format_duration(estimate)} ({cells} cells x {tests} "
+                    f"tests x {parsed.blocks_planned()} blocks), more than the time budget "
+                    f"{given} ({format_duration(budget)}); drop sweep values, "
+                    "strategies or repetitions"
+                )
         if run_id is not None:
             check_run_id(run_id)
             refuse_used_run_id(run_id, results)
@@ -145,9 +149,11 @@ def run(
     if outcome.status != "complete":
         raise typer.Exit(EXIT_INCOMPLETE)
     if outcome.harness_errors:
-        console.print(f"[red]{outcome.harness_errors} row(s) failed because of the harness itself or its tools "
-                      "(reason 'harness error: ...', '<tool> printed no JSON ...' or '... exited before listening' "
-                      "in samples), not because of the network path[/]")  # fmt: skip
+        console.print(
+            f"[red]{outcome.harness_errors} row(s) failed because of the harness itself or its tools "
+            "(reason 'harness error: ...', '<tool> printed no JSON ...' or '... exited before listening' "
+            "in samples), not because of the network path[/]"
+        )
         raise typer.Exit(EXIT_HARNESS_ERROR)
 
 
@@ -174,8 +180,10 @@ def report(
     console.print(f"wrote {run_dir / 'answer.md'}\nwrote {md}\nwrote {page}\nfigures in {run_dir / 'figures'}")
     status = load_meta(run_dir).get("status")
     if status != "complete":  # the page opens with the same warning
-        console.print(f"[yellow]partial: the run's status is {status!r} (still running, or ended early): the pages "
-                      "hold only the cells measured so far[/]")  # fmt: skip
+        console.print(
+            f"[yellow]partial: the run's status is {status!r} (still running, or ended early): the pages "
+            "hold only the cells measured so far[/]"
+        )
     if screenshot:
         try:
             for png in screenshots(page):
@@ -238,8 +246,10 @@ def compare(
     except OSError as e:
         fail(f"option --output: cannot write {out} ({e.strerror or e}).")
     write_ci_reports(verdicts, junit, markdown, f"compare {base_dir.name} -> {new_dir.name}")
-    console.print(f"{result.regressed} regressed, {int((verdicts.verdict == 'improved').sum())} improved, "
-                  f"{result.inconclusive} inconclusive, {len(verdicts)} compared; verdicts in {out}")  # fmt: skip
+    console.print(
+        f"{result.regressed} regressed, {int((verdicts.verdict == 'improved').sum())} improved, "
+        f"{result.inconclusive} inconclusive, {len(verdicts)} compared; verdicts in {out}"
+    )
     if result.regressed:
         raise typer.Exit(EXIT_REGRESSED)
     if result.inconclusive:
@@ -284,8 +294,9 @@ def gate(
         if ab:
             missing = [v for v in ab if v not in parsed.strategies]
             if missing:
-                raise ValueError(f"option --ab: {missing[0]!r} is not in {scenario}'s strategies "
-                                 f"({', '.join(parsed.strategies)})")  # fmt: skip
+                raise ValueError(
+                    f"option --ab: {missing[0]!r} is not in {scenario}'s strategies ({', '.join(parsed.strategies)})"
+                )
         elif not save_baseline:
             load_baseline(baseline)  # refuse before measuring when there is nothing to judge against
         check_results_root(results)
@@ -312,14 +323,16 @@ def gate(
     write_ci_reports(verdicts, junit, markdown, title)
     regressed = int((verdicts.verdict == "regressed").sum())
     inconclusive = int((verdicts.verdict == "inconclusive").sum())
-    console.print(f"gate: {regressed} regressed, {inconclusive} inconclusive, {len(verdicts)} judged; run "
-                  f"{outcome.run_dir}")  # fmt: skip
+    console.print(
+        f"gate: {regressed} regressed, {inconclusive} inconclusive, {len(verdicts)} judged; run {outcome.run_dir}"
+    )
     if regressed:
         raise typer.Exit(EXIT_REGRESSED)
 
 
-def gate_against(rev: str, scenario: Path, blocks: int | None, results: Path, junit: Path | None,
-                 markdown: Path | None) -> None:  # fmt: skip
+def gate_against(
+    rev: str, scenario: Path, blocks: int | None, results: Path, junit: Path | None, markdown: Path | None
+) -> None:
     """`gate --against REV`: REV checked out beside this tree, both trees' blocks interleaved, judged paired."""
     from harness.analysis.gate import GateError, judge_side_by_side
     from harness.analysis.results import load_samples
@@ -342,8 +355,10 @@ def gate_against(rev: str, scenario: Path, blocks: int | None, results: Path, ju
     _require_root()
     count = blocks or parsed.repetitions
     folder = results / f"gate-{new_run_id()}"
-    console.print(f"gate side by side: this tree against {rev} ({commit[:12]}), {count} blocks each of {relative}, "
-                  f"interleaved (results in {folder})")  # fmt: skip
+    console.print(
+        f"gate side by side: this tree against {rev} ({commit[:12]}), {count} blocks each of {relative}, "
+        f"interleaved (results in {folder})"
+    )
     try:
         with worktree(commit, folder) as base_tree:
             if not (base_tree / relative).is_file():
@@ -406,18 +421,33 @@ def print_verdicts(verdicts, title: str, paired: bool = False) -> None:
     for r in verdicts.to_dict("records"):
         v = f"[{style[r['verdict']]}]{r['verdict']}[/]" if r["verdict"] in style else r["verdict"]
         points = ["-" if r[c] != r[c] or r[c] is None else str(int(r[c])) for c in swept]
-        table.add_row(r["strategy"], *points, r["sidecar"], r["test"], r["direction"], r["metric"],
-                      f"{r['n_base']}/{r['n_new']}", f"{r['median_base']:.4g}", f"{r['median_new']:.4g}",
-                      f"{r['ratio']:.3f}", v, r["why"])  # fmt: skip
+        table.add_row(
+            r["strategy"],
+            *points,
+            r["sidecar"],
+            r["test"],
+            r["direction"],
+            r["metric"],
+            f"{r['n_base']}/{r['n_new']}",
+            f"{r['median_base']:.4g}",
+            f"{r['median_new']:.4g}",
+            f"{r['ratio']:.3f}",
+            v,
+            r["why"],
+        )
     console.print(table)
     if paired:
-        console.print("paired: block b of BASE and of NEW ran next to each other (one-sided paired t on the per-block "
-                      "log differences of each ratio to direct), Holm-adjusted over every gated row; `unchanged` = "
-                      "the paired 90% interval of the ratio within +-min_effect")  # fmt: skip
+        console.print(
+            "paired: block b of BASE and of NEW ran next to each other (one-sided paired t on the per-block "
+            "log differences of each ratio to direct), Holm-adjusted over every gated row; `unchanged` = "
+            "the paired 90% interval of the ratio within +-min_effect"
+        )
         return
-    console.print("unpaired: BASE and NEW are separate sittings (one-sided Welch t on the logs, Mann-Whitney U where "
-                  "a metric has zeros), Holm-adjusted over every gated row; `unchanged` = the 90% interval of the "
-                  "ratio within +-min_effect")  # fmt: skip
+    console.print(
+        "unpaired: BASE and NEW are separate sittings (one-sided Welch t on the logs, Mann-Whitney U where "
+        "a metric has zeros), Holm-adjusted over every gated row; `unchanged` = the 90% interval of the "
+        "ratio within +-min_effect"
+    )
 
 
 def resolve_run(run: str, results: Path) -> Path:
@@ -440,8 +470,10 @@ def refuse_used_run_id(run_id: str, results: Path) -> None:
     from harness.lab.state import ledger_exists
 
     if ledger_exists(run_id):
-        raise ValueError(f"option --run-id: run id {run_id} is in use (ledger {STATE_DIR / run_id}.json exists); "
-                         f"choose another, or `vmnetbench clean {run_id}` if that run is dead")  # fmt: skip
+        raise ValueError(
+            f"option --run-id: run id {run_id} is in use (ledger {STATE_DIR / run_id}.json exists); "
+            f"choose another, or `vmnetbench clean {run_id}` if that run is dead"
+        )
     if (results / run_id).exists():
         raise ValueError(f"option --run-id: {results / run_id} exists already; choose another run id")
 
@@ -575,8 +607,10 @@ def describe(
     if name not in STRATEGIES:
         fail(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}.")
     if strategy_class(name).needs_qemu:
-        fail(f"strategy {name!r} needs a VM, and describe sets strategies up with the netns guest; "
-             "`vmnetbench run` with guest: qemu measures it.")  # fmt: skip
+        fail(
+            f"strategy {name!r} needs a VM, and describe sets strategies up with the netns guest; "
+            "`vmnetbench run` with guest: qemu measures it."
+        )
     pairs = [item.partition("=") for item in option]
     if bad := [key for key, eq, _ in pairs if not eq or not key]:
         fail(f"option --option: {bad[0]!r} is not KEY=VALUE (e.g. --option relay=python).")
@@ -628,11 +662,15 @@ def manifests(
         fail(str(e))
     releases = [str(k) for k in KubevirtRelease if k is not KubevirtRelease.RESEARCH_2018]
     if kubevirt and kubevirt not in releases:
-        fail(f"option --kubevirt: {kubevirt!r} is not a KubeVirt release the objects can be written for; allowed: "
-             f"{', '.join(releases)}.")  # fmt: skip
+        fail(
+            f"option --kubevirt: {kubevirt!r} is not a KubeVirt release the objects can be written for; allowed: "
+            f"{', '.join(releases)}."
+        )
     if not kubevirt and str(parsed.kubevirt) not in releases:
-        fail(f"{scenario}: kubevirt {parsed.kubevirt} is no release a cluster runs; pass --kubevirt "
-             f"({', '.join(releases)}).")  # fmt: skip
+        fail(
+            f"{scenario}: kubevirt {parsed.kubevirt} is no release a cluster runs; pass --kubevirt "
+            f"({', '.join(releases)})."
+        )
     images = Images(**{k: v for k, v in (("tools", tools_image), ("vm_disk", vm_image)) if v})
     from harness.lab.paths import foreign_place
 
@@ -818,8 +856,10 @@ def parse_fraction(text: str, option: str) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", text)
     value = (float(match.group(1)) / (100 if match.group(2) else 1)) if match else -1.0
     if not 0 < value < 1:
-        raise ValueError(f"option {option}: {text!r} is not a precision; give a relative half-width such as 10% "
-                         "or 0.05 (between 0% and 100%)")  # fmt: skip
+        raise ValueError(
+            f"option {option}: {text!r} is not a precision; give a relative half-width such as 10% "
+            "or 0.05 (between 0% and 100%)"
+        )
     return value
 
 

@@ -24,8 +24,16 @@ from harness.pod.kubevirt import KubevirtBinding
 from harness.pod.mesh import SidecarKind
 from harness.pod.proxy_process import RelayImplementation
 
-__all__ = ["Attachment", "GuestDriver", "Requirements", "Services", "Strategy", "StrategyOptions", "TestBed",
-           "VmNetworkOptions"]  # fmt: skip
+__all__ = [
+    "Attachment",
+    "GuestDriver",
+    "Requirements",
+    "Services",
+    "Strategy",
+    "StrategyOptions",
+    "TestBed",
+    "VmNetworkOptions",
+]
 
 
 class StrategyOptions(BaseModel):

@@ -55,8 +55,10 @@ class IptablesOnly(Strategy):
                     f"-I OUTPUT 1 -s 127.0.0.6/32 -d {pod_ip}/32 {to_vm} --to-destination {vm_ip}",
                     f"-I OUTPUT 1 -d 127.0.0.1/32 {to_vm} --to-destination {vm_ip}",
                 ]
-            rules.append(f'-A POSTROUTING -s 127.0.0.0/8 -d {vm_ip}/32 -m comment --comment "Kubevirt VM Forward" '
-                         f"-j SNAT --to-source {pod_ip}")  # fmt: skip
+            rules.append(
+                f'-A POSTROUTING -s 127.0.0.0/8 -d {vm_ip}/32 -m comment --comment "Kubevirt VM Forward" '
+                f"-j SNAT --to-source {pod_ip}"
+            )
         else:
             rules = [
                 f'-A PREROUTING -i eth0 -p {proto} --dport {port} -m comment --comment "Kubevirt VM service" '

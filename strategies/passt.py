@@ -43,12 +43,15 @@ class Passt(Strategy):
     kubevirt = KubevirtBinding.per_release(
         {
             BEFORE_1_8: InRelease(Shipping.PLUGIN, "passt plugin", {"binding": {"name": "passt"}}, PAST_PLUGIN),
-            SINCE_1_8: InRelease(Shipping.ABSENT, "passt (stream socket)", None,
-                                 "core passt is vhost-user since 1.8 (passt-vhost-user); a stream-socket passt is "
-                                 "not shipped"),
+            SINCE_1_8: InRelease(
+                Shipping.ABSENT,
+                "passt (stream socket)",
+                None,
+                "core passt is vhost-user since 1.8 (passt-vhost-user); a stream-socket passt is not shipped",
+            ),
         },
         InRelease(Shipping.ABSENT, "passt plugin"),
-    )  # fmt: skip
+    )
     colour = "C2"
     summary = "pasta/passt L2-to-L4 translation: guest shares the pod's address, traffic via pasta's sockets"
     faithful_to = "KubeVirt passt binding (passt/pasta)"
@@ -58,17 +61,27 @@ class Passt(Strategy):
 
     def passt_net(self, bed: TestBed, guest: GuestDriver) -> PasstNet:
         build = passt_build(self.options.build)
-        return PasstNet(self.services.tcp_ports, self.services.udp_ports, guest.nic_mtu(bed, self.options.mtu),
-                        binary_dir=build.binary_dir, version=build.version, declare_ports=self.options.declare_ports,
-                        istio=self.istio_sidecar, no_splice=build.no_splice)  # fmt: skip
+        return PasstNet(
+            self.services.tcp_ports,
+            self.services.udp_ports,
+            guest.nic_mtu(bed, self.options.mtu),
+            binary_dir=build.binary_dir,
+            version=build.version,
+            declare_ports=self.options.declare_ports,
+            istio=self.istio_sidecar,
+            no_splice=build.no_splice,
+        )
 
     def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
         net = self.passt_net(bed, guest)
         vm = guest.passt(bed, net)
         caveat = ""
         if not net.no_splice and self.sidecar.istio and vm.facts() is None:
-            caveat = ("not representative: Debian 12's pasta splices Envoy's inbound connections (from 127.0.0.6) "
-                      "into the netns guest's loopback, skipping the guest interface; passt with a VM has no such "
-                      "path (use build debian-13, which runs pasta --no-splice)")  # fmt: skip
-        return Attachment.of_guest(bed, vm, bed.plan.pod_ip, guest_ip=bed.plan.pod, mtu=net.mtu or PASST_MTU,
-                                   caveat=caveat)  # fmt: skip
+            caveat = (
+                "not representative: Debian 12's pasta splices Envoy's inbound connections (from 127.0.0.6) "
+                "into the netns guest's loopback, skipping the guest interface; passt with a VM has no such "
+                "path (use build debian-13, which runs pasta --no-splice)"
+            )
+        return Attachment.of_guest(
+            bed, vm, bed.plan.pod_ip, guest_ip=bed.plan.pod, mtu=net.mtu or PASST_MTU, caveat=caveat
+        )

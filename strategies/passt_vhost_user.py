@@ -29,12 +29,13 @@ class PasstVhostUser(Passt):
     name = "passt-vhost-user"
     kubevirt = KubevirtBinding.per_release(
         {
-            BEFORE_1_8: InRelease(Shipping.PLUGIN, "passt plugin (vhost-user)", {"binding": {"name": "passt"}},
-                                  PAST_PLUGIN),
+            BEFORE_1_8: InRelease(
+                Shipping.PLUGIN, "passt plugin (vhost-user)", {"binding": {"name": "passt"}}, PAST_PLUGIN
+            ),
             SINCE_1_8: InRelease(Shipping.CORE, "passtBinding", {"passtBinding": {}}),
         },
         InRelease(Shipping.ABSENT, "passt plugin (vhost-user)"),
-    )  # fmt: skip
+    )
     colour = "C8"
     summary = "passt in vhost-user mode: passt serves the VM's virtio-net rings in shared memory (KubeVirt 1.8)"
     faithful_to = "KubeVirt 1.8 passtBinding (libvirt vhostuser interface, passt backend)"

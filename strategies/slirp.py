@@ -35,11 +35,12 @@ class Slirp(Strategy):
     kubevirt = KubevirtBinding.per_release(
         {
             (KubevirtRelease.RESEARCH_2018, *BEFORE_1_8): InRelease(Shipping.CORE, "slirp", {"slirp": {}}),
-            SINCE_1_8: InRelease(Shipping.PLUGIN, "slirp plugin", {"binding": {"name": "slirp"}},
-                                 "plugin only since 1.8"),
+            SINCE_1_8: InRelease(
+                Shipping.PLUGIN, "slirp plugin", {"binding": {"name": "slirp"}}, "plugin only since 1.8"
+            ),
         },
         InRelease(Shipping.ABSENT, "slirp"),
-    )  # fmt: skip
+    )
     colour = "C1"
     summary = "libslirp user-mode stack (slirp4netns): VM traffic leaves as the slirp process's own sockets"
     faithful_to = "QEMU -netdev user / slirp4netns (same libslirp)"
@@ -48,8 +49,10 @@ class Slirp(Strategy):
     options: SlirpOptions
 
     def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
-        net = UserModeNet(self.options.cidr, self.services.tcp_ports, self.services.udp_ports,
-                          guest.nic_mtu(bed, self.options.mtu))  # fmt: skip
+        net = UserModeNet(
+            self.options.cidr, self.services.tcp_ports, self.services.udp_ports, guest.nic_mtu(bed, self.options.mtu)
+        )
         vm = guest.user_mode(bed, net)
-        return Attachment.of_guest(bed, vm, bed.plan.pod_ip, guest_ip=net.guest_cidr, gateway=net.gateway,
-                                   mtu=guest.user_mode_mtu(net))  # fmt: skip
+        return Attachment.of_guest(
+            bed, vm, bed.plan.pod_ip, guest_ip=net.guest_cidr, gateway=net.gateway, mtu=guest.user_mode_mtu(net)
+        )

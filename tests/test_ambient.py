@@ -60,7 +60,7 @@ GOLDEN_MANGLE = {
     "ISTIO_OUTPUT": [
         "-m connmark --mark 0x111/0xfff -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff"
     ],
-}  # fmt: skip
+}
 GOLDEN_NAT = {
     "PREROUTING": ["-j ISTIO_PRERT"],
     "OUTPUT": ["-j ISTIO_OUTPUT"],
@@ -78,7 +78,7 @@ GOLDEN_NAT = {
         "! -d 127.0.0.1/32 -o lo -j ACCEPT",
         "! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001",
     ],
-}  # fmt: skip
+}
 
 
 def test_inpod_rules_have_the_golden_shape(bed):

@@ -43,8 +43,7 @@ def project_imports(path: Path) -> set[str]:
     """Every module of harness/ or strategies/ that `path` imports, at any depth of the file."""
     found: set[str] = set()
     tree = ast.parse(path.read_text())
-    typing_only = {id(n) for block in ast.walk(tree) if _is_type_checking_block(block)
-                   for n in ast.walk(block)}  # fmt: skip
+    typing_only = {id(n) for block in ast.walk(tree) if _is_type_checking_block(block) for n in ast.walk(block)}
     for node in ast.walk(tree):
         if id(node) in typing_only:  # `if TYPE_CHECKING:` imports are annotations only, never run
             continue
@@ -120,8 +119,10 @@ def test_parsing_a_scenario_does_not_load_the_qemu_code():
     import subprocess
     import sys
 
-    code = ("import sys; from harness.run.scenario import load_scenario; load_scenario('scenarios/vm.yaml'); "
-            "print(sorted(m for m in sys.modules if m.startswith('harness.guests.qemu')))")  # fmt: skip
+    code = (
+        "import sys; from harness.run.scenario import load_scenario; load_scenario('scenarios/vm.yaml'); "
+        "print(sorted(m for m in sys.modules if m.startswith('harness.guests.qemu')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 
@@ -132,8 +133,9 @@ MESH_WORDS = ("istio", "linkerd", "ambient", "envoy", "ztunnel")
 def _names_and_strings(tree: ast.AST) -> list[tuple[int, str]]:
     """Identifiers and string literals of a module, documentation left out (docstrings and the bare strings that
     document an attribute: prose may name what it models)."""
-    docstrings = {id(node.value) for node in ast.walk(tree)
-                  if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)}  # fmt: skip
+    docstrings = {
+        id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
@@ -184,9 +186,17 @@ def test_a_new_mesh_mode_is_one_class_the_harness_asks():
 
 
 RUNTIME_WORDS = ("docker", "container_pod", "kubelet")
-ENGINE_CORE = ["harness/lab/*.py", "harness/pod/*.py", "harness/guests/**/*.py", "strategies/*.py",
-               "harness/analysis/*.py", "harness/run/runner.py", "harness/run/plan.py",
-               "harness/kinds/measure.py", "harness/run/precision.py"]  # fmt: skip
+ENGINE_CORE = [
+    "harness/lab/*.py",
+    "harness/pod/*.py",
+    "harness/guests/**/*.py",
+    "strategies/*.py",
+    "harness/analysis/*.py",
+    "harness/run/runner.py",
+    "harness/run/plan.py",
+    "harness/kinds/measure.py",
+    "harness/run/precision.py",
+]
 
 
 FOREIGN_STATE_PATHS = {("paths.py", "/run/docker"), ("paths.py", "/var/lib/docker")}
@@ -285,17 +295,22 @@ def test_a_new_binding_is_one_class_and_one_registry_line(tmp_path, monkeypatch)
     class DummyNat(Masquerade):
         name = "dummy-nat"
         kubevirt = KubevirtBinding.per_release(
-            {(KubevirtRelease.V1_9,): InRelease(Shipping.PLUGIN, "dummyBinding", {"binding": {"name": "dummy"}},
-                                                "a network binding plugin (dummy)")},
+            {
+                (KubevirtRelease.V1_9,): InRelease(
+                    Shipping.PLUGIN, "dummyBinding", {"binding": {"name": "dummy"}}, "a network binding plugin (dummy)"
+                )
+            },
             InRelease(Shipping.ABSENT, "dummyBinding"),
-        )  # fmt: skip
+        )
         colour = "C9"
         summary = "masquerade's setup under another name: a binding added by a test"
 
     monkeypatch.setitem(strategies.STRATEGIES, DummyNat.name, DummyNat)
     try:
-        text = ("name: dummy\nstrategies: [direct, dummy-nat]\nrepetitions: 1\nkubevirt: '1.9'\ntests:\n"
-                "  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress, egress]}\n")  # fmt: skip
+        text = (
+            "name: dummy\nstrategies: [direct, dummy-nat]\nrepetitions: 1\nkubevirt: '1.9'\ntests:\n"
+            "  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress, egress]}\n"
+        )
         samples, run_dir = run_scenario_text(tmp_path, text)
         rows = samples[samples.strategy == "dummy-nat"]
         assert (rows[rows.metric == "throughput"].status == "ok").all() and len(rows)
@@ -305,8 +320,13 @@ def test_a_new_binding_is_one_class_and_one_registry_line(tmp_path, monkeypatch)
         assert "dummyBinding" in answer
         scenario, raw = load_scenario(tmp_path / "scenario.yaml")
         written = write_manifests(scenario, raw, tmp_path / "m", kubevirt="1.9")
-        vmis = [d for f in written.files if f.name == "setup.yaml" for d in yaml.safe_load_all(f.read_text())
-                if d and d.get("kind") == "VirtualMachineInstance"]  # fmt: skip
+        vmis = [
+            d
+            for f in written.files
+            if f.name == "setup.yaml"
+            for d in yaml.safe_load_all(f.read_text())
+            if d and d.get("kind") == "VirtualMachineInstance"
+        ]
         (vmi,) = vmis
         assert vmi["spec"]["domain"]["devices"]["interfaces"][0]["binding"] == {"name": "dummy"}
         assert bindings.colour("dummy-nat") == "C9" and not pd.isna(rows.kubevirt).all()
@@ -411,8 +431,10 @@ def test_a_new_mesh_mode_goes_through_run_report_manifests_and_claims(tmp_path):
         cluster = mesh.ClusterObjects({"dummy.example/inject": "enabled"})
 
     try:
-        text = ("name: dummy-mesh\nstrategies: [direct, masquerade]\nsidecars: [none, dummy-sidecar]\n"
-                "repetitions: 1\ntests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0}\n")  # fmt: skip
+        text = (
+            "name: dummy-mesh\nstrategies: [direct, masquerade]\nsidecars: [none, dummy-sidecar]\n"
+            "repetitions: 1\ntests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0}\n"
+        )
         samples, run_dir = run_scenario_text(tmp_path, text)
         rows = samples[(samples.sidecar == "dummy-sidecar") & (samples.metric == "throughput")]
         assert len(rows) and (rows.status == "ok").all()
@@ -421,8 +443,13 @@ def test_a_new_mesh_mode_goes_through_run_report_manifests_and_claims(tmp_path):
         assert "Dummy sidecar" in (run_dir / "answer.md").read_text()
         scenario, raw = load_scenario(tmp_path / "scenario.yaml")
         written = write_manifests(scenario, raw, tmp_path / "m", kubevirt="1.9")
-        labels = [d["metadata"].get("labels", {}) for f in written.files if f.name == "setup.yaml"
-                  for d in yaml.safe_load_all(f.read_text()) if d and d.get("kind") == "Namespace"]  # fmt: skip
+        labels = [
+            d["metadata"].get("labels", {})
+            for f in written.files
+            if f.name == "setup.yaml"
+            for d in yaml.safe_load_all(f.read_text())
+            if d and d.get("kind") == "Namespace"
+        ]
         assert any(label.get("dummy.example/inject") == "enabled" for label in labels)
         conn, _ = facts_from_rows(samples, "masquerade")
         for direction in Direction:
@@ -462,12 +489,15 @@ def test_a_new_test_kind_goes_through_run_report_manifests_and_claims(tmp_path, 
             return outcome
 
     column = registry.DecisionColumn("Dummy stream in", "dummy_stream", "ingress")
-    spec = registry.MetricSpec("dummy_goodput", "Gbit/s", registry.Better.HIGHER, "dummy_stream", "dummy goodput",
-                               decision=(column,))  # fmt: skip
+    spec = registry.MetricSpec(
+        "dummy_goodput", "Gbit/s", registry.Better.HIGHER, "dummy_stream", "dummy goodput", decision=(column,)
+    )
     monkeypatch.setitem(registry.METRICS, spec.name, spec)
     try:
-        text = ("name: dummy-kind\nstrategies: [direct, masquerade]\nrepetitions: 1\ntests:\n"
-                "  - {kind: dummy_stream, duration_s: 1, omit_s: 0, directions: [ingress]}\n")  # fmt: skip
+        text = (
+            "name: dummy-kind\nstrategies: [direct, masquerade]\nrepetitions: 1\ntests:\n"
+            "  - {kind: dummy_stream, duration_s: 1, omit_s: 0, directions: [ingress]}\n"
+        )
         samples, run_dir = run_scenario_text(tmp_path, text)
         rows = samples[samples.metric == "dummy_goodput"]
         assert len(rows) == 3 and (rows.status == "ok").all() and set(rows.test) == {"dummy_stream"}

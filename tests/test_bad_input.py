@@ -44,9 +44,20 @@ def test_results_option_must_be_a_writable_folder(tmp_path):
 
 
 def samples_frame(strategy: str, test: str = "tcp_throughput") -> pd.DataFrame:
-    rows = [{c: None for c in COLUMNS} | {"strategy": strategy, "sidecar": "none", "test": test,
-            "direction": "ingress", "metric": "throughput", "value": 1.0 + r / 10, "status": "ok",
-            "repetition": r} for r in range(3)]  # fmt: skip
+    rows = [
+        {c: None for c in COLUMNS}
+        | {
+            "strategy": strategy,
+            "sidecar": "none",
+            "test": test,
+            "direction": "ingress",
+            "metric": "throughput",
+            "value": 1.0 + r / 10,
+            "status": "ok",
+            "repetition": r,
+        }
+        for r in range(3)
+    ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

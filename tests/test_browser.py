@@ -169,8 +169,10 @@ def test_a_name_that_looks_like_html_is_shown_as_text_on_the_page():
     from harness.analysis.htmlpage import decision_html
 
     hostile = "<img src=x onerror=alert(1)>"
-    md = f"# t\n\n| binding | x |\n|---|---|\n| {hostile} | 1 |\n\n- **{hostile}**: use it\n\n" \
-         f'<details markdown="1">\n<summary>{hostile}</summary>\n\n`{hostile}` & more\n\n</details>\n'  # fmt: skip
+    md = (
+        f"# t\n\n| binding | x |\n|---|---|\n| {hostile} | 1 |\n\n- **{hostile}**: use it\n\n"
+        f'<details markdown="1">\n<summary>{hostile}</summary>\n\n`{hostile}` & more\n\n</details>\n'
+    )
     page = decision_html(md)
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<details>" in page or "<details" in page  # the page's own folding survives
@@ -209,17 +211,30 @@ def test_a_script_bearing_name_from_a_run_or_an_ingested_folder_stays_text_in_th
     vmnetbench = str(Path(sys.executable).with_name("vmnetbench"))
     (tmp_path / "s.yaml").write_text(HOSTILE_SCENARIO)
     env = {k: v for k, v in os.environ.items() if k != "VMNB_NO_REPORT"}
-    ran = subprocess.run([vmnetbench, "run", str(tmp_path / "s.yaml"), "--results", str(tmp_path / "r"), "--run-id",
-                          "4e5a01"], capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    ran = subprocess.run(
+        [vmnetbench, "run", str(tmp_path / "s.yaml"), "--results", str(tmp_path / "r"), "--run-id", "4e5a01"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
     _assert_shown_as_text(tmp_path / "r" / "4e5a01" / "report.html")
-    made = subprocess.run([vmnetbench, "manifests", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "m"),
-                           "--kubevirt", "1.9"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    made = subprocess.run(
+        [vmnetbench, "manifests", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "m"), "--kubevirt", "1.9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert made.returncode == 0, made.stderr
     index = json.loads((tmp_path / "m" / "index.json").read_text())
     assert any(cell["strategy"] == HOSTILE for cell in index["cells"])
-    done = subprocess.run([vmnetbench, "ingest", str(tmp_path / "m"), "--results", str(tmp_path / "r"), "--run-id",
-                           "4e5a02"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [vmnetbench, "ingest", str(tmp_path / "m"), "--results", str(tmp_path / "r"), "--run-id", "4e5a02"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     write_report(tmp_path / "r" / "4e5a02")
     _assert_shown_as_text(tmp_path / "r" / "4e5a02" / "report.html")

@@ -69,25 +69,52 @@ def facts_for(strategy: str, **overrides) -> ProbeFacts:
     """Typical facts of a kernel-NAT strategy; `group__fact=value` overrides one (group: conn, inv, priv, coex,
     perf)."""
     own = StrategyFacts(
-        conn=ConnectivityFacts(tcp_through_envoy_redirect=True, tcp_through_linkerd_style=False,
-                               tcp_ingress_none="works", udp_ingress_none="failed"),
-        inv=InventoryFacts(vm_netdev=None, extra_processes=0, process_names=[], rules=3, ip_rules=0, sysctls={},
-                           features=["nat"], kernel_config_items=3, uses_nat=True, uses_mangle=False,
-                           uses_tproxy=False, uses_socket=False, uses_owner=False, uses_conntrack=False,
-                           uses_bridge=True, uses_policy_routing=False),
+        conn=ConnectivityFacts(
+            tcp_through_envoy_redirect=True,
+            tcp_through_linkerd_style=False,
+            tcp_ingress_none="works",
+            udp_ingress_none="failed",
+        ),
+        inv=InventoryFacts(
+            vm_netdev=None,
+            extra_processes=0,
+            process_names=[],
+            rules=3,
+            ip_rules=0,
+            sysctls={},
+            features=["nat"],
+            kernel_config_items=3,
+            uses_nat=True,
+            uses_mangle=False,
+            uses_tproxy=False,
+            uses_socket=False,
+            uses_owner=False,
+            uses_conntrack=False,
+            uses_bridge=True,
+            uses_policy_routing=False,
+        ),
         priv=PrivilegeFacts(baseline_works=True, needs=["net_admin"], works_without_net_caps=False, trials=[]),
-        coex=CoexistenceFacts(works_before_iptables_flush=True, works_after_iptables_nat_flush=False,
-                              after_iptables_nat_flush=[], works_before_nft_flush=True,
-                              works_after_nft_nat_flush=False, after_nft_nat_flush=[], other_tool_rules_before="",
-                              other_tool_rules_after="", other_tool_rules_intact=True,
-                              works_with_other_tool_first=True, survives_nat_rewrite=False),
+        coex=CoexistenceFacts(
+            works_before_iptables_flush=True,
+            works_after_iptables_nat_flush=False,
+            after_iptables_nat_flush=[],
+            works_before_nft_flush=True,
+            works_after_nft_nat_flush=False,
+            after_nft_nat_flush=[],
+            other_tool_rules_before="",
+            other_tool_rules_after="",
+            other_tool_rules_intact=True,
+            works_with_other_tool_first=True,
+            survives_nat_rewrite=False,
+        ),
         perf=perf(10),
-    )  # fmt: skip
+    )
     for key, value in overrides.items():
         group, _, fact = key.partition("__")
         setattr(getattr(own, group), fact, value) if group != "perf" else setattr(own, "perf", value)
-    return ProbeFacts(strategies={strategy: own},
-                      performance={strategy: own.perf, "direct": perf(20), "nat-proxy": perf(10)})  # fmt: skip
+    return ProbeFacts(
+        strategies={strategy: own}, performance={strategy: own.perf, "direct": perf(20), "nat-proxy": perf(10)}
+    )
 
 
 def claim(text: str):
@@ -159,8 +186,12 @@ def test_slirp_process_and_privilege_claims_are_decided_only_with_the_qemu_guest
 def test_slirp_in_qemu_is_a_userspace_stack_even_though_its_socket_bytes_are_not_counted():
     f = facts_for("slirp", inv__vm_netdev="user", inv__process_names=[])
     assert judge(claim("use userspace network stack"), "slirp", f, guest="qemu")["verdict"] == "confirmed"
-    assert judge(claim("All the traffic is handled by the kernel user space not involved"), "slirp", f,
-                 guest="qemu")["verdict"] == "refuted"  # fmt: skip
+    assert (
+        judge(claim("All the traffic is handled by the kernel user space not involved"), "slirp", f, guest="qemu")[
+            "verdict"
+        ]
+        == "refuted"
+    )
 
 
 def test_a_misspelt_fact_in_the_rules_fails_when_the_file_loads(tmp_path):

@@ -83,8 +83,14 @@ def kubernetes_validators() -> dict[str, jsonschema.Validator]:
     vendored = json.loads((SCHEMAS / "kubernetes-1.37.0-strict.json").read_text())
     defs = {"$id": "/api/_definitions.json", "$defs": vendored["$defs"]}
     registry = Registry().with_resource("/api/_definitions.json", Resource.from_contents(defs, DRAFT7))
-    kinds = {"namespace-v1": "Namespace", "pod-v1": "Pod", "service-v1": "Service", "configmap-v1": "ConfigMap",
-             "secret-v1": "Secret", "job-batch-v1": "Job"}  # fmt: skip
+    kinds = {
+        "namespace-v1": "Namespace",
+        "pod-v1": "Pod",
+        "service-v1": "Service",
+        "configmap-v1": "ConfigMap",
+        "secret-v1": "Secret",
+        "job-batch-v1": "Job",
+    }
     out = {}
     for name, kind in kinds.items():
         schema = dict(vendored["kinds"][name], **{"$id": f"/api/{name}.json"})
@@ -124,8 +130,16 @@ def test_every_object_validates_against_its_api(tmp_path: Path, release: Kubevir
             errors = _errors(kubernetes[kind], doc)
         assert not errors, f"{kind} {doc['metadata'].get('namespace')}/{doc['metadata']['name']}: {errors[:3]}"
         assert len(doc["metadata"]["name"]) <= 63
-    assert {"Namespace", "ConfigMap", "Secret", "Service", "Pod", "Job", "VirtualMachineInstance",
-            "PeerAuthentication"} <= set(kinds)  # fmt: skip
+    assert {
+        "Namespace",
+        "ConfigMap",
+        "Secret",
+        "Service",
+        "Pod",
+        "Job",
+        "VirtualMachineInstance",
+        "PeerAuthentication",
+    } <= set(kinds)
 
 
 def test_the_default_scenario_on_a_cluster(tmp_path: Path) -> None:
@@ -141,8 +155,12 @@ def test_the_default_scenario_on_a_cluster(tmp_path: Path) -> None:
         if cell["skipped"]:
             assert not folder.exists() and f"skipped {cell['label']}: {cell['skipped']}" in done.stdout
             continue
-        docs = [d for f in [folder / "setup.yaml", *sorted((folder / "jobs").iterdir())]
-                for d in yaml.safe_load_all(f.read_text()) if d]  # fmt: skip
+        docs = [
+            d
+            for f in [folder / "setup.yaml", *sorted((folder / "jobs").iterdir())]
+            for d in yaml.safe_load_all(f.read_text())
+            if d
+        ]
         for doc in docs:
             assert not _errors(validators[doc["kind"]], doc), (cell["label"], doc["kind"])
         assert (folder / "procedure.md").read_text().count("kubectl apply -f $C/jobs/") == len(
@@ -153,15 +171,23 @@ def test_the_default_scenario_on_a_cluster(tmp_path: Path) -> None:
 
 def test_the_validators_refuse_what_the_apis_refuse() -> None:
     """The checks above can fail: a misspelt binding, an unknown Pod field, a bad mTLS mode are each refused."""
-    vmi = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "metadata": {"name": "vm"},
-           "spec": {"domain": {"devices": {"interfaces": [{"name": "default", "passtBinding": {}}]}}}}  # fmt: skip
+    vmi = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": {"name": "vm"},
+        "spec": {"domain": {"devices": {"interfaces": [{"name": "default", "passtBinding": {}}]}}},
+    }
     assert _errors(kubevirt_validator("v1.7.0"), vmi), "passtBinding is not in KubeVirt 1.7's API"
     assert not _errors(kubevirt_validator("v1.8.0"), vmi)
     bad = copy.deepcopy(vmi)
     bad["spec"]["domain"]["devices"]["interfaces"][0] = {"name": "default", "masquerad": {}}
     assert _errors(kubevirt_validator("v1.9.0"), bad)
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-           "spec": {"containers": [{"name": "c", "image": "i", "comand": ["x"]}]}}  # fmt: skip
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "i", "comand": ["x"]}]},
+    }
     assert _errors(kubernetes_validators()["Pod"], pod)
     assert _errors(peer_authentication_validator(), {"spec": {"mtls": {"mode": "STRIC"}}})
 
@@ -178,8 +204,11 @@ def test_what_a_cluster_cannot_reproduce_is_skipped_with_the_reason(tmp_path: Pa
     assert set(index["tests_skipped"]) == {"rr_tcp_closed+load_same", "dns_udp"}
     # The 1.7 release spells passt as the network binding plugin, 1.9 as the core passtBinding.
     older = write_manifests(scenario, WIDE, tmp_path / "old", kubevirt=KubevirtRelease.V1_7)
-    interfaces = {d["metadata"]["namespace"]: d["spec"]["domain"]["devices"]["interfaces"][0]
-                  for d in older.objects() if d["kind"] == "VirtualMachineInstance"}  # fmt: skip
+    interfaces = {
+        d["metadata"]["namespace"]: d["spec"]["domain"]["devices"]["interfaces"][0]
+        for d in older.objects()
+        if d["kind"] == "VirtualMachineInstance"
+    }
     assert interfaces["vmnb-wide-passt-vhost-user-none"]["binding"] == {"name": "passt"}
     assert interfaces["vmnb-wide-slirp-none"] == {"name": "default", "slirp": {}}
     declared = interfaces["vmnb-wide-masquerade-ports-none"]["ports"]
@@ -204,8 +233,9 @@ def test_mesh_modes_label_and_annotate_as_upstream_documents(tmp_path: Path) -> 
     # A meshed client is in the cell's own namespace; its Jobs use Istio's native sidecar so they complete.
     meshed = "vmnb-wide-bridge-envoy-redirect-meshed"
     jobs = [d for d in docs if d["kind"] == "Job" and d["metadata"]["namespace"] == meshed]
-    assert jobs and all(j["spec"]["template"]["metadata"]["annotations"]["sidecar.istio.io/nativeSidecar"] == "true"
-                        for j in jobs)  # fmt: skip
+    assert jobs and all(
+        j["spec"]["template"]["metadata"]["annotations"]["sidecar.istio.io/nativeSidecar"] == "true" for j in jobs
+    )
     services = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "vm"}
     names = {(p["port"], p["protocol"]): p["name"] for p in services["vmnb-wide-direct-none"]["spec"]["ports"]}
     assert names[8000, "TCP"] == "http-echo" and names[8001, "TCP"] == "grpc-echo"
@@ -231,11 +261,29 @@ tests:
 NETNS_ONLY = {
     # What the harness measures around the tool on its own bed, which a cluster's Job cannot: the bed's CPU, the
     # harness's own CPU, the bed's setup and teardown.
-    "cpu_process", "cpu_kernel", "cpu_per_gb", "cpu_bed_per_gb", "cpu_per_10k_req", "userspace_bytes_per_byte",
-    "harness_cpu", "setup_time", "teardown_time",
-}  # fmt: skip
-SAME = ["status", "reason", "value", "unit", "retransmits", "cpu_client_pct", "cpu_server_pct", "message_bytes",
-        "streams", "offered_rps", "protocol"]  # fmt: skip
+    "cpu_process",
+    "cpu_kernel",
+    "cpu_per_gb",
+    "cpu_bed_per_gb",
+    "cpu_per_10k_req",
+    "userspace_bytes_per_byte",
+    "harness_cpu",
+    "setup_time",
+    "teardown_time",
+}
+SAME = [
+    "status",
+    "reason",
+    "value",
+    "unit",
+    "retransmits",
+    "cpu_client_pct",
+    "cpu_server_pct",
+    "message_bytes",
+    "streams",
+    "offered_rps",
+    "protocol",
+]
 """The columns a test's rows must have alike on both; the rest say where the row came from (runtime, guest,
 path, tools) or are the netns bed's (MTUs, slot)."""
 
@@ -254,8 +302,9 @@ def _log_blocks(lib: Path, blocks: list[tuple[str, dict]]) -> str:
         folder = Path(tempfile.mkdtemp(dir=lib.parent))
         (folder / "out").write_text(transcript["stdout"])
         (folder / "err").write_text(transcript["stderr"])
-        lines.append(f"vmnb_block {name} bash -c 'cat {folder}/out; cat {folder}/err >&2; exit "
-                     f"{transcript['returncode']}'")  # fmt: skip
+        lines.append(
+            f"vmnb_block {name} bash -c 'cat {folder}/out; cat {folder}/err >&2; exit {transcript['returncode']}'"
+        )
     lines.append("vmnb_versions")
     done = subprocess.run(["bash", "-c", "\n".join(lines)], capture_output=True, text=True, check=True)
     return done.stdout
@@ -296,9 +345,14 @@ def test_ingest_of_the_same_outputs_gives_the_netns_rows(tmp_path: Path) -> None
     facts.mkdir()
     (facts / "version.json").write_text(json.dumps({"serverVersion": {"gitVersion": "v1.34.2"}}))
     (facts / "kubevirt.json").write_text(json.dumps({"items": [{"status": {"observedKubeVirtVersion": "v1.9.0"}}]}))
-    (facts / "istio.json").write_text(json.dumps({"clientVersion": {"version": "1.28.1"},
-                                                  "meshVersion": [{"Component": "pilot",
-                                                                   "Info": {"version": "1.28.0"}}]}))  # fmt: skip
+    (facts / "istio.json").write_text(
+        json.dumps(
+            {
+                "clientVersion": {"version": "1.28.1"},
+                "meshVersion": [{"Component": "pilot", "Info": {"version": "1.28.0"}}],
+            }
+        )
+    )
     _cli("ingest", str(manifests), "--results", str(results), "--run-id", "c1a5e2", cwd=REPO)
     cluster_dir = results / "c1a5e2"
 
@@ -367,8 +421,11 @@ def test_the_generated_programs_measure(tmp_path: Path, bed) -> None:
     peer_service = f"peer.{cell.peer_namespace}.svc.cluster.local"
 
     def here(text: str) -> str:
-        return (text.replace(scripts.TOOLS_DIR, str(tools)).replace(vm_service, bed.plan.pod_ip)
-                .replace(peer_service, bed.plan.peer_ip))  # fmt: skip
+        return (
+            text.replace(scripts.TOOLS_DIR, str(tools))
+            .replace(vm_service, bed.plan.pod_ip)
+            .replace(peer_service, bed.plan.peer_ip)
+        )
 
     for doc in docs:
         if doc["kind"] == "ConfigMap":
@@ -391,8 +448,7 @@ def test_the_generated_programs_measure(tmp_path: Path, bed) -> None:
     for job in jobs:
         command = [here(a) for a in job["spec"]["template"]["spec"]["containers"][0]["command"]]
         command = ["bash", "-c", f'PATH={bin_dir}:$PATH exec "$@"', "job", *command]
-        done = bed.tracker.run(command, name=f"{bed.run_id}-{job['metadata']['name']}", netns=bed.peer.name,
-                               timeout=60)  # fmt: skip
+        done = bed.tracker.run(command, name=f"{bed.run_id}-{job['metadata']['name']}", netns=bed.peer.name, timeout=60)
         assert done.returncode == 0, done.stderr
         (logs / f"{job['metadata']['name']}.log").write_text(done.stdout)
     run_dir = ingest(manifests, tmp_path / "results", "c1a5e3")
@@ -401,17 +457,26 @@ def test_the_generated_programs_measure(tmp_path: Path, bed) -> None:
     assert len(primary) == 14, primary[["test", "direction", "metric"]]
     assert (primary.status == "ok").all(), primary[primary.status != "ok"][["test", "direction", "reason"]]
     assert (primary.value > 0).all()
-    assert set(primary.test) == {"tcp_throughput", "udp_throughput@50M", "rr_tcp_closed", "rr_udp_closed", "crr",
-                                 "http@200", "grpc@200"}  # fmt: skip
+    assert set(primary.test) == {
+        "tcp_throughput",
+        "udp_throughput@50M",
+        "rr_tcp_closed",
+        "rr_udp_closed",
+        "crr",
+        "http@200",
+        "grpc@200",
+    }
 
 
 def test_blocks_survive_a_serial_console() -> None:
     """Base64 lines between the kernel's: read back whole; a re-run replaces the first; a cut-off one has no
     exit status; garbage is not a block."""
-    text = ("boot noise vmnb|not-a-block\r\n"
-            "vmnb|t01-a|o|aGVsbG8K\r\n[  1.0] kernel line\r\nvmnb|t01-a|rc|0\r\n"
-            "vmnb|t02-b|o|Zmlyc3QK\nvmnb|t02-b|rc|1\nvmnb|t02-b|o|c2Vjb25kCg==\nvmnb|t02-b|rc|0\n"
-            "vmnb|t03-c|o|Y3V0\n")  # fmt: skip
+    text = (
+        "boot noise vmnb|not-a-block\r\n"
+        "vmnb|t01-a|o|aGVsbG8K\r\n[  1.0] kernel line\r\nvmnb|t01-a|rc|0\r\n"
+        "vmnb|t02-b|o|Zmlyc3QK\nvmnb|t02-b|rc|1\nvmnb|t02-b|o|c2Vjb25kCg==\nvmnb|t02-b|rc|0\n"
+        "vmnb|t03-c|o|Y3V0\n"
+    )
     blocks = read_blocks([text])
     assert blocks["t01-a"].text(blocks["t01-a"].stdout) == "hello\n" and blocks["t01-a"].returncode == 0
     assert blocks["t02-b"].text(blocks["t02-b"].stdout) == "second\n" and blocks["t02-b"].returncode == 0
@@ -433,8 +498,11 @@ def test_each_saved_repetition_is_its_own(tmp_path: Path) -> None:
 def test_bad_input_is_one_sentence(tmp_path: Path) -> None:
     scenario = tmp_path / "s.yaml"
     scenario.write_text(yaml.safe_dump(yaml.safe_load(WIDE)))
-    done = subprocess.run([VMNETBENCH, "manifests", str(scenario), "--kubevirt", "2.0", "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [VMNETBENCH, "manifests", str(scenario), "--kubevirt", "2.0", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and done.stderr.startswith("error: option --kubevirt:") and "1.9" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "o").exists()
     done = subprocess.run([VMNETBENCH, "ingest", str(tmp_path)], capture_output=True, text=True)

@@ -41,8 +41,12 @@ def table(rows: pd.DataFrame) -> dict:
     for (strategy, sidecar, test), group in rows.groupby(["strategy", "sidecar", "test"]):
         values = dict(zip(group.metric, group.value, strict=True))
         first = group.iloc[0]
-        out[(strategy, sidecar, test)] = {**values, "path": first.path, "proxy": first.dns_proxy_queries,
-                                          "zone1": first.dns_zone1_flows}  # fmt: skip
+        out[(strategy, sidecar, test)] = {
+            **values,
+            "path": first.path,
+            "proxy": first.dns_proxy_queries,
+            "zone1": first.dns_zone1_flows,
+        }
     return out
 
 

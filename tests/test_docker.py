@@ -233,9 +233,17 @@ def test_engine_down_refuses_in_a_runs_first_seconds(engine):
     from harness.runtime.engine import LEASES, answers
     from tests.conftest import cli
 
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom harness.runtime.engine import take_lease\n"
-                               "take_lease('run starting')\nprint('leased', flush=True)\ntime.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom harness.runtime.engine import take_lease\n"
+            "take_lease('run starting')\nprint('leased', flush=True)\ntime.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
         assert holder.stdout.readline().strip() == "leased"
         proc = cli("engine", "down")
@@ -273,8 +281,9 @@ def test_clean_of_a_run_without_a_ledger_removes_its_labelled_containers(engine,
     from tests.conftest import cli
 
     run_id = new_run_id()
-    container = engine.containers.create(runtime.image, ["sleep", "600"], name=f"vmnb-{run_id}-orphan",
-                                         labels={LABEL_RUN: run_id}, network_mode="none")  # fmt: skip
+    container = engine.containers.create(
+        runtime.image, ["sleep", "600"], name=f"vmnb-{run_id}-orphan", labels={LABEL_RUN: run_id}, network_mode="none"
+    )
     try:
         proc = cli("clean", run_id)
         out, _ = proc.communicate(timeout=120)

@@ -67,8 +67,12 @@ tests:
 TRIALS = int(os.environ.get("VMNB_FAULT_TRIALS", "1"))
 """How many times the default number of kill moments each kind gets (`VMNB_FAULT_TRIALS=3` for a deeper sweep);
 the moments are drawn from a fresh seed every session, so CI runs add up to the same coverage over time."""
-KILL_PLAN = {"netns": (NETNS, 4 * TRIALS, 12.0), "sidecar": (SIDECAR, 2 * TRIALS, 12.0),
-             "qemu": (QEMU, 2 * TRIALS, 25.0), "docker": (DOCKER, 2 * TRIALS, 15.0)}  # fmt: skip
+KILL_PLAN = {
+    "netns": (NETNS, 4 * TRIALS, 12.0),
+    "sidecar": (SIDECAR, 2 * TRIALS, 12.0),
+    "qemu": (QEMU, 2 * TRIALS, 25.0),
+    "docker": (DOCKER, 2 * TRIALS, 15.0),
+}
 
 
 def root_snapshot() -> dict[str, str]:
@@ -140,7 +144,7 @@ def leftovers(trace: RunTrace, results: Path, tmp_before: set[str]) -> dict[str,
         # A zombie holds nothing (memory, sockets, namespaces are released at exit); init reaps it when it will.
         "ledger_processes": [
             pid for pid, start in trace.processes if proc_starttime(pid) == start and not is_zombie(pid)
-        ],  # fmt: skip
+        ],
         "in_run_namespaces": pids_in_netns(trace.inodes) if trace.inodes else [],
         "named_after_run": [p for p in marked_processes(f"vmnb-{rid}") if p != os.getpid() and not is_zombie(p)],
         "ledgers": [p.name for p in STATE_DIR.glob(f"{rid}*.json")],
@@ -151,7 +155,7 @@ def leftovers(trace: RunTrace, results: Path, tmp_before: set[str]) -> dict[str,
             ln
             for ln in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
             if f"vmnb-{rid}" in ln
-        ],  # fmt: skip
+        ],
         "containers": run_containers(rid),
     }
     return {k: v for k, v in left.items() if v}
@@ -467,9 +471,19 @@ def test_clean_of_a_dead_run_never_signals_a_namespace_inode_another_run_now_hol
         gone.wait()  # a dead owner: a PID no process holds any more
         ledger = STATE_DIR / f"{dead}.json"
         STATE_DIR.mkdir(parents=True, exist_ok=True)
-        ledger.write_text(json.dumps({"run_id": dead, "owner_pid": gone.pid, "owner_starttime": 1,
-                                      "namespaces": [f"vmnb-{dead}-pod"], "netns_inodes": {f"vmnb-{dead}-pod": inode},
-                                      "processes": [], "results_dir": None}))  # fmt: skip
+        ledger.write_text(
+            json.dumps(
+                {
+                    "run_id": dead,
+                    "owner_pid": gone.pid,
+                    "owner_starttime": 1,
+                    "namespaces": [f"vmnb-{dead}-pod"],
+                    "netns_inodes": {f"vmnb-{dead}-pod": inode},
+                    "processes": [],
+                    "results_dir": None,
+                }
+            )
+        )
         code, out = clean(dead)
         assert code == 0, out
         assert sleeper.poll() is None, "clean of a dead run ended a process of another run's namespace"
@@ -486,8 +500,9 @@ def test_a_run_whose_tool_fails_exits_3_not_0(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     real = subprocess.run(["sh", "-c", "command -v iperf3"], capture_output=True, text=True).stdout.strip()
-    (bin_dir / "iperf3").write_text(f'#!/bin/sh\ncase " $* " in *" -s "*) exec {real} "$@";; esac\n'
-                                    'echo "segfault in the client"; exit 139\n')  # fmt: skip
+    (bin_dir / "iperf3").write_text(
+        f'#!/bin/sh\ncase " $* " in *" -s "*) exec {real} "$@";; esac\necho "segfault in the client"; exit 139\n'
+    )
     (bin_dir / "iperf3").chmod(0o755)
     scenario = tmp_path / "s.yaml"
     scenario.write_text(

@@ -28,9 +28,24 @@ tests:
 
 
 def gate(tmp_path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "gate", "--scenario", str(tmp_path / "gate.yaml"),
-                           "--results", str(tmp_path / "results"), *args], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=900)  # fmt: skip
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "gate",
+            "--scenario",
+            str(tmp_path / "gate.yaml"),
+            "--results",
+            str(tmp_path / "results"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=900,
+    )
 
 
 def test_gate_catches_a_planted_slowdown_against_its_baseline_and_in_ab_mode(tmp_path):
@@ -42,8 +57,16 @@ def test_gate_catches_a_planted_slowdown_against_its_baseline_and_in_ab_mode(tmp
     assert {r["strategy"] for r in ratios} == {"masquerade", "masquerade-limited"}
     assert {r["metric"] for r in ratios} == {"throughput/direct"}
     junit, summary = tmp_path / "gate-junit.xml", tmp_path / "gate-summary.md"
-    slowed = gate(tmp_path, "--baseline", str(baseline), "--junit", str(junit), "--markdown", str(summary),
-                  env={"VMNB_PLANT_SLOWDOWN": "masquerade-limited=300mbit"})  # fmt: skip
+    slowed = gate(
+        tmp_path,
+        "--baseline",
+        str(baseline),
+        "--junit",
+        str(junit),
+        "--markdown",
+        str(summary),
+        env={"VMNB_PLANT_SLOWDOWN": "masquerade-limited=300mbit"},
+    )
     assert slowed.returncode == 1, slowed.stdout[-3000:] + slowed.stderr[-2000:]
     line = next(ln for ln in slowed.stdout.splitlines() if "masquerade-limited" in ln and "throughput/direct" in ln)
     assert "regressed" in line, slowed.stdout[-3000:]
@@ -52,8 +75,9 @@ def test_gate_catches_a_planted_slowdown_against_its_baseline_and_in_ab_mode(tmp
     planted = next(c for name, c in cases.items() if name.startswith("masquerade-limited/") and "throughput" in name)
     assert planted.find("failure") is not None and "regressed" in planted.find("failure").get("message")
     assert summary.read_text().startswith("### gate against") and "FAILED" in summary.read_text()
-    ab = gate(tmp_path, "--ab", "masquerade", "masquerade-limited",
-              env={"VMNB_PLANT_SLOWDOWN": "masquerade-limited=300mbit"})  # fmt: skip
+    ab = gate(
+        tmp_path, "--ab", "masquerade", "masquerade-limited", env={"VMNB_PLANT_SLOWDOWN": "masquerade-limited=300mbit"}
+    )
     assert ab.returncode == 1, ab.stdout[-3000:] + ab.stderr[-2000:]
     assert "masquerade-limited vs masquerade" in ab.stdout and "regressed" in ab.stdout
 
@@ -69,10 +93,27 @@ def test_side_by_side_gate_against_a_revision_catches_a_slowdown_in_the_tree_und
     per block. A planted 40% pause of masquerade's tools in the tree under test only (the base's runs never see
     VMNB_PLANT_*) is caught; the worktree is gone afterwards. (Unchanged code is not run here: at alpha 5% it would
     make the test fail 1 time in 20 by design; benchmarks/verify_stats.py measures the false-alarm rate.)"""
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "gate", "--against", "HEAD", "--scenario",
-                           "scenarios/gate-quick.yaml", "--results", str(tmp_path / "results"), "--blocks", "4"],
-                          capture_output=True, text=True, cwd=REPO, timeout=900,
-                          env={**os.environ, "COLUMNS": "250", "VMNB_PLANT_PAUSE": "masquerade=0.4"})  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "gate",
+            "--against",
+            "HEAD",
+            "--scenario",
+            "scenarios/gate-quick.yaml",
+            "--results",
+            str(tmp_path / "results"),
+            "--blocks",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
+        env={**os.environ, "COLUMNS": "250", "VMNB_PLANT_PAUSE": "masquerade=0.4"},
+    )
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
     assert "paired:" in done.stdout and "regressed" in done.stdout and "paired t: Holm-adjusted" in done.stdout
     runs = list((tmp_path / "results").glob("gate-*/*/*/run.json"))

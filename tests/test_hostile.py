@@ -31,12 +31,29 @@ tests:
 
 
 def _vmnetbench(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([VMNETBENCH, *args], capture_output=True, text=True, cwd=REPO, timeout=timeout,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        [VMNETBENCH, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
-FOREIGN_ROOTS = [str(STATE_DIR), "/run/netns", "/var/run/netns", "/proc/x", "/sys", "/dev/shm/r", "/var/lib/docker/r",
-                 "/run/containerd/r", "/", "/run", "/etc"]  # fmt: skip
+FOREIGN_ROOTS = [
+    str(STATE_DIR),
+    "/run/netns",
+    "/var/run/netns",
+    "/proc/x",
+    "/sys",
+    "/dev/shm/r",
+    "/var/lib/docker/r",
+    "/run/containerd/r",
+    "/",
+    "/run",
+    "/etc",
+]
 
 
 def test_every_foreign_root_has_its_reason() -> None:
@@ -61,8 +78,11 @@ def test_a_results_root_in_anyone_elses_folder_is_refused_before_anything_is_mad
         assert done.returncode == 2 and done.stderr.startswith("error: option --results: "), (args, done.stderr)
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     if before is not None:  # other runs (a test running beside this one) may add their own namespaces and ledgers
-        made = [name for name in set(os.listdir(root)) - before if (Path(root) / name / "run.json").exists()
-                or name == "fa0002"]  # fmt: skip
+        made = [
+            name
+            for name in set(os.listdir(root)) - before
+            if (Path(root) / name / "run.json").exists() or name == "fa0002"
+        ]
         assert not made, made
 
 
@@ -82,8 +102,9 @@ def test_clean_never_removes_a_folder_that_holds_results(tmp_path: Path) -> None
         (folder / "scratch").mkdir()
         if holds_results:
             (folder / "run.json").write_text('{"status": "complete"}')
-        (STATE_DIR / f"{run_id}.json").write_text(json.dumps({"run_id": run_id, "owner_pid": 999999999,
-                                                              "owner_starttime": 1, "processes": []}))  # fmt: skip
+        (STATE_DIR / f"{run_id}.json").write_text(
+            json.dumps({"run_id": run_id, "owner_pid": 999999999, "owner_starttime": 1, "processes": []})
+        )
         try:
             report = clean(run_id)
             assert run_id in report.runs and not (STATE_DIR / f"{run_id}.json").exists()
@@ -101,8 +122,9 @@ def test_a_ledger_entry_without_a_start_time_ends_no_process(tmp_path: Path) -> 
     try:
         for run_id, starttime in (("fa0006", 0), ("fa0007", None)):
             entry = {"pid": bystander.pid, "argv": ["sleep"], **({"starttime": starttime} if starttime == 0 else {})}
-            (STATE_DIR / f"{run_id}.json").write_text(json.dumps({
-                "run_id": run_id, "owner_pid": 999999999, "owner_starttime": 1, "processes": [entry]}))  # fmt: skip
+            (STATE_DIR / f"{run_id}.json").write_text(
+                json.dumps({"run_id": run_id, "owner_pid": 999999999, "owner_starttime": 1, "processes": [entry]})
+            )
             report = clean(run_id)
             assert bystander.pid not in report.processes and bystander.poll() is None
     finally:
@@ -110,9 +132,14 @@ def test_a_ledger_entry_without_a_start_time_ends_no_process(tmp_path: Path) -> 
         bystander.wait()
 
 
-@pytest.mark.parametrize("args", [["compare", "tests/fixtures/run-bench", "tests/fixtures/run-bench", "--output",
-                                   "/proc/x.json"], ["manifests", "scenarios/smoke.yaml", "--out", "/proc/x"],
-                                  ["manifests", "scenarios/smoke.yaml", "--out", "/sys/x"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compare", "tests/fixtures/run-bench", "tests/fixtures/run-bench", "--output", "/proc/x.json"],
+        ["manifests", "scenarios/smoke.yaml", "--out", "/proc/x"],
+        ["manifests", "scenarios/smoke.yaml", "--out", "/sys/x"],
+    ],
+)
 def test_an_output_in_a_kernel_view_is_one_line(args: list[str]) -> None:
     done = _vmnetbench(*args)
     assert done.returncode == 2 and done.stderr.startswith("error: option --") and done.stderr.count("\n") == 1
@@ -172,8 +199,16 @@ def test_a_tool_that_fails_before_the_path_is_tried_is_exit_3(tmp_path: Path) ->
     fake.write_text("#!/bin/sh\necho 'iperf3: error - this build is broken' >&2\nexit 1\n")
     fake.chmod(0o755)
     (tmp_path / "one.yaml").write_text(ONE_BED)
-    done = _vmnetbench("run", str(tmp_path / "one.yaml"), "--results", str(tmp_path / "results"), "--run-id",
-                       "fa0008", env={"PATH": f"{fake.parent}:{os.environ['PATH']}"}, timeout=300)  # fmt: skip
+    done = _vmnetbench(
+        "run",
+        str(tmp_path / "one.yaml"),
+        "--results",
+        str(tmp_path / "results"),
+        "--run-id",
+        "fa0008",
+        env={"PATH": f"{fake.parent}:{os.environ['PATH']}"},
+        timeout=300,
+    )
     assert done.returncode == 3, done.stdout[-2000:] + done.stderr[-2000:]
     assert "not because of the network path" in done.stdout
     meta = json.loads((tmp_path / "results" / "fa0008" / "run.json").read_text())

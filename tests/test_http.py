@@ -51,20 +51,31 @@ def _bootstrap(tmp_path, *, tls: bool) -> dict:
     if tls:
         ca = MeshCA(tmp_path / "ca")
         mesh = MeshTls(ca.issue("vm", owner_uid=0), {"198.18.1.2": spiffe_id("peer")}, False, tmp_path / "log")
-    return sidecar_bootstrap(inbound_port=15006, outbound_port=15001, admin_socket=tmp_path / "a.sock",
-                             inbound_bind="127.0.0.6", tls=mesh, http_ports=(8000, 8001),
-                             http2_ports=(8001,))  # fmt: skip
+    return sidecar_bootstrap(
+        inbound_port=15006,
+        outbound_port=15001,
+        admin_socket=tmp_path / "a.sock",
+        inbound_bind="127.0.0.6",
+        tls=mesh,
+        http_ports=(8000, 8001),
+        http2_ports=(8001,),
+    )
 
 
 @pytest.mark.parametrize("tls", [False, True])
 def test_sidecar_http_chains_are_istios_and_envoy_accepts_them(tmp_path, tls):
     config = _bootstrap(tmp_path, tls=tls)
     listeners = {x["name"]: x for x in config["static_resources"]["listeners"]}
-    inbound = [c for c in listeners["virtualInbound"]["filter_chains"]
-               if c.get("filter_chain_match", {}).get("destination_port") == 8000]  # fmt: skip
+    inbound = [
+        c
+        for c in listeners["virtualInbound"]["filter_chains"]
+        if c.get("filter_chain_match", {}).get("destination_port") == 8000
+    ]
     # every kind of client on the HTTP port has a chain: Envoy matches the port before anything else
-    kinds = [(c["filter_chain_match"]["transport_protocol"], tuple(c["filter_chain_match"].get(
-        "application_protocols", ()))) for c in inbound]  # fmt: skip
+    kinds = [
+        (c["filter_chain_match"]["transport_protocol"], tuple(c["filter_chain_match"].get("application_protocols", ())))
+        for c in inbound
+    ]
     expected = [("raw_buffer", ())]
     if tls:
         expected = [("tls", tuple(mtls.ALPN_MTLS_HTTP)), ("tls", tuple(mtls.ALPN_MTLS_TCP)), *expected]
@@ -79,17 +90,22 @@ def test_sidecar_http_chains_are_istios_and_envoy_accepts_them(tmp_path, tls):
         "envoy.filters.http.router",
     ]  # listener_builder.go's order, Istio-only filters left out
     assert hcm["typed_config"]["codec_type"] == "AUTO" and hcm["typed_config"]["stream_idle_timeout"] == "0s"
-    outbound = [c for c in listeners["virtualOutbound"]["filter_chains"]
-                if c.get("filter_chain_match", {}).get("destination_port") == 8000]  # fmt: skip
+    outbound = [
+        c
+        for c in listeners["virtualOutbound"]["filter_chains"]
+        if c.get("filter_chain_match", {}).get("destination_port") == 8000
+    ]
     assert len(outbound) == (2 if tls else 1)  # a meshed destination gets the mTLS HTTP cluster first
     # the gRPC port's chains leave by clusters that speak HTTP/2 upstream (Istio's setH2Options), 8000's do not
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
 
     def upstream(listener: str, port: int) -> list[str]:
-        return [c["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["cluster"]
-                for c in listeners[listener]["filter_chains"]
-                if c.get("filter_chain_match", {}).get("destination_port") == port
-                and c["filters"][0]["name"].endswith("http_connection_manager")]  # fmt: skip
+        return [
+            c["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["cluster"]
+            for c in listeners[listener]["filter_chains"]
+            if c.get("filter_chain_match", {}).get("destination_port") == port
+            and c["filters"][0]["name"].endswith("http_connection_manager")
+        ]
 
     def speaks_h2(name: str) -> bool:
         options = clusters[name].get("typed_extension_protocol_options", {})
@@ -104,8 +120,12 @@ def test_sidecar_http_chains_are_istios_and_envoy_accepts_them(tmp_path, tls):
         assert alpn["alpn_protocols"] == ["istio-h2"]
     path = tmp_path / "envoy.json"
     path.write_text(json.dumps(config))
-    done = subprocess.run([str(envoy_binary()), "--mode", "validate", "-c", str(path), "-l", "error"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [str(envoy_binary()), "--mode", "validate", "-c", str(path), "-l", "error"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -116,16 +136,39 @@ PROTOCOLS = [("vmnb-http", ()), ("vmnb-h2", ()), ("vmnb-h2", ("--grpc", "1"))]
 def _serve(tmp_path, *server_args: str, tool: str = "vmnb-http") -> tuple[subprocess.Popen, int]:
     port = 18480
     server = subprocess.Popen([str(compile_guest_tool(tool)), "server", "--port", str(port), *server_args])
-    wait_until(lambda: subprocess.run(["ss", "-Htln", f"sport = :{port}"], capture_output=True, text=True).stdout,
-               timeout=10, what=f"{tool} server")  # fmt: skip
+    wait_until(
+        lambda: subprocess.run(["ss", "-Htln", f"sport = :{port}"], capture_output=True, text=True).stdout,
+        timeout=10,
+        what=f"{tool} server",
+    )
     return server, port
 
 
-def _client(port: int, rate: int, duration: float, connections: int, tool: str = "vmnb-http",
-            options: tuple[str, ...] = ()) -> dict:  # fmt: skip
-    done = subprocess.run([str(compile_guest_tool(tool)), "client", "--target", "127.0.0.1", "--port", str(port),
-                           "--rate", str(rate), "--duration", str(duration), "--connections", str(connections),
-                           "--bytes", "1024", *options], capture_output=True, text=True, timeout=60)  # fmt: skip
+def _client(
+    port: int, rate: int, duration: float, connections: int, tool: str = "vmnb-http", options: tuple[str, ...] = ()
+) -> dict:
+    done = subprocess.run(
+        [
+            str(compile_guest_tool(tool)),
+            "client",
+            "--target",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--rate",
+            str(rate),
+            "--duration",
+            str(duration),
+            "--connections",
+            str(connections),
+            "--bytes",
+            "1024",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -173,9 +216,29 @@ def test_a_server_gone_mid_run_is_counted_as_errors_not_waited_for(tmp_path, too
     """The server dies after about 1 s of a 3 s run: the requests open on its connections and every later one
     are errors (with the first error named), the ones before are answered, and the client ends within its grace."""
     server, port = _serve(tmp_path, tool=tool)
-    client = subprocess.Popen([str(compile_guest_tool(tool)), "client", "--target", "127.0.0.1", "--port", str(port),
-                               "--rate", "200", "--duration", "3", "--connections", "4", "--bytes", "1024",
-                               "--grace", "1", *options], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    client = subprocess.Popen(
+        [
+            str(compile_guest_tool(tool)),
+            "client",
+            "--target",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--rate",
+            "200",
+            "--duration",
+            "3",
+            "--connections",
+            "4",
+            "--bytes",
+            "1024",
+            "--grace",
+            "1",
+            *options,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(1.2)  # about a second of answered traffic first
         server.kill()

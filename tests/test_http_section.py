@@ -8,9 +8,14 @@ import pandas as pd
 
 from harness.analysis.http_section import binding_lines, has_http, istio_method_lines
 
-LAYOUT_DIRECTIONS = [("none", "ingress"), ("none", "egress"), ("envoy-redirect", "ingress"),
-                     ("envoy-redirect", "egress"), ("envoy-redirect+meshed", "ingress"),
-                     ("ambient+meshed", "ingress")]  # fmt: skip
+LAYOUT_DIRECTIONS = [
+    ("none", "ingress"),
+    ("none", "egress"),
+    ("envoy-redirect", "ingress"),
+    ("envoy-redirect", "egress"),
+    ("envoy-redirect+meshed", "ingress"),
+    ("ambient+meshed", "ingress"),
+]
 
 
 def _rows(tests: dict[str, int], n: int, *, failing: tuple[str, str] | None = None) -> pd.DataFrame:
@@ -21,14 +26,24 @@ def _rows(tests: dict[str, int], n: int, *, failing: tuple[str, str] | None = No
             for sidecar, direction in LAYOUT_DIRECTIONS:
                 for k in range(n):
                     status = "failed" if (strategy == "direct" and (test, sidecar) == failing) else "ok"
-                    base = dict(strategy=strategy, sidecar=sidecar, direction=direction, test=test,
-                                offered_rps=rate, status=status, reason="connection closed" if status != "ok" else "",
-                                path="no-sidecar" if sidecar == "none" else "through-mesh",
-                                proxy_http_requests=None if sidecar == "none" else 5000.0)  # fmt: skip
+                    base = dict(
+                        strategy=strategy,
+                        sidecar=sidecar,
+                        direction=direction,
+                        test=test,
+                        offered_rps=rate,
+                        status=status,
+                        reason="connection closed" if status != "ok" else "",
+                        path="no-sidecar" if sidecar == "none" else "through-mesh",
+                        proxy_http_requests=None if sidecar == "none" else 5000.0,
+                    )
                     proxy = sidecar != "none"
-                    values = {"http_latency_p50": 100 + 100 * proxy, "http_latency_p90": 150 + 150 * proxy,
-                              "http_latency_p99": (200 + 300 * proxy) * (1 + 0.05 * k),
-                              "http_achieved_rps": rate}  # fmt: skip
+                    values = {
+                        "http_latency_p50": 100 + 100 * proxy,
+                        "http_latency_p90": 150 + 150 * proxy,
+                        "http_latency_p99": (200 + 300 * proxy) * (1 + 0.05 * k),
+                        "http_achieved_rps": rate,
+                    }
                     if proxy:
                         values |= {"proxy_vcpu_per_1000_rps": 0.15 + 0.01 * k, "proxy_rss": 66.0}
                     for metric, value in values.items():

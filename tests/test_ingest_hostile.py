@@ -32,8 +32,13 @@ def written(tmp_path_factory) -> Path:
     """What `vmnetbench manifests` writes for a two-cell scenario, with an (empty) logs folder per cell."""
     root = tmp_path_factory.mktemp("manifests")
     (root / "s.yaml").write_text(SCENARIO)
-    done = subprocess.run([VMNETBENCH, "manifests", str(root / "s.yaml"), "--out", str(root / "out"), "--kubevirt",
-                           "1.9"], capture_output=True, text=True, cwd=REPO, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [VMNETBENCH, "manifests", str(root / "s.yaml"), "--out", str(root / "out"), "--kubevirt", "1.9"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     for cell in json.loads((root / "out" / "index.json").read_text())["cells"]:
         (root / "out" / cell["folder"] / "logs").mkdir(parents=True, exist_ok=True)
@@ -140,8 +145,13 @@ def test_a_hostile_ingest_folder_gives_one_line_and_leaves_nothing(case: str, wr
     change, expected = HOSTILE[case]
     change(folder, outside)
     results = tmp_path / "results"
-    done = subprocess.run([VMNETBENCH, "ingest", str(folder), "--results", str(results), "--run-id", "1f6e57"],
-                          capture_output=True, text=True, cwd=REPO, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [VMNETBENCH, "ingest", str(folder), "--results", str(results), "--run-id", "1f6e57"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert "Traceback" not in done.stderr + done.stdout, done.stderr[-2000:]
     runs = list(results.iterdir()) if results.exists() else []
     if expected:

@@ -46,8 +46,12 @@ def test_parse_client_json_fields():
     }
     s = parse_client_json(json.dumps(data))
     assert (s.status, s.bits_per_second, s.retransmits, s.cpu_client_pct, s.cpu_server_pct) == (
-        "ok", 7.5e9, 3, 40.0, 55.0,
-    )  # fmt: skip
+        "ok",
+        7.5e9,
+        3,
+        40.0,
+        55.0,
+    )
     zero = parse_client_json(json.dumps({"end": {"sum_received": {"bits_per_second": 0}}}))
     assert zero.status == "failed" and zero.reason == "no bytes received"
     assert parse_client_json("").status == "failed"

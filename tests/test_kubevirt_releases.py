@@ -43,8 +43,17 @@ def test_a_scenario_models_the_latest_release_unless_told_and_reads_a_yaml_numbe
 
 
 def _describe(release: str) -> str:
-    argv = [sys.executable, "-m", "harness.cli", "describe", "masquerade", "--sidecar", "ambient", "--kubevirt",
-            release]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "describe",
+        "masquerade",
+        "--sidecar",
+        "ambient",
+        "--kubevirt",
+        release,
+    ]
     done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -60,8 +60,10 @@ def by_metric(rows: list[Sample]) -> dict[str, Sample]:
 @pytest.mark.parametrize("strategy", ["direct", "masquerade"])
 def test_rr_crr_udp_rows_have_sane_values_and_units(cell, strategy):
     c = cell(strategy, Services(tcp_ports=(11111, 11112, 5201), udp_ports=(11111, 5201)))
-    for test in (RequestResponse(kind="rr", protocol="tcp", duration_s=1),
-                 RequestResponse(kind="rr", protocol="udp", duration_s=1)):  # fmt: skip
+    for test in (
+        RequestResponse(kind="rr", protocol="tcp", duration_s=1),
+        RequestResponse(kind="rr", protocol="udp", duration_s=1),
+    ):
         rows = by_metric(run_test(test, "ingress", c))
         assert rows["rtt_p50"].status == "ok", rows["rtt_p50"].reason
         assert rows["rtt_p50"].unit == "us" and 1 < rows["rtt_p50"].value < 1e6

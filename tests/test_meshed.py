@@ -50,15 +50,22 @@ def _tls(tmp_path, strict: bool = False) -> MeshTls:
 
 def test_sidecar_bootstrap_has_istios_mtls_chains_and_strict_drops_plaintext(tmp_path):
     def config(strict: bool) -> dict:
-        return sidecar_bootstrap(inbound_port=15006, outbound_port=15001, admin_socket=tmp_path / "a.sock",
-                                 inbound_bind="127.0.0.6", tls=_tls(tmp_path, strict))  # fmt: skip
+        return sidecar_bootstrap(
+            inbound_port=15006,
+            outbound_port=15001,
+            admin_socket=tmp_path / "a.sock",
+            inbound_bind="127.0.0.6",
+            tls=_tls(tmp_path, strict),
+        )
 
     listeners = {listener["name"]: listener for listener in config(False)["static_resources"]["listeners"]}
     inbound, outbound = listeners["virtualInbound"], listeners["virtualOutbound"]
     assert "envoy.filters.listener.tls_inspector" in [f["name"] for f in inbound["listener_filters"]]
     matches = [c["filter_chain_match"] for c in inbound["filter_chains"]]
-    assert matches == [{"transport_protocol": "tls", "application_protocols": ["istio-peer-exchange", "istio"]},
-                       {"transport_protocol": "raw_buffer"}]  # fmt: skip
+    assert matches == [
+        {"transport_protocol": "tls", "application_protocols": ["istio-peer-exchange", "istio"]},
+        {"transport_protocol": "raw_buffer"},
+    ]
     tls_context = inbound["filter_chains"][0]["transport_socket"]["typed_config"]
     assert tls_context["require_client_certificate"] is True
     # to the meshed peer: Istio's mTLS, and the peer's exact identity checked
@@ -89,15 +96,29 @@ def test_node_proxy_bootstrap_terminates_and_originates_hbone(tmp_path):
 
 
 def test_meshed_clients_exist_only_for_istio_modes_and_label_the_layout():
-    scenario = Scenario.model_validate({
-        "name": "t", "strategies": ["direct"], "sidecars": ["none", "linkerd-style", "envoy-redirect", "ambient"],
-        "peers": ["outside", "meshed"], "peer_authentication": ["permissive", "strict"],
-        "tests": [{"kind": "tcp_throughput", "directions": ["ingress"]}],
-    })  # fmt: skip
+    scenario = Scenario.model_validate(
+        {
+            "name": "t",
+            "strategies": ["direct"],
+            "sidecars": ["none", "linkerd-style", "envoy-redirect", "ambient"],
+            "peers": ["outside", "meshed"],
+            "peer_authentication": ["permissive", "strict"],
+            "tests": [{"kind": "tcp_throughput", "directions": ["ingress"]}],
+        }
+    )
     layouts = [c.layout for c in scenario.cells()]
-    assert layouts == ["none", "linkerd-style", "envoy-redirect", "envoy-redirect+strict", "envoy-redirect+meshed",
-                       "envoy-redirect+meshed+strict", "ambient", "ambient+strict", "ambient+meshed",
-                       "ambient+meshed+strict"]  # fmt: skip
+    assert layouts == [
+        "none",
+        "linkerd-style",
+        "envoy-redirect",
+        "envoy-redirect+strict",
+        "envoy-redirect+meshed",
+        "envoy-redirect+meshed+strict",
+        "ambient",
+        "ambient+strict",
+        "ambient+meshed",
+        "ambient+meshed+strict",
+    ]
     assert layout_label("ambient", MESHED) == "ambient+meshed"
     with pytest.raises(ValueError, match="has no meshed clients"):
         install_sidecar(None, "linkerd-style", vm_interfaces=[], client=MESHED)
@@ -131,8 +152,9 @@ def test_evidence_says_through_mesh_only_for_bytes_inside_mtls_with_the_clients_
     assert good.path is TrafficPath.THROUGH_MESH and good.peer_identity == spiffe_id("peer")
     assert good.tls_handshakes == 1 and good.peer_proxy_bytes == 1000
     # both proxies carried the bytes, but in plaintext (the passthrough chains): not through the mesh's mTLS
-    plain = _evidence(SidecarCounters(inbound_bytes=1000, inbound_cx=1),
-                      SidecarCounters(outbound_bytes=1000, outbound_cx=1), [])  # fmt: skip
+    plain = _evidence(
+        SidecarCounters(inbound_bytes=1000, inbound_cx=1), SidecarCounters(outbound_bytes=1000, outbound_cx=1), []
+    )
     assert plain.path is TrafficPath.MESH_PLAINTEXT
     # mTLS, but the destination saw another identity
     assert _evidence(mtls_in, mtls_out, [spiffe_id("other")]).path is TrafficPath.MESH_PLAINTEXT
@@ -191,9 +213,29 @@ def _handshake(bed, side, cert, key, root) -> dict[str, int]:
     on its listeners (ssl.handshake, ssl.fail_verify_error, ...) is the verdict (under TLS 1.3 the client cannot
     tell: it finishes its side before the server has judged its certificate)."""
     before = side.stats(r"^listener\..*\.ssl\.")
-    argv = ["ip", "netns", "exec", bed.peer.name, "setpriv", "--reuid=1337", "--regid=1337", "--clear-groups",
-            "openssl", "s_client", "-connect", f"{bed.plan.pod_ip}:5201", "-cert", str(cert), "-key", str(key),
-            "-CAfile", str(root), "-alpn", "istio-peer-exchange,istio", "-brief"]  # fmt: skip
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        bed.peer.name,
+        "setpriv",
+        "--reuid=1337",
+        "--regid=1337",
+        "--clear-groups",
+        "openssl",
+        "s_client",
+        "-connect",
+        f"{bed.plan.pod_ip}:5201",
+        "-cert",
+        str(cert),
+        "-key",
+        str(key),
+        "-CAfile",
+        str(root),
+        "-alpn",
+        "istio-peer-exchange,istio",
+        "-brief",
+    ]
     subprocess.run(argv, input="", capture_output=True, text=True, timeout=30)
     after = side.stats(r"^listener\..*\.ssl\.")
     totals: dict[str, int] = {}
@@ -208,8 +250,9 @@ def test_the_destination_refuses_a_client_certificate_from_another_ca(bed):
         bed, "envoy-redirect", vm_interfaces=[], client=Client(PeerKind.MESHED, PeerAuthentication.STRICT)
     )
     # a server behind the proxy: tcp_proxy reads the client (and so completes the handshake) once upstream connects
-    sink = bed.start_process(["socat", "-u", "TCP-LISTEN:5201,reuseaddr,fork", "OPEN:/dev/null"], ns=bed.pod,
-                             name="sink")  # fmt: skip
+    sink = bed.start_process(
+        ["socat", "-u", "TCP-LISTEN:5201,reuseaddr,fork", "OPEN:/dev/null"], ns=bed.pod, name="sink"
+    )
     wait_listening(sink, 5201, timeout=10)
     ca = side.admin_socket.parent.parent / "mesh-ca"
     good = _handshake(bed, side, ca / "peer-cert.pem", ca / "peer-key.pem", ca / "root-cert.pem")

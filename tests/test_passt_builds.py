@@ -101,8 +101,9 @@ def test_with_envoy_the_2025_pasta_delivers_inbound_through_the_tap(bed, netns_g
     Passt(PasstOptions(build=build), services=Services(tcp_ports=(port,)), sidecar="envoy-redirect").setup(
         bed, netns_guest
     )
-    server = bed.start_process([sys.executable, "-c", PEER_OF_FIRST_CONNECTION, str(port)], name="peer-of",
-                               ns=bed.namespaces["vm"])  # fmt: skip
+    server = bed.start_process(
+        [sys.executable, "-c", PEER_OF_FIRST_CONNECTION, str(port)], name="peer-of", ns=bed.namespaces["vm"]
+    )
     wait_listening(server, port)
     # more than a TLS record header: Istio's inbound tls_inspector waits for that much before it picks the
     # plaintext chain (a 2-byte line stalls in the listener filter until the client gives up)

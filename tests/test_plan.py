@@ -21,8 +21,13 @@ from tests.conftest import REPO, assert_clean
 
 
 def scenario(**extra) -> Scenario:
-    data = {"name": "plan", "strategies": ["direct", "masquerade", "nat-proxy", "bridge"],
-            "sidecars": ["none", "envoy-redirect"], "tests": [{"kind": "tcp_throughput"}], **extra}  # fmt: skip
+    data = {
+        "name": "plan",
+        "strategies": ["direct", "masquerade", "nat-proxy", "bridge"],
+        "sidecars": ["none", "envoy-redirect"],
+        "tests": [{"kind": "tcp_throughput"}],
+        **extra,
+    }
     return Scenario.model_validate(data)
 
 
@@ -46,8 +51,10 @@ def test_every_binding_is_flanked_by_direct_in_every_block():
 
 
 def test_without_direct_or_with_rounds_every_cell_runs_once_per_block():
-    for plan in (resolve(scenario(strategies=["masquerade", "bridge"]), GuestSpec()),
-                 resolve(scenario(design="rounds"), GuestSpec())):  # fmt: skip
+    for plan in (
+        resolve(scenario(strategies=["masquerade", "bridge"]), GuestSpec()),
+        resolve(scenario(design="rounds"), GuestSpec()),
+    ):
         assert not plan.paired
         block = plan.block(1, random.Random(0))
         assert sorted(s.cell.label for s in block) == sorted(c.label for c in plan.cells)
@@ -66,10 +73,21 @@ def test_block_log_ratios_pair_each_sample_with_the_directs_beside_it():
     rows = []
     for block, values in ((1, [10, 5, 12, 6, 14]), (2, [8, 4, 8, 2, 8])):
         for slot, value in enumerate(values, 1):
-            rows.append({"strategy": "direct" if slot % 2 else ("masquerade" if slot == 2 else "bridge"),
-                         "sidecar": "none", "pod_mtu": 1500, "guest_mtu": None, "test": "tcp_throughput",
-                         "direction": "ingress", "metric": "throughput", "value": float(value), "status": "ok",
-                         "block": block, "slot": slot})  # fmt: skip
+            rows.append(
+                {
+                    "strategy": "direct" if slot % 2 else ("masquerade" if slot == 2 else "bridge"),
+                    "sidecar": "none",
+                    "pod_mtu": 1500,
+                    "guest_mtu": None,
+                    "test": "tcp_throughput",
+                    "direction": "ingress",
+                    "metric": "throughput",
+                    "value": float(value),
+                    "status": "ok",
+                    "block": block,
+                    "slot": slot,
+                }
+            )
     ratios = block_log_ratios(pd.DataFrame(rows)).set_index(["strategy", "block"])["log_ratio"]
     assert ratios[("masquerade", 1)] == pytest.approx(np.log(5) - (np.log(10) + np.log(12)) / 2)
     assert ratios[("bridge", 1)] == pytest.approx(np.log(6) - (np.log(12) + np.log(14)) / 2)
@@ -86,10 +104,26 @@ def test_a_precision_run_stops_by_steins_rule_or_says_why(tmp_path):
         "name: precision\nstrategies: [direct, masquerade]\nrepetitions: 3\npilot_blocks: 3\n"
         "tests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}\n"
     )
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "p.yaml"), "--results",
-                           str(tmp_path / "results"), "--precision", "15%", "--time-budget", "2m"],
-                          capture_output=True, text=True, cwd=REPO, timeout=300,
-                          env={**without_no_report(), "COLUMNS": "200"})  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            str(tmp_path / "p.yaml"),
+            "--results",
+            str(tmp_path / "results"),
+            "--precision",
+            "15%",
+            "--time-budget",
+            "2m",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**without_no_report(), "COLUMNS": "200"},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     run_dir = next((tmp_path / "results").iterdir())
     # the run ends as its page begins: the answer per layout, then where the page is (written by the run)
@@ -109,8 +143,9 @@ def test_a_precision_run_stops_by_steins_rule_or_says_why(tmp_path):
     assert "ratios reached it" in done.stdout
     samples = pd.read_parquet(run_dir / "samples.parquet")
     assert samples.block.max() == record["blocks_run"]
-    subprocess.run([sys.executable, "-m", "harness.cli", "report", str(run_dir)], check=True, cwd=REPO,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "harness.cli", "report", str(run_dir)], check=True, cwd=REPO, capture_output=True
+    )
     answer = (run_dir / "answer.md").read_text()
     assert "stein 95% n=" in answer and "stopped on precision +-15%" in answer
     lines = answer.splitlines()
@@ -128,16 +163,32 @@ def test_a_precision_run_stops_by_steins_rule_or_says_why(tmp_path):
     # chosen for it
 
 
-@pytest.mark.parametrize(("scenario_text", "option", "expected"), [
-    ("strategies: [direct, masquerade]", "150%", "option --precision: '150%' is not a precision"),
-    ("strategies: [direct, masquerade]", "abc", "option --precision: 'abc' is not a precision"),
-    ("strategies: [masquerade]", "10%", "needs direct in its strategies and design: blocks"),
-    ("strategies: [direct, masquerade]\ndesign: rounds", "10%", "needs direct in its strategies and design: blocks"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("scenario_text", "option", "expected"),
+    [
+        ("strategies: [direct, masquerade]", "150%", "option --precision: '150%' is not a precision"),
+        ("strategies: [direct, masquerade]", "abc", "option --precision: 'abc' is not a precision"),
+        ("strategies: [masquerade]", "10%", "needs direct in its strategies and design: blocks"),
+        (
+            "strategies: [direct, masquerade]\ndesign: rounds",
+            "10%",
+            "needs direct in its strategies and design: blocks",
+        ),
+    ],
+)
 def test_a_bad_precision_is_one_sentence_and_creates_nothing(tmp_path, scenario_text, option, expected):
     (tmp_path / "s.yaml").write_text(f"name: p\n{scenario_text}\ntests:\n  - {{kind: tcp_throughput}}\n")
-    argv = [sys.executable, "-m", "harness.cli", "run", str(tmp_path / "s.yaml"), "--precision", option,
-            "--results", str(tmp_path / "results")]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        str(tmp_path / "s.yaml"),
+        "--precision",
+        option,
+        "--results",
+        str(tmp_path / "results"),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 2 and expected in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
@@ -168,12 +219,19 @@ def test_a_new_runtime_is_one_class_and_one_registry_line(tmp_path, monkeypatch)
         def row_label(self) -> str:
             return "counted"
 
-    entry = registry.RuntimeEntry("counting", lambda scenario, with_qemu: CountingRuntime(),
-                                  lambda with_qemu: CountingRuntime(), "Runtime: counting.")  # fmt: skip
+    entry = registry.RuntimeEntry(
+        "counting",
+        lambda scenario, with_qemu: CountingRuntime(),
+        lambda with_qemu: CountingRuntime(),
+        "Runtime: counting.",
+    )
     monkeypatch.setitem(registry.RUNTIMES, "counting", entry)
-    samples, _ = run_scenario_text(tmp_path, "name: counting\nruntime: counting\nstrategies: [direct, masquerade]\n"
-                                   "repetitions: 1\ntests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, "
-                                   "directions: [ingress]}\n")  # fmt: skip
+    samples, _ = run_scenario_text(
+        tmp_path,
+        "name: counting\nruntime: counting\nstrategies: [direct, masquerade]\n"
+        "repetitions: 1\ntests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, "
+        "directions: [ingress]}\n",
+    )
     assert len(made) == 3  # direct, masquerade, direct: one block
     tput = samples[samples.metric == "throughput"]
     assert (tput.status == "ok").all() and set(tput.compute_caps) == {"counted"}
@@ -189,8 +247,9 @@ def test_the_time_left_goes_to_the_ratios_closest_to_their_n():
 
     state = PrecisionState(0.10, 3, 600.0, {}, bed_s=10.0)
     near = RatioState(("bridge", "none", 1500, None, "tcp_throughput", "egress", "throughput"), SteinPlan(3, 0.06, 0.1))
-    far = RatioState(("masquerade", "none", 1500, None, "tcp_throughput", "egress", "throughput"),
-                     SteinPlan(3, 0.09, 0.1))  # fmt: skip
+    far = RatioState(
+        ("masquerade", "none", 1500, None, "tcp_throughput", "egress", "throughput"), SteinPlan(3, 0.09, 0.1)
+    )
     near.blocks = far.blocks = 3
     state.ratios = {near.key: near, far.key: far}
     more_near, more_far = near.need - 3, far.need - 3
@@ -205,10 +264,12 @@ def test_a_ratio_no_number_of_blocks_can_decide_does_not_keep_the_run_going():
     from harness.run.precision import MAX_BLOCKS, PrecisionState, RatioState
 
     state = PrecisionState(0.10, 5, None, {})
-    hopeless = RatioState(("passt", "none", 1500, None, "tcp_throughput", "egress", "throughput"),
-                          SteinPlan(5, 1.5, 0.1))  # fmt: skip
-    decidable = RatioState(("bridge", "none", 1500, None, "tcp_throughput", "egress", "throughput"),
-                           SteinPlan(5, 0.1, 0.1))  # fmt: skip
+    hopeless = RatioState(
+        ("passt", "none", 1500, None, "tcp_throughput", "egress", "throughput"), SteinPlan(5, 1.5, 0.1)
+    )
+    decidable = RatioState(
+        ("bridge", "none", 1500, None, "tcp_throughput", "egress", "throughput"), SteinPlan(5, 0.1, 0.1)
+    )
     state.ratios = {hopeless.key: hopeless, decidable.key: decidable}
     assert hopeless.plan.blocks_needed() > MAX_BLOCKS
     assert state.needed() == decidable.plan.blocks_needed()
@@ -224,12 +285,24 @@ def test_after_the_pilot_a_block_holds_only_the_cells_that_still_decide_somethin
     from harness.run.precision import PrecisionState
     from tests.test_recommend import rows_for
 
-    frame = pd.concat([
-        rows_for({("masquerade", "none"): {"ratio": 0.9}}, blocks=3, sd=0.01, seed=1),
-        rows_for({("bridge", "none"): {"ratio": 0.9}}, blocks=3, sd=0.05, seed=2).assign(slot=lambda f: f.slot + 10),
-        rows_for({("masquerade", "envoy-redirect"): {"path": {"ingress": "bypassed", "egress": "bypassed"}},
-                  ("nat-proxy", "envoy-redirect"): {"ratio": 0.7}}, blocks=3, sd=0.2, seed=3),
-    ], ignore_index=True)  # fmt: skip
+    frame = pd.concat(
+        [
+            rows_for({("masquerade", "none"): {"ratio": 0.9}}, blocks=3, sd=0.01, seed=1),
+            rows_for({("bridge", "none"): {"ratio": 0.9}}, blocks=3, sd=0.05, seed=2).assign(
+                slot=lambda f: f.slot + 10
+            ),
+            rows_for(
+                {
+                    ("masquerade", "envoy-redirect"): {"path": {"ingress": "bypassed", "egress": "bypassed"}},
+                    ("nat-proxy", "envoy-redirect"): {"ratio": 0.7},
+                },
+                blocks=3,
+                sd=0.2,
+                seed=3,
+            ),
+        ],
+        ignore_index=True,
+    )
     plan = resolve(scenario(), GuestSpec())
     shipped = {"direct": True, "masquerade": True, "bridge": True, "nat-proxy": False}
     state = PrecisionState(0.10, 3, 600.0, {"tcp_throughput": "throughput"}, shipped=shipped)

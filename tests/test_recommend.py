@@ -138,8 +138,13 @@ def test_a_swept_scenario_keys_every_cell_by_its_sweep_value():
     rng = np.random.default_rng(3)
     out = []
     for block in range(1, 7):
-        order = [("direct", None, 1.0), ("slirp", 1500, 0.5), ("direct", None, 1.0), ("slirp", 65520, 0.98),
-                 ("direct", None, 1.0)]  # fmt: skip
+        order = [
+            ("direct", None, 1.0),
+            ("slirp", 1500, 0.5),
+            ("direct", None, 1.0),
+            ("slirp", 65520, 0.98),
+            ("direct", None, 1.0),
+        ]
         for slot, (binding, mtu, ratio) in enumerate(order, 1):
             for direction in ("ingress", "egress"):
                 value = 10.0 * ratio * np.exp(rng.normal(0, 0.02))
@@ -166,8 +171,9 @@ def test_a_swept_scenario_keys_every_cell_by_its_sweep_value():
                     )
                 )
     frame = pd.DataFrame(out, columns=COLUMNS)
-    page = decision_page(frame, {"scenario_parsed": {"strategies": ["direct", "slirp"], "sidecars": ["none"]}}, None,
-                         "Guest: netns.")  # fmt: skip
+    page = decision_page(
+        frame, {"scenario_parsed": {"strategies": ["direct", "slirp"], "sidecars": ["none"]}}, None, "Guest: netns."
+    )
     tables = page.split("## Costs per layout", 1)[1]
     low = tables.split("### No mesh (guest MTU 1500)", 1)[1].split("###", 1)[0]
     high = tables.split("### No mesh (guest MTU 65520)", 1)[1].split("###", 1)[0]

@@ -37,8 +37,15 @@ def test_report_builds_every_figure_as_valid_png(run_copy):
     text = md.read_text()
     figures = sorted((run_copy / "figures").glob("*.png"))
     names = {f.name for f in figures}
-    assert {"throughput.png", "latency_percentiles.png", "latency_cdf.png", "crr_rate.png", "udp_goodput.png",
-            "cpu_per_gb.png", "setup_time.png"} <= names  # fmt: skip
+    assert {
+        "throughput.png",
+        "latency_percentiles.png",
+        "latency_cdf.png",
+        "crr_rate.png",
+        "udp_goodput.png",
+        "cpu_per_gb.png",
+        "setup_time.png",
+    } <= names
     for f in figures:
         assert f.read_bytes()[:8] == PNG_MAGIC and f.stat().st_size > 5000
         assert f"figures/{f.name}" in text
@@ -76,9 +83,14 @@ def test_notebook_command_of_the_readme_works_from_the_repo_root(tmp_path):
     rel = FIXTURE.relative_to(REPO)
     nb_copy = tmp_path / "report.ipynb"
     shutil.copy(REPO / "notebooks" / "report.ipynb", nb_copy)
-    done = subprocess.run([str(Path(sys.executable).parent / "jupyter"), "execute", "--inplace", str(nb_copy)],
-                          cwd=REPO, env={**os.environ, "VMNB_RUN": str(rel)}, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter"), "execute", "--inplace", str(nb_copy)],
+        cwd=REPO,
+        env={**os.environ, "VMNB_RUN": str(rel)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     outputs = [o for c in nbformat.read(nb_copy, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -89,9 +101,20 @@ def synthetic_run(path: Path, values: dict[str, np.ndarray]) -> Path:
     rows = []
     for strategy, vals in values.items():
         for rep, v in enumerate(vals, start=1):
-            rows.append({"run_id": path.name, "strategy": strategy, "sidecar": "none", "test": "tcp_throughput",
-                         "direction": "ingress", "repetition": rep, "metric": "throughput", "value": float(v),
-                         "unit": "Gbit/s", "status": "ok"})  # fmt: skip
+            rows.append(
+                {
+                    "run_id": path.name,
+                    "strategy": strategy,
+                    "sidecar": "none",
+                    "test": "tcp_throughput",
+                    "direction": "ingress",
+                    "repetition": rep,
+                    "metric": "throughput",
+                    "value": float(v),
+                    "unit": "Gbit/s",
+                    "status": "ok",
+                }
+            )
     path.mkdir(parents=True)
     pd.DataFrame(rows).to_parquet(path / "samples.parquet", index=False)
     (path / "run.json").write_text(json.dumps({"run_id": path.name}))
@@ -104,8 +127,9 @@ def test_compare_flags_a_planted_30_percent_regression_and_not_noise(tmp_path):
     proxy = 10 + rng.normal(0, 0.4, 8)
     base = synthetic_run(tmp_path / "base", {"direct": direct, "nat-proxy": proxy})
     same = synthetic_run(tmp_path / "same", {"direct": direct, "nat-proxy": proxy})
-    noisy = synthetic_run(tmp_path / "noisy", {"direct": direct + rng.normal(0, 0.3, 8),
-                                                "nat-proxy": proxy + rng.normal(0, 0.3, 8)})  # fmt: skip
+    noisy = synthetic_run(
+        tmp_path / "noisy", {"direct": direct + rng.normal(0, 0.3, 8), "nat-proxy": proxy + rng.normal(0, 0.3, 8)}
+    )
     worse = synthetic_run(tmp_path / "worse", {"direct": direct, "nat-proxy": proxy * 0.7})
     for other in (same, noisy):
         assert (compare_runs(base, other)["verdict"] != "regressed").all()
@@ -127,14 +151,31 @@ def test_compare_writes_junit_xml_and_a_markdown_summary_for_ci(tmp_path):
     the others pass; metrics without a gate are not test cases. The Markdown summary says the outcome first."""
     rng = np.random.default_rng(11)
     direct = 15 + rng.normal(0, 0.5, 8)
-    base = synthetic_run(tmp_path / "base", {"direct": direct, "nat-proxy": 10 + rng.normal(0, 0.4, 8),
-                                              "slirp": [2.0, 2.1]})  # fmt: skip
-    worse = synthetic_run(tmp_path / "worse", {"direct": direct, "nat-proxy": 7 + rng.normal(0, 0.3, 8),
-                                                "slirp": [2.0, 2.05]})  # fmt: skip
+    base = synthetic_run(
+        tmp_path / "base", {"direct": direct, "nat-proxy": 10 + rng.normal(0, 0.4, 8), "slirp": [2.0, 2.1]}
+    )
+    worse = synthetic_run(
+        tmp_path / "worse", {"direct": direct, "nat-proxy": 7 + rng.normal(0, 0.3, 8), "slirp": [2.0, 2.05]}
+    )
     junit, summary = tmp_path / "out" / "compare.xml", tmp_path / "out" / "summary.md"
     junit.parent.mkdir()
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(base), str(worse), "--junit", str(junit),
-                           "--markdown", str(summary)], capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "compare",
+            str(base),
+            str(worse),
+            "--junit",
+            str(junit),
+            "--markdown",
+            str(summary),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     verdicts = compare_runs(base, worse)
     judged = verdicts[verdicts.verdict != "not gated"]
@@ -156,8 +197,9 @@ def test_compare_writes_junit_xml_and_a_markdown_summary_for_ci(tmp_path):
     # a place the reports cannot be written is refused in one sentence, before any work
     missing = str(tmp_path / "missing" / "x.xml")
     cli = [sys.executable, "-m", "harness.cli", "compare"]
-    refused = subprocess.run([*cli, str(base), str(worse), "--junit", missing],
-                             capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    refused = subprocess.run(
+        [*cli, str(base), str(worse), "--junit", missing], capture_output=True, text=True, cwd=REPO
+    )
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--junit" in refused.stderr
 
 
@@ -182,8 +224,12 @@ def test_compare_says_inconclusive_when_samples_cannot_decide(tmp_path):
     verdicts = compare_runs(base, worse)
     assert set(verdicts.verdict) == {"inconclusive"}
     assert verdicts.why.str.contains("needs at least 3 a side").all()
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(base), str(worse)],
-                          capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "compare", str(base), str(worse)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert done.returncode == 4, done.stdout + done.stderr
     assert "only in worse (not compared): slirp/none/tcp_throughput/ingress" in done.stdout
     assert "tool iperf3" in done.stdout and "iperf 3.99" in done.stdout

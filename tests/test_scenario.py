@@ -109,10 +109,17 @@ def test_unknown_strategy_option_lists_that_strategys_options(tmp_path):
 
 @pytest.mark.parametrize(
     "cidr, says",
-    [("10.0.0.0/24", "198.18.0.0/15"), ("8.8.8.0/24", "198.18.0.0/15"), ("0.0.0.0/0", "198.18.0.0/15"),
-     ("127.0.0.0/24", "198.18.0.0/15"), ("198.18.1.0/24", "overlaps the peer network"),
-     ("198.18.2.0/23", "overlaps the pod network"), ("banana", "IPv4 network"), ("198.19.0.1/24", "host bits")],
-)  # fmt: skip
+    [
+        ("10.0.0.0/24", "198.18.0.0/15"),
+        ("8.8.8.0/24", "198.18.0.0/15"),
+        ("0.0.0.0/0", "198.18.0.0/15"),
+        ("127.0.0.0/24", "198.18.0.0/15"),
+        ("198.18.1.0/24", "overlaps the peer network"),
+        ("198.18.2.0/23", "overlaps the pod network"),
+        ("banana", "IPv4 network"),
+        ("198.19.0.1/24", "host bits"),
+    ],
+)
 def test_every_address_option_stays_in_the_benchmarking_range(tmp_path, cidr, says):
     msg = error_for(tmp_path, GOOD + f"strategy_options:\n  masquerade: {{vm_cidr: '{cidr}'}}\n")
     assert "field 'strategy_options.masquerade.vm_cidr'" in msg and says in msg
@@ -139,6 +146,7 @@ def test_duplicate_keys_non_utf8_strict_types_and_size_are_refused(tmp_path):
 
 def test_a_key_with_a_control_character_still_gets_a_one_line_error(tmp_path):
     """Found by the fuzzer: `strategy_options: {"\\r": null}` printed the carriage return inside the message."""
-    msg = error_for(tmp_path, 'name: t\nstrategies: [direct]\ntests: [{kind: tcp_throughput}]\n'
-                              'strategy_options: {"\\r": null}\n')  # fmt: skip
+    msg = error_for(
+        tmp_path, 'name: t\nstrategies: [direct]\ntests: [{kind: tcp_throughput}]\nstrategy_options: {"\\r": null}\n'
+    )
     assert "field 'strategy_options.'\\r''" in msg

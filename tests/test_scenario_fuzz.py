@@ -29,37 +29,79 @@ addresses = st.one_of(
     st.sampled_from(["198.19.0.0/24", "198.18.1.0/24", "10.0.2.0/24", "0.0.0.0/0", "banana", "198.19.7.0/25"]),
 )
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=True), st.text(max_size=20),
-    st.sampled_from([*STRATEGIES, "none", "envoy-redirect", "qemu", "netns", "ingress", "tcp", "open"]), addresses,
-)  # fmt: skip
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8),
-                      inner, max_size=4), max_leaves=12)  # fmt: skip
-valid_tests = st.lists(st.one_of(
-    st.fixed_dictionaries({"kind": st.just("tcp_throughput")},
-                          optional={"duration_s": st.integers(1, 5), "streams": st.integers(1, 8),
-                                    "directions": st.sampled_from([["ingress"], ["egress"], ["ingress", "egress"]])}),
-    st.fixed_dictionaries({"kind": st.just("rr")},
-                          optional={"protocol": st.sampled_from(["tcp", "udp"]), "message_bytes": st.integers(14, 99)}),
-    st.fixed_dictionaries({"kind": st.just("udp_throughput")}, optional={"rate_mbit": st.floats(1, 1000)}),
-    st.fixed_dictionaries({"kind": st.just("crr")}, optional={"port": st.integers(1, 65535)}),
-), min_size=1, max_size=2)  # fmt: skip
-valid_options = st.fixed_dictionaries({}, optional={
-    "masquerade": st.fixed_dictionaries({}, optional={"vm_cidr": addresses, "istio": st.booleans()}),
-    "iptables-only": st.fixed_dictionaries({}, optional={"vm_cidr": addresses}),
-    "tproxy": st.fixed_dictionaries({}, optional={"vm_cidr": addresses}),
-    "slirp": st.fixed_dictionaries({}, optional={"cidr": addresses, "mtu": st.integers(500, 70000)}),
-})  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.sampled_from([*STRATEGIES, "none", "envoy-redirect", "qemu", "netns", "ingress", "tcp", "open"]),
+    addresses,
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+valid_tests = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {"kind": st.just("tcp_throughput")},
+            optional={
+                "duration_s": st.integers(1, 5),
+                "streams": st.integers(1, 8),
+                "directions": st.sampled_from([["ingress"], ["egress"], ["ingress", "egress"]]),
+            },
+        ),
+        st.fixed_dictionaries(
+            {"kind": st.just("rr")},
+            optional={"protocol": st.sampled_from(["tcp", "udp"]), "message_bytes": st.integers(14, 99)},
+        ),
+        st.fixed_dictionaries({"kind": st.just("udp_throughput")}, optional={"rate_mbit": st.floats(1, 1000)}),
+        st.fixed_dictionaries({"kind": st.just("crr")}, optional={"port": st.integers(1, 65535)}),
+    ),
+    min_size=1,
+    max_size=2,
+)
+valid_options = st.fixed_dictionaries(
+    {},
+    optional={
+        "masquerade": st.fixed_dictionaries({}, optional={"vm_cidr": addresses, "istio": st.booleans()}),
+        "iptables-only": st.fixed_dictionaries({}, optional={"vm_cidr": addresses}),
+        "tproxy": st.fixed_dictionaries({}, optional={"vm_cidr": addresses}),
+        "slirp": st.fixed_dictionaries({}, optional={"cidr": addresses, "mtu": st.integers(500, 70000)}),
+    },
+)
 valid_documents = st.fixed_dictionaries(
-    {"name": st.text(string.ascii_letters, min_size=1, max_size=8),
-     "strategies": st.lists(st.sampled_from(list(STRATEGIES)), min_size=1, max_size=3, unique=True),
-     "tests": valid_tests},
-    optional={"sidecars": st.lists(st.sampled_from(["none", "envoy-redirect", "linkerd-style"]), min_size=1,
-                                   max_size=2, unique=True),
-              "repetitions": st.integers(1, 5), "strategy_options": valid_options, "seed": st.integers(0, 2**31),
-              "guest": st.sampled_from(["netns", "qemu"])},
-)  # fmt: skip
-KEYS = ["name", "strategies", "tests", "sidecars", "repetitions", "strategy_options", "variants", "guest", "qemu",
-        "seed", "runtime", "description", "repetitons"]  # fmt: skip
+    {
+        "name": st.text(string.ascii_letters, min_size=1, max_size=8),
+        "strategies": st.lists(st.sampled_from(list(STRATEGIES)), min_size=1, max_size=3, unique=True),
+        "tests": valid_tests,
+    },
+    optional={
+        "sidecars": st.lists(
+            st.sampled_from(["none", "envoy-redirect", "linkerd-style"]), min_size=1, max_size=2, unique=True
+        ),
+        "repetitions": st.integers(1, 5),
+        "strategy_options": valid_options,
+        "seed": st.integers(0, 2**31),
+        "guest": st.sampled_from(["netns", "qemu"]),
+    },
+)
+KEYS = [
+    "name",
+    "strategies",
+    "tests",
+    "sidecars",
+    "repetitions",
+    "strategy_options",
+    "variants",
+    "guest",
+    "qemu",
+    "seed",
+    "runtime",
+    "description",
+    "repetitons",
+]
 
 
 @st.composite
@@ -127,8 +169,23 @@ def test_the_cli_refuses_with_exit_2_and_creates_nothing(tmp_path_factory, docum
     if check(path, document) is not None:
         return  # accepted documents would start a real run; the property above covers their validity
     run_id = "f" + format(abs(hash(path)) % 16**5, "05x")
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "--results", str(folder / "results"),
-                           "--run-id", run_id], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            str(path),
+            "--results",
+            str(folder / "results"),
+            "--run-id",
+            run_id,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
     assert not (folder / "results").exists() and not (STATE_DIR / f"{run_id}.json").exists()
@@ -147,8 +204,11 @@ KEY_NODES = {
 
 
 @settings(max_examples=120, deadline=None)
-@given(kind=st.sampled_from(sorted(KEY_NODES)), where=st.sampled_from(["top", "test", "options"]),
-       value=st.sampled_from(["1", "[direct]", "{a: 1}", "*k", "~"]))  # fmt: skip
+@given(
+    kind=st.sampled_from(sorted(KEY_NODES)),
+    where=st.sampled_from(["top", "test", "options"]),
+    value=st.sampled_from(["1", "[direct]", "{a: 1}", "*k", "~"]),
+)
 def test_keys_of_every_yaml_node_type_are_accepted_or_refused_in_one_line(tmp_path_factory, kind, where, value):
     """A key that is a list or a mapping (and aliases of them) was an unhashable-type traceback (issue 27)."""
     key = KEY_NODES[kind]
@@ -156,10 +216,15 @@ def test_keys_of_every_yaml_node_type_are_accepted_or_refused_in_one_line(tmp_pa
         value = "1"  # an alias needs its anchor, which only the anchored key defines
     entry = f"{key}: {value}"  # a complex key (`? [a, b]`) ends in a newline: its value follows on the next line
     head = "name: x\nstrategies: [direct]\n"
-    body = {"top": lambda: f"{head}tests: [{{kind: crr}}]\n{entry}\n",
-            "test": lambda: head + "tests:\n  - kind: crr\n" + "".join(f"    {ln}\n" for ln in entry.splitlines()),
-            "options": lambda: head + "tests: [{kind: crr}]\nstrategy_options:\n  slirp:\n"
-            + "".join(f"    {ln}\n" for ln in entry.splitlines())}[where]()  # fmt: skip
+    body = {
+        "top": lambda: f"{head}tests: [{{kind: crr}}]\n{entry}\n",
+        "test": lambda: head + "tests:\n  - kind: crr\n" + "".join(f"    {ln}\n" for ln in entry.splitlines()),
+        "options": lambda: (
+            head
+            + "tests: [{kind: crr}]\nstrategy_options:\n  slirp:\n"
+            + "".join(f"    {ln}\n" for ln in entry.splitlines())
+        ),
+    }[where]()
     path = tmp_path_factory.mktemp("keys") / "scenario.yaml"
     path.write_text(body)
     check(path, body)
@@ -172,10 +237,12 @@ def test_alias_bombs_are_refused_before_they_expand(tmp_path_factory, depth, wid
     """A kilobyte of anchors whose expansion doubles per level: refused in one sentence when it expands past
     the node limit, handled as any other document below it; never expanded in memory."""
     levels = ["l0: &l0 [x, x]"] + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, depth + 1)]
-    target = {"name": f"name: *l{depth}\nstrategies: [direct]\ntests: [{{kind: crr}}]",
-              "tests": f"name: x\nstrategies: [direct]\ntests: *l{depth}",
-              "options": f"name: x\nstrategies: [direct]\ntests: [{{kind: crr}}]\nstrategy_options: {{slirp: "
-                         f"{{mtu: *l{depth}}}}}"}[where]  # fmt: skip
+    target = {
+        "name": f"name: *l{depth}\nstrategies: [direct]\ntests: [{{kind: crr}}]",
+        "tests": f"name: x\nstrategies: [direct]\ntests: *l{depth}",
+        "options": f"name: x\nstrategies: [direct]\ntests: [{{kind: crr}}]\nstrategy_options: {{slirp: "
+        f"{{mtu: *l{depth}}}}}",
+    }[where]
     text = "bombs:\n" + "\n".join("  " + line for line in levels) + "\n" + target + "\n"
     path = tmp_path_factory.mktemp("bomb") / "scenario.yaml"
     path.write_text(text)

@@ -169,8 +169,17 @@ def _gate_frame(rng, shift: dict[str, float], n: int, sd: float) -> pd.DataFrame
         for direction in ("ingress", "egress"):
             for block in range(1, n + 1):
                 value = float(np.exp(rng.normal(math.log(0.8) + shift.get(strategy, 0.0), sd)))
-                rows.append({"strategy": strategy, "sidecar": "none", "test": "tcp_throughput", "direction": direction,
-                             "metric": "throughput/direct", "value": value, "repetition": block})  # fmt: skip
+                rows.append(
+                    {
+                        "strategy": strategy,
+                        "sidecar": "none",
+                        "test": "tcp_throughput",
+                        "direction": direction,
+                        "metric": "throughput/direct",
+                        "value": value,
+                        "repetition": block,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -208,8 +217,9 @@ SKEWED = {"skewed (exponential, skew 2)": lambda rng, n: 0.1 * (rng.exponential(
 def test_under_skewed_noise_the_t_interval_falls_short_and_says_by_how_much(n):
     """A measured limit, not a pass: with strongly skewed per-block log ratios (skew 2) the t interval covers about
     88-90%, not 95% (issue 41's simulation: 0.88-0.90). The next test shows this machine's ratios are not skewed."""
-    coverage = _coverage(log_ratio_interval, lambda rng: math.log(0.8) + SKEWED["skewed (exponential, skew 2)"](rng, n),
-                         0.8)  # fmt: skip
+    coverage = _coverage(
+        log_ratio_interval, lambda rng: math.log(0.8) + SKEWED["skewed (exponential, skew 2)"](rng, n), 0.8
+    )
     assert 0.85 <= coverage < FLOOR, f"n={n}: {coverage:.3f}"
 
 

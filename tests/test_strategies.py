@@ -14,8 +14,13 @@ from strategies.masquerade import Masquerade, MasqueradeOptions
 
 def transfer(bed, attachment, direction: str):
     return measure_tcp_throughput(
-        attachment.ends(direction), port=5201, duration_s=1, omit_s=0, streams=1, label=f"{bed.run_id}-{direction}",
-    )  # fmt: skip
+        attachment.ends(direction),
+        port=5201,
+        duration_s=1,
+        omit_s=0,
+        streams=1,
+        label=f"{bed.run_id}-{direction}",
+    )
 
 
 @pytest.mark.parametrize("name", sorted(n for n, cls in STRATEGIES.items() if not cls.needs_qemu))

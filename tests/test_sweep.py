@@ -71,14 +71,20 @@ def test_sweep_rows_carry_each_value_and_the_mtus_read_back_from_the_links(tmp_p
         mine = tput[tput.strategy == strategy]
         assert set(mine.pod_mtu) == {1400, 9000}
         assert set(mine.streams) == {1, 2}
-        assert {t: set(g.streams) for t, g in mine.groupby("test")} == {"tcp_throughput/P1": {1},
-                                                                         "tcp_throughput/P2": {2}}  # fmt: skip
+        assert {t: set(g.streams) for t, g in mine.groupby("test")} == {
+            "tcp_throughput/P1": {1},
+            "tcp_throughput/P2": {2},
+        }
     # The guest MTU read back in the guest: a tap follows the pod's; slirp at `pod` and at 65520.
     masq = tput[tput.strategy == "masquerade"]
     assert (masq.guest_mtu == masq.pod_mtu).all()
     slirp = tput[tput.strategy == "slirp"]
-    assert set(zip(slirp.pod_mtu, slirp.guest_mtu, strict=True)) == {(1400, 1400), (1400, 65520), (9000, 9000),
-                                                                     (9000, 65520)}  # fmt: skip
+    assert set(zip(slirp.pod_mtu, slirp.guest_mtu, strict=True)) == {
+        (1400, 1400),
+        (1400, 65520),
+        (9000, 9000),
+        (9000, 65520),
+    }
     assert tput[tput.strategy == "direct"].guest_mtu.isna().all()
     # iperf3 ran with as many streams as the row says (its own JSON counts them).
     for streams in (1, 2):
@@ -122,8 +128,17 @@ def test_rr_under_load_has_the_bulk_streams_rows_beside_the_round_trips(tmp_path
 def test_a_run_over_its_time_budget_is_refused_before_it_starts(tmp_path):
     path = tmp_path / "scenario.yaml"
     path.write_text(SWEEP.replace("repetitions: 1", "repetitions: 50"))
-    argv = [sys.executable, "-m", "harness.cli", "run", str(path), "--time-budget", "2m", "--results",
-            str(tmp_path / "results")]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        str(path),
+        "--time-budget",
+        "2m",
+        "--results",
+        str(tmp_path / "results"),
+    ]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 2
     message = done.stderr.strip()

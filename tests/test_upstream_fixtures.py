@@ -82,8 +82,11 @@ def scratch(bed):
     return bed.add_namespace("up"), bed.add_namespace("ours")
 
 
-INJECTOR_EXCLUDES = ["-p tcp -m tcp --dport 15090 -j RETURN", "-p tcp -m tcp --dport 15021 -j RETURN",
-                     "-p tcp -m tcp --dport 15020 -j RETURN"]  # fmt: skip
+INJECTOR_EXCLUDES = [
+    "-p tcp -m tcp --dport 15090 -j RETURN",
+    "-p tcp -m tcp --dport 15021 -j RETURN",
+    "-p tcp -m tcp --dport 15020 -j RETURN",
+]
 """The injector runs istio-iptables with `-d 15090,15021,15020` (its default excludeInboundPorts); the golden
 files' configurations exclude no inbound port. RETURNs for Envoy's own telemetry/health ports, which no test here
 uses."""
@@ -130,10 +133,13 @@ def test_sidecar_tproxy_rules_match_istio_iptables_inbound_ports_wildcard_tproxy
     }
 
 
-@pytest.mark.parametrize(("golden", "interfaces", "dns_capture"), [
-    ("cni-default.golden", [], True),  # the test's configuration: RedirectDNS on, as the chart's default
-    ("cni-virtual_interfaces.golden", ["fake1s0f0", "fake1s0f1"], False),  # RedirectDNS off there
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("golden", "interfaces", "dns_capture"),
+    [
+        ("cni-default.golden", [], True),  # the test's configuration: RedirectDNS on, as the chart's default
+        ("cni-virtual_interfaces.golden", ["fake1s0f0", "fake1s0f1"], False),  # RedirectDNS off there
+    ],
+)
 def test_ambient_inpod_rules_match_istio_cni(scratch, golden, interfaces, dns_capture):
     """istio-cni's in-pod rules (ambient, ambient-reroute) against its golden files, DNS capture included: every
     table (mangle, nat, raw) the same, rule for rule."""
@@ -174,12 +180,15 @@ def nft_table(ns) -> str:
 VM, GATEWAY, POD = "198.19.0.2", "198.19.0.1", "198.18.2.2"
 
 
-@pytest.mark.parametrize(("section", "istio", "declare_ports"), [
-    ("setup with IPv4, no ports", False, False),
-    ("setup with IPv4 and IPv6, including ports", False, True),
-    ("with ISTIO / setup with IPv4 and IPv6, no ports", True, False),
-    ("with ISTIO / setup with IPv4 and IPv6, including ports", True, True),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("section", "istio", "declare_ports"),
+    [
+        ("setup with IPv4, no ports", False, False),
+        ("setup with IPv4 and IPv6, including ports", False, True),
+        ("with ISTIO / setup with IPv4 and IPv6, no ports", True, False),
+        ("with ISTIO / setup with IPv4 and IPv6, including ports", True, True),
+    ],
+)
 def test_masquerade_rules_match_kubevirts_expected_nft_configuration(scratch, section, istio, declare_ports):
     """KubeVirt's masquerade binding with and without Istio, with and without declared ports (80, 8080): the same
     table, chain for chain, as nft lists it. Our VM network is 198.19.0.0/24 instead of 10.0.2.0/24 (docs/design.md's
@@ -187,7 +196,10 @@ def test_masquerade_rules_match_kubevirts_expected_nft_configuration(scratch, se
     up, ours = scratch
     addresses = {"10.0.2.2": VM, "10.0.2.1": GATEWAY, "10.222.222.1": POD}
     up.run(["nft", "-f", "-"], input=stub_to_nft(kubevirt_expected(section), addresses))
-    strategy = Masquerade(MasqueradeOptions(istio=istio, declare_ports=declare_ports),
-                          services=Services(tcp_ports=(80, 8080)), sidecar="none")  # fmt: skip
+    strategy = Masquerade(
+        MasqueradeOptions(istio=istio, declare_ports=declare_ports),
+        services=Services(tcp_ports=(80, 8080)),
+        sidecar="none",
+    )
     ours.run(["nft", "-f", "-"], input=strategy.ruleset(GATEWAY, VM, POD))
     assert nft_table(ours) == nft_table(up)

@@ -74,9 +74,13 @@ def test_qemu_guest_carries_tcp_both_ways_under_tcg(lab, strategy):
         assert qemu_processes(run_id)
         for direction in ("ingress", "egress"):
             sample = measure_tcp_throughput(
-                attachment.ends(direction), port=5201,
-                duration_s=1, omit_s=0, streams=1, label=f"{run_id}-{strategy}-{direction}",
-            )  # fmt: skip
+                attachment.ends(direction),
+                port=5201,
+                duration_s=1,
+                omit_s=0,
+                streams=1,
+                label=f"{run_id}-{strategy}-{direction}",
+            )
             assert sample.status == "ok", (direction, sample.reason)
             assert sample.bytes > 1_000_000, direction
         console = guest.console.read_text()
@@ -91,8 +95,15 @@ def test_guest_that_never_becomes_ready_times_out_and_leaves_nothing(lab):
     spec = GuestSpec(GuestKind.QEMU, QemuOptions(boot_timeout_s=6), tcg_acceleration("forced by the test"))
     with lab.bed() as bed:
         driver_for(spec, "noready").tap(bed)
-        guest = QemuGuest(bed, spec, netdev="tap,ifname=tap0,script=no,downscript=no", ip_cidr="198.19.0.2/24",
-                          gateway="198.19.0.1", extra_cmdline="vmnb.noready", label="noready")  # fmt: skip
+        guest = QemuGuest(
+            bed,
+            spec,
+            netdev="tap,ifname=tap0,script=no,downscript=no",
+            ip_cidr="198.19.0.2/24",
+            gateway="198.19.0.1",
+            extra_cmdline="vmnb.noready",
+            label="noready",
+        )
         with pytest.raises(GuestNotReady, match=r"did not print its ready marker within 6 s"):
             guest.boot()
         assert "vm" not in bed.namespaces and bed.pod.has_link("tap0")

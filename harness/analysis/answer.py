@@ -61,15 +61,24 @@ def sidecar_order(samples: pd.DataFrame, listed: list[str]) -> list[str]:
 
 
 def _values(samples: pd.DataFrame, strategy: str, sidecar: str, col: CostColumn) -> pd.Series:
-    df = samples[(samples.strategy == strategy) & (samples.sidecar == sidecar) & (samples.metric == col.metric)
-                 & (samples.status == Status.OK) & (samples.test == cost_test(samples, col.test))]  # fmt: skip
+    df = samples[
+        (samples.strategy == strategy)
+        & (samples.sidecar == sidecar)
+        & (samples.metric == col.metric)
+        & (samples.status == Status.OK)
+        & (samples.test == cost_test(samples, col.test))
+    ]
     return df[df.direction == col.direction]["value"].dropna()
 
 
 def _measure(samples: pd.DataFrame, sidecar: str, col: CostColumn) -> pd.DataFrame:
     """Every binding's rows of one cost column under one sidecar (what a ranking and its intervals read)."""
-    return samples[(samples.sidecar == sidecar) & (samples.metric == col.metric) & (samples.direction == col.direction)
-                   & (samples.test == cost_test(samples, col.test))]  # fmt: skip
+    return samples[
+        (samples.sidecar == sidecar)
+        & (samples.metric == col.metric)
+        & (samples.direction == col.direction)
+        & (samples.test == cost_test(samples, col.test))
+    ]
 
 
 def reference_value(samples: pd.DataFrame, sidecar: str, col: CostColumn) -> str:
@@ -84,14 +93,19 @@ def kubevirt_lines(samples: pd.DataFrame, bindings: list[str]) -> list[str]:
     releases = [r for r in dict.fromkeys(samples.get("kubevirt", pd.Series(dtype=object)).dropna()) if r]
     if not releases:
         return []
-    status = (samples.dropna(subset=["binding_status"]).drop_duplicates("strategy")
-              .set_index("strategy")["binding_status"])  # fmt: skip
+    status = (
+        samples.dropna(subset=["binding_status"]).drop_duplicates("strategy").set_index("strategy")["binding_status"]
+    )
     outside = [f"{b} ({status[b]})" for b in bindings if b in status and status[b] not in ("core", "plain pod", "")]
-    text = (f"**KubeVirt release modelled: {', '.join(releases)}** (the launcher pod's annotations: under ambient, a "
-            "masquerade pod is rerouted since 1.7).")  # fmt: skip
+    text = (
+        f"**KubeVirt release modelled: {', '.join(releases)}** (the launcher pod's annotations: under ambient, a "
+        "masquerade pod is rerouted since 1.7)."
+    )
     if set(samples.get("runtime", pd.Series(dtype=object)).dropna()) == {"kubernetes"}:
-        text = (f"**KubeVirt release the manifests were written for: {', '.join(releases)}** (the cluster's own "
-                "version is in the runtime line above).")  # fmt: skip
+        text = (
+            f"**KubeVirt release the manifests were written for: {', '.join(releases)}** (the cluster's own "
+            "version is in the runtime line above)."
+        )
     if outside:
         text += " Not in its core: " + "; ".join(outside) + "."
     return [text, ""]
@@ -102,17 +116,21 @@ def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str])
     which way, and does the traffic cross the mesh's proxy."""
     if len(sidecars) < 2:
         return []
-    lines = ["## Which binding works with which mesh layout", "",
-             "`bypassing the mesh`: the connection works, but the mesh proxy's own counters did not carry its bytes",
-             "(so no mesh policy, telemetry or mTLS applies to it). `ambient`: Istio ambient on the pod the modelled",
-             "KubeVirt release makes (its annotations); `ambient-reroute`: with the",
-             "istio.io/reroute-virtual-interfaces annotation naming the binding's VM interfaces, whatever the",
-             "release writes. An outside client is",
-             "plaintext from outside the mesh; a meshed client is a pod with its own proxy: its sidecar's mTLS or its",
-             "ztunnel's HBONE, and `not inside mTLS` means both proxies carried the bytes but the destination's own",
-             "counters and access log do not show them arriving in mTLS/HBONE with the client's SPIFFE identity.", "",
-             "| binding | " + " | ".join(layout_heading(s) for s in sidecars) + " |",
-             "|---|" + "---|" * len(sidecars)]  # fmt: skip
+    lines = [
+        "## Which binding works with which mesh layout",
+        "",
+        "`bypassing the mesh`: the connection works, but the mesh proxy's own counters did not carry its bytes",
+        "(so no mesh policy, telemetry or mTLS applies to it). `ambient`: Istio ambient on the pod the modelled",
+        "KubeVirt release makes (its annotations); `ambient-reroute`: with the",
+        "istio.io/reroute-virtual-interfaces annotation naming the binding's VM interfaces, whatever the",
+        "release writes. An outside client is",
+        "plaintext from outside the mesh; a meshed client is a pod with its own proxy: its sidecar's mTLS or its",
+        "ztunnel's HBONE, and `not inside mTLS` means both proxies carried the bytes but the destination's own",
+        "counters and access log do not show them arriving in mTLS/HBONE with the client's SPIFFE identity.",
+        "",
+        "| binding | " + " | ".join(layout_heading(s) for s in sidecars) + " |",
+        "|---|" + "---|" * len(sidecars),
+    ]
     for b in bindings:
         cells = [works(samples, b, s) for s in sidecars]
         if all(c.verdict == "not measured" for c in cells):
@@ -122,8 +140,13 @@ def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str])
     return [*lines, ""]
 
 
-def ranking(samples: pd.DataFrame, bindings: list[str], sidecar: str, col: CostColumn,
-            precision: tuple[int, float] | None = None) -> str:  # fmt: skip
+def ranking(
+    samples: pd.DataFrame,
+    bindings: list[str],
+    sidecar: str,
+    col: CostColumn,
+    precision: tuple[int, float] | None = None,
+) -> str:
     """Tiers decided pairwise (ranking.rank_frame): `>` only where every pair it separates differs."""
     frame = _measure(samples, sidecar, col)
     frame = frame[frame.strategy.isin(bindings)]
@@ -132,8 +155,10 @@ def ranking(samples: pd.DataFrame, bindings: list[str], sidecar: str, col: CostC
         return ""
     text = result.text().replace("*", "\\*")  # a literal star in Markdown, not emphasis
     if result.marked:
-        text += (" (\\* differs from direct also after Holm over the line's bindings, (\\*) only by its own 95% "
-                 "interval; either way not every pair in its tier is decided)")  # fmt: skip
+        text += (
+            " (\\* differs from direct also after Holm over the line's bindings, (\\*) only by its own 95% "
+            "interval; either way not every pair in its tier is decided)"
+        )
     return text
 
 
@@ -194,8 +219,12 @@ def why_lines(recs: list[Recommendation]) -> list[str]:
     lines = [RULE_TEXT, ""]
     for r in recs:
         if r.details:
-            lines += [f"**{r.title}**" + (f" ({r.where})" if r.where else "") + ":", "",
-                      *[f"- {_clip(d, 600)}" for d in r.details], ""]  # fmt: skip
+            lines += [
+                f"**{r.title}**" + (f" ({r.where})" if r.where else "") + ":",
+                "",
+                *[f"- {_clip(d, 600)}" for d in r.details],
+                "",
+            ]
     return lines
 
 
@@ -217,24 +246,38 @@ def claim_evidence(row: dict) -> str:
 def seed_table(claims: list[dict] | None, where: str) -> list[str]:
     """The post's pros/cons table, each claim beside its measured verdict and one line of evidence."""
     if not claims:
-        return ["No claims in this run (it predates the claims phase, or its scenario sets `claims: false`): "
-                "`vmnetbench claims` judges them; `make bench` now does in the same run.", ""]  # fmt: skip
-    mine = sorted([c for c in claims if c.get("seed_claims_it_here") and c.get("seed_section")],
-                  key=lambda c: (c.get("seed_order") or 0, c.get("kind") != "pro"))  # fmt: skip
-    lines = [f"The post's pros and cons, each judged by a probe ({where}). Verdicts: holds / partly holds / does not "
-             "hold / not measurable here (with what would measure it).", "",
-             "| the post's section | pro or con | the post says | measured | evidence |",
-             "|---|---|---|---|---|"]  # fmt: skip
+        return [
+            "No claims in this run (it predates the claims phase, or its scenario sets `claims: false`): "
+            "`vmnetbench claims` judges them; `make bench` now does in the same run.",
+            "",
+        ]
+    mine = sorted(
+        [c for c in claims if c.get("seed_claims_it_here") and c.get("seed_section")],
+        key=lambda c: (c.get("seed_order") or 0, c.get("kind") != "pro"),
+    )
+    lines = [
+        f"The post's pros and cons, each judged by a probe ({where}). Verdicts: holds / partly holds / does not "
+        "hold / not measurable here (with what would measure it).",
+        "",
+        "| the post's section | pro or con | the post says | measured | evidence |",
+        "|---|---|---|---|---|",
+    ]
     for c in mine:
         verdict = VERDICT_WORDS.get(c["verdict"], c["verdict"])
-        lines.append(f"| {c['seed_section']} | {c['kind']} | {c['claim']} | **{verdict}** | "
-                     f"{_clip(claim_evidence(c), 220)} |")  # fmt: skip
+        lines.append(
+            f"| {c['seed_section']} | {c['kind']} | {c['claim']} | **{verdict}** | {_clip(claim_evidence(c), 220)} |"
+        )
     return [*lines, ""]
 
 
-def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dict]] | None, guest: str,
-                  figures: list[tuple[str, str]] | None = None,
-                  recs: list[Recommendation] | None = None) -> str:  # fmt: skip
+def decision_page(
+    samples: pd.DataFrame,
+    meta: dict,
+    claims: tuple[str, list[dict]] | None,
+    guest: str,
+    figures: list[tuple[str, str]] | None = None,
+    recs: list[Recommendation] | None = None,
+) -> str:
     """answer.md: the answer per layout, its pictures and the seed's table first; costs per layout next; method and
     detail folded. `figures`: (file under figures/, caption) of the answer's pictures; `claims`: (where, rows)."""
     from harness.analysis.provenance import busy_host_warnings
@@ -280,12 +323,15 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
     lines += istio_method_lines(samples)
     lines += binding_lines(samples, bindings, sidecars, block_log_ratios(samples) if has_blocks(samples) else None)
     lines += sweep_sections(samples, bindings)
-    method = [*method_lines(samples, meta),
-              "Rankings: tiers separated by `>` only where every binding above is better than every binding below",
-              "(against direct: its interval excludes 1; between bindings: paired t on per-block log differences,",
-              "Holm-adjusted over the line's pairs); bindings in one tier are not all decided. RR is TCP ping-pong,",
-              "CRR connect-request-response. CPU/GB counts the bed's processes plus the machine-wide kernel time",
-              "(forwarding, NAT, softirq).", ""]  # fmt: skip
+    method = [
+        *method_lines(samples, meta),
+        "Rankings: tiers separated by `>` only where every binding above is better than every binding below",
+        "(against direct: its interval excludes 1; between bindings: paired t on per-block log differences,",
+        "Holm-adjusted over the line's pairs); bindings in one tier are not all decided. RR is TCP ping-pong,",
+        "CRR connect-request-response. CPU/GB counts the bed's processes plus the machine-wide kernel time",
+        "(forwarding, NAT, softirq).",
+        "",
+    ]
     lines += folded("Method", method)
     lines += folded("Which binding works with which mesh layout, as a table", mesh_matrix(samples, bindings, sidecars))
     lines += folded("What this run could detect", detail_section(samples, bindings, sidecars, meta))
@@ -293,8 +339,15 @@ def decision_page(samples: pd.DataFrame, meta: dict, claims: tuple[str, list[dic
     return "\n".join(lines)
 
 
-def cost_table(point: pd.DataFrame, ratios: pd.DataFrame | None, bindings: list[str], sidecar: str, where: str,
-               stein, judged: set[str]) -> list[str]:  # fmt: skip
+def cost_table(
+    point: pd.DataFrame,
+    ratios: pd.DataFrame | None,
+    bindings: list[str],
+    sidecar: str,
+    where: str,
+    stein,
+    judged: set[str],
+) -> list[str]:
     """One layout's cost table (one sweep point), its notes and its rankings."""
     lines = [f"### {layout_title(sidecar)}" + (f" ({where})" if where else "") + f" [`{sidecar}`]", ""]
     # only the cost columns this run measured: a column of dashes answers nothing
@@ -315,9 +368,12 @@ def cost_table(point: pd.DataFrame, ratios: pd.DataFrame | None, bindings: list[
         if caveat:  # the numbers are measured but do not stand for the real binding
             notes.append(caveat)
             verdict += f" † ({len(notes)})"
-        cells = [reference_value(point, sidecar, c) if b == REFERENCE
-                 else format_ratio(ratio_to_direct(point, b, sidecar, c, stein if c.metric in judged else None, ratios))
-                 for c in costs]  # fmt: skip
+        cells = [
+            reference_value(point, sidecar, c)
+            if b == REFERENCE
+            else format_ratio(ratio_to_direct(point, b, sidecar, c, stein if c.metric in judged else None, ratios))
+            for c in costs
+        ]
         for i, c in enumerate(costs):  # a tool's known behaviour, printed beside the number it explains
             mine = point[(point.strategy == b) & (point.sidecar == sidecar) & (point.metric == c.metric)]
             mine = mine[mine.direction == c.direction] if c.direction else mine
@@ -329,8 +385,10 @@ def cost_table(point: pd.DataFrame, ratios: pd.DataFrame | None, bindings: list[
     lines.append("")
     if notes:  # a heading line before each list, so the notes and the rankings render as two lists
         lines += ["Notes:", "", *[f"- ({i}) {reason}" for i, reason in enumerate(notes, 1)], ""]
-    orders = [(col, ranking(point, bindings, sidecar, col, stein if col.metric in judged else None))
-              for col in ranked_columns()]  # fmt: skip
+    orders = [
+        (col, ranking(point, bindings, sidecar, col, stein if col.metric in judged else None))
+        for col in ranked_columns()
+    ]
     if any(order for _, order in orders):
         lines += ["Rankings:", ""]
     for col, order in orders:
@@ -345,13 +403,19 @@ def precision_lines(meta: dict) -> list[str]:
     rows = record.get("ratios") or []
     if not rows:
         return []
-    lines = [f"Target +-{record.get('target', 0):.0%} ({record.get('method', 'Stein')}); {record.get('blocks_run')} "
-             f"blocks run, {record.get('stopped_by')}.", "", "| ratio | blocks | half-width | reached | why not |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"Target +-{record.get('target', 0):.0%} ({record.get('method', 'Stein')}); {record.get('blocks_run')} "
+        f"blocks run, {record.get('stopped_by')}.",
+        "",
+        "| ratio | blocks | half-width | reached | why not |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         width = f"+-{r['half_width']:.1%}" if r.get("half_width") is not None else "-"
-        lines.append(f"| {r['ratio']} | {r['blocks']} | {width} | {'yes' if r['reached'] else 'no'} | "
-                     f"{_clip(r.get('why') or '', 160)} |")  # fmt: skip
+        lines.append(
+            f"| {r['ratio']} | {r['blocks']} | {width} | {'yes' if r['reached'] else 'no'} | "
+            f"{_clip(r.get('why') or '', 160)} |"
+        )
     return [*lines, ""]
 
 
@@ -361,12 +425,16 @@ def partial_run_lines(meta: dict) -> list[str]:
     status = (meta or {}).get("status")
     if status in (None, "complete"):
         return []
-    why = {"killed": "the harness was killed (found dead by `vmnetbench clean`)",
-           "interrupted": "the run was interrupted (SIGINT or SIGTERM)",
-           "running": "the run has not finished (or died before `vmnetbench clean` marked it)"}.get(
-        status, f"status {status}")  # fmt: skip
-    return [f"**Partial run:** {why}; these tables hold only the cells completed before that, so a binding may be "
-            "missing and intervals rest on fewer blocks than planned.", ""]  # fmt: skip
+    why = {
+        "killed": "the harness was killed (found dead by `vmnetbench clean`)",
+        "interrupted": "the run was interrupted (SIGINT or SIGTERM)",
+        "running": "the run has not finished (or died before `vmnetbench clean` marked it)",
+    }.get(status, f"status {status}")
+    return [
+        f"**Partial run:** {why}; these tables hold only the cells completed before that, so a binding may be "
+        "missing and intervals rest on fewer blocks than planned.",
+        "",
+    ]
 
 
 def judged_metrics(meta: dict) -> set[str]:
@@ -378,21 +446,31 @@ def judged_metrics(meta: dict) -> set[str]:
 def method_lines(samples: pd.DataFrame, meta: dict) -> list[str]:
     """What the ratios are and which method their intervals come from, as the run allows."""
     if not has_blocks(samples):
-        why = "ingested from a cluster, one sitting per cell" if meta.get("runtime") == "kubernetes" else (
-            "made before the paired design")  # fmt: skip
-        return ["Costs are ratios to `direct` (a plain pod, no VM) under the same sidecar. This run has no blocks",
-                f"({why}): its intervals are unpaired, {METHOD_TEXT['welch']}, 95%,",
-                f"printed from n >= {MIN_N['welch']} a side.", ""]  # fmt: skip
-    text = ["Costs are ratios to `direct` (a plain pod, no VM) under the same sidecar, each binding judged against",
-            "the direct measured just before and after it in every block: `(t 95% n=B)` is "
-            f"{METHOD_TEXT['t']} (B blocks, printed from n >= {MIN_N['t']}; fewer: the per-block ratios)."]  # fmt: skip
+        why = (
+            "ingested from a cluster, one sitting per cell"
+            if meta.get("runtime") == "kubernetes"
+            else ("made before the paired design")
+        )
+        return [
+            "Costs are ratios to `direct` (a plain pod, no VM) under the same sidecar. This run has no blocks",
+            f"({why}): its intervals are unpaired, {METHOD_TEXT['welch']}, 95%,",
+            f"printed from n >= {MIN_N['welch']} a side.",
+            "",
+        ]
+    text = [
+        "Costs are ratios to `direct` (a plain pod, no VM) under the same sidecar, each binding judged against",
+        "the direct measured just before and after it in every block: `(t 95% n=B)` is "
+        f"{METHOD_TEXT['t']} (B blocks, printed from n >= {MIN_N['t']}; fewer: the per-block ratios).",
+    ]
     precision = precision_plans(meta)
     if precision:
         record = meta.get("precision") or {}
-        text.append(f"This run stopped on precision +-{precision[1]:.0%}: `(stein ...)` is {METHOD_TEXT['stein']} "
-                    f"for the judged metrics ({', '.join(sorted(judged_metrics(meta)))}; the others keep `t`) "
-                    f"(pilot {precision[0]} blocks; {record.get('blocks_run', '?')} blocks run, "
-                    f"{record.get('stopped_by', '?')}).")  # fmt: skip
+        text.append(
+            f"This run stopped on precision +-{precision[1]:.0%}: `(stein ...)` is {METHOD_TEXT['stein']} "
+            f"for the judged metrics ({', '.join(sorted(judged_metrics(meta)))}; the others keep `t`) "
+            f"(pilot {precision[0]} blocks; {record.get('blocks_run', '?')} blocks run, "
+            f"{record.get('stopped_by', '?')})."
+        )
     return [*text, ""]
 
 
@@ -404,12 +482,16 @@ def detail_section(samples: pd.DataFrame, bindings: list[str], sidecars: list[st
     (80% power, two-sided 5%), so a reader knows what `not separated` can and cannot mean."""
     if not has_blocks(samples):
         return []
-    lines = ["## What this run could detect", "",
-             f"t: {METHOD_TEXT['t']}; HL: {METHOD_TEXT['wilcoxon']} (n >= {MIN_N['wilcoxon']}); detectable: the",
-             "smallest change of the ratio this many blocks with this spread detect with 80% power at 5% (from",
-             "n >= 6 blocks: below that the spread it rests on is itself too uncertain to state).", "",
-             "| sidecar | binding | ratio | blocks | t 95% | HL [Wilcoxon 95%] | detectable change |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "## What this run could detect",
+        "",
+        f"t: {METHOD_TEXT['t']}; HL: {METHOD_TEXT['wilcoxon']} (n >= {MIN_N['wilcoxon']}); detectable: the",
+        "smallest change of the ratio this many blocks with this spread detect with 80% power at 5% (from",
+        "n >= 6 blocks: below that the spread it rests on is itself too uncertain to state).",
+        "",
+        "| sidecar | binding | ratio | blocks | t 95% | HL [Wilcoxon 95%] | detectable change |",
+        "|---|---|---|---|---|---|---|",
+    ]
     body: list[str] = []
     for where, point in sweep_points(samples):  # each sweep point on its own: its blocks, its directs
         ratios = block_log_ratios(point)
@@ -422,8 +504,9 @@ def detail_section(samples: pd.DataFrame, bindings: list[str], sidecars: list[st
     return [*lines, *body, ""] if body else []
 
 
-def _detail_row(point: pd.DataFrame, ratios: pd.DataFrame, b: str, sidecar: str, col: CostColumn,
-                where: str) -> list[str]:  # fmt: skip
+def _detail_row(
+    point: pd.DataFrame, ratios: pd.DataFrame, b: str, sidecar: str, col: CostColumn, where: str
+) -> list[str]:
     key = cost_key(point, b, sidecar, col)
     series = log_ratios_of(ratios, key).to_numpy()
     if not series.size:
@@ -446,9 +529,13 @@ def sweep_sections(samples: pd.DataFrame, bindings: list[str]) -> list[str]:
 
     lines = []
     for parameter in sweep.swept(samples):
-        lines += [f"## What changes with the {sweep.PARAMETERS[parameter]}", "",
-                  "Per value, tiers decided pairwise as in the rankings above (`>` only where every pair it "
-                  "separates differs).", ""]  # fmt: skip
+        lines += [
+            f"## What changes with the {sweep.PARAMETERS[parameter]}",
+            "",
+            "Per value, tiers decided pairwise as in the rankings above (`>` only where every pair it "
+            "separates differs).",
+            "",
+        ]
         lines += [f"- {line}" for line in sweep.winners(samples, parameter, bindings)]
         lines.append("")
     return lines
@@ -464,10 +551,23 @@ def all_metrics(samples: pd.DataFrame, bindings: list[str]) -> pd.DataFrame:
     for key, g in frame.groupby(keys, sort=False, dropna=False):
         ok = g[g.status == Status.OK]["value"].dropna()
         ci = median_interval(ok)
-        text = "-" if ci.n == 0 else (f"{ci.estimate:.3g} [{ci.low:.3g}, {ci.high:.3g}]" if ci.has_interval else
-                                      f"{ci.estimate:.3g} (range {ok.min():.3g}-{ok.max():.3g})")  # fmt: skip
-        rows.append({**dict(zip(keys, key, strict=True)), "median [exact 95%, n >= 6]": text, "n": ci.n,
-                     "failed": int((g.status != Status.OK).sum())})  # fmt: skip
+        text = (
+            "-"
+            if ci.n == 0
+            else (
+                f"{ci.estimate:.3g} [{ci.low:.3g}, {ci.high:.3g}]"
+                if ci.has_interval
+                else f"{ci.estimate:.3g} (range {ok.min():.3g}-{ok.max():.3g})"
+            )
+        )
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "median [exact 95%, n >= 6]": text,
+                "n": ci.n,
+                "failed": int((g.status != Status.OK).sum()),
+            }
+        )
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -482,7 +582,6 @@ def failures(samples: pd.DataFrame, bindings: list[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=["strategy", "sidecar", "test", "direction", "status", "reason", "repetitions"])
     rank = {b: i for i, b in enumerate(bindings)}
     keys = ["strategy", *varying_sweep_columns(samples), "sidecar", "test", "direction", "status", "reason"]
-    table = (failed.groupby(keys, sort=False, dropna=False)
-             .repetition.nunique().rename("repetitions").reset_index())  # fmt: skip
+    table = failed.groupby(keys, sort=False, dropna=False).repetition.nunique().rename("repetitions").reset_index()
     table["_r"] = table.strategy.map(lambda b: rank.get(b, len(rank)))
     return table.sort_values(["_r", "sidecar", "test", "direction"], kind="stable").drop(columns="_r")

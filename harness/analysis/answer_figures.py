@@ -114,8 +114,9 @@ def plot_matrix(recs: list[Recommendation]):
     handles = [Patch(facecolor=COLOURS[k], label=v) for k, v in LEGEND.items() if k != "not measured"]
     handles += [Patch(facecolor="white", edgecolor="black", linewidth=2.5, label="recommended (dashed: undecided)")]
     ax.legend(handles=handles, fontsize=6.5, loc="upper center", bbox_to_anchor=(0.4, -0.01), ncol=2, frameon=False)
-    fig.text(0.01, 0.01, "in / out: TCP throughput x a plain pod [95% interval] (grey italic: never shipped)",
-             fontsize=7.5)  # fmt: skip
+    fig.text(
+        0.01, 0.01, "in / out: TCP throughput x a plain pod [95% interval] (grey italic: never shipped)", fontsize=7.5
+    )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
@@ -219,8 +220,10 @@ VERDICT_COLOURS = {"confirmed": "#3a9d5d", "partly": "#e0a526", "refuted": "#c94
 def plot_seed(claims: list[dict] | None):
     """The seed post's pros and cons as the post lists them (section, pro/con, claim), each with its measured
     verdict as a coloured box: the table people came for, at a glance (the page's table gives the evidence)."""
-    rows = sorted([c for c in claims or [] if c.get("seed_claims_it_here") and c.get("seed_section")],
-                  key=lambda c: (c.get("seed_order") or 0, c.get("kind") != "pro"))  # fmt: skip
+    rows = sorted(
+        [c for c in claims or [] if c.get("seed_claims_it_here") and c.get("seed_section")],
+        key=lambda c: (c.get("seed_order") or 0, c.get("kind") != "pro"),
+    )
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(6.6, 0.27 * len(rows) + 0.9))
@@ -230,12 +233,24 @@ def plot_seed(claims: list[dict] | None):
             section = c["seed_section"]
             ax.axhline(i, color="#999999", linewidth=0.6)
             ax.text(-0.02, i + 0.2, textwrap.fill(section, 16), ha="right", va="top", fontsize=7.5, fontweight="bold")
-        ax.text(0.01, i + 0.5, f"{'+' if c['kind'] == 'pro' else '-'} {textwrap.shorten(c['claim'], 58)}", va="center",
-                fontsize=7.5)  # fmt: skip
+        ax.text(
+            0.01,
+            i + 0.5,
+            f"{'+' if c['kind'] == 'pro' else '-'} {textwrap.shorten(c['claim'], 58)}",
+            va="center",
+            fontsize=7.5,
+        )
         colour = VERDICT_COLOURS.get(c["verdict"], "#bbbbbb")
         ax.add_patch(Rectangle((0.72, i + 0.08), 0.27, 0.84, facecolor=colour, edgecolor="white"))
-        ax.text(0.855, i + 0.5, VERDICT_WORDS.get(c["verdict"], c["verdict"]), ha="center", va="center", fontsize=7,
-                color="white" if c["verdict"] in VERDICT_COLOURS else "black")  # fmt: skip
+        ax.text(
+            0.855,
+            i + 0.5,
+            VERDICT_WORDS.get(c["verdict"], c["verdict"]),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if c["verdict"] in VERDICT_COLOURS else "black",
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(len(rows), 0)
     ax.axis("off")

@@ -119,8 +119,9 @@ def paired_interval(log_ratios: pd.Series, precision: tuple[int, float] | None =
     return plan.interval(log_ratios.sort_index().iloc[: plan.blocks_needed()].to_numpy())
 
 
-def cost_interval(samples: pd.DataFrame, ratios: pd.DataFrame | None, key: CostKey,
-                  precision: tuple[int, float] | None = None) -> Interval | None:  # fmt: skip
+def cost_interval(
+    samples: pd.DataFrame, ratios: pd.DataFrame | None, key: CostKey, precision: tuple[int, float] | None = None
+) -> Interval | None:
     """The binding's ratio to direct: paired over blocks (Stein's interval when the run stopped on precision),
     or unpaired (Welch) for a run without blocks; None when either side has no sample."""
     if has_blocks(samples):

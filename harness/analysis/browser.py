@@ -32,10 +32,26 @@ def chromium() -> str:
 
 def _run(args: list[str], url: str) -> str:
     with tempfile.TemporaryDirectory(prefix="vmnb-chromium-") as profile:
-        cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-               f"--user-data-dir={profile}", f"--virtual-time-budget={VIRTUAL_TIME_MS}", *args, url]  # fmt: skip
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True, env={**os.environ, "HOME": profile})  # fmt: skip
+        cmd = [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            f"--virtual-time-budget={VIRTUAL_TIME_MS}",
+            *args,
+            url,
+        ]
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, "HOME": profile},
+        )
         try:
             out, err = proc.communicate(timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -65,9 +81,11 @@ def screenshot(page: Path, png: Path, width: int = 1400, height: int = 2400) -> 
 def screenshots(page: Path) -> list[Path]:
     """The report as a reader sees it: the first screen at 1400 x 900 (what a reader sees before scrolling), the top
     2400 px at 1400 px and on a narrow (phone-sized) screen, beside the page."""
-    return [screenshot(page, page.with_name("report-first-screen.png"), 1400, 900),
-            screenshot(page, page.with_name("report-1400px.png"), 1400, 2400),
-            screenshot(page, page.with_name("report-narrow.png"), 500, 2400)]  # fmt: skip
+    return [
+        screenshot(page, page.with_name("report-first-screen.png"), 1400, 900),
+        screenshot(page, page.with_name("report-1400px.png"), 1400, 2400),
+        screenshot(page, page.with_name("report-narrow.png"), 500, 2400),
+    ]
 
 
 def print_pdf(page: Path, pdf: Path) -> Path:

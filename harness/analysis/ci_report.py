@@ -25,13 +25,23 @@ def judged(verdicts: pd.DataFrame) -> pd.DataFrame:
 def case_name(row: dict) -> str:
     """strategy/sidecar/test/direction/metric, with a sweep's MTUs where the row has them."""
     points = [f"{c}={int(row[c])}" for c in ("pod_mtu", "guest_mtu") if c in row and pd.notna(row[c])]
-    return "/".join([str(row["strategy"]), *points, str(row["sidecar"]), str(row["test"]), str(row["direction"]),
-                     str(row["metric"])])  # fmt: skip
+    return "/".join(
+        [
+            str(row["strategy"]),
+            *points,
+            str(row["sidecar"]),
+            str(row["test"]),
+            str(row["direction"]),
+            str(row["metric"]),
+        ]
+    )
 
 
 def _figures(row: dict) -> str:
-    return (f"base median {row['median_base']:.4g} (n={row['n_base']}), new median {row['median_new']:.4g} "
-            f"(n={row['n_new']}), ratio {row['ratio']:.3f}")  # fmt: skip
+    return (
+        f"base median {row['median_base']:.4g} (n={row['n_base']}), new median {row['median_new']:.4g} "
+        f"(n={row['n_new']}), ratio {row['ratio']:.3f}"
+    )
 
 
 def write_junit(verdicts: pd.DataFrame, path: Path, suite: str) -> Path:
@@ -60,12 +70,20 @@ def markdown_summary(verdicts: pd.DataFrame, title: str) -> str:
         status = "FAILED: a metric regressed"
     elif counts.get("inconclusive", 0):
         status = "passed, but some metrics could not be decided"
-    lines = [f"### {title}: {status}", "", f"{head} ({len(rows)} judged).", "",
-             "| verdict | metric | base | new | ratio | why |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"### {title}: {status}",
+        "",
+        f"{head} ({len(rows)} judged).",
+        "",
+        "| verdict | metric | base | new | ratio | why |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows.to_dict("records"):
         why = str(row["why"]).replace("|", "/")
-        lines.append(f"| {row['verdict']} | `{case_name(row)}` | {row['median_base']:.4g} (n={row['n_base']}) | "
-                     f"{row['median_new']:.4g} (n={row['n_new']}) | {row['ratio']:.3f} | {why} |")  # fmt: skip
+        lines.append(
+            f"| {row['verdict']} | `{case_name(row)}` | {row['median_base']:.4g} (n={row['n_base']}) | "
+            f"{row['median_new']:.4g} (n={row['n_new']}) | {row['ratio']:.3f} | {why} |"
+        )
     return "\n".join(lines) + "\n"
 
 

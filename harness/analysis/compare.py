@@ -52,8 +52,9 @@ def load_gates(path: Path = DEFAULT_GATES) -> tuple[dict[str, Gate], list[dict]]
             raise GatesError(f"option --gates: {path} is not a file; give a gates YAML file like benchmarks/gates.yaml")
         config = yaml.safe_load(path.read_bytes()[: 1 << 20].decode("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise GatesError(f"option --gates: {path} is not a readable gates YAML file "
-                         f"({' '.join(str(e).split())[:120]})") from None  # fmt: skip
+        raise GatesError(
+            f"option --gates: {path} is not a readable gates YAML file ({' '.join(str(e).split())[:120]})"
+        ) from None
     if not isinstance(config, dict) or not isinstance(config.get("metrics") or {}, dict):
         raise GatesError(f"option --gates: {path} is not a gates file (a mapping with defaults, metrics and ratios)")
     defaults = config.get("defaults", {})
@@ -63,9 +64,10 @@ def load_gates(path: Path = DEFAULT_GATES) -> tuple[dict[str, Gate], list[dict]]
         if declared is None:
             raise ValueError(f"{path}: metrics.{metric} is not a metric of harness/metrics/registry.py.")
         gates[metric] = Gate(
-            str(declared.better), float((override or {}).get("min_effect", declared.min_effect)),
+            str(declared.better),
+            float((override or {}).get("min_effect", declared.min_effect)),
             float((override or {}).get("alpha", defaults.get("alpha", 0.05))),
-        )  # fmt: skip
+        )
     return gates, config.get("ratios", [])
 
 
@@ -148,12 +150,15 @@ def compare(base_dir: Path, new_dir: Path, gates_path: Path = DEFAULT_GATES) -> 
     cells_base = {tuple(r) for r in base[base.test != "harness"][CELL].drop_duplicates().itertuples(index=False)}
     cells_new = {tuple(r) for r in new[new.test != "harness"][CELL].drop_duplicates().itertuples(index=False)}
     if not cells_base & cells_new:
-        raise NothingInCommon(f"{base_dir} and {new_dir} share no measured cell (strategy, sidecar, test, direction "
-                              "with successful samples in both); nothing to compare")  # fmt: skip
+        raise NothingInCommon(
+            f"{base_dir} and {new_dir} share no measured cell (strategy, sidecar, test, direction "
+            "with successful samples in both); nothing to compare"
+        )
     environment = environment_differences(load_meta(base_dir), load_meta(new_dir))
     environment += tool_differences(base, new)
-    return Comparison(judge_frames(base, new, gates), sorted(cells_base - cells_new), sorted(cells_new - cells_base),
-                      environment)  # fmt: skip
+    return Comparison(
+        judge_frames(base, new, gates), sorted(cells_base - cells_new), sorted(cells_new - cells_base), environment
+    )
 
 
 def judge_frames(base: pd.DataFrame, new: pd.DataFrame, gates: dict[str, Gate]) -> pd.DataFrame:
@@ -177,14 +182,30 @@ def judge_frames(base: pd.DataFrame, new: pd.DataFrame, gates: dict[str, Gate]) 
         if row["verdict"] != "pending":
             continue
         gate = gates.get(row["metric"]) or gates.get(row["metric"].split("/")[0])
-        settle(row, p_worse, p_better, gate.alpha, row["test_name"], row["worse_by"], row["_interval_text"],
-               row["_equivalent"])  # fmt: skip
+        settle(
+            row,
+            p_worse,
+            p_better,
+            gate.alpha,
+            row["test_name"],
+            row["worse_by"],
+            row["_interval_text"],
+            row["_equivalent"],
+        )
     frame = pd.DataFrame(rows)
     return frame.drop(columns=[c for c in frame.columns if c.startswith("_") or c in ("test_name", "worse_by")])
 
 
-def settle(row: dict, p_worse: float | None, p_better: float | None, alpha: float, test_name: str, worse_by: float,
-           interval_text: str, equivalent: bool) -> None:  # fmt: skip
+def settle(
+    row: dict,
+    p_worse: float | None,
+    p_better: float | None,
+    alpha: float,
+    test_name: str,
+    worse_by: float,
+    interval_text: str,
+    equivalent: bool,
+) -> None:
     """A pending row's verdict once its p-values are Holm-adjusted: regressed, improved, unchanged (its interval
     within the margin) or inconclusive, with the reason; compare's and the side-by-side gate's alike."""
     if p_worse is not None and p_worse < alpha:
@@ -211,9 +232,13 @@ def _verdict(key: dict, base: np.ndarray, new: np.ndarray, gate: Gate | None) ->
         return {**row, "p_value": None, "verdict": "not gated", "why": "no gate for this metric"}
     row |= {"better": gate.better, "min_effect": gate.min_effect}
     if min(len(base), len(new)) < MIN_N["welch"]:
-        return {**row, "p_value": None, "verdict": "inconclusive",
-                "why": f"n={len(base)} vs {len(new)}: the test needs at least {MIN_N['welch']} a side; "
-                       "more repetitions needed"}  # fmt: skip
+        return {
+            **row,
+            "p_value": None,
+            "verdict": "inconclusive",
+            "why": f"n={len(base)} vs {len(new)}: the test needs at least {MIN_N['welch']} a side; "
+            "more repetitions needed",
+        }
     if not np.any(base) and not np.any(new):
         return {**row, "p_value": None, "verdict": "unchanged", "why": "zero in every sample of both runs"}
     higher = gate.better == "higher"
@@ -264,11 +289,16 @@ def environment_differences(base: dict, new: dict) -> list[tuple[str, object, ob
     def facts(meta: dict) -> dict[str, object]:
         host, guest = meta.get("host", {}), meta.get("guest") or {}
         out = {f"tool {k}": v for k, v in (meta.get("tools") or {}).items()}
-        out |= {"kernel": host.get("kernel"), "cpu": host.get("cpu_model"), "cpus": host.get("cpus"),
-                "guest": guest.get("kind", "netns"), "qemu": guest.get("qemu_version"),
-                "accel": (guest.get("acceleration") or {}).get("accel"),
-                "runtime": (meta.get("scenario_parsed") or {}).get("runtime"),
-                "git": meta.get("git_sha")}  # fmt: skip
+        out |= {
+            "kernel": host.get("kernel"),
+            "cpu": host.get("cpu_model"),
+            "cpus": host.get("cpus"),
+            "guest": guest.get("kind", "netns"),
+            "qemu": guest.get("qemu_version"),
+            "accel": (guest.get("acceleration") or {}).get("accel"),
+            "runtime": (meta.get("scenario_parsed") or {}).get("runtime"),
+            "git": meta.get("git_sha"),
+        }
         load = meta.get("load") or {}
         out |= {
             "load at start": (load.get("start") or {}).get("loadavg_1m"),

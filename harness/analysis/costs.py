@@ -54,10 +54,12 @@ def layout_title(sidecar: str) -> str:
     mode = mode_of(sidecar)
     title = MESHES[mode].title if mode in MESHES and MESHES[mode].title else mode
     if mode in MESHES and MESHES[mode].meshed_clients:
-        title += (f", meshed client ({MESHES[mode].client_tunnel})" if "+meshed" in sidecar
-                  else ", outside client")  # fmt: skip
-    return title + (", STRICT" if "+strict" in sidecar else "") + (
-        ", DNS capture off" if "+no-dns-capture" in sidecar else "")  # fmt: skip
+        title += f", meshed client ({MESHES[mode].client_tunnel})" if "+meshed" in sidecar else ", outside client"
+    return (
+        title
+        + (", STRICT" if "+strict" in sidecar else "")
+        + (", DNS capture off" if "+no-dns-capture" in sidecar else "")
+    )
 
 
 def layout_heading(sidecar: str) -> str:
@@ -66,8 +68,7 @@ def layout_heading(sidecar: str) -> str:
     mode = mode_of(sidecar)
     if mode not in MESHES or not MESHES[mode].meshed_clients:
         return mode
-    client = (f"meshed client ({MESHES[mode].client_tunnel})" if "+meshed" in sidecar
-              else "outside client (plaintext)")  # fmt: skip
+    client = f"meshed client ({MESHES[mode].client_tunnel})" if "+meshed" in sidecar else "outside client (plaintext)"
     return f"{mode}, {client}" + (", STRICT" if "+strict" in sidecar else "")
 
 

@@ -54,6 +54,7 @@ def findings_for(rows: pd.DataFrame) -> list[Finding]:
     needed = {"strategy", "guest", "direction"}
     if rows.empty or not needed <= set(rows.columns):
         return []
-    frame = rows.assign(strategy=rows["strategy"].astype(str), guest=rows["guest"].astype(str),
-                        direction=rows["direction"].astype(str))  # fmt: skip
+    frame = rows.assign(
+        strategy=rows["strategy"].astype(str), guest=rows["guest"].astype(str), direction=rows["direction"].astype(str)
+    )
     return [f for f in FINDINGS if bool(f.applies(frame).any())]

@@ -82,8 +82,9 @@ def judge_ab(samples: pd.DataFrame, a: str, b: str, gates_path: Path = DEFAULT_G
     present = set(rows["strategy"])
     for name in (a, b):
         if name not in present:
-            raise GateError(f"option --ab: {name!r} has no successful samples in the run; it has: "
-                            f"{', '.join(sorted(present))}")  # fmt: skip
+            raise GateError(
+                f"option --ab: {name!r} has no successful samples in the run; it has: {', '.join(sorted(present))}"
+            )
     frame = pd.concat([rows[RATIO_KEYS + ["repetition", "value"]], run_ratios(samples, gates_path)], ignore_index=True)
     frame = frame[frame["test"] != "harness"]
     base = frame[frame.strategy == a].assign(strategy=f"{b} vs {a}")
@@ -91,8 +92,9 @@ def judge_ab(samples: pd.DataFrame, a: str, b: str, gates_path: Path = DEFAULT_G
     return judge(base, new, gates_path)
 
 
-def judge_side_by_side(base_runs: list[pd.DataFrame], new_runs: list[pd.DataFrame],
-                       gates_path: Path = DEFAULT_GATES) -> pd.DataFrame:  # fmt: skip
+def judge_side_by_side(
+    base_runs: list[pd.DataFrame], new_runs: list[pd.DataFrame], gates_path: Path = DEFAULT_GATES
+) -> pd.DataFrame:
     """Two revisions measured in the same blocks (harness/run/sidebyside.py): block b of BASE and block b of
     NEW ran one after the other, their order alternating. Per gated row, the per-block log difference of the
     within-run ratio to direct (NEW - BASE): the shift between sittings is common to both and cancels. One-sided
@@ -125,16 +127,27 @@ def judge_side_by_side(base_runs: list[pd.DataFrame], new_runs: list[pd.DataFram
         metric = key[-1]
         gate = gates.get(metric) or gates.get(metric.split("/")[0])
         d = (np.log(wide["new"]) - np.log(wide["base"])).to_numpy()
-        row = {**dict(zip(RATIO_KEYS, key, strict=True)), "n_base": len(d), "n_new": len(d),
-               "median_base": float(np.exp(np.log(wide["base"]).mean())),
-               "median_new": float(np.exp(np.log(wide["new"]).mean())), "ratio": float(np.exp(d.mean()))}  # fmt: skip
+        row = {
+            **dict(zip(RATIO_KEYS, key, strict=True)),
+            "n_base": len(d),
+            "n_new": len(d),
+            "median_base": float(np.exp(np.log(wide["base"]).mean())),
+            "median_new": float(np.exp(np.log(wide["new"]).mean())),
+            "ratio": float(np.exp(d.mean())),
+        }
         if gate is None:
             rows.append({**row, "p_value": None, "verdict": "not gated", "why": "no gate for this metric"})
             continue
         row |= {"better": gate.better, "min_effect": gate.min_effect}
         if len(d) < 3:
-            rows.append({**row, "p_value": None, "verdict": "inconclusive",
-                         "why": f"{len(d)} paired blocks: the paired t needs at least 3"})  # fmt: skip
+            rows.append(
+                {
+                    **row,
+                    "p_value": None,
+                    "verdict": "inconclusive",
+                    "why": f"{len(d)} paired blocks: the paired t needs at least 3",
+                }
+            )
             continue
         se = float(d.std(ddof=1) / math.sqrt(len(d)))
         mean = float(d.mean())
@@ -149,11 +162,23 @@ def judge_side_by_side(base_runs: list[pd.DataFrame], new_runs: list[pd.DataFram
         h = float(stats.t.ppf(0.95, len(d) - 1) * se)
         low, high = math.exp(mean - h), math.exp(mean + h)
         equivalent = 1 - gate.min_effect <= low and high <= 1 + gate.min_effect
-        text = (f"ratio {math.exp(mean):.2f}, paired 90% interval [{low:.2f}, {high:.2f}] "
-                f"{'within' if equivalent else 'not within'} +-{gate.min_effect:.0%} (n={len(d)} blocks)")  # fmt: skip
+        text = (
+            f"ratio {math.exp(mean):.2f}, paired 90% interval [{low:.2f}, {high:.2f}] "
+            f"{'within' if equivalent else 'not within'} +-{gate.min_effect:.0%} (n={len(d)} blocks)"
+        )
         change = (1 - math.exp(mean)) if higher else (math.exp(mean) - 1)
-        rows.append({**row, "_p_worse": p_worse, "_p_better": p_better, "_equivalent": equivalent,
-                     "_text": text, "_change": change, "_alpha": gate.alpha, "verdict": "pending"})  # fmt: skip
+        rows.append(
+            {
+                **row,
+                "_p_worse": p_worse,
+                "_p_better": p_better,
+                "_equivalent": equivalent,
+                "_text": text,
+                "_change": change,
+                "_alpha": gate.alpha,
+                "verdict": "pending",
+            }
+        )
     worse = holm([r.get("_p_worse") for r in rows])
     better = holm([r.get("_p_better") for r in rows])
     for row, p_worse, p_better in zip(rows, worse, better, strict=True):

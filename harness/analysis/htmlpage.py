@@ -83,8 +83,9 @@ def html_table(table: Table, sortable: bool = False) -> str:
             cells.append(f"<td{attr}>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     kind = ' class="sortable"' if sortable else ""
-    return (f'<div class="scroll"><table{kind}><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>")  # fmt: skip
+    return (
+        f'<div class="scroll"><table{kind}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    )
 
 
 OWN_TAGS = ('<details markdown="1">', "</details>", "<summary>", "</summary>")
@@ -145,8 +146,10 @@ def section_html(section: Section, fig_dir: Path) -> str:
     inner = [f'<div class="pair">{"".join(inner)}</div>'] if section.figures else inner
     title = html.escape(section.title)
     if section.collapsed:
-        return (f'<section><details><summary><h2>{title}</h2> <span class="hint">(click to open; click a column '
-                f"heading to sort)</span></summary>{''.join(inner)}</details></section>")  # fmt: skip
+        return (
+            f'<section><details><summary><h2>{title}</h2> <span class="hint">(click to open; click a column '
+            f"heading to sort)</span></summary>{''.join(inner)}</details></section>"
+        )
     return f"<section><h2>{title}</h2>{''.join(inner)}</section>"
 
 
@@ -193,11 +196,16 @@ window.addEventListener('beforeprint', function(){
 
 def page(title: str, answer_md: str, facts: list[str], sections: list[Section], fig_dir: Path) -> str:
     """The whole report.html: decision page, the run's facts, then the sections in order."""
-    parts = [f'<main><article id="decision">{decision_html(answer_md, fig_dir)}</article>',
-             '<section id="run-facts"><h2>The run</h2>' + "".join(f"<p>{html.escape(f)}</p>" for f in facts)
-             + "</section>"]  # fmt: skip
+    parts = [
+        f'<main><article id="decision">{decision_html(answer_md, fig_dir)}</article>',
+        '<section id="run-facts"><h2>The run</h2>' + "".join(f"<p>{html.escape(f)}</p>" for f in facts) + "</section>",
+    ]
     parts += [section_html(s, fig_dir) for s in sections]
-    head = (f"<meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style>")  # fmt: skip
-    return (f"<!doctype html><html lang='en'><head>{head}</head><body>{''.join(parts)}</main>"
-            f"<script>{SCRIPT}</script></body></html>")  # fmt: skip
+    head = (
+        f"<meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
+    )
+    return (
+        f"<!doctype html><html lang='en'><head>{head}</head><body>{''.join(parts)}</main>"
+        f"<script>{SCRIPT}</script></body></html>"
+    )

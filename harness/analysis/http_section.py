@@ -30,8 +30,16 @@ ISTIO_PAGE = "istio.io/latest/docs/ops/deployment/performance-and-scalability (I
 def istio_modes() -> list[tuple[str, str, str, str]]:
     """(Istio's mode, layout, direction of the VM's pod, which proxy Istio's per-proxy figure is for), from the
     mesh modes' own declarations (harness/pod/mesh.py `published_modes`)."""
-    return [(m.name, layout_label(kind, Client(PeerKind.MESHED if m.meshed_client else PeerKind.OUTSIDE)),
-             m.direction, m.proxy) for kind, cls in MESHES.items() for m in cls.published_modes]  # fmt: skip
+    return [
+        (
+            m.name,
+            layout_label(kind, Client(PeerKind.MESHED if m.meshed_client else PeerKind.OUTSIDE)),
+            m.direction,
+            m.proxy,
+        )
+        for kind, cls in MESHES.items()
+        for m in cls.published_modes
+    ]
 
 
 PROTOCOLS = {"http": "HTTP/1.1", "h2": "HTTP/2", "grpc": "gRPC"}
@@ -95,11 +103,16 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
         "`x Istio's` on that line compares the stand-in with ztunnel, not ztunnel with itself. Istio's published "
         "figures are for HTTP/1.1."
     )
-    lines = ["## HTTP: Istio's benchmark method on the plain pod", "", *textwrap.wrap(intro, 110), "",
-             "| protocol | rate (rps) | mode | p50 ms | p90 ms | p99 ms | added p90 ms | added p99 ms "
-             "| p99 x baseline | pod proxy vCPU/1000 rps | x Istio's | peer proxy vCPU/1000 rps "
-             "| pod proxy MiB (Istio's MB) | n |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "## HTTP: Istio's benchmark method on the plain pod",
+        "",
+        *textwrap.wrap(intro, 110),
+        "",
+        "| protocol | rate (rps) | mode | p50 ms | p90 ms | p99 ms | added p90 ms | added p99 ms "
+        "| p99 x baseline | pod proxy vCPU/1000 rps | x Istio's | peer proxy vCPU/1000 rps "
+        "| pod proxy MiB (Istio's MB) | n |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for protocol, rate in _protocol_rates(direct):
         at_rate = direct[(direct.protocol == protocol) & (direct.offered_rps == rate)]
         name = PROTOCOLS[protocol]
@@ -127,9 +140,11 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
             published = ISTIO_VCPU_PER_1000_RPS.get(proxy)
             times = f"{vcpu / published:.2f}" if vcpu is not None and published else "–"
             memory = f"{_num(rss, '{:.0f}')} ({ISTIO_MEMORY_MB[proxy]})" if proxy else "–"
-            lines.append(f"| {name} | {rate:g} | {mode} | {_ms(p50)} | {_ms(p90)} | {_ms(p99)} | {_ms(added90)} | "
-                         f"{_ms(added99)} | {over_base} | {vcpu_cell} | {times} | {_num(peer)} | {memory} "
-                         f"| {n} |")  # fmt: skip
+            lines.append(
+                f"| {name} | {rate:g} | {mode} | {_ms(p50)} | {_ms(p90)} | {_ms(p99)} | {_ms(added90)} | "
+                f"{_ms(added99)} | {over_base} | {vcpu_cell} | {times} | {_num(peer)} | {memory} "
+                f"| {n} |"
+            )
     return [*lines, ""]
 
 
@@ -143,19 +158,26 @@ def binding_lines(samples: pd.DataFrame, bindings: list[str], sidecars: list[str
     http = _http(samples)
     if http.empty:
         return []
-    lines = ["## HTTP per mesh layout: what the VM adds at a fixed offered rate", "",
-             "p99 as a ratio to `direct` under the same layout, rate and direction (below 1 is better); `works`:",
-             "every scheduled request answered, and the path evidence of the row (`bypassed`: the mesh's proxy did",
-             "not carry it). `L7`: requests the pod's proxy parsed as HTTP (its HTTP connection manager);",
-             "ztunnel carries HTTP at L4.", ""]  # fmt: skip
+    lines = [
+        "## HTTP per mesh layout: what the VM adds at a fixed offered rate",
+        "",
+        "p99 as a ratio to `direct` under the same layout, rate and direction (below 1 is better); `works`:",
+        "every scheduled request answered, and the path evidence of the row (`bypassed`: the mesh's proxy did",
+        "not carry it). `L7`: requests the pod's proxy parsed as HTTP (its HTTP connection manager);",
+        "ztunnel carries HTTP at L4.",
+        "",
+    ]
     for sidecar in sidecars:
         rows = http[http.sidecar == sidecar]
         if rows.empty:
             continue
-        lines += [f"### {layout_heading(sidecar)}", "",
-                  "| binding | protocol | rate | works in / out | p99 in (x direct) | p99 out (x direct) "
-                  "| achieved rps in / out | pod proxy vCPU/1000 rps in / out | L7 in / out |",
-                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"### {layout_heading(sidecar)}",
+            "",
+            "| binding | protocol | rate | works in / out | p99 in (x direct) | p99 out (x direct) "
+            "| achieved rps in / out | pod proxy vCPU/1000 rps in / out | L7 in / out |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for b in bindings:
             for protocol, rate in _protocol_rates(rows):
                 mine = rows[(rows.strategy == b) & (rows.protocol == protocol) & (rows.offered_rps == rate)]
@@ -185,8 +207,10 @@ def binding_lines(samples: pd.DataFrame, bindings: list[str], sidecars: list[str
                     vcpu.append(_num(_median(d, "proxy_vcpu_per_1000_rps")[0]))
                     requests = head.proxy_http_requests.dropna() if "proxy_http_requests" in head else pd.Series()
                     l7.append(str(int(requests.median())) if len(requests) else "–")
-                lines.append(f"| {b} | {PROTOCOLS[protocol]} | {rate:g} | {' / '.join(works)} | {p99[0]} | {p99[1]} "
-                             f"| {' / '.join(achieved)} "
-                             f"| {' / '.join(vcpu)} | {' / '.join(l7)} |")  # fmt: skip
+                lines.append(
+                    f"| {b} | {PROTOCOLS[protocol]} | {rate:g} | {' / '.join(works)} | {p99[0]} | {p99[1]} "
+                    f"| {' / '.join(achieved)} "
+                    f"| {' / '.join(vcpu)} | {' / '.join(l7)} |"
+                )
         lines.append("")
     return lines

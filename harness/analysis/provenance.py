@@ -95,8 +95,10 @@ def busy_host_warnings(meta: dict[str, Any]) -> list[str]:
     for when in ("start", "end"):
         load = (meta.get("load") or {}).get(when) or {}
         if load.get("other_runs"):
-            warnings.append(f"other runs were live at the {when}: {', '.join(load['other_runs'])}; their work "
-                            "competed for the same cores, so timings may be low")  # fmt: skip
+            warnings.append(
+                f"other runs were live at the {when}: {', '.join(load['other_runs'])}; their work "
+                "competed for the same cores, so timings may be low"
+            )
         if load.get("loadavg_1m") is not None and load.get("cpus") and load["loadavg_1m"] > load["cpus"]:
             warnings.append(f"load average {load['loadavg_1m']:.2f} exceeded the {load['cpus']} cores at the {when}")
     return warnings

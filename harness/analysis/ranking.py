@@ -43,8 +43,9 @@ class Ranking:
         return " > ".join(", ".join(b + mark(b) for b in tier) for tier in self.tiers)
 
 
-def rank(intervals: dict[str, Interval], log_ratios: dict[str, pd.Series], *, higher_is_better: bool,
-         alpha: float = ALPHA) -> Ranking | None:  # fmt: skip
+def rank(
+    intervals: dict[str, Interval], log_ratios: dict[str, pd.Series], *, higher_is_better: bool, alpha: float = ALPHA
+) -> Ranking | None:
     """`intervals`: each binding's ratio to direct (direct itself absent); `log_ratios`: its per-block log
     ratios indexed by block. None with fewer than two bindings besides nothing to rank."""
     names = [REFERENCE, *[b for b in intervals if b != REFERENCE]]
@@ -59,8 +60,9 @@ def rank(intervals: dict[str, Interval], log_ratios: dict[str, pd.Series], *, hi
     pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1 :] if REFERENCE not in (a, b)]
     raw = []
     for a, b in pairs:
-        d = pd.concat([log_ratios.get(a, pd.Series(dtype=float)), log_ratios.get(b, pd.Series(dtype=float))],
-                      axis=1, join="inner").dropna()  # fmt: skip
+        d = pd.concat(
+            [log_ratios.get(a, pd.Series(dtype=float)), log_ratios.get(b, pd.Series(dtype=float))], axis=1, join="inner"
+        ).dropna()
         diffs = (d.iloc[:, 0] - d.iloc[:, 1]).to_numpy() if not d.empty else np.array([])
         raw.append((paired_p(diffs), float(diffs.mean()) if diffs.size else 0.0))
     for (a, b), p_adj, (_, mean) in zip(pairs, holm([p for p, _ in raw]), raw, strict=True):
@@ -121,7 +123,8 @@ def costs_in(
     return intervals, series
 
 
-def rank_frame(frame: pd.DataFrame, *, higher_is_better: bool,
-               precision: tuple[int, float] | None = None) -> Ranking | None:  # fmt: skip
+def rank_frame(
+    frame: pd.DataFrame, *, higher_is_better: bool, precision: tuple[int, float] | None = None
+) -> Ranking | None:
     intervals, series = costs_in(frame, precision)
     return rank(intervals, series, higher_is_better=higher_is_better) if intervals else None

@@ -258,10 +258,13 @@ def _what_would_decide(tier: list[Candidate], ranks: dict, columns: list[CostCol
     diff = f"{leader.name} / {other.name} = {ratio:.2f} in {col.heading} over {n} blocks"
     # a block of only the tier's cells: each with a direct before it, and one after the last
     more = max(need - n, 0)
-    pace = (f", about {more * (2 * len(tier) + 1) * bed_s / 60:.0f} min more at this run's {bed_s:.1f} s a bed with "
-            "only these cells in the blocks" if bed_s else "")  # fmt: skip
-    return (f"{diff}: about {need} blocks in all would separate a difference that size (80% power, paired t, "
-            f"Holm){pace}")  # fmt: skip
+    pace = (
+        f", about {more * (2 * len(tier) + 1) * bed_s / 60:.0f} min more at this run's {bed_s:.1f} s a bed with "
+        "only these cells in the blocks"
+        if bed_s
+        else ""
+    )
+    return f"{diff}: about {need} blocks in all would separate a difference that size (80% power, paired t, Holm){pace}"
 
 
 def recommend_layout(
@@ -307,11 +310,23 @@ def recommend_layout(
         if c not in qualified and c not in research
     ]
     measured = {c.base for c in candidates}
-    unmeasured = [f"{user_name(release, b)} ({shipping(release, b)})" for b in shipped_bindings(release)
-                  if b not in measured] if release else []  # fmt: skip
-    details = [*beside, *([f"Disqualified: {'; '.join(dropped)}"] if dropped else []),
-               *([f"Shipped in KubeVirt {release} but not measured in this run: {', '.join(unmeasured)} (another "
-                  "scenario or guest measures it: `vmnetbench strategies`)"] if unmeasured else [])]  # fmt: skip
+    unmeasured = (
+        [f"{user_name(release, b)} ({shipping(release, b)})" for b in shipped_bindings(release) if b not in measured]
+        if release
+        else []
+    )
+    details = [
+        *beside,
+        *([f"Disqualified: {'; '.join(dropped)}"] if dropped else []),
+        *(
+            [
+                f"Shipped in KubeVirt {release} but not measured in this run: {', '.join(unmeasured)} (another "
+                "scenario or guest measures it: `vmnetbench strategies`)"
+            ]
+            if unmeasured
+            else []
+        ),
+    ]
     if not qualified:
         shipped = sorted([c for c in candidates if c.shipped], key=Candidate.closeness)
         closest = f" Closest: {shipped[0].name} ({_clip(shipped[0].disqualified_by, 80)})." if shipped else ""

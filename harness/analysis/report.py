@@ -96,8 +96,18 @@ def _cells(run: Run, metric: str, test: str | None = None) -> pd.DataFrame:
     rows = []
     for (strategy, sidecar, direction), g in df.groupby(["strategy", "sidecar", "direction"], sort=False):
         ci = median_interval(g["value"])
-        rows.append({"strategy": strategy, "sidecar": sidecar, "direction": direction, "values": g["value"].to_numpy(),
-                     "median": ci.estimate, "low": ci.low, "high": ci.high, "n": ci.n})  # fmt: skip
+        rows.append(
+            {
+                "strategy": strategy,
+                "sidecar": sidecar,
+                "direction": direction,
+                "values": g["value"].to_numpy(),
+                "median": ci.estimate,
+                "low": ci.low,
+                "high": ci.high,
+                "n": ci.n,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -120,8 +130,13 @@ def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None =
     if test is not None:
         attempted = attempted[attempted["test"] == test]
     strategies = [s for s in run.strategy_order() if s in set(attempted["strategy"])]
-    fig, axes = plt.subplots(1, len(directions), figsize=(max(6, 1.1 * len(strategies) * len(directions) + 2), 4.8),
-                             squeeze=False, sharey=True)  # fmt: skip
+    fig, axes = plt.subplots(
+        1,
+        len(directions),
+        figsize=(max(6, 1.1 * len(strategies) * len(directions) + 2), 4.8),
+        squeeze=False,
+        sharey=True,
+    )
     width = 0.8 / len(sidecars)
     x = np.arange(len(strategies))
     notes: list[str] = []
@@ -132,33 +147,63 @@ def plot_bars(run: Run, metric: str, ylabel: str, title: str, test: str | None =
             for j, strategy in enumerate(strategies):
                 if strategy in sub.index:
                     r = sub.loc[strategy]
-                    ax.bar(offset[j], r["median"], width, color=colours.get(strategy, "grey"), alpha=0.75,
-                           hatch=style_of(sidecar)[1], edgecolor="black", linewidth=0.4)  # fmt: skip
+                    ax.bar(
+                        offset[j],
+                        r["median"],
+                        width,
+                        color=colours.get(strategy, "grey"),
+                        alpha=0.75,
+                        hatch=style_of(sidecar)[1],
+                        edgecolor="black",
+                        linewidth=0.4,
+                    )
                     ax.plot(np.full(len(r["values"]), offset[j]), r["values"], ".", color="black", markersize=3)
                     if r["low"] is not None and r["high"] is not None:
-                        ax.errorbar(offset[j], r["median"], yerr=[[max(0, r["median"] - r["low"])],
-                                    [max(0, r["high"] - r["median"])]], color="black", capsize=3)  # fmt: skip
+                        ax.errorbar(
+                            offset[j],
+                            r["median"],
+                            yerr=[[max(0, r["median"] - r["low"])], [max(0, r["high"] - r["median"])]],
+                            color="black",
+                            capsize=3,
+                        )
                     ax.annotate(f"n={r['n']}", (offset[j], r["median"]), ha="center", va="bottom", fontsize=6)
                     continue
-                tried = attempted[(attempted.direction == direction) & (attempted.sidecar == sidecar)
-                                  & (attempted.strategy == strategy)]  # fmt: skip
+                tried = attempted[
+                    (attempted.direction == direction)
+                    & (attempted.sidecar == sidecar)
+                    & (attempted.strategy == strategy)
+                ]
                 if not tried.empty:
-                    notes.append(f"({len(notes) + 1}) {strategy}/{sidecar} {direction}: "
-                                 f"{_short(tried.reason.fillna('').mode().iat[0] or 'failed')}")  # fmt: skip
+                    notes.append(
+                        f"({len(notes) + 1}) {strategy}/{sidecar} {direction}: "
+                        f"{_short(tried.reason.fillna('').mode().iat[0] or 'failed')}"
+                    )
                     ax.plot(offset[j], 0, marker="x", color="red", markersize=9, mew=2)
-                    ax.annotate(str(len(notes)), (offset[j], 0), color="red", fontsize=7, xytext=(3, 3),
-                                textcoords="offset points")  # fmt: skip
+                    ax.annotate(
+                        str(len(notes)),
+                        (offset[j], 0),
+                        color="red",
+                        fontsize=7,
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                    )
         ax.set_title(direction)
         ax.set_xticks(x, strategies, rotation=35, ha="right")
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     if len(sidecars) > 1:
-        handles = [matplotlib.patches.Patch(facecolor="white", edgecolor="black", hatch=style_of(s)[1],
-                                            label=s) for s in sidecars]  # fmt: skip
+        handles = [
+            matplotlib.patches.Patch(facecolor="white", edgecolor="black", hatch=style_of(s)[1], label=s)
+            for s in sidecars
+        ]
         axes[0][-1].legend(handles=handles, title="sidecar", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     width_chars = int(fig.get_figwidth() * 11)  # the title wraps inside a narrow figure instead of being cut
-    fig.suptitle(textwrap.fill(f"{title}; dots: samples, bars: exact 95% interval of the median when "
-                               f"n >= {MIN_N_FOR_CI}", width_chars), fontsize=10)  # fmt: skip
+    fig.suptitle(
+        textwrap.fill(
+            f"{title}; dots: samples, bars: exact 95% interval of the median when n >= {MIN_N_FOR_CI}", width_chars
+        ),
+        fontsize=10,
+    )
     fig.tight_layout()
     if notes:
         fig.text(0.01, 0.0, "red x = failed: " + "; ".join(notes), fontsize=6, va="bottom", wrap=True)
@@ -174,8 +219,11 @@ def _latency_panels(run: Run, frame: pd.DataFrame):
 
 
 def _line_style(run: Run, strategy: str, sidecar: str) -> dict:
-    return {"color": binding_colours(run).get(strategy, "grey"), "linestyle": style_of(sidecar)[0],
-            "label": f"{strategy} / {sidecar}"}  # fmt: skip
+    return {
+        "color": binding_colours(run).get(strategy, "grey"),
+        "linestyle": style_of(sidecar)[0],
+        "label": f"{strategy} / {sidecar}",
+    }
 
 
 def plot_latency_percentiles(run: Run):
@@ -186,8 +234,13 @@ def plot_latency_percentiles(run: Run):
     labels = ["p50", "p90", "p99", "p99.9", "max"]
     for ax, (test, direction) in zip(axes, keys, strict=True):
         for r in lat[(lat.test == test) & (lat.direction == direction)].itertuples():
-            ax.plot(labels, [r.p50, r.p90, r.p99, r.p999, r.max], marker="o", markersize=3,
-                    **_line_style(run, r.strategy, r.sidecar))  # fmt: skip
+            ax.plot(
+                labels,
+                [r.p50, r.p90, r.p99, r.p999, r.max],
+                marker="o",
+                markersize=3,
+                **_line_style(run, r.strategy, r.sidecar),
+            )
         ax.set_yscale("log")
         ax.set_title(f"{test} ({direction})", fontsize=10)
         ax.set_xlabel("percentile")
@@ -202,8 +255,14 @@ def _finish_panels(fig, axes, ylabel: str, title: str):
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
-    axes[-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                    title="binding / sidecar")  # fmt: skip
+    axes[-1].legend(
+        handles.values(),
+        handles.keys(),
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        title="binding / sidecar",
+    )
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -246,12 +305,25 @@ def plot_sweep(run: Run, parameter: str, group: list[sweep.SweepPanel]):
             g = g.set_index("value").reindex(values)
             ax.plot(x, g["median"].astype(float), marker="o", color=colours.get(strategy, "grey"), label=strategy)
             if g["low"].notna().any():
-                ax.fill_between(x, g["low"].astype(float), g["high"].astype(float), color=colours.get(strategy, "grey"),
-                                alpha=0.15, linewidth=0)  # fmt: skip
+                ax.fill_between(
+                    x,
+                    g["low"].astype(float),
+                    g["high"].astype(float),
+                    color=colours.get(strategy, "grey"),
+                    alpha=0.15,
+                    linewidth=0,
+                )
             failed = np.flatnonzero((g["median"].isna() & (g["failed"] > 0)).to_numpy())
             if len(failed):
-                ax.plot(x[failed], [0] * len(failed), "x", color="red", markersize=9, clip_on=False,
-                        label=f"{strategy}: failed")  # fmt: skip
+                ax.plot(
+                    x[failed],
+                    [0] * len(failed),
+                    "x",
+                    color="red",
+                    markersize=9,
+                    clip_on=False,
+                    label=f"{strategy}: failed",
+                )
         ax.set_xticks(x, [str(v) for v in values])
         ax.set_xlabel(sweep.PARAMETERS[parameter])
         ax.set_title(f"{panel.direction}, sidecar {panel.sidecar}", fontsize=10)
@@ -289,23 +361,51 @@ def figures(run: Run) -> Iterator[tuple[str, str, object]]:
             yield "setup_time.png", "Setup time of each cell", setup
         return
     candidates = [
-        ("throughput.png", "TCP throughput per strategy and sidecar, median with its exact 95% interval when n >= 6",
-         plot_bars(run, "throughput", "Gbit/s", "TCP throughput (median, exact 95% when n >= 6)")),
-        ("udp_goodput.png", "UDP goodput at the offered rate",
-         plot_bars(run, "udp_goodput", "Gbit/s", "UDP goodput (median, exact 95% when n >= 6)")),
+        (
+            "throughput.png",
+            "TCP throughput per strategy and sidecar, median with its exact 95% interval when n >= 6",
+            plot_bars(run, "throughput", "Gbit/s", "TCP throughput (median, exact 95% when n >= 6)"),
+        ),
+        (
+            "udp_goodput.png",
+            "UDP goodput at the offered rate",
+            plot_bars(run, "udp_goodput", "Gbit/s", "UDP goodput (median, exact 95% when n >= 6)"),
+        ),
         ("latency_percentiles.png", "Request/response latency percentiles", plot_latency_percentiles(run)),
-        ("latency_cdf.png", "Latency tails: fraction of requests slower than x (1 - CDF), log-log",
-         plot_latency_cdf(run)),
-        ("crr_rate.png", "New connections per second (connect-request-response)",
-         plot_bars(run, "crr_rate", "connections/s", "Connect-request-response rate (median, exact 95% when n >= 6)")),
-        ("cpu_per_gb.png", "CPU seconds per GB moved (TCP throughput tests)",
-         plot_bars(run, "cpu_per_gb", "CPU s per GB", "CPU cost per GB, TCP (median, exact 95% when n >= 6)",
-                   test=spec("throughput").family)),
-        ("boot_time.png", "QEMU guest: seconds from QEMU's start to the guest's ready marker",
-         plot_bars(run, "boot_time", "seconds", "Guest boot time to ready (median, exact 95% when n >= 6)")),
-        ("setup_time.png", "Setup time of each cell",
-         plot_bars(run, "setup_time", "seconds", "Setup time (median, exact 95% when n >= 6)")),
-    ]  # fmt: skip
+        (
+            "latency_cdf.png",
+            "Latency tails: fraction of requests slower than x (1 - CDF), log-log",
+            plot_latency_cdf(run),
+        ),
+        (
+            "crr_rate.png",
+            "New connections per second (connect-request-response)",
+            plot_bars(
+                run, "crr_rate", "connections/s", "Connect-request-response rate (median, exact 95% when n >= 6)"
+            ),
+        ),
+        (
+            "cpu_per_gb.png",
+            "CPU seconds per GB moved (TCP throughput tests)",
+            plot_bars(
+                run,
+                "cpu_per_gb",
+                "CPU s per GB",
+                "CPU cost per GB, TCP (median, exact 95% when n >= 6)",
+                test=spec("throughput").family,
+            ),
+        ),
+        (
+            "boot_time.png",
+            "QEMU guest: seconds from QEMU's start to the guest's ready marker",
+            plot_bars(run, "boot_time", "seconds", "Guest boot time to ready (median, exact 95% when n >= 6)"),
+        ),
+        (
+            "setup_time.png",
+            "Setup time of each cell",
+            plot_bars(run, "setup_time", "seconds", "Setup time (median, exact 95% when n >= 6)"),
+        ),
+    ]
     yield from ((name, caption, fig) for name, caption, fig in candidates if fig is not None)
 
 
@@ -323,14 +423,18 @@ def guest_line(meta: dict) -> str:
     guest = meta.get("guest") or {"kind": "netns"}
     if guest.get("kind") == "kubevirt":
         cluster = (meta.get("host") or {}).get("cluster") or {}
-        return (f"Guest: KubeVirt VMs on a cluster (KubeVirt {cluster.get('kubevirt') or 'version not saved'}; each "
-                "row's `tools` names its node's kernel, the tools' packages and the launcher image).")  # fmt: skip
+        return (
+            f"Guest: KubeVirt VMs on a cluster (KubeVirt {cluster.get('kubevirt') or 'version not saved'}; each "
+            "row's `tools` names its node's kernel, the tools' packages and the launcher image)."
+        )
     if guest.get("kind") != "qemu":
         return f"Guest: {guest.get('kind', 'netns')} (the VM's network stack as a namespace in the pod)."
     accel, qemu = guest.get("acceleration", {}), guest.get("qemu", {})
-    return (f"Guest: QEMU {guest.get('qemu_version')} ({accel.get('accel')}: {accel.get('reason')}), "
-            f"{qemu.get('vcpus')} vCPU, {qemu.get('memory_mb')} MiB, kernel {guest.get('kernel')}, "
-            f"vhost-net {'yes' if guest.get('vhost_net') else 'no'}.")  # fmt: skip
+    return (
+        f"Guest: QEMU {guest.get('qemu_version')} ({accel.get('accel')}: {accel.get('reason')}), "
+        f"{qemu.get('vcpus')} vCPU, {qemu.get('memory_mb')} MiB, kernel {guest.get('kernel')}, "
+        f"vhost-net {'yes' if guest.get('vhost_net') else 'no'}."
+    )
 
 
 # Which figure illustrates which table: (section title, the metric whose per-cell table sits beside it, figures).
@@ -371,19 +475,41 @@ def report_sections(run: Run, made: dict[str, str]) -> list[Section]:
     else:
         tput = throughput_summary(run.samples)
         if not tput.empty:
-            sections.append(Section("TCP throughput (Gbit/s)", [
-                Table("median, min and max over the ok samples",
-                      tput, {"median": NO_OK_SAMPLE, "min": NO_OK_SAMPLE, "max": NO_OK_SAMPLE})],
-                figs(["throughput.png"])))  # fmt: skip
+            sections.append(
+                Section(
+                    "TCP throughput (Gbit/s)",
+                    [
+                        Table(
+                            "median, min and max over the ok samples",
+                            tput,
+                            {"median": NO_OK_SAMPLE, "min": NO_OK_SAMPLE, "max": NO_OK_SAMPLE},
+                        )
+                    ],
+                    figs(["throughput.png"]),
+                )
+            )
         paths = path_matrix(run.samples)
         if not paths.empty:
-            sections.append(Section("Mesh traversal", [
-                Table("path from the mesh proxy's own counters, repetitions agreeing, median Gbit/s",
-                      paths, {"median": NO_OK_SAMPLE})]))  # fmt: skip
+            sections.append(
+                Section(
+                    "Mesh traversal",
+                    [
+                        Table(
+                            "path from the mesh proxy's own counters, repetitions agreeing, median Gbit/s",
+                            paths,
+                            {"median": NO_OK_SAMPLE},
+                        )
+                    ],
+                )
+            )
         if run.latency is not None and not run.latency.empty:
-            sections.append(Section("Latency percentiles (us, all repetitions merged)",
-                                    [Table("", latency_percentiles(run.latency).round(1))],
-                                    figs(["latency_percentiles.png", "latency_cdf.png"])))  # fmt: skip
+            sections.append(
+                Section(
+                    "Latency percentiles (us, all repetitions merged)",
+                    [Table("", latency_percentiles(run.latency).round(1))],
+                    figs(["latency_percentiles.png", "latency_cdf.png"]),
+                )
+            )
     for title, metric, names in FIGURE_SECTIONS:
         rows = metric_rows(metric)
         if swept and metric != "setup_time":
@@ -392,8 +518,13 @@ def report_sections(run: Run, made: dict[str, str]) -> list[Section]:
             sections.append(Section(title, [Table("", rows, metric_empty)], figs(names)))
     if run.claims:
         sections.append(Section("Claims", [Table("", pd.DataFrame(run.claims))]))
-    sections.append(Section("Every measured metric (median, exact 95% order-statistic interval when n >= 6)",
-                            [Table("", everything, metric_empty)], collapsed=True))  # fmt: skip
+    sections.append(
+        Section(
+            "Every measured metric (median, exact 95% order-statistic interval when n >= 6)",
+            [Table("", everything, metric_empty)],
+            collapsed=True,
+        )
+    )
     failed = failures(run.samples, bindings)
     if not failed.empty:
         failed["test"] = failed["test"].replace("", "cell setup")
@@ -407,12 +538,19 @@ def answer_figures(run: Run, fig_dir: Path, recs) -> list[tuple[str, str]]:
 
     made = []
     for name, caption, fig in (
-        ("answer-matrix.png", "Binding x mesh layout: works through the mesh / bypasses / fails, with TCP in / out "
-         "x a plain pod; framed: the recommendation", plot_matrix(recs)),
-        ("answer-seed.png", "The seed post's pros and cons, each with its measured verdict (evidence in the table "
-         "below)", plot_seed(run.claims)),
+        (
+            "answer-matrix.png",
+            "Binding x mesh layout: works through the mesh / bypasses / fails, with TCP in / out "
+            "x a plain pod; framed: the recommendation",
+            plot_matrix(recs),
+        ),
+        (
+            "answer-seed.png",
+            "The seed post's pros and cons, each with its measured verdict (evidence in the table below)",
+            plot_seed(run.claims),
+        ),
         ("answer-forest.png", "TCP throughput x a plain pod with its interval, per layout", plot_forest(recs)),
-    ):  # fmt: skip
+    ):
         if fig is not None:
             fig.savefig(fig_dir / name, dpi=100)
             plt.close(fig)
@@ -452,11 +590,14 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     recs = run_recommendations(run)
     answer = answer_page(run, answer_figures(run, fig_dir, recs), recs)
     write_text(run.dir / "answer.md", answer)
-    facts = [f"Run {run.run_id}: scenario {run.meta.get('scenario_name')}, status {run.meta.get('status')}, "
-             f"{when(run.meta)}.", guest_line(run.meta),
-             f"Host: {host.get('cpu_model')} x{host.get('cpus')}, kernel {host.get('kernel')}; "
-             f"git {run.meta.get('git_sha')}.",
-             "samples.parquet is the authoritative table; samples.csv is derived from it at the end."]  # fmt: skip
+    facts = [
+        f"Run {run.run_id}: scenario {run.meta.get('scenario_name')}, status {run.meta.get('status')}, "
+        f"{when(run.meta)}.",
+        guest_line(run.meta),
+        f"Host: {host.get('cpu_model')} x{host.get('cpus')}, kernel {host.get('kernel')}; "
+        f"git {run.meta.get('git_sha')}.",
+        "samples.parquet is the authoritative table; samples.csv is derived from it at the end.",
+    ]
     sections = report_sections(run, made)
     md = [answer, "", f"# vmnetbench run {run.run_id}", "", *[f + "\n" for f in facts]]
     for section in sections:

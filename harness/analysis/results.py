@@ -82,21 +82,74 @@ class Sample:
 
 
 COLUMNS = [
-    "run_id", "runtime", "compute_caps", "guest", "accel", "vcpus", "memory_mb", "strategy", "options", "pod_mtu",
-    "guest_mtu", "sidecar", "peer", "peer_authentication", "kubevirt", "binding_status", "scenario", "test",
-    "message_bytes", "streams", "load", "offered_rps", "direction", "protocol", "repetition", "block", "slot", "metric",
+    "run_id",
+    "runtime",
+    "compute_caps",
+    "guest",
+    "accel",
+    "vcpus",
+    "memory_mb",
+    "strategy",
+    "options",
+    "pod_mtu",
+    "guest_mtu",
+    "sidecar",
+    "peer",
+    "peer_authentication",
+    "kubevirt",
+    "binding_status",
+    "scenario",
+    "test",
+    "message_bytes",
+    "streams",
+    "load",
+    "offered_rps",
+    "direction",
+    "protocol",
+    "repetition",
+    "block",
+    "slot",
+    "metric",
     "value",
-    "unit", "retransmits", "cpu_client_pct", "cpu_server_pct", "status", "reason", "path", "sidecar_bytes",
-    "sidecar_connections", "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_identity", "peer_proxy_bytes",
-    "dns_proxy_queries", "dns_zone1_flows", "proxy_http_requests", "tools", "caveat", "timestamp",
-]  # fmt: skip
+    "unit",
+    "retransmits",
+    "cpu_client_pct",
+    "cpu_server_pct",
+    "status",
+    "reason",
+    "path",
+    "sidecar_bytes",
+    "sidecar_connections",
+    "mtls_bytes",
+    "tls_handshakes",
+    "hbone_streams",
+    "peer_identity",
+    "peer_proxy_bytes",
+    "dns_proxy_queries",
+    "dns_zone1_flows",
+    "proxy_http_requests",
+    "tools",
+    "caveat",
+    "timestamp",
+]
 """The column order of samples.parquet / samples.csv (every field of Sample)."""
 assert set(COLUMNS) == {f.name for f in fields(Sample)}, "COLUMNS and Sample disagree"
 
 
 SWEEP_INT_COLUMNS = ("pod_mtu", "guest_mtu", "message_bytes", "streams")
-INT_COLUMNS = (*SWEEP_INT_COLUMNS, "block", "slot", "mtls_bytes", "tls_handshakes", "hbone_streams", "peer_proxy_bytes",
-               "dns_proxy_queries", "dns_zone1_flows", "offered_rps", "proxy_http_requests")  # fmt: skip
+INT_COLUMNS = (
+    *SWEEP_INT_COLUMNS,
+    "block",
+    "slot",
+    "mtls_bytes",
+    "tls_handshakes",
+    "hbone_streams",
+    "peer_proxy_bytes",
+    "dns_proxy_queries",
+    "dns_zone1_flows",
+    "offered_rps",
+    "proxy_http_requests",
+)
 CELL_SWEEP_COLUMNS = ("pod_mtu", "guest_mtu")
 """Columns a sweep varies per cell (the bed and the guest); message_bytes and streams vary per test and are in
 the test's label when swept, so analyses keyed on the test keep them apart."""
@@ -128,11 +181,14 @@ class RunWriter:
         try:
             self.dir.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
-            raise ResultsFolderError(f"the results folder {self.dir} exists already (run id {run_id} was used "
-                                     "before); give another --run-id or none") from None  # fmt: skip
+            raise ResultsFolderError(
+                f"the results folder {self.dir} exists already (run id {run_id} was used "
+                "before); give another --run-id or none"
+            ) from None
         except OSError as e:
-            raise ResultsFolderError(f"cannot create the results folder {self.dir} ({e.strerror}); --results must "
-                                     "name a writable folder") from None  # fmt: skip
+            raise ResultsFolderError(
+                f"cannot create the results folder {self.dir} ({e.strerror}); --results must name a writable folder"
+            ) from None
         self.rows: list[dict[str, Any]] = []
         self.latency: list[pd.DataFrame] = []
         self.meta: dict[str, Any] = {}
@@ -155,8 +211,10 @@ class RunWriter:
         try:
             yield
         except OSError as e:
-            raise ResultsWriteError(f"cannot write {what} in {self.dir} ({e.strerror or e}); free space on its disk "
-                                    "(or give --results another folder) and run again") from None  # fmt: skip
+            raise ResultsWriteError(
+                f"cannot write {what} in {self.dir} ({e.strerror or e}); free space on its disk "
+                "(or give --results another folder) and run again"
+            ) from None
 
     def start(self, meta: dict[str, Any]) -> None:
         self.meta = {"run_id": self.run_id, "status": "running", "started": now(), **meta}
@@ -247,8 +305,9 @@ def load_samples(run_dir: Path) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a damaged file
-        raise RunFolderError(f"{path} cannot be read as a samples table ({type(e).__name__}); the run folder is "
-                             "damaged") from None  # fmt: skip
+        raise RunFolderError(
+            f"{path} cannot be read as a samples table ({type(e).__name__}); the run folder is damaged"
+        ) from None
     missing = {"strategy", "sidecar", "metric", "value", "status"} - set(frame.columns)
     if missing:
         raise RunFolderError(f"{path} lacks the columns {', '.join(sorted(missing))}; it is not a vmnetbench table")

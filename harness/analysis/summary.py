@@ -86,8 +86,11 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
     lead = spec(metric)
     directions = list(dict.fromkeys(summary["direction"]))
     paired = has_blocks(df)
-    how = ("x direct = exp(mean per-block log ratio) to the direct beside it, t 95% interval from 3 blocks"
-           if paired else "x direct = ratio of medians (no blocks: unpaired)")  # fmt: skip
+    how = (
+        "x direct = exp(mean per-block log ratio) to the direct beside it, t 95% interval from 3 blocks"
+        if paired
+        else "x direct = ratio of medians (no blocks: unpaired)"
+    )
     table = Table(title=f"{lead.label}, {lead.unit}: median (min-max); {how}, same sidecar")
     table.add_column("binding", overflow="fold")
     table.add_column("sidecar", overflow="fold")
@@ -100,8 +103,9 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
     if not boot.empty:
         table.add_column("boot s", justify="right")
     rank = binding_rank(strategy_order)
-    summary = summary.assign(_rank=summary["strategy"].map(lambda s: rank.get(s, len(rank))),
-                             _side=summary["sidecar"].map(sidecar_rank))  # fmt: skip
+    summary = summary.assign(
+        _rank=summary["strategy"].map(lambda s: rank.get(s, len(rank))), _side=summary["sidecar"].map(sidecar_rank)
+    )
     summary = summary.sort_values(["_rank", "_side"], kind="stable")
     reference = summary[summary.strategy == "direct"].set_index(["sidecar", "direction"])["median"]
     notes: list[str] = []
@@ -124,8 +128,9 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
                 key = CostKey(strategy, sidecar, lead.decision[0].test if lead.decision else lead.family, d, metric)
                 interval = cost_interval(df[df["test"] == key.test], None, key)
                 ratio = _compact(interval) if interval is not None else "-"
-            for finding in findings_for(df[(df.strategy == strategy) & (df.sidecar == sidecar)
-                                           & (df.metric == metric) & (df.direction == d)]):  # fmt: skip
+            for finding in findings_for(
+                df[(df.strategy == strategy) & (df.sidecar == sidecar) & (df.metric == metric) & (df.direction == d)]
+            ):
                 # a tool's known behaviour explains this number: marked as answer.md marks it
                 if finding.text not in notes:
                     notes.append(finding.text)
@@ -143,8 +148,10 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
     console.print(table)
     for i, note in enumerate(notes, 1):
         console.print(f"  ({i}) {note}", overflow="fold")
-    legend = {"†": "the rows do not stand for the real binding (its note says why)",
-              "‡": "a tool's known behaviour explains the number (its note, as in answer.md)"}  # fmt: skip
+    legend = {
+        "†": "the rows do not stand for the real binding (its note says why)",
+        "‡": "a tool's known behaviour explains the number (its note, as in answer.md)",
+    }
     for mark in sorted(marks):
         console.print(f"  {mark} {legend[mark]}")
 
@@ -178,8 +185,12 @@ def path_matrix(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-PATH_STYLE = {TrafficPath.THROUGH_MESH: "green", TrafficPath.BYPASSED: "yellow", TrafficPath.FAILED: "red",
-              TrafficPath.NO_EVIDENCE: "red"}  # fmt: skip
+PATH_STYLE = {
+    TrafficPath.THROUGH_MESH: "green",
+    TrafficPath.BYPASSED: "yellow",
+    TrafficPath.FAILED: "red",
+    TrafficPath.NO_EVIDENCE: "red",
+}
 
 
 def print_path_matrix(df: pd.DataFrame, console: Console, strategy_order: list[str] | None = None) -> None:
@@ -219,8 +230,17 @@ def latency_percentiles(latency: pd.DataFrame) -> pd.DataFrame:
     for key, g in latency.groupby(["strategy", "sidecar", "test", "direction"], sort=False):
         values = g["rtt_us"].to_numpy()
         p = np.percentile(values, [50, 90, 99, 99.9])
-        rows.append(dict(zip(["strategy", "sidecar", "test", "direction"], key, strict=True),
-                         p50=p[0], p90=p[1], p99=p[2], p999=p[3], max=values.max(), samples=len(values)))  # fmt: skip
+        rows.append(
+            dict(
+                zip(["strategy", "sidecar", "test", "direction"], key, strict=True),
+                p50=p[0],
+                p90=p[1],
+                p99=p[2],
+                p999=p[3],
+                max=values.max(),
+                samples=len(values),
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -235,11 +255,32 @@ def print_latency_summary(df: pd.DataFrame, latency: pd.DataFrame | None, consol
         lat = lat.assign(_r=lat["strategy"].map(lambda s: rank.get(s, len(rank))), _s=lat["sidecar"].map(sidecar_rank))
         lat = lat.sort_values(["_r", "_s", "test"], kind="stable")
         for r in lat.itertuples():
-            table.add_row(r.strategy, r.sidecar, r.test, r.direction, f"{r.p50:.0f}", f"{r.p90:.0f}", f"{r.p99:.0f}",
-                          f"{r.p999:.0f}", f"{r.max:.0f}", str(r.samples))  # fmt: skip
+            table.add_row(
+                r.strategy,
+                r.sidecar,
+                r.test,
+                r.direction,
+                f"{r.p50:.0f}",
+                f"{r.p90:.0f}",
+                f"{r.p99:.0f}",
+                f"{r.p999:.0f}",
+                f"{r.max:.0f}",
+                str(r.samples),
+            )
         console.print(table)
-    headline = df[df["metric"].isin(["crr_rate", "rr_rate", "udp_goodput", "udp_loss", "cpu_per_gb", "cpu_per_10k_req",
-                                     "userspace_bytes_per_byte"])]  # fmt: skip
+    headline = df[
+        df["metric"].isin(
+            [
+                "crr_rate",
+                "rr_rate",
+                "udp_goodput",
+                "udp_loss",
+                "cpu_per_gb",
+                "cpu_per_10k_req",
+                "userspace_bytes_per_byte",
+            ]
+        )
+    ]
     failed = df[(df["status"] != Status.OK) & (df["metric"] != "throughput") & (df["test"] != "harness")]
     if headline.empty and failed.empty:
         return

@@ -16,8 +16,13 @@ from harness.analysis.stats import median_interval
 from harness.lab.vocabulary import Status
 from harness.metrics.registry import headline, spec
 
-PARAMETERS = {"pod_mtu": "pod MTU", "guest_mtu": "guest MTU", "message_bytes": "message bytes",
-              "streams": "streams", "load": "load"}  # fmt: skip
+PARAMETERS = {
+    "pod_mtu": "pod MTU",
+    "guest_mtu": "guest MTU",
+    "message_bytes": "message bytes",
+    "streams": "streams",
+    "load": "load",
+}
 LOAD_ORDER = {"idle": 0, "same": 1, "reverse": 2}
 
 
@@ -118,9 +123,18 @@ def series(panel: SweepPanel, order: list[str]) -> pd.DataFrame:
             ok = at[at["status"] == Status.OK]["value"].dropna().to_numpy()
             failed = at[at["status"] != Status.OK]
             ci = median_interval(ok)
-            out.append({"strategy": strategy, "value": value, "n": len(ok), "median": float(pd.Series(ok).median())
-                        if len(ok) else None, "low": ci.low, "high": ci.high,
-                        "failed": len(failed), "reason": failed["reason"].iloc[0] if len(failed) else ""})  # fmt: skip
+            out.append(
+                {
+                    "strategy": strategy,
+                    "value": value,
+                    "n": len(ok),
+                    "median": float(pd.Series(ok).median()) if len(ok) else None,
+                    "low": ci.low,
+                    "high": ci.high,
+                    "failed": len(failed),
+                    "reason": failed["reason"].iloc[0] if len(failed) else "",
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -132,8 +146,14 @@ def table(df: pd.DataFrame, parameter: str, order: list[str]) -> pd.DataFrame:
         data = series(panel, order)
         for strategy, g in data.groupby("strategy", sort=False):
             fixed = {PARAMETERS[k]: str(v) for k, v in panel.fixed}
-            row = {"test": panel.family, "direction": panel.direction, "metric": panel.metric,
-                   "sidecar": panel.sidecar, **fixed, "binding": strategy}  # fmt: skip
+            row = {
+                "test": panel.family,
+                "direction": panel.direction,
+                "metric": panel.metric,
+                "sidecar": panel.sidecar,
+                **fixed,
+                "binding": strategy,
+            }
             for r in g.itertuples():
                 row[f"{PARAMETERS[parameter]} {r.value}"] = _cell(r)
             rows.append(row)
@@ -164,8 +184,9 @@ def winners(df: pd.DataFrame, parameter: str, order: list[str]) -> list[str]:
             }
             ranking = rank_frame(at, higher_is_better=higher)
             if ranking is not None:
-                text = " > ".join(", ".join(f"{b} {medians[b]:.3g}" for b in tier if b in medians)
-                                  for tier in ranking.tiers)  # fmt: skip
+                text = " > ".join(
+                    ", ".join(f"{b} {medians[b]:.3g}" for b in tier if b in medians) for tier in ranking.tiers
+                )
             else:  # no direct at this value: medians only, nothing claimed
                 text = "; ".join(f"{b} {m:.3g}" for b, m in medians.items()) + " (no direct: not ranked)"
             failed = data[(data["value"] == value) & data["median"].isna() & (data["failed"] > 0)]["strategy"].tolist()

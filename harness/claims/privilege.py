@@ -44,12 +44,22 @@ def child(run_id: str, strategy: str, guest: GuestSpec) -> dict:
             attachment = setup(bed, driver_for(guest, f"priv-{strategy}"))
             result["setup"] = "ok"
             for direction in Direction:
-                s = measure_rr(attachment.ends(direction), port=PORT, protocol="tcp", duration_s=1, rate_per_s=None,
-                               message_bytes=64, label=f"{run_id}-priv-{direction}")  # fmt: skip
+                s = measure_rr(
+                    attachment.ends(direction),
+                    port=PORT,
+                    protocol="tcp",
+                    duration_s=1,
+                    rate_per_s=None,
+                    message_bytes=64,
+                    label=f"{run_id}-priv-{direction}",
+                )
                 result[str(direction)] = s.status if s.status == "ok" else f"failed: {s.reason}"
         except Exception as e:  # noqa: BLE001 - the point of the probe is to see what breaks
-            ours = [f for f in traceback.extract_tb(e.__traceback__)
-                    if "/harness/" in f.filename or "/strategies/" in f.filename]  # fmt: skip
+            ours = [
+                f
+                for f in traceback.extract_tb(e.__traceback__)
+                if "/harness/" in f.filename or "/strategies/" in f.filename
+            ]
             where = f" (in {ours[-1].name}, {Path(ours[-1].filename).name}:{ours[-1].lineno})" if ours else ""
             result["error"] = f"{type(e).__name__}: {e}{where}"
         finally:
@@ -60,8 +70,16 @@ def child(run_id: str, strategy: str, guest: GuestSpec) -> dict:
 def trial(lab: LabSession, strategy: str, dropped: tuple[str, ...], guest: GuestSpec) -> PrivilegeTrial:
     """Build a bed as root, run the strategy's setup and traffic with `dropped` capabilities removed."""
     with lab.bed():
-        argv = [sys.executable, "-m", "harness.claims.privilege", "child", "--run-id", lab.run_id,
-                "--strategy", strategy]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "harness.claims.privilege",
+            "child",
+            "--run-id",
+            lab.run_id,
+            "--strategy",
+            strategy,
+        ]
         qemu = guest.for_strategy(strategy_class(strategy).has_vm).kind == GuestKind.QEMU
         if qemu:
             argv += ["--guest", "qemu", "--accel", guest.acceleration.accel if guest.acceleration else "tcg"]
@@ -81,8 +99,9 @@ def probe_privilege(lab: LabSession, strategy: str, guest: GuestSpec | None = No
     """Trials with each capability set; `needs` lists the capabilities without which it stops working."""
     trials = [trial(lab, strategy, dropped, guest or GuestSpec()) for dropped in TRIALS]
     needs = sorted({c for t in trials[1:] if not t.works and len(t.dropped) == 1 for c in t.dropped})
-    return PrivilegeFacts(baseline_works=trials[0].works, needs=needs, works_without_net_caps=trials[-1].works,
-                          trials=trials)  # fmt: skip
+    return PrivilegeFacts(
+        baseline_works=trials[0].works, needs=needs, works_without_net_caps=trials[-1].works, trials=trials
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,8 +140,9 @@ def container_trials(base: ComputeSpec) -> list[tuple[str, ComputeSpec]]:
     ]
 
 
-def container_trial(lab: LabSession, strategy: str, label: str, compute: ComputeSpec,
-                    guest: GuestSpec) -> PrivilegeTrial:  # fmt: skip
+def container_trial(
+    lab: LabSession, strategy: str, label: str, compute: ComputeSpec, guest: GuestSpec
+) -> PrivilegeTrial:
     """The node's part (bed, rules, taps) as root, the pod's part (the strategy's processes, QEMU, the servers
     of a plain pod) in a compute container with `compute`'s privileges, under Docker's seccomp profile."""
     runtime = lab.pod_runtime
@@ -133,12 +153,19 @@ def container_trial(lab: LabSession, strategy: str, label: str, compute: Compute
             try:
                 with bed.strategy_setup():
                     attachment = strategy_class(strategy)(services=Services(tcp_ports=(PORT,))).setup(
-                        bed, driver_for(guest, f"priv-{strategy}"))  # fmt: skip
+                        bed, driver_for(guest, f"priv-{strategy}")
+                    )
                 result["setup"] = "ok"
                 for direction in Direction:
-                    s = measure_rr(attachment.ends(direction), port=PORT, protocol="tcp", duration_s=1,
-                                   rate_per_s=None, message_bytes=64,
-                                   label=f"{lab.run_id}-priv-{direction}")  # fmt: skip
+                    s = measure_rr(
+                        attachment.ends(direction),
+                        port=PORT,
+                        protocol="tcp",
+                        duration_s=1,
+                        rate_per_s=None,
+                        message_bytes=64,
+                        label=f"{lab.run_id}-priv-{direction}",
+                    )
                     result[str(direction)] = s.status if s.status == "ok" else f"failed: {s.reason}"
             except Exception as e:  # noqa: BLE001 - the point of the probe is to see what breaks
                 refusal = explain_refusal(str(e), compute)
@@ -155,9 +182,10 @@ def probe_container_privilege(lab: LabSession, strategy: str, guest: GuestSpec |
     and +NET_ADMIN works); `works_without_net_caps`: works with every capability dropped."""
     spec = (guest or GuestSpec()).for_strategy(strategy_class(strategy).has_vm)
     base = lab.pod_runtime.compute
-    trials = [container_trial(lab, strategy, f"{label} ({compute.label()})", compute, spec)
-              for label, compute in container_trials(base)]  # fmt: skip
+    trials = [
+        container_trial(lab, strategy, f"{label} ({compute.label()})", compute, spec)
+        for label, compute in container_trials(base)
+    ]
     base_works, net_admin_works = trials[0].works, trials[1].works
     needs = ["net_admin"] if not base_works and net_admin_works else []
-    return PrivilegeFacts(baseline_works=base_works, needs=needs, works_without_net_caps=trials[3].works,
-                          trials=trials)  # fmt: skip
+    return PrivilegeFacts(baseline_works=base_works, needs=needs, works_without_net_caps=trials[3].works, trials=trials)

@@ -53,21 +53,24 @@ class ProbeContext:
 
 
 @contextmanager
-def strategy_bed(ctx: ProbeContext, strategy: str, *, sidecar: SidecarKind = SidecarKind.NONE,
-                 before_setup=None) -> Iterator[Cell]:  # fmt: skip
+def strategy_bed(
+    ctx: ProbeContext, strategy: str, *, sidecar: SidecarKind = SidecarKind.NONE, before_setup=None
+) -> Iterator[Cell]:
     """A fresh bed with the sidecar and strategy set up, as a Cell for run_test; torn down on exit."""
     cls = strategy_class(strategy)
     spec = ctx.guest.for_strategy(cls.has_vm)
     with ctx.lab.bed() as bed:
-        side = install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces),
-                               annotations=pod_annotations(LATEST, cls.name))  # the latest release's pod  # fmt: skip
+        side = install_sidecar(
+            bed, sidecar, vm_interfaces=list(cls.vm_interfaces), annotations=pod_annotations(LATEST, cls.name)
+        )  # the latest release's pod
         if before_setup:
             before_setup(bed)
         driver = driver_for(spec, f"claims-{strategy}-{sidecar}")
         with bed.strategy_setup():
             attachment = cls(services=SERVICES, sidecar=sidecar).setup(bed, driver)
-        base = Sample(strategy=strategy, sidecar=str(sidecar), scenario="claims", repetition=1,
-                      **spec.columns(cls.has_vm))  # fmt: skip
+        base = Sample(
+            strategy=strategy, sidecar=str(sidecar), scenario="claims", repetition=1, **spec.columns(cls.has_vm)
+        )
         yield Cell(bed, ctx.writer, attachment, side, base)
 
 
@@ -83,8 +86,9 @@ def rr_status(cell: Cell, protocol: Protocol, direction: Direction) -> tuple[str
 Paths = dict[SidecarKind, list[tuple[Protocol, Direction]]]
 
 
-def probe_connectivity(ctx: ProbeContext, strategy: str, sidecars: tuple[SidecarKind, ...] | None = None,
-                       paths: Paths | None = None) -> ConnectivityFacts:  # fmt: skip
+def probe_connectivity(
+    ctx: ProbeContext, strategy: str, sidecars: tuple[SidecarKind, ...] | None = None, paths: Paths | None = None
+) -> ConnectivityFacts:
     """TCP and UDP round trips both ways behind each sidecar layout (a layout left out stays `failed`). `paths`:
     per layout, only these (protocol, direction) pairs (the main job's claims phase probes only what its rows
     lack); the others are `not measured`."""
@@ -237,15 +241,17 @@ def probe_throughput(ctx: ProbeContext, strategies: list[str], repetitions: int 
     ok = [r for r in rows if r.status == Status.OK]
 
     def values(strategy: str, metric: str, direction: Direction | None = None) -> list[float]:
-        return [r.value for r in ok if r.strategy == strategy and r.metric == metric
-                and direction in (None, r.direction)]  # fmt: skip
+        return [
+            r.value for r in ok if r.strategy == strategy and r.metric == metric and direction in (None, r.direction)
+        ]
 
     def interval(strategy: str, direction: Direction) -> Interval:
         samples = values(strategy, "throughput", direction)
         ci = median_interval(samples)
         nan = float("nan")
-        return Interval(ci.estimate, nan if ci.low is None else ci.low, nan if ci.high is None else ci.high, ci.n,
-                        tuple(samples))  # fmt: skip
+        return Interval(
+            ci.estimate, nan if ci.low is None else ci.low, nan if ci.high is None else ci.high, ci.n, tuple(samples)
+        )
 
     return {
         strategy: PerformanceFacts(

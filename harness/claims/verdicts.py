@@ -67,9 +67,13 @@ def load_claims(path: Path = CLAIMS_FILE) -> list[Claim]:
     """The claims and their rules; every fact a rule or evidence reference names must exist (facts.py)."""
     claims = []
     for raw in yaml.safe_load(path.read_text())["claims"]:
-        claim = Claim(raw["text"], tuple(raw["seed"]), raw["kind"],
-                      tuple(Rule(r["if"], r["verdict"], r.get("why", "")) for r in raw["rules"]),
-                      tuple(raw.get("evidence", [])))  # fmt: skip
+        claim = Claim(
+            raw["text"],
+            tuple(raw["seed"]),
+            raw["kind"],
+            tuple(Rule(r["if"], r["verdict"], r.get("why", "")) for r in raw["rules"]),
+            tuple(raw.get("evidence", [])),
+        )
         for rule in claim.rules:
             _check_condition(claim, rule.condition)
         for ref in claim.evidence:
@@ -89,20 +93,27 @@ def _check_condition(claim: Claim, condition: str) -> None:
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in SCOPES:
             _check_fact(claim, node.value.id, node.attr)
         elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in SCOPES:
-            raise ClaimsFileError(f"claims.yaml, claim {claim.text!r}: read facts by attribute ({node.value.id}.name), "
-                                  f"not by key, in {condition!r}")  # fmt: skip
+            raise ClaimsFileError(
+                f"claims.yaml, claim {claim.text!r}: read facts by attribute ({node.value.id}.name), "
+                f"not by key, in {condition!r}"
+            )
         elif isinstance(node, ast.Name) and node.id not in {*SCOPES, *HELPERS, *CLAIM_SCOPE_NAMES, "True", "False"}:
-            raise ClaimsFileError(f"claims.yaml, claim {claim.text!r}: unknown name {node.id!r} in {condition!r}; "
-                                  f"allowed: {', '.join([*SCOPES, *HELPERS, *CLAIM_SCOPE_NAMES])}")  # fmt: skip
+            raise ClaimsFileError(
+                f"claims.yaml, claim {claim.text!r}: unknown name {node.id!r} in {condition!r}; "
+                f"allowed: {', '.join([*SCOPES, *HELPERS, *CLAIM_SCOPE_NAMES])}"
+            )
 
 
 def _check_fact(claim: Claim, scope: str, name: str) -> None:
     if scope not in SCOPES:
-        raise ClaimsFileError(f"claims.yaml, claim {claim.text!r}: unknown fact group {scope!r}; "
-                              f"allowed: {', '.join(SCOPES)}")  # fmt: skip
+        raise ClaimsFileError(
+            f"claims.yaml, claim {claim.text!r}: unknown fact group {scope!r}; allowed: {', '.join(SCOPES)}"
+        )
     if name not in field_names(SCOPES[scope]):
-        raise ClaimsFileError(f"claims.yaml, claim {claim.text!r}: {scope}.{name} is not a fact the probes collect; "
-                              f"{scope} has: {', '.join(sorted(field_names(SCOPES[scope])))}")  # fmt: skip
+        raise ClaimsFileError(
+            f"claims.yaml, claim {claim.text!r}: {scope}.{name} is not a fact the probes collect; "
+            f"{scope} has: {', '.join(sorted(field_names(SCOPES[scope])))}"
+        )
 
 
 def _ci(perf: PerformanceFacts, direction: str) -> tuple[float, float, float]:
@@ -153,10 +164,16 @@ def judge(claim: Claim, strategy: str, facts: ProbeFacts, guest: str = "netns") 
     """The verdict of one claim for one strategy: the first rule whose condition holds."""
     own = facts.strategies[strategy]
     scope = {
-        "strategy": strategy, "guest": guest, "conn": own.conn, "inv": own.inv, "priv": own.priv,
-        "coex": own.coex, "perf": own.perf, "direct": facts.performance["direct"],
+        "strategy": strategy,
+        "guest": guest,
+        "conn": own.conn,
+        "inv": own.inv,
+        "priv": own.priv,
+        "coex": own.coex,
+        "perf": own.perf,
+        "direct": facts.performance["direct"],
         "nat_proxy": facts.performance["nat-proxy"],
-    }  # fmt: skip
+    }
     verdict, why, rule_text = "no verdict", "no rule matched", ""
     for rule in claim.rules:
         try:
@@ -172,12 +189,18 @@ def judge(claim: Claim, strategy: str, facts: ProbeFacts, guest: str = "netns") 
         group, _, name = ref.partition(".")
         evidence[ref] = _short(getattr(scope[group], name))
     return {
-        "claim": claim.text, "kind": claim.kind, "strategy": strategy,
-        "seed_says_it_of": ", ".join(claim.seed), "seed_claims_it_here": strategy in claim.seed,
-        "seed_section": seed_sections().get(strategy, ""), "seed_order": list(seed_sections()).index(strategy)
-        if strategy in seed_sections() else None,
-        "verdict": verdict, "why": why, "rule": rule_text, "evidence": evidence,
-    }  # fmt: skip
+        "claim": claim.text,
+        "kind": claim.kind,
+        "strategy": strategy,
+        "seed_says_it_of": ", ".join(claim.seed),
+        "seed_claims_it_here": strategy in claim.seed,
+        "seed_section": seed_sections().get(strategy, ""),
+        "seed_order": list(seed_sections()).index(strategy) if strategy in seed_sections() else None,
+        "verdict": verdict,
+        "why": why,
+        "rule": rule_text,
+        "evidence": evidence,
+    }
 
 
 def _short(value):
@@ -188,8 +211,9 @@ def _short(value):
             return f"median of {value.n} (fewer than 6 for an exact 95% interval): {value.median:.2f} Gbit/s"
         return f"{value.median:.2f} [{value.low:.2f}, {value.high:.2f}] Gbit/s (median, exact 95%, n={value.n})"
     if isinstance(value, list) and value and isinstance(value[0], PrivilegeTrial):
-        return "; ".join(f"-{','.join(t.dropped) or 'none'}: {'works' if t.works else t.error or 'fails'}"
-                         for t in value)  # fmt: skip
+        return "; ".join(
+            f"-{','.join(t.dropped) or 'none'}: {'works' if t.works else t.error or 'fails'}" for t in value
+        )
     return value
 
 
@@ -232,9 +256,14 @@ def claims_table(facts: ProbeFacts, strategies: list[str], guest: str = "netns")
 
 
 SCOPE_WORDS = {
-    "conn": "connectivity", "inv": "setup", "priv": "privilege", "coex": "coexistence", "perf": "performance",
-    "direct": "direct's performance", "nat_proxy": "nat-proxy's performance",
-}  # fmt: skip
+    "conn": "connectivity",
+    "inv": "setup",
+    "priv": "privilege",
+    "coex": "coexistence",
+    "perf": "performance",
+    "direct": "direct's performance",
+    "nat_proxy": "nat-proxy's performance",
+}
 
 
 def evidence_text(evidence: dict) -> str:
@@ -255,13 +284,21 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         mark = "**" if r["seed_claims_it_here"] else ""
         evidence = evidence_text(r["evidence"]).replace("|", "/")
-        lines.append(f"| {r['claim']} ({r['kind']}, of {r['seed_says_it_of']}) | {mark}{r['strategy']}{mark} | "
-                     f"{r['verdict']} | {r['why']} | {evidence} |")  # fmt: skip
+        lines.append(
+            f"| {r['claim']} ({r['kind']}, of {r['seed_says_it_of']}) | {mark}{r['strategy']}{mark} | "
+            f"{r['verdict']} | {r['why']} | {evidence} |"
+        )
     return "\n".join(lines) + "\n\nBold strategy: the seed makes this claim about it.\n"
 
 
-def run_claims(results_root: Path, console: Console, strategies: list[str] | None = None, repetitions: int = 5,
-               guest: GuestSpec | None = None, runtime: str = "netns") -> Path:  # fmt: skip
+def run_claims(
+    results_root: Path,
+    console: Console,
+    strategies: list[str] | None = None,
+    repetitions: int = 5,
+    guest: GuestSpec | None = None,
+    runtime: str = "netns",
+) -> Path:
     """`guest`: the QEMU guest (with its decided acceleration) instead of the netns guest. `runtime`: where pods
     live, from the runtime registry (the claims' compute as KubeVirt's launcher gets it by default)."""
     entry = RUNTIMES[runtime]
@@ -275,12 +312,27 @@ def run_claims(results_root: Path, console: Console, strategies: list[str] | Non
     added = [needed for needed in ("direct", "nat-proxy") if needed not in strategies]
     strategies += added
     writer = RunWriter(results_root, new_run_id())
-    console.print(f"claims run [bold]{writer.run_id}[/]: probing {', '.join(strategies)} on the {guest.kind} guest"
-                  + (f"; {' and '.join(added)} added: the performance claims are judged against them "
-                     "(direct: a plain pod; nat-proxy: the seed's reference for tproxy)" if added else ""))  # fmt: skip
-    writer.start({"kind": "claims", "strategies": strategies, "guest": guest.columns(), "host": host_facts(),
-                  "tools": tool_versions(), "git_sha": git_sha(), "scenario_name": "claims",
-                  "runtime": entry.name})  # fmt: skip
+    console.print(
+        f"claims run [bold]{writer.run_id}[/]: probing {', '.join(strategies)} on the {guest.kind} guest"
+        + (
+            f"; {' and '.join(added)} added: the performance claims are judged against them "
+            "(direct: a plain pod; nat-proxy: the seed's reference for tproxy)"
+            if added
+            else ""
+        )
+    )
+    writer.start(
+        {
+            "kind": "claims",
+            "strategies": strategies,
+            "guest": guest.columns(),
+            "host": host_facts(),
+            "tools": tool_versions(),
+            "git_sha": git_sha(),
+            "scenario_name": "claims",
+            "runtime": entry.name,
+        }
+    )
     status = "interrupted"
     with LabSession(writer.run_id, log_dir=writer.log_dir, results_dir=writer.dir) as lab:  # clean marks it killed
         try:
@@ -294,8 +346,9 @@ def run_claims(results_root: Path, console: Console, strategies: list[str] | Non
             if guest.kind == GuestKind.NETNS:
                 rows = decide_on_qemu(rows, facts, ProbeContext(lab, writer, guest), console)
             write_json(writer.dir / "claims.json", rows)
-            write_text(writer.dir / "claims.md", "# Seed claims, measured\n\n" + entry.claims_note + "\n\n"
-                       + markdown(rows))  # fmt: skip
+            write_text(
+                writer.dir / "claims.md", "# Seed claims, measured\n\n" + entry.claims_note + "\n\n" + markdown(rows)
+            )
             status = "complete"
         finally:
             lab.close()
@@ -311,8 +364,9 @@ def decide_on_qemu(rows: list[dict], facts: ProbeFacts, ctx: ProbeContext, conso
     NET_ADMIN: on the netns guest a helper must create the VM's tap) decided in the same command on the QEMU
     guest, when this machine can run one: its inventory and privilege probes replace the netns ones for those
     rows, which say so. Without QEMU the rows stay "not measurable here" and say why."""
-    undecided = {r["strategy"] for r in rows if r["verdict"] == "not measurable here"
-                 and r["strategy"] in NETNS_UNDECIDABLE}  # fmt: skip
+    undecided = {
+        r["strategy"] for r in rows if r["verdict"] == "not measurable here" and r["strategy"] in NETNS_UNDECIDABLE
+    }
     if not undecided:
         return rows
     try:
@@ -324,16 +378,19 @@ def decide_on_qemu(rows: list[dict], facts: ProbeFacts, ctx: ProbeContext, conso
     except Exception as e:  # noqa: BLE001 - no QEMU here is a recorded limit, not a crash
         console.print(f"[yellow]QEMU guest unavailable ({e}); slirp/passt claims stay undecided[/]")
         return rows
-    console.print(f"deciding {', '.join(sorted(undecided))} on the QEMU guest ({qemu.acceleration.accel}: "
-                  f"{qemu.acceleration.reason}): the netns guest cannot")  # fmt: skip
+    console.print(
+        f"deciding {', '.join(sorted(undecided))} on the QEMU guest ({qemu.acceleration.accel}: "
+        f"{qemu.acceleration.reason}): the netns guest cannot"
+    )
     qctx = ProbeContext(ctx.lab, ctx.writer, qemu)
     decided = {}
     for s in sorted(undecided):
         own = facts.strategies[s]
         try:
             priv = privilege_probe(ctx)(ctx.lab, s, qemu)
-            decided[s] = StrategyFacts(conn=own.conn, inv=probe_setup_inventory(qctx, s), priv=priv, coex=own.coex,
-                                       perf=own.perf)  # fmt: skip
+            decided[s] = StrategyFacts(
+                conn=own.conn, inv=probe_setup_inventory(qctx, s), priv=priv, coex=own.coex, perf=own.perf
+            )
         except Exception as e:  # noqa: BLE001 - a binding the QEMU guest cannot set up stays undecided, said why
             console.print(f"[yellow]{s} on the QEMU guest: {e}; its claims stay undecided[/]")
     qfacts = ProbeFacts(strategies={**facts.strategies, **decided}, performance=facts.performance)
@@ -373,8 +430,10 @@ def print_seed_table(rows: list[dict], console: Console) -> None:
     table = Table(title="The seed post's pros and cons, measured")
     for col in ("the post's section", "", "the post says", "measured", "evidence"):
         table.add_column(col, overflow="fold")
-    mine = sorted([r for r in rows if r.get("seed_claims_it_here") and r.get("seed_section")],
-                  key=lambda r: (r.get("seed_order") or 0, r["kind"] != "pro"))  # fmt: skip
+    mine = sorted(
+        [r for r in rows if r.get("seed_claims_it_here") and r.get("seed_section")],
+        key=lambda r: (r.get("seed_order") or 0, r["kind"] != "pro"),
+    )
     for r in mine:
         verdict = f"[{style.get(r['verdict'], 'white')}]{words.get(r['verdict'], r['verdict'])}[/]"
         detail = r["why"] or evidence_text(r["evidence"])
@@ -445,14 +504,19 @@ def facts_from_rows(frame, strategy: str) -> tuple[dict, PerformanceFacts | None
     def interval(direction: Direction) -> Interval:
         values = none[(none.metric == "throughput") & (none.direction == str(direction))]["value"].dropna().tolist()
         ci = median_interval(values)
-        return Interval(ci.estimate, nan if ci.low is None else ci.low, nan if ci.high is None else ci.high, ci.n,
-                        tuple(values))  # fmt: skip
+        return Interval(
+            ci.estimate, nan if ci.low is None else ci.low, nan if ci.high is None else ci.high, ci.n, tuple(values)
+        )
 
     def median(metric: str) -> float:
         return median_interval(none[none.metric == metric]["value"].dropna().tolist()).estimate
 
-    perf = PerformanceFacts(interval(Direction.INGRESS), interval(Direction.EGRESS), median("cpu_per_gb"),
-                            median("userspace_bytes_per_byte"))  # fmt: skip
+    perf = PerformanceFacts(
+        interval(Direction.INGRESS),
+        interval(Direction.EGRESS),
+        median("cpu_per_gb"),
+        median("userspace_bytes_per_byte"),
+    )
     return conn, perf
 
 
@@ -484,8 +548,10 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
         measured = {sc for sc in connectivity_sidecars() if reach_key(Protocol.TCP, Direction.INGRESS, sc) in conn}
         # only what a claim reads and the rows lack: UDP ingress with no mesh ("Only support ingress TCP"), TCP
         # both ways under the layouts the run did not measure ("any sidecar", "Istio dedicated")
-        paths = {sc: ([(Protocol.UDP, Direction.INGRESS)] if sc in measured
-                      else [(Protocol.TCP, d) for d in Direction]) for sc in connectivity_sidecars()}  # fmt: skip
+        paths = {
+            sc: ([(Protocol.UDP, Direction.INGRESS)] if sc in measured else [(Protocol.TCP, d) for d in Direction])
+            for sc in connectivity_sidecars()
+        }
         probe = tuple(sc for sc in connectivity_sidecars() if sc not in measured or sc == SidecarKind.NONE)
         t0 = time.monotonic()
         probed = probe_connectivity(ctx, s, probe, paths).__dict__
@@ -501,20 +567,30 @@ def claims_phase(ctx: ProbeContext, frame, console: Console, strategies: list[st
                         merged[key], merged[f"{key}_reason"] = "not measured", "the run measured TCP only"
             if sc != SidecarKind.NONE:
                 merged[f"tcp_through_{str(sc).replace('-', '_')}"] = all(
-                    merged[reach_key(Protocol.TCP, d, sc)] == "works" for d in Direction)  # fmt: skip
+                    merged[reach_key(Protocol.TCP, d, sc)] == "works" for d in Direction
+                )
         reused[s] = sorted(str(sc) for sc in measured)
         parts = {}
-        for what, probe_fn in (("inventory", lambda s=s: probe_setup_inventory(ctx, s)),
-                               ("privilege", lambda s=s: privilege_probe(ctx)(ctx.lab, s, ctx.guest)),
-                               ("coexistence", lambda s=s: probe_coexistence(ctx, s))):  # fmt: skip
+        for what, probe_fn in (
+            ("inventory", lambda s=s: probe_setup_inventory(ctx, s)),
+            ("privilege", lambda s=s: privilege_probe(ctx)(ctx.lab, s, ctx.guest)),
+            ("coexistence", lambda s=s: probe_coexistence(ctx, s)),
+        ):
             console.print(f"claims: {what} {s}")
             t0 = time.monotonic()
             parts[what] = probe_fn()
             timings[what] = timings.get(what, 0) + time.monotonic() - t0
-        facts.strategies[s] = StrategyFacts(conn=connectivity_facts_class()(**merged), inv=parts["inventory"],
-                                            priv=parts["privilege"], coex=parts["coexistence"], perf=perf)  # fmt: skip
-    write_json(ctx.writer.dir / "probes.json", {**facts.record(), "reused_from_the_run": reused,
-                                                "seconds": {k: round(v, 1) for k, v in timings.items()}})  # fmt: skip
+        facts.strategies[s] = StrategyFacts(
+            conn=connectivity_facts_class()(**merged),
+            inv=parts["inventory"],
+            priv=parts["privilege"],
+            coex=parts["coexistence"],
+            perf=perf,
+        )
+    write_json(
+        ctx.writer.dir / "probes.json",
+        {**facts.record(), "reused_from_the_run": reused, "seconds": {k: round(v, 1) for k, v in timings.items()}},
+    )
     rows = claims_table(facts, strategies, str(ctx.guest.kind))
     if ctx.guest.kind == GuestKind.NETNS:  # slirp's process and privilege claims need QEMU's -netdev user
         t0 = time.monotonic()

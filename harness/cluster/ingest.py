@@ -112,8 +112,9 @@ class InputFolder:
                 path = Path(folder) / name
                 mode = os.lstat(path).st_mode
                 if stat.S_ISLNK(mode):
-                    raise IngestError(f"{path} is a symbolic link; ingest reads only files inside DIR "
-                                      "(copy the file in)")  # fmt: skip
+                    raise IngestError(
+                        f"{path} is a symbolic link; ingest reads only files inside DIR (copy the file in)"
+                    )
                 if name in files:
                     if not stat.S_ISREG(mode):
                         raise IngestError(f"{path} is not a regular file (a FIFO, device or socket is never read)")
@@ -266,28 +267,48 @@ def cluster_facts(folder: InputFolder) -> dict:
     nodes = []
     for node in (_get(nodes_json, "items") or [])[:1000] if isinstance(_get(nodes_json, "items"), list) else []:
         info, capacity = _get(node, "status", "nodeInfo"), _get(node, "status", "capacity")
-        nodes.append({"name": _text(_get(node, "metadata", "name")), "kernel": _text(_get(info, "kernelVersion")),
-                      "os": _text(_get(info, "osImage")), "kubelet": _text(_get(info, "kubeletVersion")),
-                      "container_runtime": _text(_get(info, "containerRuntimeVersion")),
-                      "cpu": _text(_get(capacity, "cpu")), "memory": _text(_get(capacity, "memory")),
-                      "kvm": _text(_get(capacity, "devices.kubevirt.io/kvm"))})  # fmt: skip
+        nodes.append(
+            {
+                "name": _text(_get(node, "metadata", "name")),
+                "kernel": _text(_get(info, "kernelVersion")),
+                "os": _text(_get(info, "osImage")),
+                "kubelet": _text(_get(info, "kubeletVersion")),
+                "container_runtime": _text(_get(info, "containerRuntimeVersion")),
+                "cpu": _text(_get(capacity, "cpu")),
+                "memory": _text(_get(capacity, "memory")),
+                "kvm": _text(_get(capacity, "devices.kubevirt.io/kvm")),
+            }
+        )
     items = _get(kubevirt, "items")
     items = items if isinstance(items, list) else [kubevirt]
-    observed = next((_text(_get(i, "status", "observedKubeVirtVersion")) for i in items
-                     if _get(i, "status", "observedKubeVirtVersion")), None)  # fmt: skip
+    observed = next(
+        (
+            _text(_get(i, "status", "observedKubeVirtVersion"))
+            for i in items
+            if _get(i, "status", "observedKubeVirtVersion")
+        ),
+        None,
+    )
     # istioctl version -o json: the control plane's version in meshVersion, else the client's own
     istio_version = _text(_get(istio, "meshVersion", 0, "Info", "version")) or _text(
         _get(istio, "clientVersion", "version")
     )
-    return {"kubernetes": _text(_get(version, "serverVersion", "gitVersion")), "kubevirt": observed,
-            "istio": istio_version, "nodes": nodes}  # fmt: skip
+    return {
+        "kubernetes": _text(_get(version, "serverVersion", "gitVersion")),
+        "kubevirt": observed,
+        "istio": istio_version,
+        "nodes": nodes,
+    }
 
 
 def vmi_facts(folder: InputFolder, cell_folder: str) -> dict:
     status = _get(folder.json(f"{cell_folder}/vmi.json"), "status")
-    return {"node": _text(_get(status, "nodeName")), "guest_os": _text(_get(status, "guestOSInfo", "prettyName")),
-            "launcher_image": _text(_get(status, "launcherContainerImageVersion")),
-            "phase": _text(_get(status, "phase"))}  # fmt: skip
+    return {
+        "node": _text(_get(status, "nodeName")),
+        "guest_os": _text(_get(status, "guestOSInfo", "prettyName")),
+        "launcher_image": _text(_get(status, "launcherContainerImageVersion")),
+        "phase": _text(_get(status, "phase")),
+    }
 
 
 def _cell(record: CellRecord) -> ClusterCell:
@@ -300,8 +321,9 @@ def load_index(folder: InputFolder) -> IndexFile:
     path = folder.root / INDEX
     raw = folder.read(INDEX, MAX_JSON_BYTES)
     if raw is None:
-        raise IngestError(f"{folder.root} has no {INDEX}: point ingest at the folder `vmnetbench manifests --out` "
-                          "wrote")  # fmt: skip
+        raise IngestError(
+            f"{folder.root} has no {INDEX}: point ingest at the folder `vmnetbench manifests --out` wrote"
+        )
     try:
         data = json.loads(raw)
     except ValueError as e:
@@ -329,23 +351,40 @@ def ingest(directory: Path, results_root: Path, run_id: str | None = None) -> Pa
     cells = [(_cell(c), c.folder) for c in index.cells]
     for cell, _ in cells:
         if any(b.test >= len(tests) for b in cell.blocks):
-            raise IngestError(f"{folder.root / INDEX}: field cells.{cell.label}.blocks: a test index beyond the "
-                              f"{len(tests)} tests it lists")  # fmt: skip
+            raise IngestError(
+                f"{folder.root / INDEX}: field cells.{cell.label}.blocks: a test index beyond the "
+                f"{len(tests)} tests it lists"
+            )
     facts = cluster_facts(folder)
-    rows = [row for cell, name in cells if not cell.skipped
-            for row in cell_rows(cell, tests, folder, name, facts, scenario=index.scenario_name,
-                                 kubevirt=index.kubevirt)]  # fmt: skip
+    rows = [
+        row
+        for cell, name in cells
+        if not cell.skipped
+        for row in cell_rows(cell, tests, folder, name, facts, scenario=index.scenario_name, kubevirt=index.kubevirt)
+    ]
     writer = RunWriter(results_root, run_id or new_run_id())
     try:
-        writer.start({
-            "scenario_name": index.scenario_name, "scenario_path": str(folder.root / INDEX),
-            "scenario": index.scenario, "scenario_parsed": scenario.model_dump(mode="json", by_alias=True),
-            "design": "rounds", "host": {"cluster": facts}, "tools": {}, "load": {},
-            "git_sha": index.git_sha, "kubevirt": index.kubevirt, "guest": {"kind": GUEST},
-            "runtime": RUNTIME, "ingested_from": str(folder.root), "manifests_generated": index.generated,
-            "images": index.images, "skipped": {c.label: c.skipped for c, _ in cells if c.skipped},
-            "tests_skipped": index.tests_skipped,
-        })  # fmt: skip
+        writer.start(
+            {
+                "scenario_name": index.scenario_name,
+                "scenario_path": str(folder.root / INDEX),
+                "scenario": index.scenario,
+                "scenario_parsed": scenario.model_dump(mode="json", by_alias=True),
+                "design": "rounds",
+                "host": {"cluster": facts},
+                "tools": {},
+                "load": {},
+                "git_sha": index.git_sha,
+                "kubevirt": index.kubevirt,
+                "guest": {"kind": GUEST},
+                "runtime": RUNTIME,
+                "ingested_from": str(folder.root),
+                "manifests_generated": index.generated,
+                "images": index.images,
+                "skipped": {c.label: c.skipped for c, _ in cells if c.skipped},
+                "tests_skipped": index.tests_skipped,
+            }
+        )
         for sample, latencies in rows:
             writer.add(sample)
             if latencies is not None:
@@ -371,28 +410,65 @@ def repetitions(folder: InputFolder, cell_folder: str) -> dict[int, list[str]]:
     return out or {1: []}
 
 
-def cell_rows(cell: ClusterCell, tests: list[TestKind], folder: InputFolder, cell_folder: str, facts: dict, *,
-              scenario: str, kubevirt: str) -> list[tuple[Sample, object]]:  # fmt: skip
+def cell_rows(
+    cell: ClusterCell,
+    tests: list[TestKind],
+    folder: InputFolder,
+    cell_folder: str,
+    facts: dict,
+    *,
+    scenario: str,
+    kubevirt: str,
+) -> list[tuple[Sample, object]]:
     """(row, latencies or None) for every block of the cell, in every repetition saved."""
     rows: list[tuple[Sample, object]] = []
     vmi = vmi_facts(folder, cell_folder)
     for repetition, texts in sorted(repetitions(folder, cell_folder).items()):
-        rows += repetition_rows(cell, tests, cell_folder, facts, vmi, read_blocks(texts), scenario=scenario,
-                                kubevirt=kubevirt, repetition=repetition)  # fmt: skip
+        rows += repetition_rows(
+            cell,
+            tests,
+            cell_folder,
+            facts,
+            vmi,
+            read_blocks(texts),
+            scenario=scenario,
+            kubevirt=kubevirt,
+            repetition=repetition,
+        )
     return rows
 
 
-def repetition_rows(cell: ClusterCell, tests: list[TestKind], cell_folder: str, facts: dict, vmi: dict,
-                    blocks: dict[str, Block], *, scenario: str, kubevirt: str,
-                    repetition: int) -> list[tuple[Sample, object]]:  # fmt: skip
+def repetition_rows(
+    cell: ClusterCell,
+    tests: list[TestKind],
+    cell_folder: str,
+    facts: dict,
+    vmi: dict,
+    blocks: dict[str, Block],
+    *,
+    scenario: str,
+    kubevirt: str,
+    repetition: int,
+) -> list[tuple[Sample, object]]:
     versions = tool_versions(blocks.get(VERSIONS_BLOCK))
     tools = {**versions, **{k: facts.get(k) for k in ("kubevirt", "istio", "kubernetes")}, **vmi}
-    base = Sample(strategy=cell.strategy, sidecar=cell.layout, scenario=scenario, repetition=repetition,
-                  peer=cell.peer, peer_authentication=cell.peer_authentication, kubevirt=kubevirt,
-                  binding_status=cell.binding_status, runtime=RUNTIME,
-                  guest=GUEST if cell.binding != "direct" else "pod", vcpus=cell.vcpus, memory_mb=cell.memory_mb,
-                  options=cell.options, tools=json.dumps({k: v for k, v in tools.items() if v}, sort_keys=True),
-                  caveat="")  # fmt: skip
+    base = Sample(
+        strategy=cell.strategy,
+        sidecar=cell.layout,
+        scenario=scenario,
+        repetition=repetition,
+        peer=cell.peer,
+        peer_authentication=cell.peer_authentication,
+        kubevirt=kubevirt,
+        binding_status=cell.binding_status,
+        runtime=RUNTIME,
+        guest=GUEST if cell.binding != "direct" else "pod",
+        vcpus=cell.vcpus,
+        memory_mb=cell.memory_mb,
+        options=cell.options,
+        tools=json.dumps({k: v for k, v in tools.items() if v}, sort_keys=True),
+        caveat="",
+    )
     rows: list[tuple[Sample, object]] = []
     for b in cell.blocks:
         test = tests[b.test]
@@ -410,12 +486,24 @@ def repetition_rows(cell: ClusterCell, tests: list[TestKind], cell_folder: str, 
         try:
             stdout, stderr = block.text(block.stdout), block.text(block.stderr)
         except ValueError as e:
-            rows.append((replace(row, metric=test.primary_metric, status=Status.FAILED,
-                                 reason=f"the output of {b.name} is unreadable: {e}"), None))  # fmt: skip
+            rows.append(
+                (
+                    replace(
+                        row,
+                        metric=test.primary_metric,
+                        status=Status.FAILED,
+                        reason=f"the output of {b.name} is unreadable: {e}",
+                    ),
+                    None,
+                )
+            )
             continue
         outcome = test.outcome_from_output(stdout, stderr, block.returncode)
-        path = (TrafficPath.NO_SIDECAR if cell.sidecar == "none" else TrafficPath.UNVERIFIED) \
-            if outcome.status is Status.OK else TrafficPath.FAILED  # fmt: skip
+        path = (
+            (TrafficPath.NO_SIDECAR if cell.sidecar == "none" else TrafficPath.UNVERIFIED)
+            if outcome.status is Status.OK
+            else TrafficPath.FAILED
+        )
         for i, metric in enumerate(outcome.metrics):
             r = replace(row, **metric.columns(), status=outcome.status, reason=outcome.reason, path=path)
             latencies = outcome.rtt_us if i == 0 and outcome.status is Status.OK else None

@@ -56,8 +56,12 @@ INDEX = "index.json"
 CELL_LABEL = "vmnetbench.io/cell"
 ROLE_LABEL = "vmnetbench.io/role"
 PART_OF = {"app.kubernetes.io/part-of": "vmnetbench"}
-SCHEMA_TAGS = {KubevirtRelease.V1_6: "v1.6.0", KubevirtRelease.V1_7: "v1.7.0", KubevirtRelease.V1_8: "v1.8.0",
-               KubevirtRelease.V1_9: "v1.9.0"}  # fmt: skip
+SCHEMA_TAGS = {
+    KubevirtRelease.V1_6: "v1.6.0",
+    KubevirtRelease.V1_7: "v1.7.0",
+    KubevirtRelease.V1_8: "v1.8.0",
+    KubevirtRelease.V1_9: "v1.9.0",
+}
 """The KubeVirt tag whose API each release's manifests are written for (and validated against, in the tests)."""
 CLUSTER_MEMORY_MB = 1024
 """The VM's memory floor: a Debian cloud image installing gcc and compiling the tools needs about this."""
@@ -153,19 +157,30 @@ def cluster_cells(scenario: Scenario, kubevirt: KubevirtRelease, tests: list[Tes
         namespace = dns_label(f"{prefix}-{spec.label}", 54)  # room for "-outside"
         blocks = tuple(
             Block(block_name(i, t, d), i, str(d), "job" if d is Direction.INGRESS else "vm")
-            for i, t in enumerate(tests) if not t.cluster_reason() for d in map(Direction, t.directions)
-        )  # fmt: skip
+            for i, t in enumerate(tests)
+            if not t.cluster_reason()
+            for d in map(Direction, t.directions)
+        )
         qemu = scenario.qemu
-        cells.append(ClusterCell(
-            label=spec.label, strategy=spec.strategy, binding=cls.name, layout=spec.layout, sidecar=str(spec.sidecar),
-            peer=str(spec.client.peer), peer_authentication=str(spec.client.authentication), namespace=namespace,
-            peer_namespace=namespace if spec.client.meshed else f"{namespace}-outside",
-            binding_status=binding_status(kubevirt, cls.name),
-            options=scenario.options_for(spec.strategy).model_dump_json(),
-            vcpus=qemu.vcpus if cls.has_vm else None,
-            memory_mb=max(qemu.memory_mb, CLUSTER_MEMORY_MB) if cls.has_vm else None,
-            skipped=cell_skip_reason(scenario, spec, kubevirt), blocks=blocks,
-        ))  # fmt: skip
+        cells.append(
+            ClusterCell(
+                label=spec.label,
+                strategy=spec.strategy,
+                binding=cls.name,
+                layout=spec.layout,
+                sidecar=str(spec.sidecar),
+                peer=str(spec.client.peer),
+                peer_authentication=str(spec.client.authentication),
+                namespace=namespace,
+                peer_namespace=namespace if spec.client.meshed else f"{namespace}-outside",
+                binding_status=binding_status(kubevirt, cls.name),
+                options=scenario.options_for(spec.strategy).model_dump_json(),
+                vcpus=qemu.vcpus if cls.has_vm else None,
+                memory_mb=max(qemu.memory_mb, CLUSTER_MEMORY_MB) if cls.has_vm else None,
+                skipped=cell_skip_reason(scenario, spec, kubevirt),
+                blocks=blocks,
+            )
+        )
     return cells
 
 
@@ -187,8 +202,9 @@ def interface(cell: ClusterCell, kubevirt: KubevirtRelease, tests: list[TestKind
         raise ValueError(f"no KubeVirt {kubevirt} interface for {cell.binding}")
     iface: dict = {"name": "default", **field}
     if options.get("declare_ports"):
-        iface["ports"] = [{"name": p["name"][:15], "port": p["port"], "protocol": p["protocol"]}
-                          for p in service_ports(tests)]  # fmt: skip
+        iface["ports"] = [
+            {"name": p["name"][:15], "port": p["port"], "protocol": p["protocol"]} for p in service_ports(tests)
+        ]
     return iface
 
 
@@ -213,22 +229,37 @@ def _pod_spec(command: list[str], images: Images) -> dict:
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": 1,
         "volumes": [{"name": "vmnb", "configMap": {"name": "vmnb-tools", "defaultMode": 0o755}}],
-        "containers": [{"name": "tools", "image": images.tools, "command": command,
-                        "volumeMounts": [{"name": "vmnb", "mountPath": scripts.TOOLS_DIR}]}],
-    }  # fmt: skip
+        "containers": [
+            {
+                "name": "tools",
+                "image": images.tools,
+                "command": command,
+                "volumeMounts": [{"name": "vmnb", "mountPath": scripts.TOOLS_DIR}],
+            }
+        ],
+    }
 
 
-def _pod(name: str, namespace: str, cell: ClusterCell, role: str, annotations: dict, program: str,
-         images: Images) -> dict:  # fmt: skip
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": _meta(name, namespace, cell, role, annotations),
-            "spec": _pod_spec(["bash", f"{scripts.TOOLS_DIR}/{program}"], images)}  # fmt: skip
+def _pod(
+    name: str, namespace: str, cell: ClusterCell, role: str, annotations: dict, program: str, images: Images
+) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _meta(name, namespace, cell, role, annotations),
+        "spec": _pod_spec(["bash", f"{scripts.TOOLS_DIR}/{program}"], images),
+    }
 
 
 def _service(name: str, namespace: str, cell: ClusterCell, ports: list[dict]) -> dict:
     """A Service selecting the cell's pod of role `name` (the VM's launcher pod carries the VMI's labels)."""
     selector = {CELL_LABEL: dns_label(cell.label), ROLE_LABEL: name}
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, cell, name),
-            "spec": {"selector": selector, "ports": ports}}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, namespace, cell, name),
+        "spec": {"selector": selector, "ports": ports},
+    }
 
 
 def _namespace(name: str, mode: ClusterObjects) -> dict:
@@ -240,27 +271,40 @@ def _namespace(name: str, mode: ClusterObjects) -> dict:
 
 def _cloud_config(files: dict[str, str]) -> str:
     config = {
-        "write_files": [{"path": f"{scripts.TOOLS_DIR}/{name}", "encoding": "b64", "permissions": "0755",
-                         "content": base64.b64encode(text.encode()).decode()} for name, text in files.items()],
+        "write_files": [
+            {
+                "path": f"{scripts.TOOLS_DIR}/{name}",
+                "encoding": "b64",
+                "permissions": "0755",
+                "content": base64.b64encode(text.encode()).decode(),
+            }
+            for name, text in files.items()
+        ],
         # The serial console is what KubeVirt's guest-console-log container streams (logSerialConsole).
         "runcmd": [["bash", "-c", f"bash {scripts.TOOLS_DIR}/side.sh > /dev/ttyS0 2>&1"]],
-    }  # fmt: skip
+    }
     return "#cloud-config\n" + yaml.safe_dump(config, sort_keys=False, width=10_000)
 
 
 def _job(block: Block, cell: ClusterCell, test: TestKind, vm_service: str, annotations: dict, images: Images) -> dict:
-    argv = scripts.job_argv(block.name, vm_service, scripts.probe_port([test]),
-                            scripts.client_command(test, vm_service))  # fmt: skip
+    argv = scripts.job_argv(
+        block.name, vm_service, scripts.probe_port([test]), scripts.client_command(test, vm_service)
+    )
     template_meta: dict = {"labels": {**PART_OF, CELL_LABEL: dns_label(cell.label), ROLE_LABEL: "client"}}
     if annotations:
         template_meta["annotations"] = annotations
     template = {"metadata": template_meta, "spec": _pod_spec(argv, images)}
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _meta(block.name, cell.peer_namespace, cell, "client"),
-            "spec": {"backoffLimit": 0, "template": template}}  # fmt: skip
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(block.name, cell.peer_namespace, cell, "client"),
+        "spec": {"backoffLimit": 0, "template": template},
+    }
 
 
-def cell_objects(cell: ClusterCell, kubevirt: KubevirtRelease, tests: list[TestKind], images: Images
-                 ) -> tuple[list[dict], list[tuple[str, dict]]]:  # fmt: skip
+def cell_objects(
+    cell: ClusterCell, kubevirt: KubevirtRelease, tests: list[TestKind], images: Images
+) -> tuple[list[dict], list[tuple[str, dict]]]:
     """(the cell's objects, its Jobs by block name)."""
     mode = mesh_for(cell.sidecar).cluster
     meshed_peer = cell.peer == "meshed"
@@ -273,14 +317,27 @@ def cell_objects(cell: ClusterCell, kubevirt: KubevirtRelease, tests: list[TestK
     if not meshed_peer:
         objects.append(_namespace(cell.peer_namespace, ClusterObjects()))
     for namespace in dict.fromkeys([cell.namespace, cell.peer_namespace]):
-        data = scripts.files(side=side if namespace == cell.namespace else None,
-                             peer=scripts.peer_sh(used) if namespace == cell.peer_namespace else None)  # fmt: skip
-        objects.append({"apiVersion": "v1", "kind": "ConfigMap", "data": data,
-                        "metadata": _meta("vmnb-tools", namespace, cell, "tools")})  # fmt: skip
+        data = scripts.files(
+            side=side if namespace == cell.namespace else None,
+            peer=scripts.peer_sh(used) if namespace == cell.peer_namespace else None,
+        )
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "data": data,
+                "metadata": _meta("vmnb-tools", namespace, cell, "tools"),
+            }
+        )
     if cell.peer_authentication == "strict":
-        objects.append({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-                        "metadata": _meta("default", cell.namespace, cell, "mesh"),
-                        "spec": {"mtls": {"mode": "STRICT"}}})  # fmt: skip
+        objects.append(
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "PeerAuthentication",
+                "metadata": _meta("default", cell.namespace, cell, "mesh"),
+                "spec": {"mtls": {"mode": "STRICT"}},
+            }
+        )
     vm_annotations = dict(mode.pod_annotations)
     if mode.reroute_vm_interfaces:
         vm_annotations[REROUTE_ANNOTATION] = ",".join(strategy_class(cell.binding).vm_interfaces)
@@ -288,8 +345,15 @@ def cell_objects(cell: ClusterCell, kubevirt: KubevirtRelease, tests: list[TestK
         objects.append(_pod("vm", cell.namespace, cell, "vm", vm_annotations, "side.sh", images))
     else:
         userdata = _cloud_config(scripts.files(side=side))
-        objects.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "stringData": {"userdata": userdata},
-                        "metadata": _meta("vm-cloud-init", cell.namespace, cell, "vm")})  # fmt: skip
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "stringData": {"userdata": userdata},
+                "metadata": _meta("vm-cloud-init", cell.namespace, cell, "vm"),
+            }
+        )
         objects.append(_vmi(cell, kubevirt, used, images, vm_annotations))
     ports = service_ports(used)
     objects.append(_service("vm", cell.namespace, cell, ports))
@@ -297,13 +361,17 @@ def cell_objects(cell: ClusterCell, kubevirt: KubevirtRelease, tests: list[TestK
     objects.append(_pod("peer", cell.peer_namespace, cell, "peer", peer_annotations, "peer.sh", images))
     objects.append(_service("peer", cell.peer_namespace, cell, ports))
     job_annotations = {**mode.pod_annotations, **mode.job_annotations} if meshed_peer else {}
-    jobs = [(b.name, _job(b, cell, tests[b.test], vm_service, job_annotations, images))
-            for b in cell.blocks if b.where == "job"]  # fmt: skip
+    jobs = [
+        (b.name, _job(b, cell, tests[b.test], vm_service, job_annotations, images))
+        for b in cell.blocks
+        if b.where == "job"
+    ]
     return objects, jobs
 
 
-def _vmi(cell: ClusterCell, kubevirt: KubevirtRelease, used: list[TestKind], images: Images,
-         annotations: dict[str, str]) -> dict:  # fmt: skip
+def _vmi(
+    cell: ClusterCell, kubevirt: KubevirtRelease, used: list[TestKind], images: Images, annotations: dict[str, str]
+) -> dict:
     cloud_init = {"secretRef": {"name": "vm-cloud-init"}}  # the user data (Go: UserDataSecretRef)
     return {
         "apiVersion": "kubevirt.io/v1",
@@ -314,18 +382,22 @@ def _vmi(cell: ClusterCell, kubevirt: KubevirtRelease, used: list[TestKind], ima
                 "cpu": {"cores": cell.vcpus},
                 "memory": {"guest": f"{cell.memory_mb}Mi"},
                 "devices": {
-                    "disks": [{"name": "containerdisk", "disk": {"bus": "virtio"}},
-                              {"name": "cloudinitdisk", "disk": {"bus": "virtio"}}],
+                    "disks": [
+                        {"name": "containerdisk", "disk": {"bus": "virtio"}},
+                        {"name": "cloudinitdisk", "disk": {"bus": "virtio"}},
+                    ],
                     "interfaces": [interface(cell, kubevirt, used)],
                     "logSerialConsole": True,
                 },
             },
             "networks": [{"name": "default", "pod": {}}],
             "terminationGracePeriodSeconds": 0,
-            "volumes": [{"name": "containerdisk", "containerDisk": {"image": images.vm_disk}},
-                        {"name": "cloudinitdisk", "cloudInitNoCloud": cloud_init}],
+            "volumes": [
+                {"name": "containerdisk", "containerDisk": {"image": images.vm_disk}},
+                {"name": "cloudinitdisk", "cloudInitNoCloud": cloud_init},
+            ],
         },
-    }  # fmt: skip
+    }
 
 
 @dataclass
@@ -344,22 +416,31 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's when 
     """Multi-line strings (the scripts, the sources, cloud-config) as literal blocks, readable in the files."""
 
 
-_Dumper.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v
-                                                             else None))  # fmt: skip
+_Dumper.add_representer(
+    str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None)
+)
 
 
 def dump(documents: list[dict]) -> str:
     return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, width=10_000)
 
 
-def write_manifests(scenario: Scenario, scenario_text: str, out: Path, *, kubevirt: KubevirtRelease | str | None = None,
-                    images: Images = Images()) -> Written:  # fmt: skip
+def write_manifests(
+    scenario: Scenario,
+    scenario_text: str,
+    out: Path,
+    *,
+    kubevirt: KubevirtRelease | str | None = None,
+    images: Images = Images(),
+) -> Written:
     """Every cell's objects under `out/<cell>/` (setup.yaml, jobs/NN-*.yaml), and out/index.json: what ingest
     needs to read the outputs back (the scenario, the cells, each test's block name)."""
     release_name = release(kubevirt or scenario.kubevirt).name
     if release_name not in SCHEMA_TAGS:
-        raise ValueError(f"option '--kubevirt': {release_name} is not a KubeVirt release; allowed: "
-                         f"{', '.join(map(str, SCHEMA_TAGS))}")  # fmt: skip
+        raise ValueError(
+            f"option '--kubevirt': {release_name} is not a KubeVirt release; allowed: "
+            f"{', '.join(map(str, SCHEMA_TAGS))}"
+        )
     tests: list[TestKind] = list(scenario.expanded_tests())
     cells = cluster_cells(scenario, release_name, tests)
     out.mkdir(parents=True, exist_ok=True)
@@ -420,11 +501,13 @@ def procedure(cell: ClusterCell, folder: Path, jobs: list[tuple[str, str]], kube
         ready,
         "# the VM installs its tools, starts its servers, runs the egress clients, then says so:",
         f"until {console} | grep -q 'vmnb|egress|done'; do sleep 10; done",
-    ]  # fmt: skip
+    ]
     for file, job in jobs:
-        lines += [f"kubectl apply -f $C/jobs/{file}",
-                  f"kubectl -n {peer} wait job/{job} --for=condition=complete --timeout=20m",
-                  f"kubectl -n {peer} logs job/{job} > $C/logs/{job}.log"]  # fmt: skip
+        lines += [
+            f"kubectl apply -f $C/jobs/{file}",
+            f"kubectl -n {peer} wait job/{job} --for=condition=complete --timeout=20m",
+            f"kubectl -n {peer} logs job/{job} > $C/logs/{job}.log",
+        ]
     lines += [
         f"{console} > $C/logs/console.log",
         *([f"kubectl -n {ns} get vmi vm -o json > $C/vmi.json"] if not _plain_pod(cell) else []),

@@ -54,8 +54,12 @@ class NetnsDriver(GuestDriver):
             argv.append(f"--mtu={net.mtu}")
         # node_side: it stands for QEMU's own user-mode stack, which needs no privilege; entering the guest
         # namespace (setns) is the netns guest's artefact, so on the docker runtime it is not charged to compute.
-        proc = bed.start_process([*argv, "--netns-type=path", f"/run/netns/{guest.name}", GUEST_IFNAME],
-                                 name="slirp4netns", ns=bed.pod, node_side=True)  # fmt: skip
+        proc = bed.start_process(
+            [*argv, "--netns-type=path", f"/run/netns/{guest.name}", GUEST_IFNAME],
+            name="slirp4netns",
+            ns=bed.pod,
+            node_side=True,
+        )
 
         def configured() -> bool:
             if not proc.alive():
@@ -70,8 +74,22 @@ class NetnsDriver(GuestDriver):
 
     def passt(self, bed: TestBed, net: PasstNet) -> Guest:
         guest = bed.add_namespace("vm")
-        argv = [net.binary("pasta"), "--runas", "0", "--foreground", "--quiet", "--ipv4-only", "--config-net",
-                "--ns-ifname", GUEST_IFNAME, *net.effective_forwards(), "-T", "none", "-U", "none"]  # fmt: skip
+        argv = [
+            net.binary("pasta"),
+            "--runas",
+            "0",
+            "--foreground",
+            "--quiet",
+            "--ipv4-only",
+            "--config-net",
+            "--ns-ifname",
+            GUEST_IFNAME,
+            *net.effective_forwards(),
+            "-T",
+            "none",
+            "-U",
+            "none",
+        ]
         if net.mtu:
             argv += ["--mtu", str(net.mtu)]
         if net.no_splice:
@@ -91,8 +109,10 @@ def _addressed(ns: Namespace) -> bool:
 
 def add_hostfwd(api_socket: str, proto: str, port: int) -> None:
     """slirp4netns API: forward pod port -> the same guest port (slirp4netns.1, "API SOCKET")."""
-    request = {"execute": "add_hostfwd", "arguments": {"proto": proto, "host_addr": "0.0.0.0",
-                                                       "host_port": port, "guest_port": port}}  # fmt: skip
+    request = {
+        "execute": "add_hostfwd",
+        "arguments": {"proto": proto, "host_addr": "0.0.0.0", "host_port": port, "guest_port": port},
+    }
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(5)
         s.connect(api_socket)

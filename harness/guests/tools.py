@@ -38,8 +38,15 @@ __all__ = ["GUEST_C_TOOLS", "GUEST_FILES", "ToolBuildError", "compile_guest_tool
 
 def compile_guest_tool(name: str, cache: Path = CACHE_DIR) -> Path:
     tool = GUEST_C_TOOLS[name]
-    return compile_c(GUEST_FILES / tool.source, name, what=tool.what, libs=tool.libs, headers=tool.headers,
-                     needs=tool.needs, cache=cache)  # fmt: skip
+    return compile_c(
+        GUEST_FILES / tool.source,
+        name,
+        what=tool.what,
+        libs=tool.libs,
+        headers=tool.headers,
+        needs=tool.needs,
+        cache=cache,
+    )
 
 
 def compile_guest_tools(cache: Path = CACHE_DIR) -> dict[str, Path]:

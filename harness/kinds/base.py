@@ -115,8 +115,6 @@ class TestKind(Strict):
         raise NotImplementedError
 
 
-
-
 TEST_KINDS: dict[str, type[TestKind]] = {}
 """Every test kind by the name scenarios give it (`kind:`), in the order the classes were defined."""
 

@@ -43,16 +43,37 @@ def resolver_argv(address: str, log: str) -> list[str]:
     """dnsmasq as the cluster's resolver: authoritative for the peer's Service and the external name, NXDOMAIN for
     every other name (`--local=/#/`: no upstream, as kube-dns with no route to the internet), UDP and TCP, every
     query logged."""
-    return ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=",
-            "--user=root",  # the log file is in the harness's scratch folder
-            f"--port={DNS_PORT}", f"--listen-address={address}", "--bind-interfaces", "--local=/#/",
-            f"--host-record={SERVICE_HOST},{address}", f"--host-record={RESOLVER_ONLY_HOST},{address}",
-            "--log-queries", f"--log-facility={log}"]  # fmt: skip
+    return [
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--pid-file=",
+        "--user=root",  # the log file is in the harness's scratch folder
+        f"--port={DNS_PORT}",
+        f"--listen-address={address}",
+        "--bind-interfaces",
+        "--local=/#/",
+        f"--host-record={SERVICE_HOST},{address}",
+        f"--host-record={RESOLVER_ONLY_HOST},{address}",
+        "--log-queries",
+        f"--log-facility={log}",
+    ]
 
 
 def dig_argv(server: str, names: list[str], *, tcp: bool) -> list[str]:
-    return ["dig", f"@{server}", "-p", str(DNS_PORT), "+yaml", "+tries=1", f"+time={QUERY_TIMEOUT_S}",
-            *(["+tcp"] if tcp else []), *names]  # fmt: skip
+    return [
+        "dig",
+        f"@{server}",
+        "-p",
+        str(DNS_PORT),
+        "+yaml",
+        "+tries=1",
+        f"+time={QUERY_TIMEOUT_S}",
+        *(["+tcp"] if tcp else []),
+        *names,
+    ]
 
 
 def parse_dig_yaml(text: str, expected: str) -> list[tuple[str, str]]:
@@ -76,10 +97,14 @@ def measure_dns(ends: Ends, *, transport: str, queries: int, label: str) -> DnsS
     names = [SERVICE_HOST, MESH_ONLY_HOST, RESOLVER_ONLY_HOST]
     with ends.server.scratch(f"{label}-resolver.log") as log:
         run = client_against_server(
-            ends, server_argv=resolver_argv(ends.target, log), port=DNS_PORT, proto="udp",
+            ends,
+            server_argv=resolver_argv(ends.target, log),
+            port=DNS_PORT,
+            proto="udp",
             client_argv=dig_argv(ends.target, names * queries, tcp=transport == "tcp"),
-            budget_s=len(names) * queries * (QUERY_TIMEOUT_S + 1) + 5, label=label,
-        )  # fmt: skip
+            budget_s=len(names) * queries * (QUERY_TIMEOUT_S + 1) + 5,
+            label=label,
+        )
         logged = ends.server.read_text(log)
     if run.done is None or run.error:
         return DnsSample("failed", run.error or "the resolver did not start")
@@ -117,8 +142,10 @@ class DnsLookup(TestKind):
     directions: Annotated[list[Direction], Field(default_factory=lambda: [Direction.EGRESS], min_length=1)]
     primary_metric: ClassVar[str] = "dns_service_resolved"
     netns_only: ClassVar[str] = "dig and dnsmasq are not in the docker image or the QEMU guest"
-    cluster_unsupported: ClassVar[str] = ("a dns test needs the bed's resolver, ServiceEntry host and external name "
-                                          "(harness/pod/dns_proxy.py), which a cluster names differently")  # fmt: skip
+    cluster_unsupported: ClassVar[str] = (
+        "a dns test needs the bed's resolver, ServiceEntry host and external name "
+        "(harness/pod/dns_proxy.py), which a cluster names differently"
+    )
 
     @model_validator(mode="after")
     def _egress_only(self) -> DnsLookup:

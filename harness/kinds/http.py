@@ -46,8 +46,9 @@ TOOLS = {"http": "vmnb-http", "h2": "vmnb-h2", "grpc": "vmnb-h2"}
 """The tool for each protocol (HttpLoad.protocol)."""
 
 
-def server_argv(ends: Ends, port: int, *, protocol: str = "http", stall_after_s: float = 0,
-                stall_ms: int = 0) -> list[str]:  # fmt: skip
+def server_argv(
+    ends: Ends, port: int, *, protocol: str = "http", stall_after_s: float = 0, stall_ms: int = 0
+) -> list[str]:
     argv = [ends.server.binary(TOOLS[protocol]), "server", "--port", str(port)]
     return argv + (["--stall-after", f"{stall_after_s:g}", "--stall-ms", str(stall_ms)] if stall_ms else [])
 
@@ -72,13 +73,25 @@ def measure_http(
     errors and the tool's JSON without its latencies. A run where any request failed is `failed`, with the first
     error."""
     tool = TOOLS[protocol]
-    client = client_argv(ends.client.binary(tool), ends.target, port=port, rate_rps=rate_rps,
-                         duration_s=duration_s, connections=connections, payload_bytes=payload_bytes, host=host,
-                         protocol=protocol)  # fmt: skip
-    run = client_against_server(ends, server_argv=server_argv(ends, port, protocol=protocol,
-                                                              stall_after_s=stall_after_s, stall_ms=stall_ms),
-                                port=port, client_argv=client, budget_s=duration_s + GRACE_S + 15,
-                                label=f"{label}-http")  # fmt: skip
+    client = client_argv(
+        ends.client.binary(tool),
+        ends.target,
+        port=port,
+        rate_rps=rate_rps,
+        duration_s=duration_s,
+        connections=connections,
+        payload_bytes=payload_bytes,
+        host=host,
+        protocol=protocol,
+    )
+    run = client_against_server(
+        ends,
+        server_argv=server_argv(ends, port, protocol=protocol, stall_after_s=stall_after_s, stall_ms=stall_ms),
+        port=port,
+        client_argv=client,
+        budget_s=duration_s + GRACE_S + 15,
+        label=f"{label}-http",
+    )
     if run.error:
         return LatencySample("failed", run.error)
     sample = parse_http_output(run.done.stdout, run.done.stderr, protocol=protocol)
@@ -86,11 +99,39 @@ def measure_http(
     return sample
 
 
-def client_argv(binary: str, target: str, *, port: int, rate_rps: int, duration_s: float, connections: int,
-                payload_bytes: int, host: str, protocol: str) -> list[str]:  # fmt: skip
-    return [binary, "client", "--target", target, "--port", str(port), "--rate", str(rate_rps),
-            "--duration", f"{duration_s:g}", "--connections", str(connections), "--bytes", str(payload_bytes),
-            "--host", host, "--grace", f"{GRACE_S:g}", *(["--grpc", "1"] if protocol == "grpc" else [])]  # fmt: skip
+def client_argv(
+    binary: str,
+    target: str,
+    *,
+    port: int,
+    rate_rps: int,
+    duration_s: float,
+    connections: int,
+    payload_bytes: int,
+    host: str,
+    protocol: str,
+) -> list[str]:
+    return [
+        binary,
+        "client",
+        "--target",
+        target,
+        "--port",
+        str(port),
+        "--rate",
+        str(rate_rps),
+        "--duration",
+        f"{duration_s:g}",
+        "--connections",
+        str(connections),
+        "--bytes",
+        str(payload_bytes),
+        "--host",
+        host,
+        "--grace",
+        f"{GRACE_S:g}",
+        *(["--grpc", "1"] if protocol == "grpc" else []),
+    ]
 
 
 def parse_http_output(stdout: str, stderr: str = "", *, protocol: str = "http") -> LatencySample:
@@ -98,15 +139,24 @@ def parse_http_output(stdout: str, stderr: str = "", *, protocol: str = "http") 
     report, raw, error = parse_tool_json(tool, stdout, HttpReport, stderr=stderr)
     if error:
         return LatencySample("failed", error, extra={"raw": raw})
-    sample = LatencySample("ok", rtt_us=np.asarray(report.latency_us, dtype=float), requests=report.completed,
-                           seconds=report.seconds, extra={"scheduled": report.scheduled, "errors": report.errors,
-                           "raw": {k: v for k, v in raw.items() if k != "latency_us"}})  # fmt: skip
+    sample = LatencySample(
+        "ok",
+        rtt_us=np.asarray(report.latency_us, dtype=float),
+        requests=report.completed,
+        seconds=report.seconds,
+        extra={
+            "scheduled": report.scheduled,
+            "errors": report.errors,
+            "raw": {k: v for k, v in raw.items() if k != "latency_us"},
+        },
+    )
     if report.completed == 0:
         sample.status, sample.reason = "failed", failure_reason(report.first_error or "no request answered")
     elif report.errors:
         sample.status = "failed"
-        sample.reason = (f"{report.errors} of {report.scheduled} requests failed: "
-                         f"{failure_reason(report.first_error or 'unknown')}")  # fmt: skip
+        sample.reason = (
+            f"{report.errors} of {report.scheduled} requests failed: {failure_reason(report.first_error or 'unknown')}"
+        )
     return sample
 
 
@@ -138,8 +188,10 @@ class HttpLoad(TestKind):
         if self.port == 0:
             self.port = GRPC_PORT if self.http_version == "2" else HTTP_PORT
         if self.port not in http_ports():
-            raise ValueError(f"field 'port': {self.port} is not an HTTP port of the bed's Services; allowed: "
-                             f"{', '.join(map(str, http_ports()))} (harness/pod/protocols.py names them)")  # fmt: skip
+            raise ValueError(
+                f"field 'port': {self.port} is not an HTTP port of the bed's Services; allowed: "
+                f"{', '.join(map(str, http_ports()))} (harness/pod/protocols.py names them)"
+            )
         return self
 
     @property
@@ -158,14 +210,31 @@ class HttpLoad(TestKind):
         return self.duration_s + TOOL_OVERHEAD_S
 
     def measure(self, ends: Ends, label: str) -> Outcome:
-        return self._outcome(measure_http(ends, port=self.port, rate_rps=self.rate_rps, duration_s=self.duration_s,
-                                          connections=self.connections, payload_bytes=self.payload_bytes,
-                                          label=label, protocol=self.protocol))  # fmt: skip
+        return self._outcome(
+            measure_http(
+                ends,
+                port=self.port,
+                rate_rps=self.rate_rps,
+                duration_s=self.duration_s,
+                connections=self.connections,
+                payload_bytes=self.payload_bytes,
+                label=label,
+                protocol=self.protocol,
+            )
+        )
 
     def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
-        return client_argv(binary(TOOLS[self.protocol]), target, port=self.port, rate_rps=self.rate_rps,
-                                duration_s=self.duration_s, connections=self.connections,
-                                payload_bytes=self.payload_bytes, host=host, protocol=self.protocol)  # fmt: skip
+        return client_argv(
+            binary(TOOLS[self.protocol]),
+            target,
+            port=self.port,
+            rate_rps=self.rate_rps,
+            duration_s=self.duration_s,
+            connections=self.connections,
+            payload_bytes=self.payload_bytes,
+            host=host,
+            protocol=self.protocol,
+        )
 
     def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
         return [[binary(TOOLS[self.protocol]), "server", "--port", str(self.port)]]
@@ -176,12 +245,25 @@ class HttpLoad(TestKind):
     def _outcome(self, s: LatencySample) -> Outcome:
         raw = s.extra.get("raw", {})
         if s.rtt_us.size == 0:
-            return Outcome(Status(s.status), s.reason, [Metric("http_latency_p50", "us", None)], raw=raw,
-                           transcript=s.transcript)  # fmt: skip
+            return Outcome(
+                Status(s.status), s.reason, [Metric("http_latency_p50", "us", None)], raw=raw, transcript=s.transcript
+            )
         p50, p90, p99, p999 = np.percentile(s.rtt_us, [50, 90, 99, 99.9])
-        metrics = [Metric("http_latency_p50", "us", float(p50)), Metric("http_latency_p90", "us", float(p90)),
-                   Metric("http_latency_p99", "us", float(p99)), Metric("http_latency_p999", "us", float(p999)),
-                   Metric("http_achieved_rps", "req/s", s.rate_per_s),
-                   Metric("http_errors", "requests", float(s.extra["errors"]))]  # fmt: skip
-        return Outcome(Status(s.status), s.reason, metrics, bytes_moved=s.requests * self.payload_bytes * 2,
-                       requests=s.requests, rtt_us=s.rtt_us, raw=raw, transcript=s.transcript)  # fmt: skip
+        metrics = [
+            Metric("http_latency_p50", "us", float(p50)),
+            Metric("http_latency_p90", "us", float(p90)),
+            Metric("http_latency_p99", "us", float(p99)),
+            Metric("http_latency_p999", "us", float(p999)),
+            Metric("http_achieved_rps", "req/s", s.rate_per_s),
+            Metric("http_errors", "requests", float(s.extra["errors"])),
+        ]
+        return Outcome(
+            Status(s.status),
+            s.reason,
+            metrics,
+            bytes_moved=s.requests * self.payload_bytes * 2,
+            requests=s.requests,
+            rtt_us=s.rtt_us,
+            raw=raw,
+            transcript=s.transcript,
+        )

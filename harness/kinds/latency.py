@@ -52,14 +52,28 @@ def parse_full_log(text: str, *, rate_per_s: int | None) -> np.ndarray:
     return (rx - scheduled) * 1e6
 
 
-def sockperf_client_argv(target: str, *, port: int, protocol: str, duration_s: float, rate_per_s: int | None,
-                         message_bytes: int, log: str) -> list[str]:  # fmt: skip
+def sockperf_client_argv(
+    target: str, *, port: int, protocol: str, duration_s: float, rate_per_s: int | None, message_bytes: int, log: str
+) -> list[str]:
     """sockperf's ping-pong client, writing every round trip to `log` (--full-log)."""
     mps = str(rate_per_s) if rate_per_s else "max"
     return [
-        "sockperf", "ping-pong", "-i", target, "-p", str(port), *(["--tcp"] if protocol == "tcp" else []),
-        "-t", f"{duration_s:g}", f"--mps={mps}", "-m", str(message_bytes), "--full-rtt", "--full-log", log,
-    ]  # fmt: skip
+        "sockperf",
+        "ping-pong",
+        "-i",
+        target,
+        "-p",
+        str(port),
+        *(["--tcp"] if protocol == "tcp" else []),
+        "-t",
+        f"{duration_s:g}",
+        f"--mps={mps}",
+        "-m",
+        str(message_bytes),
+        "--full-rtt",
+        "--full-log",
+        log,
+    ]
 
 
 def sockperf_server_argv(port: int, protocol: str) -> list[str]:
@@ -81,24 +95,38 @@ def measure_rr(
 ) -> LatencySample:
     # The full log is written where the client runs (a guest's /tmp for a QEMU guest) and read back from there.
     with ends.client.scratch(f"{label}-sockperf.csv") as log:
-        argv = sockperf_client_argv(ends.target, port=port, protocol=protocol, duration_s=duration_s,
-                                    rate_per_s=rate_per_s, message_bytes=message_bytes, log=log)  # fmt: skip
+        argv = sockperf_client_argv(
+            ends.target,
+            port=port,
+            protocol=protocol,
+            duration_s=duration_s,
+            rate_per_s=rate_per_s,
+            message_bytes=message_bytes,
+            log=log,
+        )
         run = client_against_server(
-            ends, server_argv=sockperf_server_argv(port, protocol), port=port, proto=protocol, client_argv=argv,
-            budget_s=duration_s + 8, label=f"{label}-sockperf",  # sockperf's warm-up and start-up take ~1 s
-        )  # fmt: skip
+            ends,
+            server_argv=sockperf_server_argv(port, protocol),
+            port=port,
+            proto=protocol,
+            client_argv=argv,
+            budget_s=duration_s + 8,
+            label=f"{label}-sockperf",  # sockperf's warm-up and start-up take ~1 s
+        )
         if run.error:
             return LatencySample("failed", run.error)
         text = ends.client.read_text(log)
     transcript = run.transcript(text)
-    sample = parse_sockperf_output(transcript.stdout, transcript.stderr, transcript.returncode,
-                                   rate_per_s=rate_per_s, duration_s=duration_s)  # fmt: skip
+    sample = parse_sockperf_output(
+        transcript.stdout, transcript.stderr, transcript.returncode, rate_per_s=rate_per_s, duration_s=duration_s
+    )
     sample.transcript = transcript
     return sample
 
 
-def parse_sockperf_output(text: str, stderr: str, returncode: int, *, rate_per_s: int | None,
-                          duration_s: float) -> LatencySample:  # fmt: skip
+def parse_sockperf_output(
+    text: str, stderr: str, returncode: int, *, rate_per_s: int | None, duration_s: float
+) -> LatencySample:
     """sockperf's output followed by its full log (what the harness reads back, and what a cluster's Job prints:
     the client's stdout, then `cat` of the log)."""
     rtt = parse_full_log(text, rate_per_s=rate_per_s)
@@ -126,8 +154,18 @@ def _valid_seconds(stdout: str, default: float) -> float:
 
 
 def crr_client_argv(binary: str, target: str, *, port: int, duration_s: float, message_bytes: int) -> list[str]:
-    return [binary, "client", "--target", target, "--port", str(port), "--duration", f"{duration_s:g}",
-            "--bytes", str(message_bytes)]  # fmt: skip
+    return [
+        binary,
+        "client",
+        "--target",
+        target,
+        "--port",
+        str(port),
+        "--duration",
+        f"{duration_s:g}",
+        "--bytes",
+        str(message_bytes),
+    ]
 
 
 def measure_crr(
@@ -140,13 +178,17 @@ def measure_crr(
 ) -> LatencySample:
     # vmnb-crr (guest_files/crr.c) on both ends: the QEMU guest has no Python, and one implementation keeps
     # netns-guest and QEMU-guest numbers comparable.
-    client = crr_client_argv(ends.client.binary("vmnb-crr"), ends.target, port=port, duration_s=duration_s,
-                             message_bytes=message_bytes)  # fmt: skip
+    client = crr_client_argv(
+        ends.client.binary("vmnb-crr"), ends.target, port=port, duration_s=duration_s, message_bytes=message_bytes
+    )
     run = client_against_server(
-        ends, server_argv=[ends.server.binary("vmnb-crr"), "server", "--port", str(port)],
-        port=port, client_argv=client, budget_s=duration_s + 15,
+        ends,
+        server_argv=[ends.server.binary("vmnb-crr"), "server", "--port", str(port)],
+        port=port,
+        client_argv=client,
+        budget_s=duration_s + 15,
         label=f"{label}-crr",
-    )  # fmt: skip
+    )
     if run.error:
         return LatencySample("failed", run.error)
     sample = parse_crr_output(run.done.stdout, run.done.stderr)
@@ -161,8 +203,9 @@ def parse_crr_output(stdout: str, stderr: str = "") -> LatencySample:
     rtt = np.asarray(report.latency_us, dtype=float)
     if rtt.size == 0:
         return LatencySample("failed", failure_reason(report.first_error or "no request completed"))
-    return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=report.seconds,
-                         extra={"errors": report.errors})  # fmt: skip
+    return LatencySample(
+        "ok", rtt_us=rtt, requests=int(rtt.size), seconds=report.seconds, extra={"errors": report.errors}
+    )
 
 
 class CrrReport(ToolReport):

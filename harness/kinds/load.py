@@ -46,13 +46,27 @@ def measure_rr_under_load(
         try:
             ends.server.wait_listening(server, port)
         except NotReady as e:
-            return LoadedRoundTrips(LatencySample("failed", "bulk stream not started"),
-                                    ThroughputSample("failed", f"server not ready: {e}"))  # fmt: skip
+            return LoadedRoundTrips(
+                LatencySample("failed", "bulk stream not started"), ThroughputSample("failed", f"server not ready: {e}")
+            )
         with ends.client.scratch(f"{label}-bulk.json") as log:
             argv = [
-                "iperf3", "-c", ends.target, "-p", str(port), "--json", "--logfile", log, "-t", f"{duration:g}",
-                "-O", f"{RAMP_S:g}", "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000), *(["-R"] if reverse else []),
-            ]  # fmt: skip
+                "iperf3",
+                "-c",
+                ends.target,
+                "-p",
+                str(port),
+                "--json",
+                "--logfile",
+                log,
+                "-t",
+                f"{duration:g}",
+                "-O",
+                f"{RAMP_S:g}",
+                "--connect-timeout",
+                str(CONNECT_TIMEOUT_S * 1000),
+                *(["-R"] if reverse else []),
+            ]
             client = ends.client.start(argv, name=f"{label}-bulk-client")
             try:
                 time.sleep(RAMP_S)
@@ -61,8 +75,12 @@ def measure_rr_under_load(
                     return LoadedRoundTrips(LatencySample("failed", "bulk stream ended early"), bulk)
                 rr = round_trips()
                 try:
-                    wait_until(lambda: not client.alive(), timeout=duration + CONNECT_TIMEOUT_S + 10,
-                               what="the bulk stream ending", interval=0.2)  # fmt: skip
+                    wait_until(
+                        lambda: not client.alive(),
+                        timeout=duration + CONNECT_TIMEOUT_S + 10,
+                        what="the bulk stream ending",
+                        interval=0.2,
+                    )
                 except TimedOut:
                     return LoadedRoundTrips(rr, ThroughputSample("failed", "the bulk stream did not end in time"))
                 return LoadedRoundTrips(rr, _stream_report(ends, log, client))

@@ -44,8 +44,7 @@ class Cell:
 
 def row_for_test(cell: Cell, test: TestKind, direction: Direction) -> Sample:
     """The columns every row of one test shares: the cell's, the test's label and parameters, the direction."""
-    return replace(cell.base, test=test.label, direction=str(direction), protocol=str(test.protocol),
-                   **test.columns())  # fmt: skip
+    return replace(cell.base, test=test.label, direction=str(direction), protocol=str(test.protocol), **test.columns())
 
 
 def failed_row(cell: Cell, test: TestKind, direction: Direction, reason: str) -> Sample:
@@ -116,8 +115,10 @@ def proxy_metrics(sidecar: Sidecar | None, outcome: Outcome, before: CpuSnapshot
             return None
         return (after.process_ticks[pid] - before.process_ticks[pid]) / CLK_TCK * 1000 / outcome.requests
 
-    metrics = [Metric("proxy_vcpu_per_1000_rps", "vCPU", vcpu_per_1000_rps(sidecar.process.pid)),
-               Metric("proxy_rss", "MiB", resident_mib(sidecar.process.pid))]  # fmt: skip
+    metrics = [
+        Metric("proxy_vcpu_per_1000_rps", "vCPU", vcpu_per_1000_rps(sidecar.process.pid)),
+        Metric("proxy_rss", "MiB", resident_mib(sidecar.process.pid)),
+    ]
     peer = sidecar.peer_proxy
     if peer is not None and peer.process is not None:
         metrics.append(Metric("peer_proxy_vcpu_per_1000_rps", "vCPU", vcpu_per_1000_rps(peer.process.pid)))
@@ -137,8 +138,12 @@ class MeshSnapshot:
     @classmethod
     def take(cls, sidecar: Sidecar) -> MeshSnapshot:
         peer = sidecar.peer_proxy
-        return cls(sidecar.counters(), peer.counters() if peer else None, sidecar.identities_seen()[1],
-                   peer.identities_seen()[1] if peer else 0)  # fmt: skip
+        return cls(
+            sidecar.counters(),
+            peer.counters() if peer else None,
+            sidecar.identities_seen()[1],
+            peer.identities_seen()[1] if peer else 0,
+        )
 
 
 @dataclass(frozen=True)
@@ -200,20 +205,31 @@ def traversal(outcome: Outcome, direction: Direction, sidecar: Sidecar | None, b
     if destination.mtls_inbound_bytes:
         # tcp_proxy writes its access log line when a connection closes; Envoy flushes the file every 100 ms
         try:
-            seen = wait_until(lambda: receiver.identities_seen(since)[0], timeout=3, what="the access log",
-                              interval=0.05)  # fmt: skip
+            seen = wait_until(
+                lambda: receiver.identities_seen(since)[0], timeout=3, what="the access log", interval=0.05
+            )
         except TimedOut:
             seen = []
-    over_mtls = (outcome.bytes_moved and source.mtls_outbound_bytes >= half
-                 and destination.mtls_inbound_bytes >= half and expected in seen)  # fmt: skip
+    over_mtls = (
+        outcome.bytes_moved
+        and source.mtls_outbound_bytes >= half
+        and destination.mtls_inbound_bytes >= half
+        and expected in seen
+    )
     if path is TrafficPath.THROUGH_MESH and not over_mtls:
         path = TrafficPath.MESH_PLAINTEXT
     return Evidence(
-        path, "", crossed, connections,
-        mtls_bytes=destination.mtls_inbound_bytes, tls_handshakes=destination.tls_inbound_handshakes,
-        hbone_streams=destination.hbone_inbound, peer_identity=" ".join(seen),
-        peer_proxy_bytes=peer_delta.outbound_bytes if inbound else peer_delta.inbound_bytes, proxy_http_requests=l7,
-    )  # fmt: skip
+        path,
+        "",
+        crossed,
+        connections,
+        mtls_bytes=destination.mtls_inbound_bytes,
+        tls_handshakes=destination.tls_inbound_handshakes,
+        hbone_streams=destination.hbone_inbound,
+        peer_identity=" ".join(seen),
+        peer_proxy_bytes=peer_delta.outbound_bytes if inbound else peer_delta.inbound_bytes,
+        proxy_http_requests=l7,
+    )
 
 
 def dns_traversal(outcome: Outcome, sidecar: Sidecar, delta: SidecarCounters) -> Evidence:
@@ -228,5 +244,6 @@ def dns_traversal(outcome: Outcome, sidecar: Sidecar, delta: SidecarCounters) ->
     if sidecar.dns_stats is not None:
         flows = sidecar.pod.run(["conntrack", "-L", "-p", "udp", "--dport", "53", "-w", "1"], check=False)
         zone1 = sum(1 for line in flows.splitlines() if line.startswith("udp"))
-    return Evidence(path, "", None, None, dns_proxy_queries=delta.dns_queries if sidecar.dns_stats else None,
-                    dns_zone1_flows=zone1)  # fmt: skip
+    return Evidence(
+        path, "", None, None, dns_proxy_queries=delta.dns_queries if sidecar.dns_stats else None, dns_zone1_flows=zone1
+    )

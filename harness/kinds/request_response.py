@@ -54,8 +54,10 @@ class RequestResponse(TestKind):
         if self.mode == "open" and self.rate_per_s is None:
             raise ValueError("field 'rate_per_s': required when mode is open (requests per second to schedule)")
         if self.mode == "closed" and self.rate_per_s is not None:
-            raise ValueError("field 'rate_per_s': only for mode open; a closed loop sends the next request when the "
-                             "answer arrives (remove it, or set mode: open)")  # fmt: skip
+            raise ValueError(
+                "field 'rate_per_s': only for mode open; a closed loop sends the next request when the "
+                "answer arrives (remove it, or set mode: open)"
+            )
         if self.load != "idle" and self.load_port == self.port and self.protocol is Protocol.TCP:
             raise ValueError(f"field 'load_port': the bulk stream needs a port of its own, not {self.port}")
         return self
@@ -86,17 +88,28 @@ class RequestResponse(TestKind):
         return ""
 
     def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
-        return sockperf_client_argv(target, port=self.port, protocol=str(self.protocol), duration_s=self.duration_s,
-                                    rate_per_s=self.rate_per_s if self.mode == "open" else None,
-                                    message_bytes=self.message_bytes, log=SOCKPERF_LOG)  # fmt: skip
+        return sockperf_client_argv(
+            target,
+            port=self.port,
+            protocol=str(self.protocol),
+            duration_s=self.duration_s,
+            rate_per_s=self.rate_per_s if self.mode == "open" else None,
+            message_bytes=self.message_bytes,
+            log=SOCKPERF_LOG,
+        )
 
     def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
         return [sockperf_server_argv(self.port, str(self.protocol))]
 
     def outcome_from_output(self, stdout: str, stderr: str = "", returncode: int = 0) -> Outcome:
         """stdout: sockperf's output followed by its full log (a cluster Job prints both)."""
-        s = parse_sockperf_output(stdout, stderr, returncode, rate_per_s=self.rate_per_s if self.mode == "open"
-                                  else None, duration_s=self.duration_s)  # fmt: skip
+        s = parse_sockperf_output(
+            stdout,
+            stderr,
+            returncode,
+            rate_per_s=self.rate_per_s if self.mode == "open" else None,
+            duration_s=self.duration_s,
+        )
         return self._outcome(s)
 
     def _outcome(self, s: LatencySample) -> Outcome:
@@ -107,21 +120,34 @@ class RequestResponse(TestKind):
 
     def measure(self, ends: Ends, label: str) -> Outcome:
         def round_trips() -> LatencySample:
-            return measure_rr(ends, port=self.port, protocol=str(self.protocol), duration_s=self.duration_s,
-                              rate_per_s=self.rate_per_s if self.mode == "open" else None,
-                              message_bytes=self.message_bytes, label=label)  # fmt: skip
+            return measure_rr(
+                ends,
+                port=self.port,
+                protocol=str(self.protocol),
+                duration_s=self.duration_s,
+                rate_per_s=self.rate_per_s if self.mode == "open" else None,
+                message_bytes=self.message_bytes,
+                label=label,
+            )
 
         if self.load == "idle":
             return self._outcome(round_trips())
-        loaded = measure_rr_under_load(ends, round_trips, port=self.load_port, rr_duration_s=self.duration_s,
-                                       reverse=self.load == "reverse", label=label)  # fmt: skip
+        loaded = measure_rr_under_load(
+            ends,
+            round_trips,
+            port=self.load_port,
+            rr_duration_s=self.duration_s,
+            reverse=self.load == "reverse",
+            label=label,
+        )
         s, bulk = loaded.rr, loaded.bulk
         if bulk.status != "ok":
             return Outcome(Status.FAILED, f"bulk stream failed: {bulk.reason}", [Metric("rtt_p50", "us", None)])
         outcome = self._outcome(s)
         if outcome.status is Status.OK:
-            outcome.metrics.append(Metric("load_throughput", "Gbit/s", gbit(bulk.bits_per_second),
-                                          retransmits=bulk.retransmits))  # fmt: skip
+            outcome.metrics.append(
+                Metric("load_throughput", "Gbit/s", gbit(bulk.bits_per_second), retransmits=bulk.retransmits)
+            )
             # CPU counts both flows: per GB of everything moved, not per request (the bulk stream dominates).
             outcome.bytes_moved += bulk.bytes or 0
             outcome.requests = 0
@@ -142,12 +168,14 @@ class ConnectRequestResponse(TestKind):
         return {**super().columns(), "message_bytes": self.message_bytes}
 
     def measure(self, ends: Ends, label: str) -> Outcome:
-        return self._outcome(measure_crr(ends, port=self.port, duration_s=self.duration_s,
-                                         message_bytes=self.message_bytes, label=label))  # fmt: skip
+        return self._outcome(
+            measure_crr(ends, port=self.port, duration_s=self.duration_s, message_bytes=self.message_bytes, label=label)
+        )
 
     def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
-        return crr_client_argv(binary("vmnb-crr"), target, port=self.port, duration_s=self.duration_s,
-                               message_bytes=self.message_bytes)  # fmt: skip
+        return crr_client_argv(
+            binary("vmnb-crr"), target, port=self.port, duration_s=self.duration_s, message_bytes=self.message_bytes
+        )
 
     def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
         return [[binary("vmnb-crr"), "server", "--port", str(self.port)]]
@@ -166,5 +194,12 @@ def latency_outcome(s: LatencySample, prefix: str, message_bytes: int) -> Outcom
         return Outcome(Status(s.status), s.reason, [Metric(f"{prefix}_p50", "us", None)], transcript=s.transcript)
     p50, p99 = np.percentile(s.rtt_us, [50, 99])
     metrics = [Metric(f"{prefix}_p50", "us", float(p50)), Metric(f"{prefix}_p99", "us", float(p99))]
-    return Outcome(Status.OK, "", metrics, bytes_moved=s.requests * message_bytes * 2, requests=s.requests,
-                   rtt_us=s.rtt_us, transcript=s.transcript)  # fmt: skip
+    return Outcome(
+        Status.OK,
+        "",
+        metrics,
+        bytes_moved=s.requests * message_bytes * 2,
+        requests=s.requests,
+        rtt_us=s.rtt_us,
+        transcript=s.transcript,
+    )

@@ -84,14 +84,27 @@ def parse_client_json(text: str) -> ThroughputSample:
     )
 
 
-def tcp_client_argv(target: str, *, port: int, duration_s: float, omit_s: float, streams: int,
-                    reverse: bool = False) -> list[str]:  # fmt: skip
+def tcp_client_argv(
+    target: str, *, port: int, duration_s: float, omit_s: float, streams: int, reverse: bool = False
+) -> list[str]:
     """iperf3's client for a TCP test, as the harness runs it and as a cluster's Job does (harness/cluster)."""
     return [
-        "iperf3", "-c", target, "-p", str(port), "--json",
-        "-t", f"{duration_s:g}", "-O", f"{omit_s:g}", "-P", str(streams),
-        "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000), *(["-R"] if reverse else []),
-    ]  # fmt: skip
+        "iperf3",
+        "-c",
+        target,
+        "-p",
+        str(port),
+        "--json",
+        "-t",
+        f"{duration_s:g}",
+        "-O",
+        f"{omit_s:g}",
+        "-P",
+        str(streams),
+        "--connect-timeout",
+        str(CONNECT_TIMEOUT_S * 1000),
+        *(["-R"] if reverse else []),
+    ]
 
 
 def measure_tcp_throughput(
@@ -106,12 +119,17 @@ def measure_tcp_throughput(
 ) -> ThroughputSample:
     """One iperf3 test: a one-off server at `ends.server`, a client at `ends.client` sending to target:port
     (`reverse`: the server sends, over the connection the client opened: iperf3 -R)."""
-    argv = tcp_client_argv(ends.target, port=port, duration_s=duration_s, omit_s=omit_s, streams=streams,
-                           reverse=reverse)  # fmt: skip
+    argv = tcp_client_argv(
+        ends.target, port=port, duration_s=duration_s, omit_s=omit_s, streams=streams, reverse=reverse
+    )
     run = client_against_server(
-        ends, server_argv=IPERF_SERVER + ["-p", str(port)], port=port, client_argv=argv,
-        budget_s=duration_s + omit_s + CONNECT_TIMEOUT_S + 10, label=f"{label}-iperf3",
-    )  # fmt: skip
+        ends,
+        server_argv=IPERF_SERVER + ["-p", str(port)],
+        port=port,
+        client_argv=argv,
+        budget_s=duration_s + omit_s + CONNECT_TIMEOUT_S + 10,
+        label=f"{label}-iperf3",
+    )
     if run.error:
         return ThroughputSample("failed", run.error)
     sample = parse_tcp_output(run.done.stdout, run.done.stderr)
@@ -140,9 +158,22 @@ class UdpSample:
 
 def udp_client_argv(target: str, *, port: int, rate_mbit: float, datagram_bytes: int, duration_s: float) -> list[str]:
     return [
-        "iperf3", "-c", target, "-p", str(port), "-u", "-b", f"{rate_mbit:g}M", "-l", str(datagram_bytes),
-        "-t", f"{duration_s:g}", "--json", "--connect-timeout", str(CONNECT_TIMEOUT_S * 1000),
-    ]  # fmt: skip
+        "iperf3",
+        "-c",
+        target,
+        "-p",
+        str(port),
+        "-u",
+        "-b",
+        f"{rate_mbit:g}M",
+        "-l",
+        str(datagram_bytes),
+        "-t",
+        f"{duration_s:g}",
+        "--json",
+        "--connect-timeout",
+        str(CONNECT_TIMEOUT_S * 1000),
+    ]
 
 
 def measure_udp_throughput(
@@ -156,12 +187,17 @@ def measure_udp_throughput(
 ) -> UdpSample:
     """iperf3 -u at an offered rate; delivered rate, loss and jitter as the receiving end reports them.
     (The server is ready when its TCP control socket listens: iperf3 uses TCP for control even with -u.)"""
-    argv = udp_client_argv(ends.target, port=port, rate_mbit=rate_mbit, datagram_bytes=datagram_bytes,
-                           duration_s=duration_s)  # fmt: skip
+    argv = udp_client_argv(
+        ends.target, port=port, rate_mbit=rate_mbit, datagram_bytes=datagram_bytes, duration_s=duration_s
+    )
     run = client_against_server(
-        ends, server_argv=IPERF_SERVER + ["-p", str(port)], port=port, client_argv=argv,
-        budget_s=duration_s + CONNECT_TIMEOUT_S + 10, label=f"{label}-iperf3-udp",
-    )  # fmt: skip
+        ends,
+        server_argv=IPERF_SERVER + ["-p", str(port)],
+        port=port,
+        client_argv=argv,
+        budget_s=duration_s + CONNECT_TIMEOUT_S + 10,
+        label=f"{label}-iperf3-udp",
+    )
     if run.error:
         return UdpSample("failed", run.error)
     sample = parse_udp_output(run.done.stdout, run.done.stderr)
@@ -208,12 +244,16 @@ class TcpThroughput(TestKind):
         return self.duration_s + self.omit_s + TOOL_OVERHEAD_S
 
     def measure(self, ends: Ends, label: str) -> Outcome:
-        return self._outcome(measure_tcp_throughput(ends, port=self.port, duration_s=self.duration_s,
-                                                    omit_s=self.omit_s, streams=self.streams, label=label))  # fmt: skip
+        return self._outcome(
+            measure_tcp_throughput(
+                ends, port=self.port, duration_s=self.duration_s, omit_s=self.omit_s, streams=self.streams, label=label
+            )
+        )
 
     def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
-        return tcp_client_argv(target, port=self.port, duration_s=self.duration_s, omit_s=self.omit_s,
-                               streams=self.streams)  # fmt: skip
+        return tcp_client_argv(
+            target, port=self.port, duration_s=self.duration_s, omit_s=self.omit_s, streams=self.streams
+        )
 
     def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
         return [["iperf3", "-s", "-p", str(self.port)]]
@@ -223,10 +263,17 @@ class TcpThroughput(TestKind):
 
     @staticmethod
     def _outcome(s: ThroughputSample) -> Outcome:
-        metric = Metric("throughput", "Gbit/s", gbit(s.bits_per_second), retransmits=s.retransmits,
-                        cpu_client_pct=s.cpu_client_pct, cpu_server_pct=s.cpu_server_pct)  # fmt: skip
-        return Outcome(Status(s.status), s.reason, [metric], bytes_moved=s.bytes or 0, raw=s.raw,
-                       transcript=s.transcript)  # fmt: skip
+        metric = Metric(
+            "throughput",
+            "Gbit/s",
+            gbit(s.bits_per_second),
+            retransmits=s.retransmits,
+            cpu_client_pct=s.cpu_client_pct,
+            cpu_server_pct=s.cpu_server_pct,
+        )
+        return Outcome(
+            Status(s.status), s.reason, [metric], bytes_moved=s.bytes or 0, raw=s.raw, transcript=s.transcript
+        )
 
 
 class UdpThroughput(TestKind):
@@ -255,13 +302,25 @@ class UdpThroughput(TestKind):
         return {self.port}, {self.port}  # iperf3's control connection is TCP even with -u
 
     def measure(self, ends: Ends, label: str) -> Outcome:
-        return self._outcome(measure_udp_throughput(ends, port=self.port, rate_mbit=self.rate_mbit,
-                                                    datagram_bytes=self.datagram_bytes, duration_s=self.duration_s,
-                                                    label=label))  # fmt: skip
+        return self._outcome(
+            measure_udp_throughput(
+                ends,
+                port=self.port,
+                rate_mbit=self.rate_mbit,
+                datagram_bytes=self.datagram_bytes,
+                duration_s=self.duration_s,
+                label=label,
+            )
+        )
 
     def client_argv(self, target: str, binary: Callable[[str], str] = str, *, host: str = "server") -> list[str]:
-        return udp_client_argv(target, port=self.port, rate_mbit=self.rate_mbit, datagram_bytes=self.datagram_bytes,
-                               duration_s=self.duration_s)  # fmt: skip
+        return udp_client_argv(
+            target,
+            port=self.port,
+            rate_mbit=self.rate_mbit,
+            datagram_bytes=self.datagram_bytes,
+            duration_s=self.duration_s,
+        )
 
     def server_argvs(self, binary: Callable[[str], str] = str) -> list[list[str]]:
         return [["iperf3", "-s", "-p", str(self.port)]]
@@ -276,5 +335,6 @@ class UdpThroughput(TestKind):
             Metric("udp_loss", "%", s.lost_percent),
             Metric("udp_jitter", "ms", s.jitter_ms),
         ]
-        return Outcome(Status(s.status), s.reason, metrics, bytes_moved=s.bytes or 0, raw=s.raw,
-                       transcript=s.transcript)  # fmt: skip
+        return Outcome(
+            Status(s.status), s.reason, metrics, bytes_moved=s.bytes or 0, raw=s.raw, transcript=s.transcript
+        )

@@ -23,8 +23,9 @@ def check_vm_network(value: str, *, smallest_prefix: int = 30) -> str:
     if net.prefixlen > smallest_prefix:
         raise ValueError(f"must be a /{smallest_prefix} or larger, e.g. 198.19.0.0/24 (got {value})")
     if not net.subnet_of(BENCH_RANGE):
-        raise ValueError(f"must lie inside the benchmarking range {BENCH_RANGE} (RFC 2544), e.g. 198.19.0.0/24 "
-                         f"(got {value})")  # fmt: skip
+        raise ValueError(
+            f"must lie inside the benchmarking range {BENCH_RANGE} (RFC 2544), e.g. 198.19.0.0/24 (got {value})"
+        )
     plan = AddressPlan()
     for name, taken in (("peer", plan.peer_net), ("pod", plan.pod_net)):
         if net.overlaps(ipaddress.IPv4Network(taken)):

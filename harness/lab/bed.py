@@ -174,12 +174,14 @@ class TestBed:
         return path
 
     # -- processes -------------------------------------------------------------------------------------
-    def start_process(self, argv: list[str], *, name: str, ns: Namespace | None, container: str | None = None,
-                      node_side: bool = False) -> TrackedProcess:  # fmt: skip
+    def start_process(
+        self, argv: list[str], *, name: str, ns: Namespace | None, container: str | None = None, node_side: bool = False
+    ) -> TrackedProcess:
         """Start a process that lives as long as the bed (a proxy, slirp4netns, a sidecar). In the pod on the docker
         runtime it runs in the pod's `container` (default compute) unless `node_side` (a node agent's step)."""
-        proc = self.tracker.start(argv, name=f"{self.run_id}-{name}", netns=ns.name if ns else None,
-                                  container=container, node_side=node_side)  # fmt: skip
+        proc = self.tracker.start(
+            argv, name=f"{self.run_id}-{name}", netns=ns.name if ns else None, container=container, node_side=node_side
+        )
         self.processes.append(proc)
         self.on_teardown(f"process {name} ({proc.pid})", lambda: self.tracker.stop(proc))
         return proc

@@ -71,8 +71,10 @@ def clean(
     if run_id is not None:
         owner = live_owner(runs.get(run_id, []))
         if owner is not None and not force:
-            raise RunIsLive(f"run {run_id} is live: its harness (PID {owner}) still holds it; stop that run, or "
-                            f"give --force to stop it and remove what it leaves")  # fmt: skip
+            raise RunIsLive(
+                f"run {run_id} is live: its harness (PID {owner}) still holds it; stop that run, or "
+                f"give --force to stop it and remove what it leaves"
+            )
         if owner is not None:
             stop_owners(runs[run_id])
     for rid, ledgers in runs.items():
@@ -109,8 +111,9 @@ def stop_owners(ledgers: list[dict], grace: float = 30.0) -> None:
             end_pid(state["owner_pid"], state["owner_starttime"], grace=grace)
 
 
-def _clean_run(rid: str, ledgers: list[dict], report: CleanReport,
-               leftovers: Sequence[Callable[[str], list[str]]]) -> None:  # fmt: skip
+def _clean_run(
+    rid: str, ledgers: list[dict], report: CleanReport, leftovers: Sequence[Callable[[str], list[str]]]
+) -> None:
     inodes: set[int] = set()
     for state in ledgers:
         inodes |= pinned_inodes(state.get("netns_inodes", {}))  # only those the run's names still hold

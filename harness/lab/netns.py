@@ -113,8 +113,9 @@ class Namespace:
     def add_local_default_route(self, table: int) -> None:
         """`ip route add local 0.0.0.0/0 dev lo table TABLE`: deliver every marked packet locally (TPROXY)."""
         try:
-            self.ipr.route("add", dst="0.0.0.0", dst_len=0, type="local", oif=self.index("lo"), table=table,
-                           scope="host")  # fmt: skip
+            self.ipr.route(
+                "add", dst="0.0.0.0", dst_len=0, type="local", oif=self.index("lo"), table=table, scope="host"
+            )
         except NetlinkError as e:
             if e.code != errno.EEXIST:
                 raise
@@ -191,8 +192,7 @@ class Namespace:
         if self.runs_in is not None:
             done = self.runs_in(argv, input)
         else:
-            done = subprocess.run(netns_argv(self.name, argv), input=input, capture_output=True, text=True,
-                                  timeout=30)  # fmt: skip
+            done = subprocess.run(netns_argv(self.name, argv), input=input, capture_output=True, text=True, timeout=30)
         if check and done.returncode != 0:
             raise CommandFailed(f"{' '.join(argv)} in {self.name} failed: {done.stderr.strip() or done.stdout.strip()}")
         return done.stdout

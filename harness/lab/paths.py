@@ -31,8 +31,23 @@ _NOT_FOR_RESULTS = {
     "/var/lib/containers": "a container engine's state",
     "/run/user": "user sessions' runtime folders",
 }
-_SYSTEM_FOLDERS = {"/", "/run", "/var", "/var/lib", "/var/run", "/etc", "/usr", "/boot", "/bin", "/sbin", "/lib",
-                   "/lib64", "/tmp", "/root", "/home"}  # fmt: skip
+_SYSTEM_FOLDERS = {
+    "/",
+    "/run",
+    "/var",
+    "/var/lib",
+    "/var/run",
+    "/etc",
+    "/usr",
+    "/boot",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/tmp",
+    "/root",
+    "/home",
+}
 
 
 def foreign_place(path: Path) -> str | None:

@@ -92,8 +92,14 @@ def run_detached(argv: list[str], timeout: float) -> Finished:
     token = f"probe-{os.getpid()}-{secrets.token_hex(4)}"
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
-            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                                     env={**os.environ, RUN_TAG: token})  # fmt: skip
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                env={**os.environ, RUN_TAG: token},
+            )
         except OSError as e:
             return Finished(argv, None, "", str(e), False, 0.0)
         starttime = proc_starttime(popen.pid)
@@ -189,8 +195,16 @@ class ProcessTracker:
     def _pod_for(self, netns: str | None, node_side: bool):
         return None if netns is None or node_side else self._pods.get(netns)
 
-    def start(self, argv: list[str], *, name: str, netns: str | None = None, env: dict | None = None,
-              container: str | None = None, node_side: bool = False) -> TrackedProcess:  # fmt: skip
+    def start(
+        self,
+        argv: list[str],
+        *,
+        name: str,
+        netns: str | None = None,
+        env: dict | None = None,
+        container: str | None = None,
+        node_side: bool = False,
+    ) -> TrackedProcess:
         """Start a long-running process whose output goes to a log file in the run's log folder. In a namespace
         routed to a pod's containers, it runs in the `container` role of that pod (default: its compute
         container) unless `node_side` (a node agent's step, entering the namespace from the host)."""
@@ -213,8 +227,9 @@ class ProcessTracker:
             )
         return self._track(TrackedProcess(name, argv, netns, popen, proc_starttime(popen.pid), log_path))
 
-    def run(self, argv: list[str], *, name: str, netns: str | None = None, timeout: float,
-            node_side: bool = False) -> Finished:  # fmt: skip
+    def run(
+        self, argv: list[str], *, name: str, netns: str | None = None, timeout: float, node_side: bool = False
+    ) -> Finished:
         """Run a process to completion with a hard timeout; it is tracked (and killable) while it runs. Its output
         goes to unlinked files, not pipes: a child it leaves behind cannot keep the harness waiting."""
         pod = self._pod_for(netns, node_side)

@@ -31,8 +31,14 @@ class RunIdInUse(RuntimeError):
 class LabSession:
     """Use as a context manager: `with LabSession() as lab: with lab.bed() as bed: ...`."""
 
-    def __init__(self, run_id: str | None = None, *, log_dir: Path | None = None, helper: str = "",
-                 results_dir: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        run_id: str | None = None,
+        *,
+        log_dir: Path | None = None,
+        helper: str = "",
+        results_dir: Path | None = None,
+    ) -> None:
         """`log_dir`: where processes' output goes (a results folder's logs/); without one, a scratch folder of
         the run that goes with the session. `helper`: a second process of an existing run (the privilege
         probe's child) with a ledger of its own, `<run id>-<helper>.json`. `results_dir`: the run's results
@@ -40,8 +46,10 @@ class LabSession:
         (RunIdInUse), except for a helper joining its run."""
         self.run_id = check_run_id(run_id) if run_id else new_run_id()
         if not helper and ledger_exists(self.run_id):
-            raise RunIdInUse(f"run id {self.run_id} is in use: its ledger {STATE_DIR / self.run_id}.json exists "
-                             f"(`vmnetbench clean {self.run_id}` removes a dead run's leftovers)")  # fmt: skip
+            raise RunIdInUse(
+                f"run id {self.run_id} is in use: its ledger {STATE_DIR / self.run_id}.json exists "
+                f"(`vmnetbench clean {self.run_id}` removes a dead run's leftovers)"
+            )
         self.state = RunState(self.run_id, suffix=f"-{helper}" if helper else "")
         self.state.results_dir = str(results_dir) if results_dir else None
         self._own_logs = log_dir is None

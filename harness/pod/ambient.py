@@ -83,13 +83,14 @@ def inpod_rules(virtual_interfaces: list[str], *, dns_capture: bool = True) -> d
     mark = f"{INPOD_MARK:#x}/{INPOD_MASK:#x}"
     tproxy_mark = f"{INPOD_TPROXY_MARK:#x}/{INPOD_MASK:#x}"
     mangle = [
-        "-N ISTIO_PRERT", "-N ISTIO_OUTPUT",
+        "-N ISTIO_PRERT",
+        "-N ISTIO_OUTPUT",
         "-A PREROUTING -j ISTIO_PRERT",
         "-A OUTPUT -j ISTIO_OUTPUT",
         f"-A ISTIO_PRERT -m mark --mark {mark} -j CONNMARK --set-xmark {tproxy_mark}",
         f"-A ISTIO_OUTPUT -m connmark --mark {tproxy_mark} -j CONNMARK --restore-mark --nfmask 0xffffffff "
         "--ctmask 0xffffffff",
-    ]  # fmt: skip
+    ]
     nat = ["-N ISTIO_PRERT", "-N ISTIO_OUTPUT", "-A OUTPUT -j ISTIO_OUTPUT", "-A PREROUTING -j ISTIO_PRERT"]
     for iface in virtual_interfaces:
         # "treat inbound as outbound traffic" for a VM's interface, then leave Istio's chain (not PREROUTING)
@@ -114,11 +115,13 @@ def inpod_rules(virtual_interfaces: list[str], *, dns_capture: bool = True) -> d
         # istio/istio#33469: the proxy's query upstream and its answer in their own conntrack zone, apart from
         # the client's redirected flow that may share the 5-tuple
         tables["raw"] = [
-            "-N ISTIO_OUTPUT", "-N ISTIO_PRERT",
-            "-A PREROUTING -j ISTIO_PRERT", "-A OUTPUT -j ISTIO_OUTPUT",
+            "-N ISTIO_OUTPUT",
+            "-N ISTIO_PRERT",
+            "-A PREROUTING -j ISTIO_PRERT",
+            "-A OUTPUT -j ISTIO_OUTPUT",
             f"-A ISTIO_OUTPUT -p udp -m mark --mark {mark} -m udp --dport 53 -j CT --zone 1",
             f"-A ISTIO_PRERT -p udp -m mark ! --mark {mark} -m udp --sport 53 -j CT --zone 1",
-        ]  # fmt: skip
+        ]
     nat += [
         f"-A ISTIO_OUTPUT -p tcp -m mark --mark {tproxy_mark} -j ACCEPT",
         "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -j ACCEPT",
@@ -160,8 +163,17 @@ def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path, tls: M
     }
     plaintext = [tcp_proxy_filter("inbound_plaintext", "InboundPassthroughCluster")]
     if tls is not None and tls.strict:
-        plaintext.insert(0, {"name": "envoy.filters.network.rbac", "typed_config": {"@type": RBAC_FILTER,
-                             "stat_prefix": "strict", "rules": {"action": "ALLOW", "policies": {}}}})  # fmt: skip
+        plaintext.insert(
+            0,
+            {
+                "name": "envoy.filters.network.rbac",
+                "typed_config": {
+                    "@type": RBAC_FILTER,
+                    "stat_prefix": "strict",
+                    "rules": {"action": "ALLOW", "policies": {}},
+                },
+            },
+        )
     inbound = {
         "name": "ztunnel-inbound-plaintext",
         "address": {"socket_address": in_pod(INBOUND_PLAINTEXT_PORT)},
@@ -174,7 +186,7 @@ def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path, tls: M
                 "filter_chain_match": {"prefix_ranges": [{"address_prefix": pod_ip, "prefix_len": 32}]},
                 "filters": plaintext,
             }
-        ],  # fmt: skip
+        ],
     }
     listeners = [outbound, inbound]
     clusters = [in_pod_cluster("PassthroughCluster"), in_pod_cluster("InboundPassthroughCluster")]
@@ -182,22 +194,31 @@ def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path, tls: M
         listeners.append(mtls.connect_terminate_listener(tls, in_pod(HBONE_PORT), pod_ip, mark=INPOD_MARK))
         clusters.append(mtls.hbone_inbound_cluster(in_pod_cluster(mtls.HBONE_INBOUND)))
         if tls.meshed:
-            outbound["filter_chains"].insert(0, {
-                "filter_chain_match": mtls.meshed_match(tls),
-                "filters": [mtls.tcp_proxy(mtls.CONNECT_ORIGINATE, mtls.CONNECT_ORIGINATE, tunnel=True)],
-            })  # fmt: skip
+            outbound["filter_chains"].insert(
+                0,
+                {
+                    "filter_chain_match": mtls.meshed_match(tls),
+                    "filters": [mtls.tcp_proxy(mtls.CONNECT_ORIGINATE, mtls.CONNECT_ORIGINATE, tunnel=True)],
+                },
+            )
             clusters.append(mtls.connect_originate_cluster(tls, in_pod_cluster(mtls.CONNECT_ORIGINATE)))
     resources = {"listeners": listeners, "clusters": clusters}
     return {"admin": admin_pipe_config(admin_socket), "static_resources": resources}
 
 
-def start_node_proxy(bed: TestBed, admin_socket: Path, *, pod: Namespace, pod_ip: str, tls: MeshTls | None,
-                     name: str = "ztunnel-envoy") -> TrackedProcess:  # fmt: skip
+def start_node_proxy(
+    bed: TestBed, admin_socket: Path, *, pod: Namespace, pod_ip: str, tls: MeshTls | None, name: str = "ztunnel-envoy"
+) -> TrackedProcess:
     """The node proxy for `pod` in the bed's node namespace, with ztunnel's uid, gid and capabilities; ready when
     its listeners exist in the pod's namespace and its admin socket answers."""
     caps = ",".join(f"+{c}" for c in ZTUNNEL_CAPABILITIES)
-    privileges = ["setpriv", f"--regid={ZTUNNEL_GID}", "--clear-groups", f"--bounding-set=-all,{caps}",
-                  f"--inh-caps=-all,{caps}"]  # fmt: skip
+    privileges = [
+        "setpriv",
+        f"--regid={ZTUNNEL_GID}",
+        "--clear-groups",
+        f"--bounding-set=-all,{caps}",
+        f"--inh-caps=-all,{caps}",
+    ]
     config = node_proxy_bootstrap(pod, pod_ip, admin_socket, tls)
     proc = start_envoy(bed, config, ns=bed.node, name=name, ports=[], prefix=privileges)
     wanted = {OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT} | ({HBONE_PORT} if tls is not None else set())
@@ -211,15 +232,28 @@ def start_node_proxy(bed: TestBed, admin_socket: Path, *, pod: Namespace, pod_ip
     return proc
 
 
-def start_dns_proxy(bed: TestBed, *, pod: Namespace, stats: Path, upstream: str, hosts: dict[str, str],
-                    name: str = "ztunnel-dns") -> TrackedProcess:  # fmt: skip
+def start_dns_proxy(
+    bed: TestBed, *, pod: Namespace, stats: Path, upstream: str, hosts: dict[str, str], name: str = "ztunnel-dns"
+) -> TrackedProcess:
     """ztunnel's DNS proxy for `pod` (harness/pod/dns_proxy.py): started from the node into the pod's namespace
     with ztunnel's gid and capabilities; ready when it has bound 15053 (UDP and TCP) and written its counters.
     `upstream`: the cluster's resolver (ztunnel's own resolv.conf); `hosts`: the names the mesh knows."""
     caps = ",".join(f"+{c}" for c in ZTUNNEL_CAPABILITIES)
-    argv = ["setpriv", f"--regid={ZTUNNEL_GID}", "--clear-groups", f"--bounding-set=-all,{caps}",
-            f"--inh-caps=-all,{caps}", sys.executable, "-m", "harness.pod.dns_proxy", "--upstream", upstream,
-            "--stats", str(stats), *(f"--host={n}={ip}" for n, ip in hosts.items())]  # fmt: skip
+    argv = [
+        "setpriv",
+        f"--regid={ZTUNNEL_GID}",
+        "--clear-groups",
+        f"--bounding-set=-all,{caps}",
+        f"--inh-caps=-all,{caps}",
+        sys.executable,
+        "-m",
+        "harness.pod.dns_proxy",
+        "--upstream",
+        upstream,
+        "--stats",
+        str(stats),
+        *(f"--host={n}={ip}" for n, ip in hosts.items()),
+    ]
     proc = bed.tracker.start(argv, name=name, netns=pod.name, node_side=True)
 
     def ready() -> bool:

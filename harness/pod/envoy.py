@@ -58,10 +58,18 @@ def start_envoy(
     config_path.write_text(json.dumps(config, indent=1))
     config_path.chmod(0o644)
     argv = [
-        str(envoy_binary()), "-c", str(config_path), "--concurrency", str(concurrency), "--disable-hot-restart",
-        "-l", os.environ.get("VMNB_ENVOY_LOG", "warning"), "--use-dynamic-base-id",
-        "--file-flush-interval-msec", "100",  # access logs (the identity the proxy saw) readable right after a test
-    ]  # fmt: skip
+        str(envoy_binary()),
+        "-c",
+        str(config_path),
+        "--concurrency",
+        str(concurrency),
+        "--disable-hot-restart",
+        "-l",
+        os.environ.get("VMNB_ENVOY_LOG", "warning"),
+        "--use-dynamic-base-id",
+        "--file-flush-interval-msec",
+        "100",  # access logs (the identity the proxy saw) readable right after a test
+    ]
     if uid is not None:
         caps = ["--inh-caps=+net_admin", "--ambient-caps=+net_admin"] if net_admin else []
         argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *caps, *argv]
@@ -108,11 +116,13 @@ def tcp_relay_config(listen: str, routes: dict[int, tuple[str, int]]) -> dict:
     `listen:port`, each to its own `(to, to_port)` in `routes`."""
     listeners, clusters = [], []
     for port, (to, to_port) in routes.items():
-        listeners.append({
-            "name": f"relay-{port}",
-            "address": {"socket_address": {"address": listen, "port_value": port}},
-            "filter_chains": [{"filters": [tcp_proxy_filter(f"relay-{port}", f"upstream-{port}")]}],
-        })  # fmt: skip
+        listeners.append(
+            {
+                "name": f"relay-{port}",
+                "address": {"socket_address": {"address": listen, "port_value": port}},
+                "filter_chains": [{"filters": [tcp_proxy_filter(f"relay-{port}", f"upstream-{port}")]}],
+            }
+        )
         clusters.append(static_cluster(f"upstream-{port}", to, to_port))
     return {"admin": admin_config(), "static_resources": {"listeners": listeners, "clusters": clusters}}
 
@@ -130,16 +140,24 @@ INBOUND_H2 = "InboundPassthroughClusterH2"
 OUTBOUND_H2 = "PassthroughClusterH2"
 """The passthrough clusters of HTTP/2 ports (Istio: the port's own inbound|P|| and outbound|P||host clusters)."""
 INBOUND_CLUSTERS = ("InboundPassthroughCluster", INBOUND_H2, mtls.HBONE_INBOUND)
-OUTBOUND_CLUSTERS = ("PassthroughCluster", OUTBOUND_H2, mtls.MTLS_OUTBOUND, mtls.MTLS_OUTBOUND_HTTP,
-                     mtls.MTLS_OUTBOUND_H2, mtls.CONNECT_ORIGINATE)  # fmt: skip
+OUTBOUND_CLUSTERS = (
+    "PassthroughCluster",
+    OUTBOUND_H2,
+    mtls.MTLS_OUTBOUND,
+    mtls.MTLS_OUTBOUND_HTTP,
+    mtls.MTLS_OUTBOUND_H2,
+    mtls.CONNECT_ORIGINATE,
+)
 """Every cluster a sidecar's inbound / outbound traffic leaves by (its counters are the path evidence)."""
 
 
 def http2_upstream(cluster: dict) -> dict:
     """`cluster` speaking HTTP/2 to its endpoints, as Istio sets it for a port whose protocol is HTTP/2 or gRPC
     (pilot/pkg/networking/core/cluster_builder.go `setH2Options`: explicit http2_protocol_options)."""
-    options = {"@type": f"type.googleapis.com/{HTTP_PROTOCOL_OPTIONS}", "explicit_http_config": {
-        "http2_protocol_options": {}}}  # fmt: skip
+    options = {
+        "@type": f"type.googleapis.com/{HTTP_PROTOCOL_OPTIONS}",
+        "explicit_http_config": {"http2_protocol_options": {}},
+    }
     return {**cluster, "typed_extension_protocol_options": {HTTP_PROTOCOL_OPTIONS: options}}
 
 
@@ -171,21 +189,36 @@ def http_connection_manager(stat_prefix: str, cluster: str, *, inbound: bool, lo
         "upgrade_configs": [{"upgrade_type": "websocket"}],
         "stream_idle_timeout": "0s",
         "access_log": mtls.access_log(log),
-        "route_config": {"name": stat_prefix, "virtual_hosts": [
-            {"name": "allow_any", "domains": ["*"], "routes": [{"match": {"prefix": "/"},
-                                                                 "route": {"cluster": cluster, "timeout": "0s"}}]},
-        ]},
+        "route_config": {
+            "name": stat_prefix,
+            "virtual_hosts": [
+                {
+                    "name": "allow_any",
+                    "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "0s"}}],
+                },
+            ],
+        },
         "http_filters": [
-            {"name": "envoy.filters.http.grpc_stats", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
-                "emit_filter_state": True, "stats_for_all_methods": False}},
-            {"name": "envoy.filters.http.fault", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}},
-            {"name": "envoy.filters.http.cors", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
+            {
+                "name": "envoy.filters.http.grpc_stats",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
+                    "emit_filter_state": True,
+                    "stats_for_all_methods": False,
+                },
+            },
+            {
+                "name": "envoy.filters.http.fault",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"},
+            },
+            {
+                "name": "envoy.filters.http.cors",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"},
+            },
             {"name": "envoy.filters.http.router", "typed_config": {"@type": mtls.ROUTER}},
         ],
-    }  # fmt: skip
+    }
     if inbound:
         hcm["server_name"] = "istio-envoy"
         hcm["forward_client_cert_details"] = "APPEND_FORWARD"
@@ -256,11 +289,17 @@ def sidecar_bootstrap(
         clusters.append(mtls.outbound_mtls_cluster(tls, original_dst_cluster(mtls.MTLS_OUTBOUND)))
     outbound["filter_chains"] = [*outbound_http_chains(http_ports, tls, http2_ports), *outbound["filter_chains"]]
     if http_ports and tls is not None and tls.meshed:
-        clusters.append({**original_dst_cluster(mtls.MTLS_OUTBOUND_HTTP),
-                         "transport_socket": mtls.upstream_tls(tls, mtls.ALPN_HTTP11_IN_MESH)})  # fmt: skip
+        clusters.append(
+            {
+                **original_dst_cluster(mtls.MTLS_OUTBOUND_HTTP),
+                "transport_socket": mtls.upstream_tls(tls, mtls.ALPN_HTTP11_IN_MESH),
+            }
+        )
     if http2_ports:
-        clusters += [http2_upstream(original_dst_cluster(OUTBOUND_H2)),
-                     http2_upstream(original_dst_cluster(INBOUND_H2, bind_source=inbound_bind))]  # fmt: skip
+        clusters += [
+            http2_upstream(original_dst_cluster(OUTBOUND_H2)),
+            http2_upstream(original_dst_cluster(INBOUND_H2, bind_source=inbound_bind)),
+        ]
         if tls is not None and tls.meshed:
             h2_tls = mtls.upstream_tls(tls, mtls.ALPN_H2_IN_MESH)
             clusters.append(http2_upstream({**original_dst_cluster(mtls.MTLS_OUTBOUND_H2), "transport_socket": h2_tls}))
@@ -278,27 +317,40 @@ def inbound_http_chains(ports: tuple[int, ...], tls: MeshTls | None, http2_ports
     for port in ports:
         upstream = INBOUND_H2 if port in http2_ports else "InboundPassthroughCluster"
         if tls is not None:
-            chains.append({
-                "name": f"inbound-mtls-http-{port}",
-                "filter_chain_match": {"destination_port": port, "transport_protocol": "tls",
-                                       "application_protocols": mtls.ALPN_MTLS_HTTP},
-                "transport_socket": mtls.downstream_tls(tls, ["h2", "http/1.1"]),
-                "filters": [http_connection_manager(mtls.MTLS_INBOUND_HTTP, upstream, inbound=True,
-                                                    log=tls.access_log)],
-            })  # fmt: skip
-            chains.append({
-                "name": f"inbound-mtls-tcp-{port}",
-                "filter_chain_match": {"destination_port": port, "transport_protocol": "tls",
-                                       "application_protocols": mtls.ALPN_MTLS_TCP},
-                "transport_socket": mtls.downstream_tls(tls, ["istio-peer-exchange", "h2", "http/1.1"]),
-                "filters": [mtls.tcp_proxy(mtls.MTLS_INBOUND, "InboundPassthroughCluster", log=tls.access_log)],
-            })  # fmt: skip
+            chains.append(
+                {
+                    "name": f"inbound-mtls-http-{port}",
+                    "filter_chain_match": {
+                        "destination_port": port,
+                        "transport_protocol": "tls",
+                        "application_protocols": mtls.ALPN_MTLS_HTTP,
+                    },
+                    "transport_socket": mtls.downstream_tls(tls, ["h2", "http/1.1"]),
+                    "filters": [
+                        http_connection_manager(mtls.MTLS_INBOUND_HTTP, upstream, inbound=True, log=tls.access_log)
+                    ],
+                }
+            )
+            chains.append(
+                {
+                    "name": f"inbound-mtls-tcp-{port}",
+                    "filter_chain_match": {
+                        "destination_port": port,
+                        "transport_protocol": "tls",
+                        "application_protocols": mtls.ALPN_MTLS_TCP,
+                    },
+                    "transport_socket": mtls.downstream_tls(tls, ["istio-peer-exchange", "h2", "http/1.1"]),
+                    "filters": [mtls.tcp_proxy(mtls.MTLS_INBOUND, "InboundPassthroughCluster", log=tls.access_log)],
+                }
+            )
         if tls is None or not tls.strict:
-            chains.append({
-                "name": f"inbound-http-{port}",
-                "filter_chain_match": {"destination_port": port, "transport_protocol": "raw_buffer"},
-                "filters": [http_connection_manager(f"inbound_0.0.0.0_{port}", upstream, inbound=True)],
-            })  # fmt: skip
+            chains.append(
+                {
+                    "name": f"inbound-http-{port}",
+                    "filter_chain_match": {"destination_port": port, "transport_protocol": "raw_buffer"},
+                    "filters": [http_connection_manager(f"inbound_0.0.0.0_{port}", upstream, inbound=True)],
+                }
+            )
     return chains
 
 
@@ -311,11 +363,20 @@ def outbound_http_chains(ports: tuple[int, ...], tls: MeshTls | None, http2_port
         h2 = port in http2_ports
         if tls is not None and tls.meshed:
             cluster = mtls.MTLS_OUTBOUND_H2 if h2 else mtls.MTLS_OUTBOUND_HTTP
-            chains.append({"filter_chain_match": {**mtls.meshed_match(tls), "destination_port": port},
-                           "filters": [http_connection_manager(f"outbound_mtls_0.0.0.0_{port}", cluster,
-                                                               inbound=False)]})  # fmt: skip
-        chains.append({"filter_chain_match": {"destination_port": port},
-                       "filters": [http_connection_manager(f"outbound_0.0.0.0_{port}",
-                                                           OUTBOUND_H2 if h2 else "PassthroughCluster",
-                                                           inbound=False)]})  # fmt: skip
+            chains.append(
+                {
+                    "filter_chain_match": {**mtls.meshed_match(tls), "destination_port": port},
+                    "filters": [http_connection_manager(f"outbound_mtls_0.0.0.0_{port}", cluster, inbound=False)],
+                }
+            )
+        chains.append(
+            {
+                "filter_chain_match": {"destination_port": port},
+                "filters": [
+                    http_connection_manager(
+                        f"outbound_0.0.0.0_{port}", OUTBOUND_H2 if h2 else "PassthroughCluster", inbound=False
+                    )
+                ],
+            }
+        )
     return chains

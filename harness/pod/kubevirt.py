@@ -132,8 +132,13 @@ class KubevirtBinding:
         return self.forms.get(release(name).name, self.otherwise)
 
     @classmethod
-    def per_release(cls, table: dict[tuple[KubevirtRelease, ...], InRelease], otherwise: InRelease, *,
-                    annotated_for_istio: bool = False) -> KubevirtBinding:  # fmt: skip
+    def per_release(
+        cls,
+        table: dict[tuple[KubevirtRelease, ...], InRelease],
+        otherwise: InRelease,
+        *,
+        annotated_for_istio: bool = False,
+    ) -> KubevirtBinding:
         return cls({r: form for releases, form in table.items() for r in releases}, otherwise, annotated_for_istio)
 
     @classmethod
@@ -143,8 +148,10 @@ class KubevirtBinding:
     @classmethod
     def research(cls, user_name: str) -> KubevirtBinding:
         """A binding of the 2018 research design: the post's own core, never in a KubeVirt release."""
-        return cls({KubevirtRelease.RESEARCH_2018: InRelease(Shipping.CORE, user_name)},
-                   InRelease(Shipping.RESEARCH, user_name))  # fmt: skip
+        return cls(
+            {KubevirtRelease.RESEARCH_2018: InRelease(Shipping.CORE, user_name)},
+            InRelease(Shipping.RESEARCH, user_name),
+        )
 
     @classmethod
     def unknown(cls, name: str) -> KubevirtBinding:

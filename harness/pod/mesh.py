@@ -127,12 +127,16 @@ def mesh_identities(bed: TestBed, client: Client, proxy_uid: int) -> tuple[MeshT
     ca = MeshCA(bed.runtime_dir() / "mesh-ca")
     plan = bed.plan
     pod_id, peer_id = spiffe_id(POD_SERVICE_ACCOUNT), spiffe_id(PEER_SERVICE_ACCOUNT)
-    pod = MeshTls(ca.issue(POD_SERVICE_ACCOUNT, owner_uid=proxy_uid),
-                  meshed={plan.peer_ip: peer_id} if client.meshed else {}, strict=client.strict)  # fmt: skip
+    pod = MeshTls(
+        ca.issue(POD_SERVICE_ACCOUNT, owner_uid=proxy_uid),
+        meshed={plan.peer_ip: peer_id} if client.meshed else {},
+        strict=client.strict,
+    )
     if not client.meshed:
         return pod, None
-    peer = MeshTls(ca.issue(PEER_SERVICE_ACCOUNT, owner_uid=proxy_uid), meshed={plan.pod_ip: pod_id},
-                   strict=client.strict)  # fmt: skip
+    peer = MeshTls(
+        ca.issue(PEER_SERVICE_ACCOUNT, owner_uid=proxy_uid), meshed={plan.pod_ip: pod_id}, strict=client.strict
+    )
     return pod, peer
 
 
@@ -155,8 +159,10 @@ class ClusterObjects:
     """The VM's pod carries istio.io/reroute-virtual-interfaces with the binding's VM interfaces."""
 
 
-_ISTIO_SIDECAR = {"sidecar.istio.io/inject": "true",
-                  "proxy.istio.io/config": json.dumps({"holdApplicationUntilProxyStarts": True})}  # fmt: skip
+_ISTIO_SIDECAR = {
+    "sidecar.istio.io/inject": "true",
+    "proxy.istio.io/config": json.dumps({"holdApplicationUntilProxyStarts": True}),
+}
 _NATIVE_SIDECAR = {"sidecar.istio.io/nativeSidecar": "true"}
 _AMBIENT = {"istio.io/dataplane-mode": "ambient"}
 
@@ -205,8 +211,14 @@ class Mesh:
         if "kind" in cls.__dict__:
             MESHES[str(cls.kind)] = cls
 
-    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client(),
-                annotations: dict[str, str] | None = None, dns_capture: bool = True) -> Sidecar | None:  # fmt: skip
+    def install(
+        self,
+        bed: TestBed,
+        vm_interfaces: list[str],
+        client: Client = Client(),
+        annotations: dict[str, str] | None = None,
+        dns_capture: bool = True,
+    ) -> Sidecar | None:
         """`annotations`: the pod's, as KubeVirt's release wrote them (harness/pod/kubevirt.py pod_annotations).
         `dns_capture`: istio-cni's ambient DNS capture (the chart's default); other modes have none."""
         return None
@@ -247,21 +259,29 @@ class IstioSidecar(Mesh):
     def rules(self, vm_interfaces: list[str]) -> dict[str, list[str]]:
         return {"nat": istio_nat_rules(self.layout, vm_interfaces, capture_inbound=not self.layout.tproxy)}
 
-    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client(),
-                annotations: dict[str, str] | None = None, dns_capture: bool = True) -> Sidecar:  # fmt: skip
+    def install(
+        self,
+        bed: TestBed,
+        vm_interfaces: list[str],
+        client: Client = Client(),
+        annotations: dict[str, str] | None = None,
+        dns_capture: bool = True,
+    ) -> Sidecar:
         """The pod's init container and proxy; for a meshed client, the peer pod's too (its init's rules in the
         peer's namespace, its Envoy there as uid 1337: the peer is the rest of the cluster, not a container here)."""
         pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid) if self.layout.istio else (None, None)
         init, spec = next((r, s) for r, s in self.containers.items() if r.endswith("-init"))
         proxy, proxy_spec = next((r, s) for r, s in self.containers.items() if r.endswith("-proxy"))
-        sidecar = self._install_in(bed, bed.pod, "pod", vm_interfaces, pod_tls, bed.pod_init(init, spec),
-                                   (proxy, proxy_spec))  # fmt: skip
+        sidecar = self._install_in(
+            bed, bed.pod, "pod", vm_interfaces, pod_tls, bed.pod_init(init, spec), (proxy, proxy_spec)
+        )
         if client.meshed:
             sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", [], peer_tls, bed.peer, (None, None))
         return sidecar
 
-    def _install_in(self, bed: TestBed, ns, role: str, vm_interfaces: list[str], tls: MeshTls | None, init_runner,
-                    container: tuple) -> Sidecar:  # fmt: skip
+    def _install_in(
+        self, bed: TestBed, ns, role: str, vm_interfaces: list[str], tls: MeshTls | None, init_runner, container: tuple
+    ) -> Sidecar:
         layout = self.layout
         sidecar = Sidecar(layout, ns, admin_socket(bed, layout, role))
         tls = with_log(tls, sidecar.admin_socket)
@@ -273,8 +293,7 @@ class IstioSidecar(Mesh):
             ns.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE)
             ns.add_local_default_route(TPROXY_TABLE)
         name = layout.name if role == "pod" else f"{layout.name}-{role}"
-        sidecar.process = start_sidecar_envoy(bed, layout, sidecar.admin_socket, *container, ns=ns, tls=tls,
-                                              name=name)  # fmt: skip
+        sidecar.process = start_sidecar_envoy(bed, layout, sidecar.admin_socket, *container, ns=ns, tls=tls, name=name)
         return sidecar
 
 
@@ -285,9 +304,12 @@ class IstioSidecarTproxy(IstioSidecar):
     probed_by_claims = False
     title = "Istio sidecar (TPROXY)"
     published_modes = ()  # Istio benchmarks its default layout only
-    cluster = ClusterObjects({"istio-injection": "enabled"}, {},
-                             {**_ISTIO_SIDECAR, "sidecar.istio.io/interceptionMode": "TPROXY"},
-                             _NATIVE_SIDECAR)  # fmt: skip
+    cluster = ClusterObjects(
+        {"istio-injection": "enabled"},
+        {},
+        {**_ISTIO_SIDECAR, "sidecar.istio.io/interceptionMode": "TPROXY"},
+        _NATIVE_SIDECAR,
+    )
     layout = Layout("envoy-tproxy", ISTIO_UID, 15006, 15001, 15000, istio=True, tproxy=True)
     containers = {"istio-init": ISTIO_INIT, "istio-proxy": ISTIO_PROXY_TPROXY}
     style = (":", "..")
@@ -329,15 +351,20 @@ class Ambient(Mesh):
     published_modes = (PublishedMode("ambient (ztunnel both ends)", "ingress", meshed_client=True, proxy="ztunnel"),)
     cluster = ClusterObjects(_AMBIENT)
     # uid 0 is the node proxy's (ztunnel runs as root); its mark does the exclusion.
-    layout = Layout("ambient", 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000,
-                    istio=False)  # fmt: skip
+    layout = Layout("ambient", 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000, istio=False)
     node_proxy = True
     meshed_clients = True
     client_tunnel = "HBONE"
     style = ((0, (5, 1, 1, 1)), "\\\\")
 
-    def install(self, bed: TestBed, vm_interfaces: list[str], client: Client = Client(),
-                annotations: dict[str, str] | None = None, dns_capture: bool = True) -> Sidecar:  # fmt: skip
+    def install(
+        self,
+        bed: TestBed,
+        vm_interfaces: list[str],
+        client: Client = Client(),
+        annotations: dict[str, str] | None = None,
+        dns_capture: bool = True,
+    ) -> Sidecar:
         """istio-cni's rules and the node proxy for the pod and, for a meshed client, for the peer pod (its own
         ztunnel: the peer is on another node). The interfaces rerouted are those of the pod's
         istio.io/reroute-virtual-interfaces annotation (KubeVirt >= 1.7 writes it for a masquerade pod), or with
@@ -349,8 +376,9 @@ class Ambient(Mesh):
             sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", bed.plan.peer_ip, [], peer_tls, dns_capture)
         return sidecar
 
-    def _install_in(self, bed: TestBed, ns, role: str, ip: str, vm_interfaces: list[str], tls: MeshTls | None,
-                    dns_capture: bool) -> Sidecar:  # fmt: skip
+    def _install_in(
+        self, bed: TestBed, ns, role: str, ip: str, vm_interfaces: list[str], tls: MeshTls | None, dns_capture: bool
+    ) -> Sidecar:
         sidecar = Sidecar(self.layout, ns, admin_socket(bed, self.layout, role))
         tls = with_log(tls, sidecar.admin_socket)
         sidecar.access_log, sidecar.spiffe_id = (tls.access_log, tls.own.spiffe_id) if tls else (None, "")
@@ -359,14 +387,21 @@ class Ambient(Mesh):
             apply_iptables(ns, table, rules)  # istio-cni's node agent, in the pod's namespace
         ambient.add_inpod_routing(ns)
         suffix = "" if role == "pod" else f"-{role}"
-        sidecar.process = ambient.start_node_proxy(bed, sidecar.admin_socket, pod=ns, pod_ip=ip, tls=tls,
-                                                   name=f"ztunnel-envoy{suffix}")  # fmt: skip
+        sidecar.process = ambient.start_node_proxy(
+            bed, sidecar.admin_socket, pod=ns, pod_ip=ip, tls=tls, name=f"ztunnel-envoy{suffix}"
+        )
         if dns_capture:
             sidecar.dns_stats = sidecar.admin_socket.parent / "dns-proxy.json"
             # the cluster's resolver stands on the peer's side (ztunnel forwards to its own resolv.conf's)
             hosts = dns_proxy.mesh_hosts(bed.plan.peer_ip)
-            ambient.start_dns_proxy(bed, pod=ns, stats=sidecar.dns_stats, upstream=bed.plan.peer_ip, hosts=hosts,
-                                    name=f"ztunnel-dns{suffix}")  # fmt: skip
+            ambient.start_dns_proxy(
+                bed,
+                pod=ns,
+                stats=sidecar.dns_stats,
+                upstream=bed.plan.peer_ip,
+                hosts=hosts,
+                name=f"ztunnel-dns{suffix}",
+            )
         return sidecar
 
 
@@ -378,8 +413,7 @@ class AmbientReroute(Ambient):
     title = "Istio ambient, VM interfaces rerouted (annotation)"
     published_modes = ()  # Istio benchmarks its default layout only
     cluster = ClusterObjects(_AMBIENT, reroute_vm_interfaces=True)
-    layout = Layout("ambient-reroute", 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT,
-                    15000, istio=False)  # fmt: skip
+    layout = Layout("ambient-reroute", 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000, istio=False)
     reroutes_vm_interfaces = True
     style = ((0, (3, 1, 1, 1, 1, 1)), "++")
 
@@ -404,6 +438,8 @@ def install_sidecar(
     gets its own proxy (the returned Sidecar's `peer_proxy`); a mode without meshed clients refuses one."""
     mesh = mesh_for(kind)
     if client.meshed and not mesh.meshed_clients:
-        raise ValueError(f"mesh mode {str(kind)!r} has no meshed clients; modes with them: "
-                         f"{', '.join(k for k, m in MESHES.items() if m.meshed_clients)}")  # fmt: skip
+        raise ValueError(
+            f"mesh mode {str(kind)!r} has no meshed clients; modes with them: "
+            f"{', '.join(k for k, m in MESHES.items() if m.meshed_clients)}"
+        )
     return mesh.install(bed, list(vm_interfaces), client, annotations, dns_capture)

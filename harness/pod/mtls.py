@@ -98,11 +98,12 @@ def _common_tls(tls: MeshTls, alpn: list[str], peer_ids: list[str] | None) -> di
     else:
         sans = [{"san_type": "URI", "matcher": {"exact": identity}} for identity in peer_ids]
     return {
-        "tls_certificates": [{"certificate_chain": {"filename": str(tls.own.cert)},
-                              "private_key": {"filename": str(tls.own.key)}}],
+        "tls_certificates": [
+            {"certificate_chain": {"filename": str(tls.own.cert)}, "private_key": {"filename": str(tls.own.key)}}
+        ],
         "validation_context": {"trusted_ca": {"filename": str(tls.own.root)}, "match_typed_subject_alt_names": sans},
         "alpn_protocols": alpn,
-    }  # fmt: skip
+    }
 
 
 def upstream_tls(tls: MeshTls, alpn: list[str]) -> dict:
@@ -111,8 +112,11 @@ def upstream_tls(tls: MeshTls, alpn: list[str]) -> dict:
 
 
 def downstream_tls(tls: MeshTls, alpn: list[str]) -> dict:
-    context = {"@type": DOWNSTREAM_TLS, "require_client_certificate": True,
-               "common_tls_context": _common_tls(tls, alpn, None)}  # fmt: skip
+    context = {
+        "@type": DOWNSTREAM_TLS,
+        "require_client_certificate": True,
+        "common_tls_context": _common_tls(tls, alpn, None),
+    }
     return {"name": TLS_SOCKET, "typed_config": context}
 
 
@@ -120,10 +124,19 @@ def access_log(path: Path | None) -> list[dict]:
     """A JSON line per connection (tcp_proxy) or CONNECT stream (HCM): the identity the proxy saw and the bytes."""
     if path is None:
         return []
-    fmt = {"peer_identity": "%DOWNSTREAM_PEER_URI_SAN%", "authority": "%REQ(:AUTHORITY)%",
-           "upstream": "%UPSTREAM_HOST%", "received": "%BYTES_RECEIVED%", "sent": "%BYTES_SENT%"}  # fmt: skip
-    return [{"name": "envoy.access_loggers.file",
-             "typed_config": {"@type": FILE_LOG, "path": str(path), "log_format": {"json_format": fmt}}}]  # fmt: skip
+    fmt = {
+        "peer_identity": "%DOWNSTREAM_PEER_URI_SAN%",
+        "authority": "%REQ(:AUTHORITY)%",
+        "upstream": "%UPSTREAM_HOST%",
+        "received": "%BYTES_RECEIVED%",
+        "sent": "%BYTES_SENT%",
+    }
+    return [
+        {
+            "name": "envoy.access_loggers.file",
+            "typed_config": {"@type": FILE_LOG, "path": str(path), "log_format": {"json_format": fmt}},
+        }
+    ]
 
 
 def tls_inspector() -> dict:
@@ -131,8 +144,12 @@ def tls_inspector() -> dict:
 
 
 def tcp_proxy(stat_prefix: str, cluster: str, *, log: Path | None = None, tunnel: bool = False) -> dict:
-    config = {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-              "stat_prefix": stat_prefix, "cluster": cluster, "access_log": access_log(log)}  # fmt: skip
+    config = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        "stat_prefix": stat_prefix,
+        "cluster": cluster,
+        "access_log": access_log(log),
+    }
     if tunnel:
         config["tunneling_config"] = {"hostname": "%DOWNSTREAM_LOCAL_ADDRESS%"}
     return {"name": "envoy.filters.network.tcp_proxy", "typed_config": config}
@@ -140,15 +157,22 @@ def tcp_proxy(stat_prefix: str, cluster: str, *, log: Path | None = None, tunnel
 
 def inbound_chains(tls: MeshTls, passthrough: str) -> list[dict]:
     """virtualInbound's filter chains: mTLS (Istio's ALPN) always, plaintext unless STRICT."""
-    chains = [{
-        "name": "inbound-mtls",
-        "filter_chain_match": {"transport_protocol": "tls", "application_protocols": ALPN_MTLS_TCP},
-        "transport_socket": downstream_tls(tls, ["istio-peer-exchange", "h2", "http/1.1"]),
-        "filters": [tcp_proxy(MTLS_INBOUND, passthrough, log=tls.access_log)],
-    }]  # fmt: skip
+    chains = [
+        {
+            "name": "inbound-mtls",
+            "filter_chain_match": {"transport_protocol": "tls", "application_protocols": ALPN_MTLS_TCP},
+            "transport_socket": downstream_tls(tls, ["istio-peer-exchange", "h2", "http/1.1"]),
+            "filters": [tcp_proxy(MTLS_INBOUND, passthrough, log=tls.access_log)],
+        }
+    ]
     if not tls.strict:
-        chains.append({"name": "inbound-plaintext", "filter_chain_match": {"transport_protocol": "raw_buffer"},
-                       "filters": [tcp_proxy(passthrough, passthrough)]})  # fmt: skip
+        chains.append(
+            {
+                "name": "inbound-plaintext",
+                "filter_chain_match": {"transport_protocol": "raw_buffer"},
+                "filters": [tcp_proxy(passthrough, passthrough)],
+            }
+        )
     return chains
 
 
@@ -167,12 +191,14 @@ def connect_originate_cluster(tls: MeshTls, base: dict) -> dict:
         **base,
         "name": CONNECT_ORIGINATE,
         "original_dst_lb_config": {"upstream_port_override": HBONE_PORT},
-        "typed_extension_protocol_options": {HTTP_OPTIONS: {
-            "@type": f"type.googleapis.com/{HTTP_OPTIONS}",
-            "explicit_http_config": {"http2_protocol_options": {"allow_connect": True}},
-        }},
+        "typed_extension_protocol_options": {
+            HTTP_OPTIONS: {
+                "@type": f"type.googleapis.com/{HTTP_OPTIONS}",
+                "explicit_http_config": {"http2_protocol_options": {"allow_connect": True}},
+            }
+        },
         "transport_socket": upstream_tls(tls, ["h2"]),
-    }  # fmt: skip
+    }
 
 
 def connect_terminate_listener(tls: MeshTls, address: dict, served_ip: str, *, mark: int | None) -> dict:
@@ -188,22 +214,39 @@ def connect_terminate_listener(tls: MeshTls, address: dict, served_ip: str, *, m
         "upgrade_configs": [{"upgrade_type": "CONNECT"}],
         "stream_idle_timeout": "0s",
         "access_log": access_log(tls.access_log),
-        "route_config": {"name": "default", "virtual_hosts": [{
-            "name": "served", "domains": [f"{served_ip}:*"],
-            "routes": [{"match": {"connect_matcher": {}},
-                        "route": {"cluster": HBONE_INBOUND, "upgrade_configs": [
-                            {"upgrade_type": "CONNECT", "connect_config": {}}]}}],
-        }]},
-        "http_filters": [*(filters if mark is not None else []),
-                         {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}],
-    }  # fmt: skip
+        "route_config": {
+            "name": "default",
+            "virtual_hosts": [
+                {
+                    "name": "served",
+                    "domains": [f"{served_ip}:*"],
+                    "routes": [
+                        {
+                            "match": {"connect_matcher": {}},
+                            "route": {
+                                "cluster": HBONE_INBOUND,
+                                "upgrade_configs": [{"upgrade_type": "CONNECT", "connect_config": {}}],
+                            },
+                        }
+                    ],
+                }
+            ],
+        },
+        "http_filters": [
+            *(filters if mark is not None else []),
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}},
+        ],
+    }
     return {
         "name": CONNECT_TERMINATE,
         "address": {"socket_address": address},
-        "filter_chains": [{"transport_socket": downstream_tls(tls, ["h2"]),
-                           "filters": [{"name": "envoy.filters.network.http_connection_manager",
-                                        "typed_config": hcm}]}],
-    }  # fmt: skip
+        "filter_chains": [
+            {
+                "transport_socket": downstream_tls(tls, ["h2"]),
+                "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}],
+            }
+        ],
+    }
 
 
 def hbone_inbound_cluster(base: dict) -> dict:

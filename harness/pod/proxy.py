@@ -189,8 +189,9 @@ class Flow:
 class Connection:
     __slots__ = ("client", "upstream", "out", "back", "connected", "deadline", "masks", "peer", "mode")
 
-    def __init__(self, client: socket.socket, upstream: socket.socket, pool: PipePool, peer, mode: str,
-                 connect_timeout_s: float) -> None:  # fmt: skip
+    def __init__(
+        self, client: socket.socket, upstream: socket.socket, pool: PipePool, peer, mode: str, connect_timeout_s: float
+    ) -> None:
         self.client, self.upstream = client, upstream
         self.out = Flow(client, upstream, pool.take())  # VM-bound for ingress, peer-bound for egress
         self.back = Flow(upstream, client, pool.take())
@@ -213,8 +214,9 @@ class Connection:
 
 
 class Relay:
-    def __init__(self, listeners: list[Listener], *, reuse_port: bool = False,
-                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:  # fmt: skip
+    def __init__(
+        self, listeners: list[Listener], *, reuse_port: bool = False, connect_timeout_s: float = CONNECT_TIMEOUT_S
+    ) -> None:
         self.connect_timeout_s = connect_timeout_s
         self.listeners = {}
         for lst in listeners:

@@ -28,8 +28,11 @@ def relay_binary() -> Path:
 
 
 def relay_argv(implementation: RelayImplementation = RelayImplementation.C, *, workers: int = 1) -> list[str]:
-    program = [str(relay_binary())] if implementation is RelayImplementation.C else [
-        sys.executable, "-m", "harness.pod.proxy"]  # fmt: skip
+    program = (
+        [str(relay_binary())]
+        if implementation is RelayImplementation.C
+        else [sys.executable, "-m", "harness.pod.proxy"]
+    )
     return [*program, *(["--workers", str(workers)] if workers > 1 else [])]
 
 

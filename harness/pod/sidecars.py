@@ -70,11 +70,14 @@ class Layout:
 def istio_nat_rules(layout: Layout, vm_interfaces: list[str], *, capture_inbound: bool) -> list[str]:
     u = layout.uid
     rules = [
-        "-N ISTIO_INBOUND", "-N ISTIO_REDIRECT", "-N ISTIO_IN_REDIRECT", "-N ISTIO_OUTPUT",
+        "-N ISTIO_INBOUND",
+        "-N ISTIO_REDIRECT",
+        "-N ISTIO_IN_REDIRECT",
+        "-N ISTIO_OUTPUT",
         "-A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN",
         f"-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports {layout.outbound_port}",
         f"-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports {layout.inbound_port}",
-    ]  # fmt: skip
+    ]
     if capture_inbound:
         rules += [
             "-A PREROUTING -p tcp -j ISTIO_INBOUND",
@@ -102,7 +105,9 @@ def istio_nat_rules(layout: Layout, vm_interfaces: list[str], *, capture_inbound
 def istio_tproxy_mangle_rules(layout: Layout) -> list[str]:
     m = layout.uid  # Istio uses the proxy uid as its mark
     return [
-        "-N ISTIO_DIVERT", "-N ISTIO_TPROXY", "-N ISTIO_INBOUND",
+        "-N ISTIO_DIVERT",
+        "-N ISTIO_TPROXY",
+        "-N ISTIO_INBOUND",
         f"-A ISTIO_DIVERT -j MARK --set-mark {m}",
         "-A ISTIO_DIVERT -j ACCEPT",
         f"-A ISTIO_TPROXY ! -d 127.0.0.1/32 -p tcp -j TPROXY --tproxy-mark {m}/0xffffffff "
@@ -123,7 +128,7 @@ def istio_tproxy_mangle_rules(layout: Layout) -> list[str]:
         f"-I ISTIO_INBOUND 1 -p tcp -m mark --mark {m} -j RETURN",
         "-I ISTIO_INBOUND 2 -p tcp -s 127.0.0.6/32 -i lo -j RETURN",
         f"-I ISTIO_INBOUND 3 -p tcp -i lo -m mark ! --mark {m + 1} -j RETURN",
-    ]  # fmt: skip
+    ]
 
 
 def linkerd_nat_rules(layout: Layout) -> list[str]:
@@ -291,8 +296,17 @@ def admin_socket(bed: TestBed, layout: Layout, role: str = "pod") -> Path:
     return folder / "admin.sock"
 
 
-def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path, container: str | None, spec: Role | None, *,
-                        ns: Namespace, tls: MeshTls | None, name: str) -> TrackedProcess:  # fmt: skip
+def start_sidecar_envoy(
+    bed: TestBed,
+    layout: Layout,
+    admin: Path,
+    container: str | None,
+    spec: Role | None,
+    *,
+    ns: Namespace,
+    tls: MeshTls | None,
+    name: str,
+) -> TrackedProcess:
     """Envoy as the mesh's proxy container in `ns` (`container`, with `spec`'s privileges on the docker runtime;
     None: a meshed peer's proxy, a process in the peer's namespace)."""
     config = sidecar_bootstrap(
@@ -315,7 +329,15 @@ def start_sidecar_envoy(bed: TestBed, layout: Layout, admin: Path, container: st
     # (Istio adds NET_ADMIN in that mode): the mesh mode declares the container's privileges.
     if container is not None and spec is not None:
         bed.runtime.add_container(bed, container, spec)
-    proc = start_envoy(bed, config, ns=ns, name=name, uid=layout.uid, net_admin=layout.tproxy,
-                       ports=[layout.inbound_port, layout.outbound_port], container=container)  # fmt: skip
+    proc = start_envoy(
+        bed,
+        config,
+        ns=ns,
+        name=name,
+        uid=layout.uid,
+        net_admin=layout.tproxy,
+        ports=[layout.inbound_port, layout.outbound_port],
+        container=container,
+    )
     wait_until(admin.exists, timeout=30, what=f"{name}'s admin socket")
     return proc

@@ -23,18 +23,22 @@ def describe_strategy(
     the annotations `kubevirt`'s release writes for this binding."""
     cls = strategy_class(name)
     strategy = cls(options, sidecar=sidecar)
-    lines = [f"strategy {name}: {cls.summary}", f"faithful to: {cls.faithful_to}",
-             f"options: {strategy.options.model_dump_json()}; sidecar: {sidecar}",
-             f"KubeVirt {kubevirt}: {binding_status(kubevirt, name)}; pod annotations: "
-             f"{pod_annotations(kubevirt, name) or 'none'}"]  # fmt: skip
+    lines = [
+        f"strategy {name}: {cls.summary}",
+        f"faithful to: {cls.faithful_to}",
+        f"options: {strategy.options.model_dump_json()}; sidecar: {sidecar}",
+        f"KubeVirt {kubevirt}: {binding_status(kubevirt, name)}; pod annotations: "
+        f"{pod_annotations(kubevirt, name) or 'none'}",
+    ]
     req = cls.requirements
     lines.append(
         f"requirements: capabilities={list(req.capabilities)} kernel={list(req.kernel_features)} "
         f"processes={list(req.extra_processes)} binaries={list(req.binaries)}"
     )
     with LabSession() as lab, lab.bed() as bed:
-        install_sidecar(bed, sidecar, vm_interfaces=list(cls.vm_interfaces),
-                        annotations=pod_annotations(kubevirt, name))  # fmt: skip
+        install_sidecar(
+            bed, sidecar, vm_interfaces=list(cls.vm_interfaces), annotations=pod_annotations(kubevirt, name)
+        )
         attachment = strategy.setup(bed, driver_for(GuestSpec(), f"describe-{name}"))
         lines.append(
             f"ingress: peer dials {attachment.ingress_address}; service runs in "

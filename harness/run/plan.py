@@ -102,11 +102,22 @@ class RunSettings:
     @classmethod
     def of(cls, scenario: Scenario) -> RunSettings:
         options = getattr(scenario, scenario.runtime, None)  # the runtime's own block (`docker:`), if it has one
-        return cls(scenario.name, scenario.seed, str(scenario.kubevirt), scenario.runtime, options,
-                   scenario.cpu_placement, scenario.design, scenario.precision, scenario.blocks_planned(),
-                   scenario.time_budget_minutes * 60 if scenario.time_budget_minutes else None, scenario.claims,
-                   tuple(scenario.strategies), scenario.keep_outputs,
-                   scenario.model_dump(mode="json", by_alias=True))  # fmt: skip
+        return cls(
+            scenario.name,
+            scenario.seed,
+            str(scenario.kubevirt),
+            scenario.runtime,
+            options,
+            scenario.cpu_placement,
+            scenario.design,
+            scenario.precision,
+            scenario.blocks_planned(),
+            scenario.time_budget_minutes * 60 if scenario.time_budget_minutes else None,
+            scenario.claims,
+            tuple(scenario.strategies),
+            scenario.keep_outputs,
+            scenario.model_dump(mode="json", by_alias=True),
+        )
 
 
 @dataclass(frozen=True)
@@ -186,8 +197,7 @@ def resolve(scenario: Scenario, guest: GuestSpec) -> RunPlan:
         if cell_guest.kind == GuestKind.QEMU and build != cell_guest.qemu.build:
             cell_guest = replace(cell_guest, qemu=cell_guest.qemu.model_copy(update={"build": build}))
         cells.append(CellPlan(spec, cls, scenario.options_for(spec.strategy), cell_guest))
-    return RunPlan(RunSettings.of(scenario), guest, tuple(cells), tuple(scenario.expanded_tests()),
-                   scenario.services())  # fmt: skip
+    return RunPlan(RunSettings.of(scenario), guest, tuple(cells), tuple(scenario.expanded_tests()), scenario.services())
 
 
 def plan_run(scenario: Scenario, console: Console) -> RunPlan:

@@ -49,8 +49,9 @@ def rate_limit(bed: TestBed, rate: str) -> None:
     for link in bed.pod.ipr.get_links():
         name = link.get_attr("IFLA_IFNAME")
         if name != "lo":
-            bed.pod.run(["tc", "qdisc", "add", "dev", name, "root", "tbf", "rate", rate, "burst", burst,
-                         "latency", "100ms"])  # fmt: skip
+            bed.pod.run(
+                ["tc", "qdisc", "add", "dev", name, "root", "tbf", "rate", rate, "burst", burst, "latency", "100ms"]
+            )
 
 
 def duty_cycle(bed: TestBed, fraction: float) -> None:
@@ -63,8 +64,11 @@ def duty_cycle(bed: TestBed, fraction: float) -> None:
     inside = {ns.name for role, ns in bed.namespaces.items() if role not in ("peer", "node")}  # pod and guest
 
     def tools() -> list[int]:
-        return [p.pid for p in bed.tracker.live()
-                if p.netns in inside and os.path.basename(p.argv[0]) in TOOLS and p.alive()]  # fmt: skip
+        return [
+            p.pid
+            for p in bed.tracker.live()
+            if p.netns in inside and os.path.basename(p.argv[0]) in TOOLS and p.alive()
+        ]
 
     def signal_all(pids: list[int], sig: int) -> None:
         for pid in pids:  # each tracked process leads its own process group

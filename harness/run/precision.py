@@ -113,8 +113,10 @@ class PrecisionState:
                 r.stopped = self.closed_cells[(r.key[0], r.key[1], r.key[5])]
                 continue
             if not self.shipped.get(r.key[0], True) and mode_of(r.key[1]) != "none":
-                r.stopped = ("decides nothing: not shipped in the modelled KubeVirt release, so its cost under a mesh "
-                             "changes no recommendation (the pilot gave its path verdict)")  # fmt: skip
+                r.stopped = (
+                    "decides nothing: not shipped in the modelled KubeVirt release, so its cost under a mesh "
+                    "changes no recommendation (the pilot gave its path verdict)"
+                )
                 continue
             if r.need > MAX_BLOCKS:
                 r.stopped = f"spread: pilot s={r.plan.pilot_sd:.3f} needs {r.need} blocks, above the {MAX_BLOCKS} cap"
@@ -132,9 +134,12 @@ class PrecisionState:
                 cells = trial
                 continue
             alone = more * 2 * self.bed_s
-            r.stopped = (f"budget: needs {r.need} blocks (pilot s={r.plan.pilot_sd:.3f}); {more} more would take "
-                         f"{alone:.0f} s" + (" even alone" if alone > left else " beside the ratios closer to their N")
-                         + f", {max(left, 0):.0f} s were left")  # fmt: skip
+            r.stopped = (
+                f"budget: needs {r.need} blocks (pilot s={r.plan.pilot_sd:.3f}); {more} more would take "
+                f"{alone:.0f} s"
+                + (" even alone" if alone > left else " beside the ratios closer to their N")
+                + f", {max(left, 0):.0f} s were left"
+            )
         return kept
 
     def open_cells(self, elapsed_s: float, cells) -> frozenset[str]:
@@ -170,8 +175,10 @@ class PrecisionState:
         widest = self.widest()
         shown = f"+-{widest:.1%}" if widest is not None else "?"
         left = sum(1 for r in self.ratios.values() if r.need and not r.stopped and r.blocks < r.need)
-        return (f"precision: {left} ratio(s) still short of their N, widest interval {shown} (target "
-                f"+-{self.target:.0%}), block {self.blocks_done + 1}")  # fmt: skip
+        return (
+            f"precision: {left} ratio(s) still short of their N, widest interval {shown} (target "
+            f"+-{self.target:.0%}), block {self.blocks_done + 1}"
+        )
 
     def outcome(self, state: RatioState) -> tuple[bool, str]:
         """(reached, why not)."""
@@ -185,26 +192,43 @@ class PrecisionState:
         if need >= MAX_BLOCKS:
             return False, f"spread: pilot s={state.plan.pilot_sd:.3f} needs {need} blocks, above the {MAX_BLOCKS} cap"
         if self.stopped_by == "budget":
-            return False, (f"budget: needs {need} blocks (pilot s={state.plan.pilot_sd:.3f}), the time budget allowed "
-                           f"{state.blocks} ({self.block_s:.0f} s a block)")  # fmt: skip
+            return False, (
+                f"budget: needs {need} blocks (pilot s={state.plan.pilot_sd:.3f}), the time budget allowed "
+                f"{state.blocks} ({self.block_s:.0f} s a block)"
+            )
         return False, f"has {state.blocks} of the {need} blocks it needs (failed samples in some blocks)"
 
     def record(self) -> dict:
         rows = []
         for state in self.ratios.values():
             reached, why = self.outcome(state)
-            rows.append({"ratio": state.name, "blocks": state.blocks, "estimate": state.estimate,
-                         "half_width": state.half_width, "reached": reached, "why": why,
-                         "blocks_needed": state.plan.blocks_needed() if state.plan else None,
-                         "pilot_sd": state.plan.pilot_sd if state.plan else None})  # fmt: skip
-        return {"target": self.target, "pilot_blocks": self.pilot_blocks, "blocks_run": self.blocks_done,
-                "beds_run": self.beds_done, "bed_s": round(self.bed_s, 2), "block_s": round(self.block_s, 1),
-                "blocks_needed": self.needed(), "stopped_by": self.stopped_by or "every open ratio reached its N",
-                "schedule": "adaptive: after the pilot a block holds only cells with a ratio short of its own N",
-                "method": "Stein two-stage (pilot fixes each ratio's n; final t interval with the pilot's s over "
-                          "the ratio's own first n blocks)",
-                "closed_paths": {f"{s}/{c} {d}": why for (s, c, d), why in self.closed_cells.items()},
-                "ratios": rows}  # fmt: skip
+            rows.append(
+                {
+                    "ratio": state.name,
+                    "blocks": state.blocks,
+                    "estimate": state.estimate,
+                    "half_width": state.half_width,
+                    "reached": reached,
+                    "why": why,
+                    "blocks_needed": state.plan.blocks_needed() if state.plan else None,
+                    "pilot_sd": state.plan.pilot_sd if state.plan else None,
+                }
+            )
+        return {
+            "target": self.target,
+            "pilot_blocks": self.pilot_blocks,
+            "blocks_run": self.blocks_done,
+            "beds_run": self.beds_done,
+            "bed_s": round(self.bed_s, 2),
+            "block_s": round(self.block_s, 1),
+            "blocks_needed": self.needed(),
+            "stopped_by": self.stopped_by or "every open ratio reached its N",
+            "schedule": "adaptive: after the pilot a block holds only cells with a ratio short of its own N",
+            "method": "Stein two-stage (pilot fixes each ratio's n; final t interval with the pilot's s over "
+            "the ratio's own first n blocks)",
+            "closed_paths": {f"{s}/{c} {d}": why for (s, c, d), why in self.closed_cells.items()},
+            "ratios": rows,
+        }
 
 
 def _matches(cell, key: tuple) -> bool:
@@ -224,8 +248,13 @@ def _erratic(frame: pd.DataFrame, key: tuple) -> str:
     from harness.analysis.findings import findings_for
 
     strategy, sidecar, _, _, test, direction, metric = key
-    rows = frame[(frame.strategy == strategy) & (frame.sidecar == sidecar) & (frame.test == test)
-                 & (frame.direction == direction) & (frame.metric == metric)]  # fmt: skip
+    rows = frame[
+        (frame.strategy == strategy)
+        & (frame.sidecar == sidecar)
+        & (frame.test == test)
+        & (frame.direction == direction)
+        & (frame.metric == metric)
+    ]
     found = [f for f in findings_for(rows) if getattr(f, "erratic", False)]
     return f"erratic: {found[0].title}" if found else ""
 
@@ -246,8 +275,10 @@ def print_precision(state: PrecisionState, console: Console) -> None:
     record = state.record()
     reached = [r for r in record["ratios"] if r["reached"]]
     missed = [r for r in record["ratios"] if not r["reached"]]
-    console.print(f"precision +-{state.target:.0%} (Stein two-stage, 95%): {len(reached)} of {len(record['ratios'])} "
-                  f"ratios reached it in {state.blocks_done} blocks ({record['stopped_by']})")  # fmt: skip
+    console.print(
+        f"precision +-{state.target:.0%} (Stein two-stage, 95%): {len(reached)} of {len(record['ratios'])} "
+        f"ratios reached it in {state.blocks_done} blocks ({record['stopped_by']})"
+    )
     causes: dict[str, list[dict]] = {}
     for r in missed:  # one line per cause; every ratio with its reason is in run.json and on the page
         causes.setdefault(r["why"].split(":", 1)[0] or "unknown", []).append(r)

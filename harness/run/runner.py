@@ -161,12 +161,16 @@ def run_scenario(
         claims_reserve_s = claims_seconds(seed_strategies_in(plan), guest.kind == GuestKind.NETNS)
     blocks_budget_s = None if time_budget_s is None else max(time_budget_s - claims_reserve_s, 0.0)
     pilot = settings.pilot_blocks
-    design = (f"blocks of {plan.beds_per_block()} beds (direct beside every binding)" if plan.paired
-              else f"rounds of {len(plan.cells)} cells")  # fmt: skip
-    console.print(f"run [bold]{run_id}[/] scenario {settings.name}: {len(plan.cells)} cells x {plan.tests_per_bed} "
-                  f"tests, {pilot} {design}, about {format_duration(pilot * plan.block_seconds())}"
-                  + (f", then blocks until every ratio is within +-{settings.precision:.0%}" if settings.precision
-                     else ""))  # fmt: skip
+    design = (
+        f"blocks of {plan.beds_per_block()} beds (direct beside every binding)"
+        if plan.paired
+        else f"rounds of {len(plan.cells)} cells"
+    )
+    console.print(
+        f"run [bold]{run_id}[/] scenario {settings.name}: {len(plan.cells)} cells x {plan.tests_per_bed} "
+        f"tests, {pilot} {design}, about {format_duration(pilot * plan.block_seconds())}"
+        + (f", then blocks until every ratio is within +-{settings.precision:.0%}" if settings.precision else "")
+    )
     precision: PrecisionState | None = None
     claims_info: dict | None = None
     cells: CellRunner | None = None
@@ -180,18 +184,26 @@ def run_scenario(
                 lab.lease(settings.runtime)  # before the runtime first asks its engine
                 lab.pod_runtime = pod_runtime(settings, with_qemu=guest.kind == GuestKind.QEMU, console=console)
                 with _progress(console) as progress:
-                    steps = Steps(progress, progress.add_task("starting", total=pilot * plan.beds_per_block()
-                                                              * plan.tests_per_bed), pending)  # fmt: skip
+                    steps = Steps(
+                        progress,
+                        progress.add_task("starting", total=pilot * plan.beds_per_block() * plan.tests_per_bed),
+                        pending,
+                    )
                     cells = CellRunner(plan, writer, lab, steps)
                     started = time.monotonic()
                     for index in range(1, pilot + 1):
                         cells.run_block(plan.block(index, rng))
                     if settings.precision and plan.paired:
                         precision = PrecisionState(
-                            settings.precision, pilot, blocks_budget_s, {t.label: t.primary_metric for t in plan.tests},
-                            shipped={c.spec.strategy: shipping(settings.kubevirt, c.strategy_cls.name).runnable
-                                     for c in plan.cells},
-                        )  # fmt: skip
+                            settings.precision,
+                            pilot,
+                            blocks_budget_s,
+                            {t.label: t.primary_metric for t in plan.tests},
+                            shipped={
+                                c.spec.strategy: shipping(settings.kubevirt, c.strategy_cls.name).runnable
+                                for c in plan.cells
+                            },
+                        )
                         beds = pilot * plan.beds_per_block()
                         precision.update(writer.frame(), index, time.monotonic() - started, beds)
                         # the schedule before issue 41 (every cell until the largest N), for benchmarks/decisiveness.py
@@ -331,24 +343,33 @@ def cell_row(settings: RunSettings, slot: Slot, paired: bool, runtime_label: str
     guest_mtu = cell.guest_mtu if isinstance(cell.guest_mtu, int) else None
     if cell.guest_mtu == "pod":
         guest_mtu = cell.pod_mtu or AddressPlan.mtu
-    return Sample(strategy=cell.strategy, options=plan.options.model_dump_json(), sidecar=cell.layout,
-                  peer=str(cell.client.peer), peer_authentication=str(cell.client.authentication),
-                  kubevirt=settings.kubevirt,
-                  binding_status=binding_status(settings.kubevirt, plan.strategy_cls.name),
-                  scenario=settings.name, repetition=slot.block, block=slot.block,
-                  slot=slot.slot if paired else None,
-                  runtime=settings.runtime,
-                  compute_caps=runtime_label,
-                  pod_mtu=cell.pod_mtu or AddressPlan.mtu, guest_mtu=guest_mtu if plan.has_vm else None,
-                  **plan.guest.columns(plan.has_vm))  # fmt: skip
+    return Sample(
+        strategy=cell.strategy,
+        options=plan.options.model_dump_json(),
+        sidecar=cell.layout,
+        peer=str(cell.client.peer),
+        peer_authentication=str(cell.client.authentication),
+        kubevirt=settings.kubevirt,
+        binding_status=binding_status(settings.kubevirt, plan.strategy_cls.name),
+        scenario=settings.name,
+        repetition=slot.block,
+        block=slot.block,
+        slot=slot.slot if paired else None,
+        runtime=settings.runtime,
+        compute_caps=runtime_label,
+        pod_mtu=cell.pod_mtu or AddressPlan.mtu,
+        guest_mtu=guest_mtu if plan.has_vm else None,
+        **plan.guest.columns(plan.has_vm),
+    )
 
 
 def read_back_mtus(base: Sample, bed: TestBed, vm: Attachment | None) -> Sample:
     """The MTUs the cell really has, read from the links: the pod's veth (at its node end: a binding may rename
     or enslave the pod's eth0, as bridge does), and the VM's NIC inside the guest."""
     guest_mtu = nic_mtu(vm.service) if vm is not None else None
-    return replace(base, pod_mtu=bed.node.mtu(bed.link("pd")),
-                   guest_mtu=guest_mtu if guest_mtu is not None else base.guest_mtu)  # fmt: skip
+    return replace(
+        base, pod_mtu=bed.node.mtu(bed.link("pd")), guest_mtu=guest_mtu if guest_mtu is not None else base.guest_mtu
+    )
 
 
 @dataclass
@@ -398,9 +419,14 @@ class CellRunner:
                 # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
                 # the pod as the scenario's KubeVirt release writes it: its annotations decide ambient's reroute
                 annotations = pod_annotations(settings.kubevirt, cell.strategy_cls.name)
-                sidecar = install_sidecar(bed, cell.spec.sidecar, vm_interfaces=list(cell.strategy_cls.vm_interfaces),
-                                          client=cell.spec.client, annotations=annotations,
-                                          dns_capture=cell.spec.dns_capture)  # fmt: skip
+                sidecar = install_sidecar(
+                    bed,
+                    cell.spec.sidecar,
+                    vm_interfaces=list(cell.strategy_cls.vm_interfaces),
+                    client=cell.spec.client,
+                    annotations=annotations,
+                    dns_capture=cell.spec.dns_capture,
+                )
                 guest_mtu = cell.spec.guest_mtu if cell.has_vm else None
                 with bed.strategy_setup():
                     attachment = strategy.setup(bed, driver_for(cell.guest, slot.label, mtu=guest_mtu))
@@ -422,8 +448,9 @@ class CellRunner:
                 writer.save_raw(f"attachment-{slot.label}.json", attachment.facts.record())
                 if attachment.facts.vm and attachment.facts.vm.boot_s is not None:
                     writer.add(_harness_row(base, "boot_time", attachment.facts.vm.boot_s, ""))
-            cell_state = Cell(bed, writer, attachment, sidecar, base, setup_error, name=cell.label,
-                              keep_outputs=settings.keep_outputs)  # fmt: skip
+            cell_state = Cell(
+                bed, writer, attachment, sidecar, base, setup_error, name=cell.label, keep_outputs=settings.keep_outputs
+            )
             for test, direction in slot.tests:
                 self.step(f"{where} {test.label} {direction}")
                 t_test = time.monotonic()
@@ -451,5 +478,14 @@ class CellRunner:
 
 
 def _harness_row(base: Sample, metric: str, seconds: float, error: str) -> Sample:
-    return replace(base, test="harness", direction="n/a", protocol="n/a", metric=metric, value=seconds, unit="s",
-                   status=Status.FAILED if error else Status.OK, reason=error)  # fmt: skip
+    return replace(
+        base,
+        test="harness",
+        direction="n/a",
+        protocol="n/a",
+        metric=metric,
+        value=seconds,
+        unit="s",
+        status=Status.FAILED if error else Status.OK,
+        reason=error,
+    )

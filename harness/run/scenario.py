@@ -147,8 +147,9 @@ class Scenario(Strict):
     """Who is on the other side of the pod: `outside` (a plaintext client/server outside the mesh) and/or
     `meshed` (a pod with its own proxy: Istio mTLS between sidecars, HBONE between ztunnels). Modes without meshed
     clients (none, linkerd-style) get the outside peer only."""
-    peer_authentication: list[PeerAuthentication] = Field(default_factory=lambda: [PeerAuthentication.PERMISSIVE],
-                                                          min_length=1)  # fmt: skip
+    peer_authentication: list[PeerAuthentication] = Field(
+        default_factory=lambda: [PeerAuthentication.PERMISSIVE], min_length=1
+    )
     """Istio's PeerAuthentication mode(s): `permissive` (mTLS and plaintext accepted) and/or `strict` (plaintext
     refused); Istio's modes only."""
     dns_capture: bool = True
@@ -218,15 +219,21 @@ class Scenario(Strict):
                 raise ValueError(f"field 'strategies': unknown strategy {name!r}; known strategies: {known}{extra}")
         for name in self.sweep.guest_mtu_strategies:
             if name not in self.strategies:
-                raise ValueError(f"field 'sweep.guest_mtu_strategies': {name!r} is not in 'strategies' "
-                                 f"({', '.join(self.strategies)})")  # fmt: skip
+                raise ValueError(
+                    f"field 'sweep.guest_mtu_strategies': {name!r} is not in 'strategies' "
+                    f"({', '.join(self.strategies)})"
+                )
         if self.precision and (self.design != "blocks" or "direct" not in self.strategies):
-            raise ValueError("field 'precision': judges each binding's ratio to the direct beside it, so it needs "
-                             "design: blocks and direct in 'strategies'")  # fmt: skip
+            raise ValueError(
+                "field 'precision': judges each binding's ratio to the direct beside it, so it needs "
+                "design: blocks and direct in 'strategies'"
+            )
         for t in self.tests:
             if t.netns_only and (self.runtime != "netns" or self.guest != GuestKind.NETNS):
-                raise ValueError(f"field 'tests': a {t.kind} test runs on the netns runtime with the netns guest only "
-                                 f"({t.netns_only})")  # fmt: skip
+                raise ValueError(
+                    f"field 'tests': a {t.kind} test runs on the netns runtime with the netns guest only "
+                    f"({t.netns_only})"
+                )
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError("field 'strategies': lists a strategy twice")
         for name in self.strategy_options:
@@ -281,8 +288,11 @@ class Scenario(Strict):
             guest_mtus = (self.sweep.guest_mtu or [None]) if has_vm and chosen else [None]
             for sidecar in self.sidecars:
                 for client in self.clients(sidecar):
-                    cells += [CellSpec(label, sidecar, pod, guest, client, self.dns_capture) for pod in pod_mtus
-                              for guest in guest_mtus]  # fmt: skip
+                    cells += [
+                        CellSpec(label, sidecar, pod, guest, client, self.dns_capture)
+                        for pod in pod_mtus
+                        for guest in guest_mtus
+                    ]
         return cells
 
     def clients(self, sidecar: SidecarKind) -> list[Client]:
@@ -314,8 +324,10 @@ class Scenario(Strict):
             return self, []
         kept = [s for s in self.strategies if s not in left_out]
         if not [s for s in kept if self.strategy_of(s) != "direct"]:
-            raise ValueError(f"field 'strategies': {', '.join(left_out)} needs a VM; run with --guest qemu (or "
-                             "guest: qemu), or add bindings the netns guest can attach")  # fmt: skip
+            raise ValueError(
+                f"field 'strategies': {', '.join(left_out)} needs a VM; run with --guest qemu (or "
+                "guest: qemu), or add bindings the netns guest can attach"
+            )
         return self.model_copy(update={"strategies": kept}), left_out
 
     def options_for(self, label: str) -> StrategyOptions:
@@ -418,12 +430,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
-                raise ScenarioError(f"a key is a {kind} (line {key_node.start_mark.line + 1}); keys are plain names "
-                                    "such as `strategies`")  # fmt: skip
+                raise ScenarioError(
+                    f"a key is a {kind} (line {key_node.start_mark.line + 1}); keys are plain names "
+                    "such as `strategies`"
+                )
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise ScenarioError(f"the key {key!r} appears twice in one mapping (lines {seen[key]} and "
-                                    f"{key_node.start_mark.line + 1}); YAML would keep only the last")  # fmt: skip
+                raise ScenarioError(
+                    f"the key {key!r} appears twice in one mapping (lines {seen[key]} and "
+                    f"{key_node.start_mark.line + 1}); YAML would keep only the last"
+                )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
@@ -436,8 +452,13 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
         current, children_done = stack.pop()
         if id(current) in sizes and not children_done:
             continue
-        children = ([n for pair in current.value for n in pair] if isinstance(current, yaml.MappingNode)
-                    else list(current.value) if isinstance(current, yaml.SequenceNode) else [])  # fmt: skip
+        children = (
+            [n for pair in current.value for n in pair]
+            if isinstance(current, yaml.MappingNode)
+            else list(current.value)
+            if isinstance(current, yaml.SequenceNode)
+            else []
+        )
         pending = [c for c in children if id(c) not in sizes]
         if pending and not children_done:
             sizes[id(current)] = -1  # on the stack: a recursive alias points back here
@@ -445,12 +466,16 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
             stack.extend((c, False) for c in pending)
             continue
         if any(sizes.get(id(c)) == -1 for c in children):
-            raise ScenarioError(f"the YAML refers to itself (an alias inside its own anchor, line "
-                                f"{current.start_mark.line + 1}); a scenario is a tree")  # fmt: skip
+            raise ScenarioError(
+                f"the YAML refers to itself (an alias inside its own anchor, line "
+                f"{current.start_mark.line + 1}); a scenario is a tree"
+            )
         sizes[id(current)] = 1 + sum(sizes[id(c)] for c in children)
         if sizes[id(current)] > MAX_SCENARIO_NODES:
-            raise ScenarioError(f"the YAML expands to more than {MAX_SCENARIO_NODES} nodes once its aliases are "
-                                "expanded (an alias bomb?); a scenario has a few hundred")  # fmt: skip
+            raise ScenarioError(
+                f"the YAML expands to more than {MAX_SCENARIO_NODES} nodes once its aliases are "
+                "expanded (an alias bomb?); a scenario has a few hundred"
+            )
     return sizes[id(node)]
 
 
@@ -462,13 +487,22 @@ def _read_regular_file(path: Path) -> bytes:
     except OSError as e:
         raise ScenarioError(f"{path}: cannot read the scenario file ({e.strerror}).") from None
     if not stat.S_ISREG(info.st_mode):
-        kinds = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device",
-                 stat.S_IFSOCK: "a socket"}  # fmt: skip
-        raise ScenarioError(f"{path}: is {kinds.get(stat.S_IFMT(info.st_mode), 'not a regular file')}; a scenario "
-                            "is a regular YAML file.")  # fmt: skip
+        kinds = {
+            stat.S_IFDIR: "a folder",
+            stat.S_IFIFO: "a FIFO",
+            stat.S_IFCHR: "a device",
+            stat.S_IFBLK: "a device",
+            stat.S_IFSOCK: "a socket",
+        }
+        raise ScenarioError(
+            f"{path}: is {kinds.get(stat.S_IFMT(info.st_mode), 'not a regular file')}; a scenario "
+            "is a regular YAML file."
+        )
     if info.st_size > MAX_SCENARIO_BYTES:
-        raise ScenarioError(f"{path}: the scenario file is {info.st_size} bytes; at most "
-                            f"{MAX_SCENARIO_BYTES} bytes (1 MiB) are accepted.")  # fmt: skip
+        raise ScenarioError(
+            f"{path}: the scenario file is {info.st_size} bytes; at most "
+            f"{MAX_SCENARIO_BYTES} bytes (1 MiB) are accepted."
+        )
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)  # swapped for a FIFO since the stat: no wait
         with os.fdopen(fd, "rb") as f:

@@ -45,8 +45,11 @@ class Side:
 
 def resolve_revision(rev: str) -> str:
     """The commit `rev` names in this repository; one sentence when it names none."""
-    done = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0 or not done.stdout.strip():
         raise SideBySideError(f"option --against: {rev!r} names no commit of this repository")
     return done.stdout.strip()
@@ -56,8 +59,11 @@ def resolve_revision(rev: str) -> str:
 def worktree(commit: str, parent: Path) -> Iterator[Path]:
     """The base revision checked out beside this tree (a detached git worktree), removed afterwards."""
     path = parent / f"base-{commit[:12]}"
-    subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", "--force", str(path), commit],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", "--force", str(path), commit],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield path
     finally:
@@ -76,13 +82,28 @@ def run_side_by_side(scenario: str, base_tree: Path, blocks: int, results: Path,
             folder.mkdir(parents=True, exist_ok=True)
             progress(f"block {b} of {blocks}: {side.name} ({side.tree})")
             done = subprocess.run(
-                [sys.executable, "-m", "harness.cli", "run", str(side.tree / scenario), "--repetitions", "1",
-                 "--results", str(folder), "--run-id", run_id],
-                cwd=side.tree, env={**side.env(under_test=side is new), NO_REPORT: "1"}, capture_output=True, text=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "harness.cli",
+                    "run",
+                    str(side.tree / scenario),
+                    "--repetitions",
+                    "1",
+                    "--results",
+                    str(folder),
+                    "--run-id",
+                    run_id,
+                ],
+                cwd=side.tree,
+                env={**side.env(under_test=side is new), NO_REPORT: "1"},
+                capture_output=True,
+                text=True,
+            )
             if done.returncode not in (0, 3):
                 tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
-                raise SideBySideError(f"the {side.name} tree's run of block {b} failed (exit {done.returncode}): "
-                                      f"{tail[0]}")  # fmt: skip
+                raise SideBySideError(
+                    f"the {side.name} tree's run of block {b} failed (exit {done.returncode}): {tail[0]}"
+                )
             side.runs.append(folder / run_id)
     return base, new

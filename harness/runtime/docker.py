@@ -121,11 +121,20 @@ class DockerPod:
         volumes = {str(m): {"bind": str(m), "mode": "rw"} for m in self.mounts}
         devices = [f"{d}:{d}:rwm" for d in spec.devices if Path(d).exists()]
         container = self.engine.containers.create(
-            self.image, command, name=self.container_name(role), labels={LABEL_RUN: self.run_id, "vmnb.role": role},
-            network_mode=network_mode, cap_add=list(spec.cap_add) or None, cap_drop=list(spec.cap_drop) or None,
-            devices=devices or None, volumes=volumes, user=spec.user, detach=True, init=False,
+            self.image,
+            command,
+            name=self.container_name(role),
+            labels={LABEL_RUN: self.run_id, "vmnb.role": role},
+            network_mode=network_mode,
+            cap_add=list(spec.cap_add) or None,
+            cap_drop=list(spec.cap_drop) or None,
+            devices=devices or None,
+            volumes=volumes,
+            user=spec.user,
+            detach=True,
+            init=False,
             security_opt=["seccomp=unconfined"] if spec.seccomp == "unconfined" else None,
-        )  # fmt: skip
+        )
         self.containers[role] = container
         if start:
             container.start()
@@ -162,13 +171,17 @@ class DockerPod:
             time.sleep(0.01)
         return ExecHandle(self.engine.api, created["Id"], pid)
 
-    def exec_run(self, role: str, argv: list[str], *, timeout: float, env: dict[str, str],
-                 input: str | None = None) -> Finished:  # fmt: skip
+    def exec_run(
+        self, role: str, argv: list[str], *, timeout: float, env: dict[str, str], input: str | None = None
+    ) -> Finished:
         """Run `argv` to completion in the role's container (killed after `timeout` by coreutils timeout)."""
         t0 = time.monotonic()
         command = ["/usr/bin/timeout", "-s", "KILL", f"{timeout:g}", *argv]
-        done = self._run_cli(["exec", *([] if input is None else ["-i"]), *_env_args(env),
-                              self.containers[role].id, *command], input, timeout + 10)  # fmt: skip
+        done = self._run_cli(
+            ["exec", *([] if input is None else ["-i"]), *_env_args(env), self.containers[role].id, *command],
+            input,
+            timeout + 10,
+        )
         timed_out = done.returncode == 137
         return Finished(argv, done.returncode, done.stdout, done.stderr, timed_out, time.monotonic() - t0)
 
@@ -177,9 +190,24 @@ class DockerPod:
         t0 = time.monotonic()
         name = self.container_name(f"init-{len(self.containers)}")
         caps = [a for c in spec.cap_add for a in ("--cap-add", c)]
-        done = self._run_cli(["run", "--rm", "-i", "--name", name, "--label", f"{LABEL_RUN}={self.run_id}",
-                              "--network", f"container:{self.containers['pause'].id}", *caps, self.image, *argv],
-                             input, timeout)  # fmt: skip
+        done = self._run_cli(
+            [
+                "run",
+                "--rm",
+                "-i",
+                "--name",
+                name,
+                "--label",
+                f"{LABEL_RUN}={self.run_id}",
+                "--network",
+                f"container:{self.containers['pause'].id}",
+                *caps,
+                self.image,
+                *argv,
+            ],
+            input,
+            timeout,
+        )
         return Finished(argv, done.returncode, done.stdout, done.stderr, False, time.monotonic() - t0)
 
     def _run_cli(self, args: list[str], input: str | None, timeout: float) -> subprocess.CompletedProcess:
@@ -187,8 +215,9 @@ class DockerPod:
 
         # The docker CLI for stdin-fed and timed runs (the SDK's exec has neither); any docker client on the
         # machine speaks to the project's engine by its socket.
-        return subprocess.run(["docker", "-H", f"unix://{SOCKET}", *args], input=input, capture_output=True,
-                              text=True, timeout=timeout)  # fmt: skip
+        return subprocess.run(
+            ["docker", "-H", f"unix://{SOCKET}", *args], input=input, capture_output=True, text=True, timeout=timeout
+        )
 
     def remove(self) -> None:
         for role in reversed(list(self.containers)):
@@ -263,8 +292,9 @@ class DockerRuntime(PodRuntime):
 
     def caveat(self, bed: TestBed) -> str:
         """With the netns guest: a binding's process that ran in the pod's namespace but outside its containers."""
-        names = sorted({p.argv[0].rsplit("/", 1)[-1] for p in bed.processes
-                        if p.netns == bed.pod.name and p.container is None})  # fmt: skip
+        names = sorted(
+            {p.argv[0].rsplit("/", 1)[-1] for p in bed.processes if p.netns == bed.pod.name and p.container is None}
+        )
         if not names:
             return ""
         return (
@@ -297,36 +327,65 @@ class PodInit:
     def run(self, argv: list[str], *, input: str | None = None, check: bool = True) -> str:
         done = self.pod.run_init(argv, input=input, spec=self.spec)
         if check and done.returncode != 0:
-            raise CommandFailed(f"{' '.join(argv)} in the {self.role} container failed: "
-                                f"{done.stderr.strip() or done.stdout.strip()}")  # fmt: skip
+            raise CommandFailed(
+                f"{' '.join(argv)} in the {self.role} container failed: {done.stderr.strip() or done.stdout.strip()}"
+            )
         return done.stdout
 
 
-DOCKER_DEFAULT_CAPS = frozenset({
-    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP", "SETPCAP",
-    "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
-})  # fmt: skip
+DOCKER_DEFAULT_CAPS = frozenset(
+    {
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FSETID",
+        "FOWNER",
+        "MKNOD",
+        "NET_RAW",
+        "SETGID",
+        "SETUID",
+        "SETFCAP",
+        "SETPCAP",
+        "NET_BIND_SERVICE",
+        "SYS_CHROOT",
+        "KILL",
+        "AUDIT_WRITE",
+    }
+)
 """Docker's default capability set (moby oci/caps/defaults.go)."""
 REFUSALS = (
     # (what a tool printed, what the container refused, the capability it needs or None for a device or path)
     # IP_TRANSPARENT takes CAP_NET_RAW or CAP_NET_ADMIN (net/ipv4/ip_sockglue.c); Docker's default has NET_RAW
     (re.compile(r"tproxy:[^\n]*Operation not permitted|IP_TRANSPARENT"), "IP_TRANSPARENT", "NET_RAW|NET_ADMIN"),
-    (re.compile(r"TUNSETIFF[^\n]*(not permitted|EPERM)|could not configure /dev/net/tun[^\n]*not permitted"),
-     "attaching the tap (TUNSETIFF)", "NET_ADMIN"),
-    (re.compile(r"can't initialize iptables|(Permission denied|not permitted) \(you must be root\)|"
-                r"Could not process rule: Operation not permitted|Netlink: Operation not permitted"),
-     "changing netfilter rules", "NET_ADMIN"),
+    (
+        re.compile(r"TUNSETIFF[^\n]*(not permitted|EPERM)|could not configure /dev/net/tun[^\n]*not permitted"),
+        "attaching the tap (TUNSETIFF)",
+        "NET_ADMIN",
+    ),
+    (
+        re.compile(
+            r"can't initialize iptables|(Permission denied|not permitted) \(you must be root\)|"
+            r"Could not process rule: Operation not permitted|Netlink: Operation not permitted"
+        ),
+        "changing netfilter rules",
+        "NET_ADMIN",
+    ),
     (re.compile(r"setns[^\n]*(not permitted|EPERM)"), "entering another namespace (setns)", "SYS_ADMIN"),
     # passt sandboxes itself in a user namespace; Docker's default seccomp profile allows unshare(CLONE_NEWUSER)
     # only to a process holding CAP_SYS_ADMIN
-    (re.compile(r"(Couldn't|could not) create user namespace"),
-     "creating a user namespace (Docker's default seccomp profile allows it only with CAP_SYS_ADMIN)", "SYS_ADMIN"),
+    (
+        re.compile(r"(Couldn't|could not) create user namespace"),
+        "creating a user namespace (Docker's default seccomp profile allows it only with CAP_SYS_ADMIN)",
+        "SYS_ADMIN",
+    ),
     (re.compile(r"/dev/net/tun[^\n]*No such file"), "the device /dev/net/tun (not passed)", None),
-    (re.compile(r"/dev/kvm[^\n]*No such file|Could not access KVM kernel module"), "the device /dev/kvm (not passed)",
-     None),
+    (
+        re.compile(r"/dev/kvm[^\n]*No such file|Could not access KVM kernel module"),
+        "the device /dev/kvm (not passed)",
+        None,
+    ),
     (re.compile(r"/dev/vhost-net[^\n]*No such file"), "the device /dev/vhost-net (not passed)", None),
     (re.compile(r"Read-only file system"), "a write to a read-only path (/proc/sys is read-only in a container)", None),
-)  # fmt: skip
+)
 
 
 def explain_refusal(message: str, compute: ComputeSpec) -> str:

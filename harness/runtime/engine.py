@@ -116,17 +116,27 @@ def engine_up(started_by: str = "vmnetbench", timeout: float = 60) -> bool:
     if answers():
         return False
     ENGINE_DIR.mkdir(parents=True, exist_ok=True)
-    argv = ["dockerd", "--data-root", str(ENGINE_DIR / "data"), "--exec-root", str(ENGINE_DIR / "exec"),
-            "--pidfile", str(PIDFILE), "-H", f"unix://{SOCKET}", *DOCKERD_FLAGS]  # fmt: skip
+    argv = [
+        "dockerd",
+        "--data-root",
+        str(ENGINE_DIR / "data"),
+        "--exec-root",
+        str(ENGINE_DIR / "exec"),
+        "--pidfile",
+        str(PIDFILE),
+        "-H",
+        f"unix://{SOCKET}",
+        *DOCKERD_FLAGS,
+    ]
     with open(ENGINE_DIR / "dockerd.log", "ab") as log:
-        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                         start_new_session=True)  # fmt: skip
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_until(answers, timeout=timeout, what="the Docker engine answering", interval=0.2)
     except TimedOut:
         tail = (ENGINE_DIR / "dockerd.log").read_text(errors="replace").splitlines()[-3:]
-        raise EngineUnavailable(f"dockerd did not answer on {SOCKET} within {timeout:g} s: "
-                                f"{' / '.join(tail)}") from None  # fmt: skip
+        raise EngineUnavailable(
+            f"dockerd did not answer on {SOCKET} within {timeout:g} s: {' / '.join(tail)}"
+        ) from None
     STARTED_MARK.write_text(started_by)
     return True
 
@@ -138,11 +148,16 @@ def engine_down(only_if_started_by: str | None = None) -> bool:
         return False
     with _lease_lock():  # no lease can be taken between the check and the stop
         users = [f"{rid} (PID {pid})" for rid, pid in sorted(live_runs_using(ENGINE_SERVICE).items())]
-        users += [f"{lease['holder']} (PID {lease['pid']})" for lease in live_leases()
-                  if not any(f"(PID {lease['pid']})" in u for u in users)]  # fmt: skip
+        users += [
+            f"{lease['holder']} (PID {lease['pid']})"
+            for lease in live_leases()
+            if not any(f"(PID {lease['pid']})" in u for u in users)
+        ]
         if users:  # stopping it would end their containers mid-cell (issue 27: a run ended `interrupted`, 0 samples)
-            raise EngineInUse(f"the engine serves live runs: {', '.join(users)}; it stays up until they end (then "
-                              "`engine down` again)")  # fmt: skip
+            raise EngineInUse(
+                f"the engine serves live runs: {', '.join(users)}; it stays up until they end (then "
+                "`engine down` again)"
+            )
         try:
             pid = int(PIDFILE.read_text().strip())
         except (OSError, ValueError):
@@ -162,8 +177,10 @@ class EngineFacts:
     socket: str
 
     def line(self) -> str:
-        return (f"Docker {self.version} on {self.socket}: storage {self.storage_driver}, "
-                f"cgroup v{self.cgroup_version}, seccomp {'on' if self.seccomp else 'off'}")  # fmt: skip
+        return (
+            f"Docker {self.version} on {self.socket}: storage {self.storage_driver}, "
+            f"cgroup v{self.cgroup_version}, seccomp {'on' if self.seccomp else 'off'}"
+        )
 
 
 def engine_facts() -> EngineFacts:

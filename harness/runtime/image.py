@@ -17,11 +17,15 @@ IMAGE_REPOSITORY = "vmnb-runtime"
 PROGRAMS = runtime_image_programs()
 """Programs a pod's containers run, taken from this machine with their libraries (harness/tools/inventory.py)."""
 TREES = (
-    Path("/usr/share/qemu"), Path("/usr/share/seabios"), Path("/usr/lib/ipxe/qemu"),
+    Path("/usr/share/qemu"),
+    Path("/usr/share/seabios"),
+    Path("/usr/lib/ipxe/qemu"),
     Path("/usr/lib/x86_64-linux-gnu/qemu"),  # Debian QEMU's loadable modules
     Path("/usr/lib/x86_64-linux-gnu/xtables"),  # iptables' extensions (dlopen'ed: ldd does not list them)
-    CACHE_DIR / "guest", CACHE_DIR / "passt", CACHE_DIR / "tools",  # the QEMU guest, today's passt, C tools
-)  # fmt: skip
+    CACHE_DIR / "guest",
+    CACHE_DIR / "passt",
+    CACHE_DIR / "tools",  # the QEMU guest, today's passt, C tools
+)
 ETC = {
     # root and the proxy's user, so tools that look names up (setpriv, Envoy) find them
     "etc/passwd": b"root:x:0:0:root:/root:/bin/sh\nistio-proxy:x:1337:1337::/:/bin/sh\n",
@@ -49,8 +53,9 @@ def runtime_image(engine, *, with_qemu: bool) -> str:
         trees.append(unpack_qemu().binary.parent.parent.parent)  # the unpacked QEMU 10 tree
     files = [Path(p) for name in PROGRAMS if (p := shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin"))]
     files.append(envoy_binary())
-    return import_image(engine, repository=IMAGE_REPOSITORY, files=files, trees=trees, extra=ETC,
-                        labels={"vmnb.cache": "runtime"})  # fmt: skip
+    return import_image(
+        engine, repository=IMAGE_REPOSITORY, files=files, trees=trees, extra=ETC, labels={"vmnb.cache": "runtime"}
+    )
 
 
 def docker_runtime(compute: ComputeSpec, *, with_qemu: bool, setup: str = "node-agent") -> DockerRuntime:
@@ -61,5 +66,6 @@ def docker_runtime(compute: ComputeSpec, *, with_qemu: bool, setup: str = "node-
 
 def compute_spec(docker) -> ComputeSpec:
     """The scenario's `docker:` section as compute's privileges."""
-    return ComputeSpec(tuple(docker.compute_cap_add), tuple(docker.compute_cap_drop), tuple(docker.devices),
-                       docker.seccomp)  # fmt: skip
+    return ComputeSpec(
+        tuple(docker.compute_cap_add), tuple(docker.compute_cap_drop), tuple(docker.devices), docker.seccomp
+    )

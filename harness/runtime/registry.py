@@ -58,13 +58,21 @@ def _docker_preflight(holder: str) -> None:
 
 
 _ENTRIES = [
-    RuntimeEntry("netns", lambda scenario, with_qemu: NetnsRuntime(), lambda with_qemu: NetnsRuntime(),
-                 "Runtime: netns (the privilege claims are about in-pod setup, the 2018 design)."),
-    RuntimeEntry("docker", _docker, _docker_for_claims,
-                 "Runtime: docker (pods are containers; a node agent does the privileged setup, the pod's compute "
-                 "container gets Docker's default capabilities: the privilege claims are about it).",
-                 _docker_preflight),
-]  # fmt: skip
+    RuntimeEntry(
+        "netns",
+        lambda scenario, with_qemu: NetnsRuntime(),
+        lambda with_qemu: NetnsRuntime(),
+        "Runtime: netns (the privilege claims are about in-pod setup, the 2018 design).",
+    ),
+    RuntimeEntry(
+        "docker",
+        _docker,
+        _docker_for_claims,
+        "Runtime: docker (pods are containers; a node agent does the privileged setup, the pod's compute "
+        "container gets Docker's default capabilities: the privilege claims are about it).",
+        _docker_preflight,
+    ),
+]
 RUNTIMES: dict[str, RuntimeEntry] = {entry.name: entry for entry in _ENTRIES}
 
 

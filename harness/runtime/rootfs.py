@@ -118,8 +118,15 @@ def _add_dirs(tar: tarfile.TarFile, folder: str, done: set[str], entries: dict[s
         done.add(name)
 
 
-def import_image(engine, *, repository: str, files: Iterable[Path], trees: Iterable[Path],
-                 extra: dict[str, bytes], labels: dict[str, str]) -> str:  # fmt: skip
+def import_image(
+    engine,
+    *,
+    repository: str,
+    files: Iterable[Path],
+    trees: Iterable[Path],
+    extra: dict[str, bytes],
+    labels: dict[str, str],
+) -> str:
     """`repository:<content hash>`, imported unless an image with that tag exists already."""
     entries = _entries(expand(files, trees))
     tag = content_hash(entries, extra)

@@ -64,9 +64,14 @@ class PrivateApt:
     root: Path = CACHE_DIR / "apt"
 
     def options(self) -> list[str]:
-        return [f"-oDir::Etc::SourceList={self.root / 'sources.list'}", "-oDir::Etc::SourceParts=/dev/null",
-                f"-oDir::State={self.root / 'state'}", f"-oDir::Cache={self.root / 'cache'}",
-                "-oDir::State::status=/var/lib/dpkg/status", "-oAPT::Sandbox::User=root"]  # fmt: skip
+        return [
+            f"-oDir::Etc::SourceList={self.root / 'sources.list'}",
+            "-oDir::Etc::SourceParts=/dev/null",
+            f"-oDir::State={self.root / 'state'}",
+            f"-oDir::Cache={self.root / 'cache'}",
+            "-oDir::State::status=/var/lib/dpkg/status",
+            "-oAPT::Sandbox::User=root",
+        ]
 
     def update(self) -> None:
         for sub in ("state/lists/partial", "cache/archives/partial"):
@@ -92,8 +97,11 @@ class PrivateApt:
             dest.mkdir(parents=True, exist_ok=True)
             target = dest / name
             if not target.exists():
-                subprocess.run(["/usr/lib/apt/apt-helper", *self.options(), "download-file", uri, str(target),
-                                f"SHA256:{sha256}"], check=True, capture_output=True)  # fmt: skip
+                subprocess.run(
+                    ["/usr/lib/apt/apt-helper", *self.options(), "download-file", uri, str(target), f"SHA256:{sha256}"],
+                    check=True,
+                    capture_output=True,
+                )
             if hashlib.sha256(target.read_bytes()).hexdigest() != sha256:
                 target.unlink()
                 raise DebianFetchError(f"{name}: SHA-256 differs from the pinned {sha256}")
@@ -126,8 +134,7 @@ def build_passt(apt: PrivateApt | None = None) -> Path:
     (tree,) = (work / "tree").iterdir()
     # The .avx2 builds too, as Debian ships them: on an AVX2 CPU passt re-executes itself as `<path>.avx2`.
     targets = ["passt", "passt.avx2"]
-    done = subprocess.run(["make", "-j2", f"VERSION={PASST_2025}", *targets], cwd=tree, capture_output=True,
-                          text=True)  # fmt: skip
+    done = subprocess.run(["make", "-j2", f"VERSION={PASST_2025}", *targets], cwd=tree, capture_output=True, text=True)
     if done.returncode != 0:
         raise DebianFetchError(f"building passt {PASST_2025} failed: {done.stderr.strip()[-400:]}")
     out.mkdir(parents=True, exist_ok=True)
@@ -135,8 +142,12 @@ def build_passt(apt: PrivateApt | None = None) -> Path:
     # one build_passt() checks, so a half-built folder is never taken for a complete one.
     # VERSION: what the rows record (passt exits with _exit(), so its --version into a pipe prints nothing).
     (out / "VERSION").write_text(f"passt {PASST_2025_DEBIAN} (built from Debian's source)\n")
-    for source, name in (("passt.avx2", "pasta.avx2"), ("passt.avx2", "passt.avx2"), ("passt", "passt"),
-                         ("passt", "pasta")):  # fmt: skip
+    for source, name in (
+        ("passt.avx2", "pasta.avx2"),
+        ("passt.avx2", "passt.avx2"),
+        ("passt", "passt"),
+        ("passt", "pasta"),
+    ):
         shutil.copy2(tree / source, out / f"{name}.tmp")
         (out / f"{name}.tmp").rename(out / name)
     return out
@@ -161,8 +172,9 @@ def unpack_qemu(apt: PrivateApt | None = None) -> QemuInstall:
         return install
     apt = apt or PrivateApt()
     apt.update()
-    debs = apt.download([f"{p}={QEMU_10}" for p in QEMU_10_PACKAGES] + [f"seabios={SEABIOS_BACKPORT}"],
-                        CACHE_DIR / "qemu" / "debs")  # fmt: skip
+    debs = apt.download(
+        [f"{p}={QEMU_10}" for p in QEMU_10_PACKAGES] + [f"seabios={SEABIOS_BACKPORT}"], CACHE_DIR / "qemu" / "debs"
+    )
     staging = root.with_name(root.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     for deb in debs:

@@ -57,8 +57,9 @@ def qemu_version(build: str = DEFAULT_QEMU_BUILD) -> str:
     return out.split("version", 1)[1].split()[0] if "version" in out else ""
 
 
-def resolve_acceleration(requested: str, image: GuestImage | None = None,
-                         build: str = DEFAULT_QEMU_BUILD) -> Acceleration:  # fmt: skip
+def resolve_acceleration(
+    requested: str, image: GuestImage | None = None, build: str = DEFAULT_QEMU_BUILD
+) -> Acceleration:
     """KVM or TCG for this run: forced by `requested`, or for `auto` by a probe guest (cached) of QEMU `build`."""
     if requested == "tcg":
         return tcg_acceleration("forced by the scenario (accel: tcg)")
@@ -70,8 +71,9 @@ def resolve_acceleration(requested: str, image: GuestImage | None = None,
     return kvm_acceleration(reason) if usable else tcg_acceleration(reason)
 
 
-def probe_kvm(image: GuestImage | None = None, timeout: float = KVM_PROBE_TIMEOUT_S,
-              build: str = DEFAULT_QEMU_BUILD) -> tuple[bool, str]:  # fmt: skip
+def probe_kvm(
+    image: GuestImage | None = None, timeout: float = KVM_PROBE_TIMEOUT_S, build: str = DEFAULT_QEMU_BUILD
+) -> tuple[bool, str]:
     """Does a guest boot to its ready marker under KVM here, with QEMU `build`? Cached per host boot, QEMU version
     and image."""
     if not os.path.exists("/dev/kvm"):
@@ -98,16 +100,33 @@ def _boot_probe(image: GuestImage, timeout: float, build: str) -> tuple[bool, st
     KVM_PROBE_FILE.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kvm-probe-", dir=KVM_PROBE_FILE.parent) as tmp:
         console = Path(tmp) / "console.log"
-        argv = qemu_argv(image, kvm_acceleration(), QemuOptions(build=build), console=console, agent_socket=None,
-                         netdev=None, cmdline="")  # fmt: skip
+        argv = qemu_argv(
+            image,
+            kvm_acceleration(),
+            QemuOptions(build=build),
+            console=console,
+            agent_socket=None,
+            netdev=None,
+            cmdline="",
+        )
         t0 = time.monotonic()
-        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)  # fmt: skip
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_die_with_parent,
+        )
         starttime = proc_starttime(popen.pid)
         try:
             try:
-                wait_until(lambda: ready_marker_seen(console) or popen.poll() is not None, timeout=timeout,
-                           what="the KVM probe guest's ready marker", interval=0.1)  # fmt: skip
+                wait_until(
+                    lambda: ready_marker_seen(console) or popen.poll() is not None,
+                    timeout=timeout,
+                    what="the KVM probe guest's ready marker",
+                    interval=0.1,
+                )
             except TimedOut:
                 return False, f"/dev/kvm exists but a KVM probe guest did not become ready within {timeout:g} s"
             if ready_marker_seen(console):
@@ -143,13 +162,33 @@ def qemu_argv(
     """QEMU's command line: the guest image, serial console to a file, the agent on a second serial port, and
     one virtio-net NIC on `netdev`; `machine_args` adds machine-level options (memory backends)."""
     argv = [
-        *qemu_command(options.build), "-name", name, "-accel", acceleration.accel, "-cpu", acceleration.cpu,
-        "-m", str(options.memory_mb), "-smp", str(options.vcpus),
-        "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-no-reboot",
-        "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-        "-append", f"console=ttyS0 quiet panic=-1 {cmdline}".strip(),
-        "-serial", f"file:{console}",
-    ]  # fmt: skip
+        *qemu_command(options.build),
+        "-name",
+        name,
+        "-accel",
+        acceleration.accel,
+        "-cpu",
+        acceleration.cpu,
+        "-m",
+        str(options.memory_mb),
+        "-smp",
+        str(options.vcpus),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        str(image.kernel),
+        "-initrd",
+        str(image.initrd),
+        "-append",
+        f"console=ttyS0 quiet panic=-1 {cmdline}".strip(),
+        "-serial",
+        f"file:{console}",
+    ]
     argv += list(machine_args)
     if agent_socket is not None:
         argv += ["-serial", f"unix:{agent_socket},server=on,wait=off"]

@@ -50,8 +50,7 @@ class QemuDriver(GuestDriver):
         guest_ip = net.guest_cidr.split("/")[0]
         forwards = [f"hostfwd=tcp::{p}-{guest_ip}:{p}" for p in net.tcp_ports]
         forwards += [f"hostfwd=udp::{p}-{guest_ip}:{p}" for p in net.udp_ports]
-        netdev = ",".join([f"user,net={net.network},host={net.gateway},dhcpstart={guest_ip},restrict=off",
-                           *forwards])  # fmt: skip
+        netdev = ",".join([f"user,net={net.network},host={net.gateway},dhcpstart={guest_ip},restrict=off", *forwards])
         return self.boot(bed, netdev=netdev, ip_cidr=net.guest_cidr, gateway=net.gateway, mtu=SLIRP_MTU)
 
     def user_mode_mtu(self, net: UserModeNet) -> int | None:
@@ -60,8 +59,20 @@ class QemuDriver(GuestDriver):
     def _start_passt(self, bed: TestBed, net: PasstNet, *mode: str) -> tuple[Path, int]:
         socket_path = bed.runtime_dir() / "passt.sock"
         mtu = net.mtu or PASST_MTU
-        argv = [net.binary("passt"), "--runas", "0", "--foreground", "--quiet", "--ipv4-only", *mode, "--socket",
-                str(socket_path), "--mtu", str(mtu), *net.effective_forwards()]  # fmt: skip
+        argv = [
+            net.binary("passt"),
+            "--runas",
+            "0",
+            "--foreground",
+            "--quiet",
+            "--ipv4-only",
+            *mode,
+            "--socket",
+            str(socket_path),
+            "--mtu",
+            str(mtu),
+            *net.effective_forwards(),
+        ]
         proc = bed.start_process(argv, name="passt", ns=bed.pod)
         for port in net.listening_ports():
             wait_listening(proc, port)
@@ -85,7 +96,19 @@ class QemuDriver(GuestDriver):
         # 7.2.22 segfaults (exit 139) as soon as the guest starts with this vhost-user backend under TCG here.
         self.spec = replace(self.spec, qemu=self.spec.qemu.model_copy(update={"build": "backports-10"}))
         memory = f"{self.spec.qemu.memory_mb}M"
-        machine = ("-object", f"memory-backend-memfd,id=mem0,size={memory},share=on", "-numa", "node,memdev=mem0",
-                   "-chardev", f"socket,id=vhostuser0,path={socket_path}")  # fmt: skip
-        return self.boot(bed, netdev="vhost-user,chardev=vhostuser0", ip_cidr=bed.plan.pod,
-                         gateway=bed.plan.pod_gateway, mtu=mtu, machine_args=machine)  # fmt: skip
+        machine = (
+            "-object",
+            f"memory-backend-memfd,id=mem0,size={memory},share=on",
+            "-numa",
+            "node,memdev=mem0",
+            "-chardev",
+            f"socket,id=vhostuser0,path={socket_path}",
+        )
+        return self.boot(
+            bed,
+            netdev="vhost-user,chardev=vhostuser0",
+            ip_cidr=bed.plan.pod,
+            gateway=bed.plan.pod_gateway,
+            mtu=mtu,
+            machine_args=machine,
+        )

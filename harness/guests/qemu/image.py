@@ -154,6 +154,11 @@ def _assemble(files: dict[str, Path], version: str, target: Path) -> None:
         (root / "init").chmod(0o755)
         # Uncompressed newc: under TCG, decompressing a gzip initramfs costs seconds of boot time.
         listing = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True).stdout
-        archive = subprocess.run(["cpio", "--quiet", "-o", "-H", "newc", "--reproducible"], cwd=root,
-                                 input=listing.encode(), capture_output=True, check=True).stdout  # fmt: skip
+        archive = subprocess.run(
+            ["cpio", "--quiet", "-o", "-H", "newc", "--reproducible"],
+            cwd=root,
+            input=listing.encode(),
+            capture_output=True,
+            check=True,
+        ).stdout
         write_via_temp(target, lambda tmp: tmp.write_bytes(archive))

@@ -42,9 +42,20 @@ class GuestJob:
 class QemuGuest:
     """One VM. `boot()` starts QEMU in the pod's namespace and waits for its ready marker and agent."""
 
-    def __init__(self, bed: TestBed, spec: GuestSpec, *, netdev: str, ip_cidr: str, gateway: str,
-                 mtu: int | None = None, mac: str | None = None, label: str = "guest",
-                 machine_args: tuple[str, ...] = (), extra_cmdline: str = "") -> None:  # fmt: skip
+    def __init__(
+        self,
+        bed: TestBed,
+        spec: GuestSpec,
+        *,
+        netdev: str,
+        ip_cidr: str,
+        gateway: str,
+        mtu: int | None = None,
+        mac: str | None = None,
+        label: str = "guest",
+        machine_args: tuple[str, ...] = (),
+        extra_cmdline: str = "",
+    ) -> None:
         self.bed = bed
         self.options = spec.qemu
         self.acceleration = spec.acceleration or resolve_acceleration(spec.qemu.accel)
@@ -58,9 +69,18 @@ class QemuGuest:
         self.agent = GuestAgent(bed.runtime_dir() / "agent.sock")
         cmdline = f"vmnb.ip={ip_cidr} vmnb.gw={gateway}" + (f" vmnb.mtu={mtu}" if mtu else "")
         cmdline = f"{cmdline} {extra_cmdline}".strip()  # e.g. vmnb.noready, a guest that never becomes ready
-        self.argv = qemu_argv(self.image, self.acceleration, self.options, console=self.console,
-                              agent_socket=self.agent.path, netdev=netdev, cmdline=cmdline, mac=mac,
-                              name=f"vmnb-{bed.run_id}-vm", machine_args=machine_args)  # fmt: skip
+        self.argv = qemu_argv(
+            self.image,
+            self.acceleration,
+            self.options,
+            console=self.console,
+            agent_socket=self.agent.path,
+            netdev=netdev,
+            cmdline=cmdline,
+            mac=mac,
+            name=f"vmnb-{bed.run_id}-vm",
+            machine_args=machine_args,
+        )
 
     def boot(self) -> QemuGuest:
         self.bed.tracker.log_dir.mkdir(parents=True, exist_ok=True)
@@ -72,15 +92,18 @@ class QemuGuest:
 
         def ready() -> bool:
             if not proc.alive():
-                raise GuestNotReady(f"QEMU exited before the guest was ready ({accel}): "
-                                    f"{proc.log_tail(2) or self.console_tail()}")  # fmt: skip
+                raise GuestNotReady(
+                    f"QEMU exited before the guest was ready ({accel}): {proc.log_tail(2) or self.console_tail()}"
+                )
             return ready_marker_seen(self.console)
 
         try:
             wait_until(ready, timeout=timeout, what="the guest's ready marker", interval=0.05)
         except TimedOut:
-            raise GuestNotReady(f"the QEMU guest ({accel}) did not print its ready marker within {timeout:g} s; "
-                                f"console ends: {self.console_tail() or '(nothing)'}") from None  # fmt: skip
+            raise GuestNotReady(
+                f"the QEMU guest ({accel}) did not print its ready marker within {timeout:g} s; "
+                f"console ends: {self.console_tail() or '(nothing)'}"
+            ) from None
         self.boot_s = time.monotonic() - t0
         try:
             self.agent.connect()
@@ -97,11 +120,19 @@ class QemuGuest:
 
     # -- the Guest interface ---------------------------------------------------------------------------
     def facts(self) -> VmFacts:
-        return VmFacts(accel=self.acceleration.accel, accel_reason=self.acceleration.reason,
-                       vcpus=self.options.vcpus, memory_mb=self.options.memory_mb, vhost=self.vhost,
-                       boot_s=self.boot_s, qemu=qemu_version(self.options.build), kernel=self.image.kernel_version,
-                       image=self.image.digest, qemu_argv=shlex.join(self.argv),
-                       netdev=self.netdev.split(",", 1)[0])  # fmt: skip
+        return VmFacts(
+            accel=self.acceleration.accel,
+            accel_reason=self.acceleration.reason,
+            vcpus=self.options.vcpus,
+            memory_mb=self.options.memory_mb,
+            vhost=self.vhost,
+            boot_s=self.boot_s,
+            qemu=qemu_version(self.options.build),
+            kernel=self.image.kernel_version,
+            image=self.image.digest,
+            qemu_argv=shlex.join(self.argv),
+            netdev=self.netdev.split(",", 1)[0],
+        )
 
     def binary(self, tool: str) -> str:
         return tool  # the initramfs puts every tool on PATH
@@ -123,8 +154,14 @@ class QemuGuest:
         if timed_out:
             self.agent.kill(job.job)
             rc = self.agent.poll(job.job)
-        return Finished(argv, rc, self.agent.output(job.job, "out"), self.agent.output(job.job, "err"), timed_out,
-                        time.monotonic() - t0)  # fmt: skip
+        return Finished(
+            argv,
+            rc,
+            self.agent.output(job.job, "out"),
+            self.agent.output(job.job, "err"),
+            timed_out,
+            time.monotonic() - t0,
+        )
 
     def stop(self, job: GuestJob, grace: float = 1.0) -> None:
         self.agent.kill(job.job, grace)

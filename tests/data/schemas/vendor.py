@@ -49,10 +49,17 @@ def reachable(defs: dict, roots: list[str], *prefixes: str) -> dict:
 
 def kubevirt(repo: str) -> None:
     for tag in KUBEVIRT_TAGS:
-        commit = subprocess.run(["git", "-C", repo, "rev-list", "-n1", tag], capture_output=True, text=True,
-                                check=True).stdout.strip()  # fmt: skip
-        spec = json.loads(subprocess.run(["git", "-C", repo, "show", f"{tag}:api/openapi-spec/swagger.json"],
-                                         capture_output=True, text=True, check=True).stdout)  # fmt: skip
+        commit = subprocess.run(
+            ["git", "-C", repo, "rev-list", "-n1", tag], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        spec = json.loads(
+            subprocess.run(
+                ["git", "-C", repo, "show", f"{tag}:api/openapi-spec/swagger.json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         out = {
             "x-vendored-from": {
                 "repo": "kubevirt/kubevirt",
@@ -60,12 +67,12 @@ def kubevirt(repo: str) -> None:
                 "tag": tag,
                 "commit": commit,
                 "cut": "definitions reachable from v1.VirtualMachineInstance, descriptions removed",
-            },  # fmt: skip
+            },
             "swagger": spec["swagger"],
             "info": spec["info"],
             "definitions": strip_descriptions(
                 reachable(spec["definitions"], ["v1.VirtualMachineInstance"], "#/definitions/")
-            ),  # fmt: skip
+            ),
         }
         (HERE / f"kubevirt-{tag}.json").write_text(json.dumps(out, indent=0, sort_keys=True) + "\n")
 
@@ -75,8 +82,9 @@ def kubernetes(package_dir: str) -> None:
     defs = json.loads((base / "_definitions.json").read_text())["$defs"]
     kinds = {k: json.loads((base / f"{k}.json").read_text()) for k in KUBERNETES_KINDS}
     prefix = "/api/_definitions.json#/$defs/"
-    roots = [r for k in kinds.values() for r in re.findall(r'"\$ref": "' + re.escape(prefix) + r'([^"]+)"',
-                                                             json.dumps(k))]  # fmt: skip
+    roots = [
+        r for k in kinds.values() for r in re.findall(r'"\$ref": "' + re.escape(prefix) + r'([^"]+)"', json.dumps(k))
+    ]
     out = {
         "x-vendored-from": {
             "package": f"kubernetes-validate=={KUBERNETES}",
@@ -84,7 +92,7 @@ def kubernetes(package_dir: str) -> None:
             "path": f"kubernetes_validate/kubernetes-json-schema/v{KUBERNETES}-local-strict",
             "license": "Apache-2.0",
             "cut": f"kinds {', '.join(KUBERNETES_KINDS)} and the definitions they reach, descriptions removed",
-        },  # fmt: skip
+        },
         "kinds": strip_descriptions(kinds),
         "$defs": strip_descriptions(reachable(defs, roots, prefix, "#/$defs/")),
     }
@@ -95,10 +103,12 @@ def istio(repo: str) -> None:
     import yaml
 
     path = "manifests/charts/base/files/crd-all.gen.yaml"
-    commit = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True,
-                            check=True).stdout.strip()  # fmt: skip
-    text = subprocess.run(["git", "-C", repo, "show", f"HEAD:{path}"], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
+    commit = subprocess.run(
+        ["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    text = subprocess.run(
+        ["git", "-C", repo, "show", f"HEAD:{path}"], capture_output=True, text=True, check=True
+    ).stdout
     crd = next(d for d in yaml.safe_load_all(text) if d and d["spec"]["names"]["kind"] == "PeerAuthentication")
     version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
     out = {
@@ -107,7 +117,7 @@ def istio(repo: str) -> None:
             "path": path,
             "commit": commit,
             "cut": "PeerAuthentication v1 openAPIV3Schema, descriptions removed",
-        },  # fmt: skip
+        },
         "schema": strip_descriptions(version["schema"]["openAPIV3Schema"]),
     }
     (HERE / "istio-peerauthentication-v1.json").write_text(json.dumps(out, indent=0, sort_keys=True) + "\n")
