@@ -1,4 +1,6 @@
-"""The `vmnetbench` command line."""
+"""The `vmnetbench` command line: a thin layer that parses options, asks the layers below and maps their
+outcomes to exit statuses. Each command imports the layers it uses inside its function: they bring pandas, scipy,
+pydantic and matplotlib (about 2 s), which `--help`, `clean`, `doctor` and `engine` do not need (0.5 s)."""
 
 from __future__ import annotations
 
@@ -58,66 +60,23 @@ def run(
     ] = None,
 ) -> None:
     """Run a scenario: build beds, set up each strategy, measure, tear down, write results/<run id>/."""
-    from harness.analysis.results import ResultsFolderError, ResultsWriteError
-    from harness.lab.session import RunIdInUse
-    from harness.lab.vocabulary import GuestKind
-    from harness.run.runner import Interrupted, format_duration, run_scenario
+    from harness.run.plan import Overrides, time_budget_problem, with_overrides
     from harness.run.scenario import ScenarioError, load_scenario
-    from harness.runtime.engine import EngineUnavailable
 
     try:
         parsed, text = load_scenario(scenario)
-        if guest is not None:
-            kinds = [str(k) for k in GuestKind]
-            if guest not in kinds:
-                raise ValueError(f"option --guest must be one of: {', '.join(kinds)} (got {guest!r})")
-            parsed = parsed.model_copy(update={"guest": GuestKind(guest)})
-        if runtime is not None:
-            from harness.runtime.registry import RUNTIMES
-
-            if runtime not in RUNTIMES:
-                raise ValueError(f"option --runtime must be one of: {', '.join(RUNTIMES)} (got {runtime!r})")
-            parsed = parsed.model_copy(update={"runtime": runtime})
-        if dns_capture is not None:
-            parsed = parsed.model_copy(update={"dns_capture": dns_capture})
-        if repetitions is not None:
-            if not 1 <= repetitions <= 1000:
-                raise ValueError(f"option --repetitions must be between 1 and 1000 (got {repetitions})")
-            parsed = parsed.model_copy(update={"repetitions": repetitions})
-        if precision is not None:
-            parsed = parsed.model_copy(update={"precision": parse_fraction(precision, "--precision")})
+        fraction = parse_fraction(precision, "--precision") if precision is not None else None
+        parsed = with_overrides(parsed, Overrides(guest, runtime, dns_capture, repetitions, fraction))
         parsed, left_out = parsed.for_guest()
         if left_out:
             console.print(f"{', '.join(left_out)} left out: it needs the QEMU guest (`--guest qemu`)")
-        if parsed.precision and ("direct" not in parsed.strategies or parsed.design != "blocks"):
-            raise ValueError(
-                "option --precision judges each binding's ratio to the direct beside it: the scenario "
-                "needs direct in its strategies and design: blocks"
-            )
         budget, given = None, "given with --time-budget"
         if time_budget is not None:
             budget = parse_duration(time_budget)
         elif parsed.time_budget_minutes:
             budget, given = parsed.time_budget_minutes * 60, "of the scenario's time_budget_minutes"
-        if budget is not None:
-            from harness.guests.spec import GuestSpec
-            from harness.run.plan import resolve
-
-            plan = resolve(parsed, GuestSpec(GuestKind(parsed.guest), parsed.qemu))  # no guest built or probed yet
-            estimate = plan.estimated_seconds()
-            if parsed.claims:  # the claims phase shares the budget (harness/claims/verdicts.py)
-                from harness.claims.verdicts import SEED_STRATEGIES, claims_seconds
-
-                seed = [s for s in SEED_STRATEGIES if s in parsed.strategies]
-                estimate += claims_seconds(seed, parsed.guest == "netns")
-            if estimate > budget:
-                cells, tests = len(parsed.cells()), sum(len(t.directions) for t in parsed.expanded_tests())
-                raise ValueError(
-                    f"the run would take about {format_duration(estimate)} ({cells} cells x {tests} "
-                    f"tests x {parsed.blocks_planned()} blocks), more than the time budget "
-                    f"{given} ({format_duration(budget)}); drop sweep values, "
-                    "strategies or repetitions"
-                )
+        if budget is not None and (problem := time_budget_problem(parsed, budget, given)):
+            raise ValueError(problem)
         if run_id is not None:
             check_run_id(run_id)
             refuse_used_run_id(run_id, results)
@@ -125,17 +84,24 @@ def run(
     except (ScenarioError, ValueError) as e:
         fail(str(e))
     _require_root()
+    measure_and_exit(parsed, text, scenario, results, run_id, budget)
+
+
+def measure_and_exit(parsed, text: str, scenario: Path, results: Path, run_id: str | None, budget) -> None:
+    """The checked run measured; its exit status: 0 complete, 1 incomplete, 3 harness errors in rows, 130/143
+    interrupted (everything it made removed)."""
+    from harness.analysis.results import ResultsFolderError, ResultsWriteError
+    from harness.lab.session import RunIdInUse
+    from harness.run.runner import Interrupted, run_scenario
+    from harness.runtime.engine import EngineUnavailable
     from harness.runtime.registry import RUNTIMES, RuntimeUnavailable
 
     try:
         RUNTIMES[parsed.runtime].preflight(f"run {run_id or 'starting'}")  # before anything is created
-    except RuntimeUnavailable as e:
-        fail(str(e))
-    try:
         outcome = run_scenario(
             parsed, text, str(scenario), results_root=results, run_id=run_id, console=console, time_budget_s=budget
         )
-    except (RunIdInUse, ResultsFolderError, EngineUnavailable) as e:
+    except (RuntimeUnavailable, RunIdInUse, ResultsFolderError, EngineUnavailable) as e:
         fail(str(e))
     except ResultsWriteError as e:  # the run happened, its results could not be finished: exit 1, one line
         typer.echo(f"error: {e}", err=True)
@@ -208,7 +174,6 @@ def compare(
 ) -> None:
     """Judge NEW against BASE metric by metric. Exit 1 if a metric regressed, 4 if none did but some gated
     metric is inconclusive (too few samples, or a CI wider than the gate), 0 otherwise."""
-    from rich.table import Table
 
     from harness.analysis.compare import DEFAULT_GATES, GatesError, NothingInCommon
     from harness.analysis.compare import compare as compare_runs
@@ -229,17 +194,7 @@ def compare(
     if verdicts.empty:
         fail(f"{base_dir} and {new_dir} share no metric to compare.")
     print_verdicts(verdicts, f"compare {base_dir.name} -> {new_dir.name}")
-    for name, cells in ((base_dir.name, result.only_base), (new_dir.name, result.only_new)):
-        if cells:
-            listed = "; ".join("/".join(str(p) for p in cell) for cell in cells)
-            console.print(f"only in {name} (not compared): {listed}")
-    if result.environment:
-        env = Table(title="environment differences (a difference here can explain a verdict)")
-        for col in ("what", base_dir.name, new_dir.name):
-            env.add_column(col)
-        for what, b, n in result.environment:
-            env.add_row(what, str(b), str(n))
-        console.print(env)
+    print_left_out_and_environment(result, base_dir.name, new_dir.name)
     out = output or new_dir / f"compare-{base_dir.name}.json"
     try:
         write_json(out, verdicts.to_dict(orient="records"))
@@ -254,6 +209,23 @@ def compare(
         raise typer.Exit(EXIT_REGRESSED)
     if result.inconclusive:
         raise typer.Exit(EXIT_INCONCLUSIVE)
+
+
+def print_left_out_and_environment(result, base: str, new: str) -> None:
+    """What only one run has, and how the two machines differed (a difference can explain a verdict)."""
+    from rich.table import Table
+
+    for name, cells in ((base, result.only_base), (new, result.only_new)):
+        if cells:
+            listed = "; ".join("/".join(str(p) for p in cell) for cell in cells)
+            console.print(f"only in {name} (not compared): {listed}")
+    if result.environment:
+        env = Table(title="environment differences (a difference here can explain a verdict)")
+        for col in ("what", base, new):
+            env.add_column(col)
+        for what, b, n in result.environment:
+            env.add_row(what, str(b), str(n))
+        console.print(env)
 
 
 GATE_SCENARIO = Path("scenarios/gate.yaml")
@@ -283,27 +255,12 @@ def gate(
     from harness.analysis.gate import save_baseline as store
     from harness.analysis.results import load_meta, load_samples
     from harness.run.runner import run_scenario
-    from harness.run.scenario import ScenarioError, load_scenario
 
     baseline = baseline or DEFAULT_BASELINE
     if against is not None:
         gate_against(against, scenario, blocks, results, junit, markdown)
         return
-    try:
-        parsed, text = load_scenario(scenario)
-        if ab:
-            missing = [v for v in ab if v not in parsed.strategies]
-            if missing:
-                raise ValueError(
-                    f"option --ab: {missing[0]!r} is not in {scenario}'s strategies ({', '.join(parsed.strategies)})"
-                )
-        elif not save_baseline:
-            load_baseline(baseline)  # refuse before measuring when there is nothing to judge against
-        check_results_root(results)
-        check_output_file("--junit", junit)
-        check_output_file("--markdown", markdown)
-    except (ScenarioError, GateError, ValueError) as e:
-        fail(str(e))
+    parsed, text = gate_inputs(scenario, ab, None if save_baseline else baseline, results, junit, markdown)
     _require_root()
     outcome = run_scenario(parsed, text, str(scenario), results_root=results, console=console)
     if outcome.status != "complete":
@@ -319,13 +276,47 @@ def gate(
     except GateError as e:
         fail(str(e))
     title = f"gate {'A/B ' + ' vs '.join(reversed(ab)) if ab else 'against ' + str(baseline)}"
-    print_verdicts(verdicts, title)
+    finish_gate(verdicts, title, junit, markdown, f"run {outcome.run_dir}")
+
+
+def gate_inputs(
+    scenario: Path,
+    ab: tuple[str, str] | None,
+    baseline: Path | None,
+    results: Path,
+    junit: Path | None,
+    markdown: Path | None,
+) -> tuple:
+    """The gate's scenario and its text, every input checked before anything is measured (`baseline` None: the
+    run stores one instead of reading it)."""
+    from harness.analysis.gate import GateError, load_baseline
+    from harness.run.scenario import ScenarioError, load_scenario
+
+    try:
+        parsed, text = load_scenario(scenario)
+        if ab:
+            missing = [v for v in ab if v not in parsed.strategies]
+            if missing:
+                raise ValueError(
+                    f"option --ab: {missing[0]!r} is not in {scenario}'s strategies ({', '.join(parsed.strategies)})"
+                )
+        elif baseline is not None:
+            load_baseline(baseline)  # refuse before measuring when there is nothing to judge against
+        check_results_root(results)
+        check_output_file("--junit", junit)
+        check_output_file("--markdown", markdown)
+    except (ScenarioError, GateError, ValueError) as e:
+        fail(str(e))
+    return parsed, text
+
+
+def finish_gate(verdicts, title: str, junit: Path | None, markdown: Path | None, where: str, paired=False) -> None:
+    """The verdicts printed and written for CI, one summary line; exit 1 if something regressed."""
+    print_verdicts(verdicts, title, paired=paired)
     write_ci_reports(verdicts, junit, markdown, title)
     regressed = int((verdicts.verdict == "regressed").sum())
     inconclusive = int((verdicts.verdict == "inconclusive").sum())
-    console.print(
-        f"gate: {regressed} regressed, {inconclusive} inconclusive, {len(verdicts)} judged; run {outcome.run_dir}"
-    )
+    console.print(f"gate: {regressed} regressed, {inconclusive} inconclusive, {len(verdicts)} judged; {where}")
     if regressed:
         raise typer.Exit(EXIT_REGRESSED)
 
@@ -367,14 +358,9 @@ def gate_against(
         verdicts = judge_side_by_side([load_samples(r) for r in base.runs], [load_samples(r) for r in new.runs])
     except (SideBySideError, GateError) as e:
         fail(str(e))
-    title = f"gate side by side against {rev} ({commit[:12]})"
-    print_verdicts(verdicts, title, paired=True)
-    write_ci_reports(verdicts, junit, markdown, title)
-    regressed = int((verdicts.verdict == "regressed").sum())
-    inconclusive = int((verdicts.verdict == "inconclusive").sum())
-    console.print(f"gate: {regressed} regressed, {inconclusive} inconclusive, {len(verdicts)} judged; runs in {folder}")
-    if regressed:
-        raise typer.Exit(EXIT_REGRESSED)
+    finish_gate(
+        verdicts, f"gate side by side against {rev} ({commit[:12]})", junit, markdown, f"runs in {folder}", True
+    )
 
 
 JUNIT_HELP = "Also write the verdicts as JUnit XML (regressed = failure, inconclusive = skipped) for a CI system."
@@ -596,6 +582,12 @@ def describe(
             "1.6, 1.7, 1.8, 1.9 (default: the latest)."
         ),
     ] = "",
+    istio: Annotated[
+        str, typer.Option(help="Istio release whose mesh is installed: 1.24 ... 1.30 (default: the latest).")
+    ] = "",
+    istio_backend: Annotated[
+        str, typer.Option(help="Istio's redirection backend: iptables (default) or nftables (1.27+; ambient 1.28+).")
+    ] = "iptables",
 ) -> None:
     """Set a strategy up on a scratch bed and print what it creates: links, addresses, rules, processes."""
     import yaml
@@ -629,8 +621,29 @@ def describe(
         fail(f"option --sidecar: unknown sidecar {sidecar!r}; allowed: {', '.join(MESHES)}.")
     if kubevirt and kubevirt not in [str(k) for k in KubevirtRelease]:
         fail(f"option --kubevirt: unknown KubeVirt release {kubevirt!r}; allowed: {', '.join(KubevirtRelease)}.")
+    setup = istio_setup(istio, istio_backend, sidecar)
     _require_root()
-    typer.echo(describe_strategy(name, options, SidecarKind(sidecar), KubevirtRelease(kubevirt or LATEST)))
+    release = KubevirtRelease(kubevirt or LATEST)
+    typer.echo(describe_strategy(name, options, SidecarKind(sidecar), release, setup))
+
+
+def istio_setup(release: str, backend: str, sidecar: str):
+    """The Istio `describe` installs: a known release and a backend it has for the mode, or one sentence."""
+    from harness.pod.istio import LATEST, IstioBackend, IstioRelease, IstioSetup
+    from harness.pod.mesh import mesh_for
+
+    if release and release not in [str(r) for r in IstioRelease]:
+        fail(f"option --istio: unknown Istio release {release!r}; allowed: {', '.join(IstioRelease)}.")
+    if backend not in [str(b) for b in IstioBackend]:
+        fail(f"option --istio-backend: unknown backend {backend!r}; allowed: {', '.join(IstioBackend)}.")
+    setup = IstioSetup(IstioRelease(release or LATEST), IstioBackend(backend))
+    mesh = mesh_for(sidecar)
+    if mesh.istio_component and setup.backend not in mesh.backends(setup):
+        fail(
+            f"option --istio-backend: Istio {setup.release} has no {backend} backend for {sidecar} "
+            f"({', '.join(mesh.backends(setup))})."
+        )
+    return setup
 
 
 @app.command()

@@ -30,6 +30,7 @@ from harness.cluster import scripts
 from harness.cluster.ingest import InputFolder, ingest, read_blocks, repetitions
 from harness.cluster.manifests import SCHEMA_TAGS, dns_label, write_manifests
 from harness.pod.kubevirt import KubevirtRelease
+from harness.run.plan import cell_specs, expanded_tests
 from harness.run.scenario import load_scenario, parse_scenario_text
 from tests.conftest import wait_for
 
@@ -148,7 +149,7 @@ def test_the_default_scenario_on_a_cluster(tmp_path: Path) -> None:
     done = _cli("manifests", "scenarios/smoke.yaml", "--out", str(tmp_path), cwd=REPO)
     index = json.loads((tmp_path / "index.json").read_text())
     scenario, _ = load_scenario(REPO / "scenarios" / "smoke.yaml")
-    assert len(index["cells"]) == len(scenario.cells())
+    assert len(index["cells"]) == len(cell_specs(scenario))
     validators = {**kubernetes_validators(), "VirtualMachineInstance": kubevirt_validator(index["kubevirt_api"])}
     for cell in index["cells"]:
         folder = tmp_path / cell["folder"]
@@ -322,7 +323,7 @@ def test_ingest_of_the_same_outputs_gives_the_netns_rows(tmp_path: Path) -> None
     _cli("manifests", str(scenario_path), "--out", str(manifests), "--kubevirt", "1.9", cwd=REPO)
     index = json.loads((manifests / "index.json").read_text())
     scenario, _ = load_scenario(scenario_path)
-    tests = list(scenario.expanded_tests())
+    tests = list(expanded_tests(scenario))
     lib = tmp_path / "lib" / "lib.sh"
     lib.parent.mkdir()
     lib.write_text(scripts.lib_sh())

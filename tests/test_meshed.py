@@ -23,6 +23,7 @@ from harness.pod.identity import MeshCA, spiffe_id
 from harness.pod.mesh import Client, install_sidecar, layout_label
 from harness.pod.mtls import MeshTls, PeerAuthentication, PeerKind
 from harness.pod.sidecars import SidecarCounters
+from harness.run.plan import cell_specs
 from harness.run.scenario import Scenario
 from tests.conftest import run_scenario_text
 
@@ -106,7 +107,7 @@ def test_meshed_clients_exist_only_for_istio_modes_and_label_the_layout():
             "tests": [{"kind": "tcp_throughput", "directions": ["ingress"]}],
         }
     )
-    layouts = [c.layout for c in scenario.cells()]
+    layouts = [c.layout for c in cell_specs(scenario)]
     assert layouts == [
         "none",
         "linkerd-style",

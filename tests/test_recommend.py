@@ -183,3 +183,9 @@ def test_a_swept_scenario_keys_every_cell_by_its_sweep_value():
     recs = recommend(frame, {}, ["direct", "slirp"], ["none"])
     assert [r.where for r in recs] == ["guest MTU 1500", "guest MTU 65520"]
     assert "TCP in 0.50" in recs[0].line and "TCP in 0.98" in recs[1].line
+    from harness.analysis.costs import judged_costs  # the one table both read (issue 42)
+
+    table = judged_costs(frame, {}, ["direct", "slirp"], ["none"])
+    tcp_in = table[table.heading == "TCP in"].set_index("where")["estimate"]
+    assert list(tcp_in.index) == ["guest MTU 1500", "guest MTU 65520"]
+    assert abs(tcp_in["guest MTU 1500"] - 0.50) < 0.03 and abs(tcp_in["guest MTU 65520"] - 0.98) < 0.03

@@ -15,6 +15,7 @@ from harness.analysis.report import write_report
 from harness.guests.facts import nic_mtu
 from harness.guests.netns import NetnsGuest
 from harness.lab.netns import veth
+from harness.run.plan import cell_specs, expanded_tests
 from harness.run.scenario import load_scenario
 from tests.conftest import REPO, run_scenario_text
 
@@ -44,12 +45,12 @@ tests:
 
 def test_a_sweep_expands_into_cells_and_tests_with_its_values_in_columns():
     scenario, _ = load_scenario_text(SWEEP)
-    cells = scenario.cells()
+    cells = cell_specs(scenario)
     # direct: no VM, so no guest MTU; masquerade: not in guest_mtu_strategies; slirp: both guest MTUs.
     assert len(cells) == 2 + 2 + 4
     assert {c.guest_mtu for c in cells if c.strategy == "slirp"} == {"pod", 65520}
     assert {c.guest_mtu for c in cells if c.strategy != "slirp"} == {None}
-    assert [t.label for t in scenario.expanded_tests()] == ["tcp_throughput/P1", "tcp_throughput/P2"]
+    assert [t.label for t in expanded_tests(scenario)] == ["tcp_throughput/P1", "tcp_throughput/P2"]
 
 
 def load_scenario_text(text: str):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.lab.rules import apply_iptables
+from harness.lab.rules import apply_iptables, apply_nft
 from harness.pod import ambient
 from harness.pod.mesh import IstioSidecar, IstioSidecarTproxy
 from strategies.base import Services
@@ -148,6 +148,91 @@ def test_ambient_inpod_rules_match_istio_cni(scratch, golden, interfaces, dns_ca
     restore(ours, ambient.inpod_rules(interfaces, dns_capture=dns_capture))
     for table in ("mangle", "nat", "raw"):
         assert differences(read_back(ours, table), read_back(up, table)) == {}, table
+
+
+def nft_golden(name: str) -> str:
+    """An Istio nftables golden file: the nft script istio-nftables or istio-cni applies (its header comments kept)."""
+    return (UPSTREAM / "istio" / name).read_text()
+
+
+def nft_chains(ns, table: str) -> dict[str, list[str]]:
+    """`nft list table inet TABLE`: each chain's lines (its hook line first for a base chain) in order, counters'
+    values dropped (`counter packets 3 bytes 180` -> `counter`)."""
+    chains: dict[str, list[str]] = {}
+    current = None
+    for line in ns.run(["nft", "list", "table", "inet", table]).splitlines():
+        line = re.sub(r"counter packets \d+ bytes \d+", "counter", line.strip())
+        if m := re.fullmatch(r"chain (\S+) \{", line):
+            current = chains.setdefault(m[1], [])
+        elif line == "}":
+            current = None
+        elif current is not None and line:
+            current.append(line)
+    return chains
+
+
+NFT_INJECTOR_EXCLUDES = [f"tcp dport {p} counter return" for p in (15090, 15021, 15020)]
+"""The injector's `-d 15090,15021,15020` as nft lists them back (`meta l4proto tcp tcp dport` reads as `tcp dport`)."""
+
+
+def test_sidecar_nftables_rules_match_istio_nftables_inbound_ports_wildcard(scratch):
+    """Istio 1.27+'s native nftables backend (`--native-nftables`) for our REDIRECT mode, no VM interface, against
+    tools/istio-nftables `inbound-ports-wildcard` (`-b *`); the same two differences as the iptables backend's."""
+    up, ours = scratch
+    apply_nft(up, nft_golden("istio-nftables-inbound-ports-wildcard.golden"))
+    apply_nft(ours, IstioSidecar().nft_rules([]))
+    assert differences(nft_chains(ours, "istio-proxy-nat"), nft_chains(up, "istio-proxy-nat")) == {
+        "istio-inbound": {"ours": NFT_INJECTOR_EXCLUDES, "upstream": []},
+        "istio-output": {"ours": ["counter jump istio-redirect"], "upstream": []},  # `-i *`, as with iptables
+    }
+
+
+def test_sidecar_nftables_rules_with_the_vms_interfaces_match_istio_nftables_kube_virt_interfaces(scratch):
+    """The nftables backend with the VM's interfaces against `kube-virt-interfaces` (`-k eth1,eth2`, outbound `*`):
+    unlike the iptables comparison, the `iifname ethX return` rules are Istio's in both (run.go
+    shortCircuitKubeInternalInterface writes them with this backend, and ours does too)."""
+    up, ours = scratch
+    apply_nft(up, nft_golden("istio-nftables-kube-virt-interfaces.golden"))
+    apply_nft(ours, IstioSidecar().nft_rules(["eth1", "eth2"]))
+    assert differences(nft_chains(ours, "istio-proxy-nat"), nft_chains(up, "istio-proxy-nat")) == {
+        # the golden's configuration captures no inbound port (no `-b`), the injector's captures all (`-b *`)
+        "prerouting": {"ours": ["meta l4proto tcp counter jump istio-inbound"], "upstream": []},
+        "istio-inbound": {"ours": [*NFT_INJECTOR_EXCLUDES, "meta l4proto tcp counter jump istio-in-redirect"],
+                          "upstream": []},
+    }  # fmt: skip
+
+
+def test_sidecar_tproxy_nftables_rules_match_istio_nftables_inbound_ports_wildcard_tproxy(scratch):
+    """The nftables backend in TPROXY mode against `inbound-ports-wildcard-tproxy`: mangle and nat."""
+    up, ours = scratch
+    apply_nft(up, nft_golden("istio-nftables-inbound-ports-wildcard-tproxy.golden"))
+    apply_nft(ours, IstioSidecarTproxy().nft_rules([]))
+    assert differences(nft_chains(ours, "istio-proxy-mangle"), nft_chains(up, "istio-proxy-mangle")) == {
+        "istio-inbound": {"ours": NFT_INJECTOR_EXCLUDES, "upstream": []},
+    }
+    assert differences(nft_chains(ours, "istio-proxy-nat"), nft_chains(up, "istio-proxy-nat")) == {
+        "istio-output": {"ours": ["counter jump istio-redirect"], "upstream": []},  # `-i *`, as above
+    }
+
+
+@pytest.mark.parametrize(
+    ("golden", "interfaces", "dns_capture"),
+    [
+        ("cni-nftables-default.golden", [], True),  # RedirectDNS on, as the chart's default
+        ("cni-nftables-virtual_interfaces.golden", ["fake1s0f0", "fake1s0f1"], False),  # RedirectDNS off there
+    ],
+)
+def test_ambient_inpod_nftables_rules_match_istio_cni(scratch, golden, interfaces, dns_capture):
+    """istio-cni's in-pod rules with the nftables backend (Istio 1.28+, cni/pkg/nftables) against its golden
+    files: every table the same, rule for rule."""
+    up, ours = scratch
+    apply_nft(up, nft_golden(golden))
+    apply_nft(ours, ambient.inpod_nft(interfaces, dns_capture=dns_capture))
+    tables = ["istio-ambient-nat", "istio-ambient-mangle"] + (["istio-ambient-raw"] if dns_capture else [])
+    listed = ours.run(["nft", "list", "tables"]).split()
+    assert sorted(t for t in listed if t.startswith("istio-")) == sorted(tables)
+    for table in tables:
+        assert differences(nft_chains(ours, table), nft_chains(up, table)) == {}, table
 
 
 def kubevirt_expected(section: str) -> str:

@@ -16,14 +16,19 @@ from harness.analysis.blocks import block_log_ratios, cost_interval, has_blocks,
 from harness.analysis.costs import (
     REFERENCE,
     CostColumn,
+    caveats,
     cost_columns,
     cost_key,
+    cost_of,
     cost_test,
     format_ratio,
+    judged_costs,
+    judged_metrics,
     layout_heading,
     layout_title,
+    measured_columns,
     ranked_columns,
-    ratio_to_direct,
+    sidecar_rank,
 )
 from harness.analysis.findings import findings_for
 from harness.analysis.http_section import binding_lines, has_http, istio_method_lines
@@ -38,7 +43,6 @@ from harness.analysis.stats import (
     hodges_lehmann_interval,
     median_interval,
 )
-from harness.analysis.summary import caveats, sidecar_rank
 from harness.lab.vocabulary import Status
 from harness.metrics.registry import spec
 from harness.pod.mesh import mode_of
@@ -277,6 +281,7 @@ def decision_page(
     guest: str,
     figures: list[tuple[str, str]] | None = None,
     recs: list[Recommendation] | None = None,
+    table: pd.DataFrame | None = None,
 ) -> str:
     """answer.md: the answer per layout, its pictures and the seed's table first; costs per layout next; method and
     detail folded. `figures`: (file under figures/, caption) of the answer's pictures; `claims`: (where, rows)."""
@@ -286,7 +291,9 @@ def decision_page(
     bindings = binding_order(samples, parsed.get("strategies", []))
     sidecars = sidecar_order(samples, [str(s) for s in parsed.get("sidecars", [])])
     runtime = meta.get("runtime") or parsed.get("runtime") or "netns"
-    recs = recommend(samples, meta, bindings, sidecars) if recs is None else recs
+    if table is None:  # every cost the page shows, computed once
+        table = judged_costs(samples, meta, bindings, sidecars)
+    recs = recommend(samples, meta, bindings, sidecars, table) if recs is None else recs
     claim_run, claim_rows = claims if claims else ("", None)
     lines = [
         f"# Which binding, and what it costs: run {meta.get('run_id', '?')}",
@@ -317,9 +324,8 @@ def decision_page(
     stein = precision_plans(meta)
     judged = judged_metrics(meta)
     for where, point in sweep_points(samples):  # one set of tables per swept pod/guest MTU
-        ratios = block_log_ratios(point) if has_blocks(point) else None  # this point's blocks only
         for sidecar in sidecars:
-            lines += cost_table(point, ratios, bindings, sidecar, where, stein, judged)
+            lines += cost_table(point, table, bindings, sidecar, where, stein, judged)
     lines += istio_method_lines(samples)
     lines += binding_lines(samples, bindings, sidecars, block_log_ratios(samples) if has_blocks(samples) else None)
     lines += sweep_sections(samples, bindings)
@@ -341,17 +347,17 @@ def decision_page(
 
 def cost_table(
     point: pd.DataFrame,
-    ratios: pd.DataFrame | None,
+    table: pd.DataFrame,
     bindings: list[str],
     sidecar: str,
     where: str,
     stein,
     judged: set[str],
 ) -> list[str]:
-    """One layout's cost table (one sweep point), its notes and its rankings."""
+    """One layout's cost table (one sweep point) rendered from the judged cost table, its notes and rankings."""
     lines = [f"### {layout_title(sidecar)}" + (f" ({where})" if where else "") + f" [`{sidecar}`]", ""]
     # only the cost columns this run measured: a column of dashes answers nothing
-    costs = [c for c in cost_columns() if not _measure(point, sidecar, c).empty]
+    costs = measured_columns(table, where, sidecar)
     if not costs and not has_http(point):
         costs = cost_columns()[:2]  # nothing measured at all: say so in the usual columns
     lines.append("| binding | works | " + " | ".join(c.heading for c in costs) + " |")
@@ -369,9 +375,7 @@ def cost_table(
             notes.append(caveat)
             verdict += f" † ({len(notes)})"
         cells = [
-            reference_value(point, sidecar, c)
-            if b == REFERENCE
-            else format_ratio(ratio_to_direct(point, b, sidecar, c, stein if c.metric in judged else None, ratios))
+            reference_value(point, sidecar, c) if b == REFERENCE else format_ratio(cost_of(table, where, sidecar, b, c))
             for c in costs
         ]
         for i, c in enumerate(costs):  # a tool's known behaviour, printed beside the number it explains
@@ -435,12 +439,6 @@ def partial_run_lines(meta: dict) -> list[str]:
         "missing and intervals rest on fewer blocks than planned.",
         "",
     ]
-
-
-def judged_metrics(meta: dict) -> set[str]:
-    """The metrics a precision run's stopping rule judged (its blocks were chosen for them): only their intervals
-    are Stein's; every other metric of the run keeps the t interval."""
-    return {r["ratio"].rsplit(" ", 1)[-1] for r in ((meta or {}).get("precision") or {}).get("ratios", [])}
 
 
 def method_lines(samples: pd.DataFrame, meta: dict) -> list[str]:

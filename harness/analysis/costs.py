@@ -1,5 +1,7 @@
 """What every cost table shares: a cost column (test, direction, metric), the ratio of a binding to `direct`
-measured beside it (harness/analysis/blocks.py) and how a table cell prints it, and a mesh layout's heading."""
+measured beside it (harness/analysis/blocks.py) and how a table cell prints it, a mesh layout's heading, and the
+judged cost table (`judged_costs`): every (sweep point, layout, binding, column) with its ratio, interval, method,
+n and caveat, built once per page; the decision page's tables and the recommendation read it."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.analysis.blocks import CostKey, cost_interval
+from harness.analysis.blocks import CostKey, block_log_ratios, cost_interval, has_blocks, precision_plans
+from harness.analysis.results import sweep_points
 from harness.analysis.stats import MIN_N, Interval
 from harness.metrics.registry import METRICS, STAGES, DecisionColumn, spec
 from harness.pod.mesh import MESHES, mode_of
@@ -106,3 +109,86 @@ def format_ratio(ci: Interval | None) -> str:
         return f"{ci.estimate:.2f} [{ci.low:.2f}, {ci.high:.2f}] ({ci.method} {ci.level:.0%} n={ci.n})"
     shown = ", ".join(f"{v:.2f}" for v in sorted(ci.values))
     return f"{ci.estimate:.2f} (n={ci.n} < {MIN_N[ci.method]}, no interval" + (f": {shown})" if shown else ")")
+
+
+def caveats(df: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(strategy, sidecar) -> why its rows do not stand for the real system (the first caveat its rows carry)."""
+    if "caveat" not in df:
+        return {}
+    marked = df[df["caveat"].fillna("") != ""]
+    return {(r.strategy, r.sidecar): r.caveat for r in marked.drop_duplicates(["strategy", "sidecar"]).itertuples()}
+
+
+def sidecar_rank(sidecar: str) -> int:
+    """none first, then the sidecar kinds in their declared order; within a mode the outside client, then the
+    meshed one, each permissive before strict."""
+    kinds = list(MESHES)
+    mode = mode_of(sidecar)
+    within = 2 * ("+meshed" in str(sidecar)) + ("+strict" in str(sidecar))
+    return 4 * (kinds.index(mode) if mode in kinds else len(kinds)) + within
+
+
+def judged_metrics(meta: dict) -> set[str]:
+    """The metrics a precision run's stopping rule judged (its blocks were chosen for them): only their intervals
+    are Stein's; every other metric of the run keeps the t interval."""
+    return {r["ratio"].rsplit(" ", 1)[-1] for r in ((meta or {}).get("precision") or {}).get("ratios", [])}
+
+
+COST_TABLE_COLUMNS = ["where", "layout", "binding", "heading", "test", "direction", "metric", "interval",
+                      "estimate", "low", "high", "method", "level", "n", "caveat"]  # fmt: skip
+
+
+def judged_costs(samples: pd.DataFrame, meta: dict, bindings: list[str], layouts: list[str]) -> pd.DataFrame:
+    """The judged cost table: one row per (sweep point `where`, layout, binding, cost column) the run measured,
+    with the binding's ratio to the direct beside it (`interval`, an Interval or None, and its parts flattened for
+    reading), computed once from that point's own blocks (a swept run never pools its points), Stein's interval
+    for the metrics a precision run judged, and the caveat of rows that do not stand for the real binding."""
+    stein, judged = precision_plans(meta), judged_metrics(meta)
+    rows = []
+    for where, point in sweep_points(samples):
+        ratios = block_log_ratios(point) if has_blocks(point) else None
+        marked = caveats(point)
+        for layout in layouts:
+            for col in cost_columns():
+                if _column_rows(point, layout, col).empty:
+                    continue
+                for binding in bindings:
+                    if binding == REFERENCE:
+                        continue
+                    ci = ratio_to_direct(point, binding, layout, col, stein if col.metric in judged else None, ratios)
+                    rows.append({"where": where, "layout": layout, "binding": binding, "heading": col.heading,
+                                 "test": col.test, "direction": col.direction, "metric": col.metric, "interval": ci,
+                                 "estimate": ci.estimate if ci else None, "low": ci.low if ci else None,
+                                 "high": ci.high if ci else None, "method": ci.method if ci else "",
+                                 "level": ci.level if ci else None, "n": ci.n if ci else 0,
+                                 "caveat": marked.get((binding, layout), "")})  # fmt: skip
+    return pd.DataFrame(rows, columns=COST_TABLE_COLUMNS)
+
+
+def cost_of(table: pd.DataFrame, where: str, layout: str, binding: str, col: CostColumn) -> Interval | None:
+    """One cell of the judged cost table (None: not measured)."""
+    hit = table[
+        (table["where"] == where)
+        & (table.layout == layout)
+        & (table.binding == binding)
+        & (table.heading == col.heading)
+        & (table.metric == col.metric)
+    ]
+    return None if hit.empty else hit["interval"].iat[0]
+
+
+def measured_columns(table: pd.DataFrame, where: str, layout: str) -> list[CostColumn]:
+    """The cost columns the run measured at one point and layout, in the registry's order."""
+    mine = table[(table["where"] == where) & (table.layout == layout)]
+    present = set(zip(mine.heading, mine.metric, strict=True))
+    return [c for c in cost_columns() if (c.heading, c.metric) in present]
+
+
+def _column_rows(samples: pd.DataFrame, sidecar: str, col: CostColumn) -> pd.DataFrame:
+    """Every binding's rows of one cost column under one layout."""
+    return samples[
+        (samples.sidecar == sidecar)
+        & (samples.metric == col.metric)
+        & (samples.direction == col.direction)
+        & (samples.test == cost_test(samples, col.test))
+    ]

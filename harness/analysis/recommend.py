@@ -31,10 +31,11 @@ from harness.analysis.costs import (
     REFERENCE,
     CostColumn,
     cost_columns,
+    cost_of,
     cost_test,
+    judged_costs,
     judged_stages,
     layout_title,
-    ratio_to_direct,
 )
 from harness.analysis.paths import Works, _clip, works
 from harness.analysis.ranking import ALPHA, Ranking, costs_in, rank
@@ -268,13 +269,20 @@ def _what_would_decide(tier: list[Candidate], ranks: dict, columns: list[CostCol
 
 
 def recommend_layout(
-    samples: pd.DataFrame, layout: str, bindings: list[str], meta: dict, where: str = ""
+    samples: pd.DataFrame,
+    layout: str,
+    bindings: list[str],
+    meta: dict,
+    where: str = "",
+    table: pd.DataFrame | None = None,
 ) -> Recommendation:
-    """The rule (module docstring) for one layout of one sweep point."""
+    """The rule (module docstring) for one layout of one sweep point; its costs are the judged cost table's
+    (costs.judged_costs, built from these rows when not given), the same numbers the page's tables print."""
     release = release_of(samples)
     bases = base_strategies(meta)
     precision = precision_plans(meta)
-    judged = {r["ratio"].rsplit(" ", 1)[-1] for r in ((meta or {}).get("precision") or {}).get("ratios", [])}
+    if table is None:
+        table = judged_costs(samples, meta, bindings, [layout])
     candidates = []
     for b in bindings:
         if b == REFERENCE:
@@ -283,10 +291,7 @@ def recommend_layout(
         if w.verdict == "not measured":
             continue
         base = bases.get(b, b)
-        costs = {
-            col.heading: ratio_to_direct(samples, b, layout, col, precision if col.metric in judged else None)
-            for col in cost_columns()
-        }
+        costs = {col.heading: cost_of(table, where, layout, b, col) for col in cost_columns()}
         candidates.append(
             Candidate(b, base, binding_name(b, base, release), shipping(release, base) if release else None, w, costs)
         )
@@ -397,16 +402,19 @@ def recommend_layout(
     )
 
 
-def recommend(samples: pd.DataFrame, meta: dict, bindings: list[str], layouts: list[str]) -> list[Recommendation]:
-    """One recommendation per layout (and sweep point) the run measured."""
+def recommend(
+    samples: pd.DataFrame, meta: dict, bindings: list[str], layouts: list[str], table: pd.DataFrame | None = None
+) -> list[Recommendation]:
+    """One recommendation per layout (and sweep point) the run measured, from the judged cost table."""
     from harness.analysis.results import sweep_points
 
+    table = judged_costs(samples, meta, bindings, layouts) if table is None else table
     out = []
     for where, point in sweep_points(samples):
         for layout in layouts:
             if point[(point.sidecar == layout) & (point.strategy != REFERENCE)].empty:
                 continue
-            out.append(recommend_layout(point, layout, bindings, meta, where))
+            out.append(recommend_layout(point, layout, bindings, meta, where, table))
     return out
 
 

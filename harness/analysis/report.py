@@ -558,21 +558,33 @@ def answer_figures(run: Run, fig_dir: Path, recs) -> list[tuple[str, str]]:
     return made
 
 
-def run_recommendations(run: Run):
+def run_costs(run: Run) -> pd.DataFrame:
+    """The run's judged cost table (costs.judged_costs), once per report: the recommendation, the answer's
+    pictures and every cost table on the page read it."""
+    from harness.analysis.answer import sidecar_order
+    from harness.analysis.costs import judged_costs
+
+    parsed = run.meta.get("scenario_parsed", {})
+    bindings = binding_order(run.samples, parsed.get("strategies", []))
+    layouts = sidecar_order(run.samples, [str(s) for s in parsed.get("sidecars", [])])
+    return judged_costs(run.samples, run.meta, bindings, layouts)
+
+
+def run_recommendations(run: Run, table: pd.DataFrame | None = None):
     from harness.analysis.answer import sidecar_order
     from harness.analysis.recommend import recommend
 
     parsed = run.meta.get("scenario_parsed", {})
     bindings = binding_order(run.samples, parsed.get("strategies", []))
     layouts = sidecar_order(run.samples, [str(s) for s in parsed.get("sidecars", [])])
-    return recommend(run.samples, run.meta, bindings, layouts)
+    return recommend(run.samples, run.meta, bindings, layouts, table)
 
 
-def answer_page(run: Run, figures: list[tuple[str, str]] | None = None, recs=None) -> str:
+def answer_page(run: Run, figures: list[tuple[str, str]] | None = None, recs=None, table=None) -> str:
     """The decision page (answer.md) of a run, with the seed claims this run judged (claims.json in its own folder,
     never a neighbour's); the notebook shows the same at its top."""
     claims = ("this run", run.claims) if run.claims else None
-    return decision_page(run.samples, run.meta, claims, guest_line(run.meta), figures, recs)
+    return decision_page(run.samples, run.meta, claims, guest_line(run.meta), figures, recs, table)
 
 
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
@@ -587,8 +599,9 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         plt.close(fig)
         made[name] = caption
     host = run.meta.get("host", {})
-    recs = run_recommendations(run)
-    answer = answer_page(run, answer_figures(run, fig_dir, recs), recs)
+    table = run_costs(run)
+    recs = run_recommendations(run, table)
+    answer = answer_page(run, answer_figures(run, fig_dir, recs), recs, table)
     write_text(run.dir / "answer.md", answer)
     facts = [
         f"Run {run.run_id}: scenario {run.meta.get('scenario_name')}, status {run.meta.get('status')}, "

@@ -40,6 +40,8 @@ class Sample:
     peer_authentication: str = "permissive"
     kubevirt: str = ""  # the KubeVirt release modelled (harness/pod/kubevirt.py); empty in runs from before
     binding_status: str = ""  # what the binding is in that release: core, a plugin, a research design
+    istio: str = ""  # the Istio release modelled (harness/pod/istio.py) for an Istio mesh mode's rows, else empty
+    istio_backend: str = ""  # Istio's redirection backend there: iptables or nftables
     runtime: str = "netns"
     compute_caps: str | None = None  # docker runtime: compute's capabilities vs Docker's defaults, missing devices
     guest: str = "netns"
@@ -98,6 +100,8 @@ COLUMNS = [
     "peer_authentication",
     "kubevirt",
     "binding_status",
+    "istio",
+    "istio_backend",
     "scenario",
     "test",
     "message_bytes",

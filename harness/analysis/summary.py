@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.analysis.blocks import CostKey, cost_interval, has_blocks
+from harness.analysis.costs import caveats, sidecar_rank
 from harness.analysis.findings import findings_for
 from harness.lab.vocabulary import Status, TrafficPath
 from harness.metrics.registry import METRICS, spec
-from harness.pod.mesh import MESHES, mode_of
 
 
 def lead_metric(df: pd.DataFrame) -> str | None:
@@ -49,23 +49,6 @@ def throughput_summary(df: pd.DataFrame, metric: str = "throughput") -> pd.DataF
             }
         )
     return pd.DataFrame(rows)
-
-
-def caveats(df: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """(strategy, sidecar) -> why its rows do not stand for the real system (the first caveat its rows carry)."""
-    if "caveat" not in df:
-        return {}
-    marked = df[df["caveat"].fillna("") != ""]
-    return {(r.strategy, r.sidecar): r.caveat for r in marked.drop_duplicates(["strategy", "sidecar"]).itertuples()}
-
-
-def sidecar_rank(sidecar: str) -> int:
-    """none first, then the sidecar kinds in their declared order; within a mode the outside client, then the
-    meshed one, each permissive before strict."""
-    kinds = list(MESHES)
-    mode = mode_of(sidecar)
-    within = 2 * ("+meshed" in str(sidecar)) + ("+strict" in str(sidecar))
-    return 4 * (kinds.index(mode) if mode in kinds else len(kinds)) + within
 
 
 def binding_rank(strategy_order: list[str] | None) -> dict[str, int]:

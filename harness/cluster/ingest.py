@@ -32,6 +32,7 @@ from harness.cluster.scripts import VERSIONS_BLOCK
 from harness.kinds import TestKind
 from harness.lab.names import new_run_id
 from harness.lab.vocabulary import Status, TrafficPath
+from harness.run.plan import expanded_tests
 from harness.run.scenario import ScenarioError, parse_scenario_text
 
 RUNTIME = "kubernetes"
@@ -345,7 +346,7 @@ def ingest(directory: Path, results_root: Path, run_id: str | None = None) -> Pa
         scenario = parse_scenario_text(index.scenario, folder.root / INDEX)
     except ScenarioError as e:
         raise IngestError(f"{folder.root / INDEX}: field scenario: {e}") from None
-    tests: list[TestKind] = list(scenario.expanded_tests())
+    tests: list[TestKind] = list(expanded_tests(scenario))
     if [t.label for t in tests] != index.tests:
         raise IngestError(f"{folder.root / INDEX}: its scenario's tests are not the ones it lists; it was edited")
     cells = [(_cell(c), c.folder) for c in index.cells]

@@ -48,7 +48,8 @@ from harness.pod.bindings import binding_status, shipping, vmi_interface
 from harness.pod.kubevirt import REROUTE_ANNOTATION, KubevirtRelease, Shipping, release
 from harness.pod.mesh import ClusterObjects, mesh_for
 from harness.pod.protocols import SERVICE_PORTS
-from harness.run.scenario import CellSpec, Scenario
+from harness.run.plan import CellSpec, cell_specs, expanded_tests
+from harness.run.scenario import Scenario
 from strategies import strategy_class
 
 FORMAT = 1
@@ -152,7 +153,7 @@ def cell_skip_reason(scenario: Scenario, spec: CellSpec, kubevirt: KubevirtRelea
 def cluster_cells(scenario: Scenario, kubevirt: KubevirtRelease, tests: list[TestKind]) -> list[ClusterCell]:
     prefix = dns_label(f"vmnb-{scenario.name}", 30)
     cells = []
-    for spec in scenario.cells():
+    for spec in cell_specs(scenario):
         cls = strategy_class(scenario.strategy_of(spec.strategy))
         namespace = dns_label(f"{prefix}-{spec.label}", 54)  # room for "-outside"
         blocks = tuple(
@@ -441,7 +442,7 @@ def write_manifests(
             f"option '--kubevirt': {release_name} is not a KubeVirt release; allowed: "
             f"{', '.join(map(str, SCHEMA_TAGS))}"
         )
-    tests: list[TestKind] = list(scenario.expanded_tests())
+    tests: list[TestKind] = list(expanded_tests(scenario))
     cells = cluster_cells(scenario, release_name, tests)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

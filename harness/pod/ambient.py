@@ -130,6 +130,70 @@ def inpod_rules(virtual_interfaces: list[str], *, dns_capture: bool = True) -> d
     return tables
 
 
+def inpod_nft(virtual_interfaces: list[str], *, dns_capture: bool = True) -> str:
+    """istio-cni's in-pod rules with the native nftables backend (Istio 1.28+, cni/pkg/nftables: tables
+    `inet istio-ambient-nat`, `-mangle`, `-raw`), the same rules as inpod_rules in nftables' words and in the order
+    cni/pkg/nftables/nftables.go adds them (its golden files default.golden and virtual_interfaces.golden)."""
+    mark, tproxy = f"{INPOD_MARK:#x}", f"{INPOD_TPROXY_MARK:#x}"
+    masked = f"mark and {INPOD_MASK:#x}"
+
+    def table(name: str, priority: int, output_type: str = "nat") -> list[str]:
+        kind = "nat" if name == "nat" else "filter"
+        return [
+            f"add table inet istio-ambient-{name}",
+            f"flush table inet istio-ambient-{name}",
+            f"add chain inet istio-ambient-{name} prerouting {{ type {kind} hook prerouting priority {priority} ; }}",
+            f"add chain inet istio-ambient-{name} output {{ type {output_type} hook output priority {priority} ; }}",
+            f"add chain inet istio-ambient-{name} istio-prerouting",
+            f"add chain inet istio-ambient-{name} istio-output",
+        ]
+
+    nat = "add rule inet istio-ambient-nat"
+    lines = [*table("nat", -100), f"{nat} output jump istio-output", f"{nat} prerouting jump istio-prerouting"]
+    for iface in virtual_interfaces:  # inbound from a VM's interface treated as outbound, then leave the chain
+        lines += [
+            f"{nat} istio-prerouting iifname {iface} meta l4proto tcp counter redirect to :{OUTBOUND_PORT}",
+            f"{nat} istio-prerouting iifname {iface} meta l4proto tcp counter return",
+        ]
+    lines += [
+        f"{nat} istio-prerouting meta l4proto tcp ip saddr {HOST_PROBE_SNAT} counter accept",
+        f"{nat} istio-output meta l4proto tcp ip daddr {HOST_PROBE_SNAT} counter accept",
+        f"{nat} istio-prerouting ip daddr != 127.0.0.1/32 tcp dport != {HBONE_PORT} {masked} != {mark} counter "
+        f"redirect to :{INBOUND_PLAINTEXT_PORT}",
+    ]
+    if dns_capture:
+        lines += [
+            f"{nat} istio-output oifname != lo {masked} != {mark} udp dport 53 counter redirect to :{DNS_CAPTURE_PORT}",
+            f"{nat} istio-output ip daddr != 127.0.0.1/32 tcp dport 53 {masked} != {mark} counter "
+            f"redirect to :{DNS_CAPTURE_PORT}",
+        ]
+    lines += [
+        f"{nat} istio-output meta l4proto tcp {masked} == {tproxy} counter accept",
+        f"{nat} istio-output oifname lo ip daddr != 127.0.0.1/32 counter accept",
+        f"{nat} istio-output meta l4proto tcp ip daddr != 127.0.0.1/32 {masked} != {mark} counter "
+        f"redirect to :{OUTBOUND_PORT}",
+    ]
+    mangle = "add rule inet istio-ambient-mangle"
+    lines += [
+        *table("mangle", -150, output_type="route"),
+        f"{mangle} prerouting jump istio-prerouting",
+        f"{mangle} output jump istio-output",
+        f"{mangle} istio-prerouting meta mark & {INPOD_MASK:#x} == {mark} counter ct mark set ct mark & 0xfffff000 | "
+        f"{tproxy}",
+        f"{mangle} istio-output ct mark and {INPOD_MASK:#x} == {tproxy} counter meta mark set ct mark",
+    ]
+    if dns_capture:  # the proxy's upstream query and its answer in conntrack zone 1 (istio/istio#33469)
+        raw = "add rule inet istio-ambient-raw"
+        lines += [
+            *table("raw", -300, output_type="filter"),
+            f"{raw} prerouting jump istio-prerouting",
+            f"{raw} output jump istio-output",
+            f"{raw} istio-output udp dport 53 meta {masked} == {mark} counter ct zone set 1",
+            f"{raw} istio-prerouting udp sport 53 meta {masked} != {mark} counter ct zone set 1",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def add_inpod_routing(pod: Namespace) -> None:
     """`ip rule add fwmark 0x111/0xfff pref 32764 lookup 100` + `ip route add local 0.0.0.0/0 dev lo table 100`."""
     pod.add_policy_rule(fwmark=INPOD_TPROXY_MARK, mask=INPOD_MASK, table=ROUTE_TABLE, priority=RULE_PRIORITY)

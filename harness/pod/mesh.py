@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness.lab.bed import TestBed
-from harness.lab.rules import apply_iptables
+from harness.lab.rules import apply_iptables, apply_nft
 from harness.lab.runtime import Role
 from harness.pod import ambient, dns_proxy
 from harness.pod.identity import MeshCA, spiffe_id
+from harness.pod.istio import DEFAULT_ISTIO, IstioBackend, IstioSetup, istio_release
 from harness.pod.kubevirt import rerouted_interfaces
 from harness.pod.mtls import MeshTls, PeerAuthentication, PeerKind
 from harness.pod.sidecars import (
@@ -38,7 +39,9 @@ from harness.pod.sidecars import (
     Layout,
     Sidecar,
     admin_socket,
+    istio_nat_nft,
     istio_nat_rules,
+    istio_tproxy_mangle_nft,
     istio_tproxy_mangle_rules,
     linkerd_nat_rules,
     start_sidecar_envoy,
@@ -109,11 +112,15 @@ class Client:
         return self.authentication is PeerAuthentication.STRICT
 
 
-def layout_label(kind: SidecarKind | str, client: Client, *, dns_capture: bool = True) -> str:
+def layout_label(
+    kind: SidecarKind | str, client: Client, *, dns_capture: bool = True, backend: IstioBackend | str | None = None
+) -> str:
     """The mesh layout's name in rows and tables: the mode, `+meshed` for a meshed client, `+strict` under STRICT,
-    `+no-dns-capture` for ambient without its DNS capture (`envoy-redirect`, `ambient+meshed+strict`)."""
+    `+no-dns-capture` for ambient without its DNS capture, `+nftables` for Istio's nftables backend
+    (`envoy-redirect`, `ambient+meshed+strict`, `envoy-redirect+nftables`)."""
     label = str(kind) + ("+meshed" if client.meshed else "") + ("+strict" if client.strict else "")
-    return label + ("+no-dns-capture" if not dns_capture and mesh_for(kind).node_proxy else "")
+    label += "+no-dns-capture" if not dns_capture and mesh_for(kind).node_proxy else ""
+    return label + ("+nftables" if backend is not None and str(backend) == IstioBackend.NFTABLES else "")
 
 
 def mode_of(label: str) -> str:
@@ -186,6 +193,9 @@ MESHES: dict[str, type[Mesh]] = {}
 class Mesh:
     kind: ClassVar[str]
     """The mode's name in scenarios and rows (SidecarKind accepts exactly the registered ones)."""
+    istio_component: ClassVar[str] = ""
+    """Which part of Istio installs the mode (`sidecar`: istio-init or the CNI sidecar plugin; `ambient`: istio-cni's
+    node agent): its redirection backend and release defaults come from harness/pod/istio.py; '' = not Istio."""
     probed_by_claims: ClassVar[bool] = False
     """The seed's 'works under any sidecar' claims probe this mode (claims/facts.py): one layout per kind of
     mesh (none, Istio's sidecar, another mesh's sidecar, Istio ambient as KubeVirt pods get it)."""
@@ -218,10 +228,19 @@ class Mesh:
         client: Client = Client(),
         annotations: dict[str, str] | None = None,
         dns_capture: bool = True,
+        istio: IstioSetup = DEFAULT_ISTIO,
     ) -> Sidecar | None:
         """`annotations`: the pod's, as KubeVirt's release wrote them (harness/pod/kubevirt.py pod_annotations).
-        `dns_capture`: istio-cni's ambient DNS capture (the chart's default); other modes have none."""
+        `dns_capture`: istio-cni's ambient DNS capture (the chart's default); other modes have none. `istio`: the
+        Istio release and redirection backend an Istio mode is installed from."""
         return None
+
+    def backends(self, istio: IstioSetup) -> tuple[IstioBackend, ...]:
+        """The redirection backends this mode has in `istio`'s release (none for a mode that is not Istio)."""
+        release = istio_release(istio.release)
+        if self.istio_component == "sidecar":
+            return release.sidecar_backends
+        return release.ambient_backends if self.istio_component == "ambient" else ()
 
 
 class NoMesh(Mesh):
@@ -239,6 +258,7 @@ class IstioSidecar(Mesh):
     then Envoy as uid 1337 in the istio-proxy container (harness/pod/sidecars.py)."""
 
     kind = "envoy-redirect"
+    istio_component = "sidecar"
     probed_by_claims = True
     title = "Istio sidecar (REDIRECT)"
     published_modes = (
@@ -266,29 +286,46 @@ class IstioSidecar(Mesh):
         client: Client = Client(),
         annotations: dict[str, str] | None = None,
         dns_capture: bool = True,
+        istio: IstioSetup = DEFAULT_ISTIO,
     ) -> Sidecar:
         """The pod's init container and proxy; for a meshed client, the peer pod's too (its init's rules in the
         peer's namespace, its Envoy there as uid 1337: the peer is the rest of the cluster, not a container here)."""
         pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid) if self.layout.istio else (None, None)
         init, spec = next((r, s) for r, s in self.containers.items() if r.endswith("-init"))
         proxy, proxy_spec = next((r, s) for r, s in self.containers.items() if r.endswith("-proxy"))
-        sidecar = self._install_in(
-            bed, bed.pod, "pod", vm_interfaces, pod_tls, bed.pod_init(init, spec), (proxy, proxy_spec)
-        )
+        init_runner = bed.pod_init(init, spec)
+        sidecar = self._install_in(bed, bed.pod, "pod", vm_interfaces, pod_tls, init_runner, (proxy, proxy_spec), istio)
         if client.meshed:
-            sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", [], peer_tls, bed.peer, (None, None))
+            sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", [], peer_tls, bed.peer, (None, None), istio)
         return sidecar
 
+    def nft_rules(self, vm_interfaces: list[str]) -> str:
+        """The same redirection with Istio's native nftables backend (harness/pod/istio.py says which releases)."""
+        return istio_nat_nft(self.layout, vm_interfaces, capture_inbound=not self.layout.tproxy)
+
     def _install_in(
-        self, bed: TestBed, ns, role: str, vm_interfaces: list[str], tls: MeshTls | None, init_runner, container: tuple
+        self,
+        bed: TestBed,
+        ns,
+        role: str,
+        vm_interfaces: list[str],
+        tls: MeshTls | None,
+        init_runner,
+        container: tuple,
+        istio: IstioSetup = DEFAULT_ISTIO,
     ) -> Sidecar:
         layout = self.layout
         sidecar = Sidecar(layout, ns, admin_socket(bed, layout, role))
         tls = with_log(tls, sidecar.admin_socket)
         sidecar.access_log, sidecar.spiffe_id = (tls.access_log, tls.own.spiffe_id) if tls else (None, "")
-        sidecar.rules = self.rules(vm_interfaces)
-        for table, rules in sidecar.rules.items():
-            apply_iptables(init_runner, table, rules)  # the init container: NET_ADMIN, NET_RAW
+        if istio.nftables and self.istio_component:  # istio-init --native-nftables: one atomic nft transaction
+            script = self.nft_rules(vm_interfaces)
+            sidecar.rules = {"nft": script.splitlines()}
+            apply_nft(init_runner, script)
+        else:
+            sidecar.rules = self.rules(vm_interfaces)
+            for table, rules in sidecar.rules.items():
+                apply_iptables(init_runner, table, rules)  # the init container: NET_ADMIN, NET_RAW
         if layout.tproxy:
             ns.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE)
             ns.add_local_default_route(TPROXY_TABLE)
@@ -317,12 +354,16 @@ class IstioSidecarTproxy(IstioSidecar):
     def rules(self, vm_interfaces: list[str]) -> dict[str, list[str]]:
         return {**super().rules(vm_interfaces), "mangle": istio_tproxy_mangle_rules(self.layout)}
 
+    def nft_rules(self, vm_interfaces: list[str]) -> str:
+        return super().nft_rules(vm_interfaces) + istio_tproxy_mangle_nft(self.layout)
+
 
 class LinkerdStyle(IstioSidecar):
     """The same proxy binary behind Linkerd's proxy-init layout (linkerd/linkerd2-proxy-init): the test of
     "works with any sidecar". KubeVirt knows no Linkerd: none of its Istio adaptations apply."""
 
     kind = "linkerd-style"
+    istio_component = ""  # another mesh's init container: iptables only
     probed_by_claims = True
     title = "Linkerd-style sidecar"
     published_modes = ()  # Istio benchmarks its default layout only
@@ -346,6 +387,7 @@ class Ambient(Mesh):
     sidecar.istio.io/inject do not apply, but the annotations its release writes on every masquerade pod do."""
 
     kind = "ambient"
+    istio_component = "ambient"
     probed_by_claims = True
     title = "Istio ambient"
     published_modes = (PublishedMode("ambient (ztunnel both ends)", "ingress", meshed_client=True, proxy="ztunnel"),)
@@ -364,27 +406,45 @@ class Ambient(Mesh):
         client: Client = Client(),
         annotations: dict[str, str] | None = None,
         dns_capture: bool = True,
+        istio: IstioSetup = DEFAULT_ISTIO,
     ) -> Sidecar:
         """istio-cni's rules and the node proxy for the pod and, for a meshed client, for the peer pod (its own
         ztunnel: the peer is on another node). The interfaces rerouted are those of the pod's
         istio.io/reroute-virtual-interfaces annotation (KubeVirt >= 1.7 writes it for a masquerade pod), or with
-        `ambient-reroute` the binding's VM interfaces, as a user annotating the pod would."""
+        `ambient-reroute` the binding's VM interfaces, as a user annotating the pod would; an Istio release whose
+        node agent does not read the annotation (1.24) reroutes none."""
         pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid)
         rerouted = vm_interfaces if self.reroutes_vm_interfaces else rerouted_interfaces(annotations or {})
-        sidecar = self._install_in(bed, bed.pod, "pod", bed.plan.pod_ip, rerouted, pod_tls, dns_capture)
+        if not istio_release(istio.release).ambient_reroutes_virtual_interfaces:
+            rerouted = []
+        sidecar = self._install_in(bed, bed.pod, "pod", bed.plan.pod_ip, rerouted, pod_tls, dns_capture, istio)
         if client.meshed:
-            sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", bed.plan.peer_ip, [], peer_tls, dns_capture)
+            peer_ip = bed.plan.peer_ip
+            sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", peer_ip, [], peer_tls, dns_capture, istio)
         return sidecar
 
     def _install_in(
-        self, bed: TestBed, ns, role: str, ip: str, vm_interfaces: list[str], tls: MeshTls | None, dns_capture: bool
+        self,
+        bed: TestBed,
+        ns,
+        role: str,
+        ip: str,
+        vm_interfaces: list[str],
+        tls: MeshTls | None,
+        dns_capture: bool,
+        istio: IstioSetup = DEFAULT_ISTIO,
     ) -> Sidecar:
         sidecar = Sidecar(self.layout, ns, admin_socket(bed, self.layout, role))
         tls = with_log(tls, sidecar.admin_socket)
         sidecar.access_log, sidecar.spiffe_id = (tls.access_log, tls.own.spiffe_id) if tls else (None, "")
-        sidecar.rules = ambient.inpod_rules(vm_interfaces, dns_capture=dns_capture)
-        for table, rules in sidecar.rules.items():
-            apply_iptables(ns, table, rules)  # istio-cni's node agent, in the pod's namespace
+        if istio.nftables:  # istio-cni's node agent with NATIVE_NFTABLES: one atomic nft transaction
+            script = ambient.inpod_nft(vm_interfaces, dns_capture=dns_capture)
+            sidecar.rules = {"nft": script.splitlines()}
+            apply_nft(ns, script)
+        else:
+            sidecar.rules = ambient.inpod_rules(vm_interfaces, dns_capture=dns_capture)
+            for table, rules in sidecar.rules.items():
+                apply_iptables(ns, table, rules)  # istio-cni's node agent, in the pod's namespace
         ambient.add_inpod_routing(ns)
         suffix = "" if role == "pod" else f"-{role}"
         sidecar.process = ambient.start_node_proxy(
@@ -433,13 +493,17 @@ def install_sidecar(
     client: Client = Client(),
     annotations: dict[str, str] | None = None,
     dns_capture: bool = True,
+    istio: IstioSetup = DEFAULT_ISTIO,
 ) -> Sidecar | None:
     """What the mode's init container / CNI agent and proxy do, in that order; None for `none`. A meshed `client`
-    gets its own proxy (the returned Sidecar's `peer_proxy`); a mode without meshed clients refuses one."""
+    gets its own proxy (the returned Sidecar's `peer_proxy`); a mode without meshed clients refuses one; a
+    backend the mode's Istio release does not have is refused."""
     mesh = mesh_for(kind)
     if client.meshed and not mesh.meshed_clients:
         raise ValueError(
             f"mesh mode {str(kind)!r} has no meshed clients; modes with them: "
             f"{', '.join(k for k, m in MESHES.items() if m.meshed_clients)}"
         )
-    return mesh.install(bed, list(vm_interfaces), client, annotations, dns_capture)
+    if istio.nftables and mesh.istio_component and istio.backend not in mesh.backends(istio):
+        raise ValueError(f"Istio {istio.release} has no {istio.backend} backend for {mesh.istio_component} mode")
+    return mesh.install(bed, list(vm_interfaces), client, annotations, dns_capture, istio)

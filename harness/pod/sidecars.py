@@ -131,6 +131,88 @@ def istio_tproxy_mangle_rules(layout: Layout) -> list[str]:
     ]
 
 
+INJECTOR_INBOUND_EXCLUDES = (15090, 15021, 15020)
+"""The injector's default excludeInboundPorts (istio-init `-d 15090,15021,15020`): Envoy's telemetry and health."""
+
+
+def istio_nat_nft(layout: Layout, vm_interfaces: list[str], *, capture_inbound: bool) -> str:
+    """istio-init's rules with the native nftables backend (`--native-nftables`, Istio 1.27+), as
+    tools/istio-nftables/pkg/capture/run.go writes them for the injector's arguments (`-b *`, `-i *`,
+    `-d 15090,15021,15020`, `-k <the VM's interfaces>`): the `inet istio-proxy-nat` table with base chains at the
+    nat priority dstnat (-100). The rules are the iptables backend's (istio_nat_rules) in nftables' words, plus
+    what run.go adds that the iptables backend does not: a `return` per VM interface after its jump (a no-op:
+    istio-redirect's redirect is terminal for TCP and the rest falls through anyway). Rules are listed in their
+    final order (Istio inserts some at index 0; the readback is what tests/test_upstream_fixtures.py compares)."""
+    table, u = "inet istio-proxy-nat", layout.uid
+    lines = [f"add table {table}", f"flush table {table}"]
+    if capture_inbound or vm_interfaces:
+        lines.append(f"add chain {table} prerouting {{ type nat hook prerouting priority -100 ; }}")
+    lines.append(f"add chain {table} output {{ type nat hook output priority -100 ; }}")
+    lines += [
+        f"add chain {table} {c}" for c in ("istio-inbound", "istio-redirect", "istio-in-redirect", "istio-output")
+    ]
+    rule = f"add rule {table}"
+    lines += [f"{rule} prerouting iifname {i} counter jump istio-redirect" for i in reversed(vm_interfaces)]
+    lines += [f"{rule} prerouting iifname {i} counter return" for i in reversed(vm_interfaces)]
+    lines += [
+        f"{rule} istio-inbound meta l4proto tcp tcp dport 15008 counter return",
+        f"{rule} istio-redirect meta l4proto tcp counter redirect to :{layout.outbound_port}",
+        f"{rule} istio-in-redirect meta l4proto tcp counter redirect to :{layout.inbound_port}",
+    ]
+    if capture_inbound:
+        lines.append(f"{rule} prerouting meta l4proto tcp counter jump istio-inbound")
+        lines += [
+            f"{rule} istio-inbound meta l4proto tcp tcp dport {p} counter return" for p in INJECTOR_INBOUND_EXCLUDES
+        ]
+        lines.append(f"{rule} istio-inbound meta l4proto tcp counter jump istio-in-redirect")
+    loop_to_inbound = "meta l4proto tcp ip daddr != 127.0.0.1/32 tcp dport != 15008"
+    lines += [
+        f"{rule} output counter jump istio-output",
+        f"{rule} istio-output oifname lo ip saddr 127.0.0.6/32 counter return",
+        f"{rule} istio-output oifname lo {loop_to_inbound} skuid {u} counter jump istio-in-redirect",
+        f"{rule} istio-output oifname lo skuid != {u} counter return",
+        f"{rule} istio-output skuid {u} counter return",
+        f"{rule} istio-output oifname lo {loop_to_inbound} skgid {u} counter jump istio-in-redirect",
+        f"{rule} istio-output oifname lo skgid != {u} counter return",
+        f"{rule} istio-output skgid {u} counter return",
+        f"{rule} istio-output ip daddr 127.0.0.1/32 counter return",
+        f"{rule} istio-output counter jump istio-redirect",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def istio_tproxy_mangle_nft(layout: Layout) -> str:
+    """The TPROXY mode's `inet istio-proxy-mangle` table with the nftables backend, as run.go writes it for
+    `-m TPROXY -b * -d 15090,15021,15020` (tools/istio-nftables testdata inbound-ports-wildcard-tproxy.golden):
+    istio_tproxy_mangle_rules in nftables' words."""
+    table, m = "inet istio-proxy-mangle", layout.uid
+    rule = f"add rule {table}"
+    lines = [
+        f"add table {table}",
+        f"flush table {table}",
+        f"add chain {table} prerouting {{ type filter hook prerouting priority -150 ; }}",
+        f"add chain {table} output {{ type route hook output priority -150 ; }}",
+        *[f"add chain {table} {c}" for c in ("istio-divert", "istio-tproxy", "istio-inbound")],
+        f"{rule} istio-divert counter meta mark set {m}",
+        f"{rule} istio-divert counter accept",
+        f"{rule} istio-tproxy meta l4proto tcp ip daddr != 127.0.0.1/32 tproxy ip to :{layout.inbound_port} "
+        f"meta mark set {m} counter accept",
+        f"{rule} prerouting meta l4proto tcp counter jump istio-inbound",
+        f"{rule} istio-inbound meta l4proto tcp mark {m} counter return",
+        f"{rule} istio-inbound iifname lo meta l4proto tcp ip saddr 127.0.0.6/32 counter return",
+        f"{rule} istio-inbound iifname lo meta l4proto tcp mark != {m + 1} counter return",
+        *[f"{rule} istio-inbound meta l4proto tcp tcp dport {p} counter return" for p in INJECTOR_INBOUND_EXCLUDES],
+        f"{rule} istio-inbound meta l4proto tcp ct state related,established counter jump istio-divert",
+        f"{rule} istio-inbound meta l4proto tcp counter jump istio-tproxy",
+        f"{rule} prerouting meta l4proto tcp mark {m} counter ct mark set mark",
+        f"{rule} output oifname lo meta l4proto tcp mark {m} counter return",
+        f"{rule} output oifname lo meta l4proto tcp ip daddr != 127.0.0.1/32 skuid {m} counter meta mark set {m + 1}",
+        f"{rule} output oifname lo meta l4proto tcp ip daddr != 127.0.0.1/32 skgid {m} counter meta mark set {m + 1}",
+        f"{rule} output meta l4proto tcp ct mark {m} counter meta mark set ct mark",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def linkerd_nat_rules(layout: Layout) -> list[str]:
     return [
         "-N PROXY_INIT_REDIRECT",

@@ -7,8 +7,9 @@ from harness.guests.spec import GuestSpec
 from harness.lab.rules import iptables_save, list_nft
 from harness.lab.session import LabSession
 from harness.pod.bindings import binding_status, pod_annotations
+from harness.pod.istio import DEFAULT_ISTIO, IstioSetup
 from harness.pod.kubevirt import LATEST, KubevirtRelease
-from harness.pod.mesh import SidecarKind, install_sidecar
+from harness.pod.mesh import SidecarKind, install_sidecar, mesh_for
 from strategies import strategy_class
 from strategies.base import StrategyOptions
 
@@ -18,15 +19,17 @@ def describe_strategy(
     options: StrategyOptions | None = None,
     sidecar: SidecarKind = SidecarKind.NONE,
     kubevirt: KubevirtRelease = LATEST,
+    istio: IstioSetup = DEFAULT_ISTIO,
 ) -> str:
-    """`sidecar`: installed first, as istio-init and the injected proxy precede KubeVirt's wiring; the pod carries
-    the annotations `kubevirt`'s release writes for this binding."""
+    """`sidecar`: installed first, as istio-init and the injected proxy precede KubeVirt's wiring, from `istio`'s
+    release and backend; the pod carries the annotations `kubevirt`'s release writes for this binding."""
     cls = strategy_class(name)
     strategy = cls(options, sidecar=sidecar)
     lines = [
         f"strategy {name}: {cls.summary}",
         f"faithful to: {cls.faithful_to}",
-        f"options: {strategy.options.model_dump_json()}; sidecar: {sidecar}",
+        f"options: {strategy.options.model_dump_json()}; sidecar: {sidecar}"
+        + (f" (Istio {istio.release}, {istio.backend} backend)" if mesh_for(sidecar).istio_component else ""),
         f"KubeVirt {kubevirt}: {binding_status(kubevirt, name)}; pod annotations: "
         f"{pod_annotations(kubevirt, name) or 'none'}",
     ]
@@ -37,7 +40,11 @@ def describe_strategy(
     )
     with LabSession() as lab, lab.bed() as bed:
         install_sidecar(
-            bed, sidecar, vm_interfaces=list(cls.vm_interfaces), annotations=pod_annotations(kubevirt, name)
+            bed,
+            sidecar,
+            vm_interfaces=list(cls.vm_interfaces),
+            annotations=pod_annotations(kubevirt, name),
+            istio=istio,
         )
         attachment = strategy.setup(bed, driver_for(GuestSpec(), f"describe-{name}"))
         lines.append(

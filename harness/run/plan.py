@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from rich.console import Console
 
@@ -20,11 +21,124 @@ from harness.guests.facts import guest_spec
 from harness.guests.spec import GuestSpec
 from harness.kinds import TestKind
 from harness.lab.vocabulary import Direction, GuestKind
-from harness.run.scenario import NETNS_CELL_S, QEMU_CELL_S, CellSpec, Scenario
-from strategies import strategy_class
+from harness.pod.istio import IstioSetup, istio_release
+from harness.pod.mesh import Client, SidecarKind, layout_label, mesh_for
+from harness.run.scenario import Scenario
+from strategies import STRATEGIES, strategy_class
 from strategies.base import Services, Strategy, StrategyOptions
 
 REFERENCE = "direct"
+
+
+# Set-up and teardown of one cell, measured on this 2-core machine (setup_time + teardown_time rows of an mtu.yaml
+# run): a netns bed 0.15 s, with an Envoy sidecar 0.25 s; a QEMU guest's boot under TCG adds several seconds.
+NETNS_CELL_S = 0.3
+QEMU_CELL_S = 8.0
+SIDECAR_S = 0.2
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One cell: a strategy (or variant) under a sidecar mode, at a sweep's pod and guest MTU (None: not swept)."""
+
+    strategy: str
+    sidecar: SidecarKind
+    pod_mtu: int | None = None
+    guest_mtu: int | Literal["pod"] | None = None
+    client: Client = Client()
+    """The peer: outside the mesh or meshed, and the pods' PeerAuthentication."""
+    dns_capture: bool = True
+    """Ambient's DNS capture (istio-cni's `ambient.dnsCapture`); other modes have none."""
+    istio: IstioSetup | None = None
+    """The Istio release and redirection backend of an Istio mode's cell; None for a mode that is not Istio."""
+
+    def mesh_seconds(self) -> float:
+        """About what the mesh adds to a bed's setup: the pod's proxy, and a meshed peer's."""
+        proxies = (self.sidecar != SidecarKind.NONE) + self.client.meshed
+        return SIDECAR_S * proxies
+
+    @property
+    def layout(self) -> str:
+        """The mesh layout's label (the rows' `sidecar` column): mode and client kind."""
+        backend = self.istio.backend if self.istio else None
+        return layout_label(self.sidecar, self.client, dns_capture=self.dns_capture, backend=backend)
+
+    @property
+    def label(self) -> str:
+        """Names the cell's files and progress line: `masquerade-none` or `masquerade-none-mtu1450-gpod`."""
+        text = f"{self.strategy}-{self.layout}"
+        text += f"-mtu{self.pod_mtu}" if self.pod_mtu else ""
+        return text + (f"-g{self.guest_mtu}" if self.guest_mtu else "")
+
+
+def cell_specs(scenario: Scenario) -> list[CellSpec]:
+    """Every (strategy, sidecar, pod MTU, guest MTU) cell; a strategy without a VM has no guest MTU."""
+    pod_mtus = scenario.sweep.pod_mtu or [None]
+    cells = []
+    for label in scenario.strategies:
+        has_vm = STRATEGIES[scenario.strategy_of(label)].has_vm
+        chosen = not scenario.sweep.guest_mtu_strategies or label in scenario.sweep.guest_mtu_strategies
+        guest_mtus = (scenario.sweep.guest_mtu or [None]) if has_vm and chosen else [None]
+        for sidecar in scenario.sidecars:
+            istios = istio_setups(scenario, sidecar)
+            for client in clients_of(scenario, sidecar):
+                cells += [
+                    CellSpec(label, sidecar, pod, guest, client, dns_capture_of(scenario), istio)
+                    for istio in istios
+                    for pod in pod_mtus
+                    for guest in guest_mtus
+                ]
+    return cells
+
+
+def istio_setups(scenario: Scenario, sidecar: SidecarKind) -> list[IstioSetup | None]:
+    """One per redirection backend the scenario lists for an Istio mode; [None] for a mode that is not Istio."""
+    if not mesh_for(sidecar).istio_component:
+        return [None]
+    return [IstioSetup(scenario.istio, backend) for backend in scenario.istio_backends]
+
+
+def dns_capture_of(scenario: Scenario) -> bool:
+    """Ambient's DNS capture: the scenario's, else the modelled Istio release's chart default."""
+    if scenario.dns_capture is not None:
+        return scenario.dns_capture
+    return istio_release(scenario.istio).ambient_dns_capture
+
+
+def clients_of(scenario: Scenario, sidecar: SidecarKind) -> list[Client]:
+    """The peers and PeerAuthentication modes a mesh mode is measured with (Istio's modes only have them)."""
+    if not mesh_for(sidecar).meshed_clients:
+        return [Client()]
+    return [Client(peer, authn) for peer in scenario.peers for authn in scenario.peer_authentication]
+
+
+def expanded_tests(scenario: Scenario) -> list[TestKind]:
+    """The tests with the test-level sweeps applied: each test once per swept value it takes."""
+    tests: list[TestKind] = []
+    for test in scenario.tests:
+        expanded = [test]
+        for parameter in ("message_bytes", "streams"):
+            values = getattr(scenario.sweep, parameter)
+            if values and parameter in test.sweep_fields:
+                expanded = [t.swept(parameter, v) for t in expanded for v in values]
+        tests.extend(expanded)
+    return tests
+
+
+def services_of(scenario: Scenario) -> Services:
+    """The VM's service ports the tests use: strategies forward exactly these (slirp, passt, proxies)."""
+    tcp: set[int] = set()
+    udp: set[int] = set()
+    for test in expanded_tests(scenario):
+        test_tcp, test_udp = test.ports()
+        tcp |= test_tcp
+        udp |= test_udp
+    return Services(tcp_ports=tuple(sorted(tcp)), udp_ports=tuple(sorted(udp)))
+
+
+def blocks_planned(scenario: Scenario) -> int:
+    """Blocks run before any precision target is looked at (the pilot when there is one)."""
+    return max(scenario.repetitions, scenario.pilot_blocks) if scenario.precision else scenario.repetitions
 
 
 @dataclass(frozen=True)
@@ -111,7 +225,7 @@ class RunSettings:
             scenario.cpu_placement,
             scenario.design,
             scenario.precision,
-            scenario.blocks_planned(),
+            blocks_planned(scenario),
             scenario.time_budget_minutes * 60 if scenario.time_budget_minutes else None,
             scenario.claims,
             tuple(scenario.strategies),
@@ -190,14 +304,16 @@ class RunPlan:
 def resolve(scenario: Scenario, guest: GuestSpec) -> RunPlan:
     """The scenario's cells with their strategy class, options (validated once, here) and guest."""
     cells = []
-    for spec in scenario.cells():
+    for spec in cell_specs(scenario):
         cls = strategy_class(scenario.strategy_of(spec.strategy))
         cell_guest = guest.for_strategy(cls.has_vm)
         build = scenario.qemu_build_of(spec.strategy)
         if cell_guest.kind == GuestKind.QEMU and build != cell_guest.qemu.build:
             cell_guest = replace(cell_guest, qemu=cell_guest.qemu.model_copy(update={"build": build}))
         cells.append(CellPlan(spec, cls, scenario.options_for(spec.strategy), cell_guest))
-    return RunPlan(RunSettings.of(scenario), guest, tuple(cells), tuple(scenario.expanded_tests()), scenario.services())
+    return RunPlan(
+        RunSettings.of(scenario), guest, tuple(cells), tuple(expanded_tests(scenario)), services_of(scenario)
+    )
 
 
 def plan_run(scenario: Scenario, console: Console) -> RunPlan:
@@ -208,3 +324,65 @@ def plan_run(scenario: Scenario, console: Console) -> RunPlan:
 def blocks(plan: RunPlan, rng: random.Random, count: int, start: int = 1) -> Iterator[list[Slot]]:
     for index in range(start, start + count):
         yield plan.block(index, rng)
+
+
+def format_duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What `vmnetbench run`'s options change in the scenario (None: the scenario's own value)."""
+
+    guest: str | None = None
+    runtime: str | None = None
+    dns_capture: bool | None = None
+    repetitions: int | None = None
+    precision: float | None = None
+
+
+def with_overrides(scenario: Scenario, overrides: Overrides) -> Scenario:
+    """The scenario with the command line's values; ValueError, one sentence naming the option, for a bad one."""
+    from harness.runtime.registry import RUNTIMES
+
+    update: dict = {}
+    if overrides.guest is not None:
+        kinds = [str(k) for k in GuestKind]
+        if overrides.guest not in kinds:
+            raise ValueError(f"option --guest must be one of: {', '.join(kinds)} (got {overrides.guest!r})")
+        update["guest"] = GuestKind(overrides.guest)
+    if overrides.runtime is not None:
+        if overrides.runtime not in RUNTIMES:
+            raise ValueError(f"option --runtime must be one of: {', '.join(RUNTIMES)} (got {overrides.runtime!r})")
+        update["runtime"] = overrides.runtime
+    if overrides.repetitions is not None and not 1 <= overrides.repetitions <= 1000:
+        raise ValueError(f"option --repetitions must be between 1 and 1000 (got {overrides.repetitions})")
+    update |= {
+        name: value
+        for name in ("dns_capture", "repetitions", "precision")
+        if (value := getattr(overrides, name)) is not None
+    }
+    changed = scenario.model_copy(update=update)
+    if changed.precision and (REFERENCE not in changed.strategies or changed.design != "blocks"):
+        raise ValueError(
+            "option --precision judges each binding's ratio to the direct beside it: the scenario "
+            "needs direct in its strategies and design: blocks"
+        )
+    return changed
+
+
+def time_budget_problem(scenario: Scenario, budget_s: float, given: str) -> str:
+    """Why the run cannot start within `budget_s` (its estimate, with the claims phase's share), or ''."""
+    from harness.claims.verdicts import SEED_STRATEGIES, claims_seconds
+
+    plan = resolve(scenario, GuestSpec(GuestKind(scenario.guest), scenario.qemu))  # no guest built or probed yet
+    estimate = plan.estimated_seconds()
+    if scenario.claims:  # the claims phase shares the budget (harness/claims/verdicts.py)
+        estimate += claims_seconds([s for s in SEED_STRATEGIES if s in scenario.strategies], scenario.guest == "netns")
+    if estimate <= budget_s:
+        return ""
+    return (
+        f"the run would take about {format_duration(estimate)} ({len(plan.cells)} cells x {plan.tests_per_bed} "
+        f"tests x {plan.settings.pilot_blocks} blocks), more than the time budget {given} "
+        f"({format_duration(budget_s)}); drop sweep values, strategies or repetitions"
+    )

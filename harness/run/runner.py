@@ -34,9 +34,10 @@ from harness.lab.session import LabSession
 from harness.lab.signals import should_defer
 from harness.lab.vocabulary import GuestKind, Status
 from harness.pod.bindings import binding_status, pod_annotations, shipping
+from harness.pod.istio import DEFAULT_ISTIO
 from harness.pod.mesh import install_sidecar
 from harness.pod.sidecars import Sidecar
-from harness.run.plan import RunPlan, RunSettings, Slot, plan_run
+from harness.run.plan import RunPlan, RunSettings, Slot, format_duration, plan_run
 from harness.run.plants import plant
 from harness.run.precision import PrecisionState, print_precision
 from harness.runtime.registry import pod_runtime
@@ -332,10 +333,6 @@ def _progress(console: Console) -> Iterator[Progress]:
         yield progress
 
 
-def format_duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-
-
 def cell_row(settings: RunSettings, slot: Slot, paired: bool, runtime_label: str | None) -> Sample:
     """The columns every row of one bed shares (the MTUs as asked, until read back). `slot` only in the paired
     design: there adjacent slots are a binding and its direct; in rounds they are neighbours by chance."""
@@ -351,6 +348,8 @@ def cell_row(settings: RunSettings, slot: Slot, paired: bool, runtime_label: str
         peer_authentication=str(cell.client.authentication),
         kubevirt=settings.kubevirt,
         binding_status=binding_status(settings.kubevirt, plan.strategy_cls.name),
+        istio=str(cell.istio.release) if cell.istio else "",
+        istio_backend=str(cell.istio.backend) if cell.istio else "",
         scenario=settings.name,
         repetition=slot.block,
         block=slot.block,
@@ -426,6 +425,7 @@ class CellRunner:
                     client=cell.spec.client,
                     annotations=annotations,
                     dns_capture=cell.spec.dns_capture,
+                    istio=cell.spec.istio or DEFAULT_ISTIO,
                 )
                 guest_mtu = cell.spec.guest_mtu if cell.has_vm else None
                 with bed.strategy_setup():

@@ -7,64 +7,27 @@ import json
 import os
 import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from harness.guests.spec import QemuBuild, QemuOptions
 from harness.kinds import TEST_KINDS, Test
 from harness.kinds.base import Strict
 from harness.lab.vocabulary import GuestKind
+from harness.pod.istio import LATEST as ISTIO_LATEST
+from harness.pod.istio import IstioBackend, IstioRelease, IstioSetup, istio_release
 from harness.pod.kubevirt import LATEST, KubevirtRelease
-from harness.pod.mesh import Client, SidecarKind, layout_label, mesh_for
+from harness.pod.mesh import SidecarKind, mesh_for
 from harness.pod.mtls import PeerAuthentication, PeerKind
 from strategies import STRATEGIES
-from strategies.base import Services, StrategyOptions
+from strategies.base import StrategyOptions
 
 
 class ScenarioError(ValueError):
     pass
-
-
-# Set-up and teardown of one cell, measured on this 2-core machine (setup_time + teardown_time rows of an mtu.yaml
-# run): a netns bed 0.15 s, with an Envoy sidecar 0.25 s; a QEMU guest's boot under TCG adds several seconds.
-NETNS_CELL_S = 0.3
-QEMU_CELL_S = 8.0
-SIDECAR_S = 0.2
-
-
-@dataclass(frozen=True)
-class CellSpec:
-    """One cell: a strategy (or variant) under a sidecar mode, at a sweep's pod and guest MTU (None: not swept)."""
-
-    strategy: str
-    sidecar: SidecarKind
-    pod_mtu: int | None = None
-    guest_mtu: int | Literal["pod"] | None = None
-    client: Client = Client()
-    """The peer: outside the mesh or meshed, and the pods' PeerAuthentication."""
-    dns_capture: bool = True
-    """Ambient's DNS capture (istio-cni's `ambient.dnsCapture`); other modes have none."""
-
-    def mesh_seconds(self) -> float:
-        """About what the mesh adds to a bed's setup: the pod's proxy, and a meshed peer's."""
-        proxies = (self.sidecar != SidecarKind.NONE) + self.client.meshed
-        return SIDECAR_S * proxies
-
-    @property
-    def layout(self) -> str:
-        """The mesh layout's label (the rows' `sidecar` column): mode and client kind."""
-        return layout_label(self.sidecar, self.client, dns_capture=self.dns_capture)
-
-    @property
-    def label(self) -> str:
-        """Names the cell's files and progress line: `masquerade-none` or `masquerade-none-mtu1450-gpod`."""
-        text = f"{self.strategy}-{self.layout}"
-        text += f"-mtu{self.pod_mtu}" if self.pod_mtu else ""
-        return text + (f"-g{self.guest_mtu}" if self.guest_mtu else "")
 
 
 PodMtu = Annotated[int, Field(ge=576, le=65535)]
@@ -152,10 +115,16 @@ class Scenario(Strict):
     )
     """Istio's PeerAuthentication mode(s): `permissive` (mTLS and plaintext accepted) and/or `strict` (plaintext
     refused); Istio's modes only."""
-    dns_capture: bool = True
-    """Under ambient: istio-cni's DNS capture (the chart's `ambient.dnsCapture`, on by default): the pod's DNS queries
-    go to ztunnel's DNS proxy (harness/pod/dns_proxy.py). `false` leaves them to the cluster's resolver; the rows'
-    `sidecar` column then says `+no-dns-capture`."""
+    dns_capture: bool | None = None
+    """Under ambient: istio-cni's DNS capture (the chart's `ambient.dnsCapture`; unset: the Istio release's default,
+    off in 1.24, on from 1.25): the pod's DNS queries go to ztunnel's DNS proxy (harness/pod/dns_proxy.py).
+    `false` leaves them to the cluster's resolver; the rows' `sidecar` column then says `+no-dns-capture`."""
+    istio: IstioRelease = ISTIO_LATEST
+    """The Istio release whose mesh modes are modelled (harness/pod/istio.py): its redirection backends, ambient's
+    DNS capture default and whether its node agent reads istio.io/reroute-virtual-interfaces; Istio rows record it."""
+    istio_backends: list[IstioBackend] = Field(default_factory=lambda: [IstioBackend.IPTABLES], min_length=1)
+    """Istio's redirection backend(s) (`global.nativeNftables`): each Istio mode is measured once per backend
+    listed, side by side in the same blocks; the rows' `sidecar` column says `+nftables` for the native one."""
     kubevirt: KubevirtRelease = LATEST
     """The KubeVirt release whose launcher pod is modelled (harness/pod/kubevirt.py): the annotations it writes
     (under ambient, 1.7+ masquerade pods are rerouted), and which bindings it ships in core; every row records it."""
@@ -189,11 +158,15 @@ class Scenario(Strict):
     strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sweep: Sweep = Field(default_factory=Sweep)
 
-    @field_validator("kubevirt", mode="before")
+    @field_validator("kubevirt", "istio", mode="before")
     @classmethod
-    def _release_as_text(cls, value: object) -> object:
-        """YAML reads `kubevirt: 1.9` as a number; the release is its text (quote "1.10" and later)."""
-        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    def _release_as_text(cls, value: object, info: ValidationInfo) -> object:
+        """YAML reads `kubevirt: 1.9` or `istio: 1.30` as a number; the release is its text. A number whose
+        two-decimal text names a release (1.30, read as 1.3) is taken as that release."""
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return value
+        known = {str(k) for k in (IstioRelease if info.field_name == "istio" else KubevirtRelease)}
+        return next((text for text in (str(value), f"{value:.2f}") if text in known), str(value))
 
     @field_validator("runtime")
     @classmethod
@@ -234,6 +207,17 @@ class Scenario(Strict):
                     f"field 'tests': a {t.kind} test runs on the netns runtime with the netns guest only "
                     f"({t.netns_only})"
                 )
+        release = istio_release(self.istio)
+        for sidecar in self.sidecars:
+            mesh = mesh_for(sidecar)
+            offered = mesh.backends(IstioSetup(self.istio))
+            missing = [b for b in self.istio_backends if mesh.istio_component and b not in offered]
+            if missing:
+                raise ValueError(
+                    f"field 'istio_backends': Istio {release.name} has no {missing[0]} backend for {sidecar} "
+                    f"({mesh.istio_component} mode: {', '.join(offered)}; nftables for the sidecar since 1.27, "
+                    "for ambient since 1.28)"
+                )
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError("field 'strategies': lists a strategy twice")
         for name in self.strategy_options:
@@ -255,55 +239,6 @@ class Scenario(Strict):
                     _first_error(e, prefix="", base=where, model=STRATEGIES[self.strategy_of(label)].Options)
                 ) from None
         return self
-
-    def services(self) -> Services:
-        """The VM's service ports the tests use: strategies forward exactly these (slirp, passt, proxies)."""
-        tcp: set[int] = set()
-        udp: set[int] = set()
-        for test in self.expanded_tests():
-            test_tcp, test_udp = test.ports()
-            tcp |= test_tcp
-            udp |= test_udp
-        return Services(tcp_ports=tuple(sorted(tcp)), udp_ports=tuple(sorted(udp)))
-
-    def expanded_tests(self) -> list[Test]:
-        """The tests with the test-level sweeps applied: each test once per swept value it takes."""
-        tests: list[Test] = []
-        for test in self.tests:
-            expanded = [test]
-            for parameter in ("message_bytes", "streams"):
-                values = getattr(self.sweep, parameter)
-                if values and parameter in test.sweep_fields:
-                    expanded = [t.swept(parameter, v) for t in expanded for v in values]
-            tests.extend(expanded)
-        return tests
-
-    def cells(self) -> list[CellSpec]:
-        """Every (strategy, sidecar, pod MTU, guest MTU) cell; a strategy without a VM has no guest MTU."""
-        pod_mtus = self.sweep.pod_mtu or [None]
-        cells = []
-        for label in self.strategies:
-            has_vm = STRATEGIES[self.strategy_of(label)].has_vm
-            chosen = not self.sweep.guest_mtu_strategies or label in self.sweep.guest_mtu_strategies
-            guest_mtus = (self.sweep.guest_mtu or [None]) if has_vm and chosen else [None]
-            for sidecar in self.sidecars:
-                for client in self.clients(sidecar):
-                    cells += [
-                        CellSpec(label, sidecar, pod, guest, client, self.dns_capture)
-                        for pod in pod_mtus
-                        for guest in guest_mtus
-                    ]
-        return cells
-
-    def clients(self, sidecar: SidecarKind) -> list[Client]:
-        """The peers and PeerAuthentication modes a mesh mode is measured with (Istio's modes only have them)."""
-        if not mesh_for(sidecar).meshed_clients:
-            return [Client()]
-        return [Client(peer, authn) for peer in self.peers for authn in self.peer_authentication]
-
-    def blocks_planned(self) -> int:
-        """Blocks run before any precision target is looked at (the pilot when there is one)."""
-        return max(self.repetitions, self.pilot_blocks) if self.precision else self.repetitions
 
     def qemu_build_of(self, label: str) -> str:
         variant = self.variants.get(label)
