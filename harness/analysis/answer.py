@@ -22,6 +22,7 @@ from harness.analysis.costs import (
     cost_of,
     cost_test,
     format_ratio,
+    istio_of,
     judged_costs,
     judged_metrics,
     layout_heading,
@@ -355,7 +356,8 @@ def cost_table(
     judged: set[str],
 ) -> list[str]:
     """One layout's cost table (one sweep point) rendered from the judged cost table, its notes and rankings."""
-    lines = [f"### {layout_title(sidecar)}" + (f" ({where})" if where else "") + f" [`{sidecar}`]", ""]
+    title = layout_title(sidecar, istio_of(point, sidecar))
+    lines = [f"### {title}" + (f" ({where})" if where else "") + f" [`{sidecar}`]", ""]
     # only the cost columns this run measured: a column of dashes answers nothing
     costs = measured_columns(table, where, sidecar)
     if not costs and not has_http(point):

@@ -52,8 +52,24 @@ def judged_stages() -> list[tuple[str, list[CostColumn]]]:
     return [(stage, [c for c, d in _declared() if d.stage == stage]) for stage in STAGES]
 
 
-def layout_title(sidecar: str) -> str:
-    """A mesh layout as its users name it (`Istio sidecar (REDIRECT), meshed client (mTLS)`)."""
+def istio_of(samples: pd.DataFrame, layout: str) -> str:
+    """`Istio 1.30, nftables`: the Istio release and backend a layout's rows were measured with ('' for a layout that
+    is not Istio's, or rows from before releases were recorded)."""
+    if "istio" not in samples:
+        return ""
+    rows = samples[(samples.sidecar == layout) & (samples.istio.fillna("") != "")]
+    if rows.empty:
+        return ""
+    return f"Istio {rows.istio.iat[0]}, {rows.istio_backend.iat[0]}"
+
+
+def layout_title(sidecar: str, istio: str = "") -> str:
+    """A mesh layout as its users name it (`Istio sidecar (REDIRECT), meshed client (mTLS)`), with the Istio
+    release and backend (`istio_of`) when given: `Istio sidecar (REDIRECT), outside client [Istio 1.30, nftables]`."""
+    return _title(sidecar) + (f" [{istio}]" if istio else ", nftables backend" if "+nftables" in sidecar else "")
+
+
+def _title(sidecar: str) -> str:
     mode = mode_of(sidecar)
     title = MESHES[mode].title if mode in MESHES and MESHES[mode].title else mode
     if mode in MESHES and MESHES[mode].meshed_clients:
@@ -69,10 +85,11 @@ def layout_heading(sidecar: str) -> str:
     """A mesh layout as a column heading: the mode and, where the mode has meshed clients, the client kind and
     what its traffic crosses (`envoy-redirect, meshed client (mTLS)`)."""
     mode = mode_of(sidecar)
+    nft = ", nftables" if "+nftables" in sidecar else ""
     if mode not in MESHES or not MESHES[mode].meshed_clients:
-        return mode
+        return mode + nft
     client = f"meshed client ({MESHES[mode].client_tunnel})" if "+meshed" in sidecar else "outside client (plaintext)"
-    return f"{mode}, {client}" + (", STRICT" if "+strict" in sidecar else "")
+    return f"{mode}, {client}" + (", STRICT" if "+strict" in sidecar else "") + nft
 
 
 def cost_test(samples: pd.DataFrame, family: str) -> str:

@@ -33,6 +33,7 @@ from harness.analysis.costs import (
     cost_columns,
     cost_of,
     cost_test,
+    istio_of,
     judged_costs,
     judged_stages,
     layout_title,
@@ -295,7 +296,7 @@ def recommend_layout(
         candidates.append(
             Candidate(b, base, binding_name(b, base, release), shipping(release, base) if release else None, w, costs)
         )
-    title = layout_title(layout)
+    title = layout_title(layout, istio_of(samples, layout))
     prefix = f"{title}" + (f" ({where})" if where else "")
     if not candidates:
         return Recommendation(layout, title, where, Answer.NOT_MEASURED, (), f"{prefix}: no binding was measured.")

@@ -92,6 +92,10 @@ class IstioSetup:
     release: IstioRelease = LATEST
     backend: IstioBackend = IstioBackend.IPTABLES
 
+    def __post_init__(self) -> None:  # the words a scenario or option gives, as the enums
+        object.__setattr__(self, "release", IstioRelease(str(self.release)))
+        object.__setattr__(self, "backend", IstioBackend(str(self.backend)))
+
     @property
     def nftables(self) -> bool:
         return self.backend is IstioBackend.NFTABLES

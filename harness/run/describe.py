@@ -65,6 +65,7 @@ def describe_strategy(
                     lines.append("  routes outside main:\n    " + "\n    ".join(custom))
                 nft = list_nft(ns).strip()
                 lines.append("  nft ruleset:" + ("\n    " + nft.replace("\n", "\n    ") if nft else " (empty)"))
+                lines += [f"  {line}" for line in shared_hooks(nft)]
                 ipt = "\n".join(ln for ln in iptables_save(ns).splitlines() if not ln.startswith("#"))
                 if ipt.strip():
                     lines.append("  iptables-save:\n    " + ipt.replace("\n", "\n    "))
@@ -74,3 +75,30 @@ def describe_strategy(
         if not bed.processes:
             lines.append("  none")
     return "\n".join(lines)
+
+
+def shared_hooks(ruleset: str) -> list[str]:
+    """Base chains that share a hook and priority, in the order they were created (`nft list ruleset` lists tables
+    and chains in creation order), with which one the kernel runs first: the one registered last
+    (net/netfilter/core.c nf_hook_entries_grow); at a nat hook the first mapping ends the hook for the connection
+    (tests/test_istio_backends.py measures what that does to ambient ingress to masquerade)."""
+    import re
+
+    chains: dict[tuple[str, str, str], list[str]] = {}
+    table = ""
+    for line in ruleset.splitlines():
+        line = line.strip()
+        if m := re.fullmatch(r"table (\S+) (\S+) \{", line):
+            table = f"{m[1]} {m[2]}"
+        elif m := re.match(r"chain (\S+) \{", line):
+            chain = m[1]
+        elif m := re.match(r"type (\S+) hook (\S+) priority ([^;]+);", line):
+            chains.setdefault((m[1], m[2], m[3].strip()), []).append(f"{table} {chain}")
+    out = []
+    for (kind, hook, priority), names in chains.items():
+        if len(names) > 1:
+            out.append(
+                f"{kind} hook {hook} priority {priority}: {', '.join(names)} (created in this order; the kernel runs "
+                f"the last created first{', and the first NAT mapping ends the hook' if kind == 'nat' else ''})"
+            )
+    return out
