@@ -5,7 +5,8 @@ rows.
 Schemas (tests/data/schemas, vendored by vendor.py there with source and commit): KubeVirt's own
 api/openapi-spec/swagger.json at v1.6.0-v1.9.0 for the VirtualMachineInstance; the strict JSON schemas of
 Kubernetes 1.37's published OpenAPI (kubernetes-validate 1.37.0) for Namespace, ConfigMap, Secret, Service, Pod
-and Job; Istio's PeerAuthentication CRD. Every object type the swagger document leaves open (`type: object` with
+and Job; Istio's PeerAuthentication CRD; the Gateway API's Gateway v1 (bundle v1.5.1, as Istio 1.30.3's tests
+install it) for the waypoint. Every object type the swagger document leaves open (`type: object` with
 properties) is closed here (additionalProperties false), as the API server's strict field validation refuses
 unknown fields."""
 
@@ -46,7 +47,7 @@ strategies: [direct, bridge, masquerade, masquerade-ports, slirp, passt, passt-v
 variants:
   masquerade-ports: {strategy: masquerade, options: {declare_ports: true}}
   slirp-mtu1500: {strategy: slirp, options: {mtu: 1500}}
-sidecars: [none, envoy-redirect, envoy-tproxy, ambient, ambient-reroute, linkerd-style]
+sidecars: [none, envoy-redirect, envoy-tproxy, ambient, ambient-reroute, ambient-waypoint, linkerd-style]
 peers: [outside, meshed]
 peer_authentication: [permissive, strict]
 tests:
@@ -105,6 +106,12 @@ def peer_authentication_validator() -> jsonschema.Validator:
     return jsonschema.Draft7Validator(_closed(schema))
 
 
+def gateway_validator() -> jsonschema.Validator:
+    """The Gateway API's Gateway v1, as Istio's tests install it (the waypoint of ambient-waypoint cells)."""
+    schema = json.loads((SCHEMAS / "gateway-api-gateway-v1.json").read_text())["schema"]
+    return jsonschema.Draft7Validator(schema)
+
+
 def _errors(validator: jsonschema.Validator, doc: dict) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in validator.iter_errors(doc)]
 
@@ -116,6 +123,7 @@ def test_every_object_validates_against_its_api(tmp_path: Path, release: Kubevir
     kubernetes = kubernetes_validators()
     vmi = kubevirt_validator(SCHEMA_TAGS[release])
     peer_auth = peer_authentication_validator()
+    gateway = gateway_validator()
     kinds: dict[str, int] = {}
     for doc in written.objects():
         kind = doc["kind"]
@@ -127,6 +135,10 @@ def test_every_object_validates_against_its_api(tmp_path: Path, release: Kubevir
         elif kind == "PeerAuthentication":
             assert doc["apiVersion"] == "security.istio.io/v1"
             errors = _errors(peer_auth, {k: v for k, v in doc.items() if k not in ("apiVersion", "kind", "metadata")})
+        elif kind == "Gateway":
+            assert doc["apiVersion"] == "gateway.networking.k8s.io/v1"
+            assert doc["spec"]["gatewayClassName"] == "istio-waypoint"
+            errors = _errors(gateway, doc)
         else:
             errors = _errors(kubernetes[kind], doc)
         assert not errors, f"{kind} {doc['metadata'].get('namespace')}/{doc['metadata']['name']}: {errors[:3]}"
@@ -140,6 +152,7 @@ def test_every_object_validates_against_its_api(tmp_path: Path, release: Kubevir
         "Job",
         "VirtualMachineInstance",
         "PeerAuthentication",
+        "Gateway",
     } <= set(kinds)
 
 

@@ -145,6 +145,52 @@ def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str])
     return [*lines, ""]
 
 
+def backend_comparison(
+    samples: pd.DataFrame, table: pd.DataFrame, bindings: list[str], sidecars: list[str]
+) -> list[str]:
+    """Istio's iptables and nftables backends side by side, per layout the run measured with both: each binding's
+    verdict and TCP cost under each (every cost against the direct of its own layout and backend), the verdicts
+    that differ in bold and named in a line above the table."""
+    pairs = [(s, s + "+nftables") for s in sidecars if "+nftables" not in s and s + "+nftables" in sidecars]
+    if not pairs:
+        return []
+    columns = [c for c in cost_columns() if c.test == "tcp_throughput" and c.metric == "throughput"]
+    lines = [
+        "## Istio's redirection backends side by side",
+        "",
+        "Each mode measured with istio-iptables / istio-cni's iptables rules and with the native nftables backend",
+        "(`global.nativeNftables`), in the same blocks; each cost is against the direct of its own layout and",
+        "backend. A verdict that differs between the backends is in bold.",
+        "",
+    ]
+    for old, new in pairs:
+        differ, rows = [], []
+        for b in bindings:
+            verdicts = [works(samples, b, s) for s in (old, new)]
+            if all(v.verdict == "not measured" for v in verdicts):
+                continue
+            same = verdicts[0].verdict == verdicts[1].verdict
+            if not same:
+                differ.append(f"{b} ({verdicts[0].verdict} / {verdicts[1].verdict})")
+            cells = [v.verdict if same else f"**{v.verdict}**" for v in verdicts]
+            for col in columns:
+                cells += [format_ratio(cost_of(table, "", s, b, col)) if b != REFERENCE else "1" for s in (old, new)]
+            rows.append(f"| {b} | " + " | ".join(cells) + " |")
+        heads = ["works (iptables)", "works (nftables)"]
+        heads += [f"{c.heading} ({backend})" for c in columns for backend in ("iptables", "nftables")]
+        lines += [
+            f"### {layout_title(old, istio_of(samples, old))} vs nftables",
+            "",
+            ("Verdicts that differ: " + "; ".join(differ) + ".") if differ else "No binding's verdict differs.",
+            "",
+            "| binding | " + " | ".join(heads) + " |",
+            "|---|" + "---|" * len(heads),
+            *rows,
+            "",
+        ]
+    return lines
+
+
 def ranking(
     samples: pd.DataFrame,
     bindings: list[str],
@@ -313,6 +359,7 @@ def decision_page(
         f"{guest} Runtime: {runtime}" + RUNTIME_NOTES.get(runtime, ".").format(**cluster_versions(meta)),
         "",
         *kubevirt_lines(samples, bindings),
+        *backend_comparison(samples, table, bindings, sidecars),
         "## The seed's table, measured",
         "",
         *seed_table(claim_rows, f"claims {claim_run}" if claim_run else ""),

@@ -79,6 +79,8 @@ class Sample:
     dns_proxy_queries: int | None = None  # lookups the mesh's DNS proxy took during a dns test (ambient capture)
     dns_zone1_flows: int | None = None  # UDP flows to port 53 in conntrack zone 1 in the pod after a dns test
     proxy_http_requests: int | None = None  # requests the pod's proxy parsed and routed as HTTP (L7) in the test
+    waypoint_bytes: int | None = None  # bytes the waypoint sent on in its HBONE to the pod (ambient with a waypoint)
+    waypoint_http_requests: int | None = None  # requests the waypoint handled at L7 in the test
     run_id: str = ""
     timestamp: str = ""
 
@@ -132,6 +134,8 @@ COLUMNS = [
     "dns_proxy_queries",
     "dns_zone1_flows",
     "proxy_http_requests",
+    "waypoint_bytes",
+    "waypoint_http_requests",
     "tools",
     "caveat",
     "timestamp",
@@ -153,6 +157,8 @@ INT_COLUMNS = (
     "dns_zone1_flows",
     "offered_rps",
     "proxy_http_requests",
+    "waypoint_bytes",
+    "waypoint_http_requests",
 )
 CELL_SWEEP_COLUMNS = ("pod_mtu", "guest_mtu")
 """Columns a sweep varies per cell (the bed and the guest); message_bytes and streams vary per test and are in

@@ -168,6 +168,8 @@ class CellRecord(BaseModel):
     blocks: list[BlockRecord] = Field(default_factory=list, max_length=1000)
     folder: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
     """A DNS label (manifests names each cell's folder so): never a path."""
+    istio: str = Field(default="", max_length=20)
+    istio_backend: str = Field(default="", pattern=r"^(|iptables|nftables)$")
 
 
 class IndexFile(BaseModel):
@@ -462,6 +464,8 @@ def repetition_rows(
         peer_authentication=cell.peer_authentication,
         kubevirt=kubevirt,
         binding_status=cell.binding_status,
+        istio=cell.istio,
+        istio_backend=cell.istio_backend,
         runtime=RUNTIME,
         guest=GUEST if cell.binding != "direct" else "pod",
         vcpus=cell.vcpus,

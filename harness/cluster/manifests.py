@@ -44,7 +44,9 @@ from harness.analysis.results import now
 from harness.cluster import scripts
 from harness.kinds import TestKind
 from harness.lab.vocabulary import Direction
+from harness.pod import waypoint
 from harness.pod.bindings import binding_status, shipping, vmi_interface
+from harness.pod.istio import istio_release
 from harness.pod.kubevirt import REROUTE_ANNOTATION, KubevirtRelease, Shipping, release
 from harness.pod.mesh import ClusterObjects, mesh_for
 from harness.pod.protocols import SERVICE_PORTS
@@ -115,6 +117,10 @@ class ClusterCell:
     memory_mb: int | None
     skipped: str = ""
     blocks: tuple[Block, ...] = ()
+    istio: str = ""
+    """The Istio release an Istio mode's cell models (the cluster's Istio should be it), else empty."""
+    istio_backend: str = ""
+    """Its redirection backend: the cluster's Istio installed with values.global.nativeNftables for nftables."""
 
     def record(self) -> dict:
         return asdict(self)
@@ -143,8 +149,18 @@ def cell_skip_reason(scenario: Scenario, spec: CellSpec, kubevirt: KubevirtRelea
     changed = [k for k, v in options.model_dump().items() if v != default.get(k) and k not in OPTIONS_ON_A_CLUSTER]
     if changed:
         return f"option {', '.join(changed)} of {cls.name} has no KubeVirt API field"
-    if not spec.dns_capture:
-        return "ambient without DNS capture is an istio-cni installation setting (ambient.dnsCapture), not per cell"
+    release = istio_release(scenario.istio)
+    if mesh_for(spec.sidecar).node_proxy and spec.dns_capture != release.ambient_dns_capture:
+        state = "on" if spec.dns_capture else "off"
+        return (
+            f"ambient with DNS capture {state} is an istio-cni installation setting (ambient.dnsCapture, "
+            f"{'on' if release.ambient_dns_capture else 'off'} by default in Istio {release.name}), not per cell"
+        )
+    if spec.istio and spec.istio.backend != scenario.istio_backends[0]:
+        return (
+            f"Istio's redirection backend is an installation setting (values.global.nativeNftables), not per cell: "
+            f"these manifests are for a cluster installed with the {scenario.istio_backends[0]} backend"
+        )
     if spec.pod_mtu or spec.guest_mtu:
         return "an MTU sweep sets the CNI's MTU, which is the cluster's"
     return ""
@@ -176,6 +192,8 @@ def cluster_cells(scenario: Scenario, kubevirt: KubevirtRelease, tests: list[Tes
                 peer_namespace=namespace if spec.client.meshed else f"{namespace}-outside",
                 binding_status=binding_status(kubevirt, cls.name),
                 options=scenario.options_for(spec.strategy).model_dump_json(),
+                istio=str(spec.istio.release) if spec.istio else "",
+                istio_backend=str(spec.istio.backend) if spec.istio else "",
                 vcpus=qemu.vcpus if cls.has_vm else None,
                 memory_mb=max(qemu.memory_mb, CLUSTER_MEMORY_MB) if cls.has_vm else None,
                 skipped=cell_skip_reason(scenario, spec, kubevirt),
@@ -263,6 +281,22 @@ def _service(name: str, namespace: str, cell: ClusterCell, ports: list[dict]) ->
     }
 
 
+def _waypoint(cell: ClusterCell) -> dict:
+    """The namespace's waypoint as `istioctl waypoint apply --for service` writes it: a Gateway of class
+    istio-waypoint listening for HBONE on 15008, named by the namespace's istio.io/use-waypoint label."""
+    meta = _meta(waypoint.SERVICE_ACCOUNT, cell.namespace, cell, "waypoint")
+    meta["labels"]["istio.io/waypoint-for"] = "service"
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": meta,
+        "spec": {
+            "gatewayClassName": "istio-waypoint",
+            "listeners": [{"name": "mesh", "port": waypoint.HBONE_PORT, "protocol": "HBONE"}],
+        },
+    }
+
+
 def _namespace(name: str, mode: ClusterObjects) -> dict:
     metadata: dict = {"name": name, "labels": {**PART_OF, **mode.namespace_labels}}
     if mode.namespace_annotations:
@@ -315,6 +349,8 @@ def cell_objects(
     used = [tests[i] for i in sorted({b.test for b in cell.blocks})]
     side = scripts.side_sh(used, egress, peer_service, stay=_plain_pod(cell))
     objects = [_namespace(cell.namespace, mode)]
+    if mode.waypoint:
+        objects.append(_waypoint(cell))
     if not meshed_peer:
         objects.append(_namespace(cell.peer_namespace, ClusterObjects()))
     for namespace in dict.fromkeys([cell.namespace, cell.peer_namespace]):
@@ -503,6 +539,13 @@ def procedure(cell: ClusterCell, folder: Path, jobs: list[tuple[str, str]], kube
         "# the VM installs its tools, starts its servers, runs the egress clients, then says so:",
         f"until {console} | grep -q 'vmnb|egress|done'; do sleep 10; done",
     ]
+    if cell.istio:  # the mesh this cell models is an installation's, not an object's
+        native = "true" if cell.istio_backend == "nftables" else "false"
+        lines[5:5] = [
+            f"Istio {cell.istio}, {cell.istio_backend} backend: the cluster's Istio is that release, installed with",
+            f"`--set values.global.nativeNftables={native}`; `vmnetbench ingest` records the version it finds.",
+            "",
+        ]
     for file, job in jobs:
         lines += [
             f"kubectl apply -f $C/jobs/{file}",

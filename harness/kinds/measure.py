@@ -122,6 +122,9 @@ def proxy_metrics(sidecar: Sidecar | None, outcome: Outcome, before: CpuSnapshot
     peer = sidecar.peer_proxy
     if peer is not None and peer.process is not None:
         metrics.append(Metric("peer_proxy_vcpu_per_1000_rps", "vCPU", vcpu_per_1000_rps(peer.process.pid)))
+    waypoint = sidecar.waypoint
+    if waypoint is not None and waypoint.process is not None:
+        metrics.append(Metric("waypoint_vcpu_per_1000_rps", "vCPU", vcpu_per_1000_rps(waypoint.process.pid)))
     return metrics
 
 
@@ -134,15 +137,17 @@ class MeshSnapshot:
     peer: SidecarCounters | None
     pod_log: int
     peer_log: int
+    waypoint: SidecarCounters | None = None
 
     @classmethod
     def take(cls, sidecar: Sidecar) -> MeshSnapshot:
-        peer = sidecar.peer_proxy
+        peer, waypoint = sidecar.peer_proxy, sidecar.waypoint
         return cls(
             sidecar.counters(),
             peer.counters() if peer else None,
             sidecar.identities_seen()[1],
             peer.identities_seen()[1] if peer else 0,
+            waypoint.counters() if waypoint else None,
         )
 
 
@@ -160,6 +165,8 @@ class Evidence:
     dns_proxy_queries: int | None = None
     dns_zone1_flows: int | None = None
     proxy_http_requests: int | None = None
+    waypoint_bytes: int | None = None
+    waypoint_http_requests: int | None = None
 
     def columns(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "reason"}
@@ -171,7 +178,9 @@ def traversal(outcome: Outcome, direction: Direction, sidecar: Sidecar | None, b
     `through-mesh` also needs them inside mTLS (or HBONE) between the two proxies: at least half of them leaving
     the source's proxy in its mTLS cluster and arriving in the destination's mTLS chain (or HBONE terminator),
     and the destination having seen the source's SPIFFE id; bytes both proxies carried in plaintext are
-    `mesh-plaintext`."""
+    `mesh-plaintext`. Through a waypoint (ingress to a service bound to one), `through-mesh` also needs at least
+    half of the bytes in the waypoint's HBONE to the pod, and the destination to have seen the waypoint's identity
+    (the hop before it); `waypoint_http_requests` counts the requests it handled at L7."""
     if sidecar is None:
         return Evidence(TrafficPath.NO_SIDECAR if outcome.status is Status.OK else TrafficPath.FAILED)
     try:
@@ -201,6 +210,13 @@ def traversal(outcome: Outcome, direction: Direction, sidecar: Sidecar | None, b
     source, destination = (peer_delta, delta) if inbound else (delta, peer_delta)
     receiver, since = (sidecar, before.pod_log) if inbound else (peer, before.peer_log)
     expected = peer.spiffe_id if inbound else sidecar.spiffe_id
+    hop = {}
+    if inbound and sidecar.waypoint is not None and after.waypoint is not None and before.waypoint is not None:
+        waypoint_delta = after.waypoint.minus(before.waypoint)
+        hop = {"waypoint_bytes": waypoint_delta.outbound_bytes, "waypoint_http_requests": waypoint_delta.http_requests}
+        expected = sidecar.waypoint.spiffe_id  # the destination's ztunnel sees the waypoint, the hop before it
+        if path is TrafficPath.THROUGH_MESH and waypoint_delta.outbound_bytes < half:
+            path = TrafficPath.BYPASSED
     seen: list[str] = []
     if destination.mtls_inbound_bytes:
         # tcp_proxy writes its access log line when a connection closes; Envoy flushes the file every 100 ms
@@ -229,6 +245,7 @@ def traversal(outcome: Outcome, direction: Direction, sidecar: Sidecar | None, b
         peer_identity=" ".join(seen),
         peer_proxy_bytes=peer_delta.outbound_bytes if inbound else peer_delta.inbound_bytes,
         proxy_http_requests=l7,
+        **hop,
     )
 
 

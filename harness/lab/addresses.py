@@ -27,7 +27,7 @@ def check_vm_network(value: str, *, smallest_prefix: int = 30) -> str:
             f"must lie inside the benchmarking range {BENCH_RANGE} (RFC 2544), e.g. 198.19.0.0/24 (got {value})"
         )
     plan = AddressPlan()
-    for name, taken in (("peer", plan.peer_net), ("pod", plan.pod_net)):
+    for name, taken in (("peer", plan.peer_net), ("pod", plan.pod_net), ("proxy pod", plan.proxy_pod_net)):
         if net.overlaps(ipaddress.IPv4Network(taken)):
             raise ValueError(f"overlaps the {name} network {taken}; choose one inside 198.19.0.0/16 (got {value})")
     return value

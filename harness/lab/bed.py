@@ -39,6 +39,10 @@ class AddressPlan:
     pod_net: str = "198.18.2.0/24"
     node_pod_side: str = "198.18.2.1/24"
     pod: str = "198.18.2.2/24"
+    proxy_pod_net: str = "198.18.3.0/24"
+    """A second pod on the node that a mesh runs its own proxy in (add_proxy_pod), when it has one."""
+    node_proxy_pod_side: str = "198.18.3.1/24"
+    proxy_pod: str = "198.18.3.2/24"
     mtu: int = 1500
 
     @staticmethod
@@ -56,6 +60,10 @@ class AddressPlan:
     @property
     def pod_gateway(self) -> str:
         return self.ip(self.node_pod_side)
+
+    @property
+    def proxy_pod_ip(self) -> str:
+        return self.ip(self.proxy_pod)
 
 
 class TestBed:
@@ -98,6 +106,17 @@ class TestBed:
         pod.add_address("eth0", p.pod)
         pod.add_route("default", gateway=p.pod_gateway)
         return self
+
+    def add_proxy_pod(self, role: str) -> Namespace:
+        """A second pod on the node, wired as the pod is (its own subnet, the node routing): where a mesh runs a
+        proxy of its own that is neither the pod's nor the peer's. Torn down with the bed."""
+        p = self.plan
+        ns = self.add_namespace(role)
+        veth(self.node, self.link("px"), ns, "eth0", mtu=p.mtu)
+        self.node.add_address(self.link("px"), p.node_proxy_pod_side)
+        ns.add_address("eth0", p.proxy_pod)
+        ns.add_route("default", gateway=p.ip(p.node_proxy_pod_side))
+        return ns
 
     @classmethod
     def attach(

@@ -121,6 +121,7 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("http_errors", "requests", _L, "http", "HTTP errors", 0.50),
         MetricSpec("proxy_vcpu_per_1000_rps", "vCPU", _L, "cost", "pod proxy vCPU per 1000 rps", 0.20),
         MetricSpec("peer_proxy_vcpu_per_1000_rps", "vCPU", _L, "cost", "peer proxy vCPU per 1000 rps", 0.20),
+        MetricSpec("waypoint_vcpu_per_1000_rps", "vCPU", _L, "cost", "waypoint vCPU per 1000 rps", 0.20),
         MetricSpec("proxy_rss", "MiB", _L, "cost", "pod proxy resident memory", 0.20),
         MetricSpec(
             "cpu_per_gb",

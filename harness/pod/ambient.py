@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from harness.lab.bed import TestBed
@@ -58,6 +59,7 @@ from harness.pod.envoy import (
     listener_filter,
     original_dst_cluster,
     start_envoy,
+    static_cluster,
     tcp_proxy_filter,
 )
 from harness.pod.inpod import DNS_CAPTURE_PORT, INPOD_MARK, INPOD_MASK, SO_MARK
@@ -200,7 +202,9 @@ def add_inpod_routing(pod: Namespace) -> None:
     pod.add_local_default_route(ROUTE_TABLE)
 
 
-def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path, tls: MeshTls | None = None) -> dict:
+def node_proxy_bootstrap(
+    pod: Namespace, pod_ip: str, admin_socket: Path, tls: MeshTls | None = None, via: tuple[str, str] | None = None
+) -> dict:
     """Envoy as ztunnel's L4 path for one pod: listeners and upstream sockets inside `pod`'s namespace. The
     inbound listener serves only connections whose original destination is the pod's own address: ztunnel looks
     the destination up among the workloads it serves and refuses any other (inbound_passthrough.rs,
@@ -208,7 +212,10 @@ def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path, tls: M
     (PassthroughCluster, InboundPassthroughCluster), so one reader of the counters serves both modes.
     With `tls`: HBONE (harness/pod/mtls.py): outbound to a meshed destination through an HTTP/2 CONNECT tunnel in
     mTLS to its port 15008, and the pod's own 15008 terminator; under STRICT, plaintext inbound is refused by
-    policy (an RBAC filter allowing nothing, where ztunnel's policy check closes the connection)."""
+    policy (an RBAC filter allowing nothing, where ztunnel's policy check closes the connection). `via` (address,
+    SPIFFE id): the meshed destination's waypoint, which its HBONE goes to instead of the destination itself
+    (ztunnel sends traffic for a service bound to a waypoint there, checking the waypoint's identity:
+    harness/pod/waypoint.py)."""
 
     def in_pod(port: int) -> dict:  # a SocketAddress
         return {"address": "0.0.0.0", "port_value": port, "network_namespace_filepath": pod.path}
@@ -265,13 +272,28 @@ def node_proxy_bootstrap(pod: Namespace, pod_ip: str, admin_socket: Path, tls: M
                     "filters": [mtls.tcp_proxy(mtls.CONNECT_ORIGINATE, mtls.CONNECT_ORIGINATE, tunnel=True)],
                 },
             )
-            clusters.append(mtls.connect_originate_cluster(tls, in_pod_cluster(mtls.CONNECT_ORIGINATE)))
+            if via is None:
+                clusters.append(mtls.connect_originate_cluster(tls, in_pod_cluster(mtls.CONNECT_ORIGINATE)))
+            else:
+                address, identity = via
+                to_waypoint = static_cluster(mtls.CONNECT_ORIGINATE, address, HBONE_PORT)
+                to_waypoint["upstream_bind_config"] = in_pod_cluster(mtls.CONNECT_ORIGINATE)["upstream_bind_config"]
+                cluster = mtls.connect_originate_cluster(replace(tls, meshed={address: identity}), to_waypoint)
+                cluster.pop("original_dst_lb_config")
+                clusters.append(cluster)
     resources = {"listeners": listeners, "clusters": clusters}
     return {"admin": admin_pipe_config(admin_socket), "static_resources": resources}
 
 
 def start_node_proxy(
-    bed: TestBed, admin_socket: Path, *, pod: Namespace, pod_ip: str, tls: MeshTls | None, name: str = "ztunnel-envoy"
+    bed: TestBed,
+    admin_socket: Path,
+    *,
+    pod: Namespace,
+    pod_ip: str,
+    tls: MeshTls | None,
+    name: str = "ztunnel-envoy",
+    via: tuple[str, str] | None = None,
 ) -> TrackedProcess:
     """The node proxy for `pod` in the bed's node namespace, with ztunnel's uid, gid and capabilities; ready when
     its listeners exist in the pod's namespace and its admin socket answers."""
@@ -283,7 +305,7 @@ def start_node_proxy(
         f"--bounding-set=-all,{caps}",
         f"--inh-caps=-all,{caps}",
     ]
-    config = node_proxy_bootstrap(pod, pod_ip, admin_socket, tls)
+    config = node_proxy_bootstrap(pod, pod_ip, admin_socket, tls, via)
     proc = start_envoy(bed, config, ns=bed.node, name=name, ports=[], prefix=privileges)
     wanted = {OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT} | ({HBONE_PORT} if tls is not None else set())
 

@@ -83,8 +83,10 @@ class MeshCA:
         self.root_path.write_bytes(self._root.public_bytes(serialization.Encoding.PEM))
         self.root_path.chmod(0o644)
 
-    def issue(self, service_account: str, *, owner_uid: int) -> WorkloadCert:
-        """A workload certificate for `service_account`, its files readable by `owner_uid` (the proxy's user)."""
+    def issue(self, service_account: str, *, owner_uid: int, folder: Path | None = None) -> WorkloadCert:
+        """A workload certificate for `service_account`, its files readable by `owner_uid` (the proxy's user);
+        `folder`: a folder of that proxy's own, with a copy of the root, when another proxy of the bed runs as a
+        different user (the CA's folder is private to one user at a time)."""
         identity = spiffe_id(service_account)
         key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
         now = datetime.datetime.now(datetime.UTC)
@@ -119,7 +121,14 @@ class MeshCA:
             )
             .sign(self._key, hashes.SHA256())
         )
-        cert_path, key_path = self.folder / f"{service_account}-cert.pem", self.folder / f"{service_account}-key.pem"
+        target, root = self.folder, self.root_path
+        if folder is not None:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.chmod(0o700)
+            target, root = folder, folder / "root-cert.pem"
+            root.write_bytes(self.root_path.read_bytes())
+            root.chmod(0o644)
+        cert_path, key_path = target / f"{service_account}-cert.pem", target / f"{service_account}-key.pem"
         write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), owner_uid)
         write_private(
             key_path,
@@ -128,8 +137,8 @@ class MeshCA:
             ),
             owner_uid,
         )
-        os.chown(self.folder, owner_uid, -1)  # the proxy's user reaches its files; nobody else lists the folder
-        return WorkloadCert(identity, cert_path, key_path, self.root_path)
+        os.chown(target, owner_uid, -1)  # the proxy's user reaches its files; nobody else lists the folder
+        return WorkloadCert(identity, cert_path, key_path, root)
 
 
 def write_private(path: Path, data: bytes, owner_uid: int) -> None:

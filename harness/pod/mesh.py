@@ -27,7 +27,7 @@ from typing import ClassVar
 from harness.lab.bed import TestBed
 from harness.lab.rules import apply_iptables, apply_nft
 from harness.lab.runtime import Role
-from harness.pod import ambient, dns_proxy
+from harness.pod import ambient, dns_proxy, mtls, waypoint
 from harness.pod.identity import MeshCA, spiffe_id
 from harness.pod.istio import DEFAULT_ISTIO, IstioBackend, IstioSetup, istio_release
 from harness.pod.kubevirt import rerouted_interfaces
@@ -128,10 +128,12 @@ def mode_of(label: str) -> str:
     return str(label).split("+")[0]
 
 
-def mesh_identities(bed: TestBed, client: Client, proxy_uid: int) -> tuple[MeshTls, MeshTls | None]:
-    """A fresh mesh CA for the bed, the pod proxy's mTLS settings and, for a meshed client, the peer proxy's: each
-    knows the other's address and SPIFFE id; access logs beside their admin sockets."""
-    ca = MeshCA(bed.runtime_dir() / "mesh-ca")
+def mesh_identities(
+    bed: TestBed, client: Client, proxy_uid: int, ca: MeshCA | None = None
+) -> tuple[MeshTls, MeshTls | None]:
+    """A fresh mesh CA for the bed (or `ca`), the pod proxy's mTLS settings and, for a meshed client, the peer
+    proxy's: each knows the other's address and SPIFFE id; access logs beside their admin sockets."""
+    ca = ca or MeshCA(bed.runtime_dir() / "mesh-ca")
     plan = bed.plan
     pod_id, peer_id = spiffe_id(POD_SERVICE_ACCOUNT), spiffe_id(PEER_SERVICE_ACCOUNT)
     pod = MeshTls(
@@ -164,6 +166,8 @@ class ClusterObjects:
     """On a meshed client's Jobs too (Istio's native sidecar, so a Job completes)."""
     reroute_vm_interfaces: bool = False
     """The VM's pod carries istio.io/reroute-virtual-interfaces with the binding's VM interfaces."""
+    waypoint: bool = False
+    """The namespace gets a waypoint: a Gateway of class istio-waypoint named by its istio.io/use-waypoint label."""
 
 
 _ISTIO_SIDECAR = {
@@ -207,6 +211,8 @@ class Mesh:
     node_proxy: ClassVar[bool] = False
     """The proxy runs on the node, its listeners in the pod (ambient's ztunnel), not as a container of the pod."""
     meshed_clients: ClassVar[bool] = False
+    outside_clients: ClassVar[bool] = True
+    """Clients outside the mesh are measured too (a waypoint only serves meshed ones)."""
     client_tunnel: ClassVar[str] = ""
     """What a meshed client's bytes cross between the two proxies (`mTLS`, `HBONE`)."""
     style: ClassVar[tuple[object, str]] = ("-", "")
@@ -414,14 +420,19 @@ class Ambient(Mesh):
         `ambient-reroute` the binding's VM interfaces, as a user annotating the pod would; an Istio release whose
         node agent does not read the annotation (1.24) reroutes none."""
         pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid)
-        rerouted = vm_interfaces if self.reroutes_vm_interfaces else rerouted_interfaces(annotations or {})
-        if not istio_release(istio.release).ambient_reroutes_virtual_interfaces:
-            rerouted = []
+        rerouted = self.rerouted(vm_interfaces, annotations, istio)
         sidecar = self._install_in(bed, bed.pod, "pod", bed.plan.pod_ip, rerouted, pod_tls, dns_capture, istio)
         if client.meshed:
             peer_ip = bed.plan.peer_ip
             sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", peer_ip, [], peer_tls, dns_capture, istio)
         return sidecar
+
+    def rerouted(self, vm_interfaces: list[str], annotations: dict[str, str] | None, istio: IstioSetup) -> list[str]:
+        """The VM interfaces istio-cni reroutes: those of the pod's istio.io/reroute-virtual-interfaces annotation,
+        or with `ambient-reroute` the binding's; none where the release's node agent does not read it."""
+        if not istio_release(istio.release).ambient_reroutes_virtual_interfaces:
+            return []
+        return vm_interfaces if self.reroutes_vm_interfaces else rerouted_interfaces(annotations or {})
 
     def _install_in(
         self,
@@ -433,6 +444,7 @@ class Ambient(Mesh):
         tls: MeshTls | None,
         dns_capture: bool,
         istio: IstioSetup = DEFAULT_ISTIO,
+        via: tuple[str, str] | None = None,
     ) -> Sidecar:
         sidecar = Sidecar(self.layout, ns, admin_socket(bed, self.layout, role))
         tls = with_log(tls, sidecar.admin_socket)
@@ -448,7 +460,7 @@ class Ambient(Mesh):
         ambient.add_inpod_routing(ns)
         suffix = "" if role == "pod" else f"-{role}"
         sidecar.process = ambient.start_node_proxy(
-            bed, sidecar.admin_socket, pod=ns, pod_ip=ip, tls=tls, name=f"ztunnel-envoy{suffix}"
+            bed, sidecar.admin_socket, pod=ns, pod_ip=ip, tls=tls, name=f"ztunnel-envoy{suffix}", via=via
         )
         if dns_capture:
             sidecar.dns_stats = sidecar.admin_socket.parent / "dns-proxy.json"
@@ -476,6 +488,64 @@ class AmbientReroute(Ambient):
     layout = Layout("ambient-reroute", 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000, istio=False)
     reroutes_vm_interfaces = True
     style = ((0, (3, 1, 1, 1, 1, 1)), "++")
+
+
+class AmbientWaypoint(Ambient):
+    """Istio ambient with a waypoint for the VM's service (`istio.io/use-waypoint` on its namespace, the waypoint a
+    Gateway of class istio-waypoint): a meshed client's ztunnel sends its HBONE to the waypoint, which terminates
+    it, handles HTTP at L7 and opens HBONE to the VM pod's ztunnel (harness/pod/waypoint.py). Outside clients
+    reach the pod's ztunnel directly, as without a waypoint, so only meshed clients are measured here; the VM's
+    own egress does not cross its namespace's waypoint (a waypoint serves traffic to its services)."""
+
+    kind = "ambient-waypoint"
+    probed_by_claims = False
+    title = "Istio ambient with a waypoint"
+    published_modes = (PublishedMode("ambient with a waypoint (L7)", "ingress", meshed_client=True, proxy="waypoint"),)
+    cluster = ClusterObjects({**_AMBIENT, "istio.io/use-waypoint": waypoint.SERVICE_ACCOUNT}, waypoint=True)
+    layout = Layout("ambient-waypoint", 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000, istio=False)
+    outside_clients = False
+    style = ((0, (1, 1)), "oo")
+
+    def install(
+        self,
+        bed: TestBed,
+        vm_interfaces: list[str],
+        client: Client = Client(),
+        annotations: dict[str, str] | None = None,
+        dns_capture: bool = True,
+        istio: IstioSetup = DEFAULT_ISTIO,
+    ) -> Sidecar:
+        """The waypoint's pod and Envoy, then the pod's ztunnel and the meshed peer's, whose HBONE to the VM's
+        service goes to the waypoint; the three identities from one mesh CA."""
+        if not client.meshed:
+            raise ValueError("ambient with a waypoint is measured with meshed clients only (peers: [meshed])")
+        ca = MeshCA(bed.runtime_dir() / "mesh-ca")
+        pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid, ca)
+        plan = bed.plan
+        waypoint_layout = Layout("waypoint", ISTIO_UID, mtls.HBONE_PORT, mtls.HBONE_PORT, 15000, istio=True)
+        waypoint_ns = bed.add_proxy_pod("waypoint")
+        waypoint_sidecar = Sidecar(waypoint_layout, waypoint_ns, admin_socket(bed, waypoint_layout, "waypoint"))
+        waypoint_id = spiffe_id(waypoint.SERVICE_ACCOUNT)
+        waypoint_tls = with_log(
+            MeshTls(
+                ca.issue(waypoint.SERVICE_ACCOUNT, owner_uid=ISTIO_UID, folder=bed.runtime_dir() / "waypoint-ca"),
+                meshed={plan.pod_ip: spiffe_id(POD_SERVICE_ACCOUNT)},
+                strict=client.strict,
+            ),
+            waypoint_sidecar.admin_socket,
+        )
+        waypoint_sidecar.access_log, waypoint_sidecar.spiffe_id = waypoint_tls.access_log, waypoint_id
+        waypoint_sidecar.process = waypoint.start_waypoint(
+            bed, waypoint_ns, waypoint_tls, plan.pod_ip, waypoint_sidecar.admin_socket, ISTIO_UID
+        )
+        rerouted = self.rerouted(vm_interfaces, annotations, istio)
+        sidecar = self._install_in(bed, bed.pod, "pod", plan.pod_ip, rerouted, pod_tls, dns_capture, istio)
+        via = (plan.proxy_pod_ip, waypoint_id)
+        sidecar.peer_proxy = self._install_in(
+            bed, bed.peer, "peer", plan.peer_ip, [], peer_tls, dns_capture, istio, via=via
+        )
+        sidecar.waypoint = waypoint_sidecar
+        return sidecar
 
 
 def mesh_for(kind: SidecarKind | str) -> Mesh:

@@ -278,6 +278,8 @@ class Sidecar:
 
     peer_proxy: Sidecar | None = None
     """A meshed peer's own proxy (its sidecar, or its node's ztunnel), None when the peer is outside the mesh."""
+    waypoint: Sidecar | None = None
+    """The waypoint the pod's service is bound to (ambient with a waypoint), None without one."""
     spiffe_id: str = ""
     """The identity in this proxy's workload certificate (empty without mTLS)."""
     access_log: Path | None = None

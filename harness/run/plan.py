@@ -107,9 +107,11 @@ def dns_capture_of(scenario: Scenario) -> bool:
 
 def clients_of(scenario: Scenario, sidecar: SidecarKind) -> list[Client]:
     """The peers and PeerAuthentication modes a mesh mode is measured with (Istio's modes only have them)."""
-    if not mesh_for(sidecar).meshed_clients:
+    mesh = mesh_for(sidecar)
+    if not mesh.meshed_clients:
         return [Client()]
-    return [Client(peer, authn) for peer in scenario.peers for authn in scenario.peer_authentication]
+    clients = [Client(peer, authn) for peer in scenario.peers for authn in scenario.peer_authentication]
+    return clients if mesh.outside_clients else [c for c in clients if c.meshed]
 
 
 def expanded_tests(scenario: Scenario) -> list[TestKind]:

@@ -210,6 +210,10 @@ class Scenario(Strict):
         release = istio_release(self.istio)
         for sidecar in self.sidecars:
             mesh = mesh_for(sidecar)
+            if not mesh.outside_clients and PeerKind.MESHED not in self.peers:
+                raise ValueError(
+                    f"field 'peers': {sidecar} serves meshed clients only; add meshed (peers: [outside, meshed])"
+                )
             offered = mesh.backends(IstioSetup(self.istio))
             missing = [b for b in self.istio_backends if mesh.istio_component and b not in offered]
             if missing:

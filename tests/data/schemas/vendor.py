@@ -5,6 +5,8 @@
   Source: a checkout of kubevirt/kubevirt (`git show <tag>:api/openapi-spec/swagger.json`).
 - istio-peerauthentication-v1.json: the `v1` openAPIV3Schema of PeerAuthentication in istio/istio
   manifests/charts/base/files/crd-all.gen.yaml (the CRD Istio installs).
+- gateway-api-gateway-v1.json: the `v1` openAPIV3Schema of the Gateway API's Gateway as Istio's own tests install
+  it (istio/istio tests/integration/pilot/testdata/gateway-api-crd.yaml at tag 1.30.3), for the waypoint.
 - kubernetes-<version>-strict.json: the strict JSON schemas kubernetes-validate (PyPI, Apache-2.0) generates from
   Kubernetes' published OpenAPI spec for that release (`kubernetes-json-schema/v<version>-local-strict`), cut to
   the kinds the manifests use and the definitions they reach, without descriptions.
@@ -123,7 +125,42 @@ def istio(repo: str) -> None:
     (HERE / "istio-peerauthentication-v1.json").write_text(json.dumps(out, indent=0, sort_keys=True) + "\n")
 
 
+def gateway_api(repo: str, tag: str = "1.30.3") -> None:
+    import yaml
+
+    path = "tests/integration/pilot/testdata/gateway-api-crd.yaml"
+    commit = subprocess.run(
+        ["git", "-C", repo, "rev-list", "-n1", tag], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    text = subprocess.run(
+        ["git", "-C", repo, "show", f"{tag}:{path}"], capture_output=True, text=True, check=True
+    ).stdout
+    crd = next(
+        d
+        for d in yaml.safe_load_all(text)
+        if d
+        and d.get("kind") == "CustomResourceDefinition"
+        and d["metadata"]["name"] == "gateways.gateway.networking.k8s.io"
+    )
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+    out = {
+        "x-vendored-from": {
+            "repo": "istio/istio",
+            "path": path,
+            "tag": tag,
+            "commit": commit,
+            "bundle-version": crd["metadata"]
+            .get("annotations", {})
+            .get("gateway.networking.k8s.io/bundle-version", ""),
+            "cut": "Gateway v1 openAPIV3Schema, descriptions removed",
+        },
+        "schema": strip_descriptions(version["schema"]["openAPIV3Schema"]),
+    }
+    (HERE / "gateway-api-gateway-v1.json").write_text(json.dumps(out, indent=0, sort_keys=True) + "\n")
+
+
 if __name__ == "__main__":
     kubevirt(sys.argv[1])
     kubernetes(sys.argv[2])
     istio(sys.argv[3])
+    gateway_api(sys.argv[3])
