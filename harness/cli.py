@@ -494,7 +494,7 @@ def clean(
     """Remove namespaces and processes that runs left behind (e.g. after a SIGKILL); a live run is left alone."""
     from harness.lab.cleanup import RunIsLive
     from harness.lab.cleanup import clean as do_clean
-    from harness.runtime.docker import remove_run_containers
+    from harness.runtime.registry import RUNTIMES
 
     if run_id is not None:
         try:
@@ -503,7 +503,7 @@ def clean(
             fail(str(e))
     _require_root()
     try:
-        report = do_clean(run_id, force=force, leftovers=[remove_run_containers])
+        report = do_clean(run_id, force=force, leftovers=[e.remove_leftovers for e in RUNTIMES.values()])
     except RunIsLive as e:
         fail(str(e))
     console.print(

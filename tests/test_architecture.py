@@ -196,6 +196,7 @@ ENGINE_CORE = [
     "harness/run/plan.py",
     "harness/kinds/measure.py",
     "harness/run/precision.py",
+    "harness/claims/*.py",
 ]
 
 

@@ -226,7 +226,7 @@ def test_a_new_runtime_is_one_class_and_one_registry_line(tmp_path, monkeypatch)
         "Runtime: counting.",
     )
     monkeypatch.setitem(registry.RUNTIMES, "counting", entry)
-    samples, _ = run_scenario_text(
+    samples, run_dir = run_scenario_text(
         tmp_path,
         "name: counting\nruntime: counting\nstrategies: [direct, masquerade]\n"
         "repetitions: 1\ntests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, "
@@ -236,6 +236,15 @@ def test_a_new_runtime_is_one_class_and_one_registry_line(tmp_path, monkeypatch)
     tput = samples[samples.metric == "throughput"]
     assert (tput.status == "ok").all() and set(tput.compute_caps) == {"counted"}
     assert set(samples.runtime) == {"counting"}
+    # the page names it; the claims take their pods from its entry and read its rows like any run's
+    from harness.analysis.report import write_report
+    from harness.claims.verdicts import facts_from_rows
+
+    write_report(run_dir)
+    assert "Runtime: counting" in (run_dir / "answer.md").read_text()
+    assert isinstance(registry.RUNTIMES["counting"].for_claims(False), CountingRuntime)
+    conn, perf = facts_from_rows(samples, "masquerade")
+    assert conn["tcp_ingress_none"] == "works" and perf is not None
 
 
 def test_the_time_left_goes_to_the_ratios_closest_to_their_n():

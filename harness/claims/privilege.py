@@ -18,16 +18,14 @@ import argparse
 import json
 import sys
 import traceback
-from dataclasses import replace
 from pathlib import Path
 
 from harness.claims.facts import PrivilegeFacts, PrivilegeTrial
-from harness.guests.drivers import driver_for
+from harness.guests.driver import driver_for
 from harness.guests.spec import GuestSpec, QemuOptions, kvm_acceleration, tcg_acceleration
 from harness.kinds.latency import measure_rr
 from harness.lab.session import LabSession
 from harness.lab.vocabulary import Direction, GuestKind
-from harness.runtime.docker import ComputeSpec, explain_refusal
 from strategies import strategy_class
 from strategies.base import Services
 
@@ -125,28 +123,11 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def container_trials(base: ComputeSpec) -> list[tuple[str, ComputeSpec]]:
-    """The docker runtime's trials around the run's compute (`base`): as it is, with NET_ADMIN added, NET_RAW or
-    every capability dropped, without the devices KubeVirt's device plugins pass (/dev/kvm, /dev/net/tun,
-    /dev/vhost-net), and with the other seccomp setting (Docker's default profile / none)."""
-    other = "default" if base.seccomp == "unconfined" else "unconfined"
-    return [
-        ("base", base),
-        ("+NET_ADMIN", replace(base, cap_add=("NET_ADMIN",))),
-        ("-NET_RAW", replace(base, cap_drop=("NET_RAW",))),
-        ("-ALL", replace(base, cap_drop=("ALL",))),
-        ("no devices", replace(base, devices=())),
-        (f"seccomp={other}", replace(base, seccomp=other)),
-    ]
-
-
-def container_trial(
-    lab: LabSession, strategy: str, label: str, compute: ComputeSpec, guest: GuestSpec
-) -> PrivilegeTrial:
+def container_trial(lab: LabSession, strategy: str, label: str, variant, guest: GuestSpec) -> PrivilegeTrial:
     """The node's part (bed, rules, taps) as root, the pod's part (the strategy's processes, QEMU, the servers
-    of a plain pod) in a compute container with `compute`'s privileges, under Docker's seccomp profile."""
+    of a plain pod) in the pod's containers with `variant`'s privileges (a runtime from its privilege_trials)."""
     runtime = lab.pod_runtime
-    lab.pod_runtime = replace(runtime, compute=compute)
+    lab.pod_runtime = variant
     result: dict = {"setup": "failed"}
     try:
         with lab.bed() as bed:
@@ -168,7 +149,7 @@ def container_trial(
                     )
                     result[str(direction)] = s.status if s.status == "ok" else f"failed: {s.reason}"
             except Exception as e:  # noqa: BLE001 - the point of the probe is to see what breaks
-                refusal = explain_refusal(str(e), compute)
+                refusal = variant.explain_refusal(bed, str(e))
                 result["error"] = f"{refusal + '; ' if refusal else ''}{type(e).__name__}: {e}"
     finally:
         lab.pod_runtime = runtime
@@ -177,14 +158,13 @@ def container_trial(
 
 
 def probe_container_privilege(lab: LabSession, strategy: str, guest: GuestSpec | None = None) -> PrivilegeFacts:
-    """The docker runtime's answer (a node agent does the privileged setup, as virt-handler): what compute
-    needs. `needs`: capabilities that must be added to Docker's defaults ("net_admin" when the default fails
-    and +NET_ADMIN works); `works_without_net_caps`: works with every capability dropped."""
+    """On a runtime with a container boundary (the docker runtime; a node agent does the privileged setup, as
+    virt-handler): what compute needs, from the runtime's own privilege_trials. `needs`: capabilities that must
+    be added to the runtime's defaults ("net_admin" when the default fails and the network capability added
+    works); `works_without_net_caps`: works with every capability dropped."""
     spec = (guest or GuestSpec()).for_strategy(strategy_class(strategy).has_vm)
-    base = lab.pod_runtime.compute
     trials = [
-        container_trial(lab, strategy, f"{label} ({compute.label()})", compute, spec)
-        for label, compute in container_trials(base)
+        container_trial(lab, strategy, label, variant, spec) for label, variant in lab.pod_runtime.privilege_trials()
     ]
     base_works, net_admin_works = trials[0].works, trials[1].works
     needs = ["net_admin"] if not base_works and net_admin_works else []

@@ -63,6 +63,12 @@ class PodRuntime:
         """Why this bed's rows do not stand for the real pod (a process outside the containers), or empty."""
         return ""
 
+    def privilege_trials(self) -> list[tuple[str, PodRuntime]]:
+        """The claims' privilege trials around this runtime's pod: (label, the same runtime with other privileges),
+        the runtime as it is first, the one with the network capability added second, every capability dropped
+        fourth; empty where the pod has no boundary (the claims then try reduced capabilities in a child)."""
+        return []
+
     def row_label(self) -> str | None:
         """What rows record of the pod's privileges (`compute_caps`), or None."""
         return None

@@ -23,7 +23,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -289,6 +289,22 @@ class DockerRuntime(PodRuntime):
 
     def explain_refusal(self, bed: TestBed, error: str) -> str:
         return explain_refusal(error, self.compute)
+
+    def privilege_trials(self) -> list[tuple[str, PodRuntime]]:
+        """Compute as it is, with NET_ADMIN added, NET_RAW or every capability dropped, without the devices
+        KubeVirt's device plugins pass (/dev/kvm, /dev/net/tun, /dev/vhost-net), and with the other seccomp setting
+        (Docker's default profile / none)."""
+        base = self.compute
+        other = "default" if base.seccomp == "unconfined" else "unconfined"
+        variants = [
+            ("base", base),
+            ("+NET_ADMIN", replace(base, cap_add=("NET_ADMIN",))),
+            ("-NET_RAW", replace(base, cap_drop=("NET_RAW",))),
+            ("-ALL", replace(base, cap_drop=("ALL",))),
+            ("no devices", replace(base, devices=())),
+            (f"seccomp={other}", replace(base, seccomp=other)),
+        ]
+        return [(f"{label} ({compute.label()})", replace(self, compute=compute)) for label, compute in variants]
 
     def caveat(self, bed: TestBed) -> str:
         """With the netns guest: a binding's process that ran in the pod's namespace but outside its containers."""

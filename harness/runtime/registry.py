@@ -29,6 +29,8 @@ class RuntimeEntry:
     preflight: Callable[[str], None] = lambda holder: None
     """Before anything is created: take what the runtime must hold for the command (`holder` names it) and check
     it answers; RuntimeUnavailable in one sentence if not."""
+    remove_leftovers: Callable[[str], list[str]] = lambda run_id: []
+    """What `clean` removes for a dead run besides namespaces and processes (the docker runtime's containers)."""
 
 
 def _docker(settings, with_qemu: bool) -> PodRuntime:
@@ -57,6 +59,12 @@ def _docker_preflight(holder: str) -> None:
         raise RuntimeUnavailable(str(e)) from None
 
 
+def _docker_leftovers(run_id: str) -> list[str]:
+    from harness.runtime.docker import remove_run_containers
+
+    return remove_run_containers(run_id)
+
+
 _ENTRIES = [
     RuntimeEntry(
         "netns",
@@ -71,6 +79,7 @@ _ENTRIES = [
         "Runtime: docker (pods are containers; a node agent does the privileged setup, the pod's compute "
         "container gets Docker's default capabilities: the privilege claims are about it).",
         _docker_preflight,
+        _docker_leftovers,
     ),
 ]
 RUNTIMES: dict[str, RuntimeEntry] = {entry.name: entry for entry in _ENTRIES}
