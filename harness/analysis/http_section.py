@@ -104,7 +104,9 @@ def istio_method_lines(samples: pd.DataFrame) -> list[str]:
         f"Istio's figures: {ISTIO_PAGE}. ambient's node proxy here is Envoy "
         "configured as ztunnel (harness/pod/ambient.py), not the Rust ztunnel: its CPU and memory are Envoy's, so "
         "`x Istio's` on that line compares the stand-in with ztunnel, not ztunnel with itself. Istio's published "
-        "figures are for HTTP/1.1."
+        "figures are for HTTP/1.1. The waypoint (ambient with a waypoint) is Envoy configured as istiod configures "
+        "one (harness/pod/waypoint.py) without Istio's telemetry, metadata-exchange and authorization filters: its "
+        "vCPU here is lower than a full waypoint's would be for that reason, not higher."
     )
     lines = [
         "## HTTP: Istio's benchmark method on the plain pod",
