@@ -86,6 +86,9 @@ class Strategy(ABC):
     faithful_to: ClassVar[str]
     requirements: ClassVar[Requirements] = Requirements()
     Options: ClassVar[type[StrategyOptions]] = StrategyOptions
+    ip_families: ClassVar[tuple[str, ...]] = ("ipv4",)
+    """The families whose path this binding's setup builds here (a dual-stack run measures the others over IPv4
+    only and says so); the real binding's IPv6 story is in its docstring."""
     has_vm: ClassVar[bool] = True
     """False only for `direct`: its service runs in the pod, so the scenario's guest does not apply."""
     needs_qemu: ClassVar[bool] = False

@@ -14,6 +14,8 @@ class Direct(Strategy):
     summary = "service in the pod itself, no VM: the reference ceiling"
     faithful_to = "a plain pod"
     has_vm = False
+    ip_families = ("ipv4", "ipv6")
 
     def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
-        return Attachment.of_guest(bed, guest.pod(bed), bed.plan.pod_ip)
+        v6 = bed.plan.pod_ip6 if bed.plan.ipv6 else None  # a dual-stack pod: the CNI gives it both families
+        return Attachment.of_guest(bed, guest.pod(bed), bed.plan.pod_ip, v6)

@@ -242,24 +242,24 @@ def kubevirt_expected(section: str) -> str:
     return body.split("\n## ", 1)[0]
 
 
-def stub_to_nft(expected: str, addresses: dict[str, str]) -> str:
-    """KubeVirt's nftable stub listing (tables, chains with chainspec, rules with rulespec), IPv4 only, as an nft
-    script, with its test addresses replaced by ours."""
+def stub_to_nft(expected: str, addresses: dict[str, str], family: str = "ip") -> str:
+    """KubeVirt's nftable stub listing (tables, chains with chainspec, rules with rulespec) of one family (`ip`
+    or `ip6`) as an nft script, with its test addresses replaced by ours."""
     lines = []
     for line in expected.splitlines():
         for theirs, mine in addresses.items():
             line = line.replace(theirs, mine)
-        if m := re.fullmatch(r"family ip name (\S+)", line):
-            lines.append(f"add table ip {m[1]}")
-        elif m := re.fullmatch(r"family ip table (\S+) name (\S+) chainspec \[(.*)\]", line):
-            lines.append(f"add chain ip {m[1]} {m[2]} {m[3]}".rstrip())
-        elif m := re.fullmatch(r"family ip table (\S+) chain (\S+) rulespec \[(.*)\]", line):
-            lines.append(f"add rule ip {m[1]} {m[2]} {m[3]}")
+        if m := re.fullmatch(rf"family {family} name (\S+)", line):
+            lines.append(f"add table {family} {m[1]}")
+        elif m := re.fullmatch(rf"family {family} table (\S+) name (\S+) chainspec \[(.*)\]", line):
+            lines.append(f"add chain {family} {m[1]} {m[2]} {m[3]}".rstrip())
+        elif m := re.fullmatch(rf"family {family} table (\S+) chain (\S+) rulespec \[(.*)\]", line):
+            lines.append(f"add rule {family} {m[1]} {m[2]} {m[3]}")
     return "\n".join(lines) + "\n"
 
 
-def nft_table(ns) -> str:
-    return ns.run(["nft", "list", "table", "ip", "nat"])
+def nft_table(ns, family: str = "ip") -> str:
+    return ns.run(["nft", "list", "table", family, "nat"])
 
 
 VM, GATEWAY, POD = "198.19.0.2", "198.19.0.1", "198.18.2.2"
@@ -288,3 +288,31 @@ def test_masquerade_rules_match_kubevirts_expected_nft_configuration(scratch, se
     )
     ours.run(["nft", "-f", "-"], input=strategy.ruleset(GATEWAY, VM, POD))
     assert nft_table(ours) == nft_table(up)
+
+
+VM6, GATEWAY6, POD6 = "2001:2:0:ff::2", "2001:2:0:ff::1", "2001:2:0:2::2"
+
+
+@pytest.mark.parametrize(
+    ("section", "istio", "declare_ports"),
+    [
+        ("setup with IPv6, no ports", False, False),
+        ("setup with IPv4 and IPv6, including ports", False, True),
+        ("with ISTIO / setup with IPv4 and IPv6, no ports", True, False),
+        ("with ISTIO / setup with IPv4 and IPv6, including ports", True, True),
+    ],
+)
+def test_masquerade_ipv6_rules_match_kubevirts_expected_nft_configuration(scratch, section, istio, declare_ports):
+    """Issue 45: the ip6 nat table of KubeVirt's masquerade, Istio's IPv4-only adaptation included (`{ ::1 }` where
+    IPv4 has the pod's address and 127.0.0.6). Our VM network is 2001:2:0:ff::/120 (RFC 5180) instead of
+    fd10:0:2::/120; nothing else differs."""
+    up, ours = scratch
+    addresses = {"fd10:0:2::2": VM6, "fd10:0:2::1": GATEWAY6}
+    up.run(["nft", "-f", "-"], input=stub_to_nft(kubevirt_expected(section), addresses, "ip6"))
+    strategy = Masquerade(
+        MasqueradeOptions(istio=istio, declare_ports=declare_ports),
+        services=Services(tcp_ports=(80, 8080)),
+        sidecar="none",
+    )
+    ours.run(["nft", "-f", "-"], input=strategy.ruleset(GATEWAY6, VM6, POD6, family="ip6"))
+    assert nft_table(ours, "ip6") == nft_table(up, "ip6")

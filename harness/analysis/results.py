@@ -59,6 +59,7 @@ class Sample:
     caveat: str = ""  # why the row does not stand for the real system (a path it lacks), or empty
     test: str = ""
     direction: str = ""
+    ip_family: str = "ipv4"  # the family the test dialled (a dual-stack run's IPv6 tests are labelled `/ipv6`)
     protocol: str = ""
     metric: str = ""
     value: float | None = None
@@ -111,6 +112,7 @@ COLUMNS = [
     "load",
     "offered_rps",
     "direction",
+    "ip_family",
     "protocol",
     "repetition",
     "block",

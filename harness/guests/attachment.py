@@ -46,10 +46,16 @@ class Attachment:
     ingress_address: str  # what the peer dials to reach the VM's servers
     peer_address: str  # what the VM dials to reach the peer's servers
     facts: AttachmentFacts = field(default_factory=AttachmentFacts)
+    ingress_address6: str | None = None
+    """The IPv6 address the peer dials (a dual-stack bed and a binding that carries IPv6), else None."""
+    peer_address6: str | None = None
 
     @classmethod
-    def of_guest(cls, bed: TestBed, guest: Guest, ingress_address: str, **facts: object) -> Attachment:
-        """The usual case: the VM's servers and clients both run in `guest`; its own facts join the rest."""
+    def of_guest(
+        cls, bed: TestBed, guest: Guest, ingress_address: str, ingress_address6: str | None = None, **facts: object
+    ) -> Attachment:
+        """The usual case: the VM's servers and clients both run in `guest`; its own facts join the rest.
+        `ingress_address6`: what the peer dials over IPv6, when the binding carries IPv6 on a dual-stack bed."""
         return cls(
             service=guest,
             client=guest,
@@ -57,9 +63,18 @@ class Attachment:
             ingress_address=ingress_address,
             peer_address=bed.plan.peer_ip,
             facts=AttachmentFacts(**facts, vm=guest.facts()),
+            ingress_address6=ingress_address6,
+            peer_address6=bed.plan.peer_ip6 if bed.plan.ipv6 and ingress_address6 else None,
         )
 
-    def ends(self, direction: Direction) -> Ends:
-        if Direction(direction) is Direction.INGRESS:
-            return Ends(self.service, self.peer, self.ingress_address)
-        return Ends(self.peer, self.client, self.peer_address)
+    def ends(self, direction: Direction, family: str = "ipv4") -> Ends:
+        """One direction's ends over IPv4 or (`family` ipv6) IPv6; ValueError when the binding's IPv6 path was not
+        set up on this bed."""
+        inbound = Direction(direction) is Direction.INGRESS
+        if family == "ipv6":
+            target = self.ingress_address6 if inbound else self.peer_address6
+            if target is None:
+                raise ValueError("this attachment carries no IPv6 (its binding's IPv6 path is not set up)")
+        else:
+            target = self.ingress_address if inbound else self.peer_address
+        return Ends(self.service, self.peer, target) if inbound else Ends(self.peer, self.client, target)

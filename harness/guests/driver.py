@@ -168,6 +168,11 @@ class GuestDriver(ABC):
         """The pod's own namespace as a place for tools (a strategy without a VM serves from there)."""
         return NetnsGuest.of(bed, bed.pod)
 
+    def static_ipv6(self, bed: TestBed, cidr: str, gateway: str) -> None:
+        """The VM's NIC given `cidr` and a default route via `gateway`, as the guest's cloud-init would write them
+        where a binding sends no router advertisement (KubeVirt's masquerade: kubevirt/kubevirt#19193)."""
+        raise NotImplementedError(f"IPv6 inside the {self.kind} guest is not configured by the harness yet")
+
     def routed(self, bed: TestBed, *, bridge: str, vm_cidr: str) -> RoutedVm:
         """The layout KubeVirt masquerade and the 2018 research's libvirt network share: an in-pod bridge
         holding the gateway address (.1), the VM's tap on it, the VM at .2 with its default route via the

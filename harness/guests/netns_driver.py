@@ -46,6 +46,11 @@ class NetnsDriver(GuestDriver):
     def tap(self, bed: TestBed, *, mtu: int | None = None) -> TapPort:
         return VethTap(bed, self.nic_mtu(bed, mtu))
 
+    def static_ipv6(self, bed: TestBed, cidr: str, gateway: str) -> None:
+        guest = bed.namespaces["vm"]
+        guest.add_address(GUEST_IFNAME, cidr)
+        guest.add_route("default", gateway=gateway)
+
     def user_mode(self, bed: TestBed, net: UserModeNet) -> Guest:
         guest = bed.add_namespace("vm")
         api = bed.runtime_dir() / "slirp4netns.sock"

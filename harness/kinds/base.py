@@ -47,6 +47,9 @@ class TestKind(Strict):
     sweep_fields: ClassVar[dict[str, str]] = {}
     """Which of a scenario's test-level sweeps (message_bytes, streams) this kind takes, and into which field."""
     _swept: str = PrivateAttr("")
+    _family: str = PrivateAttr("ipv4")
+    carries_ipv6: ClassVar[bool] = False
+    """Its tool and servers work over IPv6 (a dual-stack bed's `ip_families: [.., ipv6]` runs it once per family)."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -67,10 +70,23 @@ class TestKind(Strict):
         keyed on the test keeps the swept values apart."""
         return self.base_label + self._swept
 
+    @property
+    def ip_family(self) -> str:
+        """`ipv4` or `ipv6`: which of a dual-stack bed's addresses the test dials."""
+        return self._family
+
+    def for_family(self, family: str) -> TestKind:
+        """A copy over `family`; an IPv6 one is labelled `/ipv6` (`tcp_throughput/ipv6`), so every analysis keyed
+        on the test keeps the families apart and judges each against the direct of the same family."""
+        copy = self.model_copy()
+        copy._swept, copy._family = self._swept + ("/ipv6" if family == "ipv6" else ""), family
+        return copy
+
     def swept(self, parameter: str, value: int) -> TestKind:
         """A copy with a sweep's value set (`parameter` one of sweep_fields)."""
         copy = self.model_copy(update={self.sweep_fields[parameter]: value})
         copy._swept = self._swept + ("/" + (f"{value}B" if parameter == "message_bytes" else f"P{value}"))
+        copy._family = self._family
         return copy
 
     def columns(self) -> dict:

@@ -44,7 +44,14 @@ class Cell:
 
 def row_for_test(cell: Cell, test: TestKind, direction: Direction) -> Sample:
     """The columns every row of one test shares: the cell's, the test's label and parameters, the direction."""
-    return replace(cell.base, test=test.label, direction=str(direction), protocol=str(test.protocol), **test.columns())
+    return replace(
+        cell.base,
+        test=test.label,
+        direction=str(direction),
+        protocol=str(test.protocol),
+        ip_family=test.ip_family,
+        **test.columns(),
+    )
 
 
 def failed_row(cell: Cell, test: TestKind, direction: Direction, reason: str) -> Sample:
@@ -63,7 +70,7 @@ def run_test(test: TestKind, direction: Direction, cell: Cell) -> list[Sample]:
     except OSError as e:
         counters_before = e
     cpu_before, harness_before = snapshot(pids), own_cpu_seconds()
-    outcome = test.measure(cell.attachment.ends(direction), f"{cell.writer.run_id}-{label}")
+    outcome = test.measure(cell.attachment.ends(direction, test.ip_family), f"{cell.writer.run_id}-{label}")
     cpu_after = snapshot(pids)
     spent = cost(cpu_before, cpu_after)
     harness_s = own_cpu_seconds() - harness_before

@@ -236,6 +236,7 @@ class TcpThroughput(TestKind):
     port: int = Field(5201, ge=1, le=65535)
     primary_metric: ClassVar[str] = "throughput"
     sweep_fields: ClassVar[dict[str, str]] = {"streams": "streams"}
+    carries_ipv6: ClassVar[bool] = True  # iperf3 -s listens on both families; the client dials either
 
     def columns(self) -> dict:
         return {**super().columns(), "streams": self.streams}

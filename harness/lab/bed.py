@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AddressPlan:
-    """Addresses of one bed, all inside the RFC 2544 benchmarking range 198.18.0.0/15."""
+    """Addresses of one bed: IPv4 inside the RFC 2544 benchmarking range 198.18.0.0/15 and, when `ipv6`, IPv6
+    beside them inside the RFC 5180 range 2001:2::/48 (one /64 per link, the same third group as the IPv4 subnet:
+    198.18.2.0/24 and 2001:2:0:2::/64 are the pod's)."""
 
     peer_net: str = "198.18.1.0/24"
     node_peer_side: str = "198.18.1.1/24"
@@ -44,6 +46,16 @@ class AddressPlan:
     node_proxy_pod_side: str = "198.18.3.1/24"
     proxy_pod: str = "198.18.3.2/24"
     mtu: int = 1500
+    ipv6: bool = False
+    """Dual stack: every link of the bed also gets its IPv6 address and route (scenarios' `ip_families`)."""
+    peer_net6: str = "2001:2:0:1::/64"
+    node_peer_side6: str = "2001:2:0:1::1/64"
+    peer6: str = "2001:2:0:1::2/64"
+    pod_net6: str = "2001:2:0:2::/64"
+    node_pod_side6: str = "2001:2:0:2::1/64"
+    pod6: str = "2001:2:0:2::2/64"
+    node_proxy_pod_side6: str = "2001:2:0:3::1/64"
+    proxy_pod6: str = "2001:2:0:3::2/64"
 
     @staticmethod
     def ip(cidr: str) -> str:
@@ -64,6 +76,18 @@ class AddressPlan:
     @property
     def proxy_pod_ip(self) -> str:
         return self.ip(self.proxy_pod)
+
+    @property
+    def peer_ip6(self) -> str:
+        return self.ip(self.peer6)
+
+    @property
+    def pod_ip6(self) -> str:
+        return self.ip(self.pod6)
+
+    @property
+    def pod_gateway6(self) -> str:
+        return self.ip(self.node_pod_side6)
 
 
 class TestBed:
@@ -105,6 +129,14 @@ class TestBed:
         node.add_address(self.link("pd"), p.node_pod_side)
         pod.add_address("eth0", p.pod)
         pod.add_route("default", gateway=p.pod_gateway)
+        if p.ipv6:
+            node.sysctl("net.ipv6.conf.all.forwarding", 1)
+            node.add_address(self.link("pr"), p.node_peer_side6)
+            peer.add_address("eth0", p.peer6)
+            peer.add_route("default", gateway=p.ip(p.node_peer_side6))
+            node.add_address(self.link("pd"), p.node_pod_side6)
+            pod.add_address("eth0", p.pod6)
+            pod.add_route("default", gateway=p.pod_gateway6)
         return self
 
     def add_proxy_pod(self, role: str) -> Namespace:
@@ -116,6 +148,10 @@ class TestBed:
         self.node.add_address(self.link("px"), p.node_proxy_pod_side)
         ns.add_address("eth0", p.proxy_pod)
         ns.add_route("default", gateway=p.ip(p.node_proxy_pod_side))
+        if p.ipv6:
+            self.node.add_address(self.link("px"), p.node_proxy_pod_side6)
+            ns.add_address("eth0", p.proxy_pod6)
+            ns.add_route("default", gateway=p.ip(p.node_proxy_pod_side6))
         return ns
 
     @classmethod

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import ipaddress
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from pyroute2 import NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from harness.lab.processes import end_netns_processes, netns_argv
+
+IFA_F_NODAD = 0x02  # linux/if_addr.h: no duplicate address detection
 
 T = TypeVar("T")
 
@@ -72,21 +75,32 @@ class Namespace:
         self.ipr.link("set", index=self.index(ifname), mtu=mtu)
 
     def add_address(self, ifname: str, cidr: str) -> None:
+        """An IPv4 or IPv6 address; an IPv6 one without duplicate address detection (`nodad`, as a CNI adds a pod's
+        address it owns): usable at once instead of after a second of tentative state."""
         iface = ipaddress.ip_interface(cidr)
-        self.ipr.addr("add", index=self.index(ifname), address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        spec: dict = {"address": str(iface.ip), "prefixlen": iface.network.prefixlen}
+        if iface.version == 6:
+            spec |= {"family": socket.AF_INET6, "flags": IFA_F_NODAD}
+        self.ipr.addr("add", index=self.index(ifname), **spec)
 
     def flush_addresses(self, ifname: str) -> None:
         self.ipr.flush_addr(index=self.index(ifname))
 
-    def addresses(self, ifname: str) -> list[str]:
-        return [
+    def addresses(self, ifname: str, family: int = socket.AF_INET) -> list[str]:
+        """The link's addresses of `family` (IPv4 by default; IPv6 ones without the link-local fe80::/10)."""
+        found = [
             f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"
             for a in self.ipr.get_addr(index=self.index(ifname))
-            if a["family"] == 2
+            if a["family"] == family
         ]
+        return [a for a in found if not a.lower().startswith("fe80:")]
 
     def add_route(self, dst: str, *, gateway: str | None = None, dev: str | None = None) -> None:
+        """`dst` a network or `default`; an IPv6 gateway (or network) makes it an IPv6 route."""
         spec: dict = {"dst": dst}
+        if ":" in (gateway or "") or ":" in dst:
+            spec["family"] = socket.AF_INET6
+            spec["dst"] = "::/0" if dst == "default" else dst
         if gateway:
             spec["gateway"] = gateway
         if dev:

@@ -115,10 +115,11 @@ def clients_of(scenario: Scenario, sidecar: SidecarKind) -> list[Client]:
 
 
 def expanded_tests(scenario: Scenario) -> list[TestKind]:
-    """The tests with the test-level sweeps applied: each test once per swept value it takes."""
+    """The tests with the test-level sweeps applied: each test once per swept value it takes, and once per IP
+    family of a dual-stack scenario."""
     tests: list[TestKind] = []
     for test in scenario.tests:
-        expanded = [test]
+        expanded = [test.for_family(family) for family in scenario.ip_families]
         for parameter in ("message_bytes", "streams"):
             values = getattr(scenario.sweep, parameter)
             if values and parameter in test.sweep_fields:
@@ -213,6 +214,8 @@ class RunSettings:
     """The scenario's order of strategies and variants (tables list them so)."""
     keep_outputs: bool
     record: dict
+    ipv6: bool = False
+    """The beds are dual stack (an IPv6 family in the scenario)."""
     """The parsed scenario as run.json keeps it."""
 
     @classmethod
@@ -233,6 +236,7 @@ class RunSettings:
             tuple(scenario.strategies),
             scenario.keep_outputs,
             scenario.model_dump(mode="json", by_alias=True),
+            "ipv6" in scenario.ip_families,
         )
 
 
@@ -252,6 +256,16 @@ class RunPlan:
     @property
     def tests_per_bed(self) -> int:
         return sum(len(t.directions) for t in self.tests)
+
+    def tests_of(self, cell: CellPlan) -> list[TestKind]:
+        """The tests a cell runs: all of them, but the IPv6 ones only where the binding's IPv6 path is built."""
+        return [t for t in self.tests if t.ip_family in cell.strategy_cls.ip_families]
+
+    def without_ipv6(self) -> list[str]:
+        """The bindings a dual-stack run measures over IPv4 only (their IPv6 path is not built here)."""
+        if not any(t.ip_family == "ipv6" for t in self.tests):
+            return []
+        return sorted({c.label for c in self.cells if "ipv6" not in c.strategy_cls.ip_families})
 
     def block(self, index: int, rng: random.Random, only: frozenset[str] | None = None) -> list[Slot]:
         """Block `index`: the beds in the order they run. Each group's cells shuffled, with direct before, between
@@ -280,7 +294,7 @@ class RunPlan:
                 order += [cell, reference]
         slots = []
         for position, cell in enumerate(order, 1):
-            tests = [(t, d) for t in self.tests for d in t.directions]
+            tests = [(t, d) for t in self.tests_of(cell) for d in t.directions]
             rng.shuffle(tests)
             slots.append(Slot(index, position, cell, tuple(tests)))
         return slots
@@ -300,7 +314,7 @@ class RunPlan:
 
     def judged(self) -> list[tuple[CellPlan, TestKind, Direction]]:
         """The ratios a precision target applies to: every binding's primary metric per test and direction."""
-        return [(c, t, d) for c in self.cells if not c.is_reference for t in self.tests for d in t.directions]
+        return [(c, t, d) for c in self.cells if not c.is_reference for t in self.tests_of(c) for d in t.directions]
 
 
 def resolve(scenario: Scenario, guest: GuestSpec) -> RunPlan:

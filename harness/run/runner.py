@@ -172,6 +172,10 @@ def run_scenario(
         f"tests, {pilot} {design}, about {format_duration(pilot * plan.block_seconds())}"
         + (f", then blocks until every ratio is within +-{settings.precision:.0%}" if settings.precision else "")
     )
+    if plan.without_ipv6():
+        console.print(
+            f"IPv6 left out for {', '.join(plan.without_ipv6())}: its IPv6 path is not built here (IPv4 only)"
+        )
     precision: PrecisionState | None = None
     claims_info: dict | None = None
     cells: CellRunner | None = None
@@ -407,7 +411,9 @@ class CellRunner:
         where = f"block {slot.block} {cell.label.replace('-', '/', 1)}"
         self.step(f"{where} setup")
         strategy = cell.strategy(plan.services)
-        bed = self.lab.new_bed(AddressPlan(mtu=cell.spec.pod_mtu) if cell.spec.pod_mtu else None)
+        pod_mtu, ipv6 = cell.spec.pod_mtu, settings.ipv6
+        addresses = AddressPlan(mtu=pod_mtu or AddressPlan.mtu, ipv6=ipv6) if pod_mtu or ipv6 else None
+        bed = self.lab.new_bed(addresses)
         attachment: Attachment | None = None
         sidecar: Sidecar | None = None
         setup_error = ""
