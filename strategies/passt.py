@@ -58,6 +58,7 @@ class Passt(Strategy):
     requirements = Requirements(extra_processes=("pasta",), kernel_features=("tun",), binaries=("pasta",))
     Options = PasstOptions
     options: PasstOptions
+    ip_families = ("ipv4", "ipv6")  # passt takes the pod's IPv6 as it takes its IPv4 (passt.top: dual stack)
 
     def passt_net(self, bed: TestBed, guest: GuestDriver) -> PasstNet:
         build = passt_build(self.options.build)
@@ -82,6 +83,7 @@ class Passt(Strategy):
                 "into the netns guest's loopback, skipping the guest interface; passt with a VM has no such "
                 "path (use build debian-13, which runs pasta --no-splice)"
             )
+        v6 = bed.plan.pod_ip6 if bed.plan.ipv6 else None  # pasta forwards the pod's ports of both families
         return Attachment.of_guest(
-            bed, vm, bed.plan.pod_ip, guest_ip=bed.plan.pod, mtu=net.mtu or PASST_MTU, caveat=caveat
+            bed, vm, bed.plan.pod_ip, v6, guest_ip=bed.plan.pod, mtu=net.mtu or PASST_MTU, caveat=caveat
         )

@@ -10,18 +10,18 @@ import pytest
 from tests.conftest import run_scenario_text
 
 
-def test_a_dual_stack_run_measures_direct_and_masquerade_over_both_families(tmp_path):
+def test_a_dual_stack_run_measures_direct_masquerade_and_passt_over_both_families(tmp_path):
     text = (
-        "name: dual\nstrategies: [direct, masquerade, slirp]\nip_families: [ipv4, ipv6]\nrepetitions: 1\n"
+        "name: dual\nstrategies: [direct, masquerade, passt, slirp]\nip_families: [ipv4, ipv6]\nrepetitions: 1\n"
         "tests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0}\n"
     )
     samples, run_dir = run_scenario_text(tmp_path, text)
     tput = samples[samples.metric == "throughput"]
     v6 = tput[tput.test == "tcp_throughput/ipv6"]
-    assert set(v6.strategy) == {"direct", "masquerade"} and (v6.status == "ok").all()
+    assert set(v6.strategy) == {"direct", "masquerade", "passt"} and (v6.status == "ok").all()
     assert set(v6.ip_family) == {"ipv6"} and set(v6.direction) == {"ingress", "egress"}
     v4 = tput[tput.test == "tcp_throughput"]
-    assert set(v4.strategy) == {"direct", "masquerade", "slirp"} and set(v4.ip_family) == {"ipv4"}
+    assert set(v4.strategy) == {"direct", "masquerade", "passt", "slirp"} and set(v4.ip_family) == {"ipv4"}
     assert (v4.status == "ok").all()
 
 

@@ -85,7 +85,7 @@ class NetnsDriver(GuestDriver):
             "0",
             "--foreground",
             "--quiet",
-            "--ipv4-only",
+            *([] if bed.plan.ipv6 else ["--ipv4-only"]),  # a dual-stack pod: passt's default, both families
             "--config-net",
             "--ns-ifname",
             GUEST_IFNAME,
