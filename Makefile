@@ -68,7 +68,7 @@ bench: deps
 test: deps deps-test
 	$(BIN)/ruff check harness strategies tests benchmarks
 	$(BIN)/vmnetbench engine up --started-by make-test
-	status=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=$$?; \
+	status=0; $(BIN)/python -m pytest -q --durations=30 $(PYTEST_ARGS) || status=$$?; \
 	  $(BIN)/vmnetbench engine down --if-started-by make-test; exit $$status
 
 # The project's own Docker engine for the docker runtime (`vmnetbench run ... --runtime docker`).
