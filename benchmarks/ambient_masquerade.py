@@ -20,7 +20,7 @@ import re
 import subprocess
 import time
 
-from harness.guests.driver import driver_for
+from harness.guests.choice import driver_for
 from harness.guests.spec import GuestSpec
 from harness.lab.session import LabSession
 from harness.pod.mesh import SidecarKind, install_sidecar

@@ -19,7 +19,7 @@ import subprocess
 
 from meshed_paths import counting_table, nft_counters  # this folder's script, beside this one
 
-from harness.guests.driver import driver_for
+from harness.guests.choice import driver_for
 from harness.guests.spec import GuestSpec
 from harness.kinds.dns import measure_dns
 from harness.lab.session import LabSession

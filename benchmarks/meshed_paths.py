@@ -22,7 +22,7 @@ import subprocess
 
 from rich.console import Console
 
-from harness.guests.driver import driver_for
+from harness.guests.choice import driver_for
 from harness.guests.facts import guest_spec
 from harness.guests.spec import GuestSpec, QemuOptions
 from harness.kinds.throughput import measure_tcp_throughput

@@ -17,7 +17,7 @@ import re
 import subprocess
 import time
 
-from harness.guests.driver import driver_for
+from harness.guests.choice import driver_for
 from harness.guests.spec import GuestSpec
 from harness.kinds.throughput import IPERF_SERVER, parse_client_json
 from harness.lab.session import LabSession

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.analysis.provenance import host_facts, tool_versions  # noqa: E402
 from harness.analysis.stats import median_interval  # noqa: E402
 from harness.guests.attachment import Ends  # noqa: E402
-from harness.guests.driver import driver_for  # noqa: E402
+from harness.guests.choice import driver_for  # noqa: E402
 from harness.guests.netns import NetnsGuest  # noqa: E402
 from harness.guests.spec import GuestSpec  # noqa: E402
 from harness.kinds.request_response import ConnectRequestResponse, RequestResponse  # noqa: E402

@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.guests.driver import driver_for  # noqa: E402
+from harness.guests.choice import driver_for  # noqa: E402
 from harness.guests.spec import GuestSpec  # noqa: E402
 from harness.lab.session import LabSession  # noqa: E402
 from harness.lab.vocabulary import Direction  # noqa: E402

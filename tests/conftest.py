@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from harness.guests.attachment import Ends
-from harness.guests.driver import GuestDriver, driver_for
+from harness.guests.choice import driver_for
+from harness.guests.driver import GuestDriver
 from harness.guests.netns import NetnsGuest
 from harness.guests.spec import GuestSpec
 from harness.kinds.measure import MeshSnapshot, traversal

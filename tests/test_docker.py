@@ -160,7 +160,7 @@ def qemu_runtime(engine):
 def test_the_qemu_guest_boots_inside_compute(docker_lab, qemu_runtime, strategy):
     """QEMU runs in the compute container (Docker's default capabilities, /dev/net/tun and /dev/kvm passed):
     a tap binding attaches to the tap virt-handler's role made (owned by QEMU's uid), slirp needs nothing."""
-    from harness.guests.driver import driver_for
+    from harness.guests.choice import driver_for
     from harness.guests.spec import GuestSpec, QemuOptions, tcg_acceleration
     from harness.lab.vocabulary import GuestKind
 
@@ -180,7 +180,7 @@ def test_passt_needs_a_user_namespace_which_the_default_seccomp_profile_refuses(
     no SeccompConfiguration) the same binding carries TCP."""
     from dataclasses import replace
 
-    from harness.guests.driver import driver_for
+    from harness.guests.choice import driver_for
     from harness.guests.spec import GuestSpec, QemuOptions, tcg_acceleration
     from harness.lab.vocabulary import GuestKind
     from strategies import strategy_class

@@ -22,7 +22,7 @@ import re
 
 import pytest
 
-from harness.guests.driver import driver_for
+from harness.guests.choice import driver_for
 from harness.guests.spec import GuestSpec
 from harness.kinds.measure import MeshSnapshot, traversal
 from harness.kinds.outcome import Outcome

@@ -130,6 +130,7 @@ class _FakeProxy:
         self._counters, self.spiffe_id, self._seen = iter(counters), identity, seen
         self.admin_socket = "fake"
         self.peer_proxy = None
+        self.waypoint = None
 
     def counters(self) -> SidecarCounters:
         return next(self._counters)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.guests.driver import driver_for
+from harness.guests.choice import driver_for
 from harness.guests.qemu.accel import GuestNotReady, resolve_acceleration
 from harness.guests.qemu.image import build_image, module_order, newest_kernel
 from harness.guests.qemu.vm import QemuGuest

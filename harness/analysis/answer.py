@@ -25,6 +25,7 @@ from harness.analysis.costs import (
     istio_of,
     judged_costs,
     judged_metrics,
+    judged_stages,
     layout_heading,
     layout_title,
     measured_columns,
@@ -154,7 +155,7 @@ def backend_comparison(
     pairs = [(s, s + "+nftables") for s in sidecars if "+nftables" not in s and s + "+nftables" in sidecars]
     if not pairs:
         return []
-    columns = [c for c in cost_columns() if c.test == "tcp_throughput" and c.metric == "throughput"]
+    columns = judged_stages()[0][1]  # the first stage's columns: TCP throughput both ways
     lines = [
         "## Istio's redirection backends side by side",
         "",

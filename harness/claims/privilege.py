@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 
 from harness.claims.facts import PrivilegeFacts, PrivilegeTrial
-from harness.guests.driver import driver_for
+from harness.guests.choice import driver_for
 from harness.guests.spec import GuestSpec, QemuOptions, kvm_acceleration, tcg_acceleration
 from harness.kinds.latency import measure_rr
 from harness.lab.session import LabSession

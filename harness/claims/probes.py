@@ -23,7 +23,7 @@ from harness.claims.facts import (
     connectivity_sidecars,
     reach_key,
 )
-from harness.guests.driver import driver_for
+from harness.guests.choice import driver_for
 from harness.guests.qemu.accel import QEMU
 from harness.guests.spec import GuestSpec
 from harness.kinds.measure import Cell, run_test

@@ -192,15 +192,3 @@ def first_hosts(cidr: str) -> tuple[str, str, int]:
     net = ipaddress.ip_network(cidr, strict=True)
     hosts = net.hosts()
     return str(next(hosts)), str(next(hosts)), net.prefixlen
-
-
-def driver_for(spec: GuestSpec, label: str = "guest", *, mtu: int | str | None = None) -> GuestDriver:
-    """The run's guest driver, chosen once by kind. `label` names the cell's files (a QEMU guest's console log);
-    `mtu` is a sweep's guest MTU (a number or `pod`), None to leave the NIC's MTU to the strategy."""
-    if spec.kind == GuestKind.QEMU:
-        from harness.guests.qemu.driver import QemuDriver  # only a QEMU run loads the QEMU code
-
-        return QemuDriver(spec, label, mtu=mtu)
-    from harness.guests.netns_driver import NetnsDriver  # it subclasses GuestDriver, defined above
-
-    return NetnsDriver(spec, label, mtu=mtu)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.guests.driver import driver_for
+from harness.guests.choice import driver_for
 from harness.guests.spec import GuestSpec
 from harness.lab.rules import iptables_save, list_nft
 from harness.lab.session import LabSession

@@ -23,7 +23,7 @@ from harness.analysis.provenance import busy_host_warnings, cell_tools, git_sha,
 from harness.analysis.results import ResultsWriteError, RunWriter, Sample
 from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary, print_sweep_summary
 from harness.guests.attachment import Attachment
-from harness.guests.driver import driver_for
+from harness.guests.choice import driver_for
 from harness.guests.facts import nic_mtu, qemu_facts
 from harness.kinds.endpoints import is_tool_failure
 from harness.kinds.measure import Cell, failed_row, run_test
