@@ -23,6 +23,16 @@ def test_a_dual_stack_run_measures_direct_masquerade_and_passt_over_both_familie
     v4 = tput[tput.test == "tcp_throughput"]
     assert set(v4.strategy) == {"direct", "masquerade", "passt", "slirp"} and set(v4.ip_family) == {"ipv4"}
     assert (v4.status == "ok").all()
+    from harness.analysis.costs import judged_costs
+    from harness.analysis.report import write_report
+
+    table = judged_costs(samples, {}, ["direct", "masquerade", "passt", "slirp"], ["none"])
+    assert set(table["where"]) == {"IPv4", "IPv6"}  # each family judged against direct's same family
+    assert set(table[table["where"] == "IPv6"].binding) == {"masquerade", "passt", "slirp"}
+    assert table[(table["where"] == "IPv6") & (table.binding == "slirp")].n.eq(0).all()  # no IPv6 path: no number
+    write_report(run_dir)
+    answer = (run_dir / "answer.md").read_text()
+    assert "### No mesh (IPv6)" in answer and "### No mesh (IPv4)" in answer
 
 
 def test_ipv6_needs_a_kind_and_a_guest_that_carry_it():

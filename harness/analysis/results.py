@@ -357,8 +357,20 @@ def varying_sweep_columns(*frames: pd.DataFrame) -> list[str]:
 
 def sweep_points(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """The run split by its cell-level sweep point: [("", frame)] when nothing was swept, else one titled part
-    per (pod MTU, guest MTU). Rows without a guest MTU (`direct`, no VM) belong to every guest MTU of their pod
-    MTU: they are the reference each binding is measured against."""
+    per (pod MTU, guest MTU), and per IP family of a dual-stack run (`IPv6`: its tests' rows, labelled `/ipv6`,
+    each judged against direct's IPv6; the setup rows stay with IPv4). Rows without a guest MTU (`direct`, no
+    VM) belong to every guest MTU of their pod MTU: they are the reference each binding is measured against."""
+    families = [f for f in ("ipv4", "ipv6") if "ip_family" in frame and (frame.ip_family == f).any()]
+    if len(families) > 1:
+        parts = []
+        for family in families:
+            for where, part in _mtu_points(frame[frame.ip_family.fillna("ipv4") == family]):
+                parts.append((", ".join(w for w in (where, "IPv6" if family == "ipv6" else "IPv4") if w), part))
+        return parts
+    return _mtu_points(frame)
+
+
+def _mtu_points(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     columns = varying_sweep_columns(frame)
     if not columns:
         return [("", frame)]

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.analysis.blocks import CostKey, cost_interval, has_blocks
-from harness.analysis.costs import caveats, sidecar_rank
+from harness.analysis.costs import caveats, cost_test, sidecar_rank
 from harness.analysis.findings import findings_for
 from harness.lab.vocabulary import Status, TrafficPath
 from harness.metrics.registry import METRICS, spec
@@ -60,7 +60,17 @@ def binding_rank(strategy_order: list[str] | None) -> dict[str, int]:
 
 def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] | None = None) -> None:
     """The lead metric (TCP throughput when measured) per binding and sidecar, with its ratio to `direct` under
-    the same sidecar; failures as numbered notes under the table, so the table fits 100 columns."""
+    the same sidecar; failures as numbered notes under the table, so the table fits 100 columns. A dual-stack
+    run gets one table per IP family (each binding judged against direct's same family)."""
+    families = [f for f in ("ipv4", "ipv6") if "ip_family" in df and (df.ip_family == f).any()]
+    if len(families) > 1:
+        for family in families:
+            _print_summary(df[df.ip_family == family], console, strategy_order, f" [{family}]")
+        return
+    _print_summary(df, console, strategy_order)
+
+
+def _print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] | None, title: str = "") -> None:
     metric = lead_metric(df)
     summary = throughput_summary(df, metric) if metric else pd.DataFrame()
     if summary.empty:
@@ -74,7 +84,7 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
         if paired
         else "x direct = ratio of medians (no blocks: unpaired)"
     )
-    table = Table(title=f"{lead.label}, {lead.unit}: median (min-max); {how}, same sidecar")
+    table = Table(title=f"{lead.label}{title}, {lead.unit}: median (min-max); {how}, same sidecar")
     table.add_column("binding", overflow="fold")
     table.add_column("sidecar", overflow="fold")
     for d in directions:
@@ -108,7 +118,8 @@ def print_summary(df: pd.DataFrame, console: Console, strategy_order: list[str] 
             ref = reference.get((sidecar, d))
             ratio = f"{r['median'] / ref:.2f}" if r["ok"] and ref and ref == ref else "-"
             if paired and r["ok"] and strategy != "direct":
-                key = CostKey(strategy, sidecar, lead.decision[0].test if lead.decision else lead.family, d, metric)
+                family_test = lead.decision[0].test if lead.decision else lead.family
+                key = CostKey(strategy, sidecar, cost_test(df, family_test), d, metric)
                 interval = cost_interval(df[df["test"] == key.test], None, key)
                 ratio = _compact(interval) if interval is not None else "-"
             for finding in findings_for(
