@@ -38,6 +38,7 @@ class Bridge(Strategy):
     faithful_to = "KubeVirt bridge binding (docs/devel/networking.md)"
     requirements = Requirements(capabilities=("CAP_NET_ADMIN",), kernel_features=("bridge", "tun"))
     vm_interfaces = (BRIDGE,)
+    ip_families = ("ipv4", "ipv6")
 
     def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
         pod, plan = bed.pod, bed.plan
@@ -50,4 +51,8 @@ class Bridge(Strategy):
         tap = guest.tap(bed)
         pod.enslave(tap.name, BRIDGE)
         vm = tap.start(plan.pod, plan.pod_gateway, mac=original_mac)
-        return Attachment.of_guest(bed, vm, plan.pod_ip, vm_ip=plan.pod_ip)
+        v6 = None
+        if plan.ipv6:  # the pod's IPv6 handed to the VM too; no DHCPv6 or RA from KubeVirt: cloud-init's static one
+            guest.static_ipv6(bed, plan.pod6, plan.pod_gateway6)
+            v6 = plan.pod_ip6
+        return Attachment.of_guest(bed, vm, plan.pod_ip, v6, vm_ip=plan.pod_ip)

@@ -12,23 +12,23 @@ from tests.conftest import run_scenario_text
 
 def test_a_dual_stack_run_measures_direct_masquerade_and_passt_over_both_families(tmp_path):
     text = (
-        "name: dual\nstrategies: [direct, masquerade, passt, slirp]\nip_families: [ipv4, ipv6]\nrepetitions: 1\n"
+        "name: dual\nstrategies: [direct, bridge, masquerade, passt, slirp]\nip_families: [ipv4, ipv6]\nrepetitions: 1\n"
         "tests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0}\n"
     )
     samples, run_dir = run_scenario_text(tmp_path, text)
     tput = samples[samples.metric == "throughput"]
     v6 = tput[tput.test == "tcp_throughput/ipv6"]
-    assert set(v6.strategy) == {"direct", "masquerade", "passt"} and (v6.status == "ok").all()
+    assert set(v6.strategy) == {"direct", "bridge", "masquerade", "passt"} and (v6.status == "ok").all()
     assert set(v6.ip_family) == {"ipv6"} and set(v6.direction) == {"ingress", "egress"}
     v4 = tput[tput.test == "tcp_throughput"]
-    assert set(v4.strategy) == {"direct", "masquerade", "passt", "slirp"} and set(v4.ip_family) == {"ipv4"}
+    assert set(v4.strategy) == {"direct", "bridge", "masquerade", "passt", "slirp"} and set(v4.ip_family) == {"ipv4"}
     assert (v4.status == "ok").all()
     from harness.analysis.costs import judged_costs
     from harness.analysis.report import write_report
 
-    table = judged_costs(samples, {}, ["direct", "masquerade", "passt", "slirp"], ["none"])
+    table = judged_costs(samples, {}, ["direct", "bridge", "masquerade", "passt", "slirp"], ["none"])
     assert set(table["where"]) == {"IPv4", "IPv6"}  # each family judged against direct's same family
-    assert set(table[table["where"] == "IPv6"].binding) == {"masquerade", "passt", "slirp"}
+    assert set(table[table["where"] == "IPv6"].binding) == {"bridge", "masquerade", "passt", "slirp"}
     assert table[(table["where"] == "IPv6") & (table.binding == "slirp")].n.eq(0).all()  # no IPv6 path: no number
     write_report(run_dir)
     answer = (run_dir / "answer.md").read_text()
