@@ -10,10 +10,10 @@ import pytest
 from tests.conftest import run_scenario_text
 
 
-def test_a_dual_stack_run_measures_direct_masquerade_and_passt_over_both_families(tmp_path):
+def test_a_dual_stack_run_measures_the_bindings_that_build_ipv6_over_both_families(tmp_path):
     text = (
-        "name: dual\nstrategies: [direct, bridge, masquerade, passt, slirp]\nip_families: [ipv4, ipv6]\nrepetitions: 1\n"
-        "tests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0}\n"
+        "name: dual\nstrategies: [direct, bridge, masquerade, passt, slirp]\nip_families: [ipv4, ipv6]\n"
+        "repetitions: 1\ntests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0}\n"
     )
     samples, run_dir = run_scenario_text(tmp_path, text)
     tput = samples[samples.metric == "throughput"]
