@@ -324,14 +324,9 @@ class IstioSidecar(Mesh):
         sidecar = Sidecar(layout, ns, admin_socket(bed, layout, role))
         tls = with_log(tls, sidecar.admin_socket)
         sidecar.access_log, sidecar.spiffe_id = (tls.access_log, tls.own.spiffe_id) if tls else (None, "")
-        if istio.nftables and self.istio_component:  # istio-init --native-nftables: one atomic nft transaction
-            script = self.nft_rules(vm_interfaces)
-            sidecar.rules = {"nft": script.splitlines()}
-            apply_nft(init_runner, script)
-        else:
-            sidecar.rules = self.rules(vm_interfaces)
-            for table, rules in sidecar.rules.items():
-                apply_iptables(init_runner, table, rules)  # the init container: NET_ADMIN, NET_RAW
+        # the init container (NET_ADMIN, NET_RAW); istio-init --native-nftables on the nftables backend
+        nft = self.nft_rules(vm_interfaces) if istio.nftables and self.istio_component else None
+        install_redirection(init_runner, sidecar, nft, None if nft else self.rules(vm_interfaces))
         if layout.tproxy:
             ns.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE)
             ns.add_local_default_route(TPROXY_TABLE)
@@ -449,14 +444,11 @@ class Ambient(Mesh):
         sidecar = Sidecar(self.layout, ns, admin_socket(bed, self.layout, role))
         tls = with_log(tls, sidecar.admin_socket)
         sidecar.access_log, sidecar.spiffe_id = (tls.access_log, tls.own.spiffe_id) if tls else (None, "")
-        if istio.nftables:  # istio-cni's node agent with NATIVE_NFTABLES: one atomic nft transaction
-            script = ambient.inpod_nft(vm_interfaces, dns_capture=dns_capture)
-            sidecar.rules = {"nft": script.splitlines()}
-            apply_nft(ns, script)
-        else:
-            sidecar.rules = ambient.inpod_rules(vm_interfaces, dns_capture=dns_capture)
-            for table, rules in sidecar.rules.items():
-                apply_iptables(ns, table, rules)  # istio-cni's node agent, in the pod's namespace
+        # istio-cni's node agent, in the pod's namespace; NATIVE_NFTABLES on the nftables backend
+        nft = ambient.inpod_nft(vm_interfaces, dns_capture=dns_capture) if istio.nftables else None
+        install_redirection(
+            ns, sidecar, nft, None if nft else ambient.inpod_rules(vm_interfaces, dns_capture=dns_capture)
+        )
         ambient.add_inpod_routing(ns)
         suffix = "" if role == "pod" else f"-{role}"
         sidecar.process = ambient.start_node_proxy(
@@ -546,6 +538,18 @@ class AmbientWaypoint(Ambient):
         )
         sidecar.waypoint = waypoint_sidecar
         return sidecar
+
+
+def install_redirection(runner, sidecar: Sidecar, nft: str | None, tables: dict[str, list[str]] | None) -> None:
+    """A mode's redirection rules where `runner` runs commands: an nft script in one atomic transaction (Istio's
+    nftables backend), or iptables rules per table; the sidecar keeps what was installed (`describe`, claims)."""
+    if nft is not None:
+        sidecar.rules = {"nft": nft.splitlines()}
+        apply_nft(runner, nft)
+        return
+    sidecar.rules = tables or {}
+    for table, rules in sidecar.rules.items():
+        apply_iptables(runner, table, rules)
 
 
 def mesh_for(kind: SidecarKind | str) -> Mesh:
