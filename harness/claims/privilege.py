@@ -33,25 +33,37 @@ TRIALS: list[tuple[str, ...]] = [(), ("net_admin",), ("net_raw",), ("net_admin",
 PORT = 11111
 
 
+def set_up_and_round_trip(
+    bed, strategy: str, guest: GuestSpec, run_id: str, result: dict, *, in_setup_context: bool = False
+) -> None:
+    """The trial itself: the strategy set up on `bed` (inside the runtime's setup context when asked), then one
+    second of TCP round trips each way; `result` gets `setup` and one status per direction."""
+    binding = strategy_class(strategy)(services=Services(tcp_ports=(PORT,)))
+    if in_setup_context:
+        with bed.strategy_setup():
+            attachment = binding.setup(bed, driver_for(guest, f"priv-{strategy}"))
+    else:
+        attachment = binding.setup(bed, driver_for(guest, f"priv-{strategy}"))
+    result["setup"] = "ok"
+    for direction in Direction:
+        s = measure_rr(
+            attachment.ends(direction),
+            port=PORT,
+            protocol="tcp",
+            duration_s=1,
+            rate_per_s=None,
+            message_bytes=64,
+            label=f"{run_id}-priv-{direction}",
+        )
+        result[str(direction)] = s.status if s.status == "ok" else f"failed: {s.reason}"
+
+
 def child(run_id: str, strategy: str, guest: GuestSpec) -> dict:
     result: dict = {"setup": "failed"}
     with LabSession(run_id, helper="priv") as lab:
         bed = lab.attach_bed()
         try:
-            setup = strategy_class(strategy)(services=Services(tcp_ports=(PORT,))).setup
-            attachment = setup(bed, driver_for(guest, f"priv-{strategy}"))
-            result["setup"] = "ok"
-            for direction in Direction:
-                s = measure_rr(
-                    attachment.ends(direction),
-                    port=PORT,
-                    protocol="tcp",
-                    duration_s=1,
-                    rate_per_s=None,
-                    message_bytes=64,
-                    label=f"{run_id}-priv-{direction}",
-                )
-                result[str(direction)] = s.status if s.status == "ok" else f"failed: {s.reason}"
+            set_up_and_round_trip(bed, strategy, guest, run_id, result)
         except Exception as e:  # noqa: BLE001 - the point of the probe is to see what breaks
             ours = [
                 f
@@ -132,22 +144,7 @@ def container_trial(lab: LabSession, strategy: str, label: str, variant, guest: 
     try:
         with lab.bed() as bed:
             try:
-                with bed.strategy_setup():
-                    attachment = strategy_class(strategy)(services=Services(tcp_ports=(PORT,))).setup(
-                        bed, driver_for(guest, f"priv-{strategy}")
-                    )
-                result["setup"] = "ok"
-                for direction in Direction:
-                    s = measure_rr(
-                        attachment.ends(direction),
-                        port=PORT,
-                        protocol="tcp",
-                        duration_s=1,
-                        rate_per_s=None,
-                        message_bytes=64,
-                        label=f"{lab.run_id}-priv-{direction}",
-                    )
-                    result[str(direction)] = s.status if s.status == "ok" else f"failed: {s.reason}"
+                set_up_and_round_trip(bed, strategy, guest, lab.run_id, result, in_setup_context=True)
             except Exception as e:  # noqa: BLE001 - the point of the probe is to see what breaks
                 refusal = variant.explain_refusal(bed, str(e))
                 result["error"] = f"{refusal + '; ' if refusal else ''}{type(e).__name__}: {e}"
