@@ -83,7 +83,7 @@ def test_sidecar_bootstrap_has_istios_mtls_chains_and_strict_drops_plaintext(tmp
 
 def test_node_proxy_bootstrap_terminates_and_originates_hbone(tmp_path):
     pod = SimpleNamespace(path="/run/netns/x")
-    config = node_proxy_bootstrap(pod, "198.18.2.2", tmp_path / "a.sock", _tls(tmp_path))
+    config = node_proxy_bootstrap(pod, ["198.18.2.2"], tmp_path / "a.sock", _tls(tmp_path))
     listeners = {listener["name"]: listener for listener in config["static_resources"]["listeners"]}
     terminate = listeners[mtls.CONNECT_TERMINATE]
     assert terminate["address"]["socket_address"]["port_value"] == 15008

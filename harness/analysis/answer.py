@@ -119,9 +119,10 @@ def kubevirt_lines(samples: pd.DataFrame, bindings: list[str]) -> list[str]:
 
 def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str]) -> list[str]:
     """One line per binding, one column per mesh layout of the run (none, sidecars, ambient): does it work,
-    which way, and does the traffic cross the mesh's proxy."""
+    which way, and does the traffic cross the mesh's proxy; per sweep point (a dual-stack run's IPv4 and IPv6)."""
     if len(sidecars) < 2:
         return []
+    points = sweep_points(samples)
     lines = [
         "## Which binding works with which mesh layout",
         "",
@@ -134,15 +135,19 @@ def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str])
         "ztunnel's HBONE, and `not inside mTLS` means both proxies carried the bytes but the destination's own",
         "counters and access log do not show them arriving in mTLS/HBONE with the client's SPIFFE identity.",
         "",
-        "| binding | " + " | ".join(layout_heading(s) for s in sidecars) + " |",
-        "|---|" + "---|" * len(sidecars),
+        "| binding | "
+        + ("where | " if len(points) > 1 else "")
+        + " | ".join(layout_heading(s) for s in sidecars)
+        + " |",
+        "|---|" + "---|" * (len(sidecars) + (len(points) > 1)),
     ]
     for b in bindings:
-        cells = [works(samples, b, s) for s in sidecars]
-        if all(c.verdict == "not measured" for c in cells):
-            continue
-        verdicts = [c.verdict + (f": {_clip(c.reason, 90)}" if c.reason else "") for c in cells]
-        lines.append(f"| {b} | " + " | ".join(verdicts) + " |")
+        for where, point in points:  # a dual-stack run: one line per family, each its own verdicts
+            cells = [works(point, b, s) for s in sidecars]
+            if all(c.verdict == "not measured" for c in cells):
+                continue
+            verdicts = [c.verdict + (f": {_clip(c.reason, 90)}" if c.reason else "") for c in cells]
+            lines.append(f"| {b} | " + (f"{where} | " if len(points) > 1 else "") + " | ".join(verdicts) + " |")
     return [*lines, ""]
 
 
@@ -164,10 +169,10 @@ def backend_comparison(
         "backend. A verdict that differs between the backends is in bold.",
         "",
     ]
-    for old, new in pairs:
+    for (old, new), (where, point) in ((p, w) for p in pairs for w in sweep_points(samples)):
         differ, rows = [], []
         for b in bindings:
-            verdicts = [works(samples, b, s) for s in (old, new)]
+            verdicts = [works(point, b, s) for s in (old, new)]
             if all(v.verdict == "not measured" for v in verdicts):
                 continue
             same = verdicts[0].verdict == verdicts[1].verdict
@@ -175,12 +180,12 @@ def backend_comparison(
                 differ.append(f"{b} ({verdicts[0].verdict} / {verdicts[1].verdict})")
             cells = [v.verdict if same else f"**{v.verdict}**" for v in verdicts]
             for col in columns:
-                cells += [format_ratio(cost_of(table, "", s, b, col)) if b != REFERENCE else "1" for s in (old, new)]
+                cells += [format_ratio(cost_of(table, where, s, b, col)) if b != REFERENCE else "1" for s in (old, new)]
             rows.append(f"| {b} | " + " | ".join(cells) + " |")
         heads = ["works (iptables)", "works (nftables)"]
         heads += [f"{c.heading} ({backend})" for c in columns for backend in ("iptables", "nftables")]
         lines += [
-            f"### {layout_title(old, istio_of(samples, old))} vs nftables",
+            f"### {layout_title(old, istio_of(samples, old))} vs nftables" + (f" ({where})" if where else ""),
             "",
             ("Verdicts that differ: " + "; ".join(differ) + ".") if differ else "No binding's verdict differs.",
             "",

@@ -119,23 +119,26 @@ class Namespace:
     def set_mac(self, ifname: str, mac: str) -> None:
         self.ipr.link("set", index=self.index(ifname), address=mac)
 
-    def add_policy_rule(self, *, fwmark: int, table: int, mask: int | None = None, priority: int = 100) -> None:
-        """`ip rule add fwmark MARK[/MASK] pref PRIORITY lookup TABLE`."""
+    def add_policy_rule(
+        self, *, fwmark: int, table: int, mask: int | None = None, priority: int = 100, ipv6: bool = False
+    ) -> None:
+        """`ip [-6] rule add fwmark MARK[/MASK] pref PRIORITY lookup TABLE`."""
         extra = {"fwmask": mask} if mask is not None else {}
-        self.ipr.rule("add", fwmark=fwmark, table=table, priority=priority, **extra)
+        family = socket.AF_INET6 if ipv6 else socket.AF_INET
+        self.ipr.rule("add", fwmark=fwmark, table=table, priority=priority, family=family, **extra)
 
-    def add_local_default_route(self, table: int) -> None:
-        """`ip route add local 0.0.0.0/0 dev lo table TABLE`: deliver every marked packet locally (TPROXY)."""
+    def add_local_default_route(self, table: int, ipv6: bool = False) -> None:
+        """`ip route add local 0.0.0.0/0 dev lo table TABLE` (`::/0` with `ipv6`): deliver every marked packet
+        locally (TPROXY)."""
+        family = {"family": socket.AF_INET6, "dst": "::"} if ipv6 else {"dst": "0.0.0.0"}
         try:
-            self.ipr.route(
-                "add", dst="0.0.0.0", dst_len=0, type="local", oif=self.index("lo"), table=table, scope="host"
-            )
+            self.ipr.route("add", dst_len=0, type="local", oif=self.index("lo"), table=table, scope="host", **family)
         except NetlinkError as e:
             if e.code != errno.EEXIST:
                 raise
             raise CommandFailed(
                 f"route table {table} in {self.name} already has a local default route (`ip route add local "
-                f"0.0.0.0/0 dev lo table {table}`: File exists): another component owns that table"
+                f"{family['dst']}/0 dev lo table {table}`: File exists): another component owns that table"
             ) from None
 
     def policy_rules(self) -> list[str]:

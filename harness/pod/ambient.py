@@ -196,17 +196,26 @@ def inpod_nft(virtual_interfaces: list[str], *, dns_capture: bool = True) -> str
     return "\n".join(lines) + "\n"
 
 
-def add_inpod_routing(pod: Namespace) -> None:
-    """`ip rule add fwmark 0x111/0xfff pref 32764 lookup 100` + `ip route add local 0.0.0.0/0 dev lo table 100`."""
-    pod.add_policy_rule(fwmark=INPOD_TPROXY_MARK, mask=INPOD_MASK, table=ROUTE_TABLE, priority=RULE_PRIORITY)
-    pod.add_local_default_route(ROUTE_TABLE)
+def add_inpod_routing(pod: Namespace, *, ipv6: bool = False) -> None:
+    """`ip rule add fwmark 0x111/0xfff pref 32764 lookup 100` + `ip route add local 0.0.0.0/0 dev lo table 100`,
+    and with `ipv6` the same for IPv6 (`::/0`: cni/pkg/iptables/iptables_linux.go forEachLoopbackRoute)."""
+    for family_v6 in (False, True) if ipv6 else (False,):
+        pod.add_policy_rule(
+            fwmark=INPOD_TPROXY_MARK, mask=INPOD_MASK, table=ROUTE_TABLE, priority=RULE_PRIORITY, ipv6=family_v6
+        )
+        pod.add_local_default_route(ROUTE_TABLE, ipv6=family_v6)
 
 
 def node_proxy_bootstrap(
-    pod: Namespace, pod_ip: str, admin_socket: Path, tls: MeshTls | None = None, via: tuple[str, str] | None = None
+    pod: Namespace,
+    pod_ips: list[str],
+    admin_socket: Path,
+    tls: MeshTls | None = None,
+    via: tuple[str, str] | None = None,
 ) -> dict:
-    """Envoy as ztunnel's L4 path for one pod: listeners and upstream sockets inside `pod`'s namespace. The
-    inbound listener serves only connections whose original destination is the pod's own address: ztunnel looks
+    """Envoy as ztunnel's L4 path for one pod: listeners and upstream sockets inside `pod`'s namespace (on `::` too
+    when the pod has an IPv6 address among `pod_ips`: ztunnel binds both families, its listeners' `[::]`). The
+    inbound listener serves only connections whose original destination is one of the pod's addresses: ztunnel looks
     the destination up among the workloads it serves and refuses any other (inbound_passthrough.rs,
     UnknownDestination); Envoy closes a connection no filter chain matches. The clusters keep the sidecar's names
     (PassthroughCluster, InboundPassthroughCluster), so one reader of the counters serves both modes.
@@ -217,14 +226,23 @@ def node_proxy_bootstrap(
     (ztunnel sends traffic for a service bound to a waypoint there, checking the waypoint's identity:
     harness/pod/waypoint.py)."""
 
-    def in_pod(port: int) -> dict:  # a SocketAddress
-        return {"address": "0.0.0.0", "port_value": port, "network_namespace_filepath": pod.path}
+    ipv6 = any(":" in ip for ip in pod_ips)
+
+    def in_pod(port: int, address: str = "0.0.0.0") -> dict:  # a SocketAddress
+        return {"address": address, "port_value": port, "network_namespace_filepath": pod.path}
 
     def in_pod_cluster(name: str) -> dict:
         cluster = original_dst_cluster(name)
         mark = {"level": socket.SOL_SOCKET, "name": SO_MARK, "int_value": INPOD_MARK, "state": "STATE_PREBIND"}
         cluster["upstream_bind_config"] = {"source_address": in_pod(0), "socket_options": [mark]}
+        if ipv6:  # an IPv6 upstream needs an IPv6 source (Envoy picks the extra address of the upstream's family)
+            cluster["upstream_bind_config"]["extra_source_addresses"] = [{"address": in_pod(0, "::")}]
         return cluster
+
+    def listening(listener: dict, port: int) -> dict:
+        if ipv6:
+            listener["additional_addresses"] = [{"address": {"socket_address": in_pod(port, "::")}}]
+        return listener
 
     outbound = {
         "name": "ztunnel-outbound",
@@ -232,6 +250,7 @@ def node_proxy_bootstrap(
         "listener_filters": [listener_filter("original_dst", ORIGINAL_DST_FILTER)],
         "filter_chains": [{"filters": [tcp_proxy_filter("outbound", "PassthroughCluster")]}],
     }
+    listening(outbound, OUTBOUND_PORT)
     plaintext = [tcp_proxy_filter("inbound_plaintext", "InboundPassthroughCluster")]
     if tls is not None and tls.strict:
         plaintext.insert(
@@ -253,16 +272,14 @@ def node_proxy_bootstrap(
             listener_filter("original_src", ORIGINAL_SRC_FILTER, {"mark": INPOD_MARK}),
         ],
         "filter_chains": [
-            {
-                "filter_chain_match": {"prefix_ranges": [{"address_prefix": pod_ip, "prefix_len": 32}]},
-                "filters": plaintext,
-            }
+            {"filter_chain_match": {"prefix_ranges": [mtls.host_prefix(ip) for ip in pod_ips]}, "filters": plaintext}
         ],
     }
+    listening(inbound, INBOUND_PLAINTEXT_PORT)
     listeners = [outbound, inbound]
     clusters = [in_pod_cluster("PassthroughCluster"), in_pod_cluster("InboundPassthroughCluster")]
     if tls is not None:
-        listeners.append(mtls.connect_terminate_listener(tls, in_pod(HBONE_PORT), pod_ip, mark=INPOD_MARK))
+        listeners.append(mtls.connect_terminate_listener(tls, in_pod(HBONE_PORT), pod_ips[0], mark=INPOD_MARK))
         clusters.append(mtls.hbone_inbound_cluster(in_pod_cluster(mtls.HBONE_INBOUND)))
         if tls.meshed:
             outbound["filter_chains"].insert(
@@ -290,7 +307,7 @@ def start_node_proxy(
     admin_socket: Path,
     *,
     pod: Namespace,
-    pod_ip: str,
+    pod_ips: list[str],
     tls: MeshTls | None,
     name: str = "ztunnel-envoy",
     via: tuple[str, str] | None = None,
@@ -305,7 +322,7 @@ def start_node_proxy(
         f"--bounding-set=-all,{caps}",
         f"--inh-caps=-all,{caps}",
     ]
-    config = node_proxy_bootstrap(pod, pod_ip, admin_socket, tls, via)
+    config = node_proxy_bootstrap(pod, pod_ips, admin_socket, tls, via)
     proc = start_envoy(bed, config, ns=bed.node, name=name, ports=[], prefix=privileges)
     wanted = {OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT} | ({HBONE_PORT} if tls is not None else set())
 

@@ -11,6 +11,7 @@ from harness.lab.netns import Namespace
 from harness.lab.processes import TrackedProcess
 from harness.lab.waiting import wait_listening
 from harness.pod import mtls
+from harness.pod.ip6 import INBOUND_PASSTHROUGH_BIND6
 from harness.pod.mtls import MeshTls
 
 ADMIN_PORT = 15000
@@ -237,6 +238,7 @@ def sidecar_bootstrap(
     tls: MeshTls | None = None,
     http_ports: tuple[int, ...] = (),
     http2_ports: tuple[int, ...] = (),
+    ipv6: bool = False,
 ) -> dict:
     """A static bootstrap shaped like the listeners Istio's pilot pushes to a sidecar, reduced to plain TCP:
     `virtualOutbound` (original_dst listener filter -> PassthroughCluster, ORIGINAL_DST) and `virtualInbound`
@@ -303,10 +305,27 @@ def sidecar_bootstrap(
         if tls is not None and tls.meshed:
             h2_tls = mtls.upstream_tls(tls, mtls.ALPN_H2_IN_MESH)
             clusters.append(http2_upstream({**original_dst_cluster(mtls.MTLS_OUTBOUND_H2), "transport_socket": h2_tls}))
+    if ipv6:
+        dual_stack_listeners([outbound, inbound], clusters)
     return {
         "admin": admin_pipe_config(admin_socket),
         "static_resources": {"listeners": [outbound, inbound], "clusters": clusters},
     }
+
+
+def dual_stack_listeners(listeners: list[dict], clusters: list[dict]) -> None:
+    """What pilot pushes to a dual-stack sidecar (istio/istio 86c9f01 pilot/pkg/networking/core
+    listener_builder.go: virtualOutbound/virtualInbound on `0.0.0.0` with `::` as an additional address;
+    cluster_builder.go buildInboundPassthroughCluster: source 127.0.0.6 with ::6 as an extra source address,
+    "Envoy can natively handle this by giving it a local v4 and v6 address, and it will pick which to use")."""
+    for listener in listeners:
+        port = listener["address"]["socket_address"]["port_value"]
+        listener["additional_addresses"] = [{"address": {"socket_address": {"address": "::", "port_value": port}}}]
+    for cluster in clusters:
+        source = cluster.get("upstream_bind_config", {}).get("source_address", {})
+        if source.get("address") == "127.0.0.6":
+            extra = {"address": {"address": INBOUND_PASSTHROUGH_BIND6, "port_value": 0}}
+            cluster["upstream_bind_config"]["extra_source_addresses"] = [extra]
 
 
 def inbound_http_chains(ports: tuple[int, ...], tls: MeshTls | None, http2_ports: tuple[int, ...] = ()) -> list[dict]:

@@ -91,6 +91,10 @@ class IstioSetup:
 
     release: IstioRelease = LATEST
     backend: IstioBackend = IstioBackend.IPTABLES
+    dual_stack: bool = True
+    """On a dual-stack pod, Istio captures IPv6 too: the sidecar's istio-init with ISTIO_DUAL_STACK (without it,
+    tools/common/config/config.go getLocalIP takes the pod's first address, IPv4, and writes IPv4 rules only) and
+    istio-cni's `ambient.ipv6` (chart default true). False installs the IPv4-only rules on a dual-stack pod."""
 
     def __post_init__(self) -> None:  # the words a scenario or option gives, as the enums
         object.__setattr__(self, "release", IstioRelease(str(self.release)))

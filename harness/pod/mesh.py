@@ -29,6 +29,7 @@ from harness.lab.rules import apply_iptables, apply_nft
 from harness.lab.runtime import Role
 from harness.pod import ambient, dns_proxy, mtls, waypoint
 from harness.pod.identity import MeshCA, spiffe_id
+from harness.pod.ip6 import INBOUND_PASSTHROUGH_BIND6, ip6tables_rules, with_ipv6_twins
 from harness.pod.istio import DEFAULT_ISTIO, IstioBackend, IstioSetup, istio_release
 from harness.pod.kubevirt import rerouted_interfaces
 from harness.pod.mtls import MeshTls, PeerAuthentication, PeerKind
@@ -215,6 +216,9 @@ class Mesh:
     """Clients outside the mesh are measured too (a waypoint only serves meshed ones)."""
     client_tunnel: ClassVar[str] = ""
     """What a meshed client's bytes cross between the two proxies (`mTLS`, `HBONE`)."""
+    ip_families: ClassVar[tuple[str, ...]] = ("ipv4", "ipv6")
+    """The families whose capture is built here (a dual-stack run measures the others' IPv6 not at all, and says
+    so); IPv6 is measured with clients outside the mesh (the meshed tunnels' IPv6 is not built)."""
     style: ClassVar[tuple[object, str]] = ("-", "")
     title: ClassVar[str] = ""
     """The layout as KubeVirt and Istio users name it, on the decision page (`Istio sidecar (REDIRECT)`)."""
@@ -240,6 +244,11 @@ class Mesh:
         `dns_capture`: istio-cni's ambient DNS capture (the chart's default); other modes have none. `istio`: the
         Istio release and redirection backend an Istio mode is installed from."""
         return None
+
+    def captures_ipv6(self, bed: TestBed, istio: IstioSetup) -> bool:
+        """The mode writes its IPv6 rules and listens on IPv6: a dual-stack pod, a mode whose IPv6 capture is built,
+        and Istio installed dual stack (harness/pod/ip6.py says what the real tools key it on)."""
+        return bed.plan.ipv6 and "ipv6" in self.ip_families and istio.dual_stack
 
     def backends(self, istio: IstioSetup) -> tuple[IstioBackend, ...]:
         """The redirection backends this mode has in `istio`'s release (none for a mode that is not Istio)."""
@@ -325,13 +334,20 @@ class IstioSidecar(Mesh):
         tls = with_log(tls, sidecar.admin_socket)
         sidecar.access_log, sidecar.spiffe_id = (tls.access_log, tls.own.spiffe_id) if tls else (None, "")
         # the init container (NET_ADMIN, NET_RAW); istio-init --native-nftables on the nftables backend
+        ipv6 = self.captures_ipv6(bed, istio)
         nft = self.nft_rules(vm_interfaces) if istio.nftables and self.istio_component else None
-        install_redirection(init_runner, sidecar, nft, None if nft else self.rules(vm_interfaces))
+        nft = with_ipv6_twins(nft) if nft and ipv6 else nft
+        install_redirection(init_runner, sidecar, nft, None if nft else self.rules(vm_interfaces), ipv6=ipv6)
+        if ipv6 and layout.istio:  # istio-init's configureIPv6Addresses: the inbound passthrough's ::6 source
+            ns.add_address("lo", f"{INBOUND_PASSTHROUGH_BIND6}/128")
         if layout.tproxy:
-            ns.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE)
-            ns.add_local_default_route(TPROXY_TABLE)
+            for family_v6 in (False, True) if ipv6 else (False,):
+                ns.add_policy_rule(fwmark=layout.uid, table=TPROXY_TABLE, ipv6=family_v6)
+                ns.add_local_default_route(TPROXY_TABLE, ipv6=family_v6)
         name = layout.name if role == "pod" else f"{layout.name}-{role}"
-        sidecar.process = start_sidecar_envoy(bed, layout, sidecar.admin_socket, *container, ns=ns, tls=tls, name=name)
+        sidecar.process = start_sidecar_envoy(
+            bed, layout, sidecar.admin_socket, *container, ns=ns, tls=tls, name=name, ipv6=ipv6
+        )
         return sidecar
 
 
@@ -366,6 +382,7 @@ class LinkerdStyle(IstioSidecar):
     kind = "linkerd-style"
     istio_component = ""  # another mesh's init container: iptables only
     probed_by_claims = True
+    ip_families = ("ipv4",)  # linkerd2-proxy-init's ip6tables rules (its `--ipv6`) are not modelled
     title = "Linkerd-style sidecar"
     published_modes = ()  # Istio benchmarks its default layout only
     cluster = ClusterObjects({}, {"linkerd.io/inject": "enabled"})
@@ -445,14 +462,16 @@ class Ambient(Mesh):
         tls = with_log(tls, sidecar.admin_socket)
         sidecar.access_log, sidecar.spiffe_id = (tls.access_log, tls.own.spiffe_id) if tls else (None, "")
         # istio-cni's node agent, in the pod's namespace; NATIVE_NFTABLES on the nftables backend
+        ipv6 = self.captures_ipv6(bed, istio)
         nft = ambient.inpod_nft(vm_interfaces, dns_capture=dns_capture) if istio.nftables else None
-        install_redirection(
-            ns, sidecar, nft, None if nft else ambient.inpod_rules(vm_interfaces, dns_capture=dns_capture)
-        )
-        ambient.add_inpod_routing(ns)
+        nft = with_ipv6_twins(nft) if nft and ipv6 else nft
+        tables = None if nft else ambient.inpod_rules(vm_interfaces, dns_capture=dns_capture)
+        install_redirection(ns, sidecar, nft, tables, ipv6=ipv6)
+        ambient.add_inpod_routing(ns, ipv6=ipv6)
         suffix = "" if role == "pod" else f"-{role}"
+        served = [ip] + ([bed.plan.pod_ip6] if ipv6 and role == "pod" else [])
         sidecar.process = ambient.start_node_proxy(
-            bed, sidecar.admin_socket, pod=ns, pod_ip=ip, tls=tls, name=f"ztunnel-envoy{suffix}", via=via
+            bed, sidecar.admin_socket, pod=ns, pod_ips=served, tls=tls, name=f"ztunnel-envoy{suffix}", via=via
         )
         if dns_capture:
             sidecar.dns_stats = sidecar.admin_socket.parent / "dns-proxy.json"
@@ -496,6 +515,7 @@ class AmbientWaypoint(Ambient):
     cluster = ClusterObjects({**_AMBIENT, "istio.io/use-waypoint": waypoint.SERVICE_ACCOUNT}, waypoint=True)
     layout = Layout("ambient-waypoint", 0, ambient.INBOUND_PLAINTEXT_PORT, ambient.OUTBOUND_PORT, 15000, istio=False)
     outside_clients = False
+    ip_families = ("ipv4",)  # the waypoint's IPv6 listeners and meshed clients' IPv6 HBONE are not built
     style = ((0, (1, 1)), "oo")
 
     def install(
@@ -540,16 +560,20 @@ class AmbientWaypoint(Ambient):
         return sidecar
 
 
-def install_redirection(runner, sidecar: Sidecar, nft: str | None, tables: dict[str, list[str]] | None) -> None:
+def install_redirection(
+    runner, sidecar: Sidecar, nft: str | None, tables: dict[str, list[str]] | None, *, ipv6: bool = False
+) -> None:
     """A mode's redirection rules where `runner` runs commands: an nft script in one atomic transaction (Istio's
-    nftables backend), or iptables rules per table; the sidecar keeps what was installed (`describe`, claims)."""
+    nftables backend, both families in its `inet` tables), or iptables rules per table and, with `ipv6`, the same
+    tables' IPv6 rules through ip6tables (`ip6 nat`); the sidecar keeps what was installed (`describe`, claims)."""
     if nft is not None:
         sidecar.rules = {"nft": nft.splitlines()}
         apply_nft(runner, nft)
         return
-    sidecar.rules = tables or {}
+    tables = tables or {}
+    sidecar.rules = {**tables, **{f"ip6 {t}": r for t, r in ip6tables_rules(tables).items()}} if ipv6 else tables
     for table, rules in sidecar.rules.items():
-        apply_iptables(runner, table, rules)
+        apply_iptables(runner, table.removeprefix("ip6 "), rules, ipv6=table.startswith("ip6 "))
 
 
 def mesh_for(kind: SidecarKind | str) -> Mesh:

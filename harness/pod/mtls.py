@@ -176,8 +176,13 @@ def inbound_chains(tls: MeshTls, passthrough: str) -> list[dict]:
     return chains
 
 
+def host_prefix(ip: str) -> dict:
+    """One address as a filter chain's prefix range (/32, or /128 for IPv6)."""
+    return {"address_prefix": ip, "prefix_len": 128 if ":" in ip else 32}
+
+
 def meshed_match(tls: MeshTls) -> dict:
-    return {"prefix_ranges": [{"address_prefix": ip, "prefix_len": 32} for ip in sorted(tls.meshed)]}
+    return {"prefix_ranges": [host_prefix(ip) for ip in sorted(tls.meshed)]}
 
 
 def outbound_mtls_cluster(tls: MeshTls, base: dict) -> dict:

@@ -390,9 +390,10 @@ def start_sidecar_envoy(
     ns: Namespace,
     tls: MeshTls | None,
     name: str,
+    ipv6: bool = False,
 ) -> TrackedProcess:
     """Envoy as the mesh's proxy container in `ns` (`container`, with `spec`'s privileges on the docker runtime;
-    None: a meshed peer's proxy, a process in the peer's namespace)."""
+    None: a meshed peer's proxy, a process in the peer's namespace); listening on both families with `ipv6`."""
     config = sidecar_bootstrap(
         inbound_port=layout.inbound_port,
         outbound_port=layout.outbound_port,
@@ -408,6 +409,7 @@ def start_sidecar_envoy(
         # reuses Envoy only as an L4 proxy (Linkerd's own HTTP detection is not modelled).
         http_ports=http_ports() if layout.istio else (),
         http2_ports=http2_ports() if layout.istio else (),
+        ipv6=ipv6,
     )
     # As the injected proxy container: its own uid/gid, and in TPROXY mode CAP_NET_ADMIN for transparent sockets
     # (Istio adds NET_ADMIN in that mode): the mesh mode declares the container's privileges.

@@ -66,9 +66,10 @@ def describe_strategy(
                 nft = list_nft(ns).strip()
                 lines.append("  nft ruleset:" + ("\n    " + nft.replace("\n", "\n    ") if nft else " (empty)"))
                 lines += [f"  {line}" for line in shared_hooks(nft)]
-                ipt = "\n".join(ln for ln in iptables_save(ns).splitlines() if not ln.startswith("#"))
-                if ipt.strip():
-                    lines.append("  iptables-save:\n    " + ipt.replace("\n", "\n    "))
+                for ipv6, tool in ((False, "iptables-save"), (True, "ip6tables-save")):
+                    ipt = "\n".join(ln for ln in iptables_save(ns, ipv6=ipv6).splitlines() if not ln.startswith("#"))
+                    if ipt.strip():
+                        lines.append(f"  {tool}:\n    " + ipt.replace("\n", "\n    "))
         lines.append("\n== processes")
         for proc in bed.processes:
             lines.append(f"  {proc.pid} in {proc.netns}: {' '.join(proc.argv)}")

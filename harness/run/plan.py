@@ -173,6 +173,17 @@ class CellPlan:
     def strategy(self, services: Services) -> Strategy:
         return self.strategy_cls(self.options, services=services, sidecar=self.spec.sidecar)
 
+    def ipv6_left_out(self) -> str | None:
+        """Why this cell has no IPv6 run (None: it has one): the binding's IPv6 path or the mesh mode's IPv6 capture
+        is not built here, or the client is meshed (the meshes' tunnels are IPv4 here)."""
+        if "ipv6" not in self.strategy_cls.ip_families:
+            return "the binding's IPv6 path is not built here (IPv4 only)"
+        if "ipv6" not in mesh_for(self.spec.sidecar).ip_families:
+            return "the mesh mode's IPv6 capture is not built here"
+        if self.spec.client.meshed:
+            return "a meshed client's mTLS/HBONE over IPv6 is not built here"
+        return None
+
     def bed_seconds(self) -> float:
         bed = QEMU_CELL_S if self.has_vm and self.guest.kind == GuestKind.QEMU else NETNS_CELL_S
         return bed + self.spec.mesh_seconds()
@@ -258,14 +269,18 @@ class RunPlan:
         return sum(len(t.directions) for t in self.tests)
 
     def tests_of(self, cell: CellPlan) -> list[TestKind]:
-        """The tests a cell runs: all of them, but the IPv6 ones only where the binding's IPv6 path is built."""
-        return [t for t in self.tests if t.ip_family in cell.strategy_cls.ip_families]
+        """The tests a cell runs: all of them, but the IPv6 ones only where the cell's IPv6 path is built."""
+        return [t for t in self.tests if t.ip_family == "ipv4" or cell.ipv6_left_out() is None]
 
-    def without_ipv6(self) -> list[str]:
-        """The bindings a dual-stack run measures over IPv4 only (their IPv6 path is not built here)."""
+    def without_ipv6(self) -> dict[str, list[str]]:
+        """The cells a dual-stack run measures over IPv4 only, by the reason (what of their IPv6 path is not built)."""
         if not any(t.ip_family == "ipv6" for t in self.tests):
-            return []
-        return sorted({c.label for c in self.cells if "ipv6" not in c.strategy_cls.ip_families})
+            return {}
+        reasons: dict[str, list[str]] = {}
+        for cell in self.cells:
+            if (reason := cell.ipv6_left_out()) is not None:
+                reasons.setdefault(reason, []).append(cell.label)
+        return reasons
 
     def block(self, index: int, rng: random.Random, only: frozenset[str] | None = None) -> list[Slot]:
         """Block `index`: the beds in the order they run. Each group's cells shuffled, with direct before, between

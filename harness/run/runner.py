@@ -172,10 +172,8 @@ def run_scenario(
         f"tests, {pilot} {design}, about {format_duration(pilot * plan.block_seconds())}"
         + (f", then blocks until every ratio is within +-{settings.precision:.0%}" if settings.precision else "")
     )
-    if plan.without_ipv6():
-        console.print(
-            f"IPv6 left out for {', '.join(plan.without_ipv6())}: its IPv6 path is not built here (IPv4 only)"
-        )
+    for reason, labels in plan.without_ipv6().items():
+        console.print(f"IPv6 left out for {', '.join(labels)}: {reason}")
     precision: PrecisionState | None = None
     claims_info: dict | None = None
     cells: CellRunner | None = None
