@@ -80,6 +80,13 @@ class Services:
     udp_ports: tuple[int, ...] = ()
 
 
+RESEARCH_IPV4_ONLY = (
+    "IPv4 only, as the research design writes it: iptables (IPv4) rules and an IPv4 VM network, no ip6tables "
+    "equivalent; on a dual-stack pod its VM has no IPv6 address"
+)
+"""The research designs' IPv6 verdict (the seed post's iptables-only, NAT-proxy and TPROXY designs)."""
+
+
 class Strategy(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -89,6 +96,8 @@ class Strategy(ABC):
     ip_families: ClassVar[tuple[str, ...]] = ("ipv4",)
     """The families whose path this binding's setup builds here (a dual-stack run measures the others over IPv4
     only and says so); the real binding's IPv6 story is in its docstring."""
+    ipv6_missing: ClassVar[str] = "the binding's IPv6 path is not built here (IPv4 only)"
+    """Its IPv6 verdict when `ip_families` has no ipv6: why (the real design is IPv4 only, or what is missing here)."""
     has_vm: ClassVar[bool] = True
     """False only for `direct`: its service runs in the pod, so the scenario's guest does not apply."""
     needs_qemu: ClassVar[bool] = False

@@ -17,7 +17,15 @@ from __future__ import annotations
 
 from harness.lab.rules import apply_iptables
 from harness.pod.kubevirt import KubevirtBinding
-from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed, VmNetworkOptions
+from strategies.base import (
+    RESEARCH_IPV4_ONLY,
+    Attachment,
+    GuestDriver,
+    Requirements,
+    Strategy,
+    TestBed,
+    VmNetworkOptions,
+)
 
 BRIDGE = "virbr0"
 
@@ -32,6 +40,7 @@ class IptablesOnly(Strategy):
     colour = "C5"
     summary = "kernel DNAT of service ports to the VM and SNAT of its egress in the iptables nat table"
     faithful_to = "2018 KubeVirt research: iptables only with dnat and source nat"
+    ipv6_missing = RESEARCH_IPV4_ONLY
     requirements = Requirements(
         capabilities=("CAP_NET_ADMIN",),
         kernel_features=("iptables nat", "conntrack", "bridge", "tun"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from harness.lab.rules import apply_iptables
 from harness.pod.kubevirt import KubevirtBinding
 from harness.pod.proxy_process import start_proxy
-from strategies.base import Attachment, GuestDriver, RelayOptions, Requirements, Strategy, TestBed
+from strategies.base import RESEARCH_IPV4_ONLY, Attachment, GuestDriver, RelayOptions, Requirements, Strategy, TestBed
 
 BRIDGE = "virbr0"
 REDIRECT_PORT = 8080  # the research's proxy port
@@ -30,6 +30,7 @@ class NatProxy(Strategy):
     colour = "C6"
     summary = "iptables REDIRECT of VM TCP to a splice proxy (SO_ORIGINAL_DST); ingress via the proxy"
     faithful_to = "2018 KubeVirt research: iptables with a nat-proxy process"
+    ipv6_missing = RESEARCH_IPV4_ONLY
     requirements = Requirements(
         capabilities=("CAP_NET_ADMIN",),
         kernel_features=("iptables nat", "REDIRECT", "conntrack", "bridge", "tun"),

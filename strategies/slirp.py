@@ -44,6 +44,10 @@ class Slirp(Strategy):
     colour = "C1"
     summary = "libslirp user-mode stack (slirp4netns): VM traffic leaves as the slirp process's own sockets"
     faithful_to = "QEMU -netdev user / slirp4netns (same libslirp)"
+    ipv6_missing = (
+        "IPv6 not built: slirp4netns 1.2.0's IPv6 (`--enable-ipv6`, 'experimental') puts the guest in fd00::/64 "
+        "with no option to move it, outside this lab's 2001:2::/48; QEMU's -netdev user has ipv6-prefix="
+    )
     requirements = Requirements(extra_processes=("slirp4netns",), kernel_features=("tun",), binaries=("slirp4netns",))
     Options = SlirpOptions
     options: SlirpOptions

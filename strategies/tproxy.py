@@ -25,7 +25,7 @@ from pydantic import Field
 from harness.lab.rules import apply_iptables
 from harness.pod.kubevirt import KubevirtBinding
 from harness.pod.proxy_process import start_proxy
-from strategies.base import Attachment, GuestDriver, RelayOptions, Requirements, Strategy, TestBed
+from strategies.base import RESEARCH_IPV4_ONLY, Attachment, GuestDriver, RelayOptions, Requirements, Strategy, TestBed
 
 BRIDGE = "virbr0"
 BR_NETFILTER_SYSCTL = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
@@ -54,6 +54,7 @@ class Tproxy(Strategy):
     colour = "C7"
     summary = "mangle TPROXY + fwmark policy routing to an IP_TRANSPARENT splice proxy; ingress via the proxy"
     faithful_to = "2018 KubeVirt research: iptables with a transparent-proxy process"
+    ipv6_missing = RESEARCH_IPV4_ONLY
     requirements = Requirements(
         capabilities=("CAP_NET_ADMIN",),
         kernel_features=("iptables mangle", "TPROXY", "socket match", "policy routing", "bridge", "tun"),

@@ -36,19 +36,35 @@ def test_a_dual_stack_run_measures_the_bindings_that_build_ipv6_over_both_famili
 
 
 def test_ipv6_needs_a_kind_and_a_guest_that_carry_it():
+    from harness.guests.spec import GuestSpec
+    from harness.run.plan import resolve
     from harness.run.scenario import ScenarioError, parse_scenario_text
 
-    with pytest.raises(ScenarioError, match="rr has no IPv6 run here yet"):
+    with pytest.raises(ScenarioError, match="rr has no IPv6 run here .sockperf 3.7"):
         parse_scenario_text("name: d\nstrategies: [direct]\nip_families: [ipv6]\ntests: [{kind: rr}]\n")
-    with pytest.raises(ScenarioError, match="IPv6 is measured without a mesh only so far"):
-        parse_scenario_text(
-            "name: d\nstrategies: [direct]\nsidecars: [none, ambient]\nip_families: [ipv4, ipv6]\n"
-            "tests: [{kind: tcp_throughput}]\n"
-        )
     with pytest.raises(ScenarioError, match="IPv6 runs on the netns guest only"):
         parse_scenario_text(
             "name: d\nstrategies: [direct]\nguest: qemu\nip_families: [ipv6]\ntests: [{kind: tcp_throughput}]\n"
         )
+    # dual stack: a kind without an IPv6 run, a mesh mode without IPv6 capture and a meshed client run IPv4 only,
+    # and the plan says why
+    plan = resolve(
+        parse_scenario_text(
+            "name: d\nstrategies: [direct, masquerade, slirp]\nsidecars: [none, ambient, linkerd-style]\n"
+            "peers: [outside, meshed]\nip_families: [ipv4, ipv6]\n"
+            "tests: [{kind: tcp_throughput}, {kind: rr}, {kind: crr}, {kind: http}]\n"
+        ),
+        GuestSpec(),
+    )
+    assert [t.ip_family for t in plan.tests if t.kind == "rr"] == ["ipv4"]
+    assert sorted(t.ip_family for t in plan.tests if t.kind == "crr") == ["ipv4", "ipv6"]
+    reasons = plan.without_ipv6()
+    assert any("sockperf 3.7" in r for r in reasons)
+    assert "masquerade-linkerd-style" in reasons["the mesh mode's IPv6 capture is not built here"]
+    assert "slirp-none" in reasons["the binding's IPv6 path is not built here (IPv4 only)"]
+    assert "masquerade-ambient+meshed" in reasons["a meshed client's mTLS/HBONE over IPv6 is not built here"]
+    cell = next(c for c in plan.cells if c.label == "masquerade-ambient")
+    assert {t.ip_family for t in plan.tests_of(cell)} == {"ipv4", "ipv6"}
 
 
 def test_the_bed_is_dual_stack_with_addresses_from_the_benchmarking_range(lab):

@@ -34,7 +34,7 @@ from harness.analysis.costs import (
 )
 from harness.analysis.findings import findings_for
 from harness.analysis.http_section import binding_lines, has_http, istio_method_lines
-from harness.analysis.paths import _clip, works
+from harness.analysis.paths import Works, _clip, works
 from harness.analysis.ranking import rank_frame
 from harness.analysis.recommend import RULE_TEXT, Recommendation, recommend
 from harness.analysis.results import sweep_points, varying_sweep_columns
@@ -117,12 +117,17 @@ def kubevirt_lines(samples: pd.DataFrame, bindings: list[str]) -> list[str]:
     return [text, ""]
 
 
-def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str]) -> list[str]:
+def mesh_matrix(
+    samples: pd.DataFrame, bindings: list[str], sidecars: list[str], ipv6_left_out: dict[str, list[str]] | None = None
+) -> list[str]:
     """One line per binding, one column per mesh layout of the run (none, sidecars, ambient): does it work,
-    which way, and does the traffic cross the mesh's proxy; per sweep point (a dual-stack run's IPv4 and IPv6)."""
+    which way, and does the traffic cross the mesh's proxy; per sweep point (a dual-stack run's IPv4 and IPv6).
+    `ipv6_left_out` (run.json's, reason -> cell labels): the cells a dual-stack run measured over IPv4 only, whose
+    IPv6 cell says `IPv4 only` and why."""
     if len(sidecars) < 2:
         return []
     points = sweep_points(samples)
+    why_not_ipv6 = {label: reason for reason, labels in (ipv6_left_out or {}).items() for label in labels}
     lines = [
         "## Which binding works with which mesh layout",
         "",
@@ -144,6 +149,11 @@ def mesh_matrix(samples: pd.DataFrame, bindings: list[str], sidecars: list[str])
     for b in bindings:
         for where, point in points:  # a dual-stack run: one line per family, each its own verdicts
             cells = [works(point, b, s) for s in sidecars]
+            if "IPv6" in where:
+                cells = [
+                    Works("IPv4 only", why_not_ipv6[f"{b}-{s}"]) if f"{b}-{s}" in why_not_ipv6 else c
+                    for c, s in zip(cells, sidecars, strict=True)
+                ]
             if all(c.verdict == "not measured" for c in cells):
                 continue
             verdicts = [c.verdict + (f": {_clip(c.reason, 90)}" if c.reason else "") for c in cells]
@@ -393,7 +403,10 @@ def decision_page(
         "",
     ]
     lines += folded("Method", method)
-    lines += folded("Which binding works with which mesh layout, as a table", mesh_matrix(samples, bindings, sidecars))
+    lines += folded(
+        "Which binding works with which mesh layout, as a table",
+        mesh_matrix(samples, bindings, sidecars, meta.get("ipv6_left_out")),
+    )
     lines += folded("What this run could detect", detail_section(samples, bindings, sidecars, meta))
     lines += folded("Precision: which ratios reached the target", precision_lines(meta))
     return "\n".join(lines)

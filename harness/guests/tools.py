@@ -29,9 +29,11 @@ class CTool:
 
 
 GUEST_C_TOOLS = {
-    "vmnb-crr": CTool("crr.c", "the CRR tool"),
-    "vmnb-http": CTool("http.c", "the HTTP/1.1 load tool", headers=("openloop.h",)),
-    "vmnb-h2": CTool("h2.c", "the HTTP/2 and gRPC load tool", ("-lnghttp2",), ("openloop.h",), "libnghttp2-dev"),
+    "vmnb-crr": CTool("crr.c", "the CRR tool", headers=("inet.h",)),
+    "vmnb-http": CTool("http.c", "the HTTP/1.1 load tool", headers=("openloop.h", "inet.h")),
+    "vmnb-h2": CTool(
+        "h2.c", "the HTTP/2 and gRPC load tool", ("-lnghttp2",), ("openloop.h", "inet.h"), "libnghttp2-dev"
+    ),
 }
 __all__ = ["GUEST_C_TOOLS", "GUEST_FILES", "ToolBuildError", "compile_guest_tool", "compile_guest_tools"]
 

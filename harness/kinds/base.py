@@ -48,8 +48,9 @@ class TestKind(Strict):
     """Which of a scenario's test-level sweeps (message_bytes, streams) this kind takes, and into which field."""
     _swept: str = PrivateAttr("")
     _family: str = PrivateAttr("ipv4")
-    carries_ipv6: ClassVar[bool] = False
-    """Its tool and servers work over IPv6 (a dual-stack bed's `ip_families: [.., ipv6]` runs it once per family)."""
+    ipv6_missing: ClassVar[str] = "its tool's IPv6 run is not built here"
+    """Why it has no IPv6 run, or '' when its tool and servers work over IPv6 (a dual-stack bed's `ip_families:
+    [.., ipv6]` then runs it once per family; otherwise over IPv4 only, and the run says why)."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

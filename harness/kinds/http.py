@@ -179,6 +179,7 @@ class HttpLoad(TestKind):
     port: int = Field(0, ge=0, le=65535)
     """0: the Service's port for the protocol (8000 for HTTP/1.1, 8001 for HTTP/2 and gRPC)."""
     primary_metric: ClassVar[str] = "http_latency_p50"
+    ipv6_missing: ClassVar[str] = ""  # vmnb-http / vmnb-h2 dial either family and serve both (guest_files/inet.h)
     proxy_cost_per_request: ClassVar[bool] = True
 
     @model_validator(mode="after")

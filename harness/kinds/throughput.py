@@ -236,7 +236,7 @@ class TcpThroughput(TestKind):
     port: int = Field(5201, ge=1, le=65535)
     primary_metric: ClassVar[str] = "throughput"
     sweep_fields: ClassVar[dict[str, str]] = {"streams": "streams"}
-    carries_ipv6: ClassVar[bool] = True  # iperf3 -s listens on both families; the client dials either
+    ipv6_missing: ClassVar[str] = ""  # iperf3 -s listens on both families; the client dials either
 
     def columns(self) -> dict:
         return {**super().columns(), "streams": self.streams}
@@ -285,6 +285,7 @@ class UdpThroughput(TestKind):
     datagram_bytes: int = Field(1400, ge=64, le=65000)
     duration_s: int = Field(3, ge=1, le=3600)  # whole seconds, as for tcp_throughput (iperf3's -t)
     port: int = Field(5201, ge=1, le=65535)
+    ipv6_missing: ClassVar[str] = ""  # iperf3 -u as above
     primary_metric: ClassVar[str] = "udp_goodput"
     sweep_fields: ClassVar[dict[str, str]] = {"message_bytes": "datagram_bytes"}
 

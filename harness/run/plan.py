@@ -118,8 +118,9 @@ def expanded_tests(scenario: Scenario) -> list[TestKind]:
     """The tests with the test-level sweeps applied: each test once per swept value it takes, and once per IP
     family of a dual-stack scenario."""
     tests: list[TestKind] = []
-    for test in scenario.tests:
-        expanded = [test.for_family(family) for family in scenario.ip_families]
+    for test in scenario.tests:  # a kind without an IPv6 run runs over IPv4 only (RunPlan.without_ipv6 says why)
+        families = [f for f in scenario.ip_families if f == "ipv4" or not test.ipv6_missing]
+        expanded = [test.for_family(family) for family in families]
         for parameter in ("message_bytes", "streams"):
             values = getattr(scenario.sweep, parameter)
             if values and parameter in test.sweep_fields:
@@ -177,7 +178,7 @@ class CellPlan:
         """Why this cell has no IPv6 run (None: it has one): the binding's IPv6 path or the mesh mode's IPv6 capture
         is not built here, or the client is meshed (the meshes' tunnels are IPv4 here)."""
         if "ipv6" not in self.strategy_cls.ip_families:
-            return "the binding's IPv6 path is not built here (IPv4 only)"
+            return self.strategy_cls.ipv6_missing
         if "ipv6" not in mesh_for(self.spec.sidecar).ip_families:
             return "the mesh mode's IPv6 capture is not built here"
         if self.spec.client.meshed:
@@ -274,9 +275,12 @@ class RunPlan:
 
     def without_ipv6(self) -> dict[str, list[str]]:
         """The cells a dual-stack run measures over IPv4 only, by the reason (what of their IPv6 path is not built)."""
-        if not any(t.ip_family == "ipv6" for t in self.tests):
+        if not self.settings.ipv6:
             return {}
         reasons: dict[str, list[str]] = {}
+        for test in self.tests:
+            if test.ip_family == "ipv4" and test.ipv6_missing:
+                reasons.setdefault(test.ipv6_missing, []).append(test.label)
         for cell in self.cells:
             if (reason := cell.ipv6_left_out()) is not None:
                 reasons.setdefault(reason, []).append(cell.label)

@@ -147,6 +147,7 @@ def run_scenario(
                     "git_sha": git_sha(),
                     "harness_pid": os.getpid(),
                     "kubevirt": settings.kubevirt,
+                    "ipv6_left_out": plan.without_ipv6(),
                     "guest": {"kind": str(guest.kind), **(qemu_facts(guest) if guest.kind == GuestKind.QEMU else {})},
                 }
             )

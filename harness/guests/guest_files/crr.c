@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "inet.h"
+
 #define MAX_FDS 4096
 
 static double now_s(void) {
@@ -31,10 +33,8 @@ static double now_s(void) {
 }
 
 static int serve(int port, int keepalive) {
-    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 4096)) {
+    int ls = inet_listen_any(port);
+    if (ls < 0) {
         perror("vmnb-crr server");
         return 1;
     }
@@ -60,9 +60,9 @@ static int serve(int port, int keepalive) {
 }
 
 static int client(const char *target, int port, double duration, int size) {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    if (inet_pton(AF_INET, target, &a.sin_addr) != 1) {
-        fprintf(stderr, "vmnb-crr: --target must be an IPv4 address\n");
+    struct sockaddr_storage a;
+    if (inet_target(target, port, &a)) {
+        fprintf(stderr, "vmnb-crr: --target must be an IPv4 or IPv6 address\n");
         return 2;
     }
     char *payload = malloc(size), *reply = malloc(65536);
@@ -75,10 +75,10 @@ static int client(const char *target, int port, double duration, int size) {
     double start = now_s(), deadline = start + duration;
     while (now_s() < deadline) {
         double t0 = now_s();
-        int s = socket(AF_INET, SOCK_STREAM, 0), ok = 0;
+        int s = socket(a.ss_family, SOCK_STREAM, 0), ok = 0;
         setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
         setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof tmo);
-        if (connect(s, (struct sockaddr *)&a, sizeof a) == 0 && write(s, payload, size) == size) {
+        if (connect(s, (struct sockaddr *)&a, inet_len(&a)) == 0 && write(s, payload, size) == size) {
             int got = 0;
             ssize_t r = 1;
             while (got < size && (r = read(s, reply, 65536)) > 0) got += r;
@@ -107,12 +107,12 @@ static int client(const char *target, int port, double duration, int size) {
 }
 
 static int round_trips(const char *target, int port, long count, int size) {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    struct sockaddr_storage a;
     char *payload = malloc(size), *reply = malloc(65536);
-    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    int s = inet_target(target, port, &a) ? -1 : socket(a.ss_family, SOCK_STREAM, 0), one = 1;
     memset(payload, 'x', size);
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (inet_pton(AF_INET, target, &a.sin_addr) != 1 || connect(s, (struct sockaddr *)&a, sizeof a)) {
+    if (s < 0 || connect(s, (struct sockaddr *)&a, inet_len(&a))) {
         printf("{\"error\": \"%s\"}\n", strerror(errno));
         return 0;
     }

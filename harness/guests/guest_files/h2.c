@@ -298,7 +298,7 @@ static nghttp2_session_callbacks *client_callbacks;
 
 static void connected(struct client_conn *c);
 
-static int open_conn(struct client_conn *c, struct sockaddr_in *to) {
+static int open_conn(struct client_conn *c, struct sockaddr_storage *to) {
     int done;
     c->connected = c->inflight = 0;
     c->s = NULL;
@@ -314,7 +314,7 @@ static void connected(struct client_conn *c) {
 }
 
 /* The connection broke: every request still open on it is lost; a new one replaces it. */
-static void reopen(struct client_conn *c, struct sockaddr_in *to, long first, long issued, const char *why) {
+static void reopen(struct client_conn *c, struct sockaddr_storage *to, long first, long issued, const char *why) {
     for (long k = first; k < issued; k++)
         if (requests[k].conn == c && !requests[k].done) {
             requests[k].done = 1;
@@ -327,7 +327,7 @@ static void reopen(struct client_conn *c, struct sockaddr_in *to, long first, lo
 
 static int client(const char *target, int port, double rate, double duration, int nconn, long bytes,
                   const char *host, double grace) {
-    struct sockaddr_in to;
+    struct sockaddr_storage to;
     if (client_target("vmnb-h2", target, port, &to)) return 2;
     nghttp2_session_callbacks_new(&client_callbacks);
     nghttp2_session_callbacks_set_send_callback(client_callbacks, send_cb);

@@ -115,7 +115,7 @@ struct client_conn {
     char buf[BUF];
 };
 
-static int open_conn(struct client_conn *c, struct sockaddr_in *to) {
+static int open_conn(struct client_conn *c, struct sockaddr_storage *to) {
     c->due = 0;
     c->have = 0;
     c->fd = start_connect(to, &c->connected);
@@ -124,7 +124,7 @@ static int open_conn(struct client_conn *c, struct sockaddr_in *to) {
 
 static int client(const char *target, int port, double rate, double duration, int nconn, long bytes,
                   const char *host, double grace) {
-    struct sockaddr_in to;
+    struct sockaddr_storage to;
     if (client_target("vmnb-http", target, port, &to)) return 2;
     long scheduled = (long)(rate * duration);
     double *lat = malloc(sizeof(double) * (scheduled + 1));

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include "inet.h"
 #include <time.h>
 #include <unistd.h>
 
@@ -87,10 +88,10 @@ static int parse_options(const char *tool, int argc, char **argv, struct options
 }
 
 /* A non-blocking TCP_NODELAY socket connecting to `to` (-1 if it cannot even start); *done: already connected. */
-static int start_connect(const struct sockaddr_in *to, int *done) {
-    int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+static int start_connect(const struct sockaddr_storage *to, int *done) {
+    int one = 1, fd = socket(to->ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    *done = connect(fd, (const struct sockaddr *)to, sizeof *to) == 0;
+    *done = connect(fd, (const struct sockaddr *)to, inet_len(to)) == 0;
     return *done || errno == EINPROGRESS ? fd : -1;
 }
 
@@ -116,12 +117,10 @@ static int poll_until(struct pollfd *fds, int n, double when) {
     return got < 0 && errno == EINTR ? 0 : got;
 }
 
-/* A socket listening on every address at `port`, or -1 after saying why. */
+/* A socket listening on every address (both families) at `port`, or -1 after saying why. */
 static int listen_on(const char *tool, int port) {
-    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 4096)) {
+    int ls = inet_listen_any(port);
+    if (ls < 0) {
         fprintf(stderr, "%s server: port %d: %s\n", tool, port, strerror(errno));
         return -1;
     }
@@ -130,10 +129,9 @@ static int listen_on(const char *tool, int port) {
 
 /* The client's destination from --target and --port (2 after saying what is wrong, the exit status), and a 1 ns
  * timer slack so that it wakes at each due time, not up to 50 us later. */
-static int client_target(const char *tool, const char *target, int port, struct sockaddr_in *to) {
-    *to = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(port)};
-    if (inet_pton(AF_INET, target, &to->sin_addr) != 1) {
-        fprintf(stderr, "%s: --target must be an IPv4 address, not %s\n", tool, target);
+static int client_target(const char *tool, const char *target, int port, struct sockaddr_storage *to) {
+    if (inet_target(target, port, to)) {
+        fprintf(stderr, "%s: --target must be an IPv4 or IPv6 address, not %s\n", tool, target);
         return 2;
     }
     prctl(PR_SET_TIMERSLACK, 1UL);
