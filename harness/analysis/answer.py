@@ -128,6 +128,7 @@ def mesh_matrix(
         return []
     points = sweep_points(samples)
     why_not_ipv6 = {label: reason for reason, labels in (ipv6_left_out or {}).items() for label in labels}
+    ipv4_only: dict[str, str] = {}  # reason -> its mark in the table
     lines = [
         "## Which binding works with which mesh layout",
         "",
@@ -150,14 +151,15 @@ def mesh_matrix(
         for where, point in points:  # a dual-stack run: one line per family, each its own verdicts
             cells = [works(point, b, s) for s in sidecars]
             if "IPv6" in where:
-                cells = [
-                    Works("IPv4 only", why_not_ipv6[f"{b}-{s}"]) if f"{b}-{s}" in why_not_ipv6 else c
-                    for c, s in zip(cells, sidecars, strict=True)
-                ]
+                for i, s in enumerate(sidecars):
+                    if (reason := why_not_ipv6.get(f"{b}-{s}")) is not None:
+                        mark = ipv4_only.setdefault(reason, f"IPv4 only ({chr(ord('a') + len(ipv4_only))})")
+                        cells[i] = Works(mark)
             if all(c.verdict == "not measured" for c in cells):
                 continue
             verdicts = [c.verdict + (f": {_clip(c.reason, 90)}" if c.reason else "") for c in cells]
             lines.append(f"| {b} | " + (f"{where} | " if len(points) > 1 else "") + " | ".join(verdicts) + " |")
+    lines += ["", *[f"- {mark}: {reason}" for reason, mark in ipv4_only.items()]] if ipv4_only else []
     return [*lines, ""]
 
 

@@ -29,7 +29,34 @@ def _pasta_egress(rows: pd.DataFrame) -> pd.Series:
     return passt & (rows["guest"] == "netns") & (rows["direction"] == "egress")
 
 
+def _masquerade_ipv6_under_istio(rows: pd.DataFrame) -> pd.Series:
+    from harness.pod.mesh import MESHES, mode_of
+
+    if "ip_family" not in rows or "sidecar" not in rows:
+        return pd.Series(False, index=rows.index)
+    istio = rows["sidecar"].astype(str).map(lambda s: mode_of(s) in MESHES and MESHES[mode_of(s)].kubevirt_istio)
+    return (
+        (rows["strategy"] == "masquerade")
+        & (rows["ip_family"] == "ipv6")
+        & (rows["direction"] == "ingress")
+        & istio
+        & (rows["status"].astype(str) != "ok")
+    )
+
+
 FINDINGS = [
+    Finding(
+        "kubevirt-masquerade-istio-ipv4-only",
+        _masquerade_ipv6_under_istio,
+        text="KubeVirt's masquerade adapts to Istio's sidecar for IPv4 only. Envoy's inbound passthrough connects to "
+        "the original destination, the pod's own IPv6 address, from ::6 (Istio's IPv6 inbound source, as 127.0.0.6 "
+        "is IPv4's); KubeVirt's ip6 nat output chain DNATs only `ip6 daddr ::1` to the VM (its IPv4 chain matches "
+        "the pod's address and 127.0.0.6: kubevirt/kubevirt pkg/network/setup/netpod/masquerade/masquerade.go adds "
+        "only the IPv4 pod address to the set; the rules are checked against masquerade_test.go's expected IPv6 "
+        "tables in tests/test_upstream_fixtures.py), so nothing answers at the pod's IPv6 address and the peer's "
+        "connection is reset once Envoy's upstream fails. KubeVirt's user guide says Istio is supported on IPv4 "
+        "only; egress is unaffected (the VM's connections are captured and leave through Envoy)",
+    ),
     Finding(
         "pasta-egress-rto",
         _pasta_egress,
