@@ -588,6 +588,7 @@ def describe(
     istio_backend: Annotated[
         str, typer.Option(help="Istio's redirection backend: iptables (default) or nftables (1.27+; ambient 1.28+).")
     ] = "iptables",
+    ipv6: Annotated[bool, typer.Option("--ipv6", help="A dual-stack bed: the IPv6 addresses and rules too.")] = False,
 ) -> None:
     """Set a strategy up on a scratch bed and print what it creates: links, addresses, rules, processes."""
     import yaml
@@ -624,7 +625,7 @@ def describe(
     setup = istio_setup(istio, istio_backend, sidecar)
     _require_root()
     release = KubevirtRelease(kubevirt or LATEST)
-    typer.echo(describe_strategy(name, options, SidecarKind(sidecar), release, setup))
+    typer.echo(describe_strategy(name, options, SidecarKind(sidecar), release, setup, ipv6=ipv6))
 
 
 def istio_setup(release: str, backend: str, sidecar: str):

@@ -110,3 +110,18 @@ def test_the_meshes_capture_ipv6_and_kubevirts_istio_adaptation_is_ipv4_only(tmp
     answer = (run_dir / "answer.md").read_text()
     assert "KubeVirt's masquerade adapts to Istio's sidecar for IPv4 only" in answer
     assert "| masquerade | IPv6 | egress only" in answer
+
+
+def test_describe_shows_the_ipv6_rules_istio_and_kubevirt_install():
+    """`vmnetbench describe masquerade --sidecar envoy-redirect --ipv6`: istio-init's ip6tables rules (::6, ::1),
+    ::6 on the pod's loopback, and KubeVirt's ip6 nat table with its IPv4-only Istio adaptation (::1 only)."""
+    import strategies  # noqa: F401
+    from harness.pod.mesh import SidecarKind
+    from harness.run.describe import describe_strategy
+
+    text = describe_strategy("masquerade", sidecar=SidecarKind("envoy-redirect"), ipv6=True)
+    # iptables-nft's rules, read back as nft lists them (KubeVirt's own nft nat table keeps iptables-save out)
+    assert 'oifname "lo" ip6 saddr ::6 counter' in text
+    assert "::6/128" in text.split("== namespace")[3]  # the pod's lo
+    assert "ip6 daddr ::1 counter packets 0 bytes 0 dnat to 2001:2:0:ff::2" in text
+    assert "or 2001:2:0:2::2" in text

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
 from harness.guests.choice import driver_for
 from harness.guests.spec import GuestSpec
+from harness.lab.bed import AddressPlan
 from harness.lab.rules import iptables_save, list_nft
 from harness.lab.session import LabSession
 from harness.pod.bindings import binding_status, pod_annotations
@@ -20,9 +23,12 @@ def describe_strategy(
     sidecar: SidecarKind = SidecarKind.NONE,
     kubevirt: KubevirtRelease = LATEST,
     istio: IstioSetup = DEFAULT_ISTIO,
+    *,
+    ipv6: bool = False,
 ) -> str:
     """`sidecar`: installed first, as istio-init and the injected proxy precede KubeVirt's wiring, from `istio`'s
-    release and backend; the pod carries the annotations `kubevirt`'s release writes for this binding."""
+    release and backend; the pod carries the annotations `kubevirt`'s release writes for this binding. `ipv6`: a
+    dual-stack bed (the binding's and the mesh's IPv6 addresses and rules, where they are built)."""
     cls = strategy_class(name)
     strategy = cls(options, sidecar=sidecar)
     lines = [
@@ -38,7 +44,7 @@ def describe_strategy(
         f"requirements: capabilities={list(req.capabilities)} kernel={list(req.kernel_features)} "
         f"processes={list(req.extra_processes)} binaries={list(req.binaries)}"
     )
-    with LabSession() as lab, lab.bed() as bed:
+    with LabSession() as lab, lab.bed(AddressPlan(ipv6=True) if ipv6 else None) as bed:
         install_sidecar(
             bed,
             sidecar,
@@ -48,21 +54,24 @@ def describe_strategy(
         )
         attachment = strategy.setup(bed, driver_for(GuestSpec(), f"describe-{name}"))
         lines.append(
-            f"ingress: peer dials {attachment.ingress_address}; service runs in "
+            f"ingress: peer dials {attachment.ingress_address}"
+            + (f" or {attachment.ingress_address6}" if attachment.ingress_address6 else "")
+            + f"; service runs in "
             f"{attachment.service.name}; egress clients run in {attachment.client.name}"
         )
         for role, ns in bed.namespaces.items():
             lines.append(f"\n== namespace {ns.name} ({role})")
             for link in ns.link_names():
-                addrs = ", ".join(ns.addresses(link)) or "-"
+                addrs = ", ".join(ns.addresses(link) + ns.addresses(link, socket.AF_INET6)) or "-"
                 lines.append(f"  link {link:<16} mtu {ns.mtu(link):<6} {addrs}")
             if role == "pod":
-                rules = ns.policy_rules()
-                if len(rules) > 3:  # more than the kernel's local/main/default
-                    lines.append("  ip rule:\n    " + "\n    ".join(rules))
-                    routes = ns.run(["ip", "route", "show", "table", "all"]).strip().splitlines()
-                    custom = [r for r in routes if " table " in r and " table local" not in r]
-                    lines.append("  routes outside main:\n    " + "\n    ".join(custom))
+                for family in ("-4", "-6") if ipv6 else ("-4",):
+                    rules = ns.run(["ip", family, "rule", "show"]).splitlines()
+                    if len(rules) > 3 - (family == "-6"):  # more than the kernel's local/main(/default)
+                        lines.append(f"  ip {family} rule:\n    " + "\n    ".join(rules))
+                        routes = ns.run(["ip", family, "route", "show", "table", "all"]).strip().splitlines()
+                        custom = [r for r in routes if " table " in r and " table local" not in r]
+                        lines.append(f"  {family} routes outside main:\n    " + "\n    ".join(custom))
                 nft = list_nft(ns).strip()
                 lines.append("  nft ruleset:" + ("\n    " + nft.replace("\n", "\n    ") if nft else " (empty)"))
                 lines += [f"  {line}" for line in shared_hooks(nft)]
