@@ -43,8 +43,10 @@ class PasstVhostUser(Passt):
     Options = PasstVhostUserOptions
     options: PasstVhostUserOptions
     needs_qemu = True
+    ip_families = ("ipv4", "ipv6")  # passt serves both families; the guest takes the pod's IPv6 (QEMU driver)
 
     def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
         net = self.passt_net(bed, guest)
         vm = guest.passt_vhost_user(bed, net)
-        return Attachment.of_guest(bed, vm, bed.plan.pod_ip, guest_ip=bed.plan.pod, mtu=net.mtu or PASST_MTU)
+        v6 = bed.plan.pod_ip6 if bed.plan.ipv6 else None
+        return Attachment.of_guest(bed, vm, bed.plan.pod_ip, v6, guest_ip=bed.plan.pod, mtu=net.mtu or PASST_MTU)

@@ -42,10 +42,6 @@ def test_ipv6_needs_a_kind_and_a_guest_that_carry_it():
 
     with pytest.raises(ScenarioError, match="rr has no IPv6 run here .sockperf 3.7"):
         parse_scenario_text("name: d\nstrategies: [direct]\nip_families: [ipv6]\ntests: [{kind: rr}]\n")
-    with pytest.raises(ScenarioError, match="IPv6 runs on the netns guest only"):
-        parse_scenario_text(
-            "name: d\nstrategies: [direct]\nguest: qemu\nip_families: [ipv6]\ntests: [{kind: tcp_throughput}]\n"
-        )
     # dual stack: a kind without an IPv6 run, a mesh mode without IPv6 capture and a meshed client run IPv4 only,
     # and the plan says why
     plan = resolve(
@@ -125,3 +121,45 @@ def test_describe_shows_the_ipv6_rules_istio_and_kubevirt_install():
     assert "::6/128" in text.split("== namespace")[3]  # the pod's lo
     assert "ip6 daddr ::1 counter packets 0 bytes 0 dnat to 2001:2:0:ff::2" in text
     assert "or 2001:2:0:2::2" in text
+
+
+def test_without_istios_dual_stack_the_backends_treat_ipv6_differently(tmp_path):
+    """`istio_dual_stack: false`: the IPv4-only capture on a dual-stack pod, as a cluster without ISTIO_DUAL_STACK
+    gets it. With iptables there is no ip6tables rule, so the pod's IPv6 bypasses Envoy; with nftables the
+    address-less rules of the `inet` table take IPv6 too and redirect it to an Envoy listening on IPv4 only: what
+    each does is measured, and the rows and headings say which capture was installed."""
+    text = (
+        "name: dual-off\nstrategies: [direct]\nsidecars: [envoy-redirect]\nistio_backends: [iptables, nftables]\n"
+        "istio_dual_stack: false\nip_families: [ipv4, ipv6]\nrepetitions: 1\ntests:\n  - {kind: crr, duration_s: 1}\n"
+    )
+    samples, run_dir = run_scenario_text(tmp_path, text)
+    crr = samples[(samples.metric == "crr_rate") & (samples.ip_family == "ipv6")]
+    assert set(crr.istio_dual_stack) == {False}
+    ipt = crr[crr.sidecar == "envoy-redirect"]
+    assert (ipt.status == "ok").all() and (ipt.path == "bypassed").all()
+    nft = crr[(crr.sidecar == "envoy-redirect+nftables") & (crr.direction == "ingress")]
+    assert (nft.status == "failed").all(), nft[["direction", "status", "reason", "path"]]
+    v4 = samples[(samples.metric == "crr_rate") & (samples.ip_family == "ipv4")]
+    assert (v4.path == "through-mesh").all()
+    from harness.analysis.report import write_report
+
+    write_report(run_dir)
+    assert "IPv4 capture only" in (run_dir / "answer.md").read_text()
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_the_qemu_guest_carries_ipv6_with_masquerade_and_passt_vhost_user(tmp_path):
+    """The QEMU guest on a dual-stack pod: masquerade's VM gets its IPv6 address and route as cloud-init would
+    write them (set through the agent after boot; KubeVirt sends no router advertisement), passt-vhost-user's the
+    pod's own, as passt's DHCPv6/NDP hand it out (passt without --ipv4-only); CRR over IPv6 both ways, the
+    guest's vmnb-crr dialling and serving IPv6."""
+    text = (
+        "name: dual-vm\nguest: qemu\nstrategies: [direct, masquerade, passt-vhost-user]\n"
+        "ip_families: [ipv4, ipv6]\nrepetitions: 1\ntests:\n  - {kind: crr, duration_s: 1}\n"
+    )
+    samples, _ = run_scenario_text(tmp_path, text)
+    v6 = samples[(samples.metric == "crr_rate") & (samples.ip_family == "ipv6")]
+    assert set(v6.strategy) == {"direct", "masquerade", "passt-vhost-user"}
+    assert (v6.status == "ok").all(), v6[["strategy", "direction", "reason"]]
+    assert set(v6.direction) == {"ingress", "egress"} and set(v6.guest) == {"qemu"}

@@ -60,7 +60,9 @@ def istio_of(samples: pd.DataFrame, layout: str) -> str:
     rows = samples[(samples.sidecar == layout) & (samples.istio.fillna("") != "")]
     if rows.empty:
         return ""
-    return f"Istio {rows.istio.iat[0]}, {rows.istio_backend.iat[0]}"
+    dual = rows.istio_dual_stack.iat[0] if "istio_dual_stack" in rows else None
+    ipv4_only = dual is not None and not pd.isna(dual) and not bool(dual)
+    return f"Istio {rows.istio.iat[0]}, {rows.istio_backend.iat[0]}" + (", IPv4 capture only" if ipv4_only else "")
 
 
 def layout_title(sidecar: str, istio: str = "") -> str:

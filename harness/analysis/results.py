@@ -42,6 +42,7 @@ class Sample:
     binding_status: str = ""  # what the binding is in that release: core, a plugin, a research design
     istio: str = ""  # the Istio release modelled (harness/pod/istio.py) for an Istio mesh mode's rows, else empty
     istio_backend: str = ""  # Istio's redirection backend there: iptables or nftables
+    istio_dual_stack: bool | None = None  # Istio's IPv6 capture installed (a dual-stack run's Istio rows), else None
     runtime: str = "netns"
     compute_caps: str | None = None  # docker runtime: compute's capabilities vs Docker's defaults, missing devices
     guest: str = "netns"
@@ -105,6 +106,7 @@ COLUMNS = [
     "binding_status",
     "istio",
     "istio_backend",
+    "istio_dual_stack",
     "scenario",
     "test",
     "message_bytes",

@@ -95,7 +95,7 @@ def istio_setups(scenario: Scenario, sidecar: SidecarKind) -> list[IstioSetup | 
     """One per redirection backend the scenario lists for an Istio mode; [None] for a mode that is not Istio."""
     if not mesh_for(sidecar).istio_component:
         return [None]
-    return [IstioSetup(scenario.istio, backend) for backend in scenario.istio_backends]
+    return [IstioSetup(scenario.istio, backend, scenario.istio_dual_stack) for backend in scenario.istio_backends]
 
 
 def dns_capture_of(scenario: Scenario) -> bool:

@@ -353,6 +353,7 @@ def cell_row(settings: RunSettings, slot: Slot, paired: bool, runtime_label: str
         binding_status=binding_status(settings.kubevirt, plan.strategy_cls.name),
         istio=str(cell.istio.release) if cell.istio else "",
         istio_backend=str(cell.istio.backend) if cell.istio else "",
+        istio_dual_stack=cell.istio.dual_stack if cell.istio and settings.ipv6 else None,
         scenario=settings.name,
         repetition=slot.block,
         block=slot.block,

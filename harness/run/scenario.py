@@ -126,6 +126,10 @@ class Scenario(Strict):
     """`[ipv4]` (default), `[ipv4, ipv6]` (a dual-stack bed: every test once per family, the IPv6 one labelled
     `/ipv6` and judged against direct's IPv6) or `[ipv6]`; a binding whose IPv6 path is not built here runs its
     IPv4 tests only, and the run says so (docs/running.md)."""
+    istio_dual_stack: bool = True
+    """On a dual-stack run, Istio installed dual stack (istio-init with ISTIO_DUAL_STACK, istio-cni's `ambient.ipv6`):
+    its IPv6 capture too. False: the IPv4-only capture on the dual-stack pod, what a cluster without the setting
+    gets (rows' `istio_dual_stack`, headings `IPv4 capture only`)."""
     istio_backends: list[IstioBackend] = Field(default_factory=lambda: [IstioBackend.IPTABLES], min_length=1)
     """Istio's redirection backend(s) (`global.nativeNftables`): each Istio mode is measured once per backend
     listed, side by side in the same blocks; the rows' `sidecar` column says `+nftables` for the native one."""
@@ -226,8 +230,6 @@ class Scenario(Strict):
                     f"({mesh.istio_component} mode: {', '.join(offered)}; nftables for the sidecar since 1.27, "
                     "for ambient since 1.28)"
                 )
-        if "ipv6" in self.ip_families and self.guest != GuestKind.NETNS:
-            raise ValueError("field 'ip_families': IPv6 runs on the netns guest only so far (guest: netns)")
         if self.ip_families == ["ipv6"]:  # IPv6 only: a kind without an IPv6 run would run nowhere
             lacking = {t.kind: t.ipv6_missing for t in self.tests if t.ipv6_missing}
             if lacking:

@@ -41,7 +41,26 @@ class QemuDriver(GuestDriver):
     kind = GuestKind.QEMU
 
     def boot(self, bed: TestBed, **kwargs) -> QemuGuest:
-        return QemuGuest(bed, self.spec, label=self.label, **kwargs).boot()
+        self.booted = QemuGuest(bed, self.spec, label=self.label, **kwargs).boot()
+        return self.booted
+
+    def static_ipv6(self, bed: TestBed, cidr: str, gateway: str) -> None:
+        """What the VM's cloud-init would do once it runs: the NIC's IPv6 address and default route, set through the
+        guest agent after boot (no duplicate address detection: a fresh address usable at once, as the beds')."""
+        script = (
+            "echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad && "
+            f"ip -6 addr add {cidr} dev eth0 && ip -6 route add default via {gateway} dev eth0"
+        )
+        done = self.booted.run(["sh", "-c", script], name="ipv6 address", timeout=20)
+        if done.returncode != 0:
+            raise RuntimeError(f"configuring IPv6 in the QEMU guest failed: {(done.stderr or done.stdout).strip()}")
+
+    def passt_ipv6(self, bed: TestBed) -> None:
+        """On a dual-stack pod, the guest takes the pod's IPv6 address and gateway, as passt's DHCPv6 and NDP hand
+        them out (passt.1: the guest gets the host's addresses), set from here as its IPv4 is from the command
+        line."""
+        if bed.plan.ipv6:
+            self.static_ipv6(bed, bed.plan.pod6, bed.plan.pod_gateway6)
 
     def tap(self, bed: TestBed, *, mtu: int | None = None) -> TapPort:
         return QemuTap(self, bed, self.nic_mtu(bed, mtu))
@@ -65,7 +84,7 @@ class QemuDriver(GuestDriver):
             "0",
             "--foreground",
             "--quiet",
-            "--ipv4-only",
+            *([] if bed.plan.ipv6 else ["--ipv4-only"]),  # a dual-stack pod: passt's default, both families
             *mode,
             "--socket",
             str(socket_path),
@@ -84,7 +103,9 @@ class QemuDriver(GuestDriver):
     def passt(self, bed: TestBed, net: PasstNet) -> Guest:
         socket_path, mtu = self._start_passt(bed, net)
         netdev = f"stream,server=off,addr.type=unix,addr.path={socket_path}"
-        return self.boot(bed, netdev=netdev, ip_cidr=bed.plan.pod, gateway=bed.plan.pod_gateway, mtu=mtu)
+        guest = self.boot(bed, netdev=netdev, ip_cidr=bed.plan.pod, gateway=bed.plan.pod_gateway, mtu=mtu)
+        self.passt_ipv6(bed)
+        return guest
 
     def passt_vhost_user(self, bed: TestBed, net: PasstNet) -> Guest:
         """KubeVirt 1.8: libvirt's `<interface type='vhostuser'><backend type='passt'/>` runs `passt --vhost-user
@@ -104,7 +125,7 @@ class QemuDriver(GuestDriver):
             "-chardev",
             f"socket,id=vhostuser0,path={socket_path}",
         )
-        return self.boot(
+        guest = self.boot(
             bed,
             netdev="vhost-user,chardev=vhostuser0",
             ip_cidr=bed.plan.pod,
@@ -112,3 +133,5 @@ class QemuDriver(GuestDriver):
             mtu=mtu,
             machine_args=machine,
         )
+        self.passt_ipv6(bed)
+        return guest
