@@ -29,14 +29,17 @@ def _pasta_egress(rows: pd.DataFrame) -> pd.Series:
     return passt & (rows["guest"] == "netns") & (rows["direction"] == "egress")
 
 
-def _masquerade_ipv6_under_istio(rows: pd.DataFrame) -> pd.Series:
+def _istio_adaptation_ipv4_only(rows: pd.DataFrame) -> pd.Series:
+    """IPv6 ingress that failed under an Istio sidecar, for a binding whose KubeVirt Istio adaptation is IPv4 only."""
+    from harness.pod.bindings import facts
     from harness.pod.mesh import MESHES, mode_of
 
     if "ip_family" not in rows or "sidecar" not in rows:
         return pd.Series(False, index=rows.index)
     istio = rows["sidecar"].astype(str).map(lambda s: mode_of(s) in MESHES and MESHES[mode_of(s)].kubevirt_istio)
+    ipv4_only = rows["strategy"].map(lambda b: bool((f := facts(b)) and f.kubevirt.istio_ipv4_only))
     return (
-        (rows["strategy"] == "masquerade")
+        ipv4_only
         & (rows["ip_family"] == "ipv6")
         & (rows["direction"] == "ingress")
         & istio
@@ -47,7 +50,7 @@ def _masquerade_ipv6_under_istio(rows: pd.DataFrame) -> pd.Series:
 FINDINGS = [
     Finding(
         "kubevirt-masquerade-istio-ipv4-only",
-        _masquerade_ipv6_under_istio,
+        _istio_adaptation_ipv4_only,
         text="KubeVirt's masquerade adapts to Istio's sidecar for IPv4 only. Envoy's inbound passthrough connects to "
         "the original destination, the pod's own IPv6 address, from ::6 (Istio's IPv6 inbound source, as 127.0.0.6 "
         "is IPv4's); KubeVirt's ip6 nat output chain DNATs only `ip6 daddr ::1` to the VM (its IPv4 chain matches "

@@ -127,6 +127,9 @@ class KubevirtBinding:
     annotated_for_istio: bool = False
     """virt-controller annotates the launcher pod of a VMI with this binding for Istio (generator.go,
     `shouldAddIstioKubeVirtAnnotation`)."""
+    istio_ipv4_only: bool = False
+    """Its Istio adaptation covers IPv4 only: on a dual-stack pod the sidecar's IPv6 inbound is not forwarded to
+    the VM (masquerade.go adds only the IPv4 pod address to the set its Istio rules match)."""
 
     def of(self, name: KubevirtRelease | str) -> InRelease:
         return self.forms.get(release(name).name, self.otherwise)
@@ -138,8 +141,10 @@ class KubevirtBinding:
         otherwise: InRelease,
         *,
         annotated_for_istio: bool = False,
+        istio_ipv4_only: bool = False,
     ) -> KubevirtBinding:
-        return cls({r: form for releases, form in table.items() for r in releases}, otherwise, annotated_for_istio)
+        forms = {r: form for releases, form in table.items() for r in releases}
+        return cls(forms, otherwise, annotated_for_istio, istio_ipv4_only)
 
     @classmethod
     def plain_pod(cls, user_name: str) -> KubevirtBinding:
