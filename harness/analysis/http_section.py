@@ -174,12 +174,16 @@ def binding_lines(samples: pd.DataFrame, bindings: list[str], sidecars: list[str
         "ztunnel carries HTTP at L4.",
         "",
     ]
-    for sidecar in sidecars:
-        rows = http[http.sidecar == sidecar]
+    family = http.ip_family.fillna("ipv4") if "ip_family" in http else pd.Series("ipv4", index=http.index)
+    families = [f for f in ("ipv4", "ipv6") if (family == f).any()]
+    for sidecar, fam in ((s, f) for s in sidecars for f in families):  # a dual-stack run: each family its own table
+        rows = http[(http.sidecar == sidecar) & (family == fam)]
         if rows.empty:
             continue
+        suffix = "/ipv6" if fam == "ipv6" else ""
+        where = f" ({'IPv6' if suffix else 'IPv4'})" if len(families) > 1 else ""
         lines += [
-            f"### {layout_heading(sidecar)}",
+            f"### {layout_heading(sidecar)}{where}",
             "",
             "| binding | protocol | rate | works in / out | p99 in (x direct) | p99 out (x direct) "
             "| achieved rps in / out | pod proxy vCPU/1000 rps in / out | L7 in / out |",
@@ -190,7 +194,7 @@ def binding_lines(samples: pd.DataFrame, bindings: list[str], sidecars: list[str
                 mine = rows[(rows.strategy == b) & (rows.protocol == protocol) & (rows.offered_rps == rate)]
                 if mine.empty:
                     continue
-                test = f"{protocol}@{int(rate)}"
+                test = f"{protocol}@{int(rate)}{suffix}"
                 works, p99, achieved, vcpu, l7 = [], [], [], [], []
                 for direction in ("ingress", "egress"):
                     d = mine[mine.direction == direction]
