@@ -70,9 +70,12 @@ def plot_matrix(recs: list[Recommendation]):
     if not recs:
         return None
     rows = _rows(recs)
+    # a dual-stack run: a binding with IPv4 rows and none over IPv6 ran over IPv4 only (run.json says why)
+    seen_by_where = {r.where: {c.binding for c in r.candidates} for r in recs}
     fig, ax = plt.subplots(figsize=(max(6.0, 1.95 * len(recs) + 2.7), 0.55 * len(rows) + 2.2))
     for j, r in enumerate(recs):
         by_binding = {c.binding: c for c in r.candidates}
+        v4 = seen_by_where.get(r.where.replace("IPv6", "IPv4"), set()) if "IPv6" in r.where else set()
         for i, (binding, _) in enumerate(rows):
             c = by_binding.get(binding)
             state = cell_state(c)
@@ -84,6 +87,7 @@ def plot_matrix(recs: list[Recommendation]):
             }
             ax.add_patch(Rectangle((j, i), 1, 1, facecolor=COLOURS[state], **style))
             text = state if c is None else f"{'works' if state == 'through' else state}\n{_ratio_label(c)}"
+            text = "IPv4 only" if c is None and binding in v4 else text
             text = text if c is None or state != "fails" else "fails"
             ax.text(
                 j + 0.5,
