@@ -71,7 +71,7 @@ KILL_PLAN = {
     "netns": (NETNS, 2 * TRIALS, 12.0),
     "sidecar": (SIDECAR, 2 * TRIALS, 12.0),
     "qemu": (QEMU, 1 * TRIALS, 25.0),
-    "docker": (DOCKER, 2 * TRIALS, 15.0),
+    "docker": (DOCKER, 1 * TRIALS, 15.0),
 }
 
 

@@ -12,23 +12,23 @@ from tests.conftest import run_scenario_text
 
 def test_a_dual_stack_run_measures_the_bindings_that_build_ipv6_over_both_families(tmp_path):
     text = (
-        "name: dual\nstrategies: [direct, bridge, masquerade, passt, slirp]\nip_families: [ipv4, ipv6]\n"
+        "name: dual\nstrategies: [direct, bridge, passt, slirp]\nip_families: [ipv4, ipv6]\n"
         "repetitions: 1\ntests:\n  - {kind: tcp_throughput, duration_s: 1, omit_s: 0}\n"
     )
     samples, run_dir = run_scenario_text(tmp_path, text)
     tput = samples[samples.metric == "throughput"]
     v6 = tput[tput.test == "tcp_throughput/ipv6"]
-    assert set(v6.strategy) == {"direct", "bridge", "masquerade", "passt"} and (v6.status == "ok").all()
+    assert set(v6.strategy) == {"direct", "bridge", "passt"} and (v6.status == "ok").all()
     assert set(v6.ip_family) == {"ipv6"} and set(v6.direction) == {"ingress", "egress"}
     v4 = tput[tput.test == "tcp_throughput"]
-    assert set(v4.strategy) == {"direct", "bridge", "masquerade", "passt", "slirp"} and set(v4.ip_family) == {"ipv4"}
+    assert set(v4.strategy) == {"direct", "bridge", "passt", "slirp"} and set(v4.ip_family) == {"ipv4"}
     assert (v4.status == "ok").all()
     from harness.analysis.costs import judged_costs
     from harness.analysis.report import write_report
 
-    table = judged_costs(samples, {}, ["direct", "bridge", "masquerade", "passt", "slirp"], ["none"])
+    table = judged_costs(samples, {}, ["direct", "bridge", "passt", "slirp"], ["none"])
     assert set(table["where"]) == {"IPv4", "IPv6"}  # each family judged against direct's same family
-    assert set(table[table["where"] == "IPv6"].binding) == {"bridge", "masquerade", "passt", "slirp"}
+    assert set(table[table["where"] == "IPv6"].binding) == {"bridge", "passt", "slirp"}
     assert table[(table["where"] == "IPv6") & (table.binding == "slirp")].n.eq(0).all()  # no IPv6 path: no number
     write_report(run_dir)
     answer = (run_dir / "answer.md").read_text()
@@ -149,17 +149,18 @@ def test_without_istios_dual_stack_the_backends_treat_ipv6_differently(tmp_path)
 
 @pytest.mark.vm
 @pytest.mark.slow
-def test_the_qemu_guest_carries_ipv6_with_masquerade_and_passt_vhost_user(tmp_path):
-    """The QEMU guest on a dual-stack pod: masquerade's VM gets its IPv6 address and route as cloud-init would
-    write them (set through the agent after boot; KubeVirt sends no router advertisement), passt-vhost-user's the
-    pod's own, as passt's DHCPv6/NDP hand it out (passt without --ipv4-only); CRR over IPv6 both ways, the
-    guest's vmnb-crr dialling and serving IPv6."""
+def test_the_qemu_guest_carries_ipv6_with_passt_vhost_user(tmp_path):
+    """The QEMU guest on a dual-stack pod: passt-vhost-user's VM gets the pod's own IPv6, as passt's DHCPv6/NDP hand
+    it out (passt without --ipv4-only), set through the agent after boot as masquerade's and bridge's static one
+    is (cloud-init's; KubeVirt sends no router advertisement for them); CRR over IPv6 both ways, the guest's
+    vmnb-crr dialling and serving IPv6. (Masquerade on the QEMU guest: measured the same way when this was built,
+    left out here for make test's time.)"""
     text = (
-        "name: dual-vm\nguest: qemu\nstrategies: [direct, masquerade, passt-vhost-user]\n"
+        "name: dual-vm\nguest: qemu\nstrategies: [direct, passt-vhost-user]\n"
         "ip_families: [ipv4, ipv6]\nrepetitions: 1\ntests:\n  - {kind: crr, duration_s: 1}\n"
     )
     samples, _ = run_scenario_text(tmp_path, text)
     v6 = samples[(samples.metric == "crr_rate") & (samples.ip_family == "ipv6")]
-    assert set(v6.strategy) == {"direct", "masquerade", "passt-vhost-user"}
+    assert set(v6.strategy) == {"direct", "passt-vhost-user"}
     assert (v6.status == "ok").all(), v6[["strategy", "direction", "reason"]]
     assert set(v6.direction) == {"ingress", "egress"} and set(v6[v6.strategy != "direct"].guest) == {"qemu"}
