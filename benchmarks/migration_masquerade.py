@@ -22,7 +22,7 @@ connection's fate), and an iperf3 stream each way (peer -> VM, VM -> peer) paced
 
 Run as root from the repository: `.venv/bin/python benchmarks/migration_masquerade.py [kept|changed ...]`.
 
-Measured 2026-12-07 (QEMU 7.2 TCG, 512 MB guest, masquerade, no mesh; three runs: kept twice, changed once):
+Measured 2026-12-07 (QEMU 10.0.2 TCG, 512 MB guest, masquerade, no mesh; three runs: kept twice, changed once):
 
 | address | migration (QEMU total / downtime) | probe's largest gap | probe connection | stream in | stream out |
 |---|---|---|---|---|---|
