@@ -26,34 +26,20 @@ UPSTREAM = Path(__file__).parent / "upstream"
 
 
 def golden_ipv4(name: str) -> dict[str, list[str]]:
-    """The IPv4 part of an Istio golden file: table -> its lines (`-N`, `-A`, `-I`), up to the first table that
-    repeats (the IPv6 part follows)."""
-    tables: dict[str, list[str]] = {}
-    current = None
-    for line in (UPSTREAM / "istio" / name).read_text().splitlines():
-        if line.startswith("#") or line in ("iptables-save", "ip6tables-save"):
-            continue
-        if line.startswith("* "):
-            current = line[2:].strip()
-            if current in tables:
-                break
-            tables[current] = []
-        elif line == "COMMIT":
-            current = None
-        elif current:
-            tables[current].append(line)
-    return tables
+    """The IPv4 part of an Istio golden file: table -> its lines (`-N`, `-A`, `-I`) (golden_part below)."""
+    return golden_part(name, 0)
 
 
-def restore(ns, tables: dict[str, list[str]]) -> None:
+def restore(ns, tables: dict[str, list[str]], *, ipv6: bool = False) -> None:
     for table, lines in tables.items():
-        apply_iptables(ns, table, lines)
+        apply_iptables(ns, table, lines, ipv6=ipv6)
 
 
-def read_back(ns, table: str) -> dict[str, list[str]]:
-    """iptables-save of `table`: each chain's rules in order, without counters (empty chains included)."""
+def read_back(ns, table: str, *, ipv6: bool = False) -> dict[str, list[str]]:
+    """iptables-save (ip6tables-save with `ipv6`) of `table`: each chain's rules in order, without counters (empty
+    chains included)."""
     chains: dict[str, list[str]] = {}
-    for line in ns.run(["iptables-save", "-t", table]).splitlines():
+    for line in ns.run(["ip6tables-save" if ipv6 else "iptables-save", "-t", table]).splitlines():
         if line.startswith(":"):
             chains.setdefault(line[1:].split()[0], [])
         elif line.startswith("-A "):
@@ -348,22 +334,6 @@ def golden_part(name: str, part: int) -> dict[str, list[str]]:
     return parts[part] if part < len(parts) else {}
 
 
-def restore6(ns, tables: dict[str, list[str]]) -> None:
-    for table, lines in tables.items():
-        apply_iptables(ns, table, lines, ipv6=True)
-
-
-def read_back6(ns, table: str) -> dict[str, list[str]]:
-    chains: dict[str, list[str]] = {}
-    for line in ns.run(["ip6tables-save", "-t", table]).splitlines():
-        if line.startswith(":"):
-            chains.setdefault(line[1:].split()[0], [])
-        elif line.startswith("-A "):
-            _, chain, spec = line.split(" ", 2)
-            chains.setdefault(chain, []).append(spec)
-    return chains
-
-
 @pytest.mark.parametrize(
     ("golden", "tables"),
     [
@@ -390,9 +360,9 @@ def test_sidecar_ipv6_rules_match_istio_iptables_ipv6_virt_interfaces(scratch):
     -k eth0,eth1`, IPv6 on, no outbound capture) as ip6tables reads both back. The differences are the
     configurations' (the same ones the IPv4 kube-virt-interfaces comparison lists), none the families'."""
     up, ours = scratch
-    restore6(up, golden_part("istio-iptables-ipv6-virt-interfaces.golden", 1))
-    restore6(ours, ip6tables_rules(IstioSidecar().rules(["eth0", "eth1"])))
-    assert differences(read_back6(ours, "nat"), read_back6(up, "nat")) == {
+    restore(up, golden_part("istio-iptables-ipv6-virt-interfaces.golden", 1), ipv6=True)
+    restore(ours, ip6tables_rules(IstioSidecar().rules(["eth0", "eth1"])), ipv6=True)
+    assert differences(read_back(ours, "nat", ipv6=True), read_back(up, "nat", ipv6=True)) == {
         # the injector captures every inbound port (`-b *`, excluding Envoy's own), the golden only 4000 and 5000;
         # the injector captures outbound (`-i *`), so the VM's interfaces jump to ISTIO_REDIRECT where the golden,
         # with no outbound capture, RETURNs them
@@ -444,10 +414,10 @@ def test_ambient_ipv6_inpod_rules_match_istio_cni(scratch, golden, interfaces, d
     """istio-cni's in-pod ip6tables rules (ambient with `ambient.ipv6`) against its IPv6 golden files: every table
     the same, rule for rule (the host probe's address as a cluster's node agent has it)."""
     up, ours = scratch
-    restore6(up, golden_part(golden, 1))
-    restore6(ours, ip6tables_rules(ambient.inpod_rules(interfaces, dns_capture=dns_capture)))
+    restore(up, golden_part(golden, 1), ipv6=True)
+    restore(ours, ip6tables_rules(ambient.inpod_rules(interfaces, dns_capture=dns_capture)), ipv6=True)
     for table in ("mangle", "nat", "raw"):
-        assert differences(read_back6(ours, table), read_back6(up, table)) == {}, table
+        assert differences(read_back(ours, table, ipv6=True), read_back(up, table, ipv6=True)) == {}, table
 
 
 @pytest.mark.parametrize(
