@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 
-from harness.pod.kubevirt import RELEASED, InRelease, KubevirtBinding, KubevirtRelease, Shipping
+from harness.pod.kubevirt import ALLOW_BRIDGE_MIGRATION, RELEASED, InRelease, KubevirtBinding, KubevirtRelease, Shipping
 from strategies.base import Attachment, GuestDriver, Requirements, Strategy, TestBed
 
 BRIDGE = "k6t-eth0"
@@ -32,6 +32,7 @@ class Bridge(Strategy):
     kubevirt = KubevirtBinding.per_release(
         {(KubevirtRelease.RESEARCH_2018, *RELEASED): InRelease(Shipping.CORE, "bridge", {"bridge": {}})},
         InRelease(Shipping.ABSENT, "bridge"),
+        live_migration=f"allowed with the VMI annotation {ALLOW_BRIDGE_MIGRATION}",  # interface.go
     )
     colour = "C3"
     summary = "pod IP and MAC moved to the VM behind in-pod bridge k6t-eth0, no NAT (KubeVirt bridge binding)"

@@ -38,6 +38,7 @@ class Masquerade(Strategy):
         InRelease(Shipping.ABSENT, "masquerade"),
         annotated_for_istio=True,  # generator.go: every launcher pod with a masquerade interface
         istio_ipv4_only=True,  # pkg/network/setup/netpod/masquerade/masquerade.go: the IPv4 pod address only
+        live_migration="allowed",  # pkg/network/vmispec/interface.go VerifyVMIMigratable
     )
     colour = "C4"
     summary = "bridge k6t-eth0, VM behind gateway .1, nftables NAT in the pod (KubeVirt masquerade binding)"

@@ -30,9 +30,10 @@ from strategies.base import Attachment, GuestDriver, Requirements, Strategy, Str
 class PasstOptions(StrategyOptions):
     mtu: int | None = Field(None, ge=576, le=65520)
     """MTU passt/pasta gives the guest interface; None keeps their default (65520)."""
-    build: Literal["debian-12", "debian-13"] = "debian-13"
-    """Which passt: Debian 12's 0.0~git20230309 or Debian 13's 0.0~git20250503.587980c (what KubeVirt 1.8 pairs
-    with vhost-user)."""
+    build: Literal["debian-12", "debian-13", "debian-13-backports"] = "debian-13"
+    """Which passt: Debian 12's 0.0~git20230309, Debian 13's 0.0~git20250503.587980c (what KubeVirt 1.8 pairs
+    with vhost-user) or trixie-backports' 0.0~git20260728.f8df3f1 (its migration source keeps the TCP sockets:
+    harness/tools/debian.py PASST_SOURCES)."""
     declare_ports: bool = False
     """True: the VMI declares the services' ports and only those are forwarded; False (KubeVirt's behaviour for a
     VMI that declares none): every port is."""

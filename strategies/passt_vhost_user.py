@@ -21,8 +21,8 @@ from strategies.passt import Passt, PasstOptions
 
 
 class PasstVhostUserOptions(PasstOptions):
-    build: Literal["debian-13"] = "debian-13"
-    """Only the 2025 passt has vhost-user."""
+    build: Literal["debian-13", "debian-13-backports"] = "debian-13"
+    """Only the 2025 and later passt have vhost-user."""
 
 
 class PasstVhostUser(Passt):
@@ -35,6 +35,8 @@ class PasstVhostUser(Passt):
             SINCE_1_8: InRelease(Shipping.CORE, "passtBinding", {"passtBinding": {}}),
         },
         InRelease(Shipping.ABSENT, "passt plugin (vhost-user)"),
+        # the plugin declared `migration` (1.6-1.7), passtBinding is migratable in core (1.8+; VEP 21)
+        live_migration="allowed (passt-repair carries the TCP connections: VEP 21)",
     )
     colour = "C8"
     summary = "passt in vhost-user mode: passt serves the VM's virtio-net rings in shared memory (KubeVirt 1.8)"

@@ -34,6 +34,7 @@ from harness.analysis.costs import (
 )
 from harness.analysis.findings import findings_for
 from harness.analysis.http_section import binding_lines, has_http, istio_method_lines
+from harness.analysis.migration_section import migration_lines
 from harness.analysis.paths import Works, _clip, works
 from harness.analysis.ranking import rank_frame
 from harness.analysis.recommend import RULE_TEXT, Recommendation, recommend
@@ -392,6 +393,7 @@ def decision_page(
     for where, point in sweep_points(samples):  # one set of tables per swept pod/guest MTU
         for sidecar in sidecars:
             lines += cost_table(point, table, bindings, sidecar, where, stein, judged)
+    lines += migration_lines(samples, bindings, sidecars, {c.binding: c.name for r in recs for c in r.candidates})
     lines += istio_method_lines(samples)
     lines += binding_lines(samples, bindings, sidecars, block_log_ratios(samples) if has_blocks(samples) else None)
     lines += sweep_sections(samples, bindings)

@@ -7,6 +7,8 @@ One rule, applied to the run's own rows, in this order (each step keeps the bind
 2. **Works both ways**: every protocol and direction the run measured succeeded in every attempt.
 3. **Through the mesh both ways** (under a mesh): the mesh proxy's own counters carried every direction's bytes,
    and for a meshed client inside mTLS/HBONE. A bypass disqualifies: no mesh policy, telemetry or mTLS applies.
+   Where the run measured live migrations (the migration kind), also: the release migrates it, and established
+   connections survived a migration with the pod address kept (migration_section.migration_disqualifier).
 4. **Best tier by cost**, decided pairwise with the page's own rankings (paired t on per-block log differences,
    Holm over the line's pairs, harness/analysis/ranking.py): a binding leaves the tier when another qualifying
    binding is decided better in a column of the stage. Stages in turn (costs.judged_stages()): TCP throughput
@@ -38,6 +40,7 @@ from harness.analysis.costs import (
     judged_stages,
     layout_title,
 )
+from harness.analysis.migration_section import migration_disqualifier
 from harness.analysis.paths import Works, _clip, works
 from harness.analysis.ranking import ALPHA, Ranking, costs_in, rank
 from harness.analysis.stats import Interval
@@ -69,6 +72,8 @@ class Candidate:
     works: Works
     costs: dict[str, Interval | None] = field(default_factory=dict)
     """Cost column heading -> ratio to direct."""
+    migration: str = ""
+    """Why its live migrations disqualify it (the run measured migrations): refused, or connections broke."""
 
     @property
     def shipped(self) -> bool:
@@ -84,7 +89,7 @@ class Candidate:
             return f"{' and '.join(w.bypassed)} bypasses the mesh (its proxy's counters did not carry the bytes)"
         if w.plaintext:
             return f"{' and '.join(w.plaintext)} not inside mTLS/HBONE between the proxies"
-        return ""
+        return self.migration
 
     def closeness(self) -> int:
         """For 'none qualifies': works but around the mesh, then one way only, then fails."""
@@ -144,7 +149,7 @@ def _cost_text(c: Candidate, columns: list[CostColumn]) -> str:
     columns share it."""
     shown = [(col, c.costs[col.heading]) for col in columns if c.costs.get(col.heading) is not None]
     if not shown:
-        return "cost not measured"
+        return "no cost against a plain pod measured in this run"
     labels = {f"{ci.method} {ci.level:.0%}, n={ci.n}" for _, ci in shown if ci.has_interval}
     parts, family = [], ""
     for col, ci in shown:
@@ -260,9 +265,10 @@ def _what_would_decide(tier: list[Candidate], ranks: dict, columns: list[CostCol
     diff = f"{leader.name} / {other.name} = {ratio:.2f} in {col.heading} over {n} blocks"
     # a block of only the tier's cells: each with a direct before it, and one after the last
     more = max(need - n, 0)
+    seconds = more * (2 * len(tier) + 1) * (bed_s or 0)
+    more_time = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
     pace = (
-        f", about {more * (2 * len(tier) + 1) * bed_s / 60:.0f} min more at this run's {bed_s:.1f} s a bed with "
-        "only these cells in the blocks"
+        f", about {more_time} more at this run's {bed_s:.1f} s a bed with only these cells in the blocks"
         if bed_s
         else ""
     )
@@ -294,7 +300,15 @@ def recommend_layout(
         base = bases.get(b, b)
         costs = {col.heading: cost_of(table, where, layout, b, col) for col in cost_columns()}
         candidates.append(
-            Candidate(b, base, binding_name(b, base, release), shipping(release, base) if release else None, w, costs)
+            Candidate(
+                b,
+                base,
+                binding_name(b, base, release),
+                shipping(release, base) if release else None,
+                w,
+                costs,
+                migration_disqualifier(samples, b, layout),
+            )
         )
     title = layout_title(layout, istio_of(samples, layout))
     prefix = f"{title}" + (f" ({where})" if where else "")
@@ -336,9 +350,11 @@ def recommend_layout(
     if not qualified:
         shipped = sorted([c for c in candidates if c.shipped], key=Candidate.closeness)
         closest = f" Closest: {shipped[0].name} ({_clip(shipped[0].disqualified_by, 80)})." if shipped else ""
+        migrating = any(c.migration for c in candidates)
         line = (
             f"{prefix}: no shipped binding works both ways"
             + (" through the mesh" if mode_of(layout) != "none" else "")
+            + (" and keeps its connections across a live migration" if migrating else "")
             + f".{closest}"
         )
         details = [
@@ -373,7 +389,9 @@ def recommend_layout(
             if stage_name
             else f" ({kind}the only shipped binding that qualifies)"
         )
-        line = f"{prefix}: use {c.name}{how}; it costs {_cost_text(c, judged_stages()[0][1])}."
+        cost = _cost_text(c, judged_stages()[0][1])
+        cost = cost if cost.startswith("no cost") else f"it costs {cost}"
+        line = f"{prefix}: use {c.name}{how}; {cost}."
         return Recommendation(
             layout, title, where, Answer.DECIDED, (c.binding,), line, tuple(details), tuple(candidates), stage_name
         )

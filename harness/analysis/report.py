@@ -535,6 +535,7 @@ def report_sections(run: Run, made: dict[str, str]) -> list[Section]:
 def answer_figures(run: Run, fig_dir: Path, recs) -> list[tuple[str, str]]:
     """The answer's two pictures (harness/analysis/answer_figures.py), saved as PNG; (name, caption) of each made."""
     from harness.analysis.answer_figures import plot_forest, plot_matrix, plot_seed
+    from harness.analysis.migration_section import plot_migration
 
     made = []
     for name, caption, fig in (
@@ -550,12 +551,28 @@ def answer_figures(run: Run, fig_dir: Path, recs) -> list[tuple[str, str]]:
             plot_seed(run.claims),
         ),
         ("answer-forest.png", "TCP throughput x a plain pod with its interval, per layout", plot_forest(recs)),
+        (
+            "answer-migration.png",
+            "Live migration: the largest gap each established TCP connection saw, in and out; red: never came back",
+            plot_migration(run.samples, *_orders(run), {c.binding: c.name for r in recs for c in r.candidates}),
+        ),
     ):
         if fig is not None:
             fig.savefig(fig_dir / name, dpi=100)
             plt.close(fig)
             made.append((name, caption))
     return made
+
+
+def _orders(run: Run) -> tuple[list[str], list[str]]:
+    """The run's bindings and mesh layouts in the page's order."""
+    from harness.analysis.answer import binding_order, sidecar_order
+
+    parsed = run.meta.get("scenario_parsed", {})
+    return (
+        binding_order(run.samples, parsed.get("strategies", [])),
+        sidecar_order(run.samples, [str(s) for s in parsed.get("sidecars", [])]),
+    )
 
 
 def run_costs(run: Run) -> pd.DataFrame:

@@ -56,6 +56,9 @@ class Sample:
     streams: int | None = None  # parallel TCP streams of a throughput test
     load: str | None = None  # RR under load: idle, or a bulk TCP stream the same way or the reverse way
     offered_rps: int | None = None  # an http test's fixed offered rate (requests per second, open loop)
+    pod_address: str | None = None  # a migration test: the pod's IP across the move, kept or changed
+    migration_fate: str = ""  # a migration test: what each flow made of it (survived / stalled / reset, why)
+    migration_allowed: str = ""  # a migration test: what the modelled KubeVirt release does with such a migration
     tools: str = ""  # versions of the tools this cell ran with, as JSON ({"pasta": "...", "qemu": ...})
     caveat: str = ""  # why the row does not stand for the real system (a path it lacks), or empty
     test: str = ""
@@ -113,6 +116,7 @@ COLUMNS = [
     "streams",
     "load",
     "offered_rps",
+    "pod_address",
     "direction",
     "ip_family",
     "protocol",
@@ -140,6 +144,8 @@ COLUMNS = [
     "proxy_http_requests",
     "waypoint_bytes",
     "waypoint_http_requests",
+    "migration_fate",
+    "migration_allowed",
     "tools",
     "caveat",
     "timestamp",

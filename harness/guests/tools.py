@@ -1,6 +1,7 @@
 """Tools the harness builds for every guest, statically linked so the same binary runs on the host, in every pod
 namespace and inside the QEMU guest: vmnb-crr (guest_files/crr.c), the connect-request-response and fixed
-round-trip tool, vmnb-http (guest_files/http.c), the HTTP/1.1 server and open-loop client, and vmnb-h2
+round-trip tool, vmnb-probe (guest_files/probe.c), the paced probe timing a live migration's gap,
+vmnb-http (guest_files/http.c), the HTTP/1.1 server and open-loop client, and vmnb-h2
 (guest_files/h2.c), the HTTP/2 and gRPC server and open-loop client on Debian's libnghttp2 (libnghttp2-dev ships
 the static library)."""
 
@@ -30,6 +31,7 @@ class CTool:
 
 GUEST_C_TOOLS = {
     "vmnb-crr": CTool("crr.c", "the CRR tool", headers=("inet.h",)),
+    "vmnb-probe": CTool("probe.c", "the live-migration probe", headers=("inet.h",)),
     "vmnb-http": CTool("http.c", "the HTTP/1.1 load tool", headers=("openloop.h", "inet.h")),
     "vmnb-h2": CTool(
         "h2.c", "the HTTP/2 and gRPC load tool", ("-lnghttp2",), ("openloop.h", "inet.h"), "libnghttp2-dev"

@@ -5,7 +5,7 @@ servers) and the frame one test runs in (measure.py: CPU accounting, traversal e
 itself in `TEST_KINDS` when its class is defined; importing this package defines the built-in ones."""
 
 # Each kind registers itself as its module is imported, in this order (the order scenarios and errors list them).
-from harness.kinds import throughput, request_response, dns, http  # noqa: F401, I001
+from harness.kinds import throughput, request_response, dns, http, migration  # noqa: F401, I001
 from harness.kinds.base import TEST_KINDS, Test, TestKind
 
 __all__ = ["TEST_KINDS", "Test", "TestKind"]

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, WrapValidator
 
 from harness.guests.attachment import Ends
 from harness.kinds.outcome import Outcome
 from harness.lab.vocabulary import Direction, Protocol
+
+if TYPE_CHECKING:
+    from harness.kinds.measure import Cell
 
 
 class Strict(BaseModel):
@@ -105,10 +108,21 @@ class TestKind(Strict):
     def measure(self, ends: Ends, label: str) -> Outcome:
         raise NotImplementedError
 
+    def measure_in(self, cell: Cell, direction: Direction, label: str) -> Outcome:
+        """The test on a set-up cell: most kinds need only the direction's ends; a kind that works on the cell
+        itself (a live migration adds a second pod) overrides this."""
+        assert cell.attachment is not None
+        return self.measure(cell.attachment.ends(direction, self.ip_family), label)
+
     # What a cluster runs instead (harness/cluster): the same client with the same arguments, long-lived servers,
     # and the same parsing of the client's output into an Outcome.
     netns_only: ClassVar[str] = ""
     """Why the kind runs only on the netns runtime with the netns guest ('' = it runs anywhere)."""
+    consumes_bed: ClassVar[bool] = False
+    """The test leaves its bed unusable for another test (a migration moves the VM away and deletes the source
+    pod): the plan gives it a bed of its own, both directions in it."""
+    qemu_only: ClassVar[str] = ""
+    """Why the kind runs only on the netns runtime with the QEMU guest ('' = it runs anywhere)."""
     cluster_unsupported: ClassVar[str] = ""
     cluster_prints: ClassVar[tuple[str, ...]] = ()
     """Files the client writes that a cluster's Job prints after the client's output (`outcome_from_output` reads

@@ -4,7 +4,9 @@ turn it into Sample rows. Every test kind shares this frame; only the tool diffe
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from harness.analysis.results import RunWriter, Sample
 from harness.guests.attachment import Attachment
@@ -15,6 +17,9 @@ from harness.lab.bed import TestBed
 from harness.lab.vocabulary import Direction, Status, TrafficPath
 from harness.lab.waiting import TimedOut, wait_until
 from harness.pod.sidecars import Sidecar, SidecarCounters
+
+if TYPE_CHECKING:
+    from harness.kinds.migration import MigrationTarget
 
 
 @dataclass
@@ -31,6 +36,13 @@ class Cell:
     """The cell's label (strategy, sidecar and any swept MTU), naming its files."""
     keep_outputs: bool = False
     """Save every client's output in raw/output-<label>.json (the scenario's keep_outputs)."""
+    prepare_target: Callable[[bool], MigrationTarget] | None = None
+    """Sets up a second launcher pod with this cell's binding and mesh, its QEMU waiting for a migration
+    (argument: whether the CNI gives it a new address); from the runner, which knows how the cell was set up."""
+    binding: str = ""
+    """The strategy the cell runs (a scenario variant's base strategy; its `strategy` column is the variant)."""
+    memo: dict = field(default_factory=dict)
+    """What a test measured once for both its directions (a migration moves both directions' flows at once)."""
 
     def file_label(self, test: TestKind, direction: Direction) -> str:
         name = self.name or f"{self.base.strategy}-{self.base.sidecar}"
@@ -70,7 +82,7 @@ def run_test(test: TestKind, direction: Direction, cell: Cell) -> list[Sample]:
     except OSError as e:
         counters_before = e
     cpu_before, harness_before = snapshot(pids), own_cpu_seconds()
-    outcome = test.measure(cell.attachment.ends(direction, test.ip_family), f"{cell.writer.run_id}-{label}")
+    outcome = test.measure_in(cell, direction, f"{cell.writer.run_id}-{label}")
     cpu_after = snapshot(pids)
     spent = cost(cpu_before, cpu_after)
     harness_s = own_cpu_seconds() - harness_before
@@ -78,10 +90,14 @@ def run_test(test: TestKind, direction: Direction, cell: Cell) -> list[Sample]:
         cell.writer.save_raw(f"iperf3-{label}.json", outcome.raw)
     if cell.keep_outputs and outcome.transcript is not None:
         cell.writer.save_raw(f"output-{label}.json", asdict(outcome.transcript))
-    evidence = traversal(outcome, direction, cell.sidecar, counters_before)
+    if outcome.evidence_path is not None:
+        evidence = Evidence(outcome.evidence_path)
+    else:
+        evidence = traversal(outcome, direction, cell.sidecar, counters_before)
     rows = []
     for metric in outcome.metrics:
         r = replace(row, **metric.columns(), status=outcome.status, reason=outcome.reason, **evidence.columns())
+        r = replace(r, **outcome.row_columns)
         if evidence.path is TrafficPath.NO_EVIDENCE:
             # A with-sidecar number without the sidecar's own counters behind it is not reported.
             r = replace(r, value=None, status=Status.FAILED, reason=evidence.reason)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.kinds.endpoints import Transcript
-from harness.lab.vocabulary import Status
+from harness.lab.vocabulary import Status, TrafficPath
 
 
 @dataclass(frozen=True)
@@ -36,5 +36,10 @@ class Outcome:
     raw: dict = field(default_factory=dict)  # the tool's own JSON, kept in raw/
     transcript: Transcript | None = None
     """The client's output this outcome was read from (kept in raw/ when the scenario says keep_outputs)."""
+    evidence_path: TrafficPath | None = None
+    """The path as the test itself established it (a migration reads the source pod's proxy before deleting it),
+    instead of the proxies' counters around the test; None: the counters decide."""
+    row_columns: dict = field(default_factory=dict)
+    """Columns of the kind's own the rows carry (a migration's fate of each flow and its release's verdict)."""
     dns_queries: int = 0
     """Name lookups the test sent (a dns test): the mesh's DNS proxy must have taken them to count as through it."""

@@ -10,12 +10,13 @@ root namespace. One TestBed owns everything it and the strategy create and tears
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.lab.names import link_name, resource_name
@@ -56,6 +57,13 @@ class AddressPlan:
     pod6: str = "2001:2:0:2::2/64"
     node_proxy_pod_side6: str = "2001:2:0:3::1/64"
     proxy_pod6: str = "2001:2:0:3::2/64"
+    moved_pod_net: str = "198.18.4.0/24"
+    """Where a launcher pod made for a live migration lands when the CNI gives it a new address
+    (`second_pod(..., new_address=True)`); one that keeps the address takes `pod`."""
+    node_moved_pod_side: str = "198.18.4.1/24"
+    moved_pod: str = "198.18.4.2/24"
+    node_moved_pod_side6: str = "2001:2:0:4::1/64"
+    moved_pod6: str = "2001:2:0:4::2/64"
 
     @staticmethod
     def ip(cidr: str) -> str:
@@ -76,6 +84,18 @@ class AddressPlan:
     @property
     def proxy_pod_ip(self) -> str:
         return self.ip(self.proxy_pod)
+
+    def moved(self) -> AddressPlan:
+        """The plan of a second launcher pod that got a new address: the moved pod's subnet in the pod's place."""
+        return replace(
+            self,
+            pod_net=self.moved_pod_net,
+            node_pod_side=self.node_moved_pod_side,
+            pod=self.moved_pod,
+            node_pod_side6=self.node_moved_pod_side6,
+            pod6=self.moved_pod6,
+            pod_net6=self.moved_pod6.rsplit("::", 1)[0] + "::/64",
+        )
 
     @property
     def peer_ip6(self) -> str:
@@ -114,6 +134,10 @@ class TestBed:
         self.namespaces: dict[str, Namespace] = {}
         self.processes: list[TrackedProcess] = []
         self.closed = False
+        self.role = ""
+        """'' for the bed's own pod; a second pod's role for a view from second_pod()."""
+        self.pod_link = self.link("pd")
+        """The node's end of the pod's link."""
 
     # -- building --------------------------------------------------------------------------------------
     def build(self) -> TestBed:
@@ -154,6 +178,44 @@ class TestBed:
             ns.add_address("eth0", p.proxy_pod6)
             ns.add_route("default", gateway=p.ip(p.node_proxy_pod_side6))
         return ns
+
+    def second_pod(self, role: str, *, new_address: bool) -> TestBed:
+        """Another launcher pod on the node (live migration's target), wired by the node as the pod is, and this
+        bed seen with it as `pod`: a strategy's and a mesh's setup run on the returned view unchanged. Its files
+        go to their own folder and its processes carry `role` in their names; everything it creates is torn down
+        with this bed (the view is never closed itself).
+
+        `new_address`: the CNI gives it a new IP in its own subnet (the default CNI). Otherwise it gets the pod's IP
+        (OVN-Kubernetes' user-defined networks keep it across a migration): the node then holds the gateway
+        address on the new link as a /32, so the pod's subnet route stays on the first pod's link until
+        `take_over_address` moves the pod's /32 there (as OVN moves the logical port at the switch-over)."""
+        p = self.plan.moved() if new_address else self.plan
+        ns = self.add_namespace(role)
+        node_link = self.link(role[:2])
+        veth(self.node, node_link, ns, "eth0", mtu=p.mtu)
+        self.node.add_address(node_link, p.node_pod_side if new_address else f"{p.pod_gateway}/32")
+        ns.add_address("eth0", p.pod)
+        ns.add_route("default", gateway=p.pod_gateway)
+        if p.ipv6:
+            self.node.add_address(node_link, p.node_pod_side6 if new_address else f"{p.pod_gateway6}/128")
+            ns.add_address("eth0", p.pod6)
+            ns.add_route("default", gateway=p.pod_gateway6)
+        view = copy.copy(self)  # shares the teardown list, the process list and the runtime
+        view.namespaces = {**self.namespaces, "pod": ns}
+        view.plan = p
+        view.role = role
+        view.pod_link = node_link
+        return view
+
+    def take_over_address(self, view: TestBed) -> None:
+        """The switch-over at the node when the address is kept: the pod's IP routed to `view`'s link."""
+        self.node.run(["ip", "route", "replace", f"{self.plan.pod_ip}/32", "dev", view.pod_link])
+        if self.plan.ipv6:
+            self.node.run(["ip", "-6", "route", "replace", f"{self.plan.pod_ip6}/128", "dev", view.pod_link])
+
+    def remove_pod_link(self) -> None:
+        """The CNI's DEL of this bed's pod: its link from the node goes (the pod's sockets can send nothing more)."""
+        self.node.run(["ip", "link", "del", self.pod_link])
 
     @classmethod
     def attach(
@@ -232,7 +294,7 @@ class TestBed:
     def runtime_dir(self) -> Path:
         """A folder for this bed's sockets and configuration files (`/run/vmnetbench/<run id>/bed/`), removed at
         teardown."""
-        path = STATE_DIR / self.run_id / "bed"
+        path = STATE_DIR / self.run_id / ("bed-" + self.role if self.role else "bed")
         if not path.exists():
             path.mkdir(parents=True)
             path.chmod(0o755)  # the sidecar's own uid reads its bootstrap here
@@ -245,6 +307,7 @@ class TestBed:
     ) -> TrackedProcess:
         """Start a process that lives as long as the bed (a proxy, slirp4netns, a sidecar). In the pod on the docker
         runtime it runs in the pod's `container` (default compute) unless `node_side` (a node agent's step)."""
+        name = f"{self.role}-{name}" if self.role else name
         proc = self.tracker.start(
             argv, name=f"{self.run_id}-{name}", netns=ns.name if ns else None, container=container, node_side=node_side
         )

@@ -78,6 +78,12 @@ def binding_status(kubevirt: KubevirtRelease | str, strategy: str) -> str:
     return _form(kubevirt, strategy).status
 
 
+def migration_verdict(kubevirt: KubevirtRelease | str, strategy: str) -> str:
+    """What the release does with a live migration of a VMI on this binding (`allowed`, a condition, or why not)."""
+    found = facts(strategy)
+    return (found.kubevirt if found else KubevirtBinding.unknown(strategy)).migration_verdict(kubevirt)
+
+
 def user_name(kubevirt: KubevirtRelease | str | None, strategy: str) -> str:
     """The binding as a user of the release knows it (`passtBinding` for passt-vhost-user from 1.8 on)."""
     if kubevirt is None or str(kubevirt) not in {str(k) for k in KubevirtRelease}:

@@ -64,6 +64,9 @@ RELEASES: dict[KubevirtRelease, Release] = {
     KubevirtRelease.V1_8: Release(KubevirtRelease.V1_8, "2026-03-18", True),
     KubevirtRelease.V1_9: Release(KubevirtRelease.V1_9, "2026-07-27", True),
 }
+ALLOW_BRIDGE_MIGRATION = "kubevirt.io/allow-pod-bridge-network-live-migration"
+"""The VMI annotation that lets KubeVirt migrate a VMI with a bridge interface on the pod network (api/core/v1
+AllowPodBridgeNetworkLiveMigrationAnnotation); the guest keeps the source pod's address unless it renews it."""
 PAST_PLUGIN = "a network binding plugin (not in core) in this release"
 SINCE_1_8 = (KubevirtRelease.V1_8, KubevirtRelease.V1_9)
 BEFORE_1_8 = (KubevirtRelease.V1_6, KubevirtRelease.V1_7)
@@ -130,6 +133,19 @@ class KubevirtBinding:
     istio_ipv4_only: bool = False
     """Its Istio adaptation covers IPv4 only: on a dual-stack pod the sidecar's IPv6 inbound is not forwarded to
     the VM (masquerade.go adds only the IPv4 pod address to the set its Istio rules match)."""
+    live_migration: str = ""
+    """When KubeVirt live-migrates a VMI with this binding on the pod network ('' = it refuses):
+    `VerifyVMIMigratable` in pkg/network/vmispec/interface.go allows masquerade, passtBinding, plugins that
+    declare `migration`, and bridge only with the VMI annotation ALLOW_BRIDGE_MIGRATION."""
+
+    def migration_verdict(self, name: KubevirtRelease | str) -> str:
+        """What the release does when asked to live-migrate such a VMI, in words for a row."""
+        form, label = self.of(name), f"KubeVirt {release(name).name}"
+        if not form.shipping.shipped:
+            return f"not in {label}: no VMI can ask for it"
+        if not self.live_migration:
+            return f"refused by {label} (VerifyVMIMigratable)"
+        return self.live_migration
 
     def of(self, name: KubevirtRelease | str) -> InRelease:
         return self.forms.get(release(name).name, self.otherwise)
@@ -142,9 +158,10 @@ class KubevirtBinding:
         *,
         annotated_for_istio: bool = False,
         istio_ipv4_only: bool = False,
+        live_migration: str = "",
     ) -> KubevirtBinding:
         forms = {r: form for releases, form in table.items() for r in releases}
-        return cls(forms, otherwise, annotated_for_istio, istio_ipv4_only)
+        return cls(forms, otherwise, annotated_for_istio, istio_ipv4_only, live_migration)
 
     @classmethod
     def plain_pod(cls, user_name: str) -> KubevirtBinding:

@@ -311,11 +311,14 @@ class RunPlan:
             order.append(reference)
             for cell in others:
                 order += [cell, reference]
-        slots = []
-        for position, cell in enumerate(order, 1):
-            tests = [(t, d) for t in self.tests_of(cell) for d in t.directions]
+        slots: list[Slot] = []
+        for cell in order:
+            tests = [(t, d) for t in self.tests_of(cell) if not t.consumes_bed for d in t.directions]
             rng.shuffle(tests)
-            slots.append(Slot(index, position, cell, tuple(tests)))
+            # a test that leaves its bed unusable (a migration moves the VM away) gets a bed of its own
+            beds = [tests] if tests else []
+            beds += [[(t, d) for d in t.directions] for t in self.tests_of(cell) if t.consumes_bed]
+            slots += [Slot(index, len(slots) + 1, cell, tuple(bed)) for bed in beds]
         return slots
 
     def beds_per_block(self, only: frozenset[str] | None = None) -> int:
@@ -323,8 +326,8 @@ class RunPlan:
 
     def block_seconds(self) -> float:
         """About how long one block takes: every bed's set-up and tests."""
-        per_bed = sum(t.expected_seconds() * len(t.directions) for t in self.tests)
-        return sum(s.cell.bed_seconds() + per_bed for s in self.block(1, random.Random(0)))
+        slots = self.block(1, random.Random(0))
+        return sum(s.cell.bed_seconds() + sum(t.expected_seconds() for t, _ in s.tests) for s in slots)
 
     def estimated_seconds(self) -> float:
         """About how long the planned blocks take (the pilot's, with a precision target): what a time budget is

@@ -10,7 +10,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,9 +24,11 @@ from harness.analysis.results import ResultsWriteError, RunWriter, Sample
 from harness.analysis.summary import print_latency_summary, print_path_matrix, print_summary, print_sweep_summary
 from harness.guests.attachment import Attachment
 from harness.guests.choice import driver_for
+from harness.guests.driver import GuestDriver, NotSupported
 from harness.guests.facts import nic_mtu, qemu_facts
 from harness.kinds.endpoints import is_tool_failure
 from harness.kinds.measure import Cell, failed_row, run_test
+from harness.kinds.migration import MigrationTarget
 from harness.lab.atomic import write_json, write_text
 from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.names import new_run_id, resource_name
@@ -416,6 +418,7 @@ class CellRunner:
         bed = self.lab.new_bed(addresses)
         attachment: Attachment | None = None
         sidecar: Sidecar | None = None
+        prepare_target = None
         setup_error = ""
         t0 = time.monotonic()
         try:
@@ -424,18 +427,25 @@ class CellRunner:
                 # istio-init / linkerd-init and the proxy start with the pod, before KubeVirt wires the VM.
                 # the pod as the scenario's KubeVirt release writes it: its annotations decide ambient's reroute
                 annotations = pod_annotations(settings.kubevirt, cell.strategy_cls.name)
-                sidecar = install_sidecar(
-                    bed,
-                    cell.spec.sidecar,
-                    vm_interfaces=list(cell.strategy_cls.vm_interfaces),
-                    client=cell.spec.client,
-                    annotations=annotations,
-                    dns_capture=cell.spec.dns_capture,
-                    istio=cell.spec.istio or DEFAULT_ISTIO,
-                )
+
+                def mesh_in(pod_bed: TestBed) -> Sidecar | None:
+                    return install_sidecar(
+                        pod_bed,
+                        cell.spec.sidecar,
+                        vm_interfaces=list(cell.strategy_cls.vm_interfaces),
+                        client=cell.spec.client,
+                        annotations=annotations,
+                        dns_capture=cell.spec.dns_capture,
+                        istio=cell.spec.istio or DEFAULT_ISTIO,
+                    )
+
+                sidecar = mesh_in(bed)
                 guest_mtu = cell.spec.guest_mtu if cell.has_vm else None
+                driver = driver_for(cell.guest, slot.label, mtu=guest_mtu)
                 with bed.strategy_setup():
-                    attachment = strategy.setup(bed, driver_for(cell.guest, slot.label, mtu=guest_mtu))
+                    attachment = strategy.setup(bed, driver)
+                new_strategy = lambda: cell.strategy(plan.services)  # noqa: E731 - the target pod's own instance
+                prepare_target = migration_target(bed, attachment, driver, new_strategy, mesh_in)
                 plant(bed, cell.spec.strategy)
                 base = read_back_mtus(base, bed, attachment if cell.has_vm else None)
                 base = replace(
@@ -455,7 +465,16 @@ class CellRunner:
                 if attachment.facts.vm and attachment.facts.vm.boot_s is not None:
                     writer.add(_harness_row(base, "boot_time", attachment.facts.vm.boot_s, ""))
             cell_state = Cell(
-                bed, writer, attachment, sidecar, base, setup_error, name=cell.label, keep_outputs=settings.keep_outputs
+                bed,
+                writer,
+                attachment,
+                sidecar,
+                base,
+                setup_error,
+                name=cell.label,
+                keep_outputs=settings.keep_outputs,
+                prepare_target=prepare_target,
+                binding=cell.strategy_cls.name,
             )
             for test, direction in slot.tests:
                 self.step(f"{where} {test.label} {direction}")
@@ -481,6 +500,31 @@ class CellRunner:
                 teardown_error = f"{HARNESS_ERROR}{e}"
             writer.add(_harness_row(base, "teardown_time", time.monotonic() - t1, teardown_error))
             self._spent("teardown", t1)
+
+
+def migration_target(
+    bed: TestBed,
+    attachment: Attachment,
+    driver: GuestDriver,
+    new_strategy: Callable[[], Any],
+    mesh_in: Callable[[TestBed], Sidecar | None],
+) -> Callable[[bool], MigrationTarget]:
+    """How this cell makes a live migration's target: a second launcher pod on the node, the mesh installed in it as
+    in any new pod, the binding set up by the strategy's own code, and QEMU there waiting for the migration."""
+
+    def prepare(new_address: bool) -> MigrationTarget:
+        from harness.guests.qemu.driver import QemuDriver
+        from harness.guests.qemu.incoming import IncomingDriver
+
+        if not isinstance(driver, QemuDriver) or not hasattr(driver, "booted"):
+            raise NotSupported("only a QEMU guest migrates (guest: qemu)")
+        view = bed.second_pod("target", new_address=new_address)
+        target_sidecar = mesh_in(view)
+        with view.strategy_setup():
+            arrived = new_strategy().setup(view, IncomingDriver(driver.booted, driver))
+        return MigrationTarget(view, arrived, target_sidecar)
+
+    return prepare
 
 
 def _harness_row(base: Sample, metric: str, seconds: float, error: str) -> Sample:

@@ -215,6 +215,10 @@ class Scenario(Strict):
                     f"field 'tests': a {t.kind} test runs on the netns runtime with the netns guest only "
                     f"({t.netns_only})"
                 )
+            if t.qemu_only and (self.runtime != "netns" or self.guest != GuestKind.QEMU):
+                raise ValueError(
+                    f"field 'tests': a {t.kind} test runs on the netns runtime with guest: qemu only ({t.qemu_only})"
+                )
         release = istio_release(self.istio)
         for sidecar in self.sidecars:
             mesh = mesh_for(sidecar)

@@ -35,6 +35,28 @@ PASST_2025 = "0.0~git20250503.587980c"
 PASST_2025_DEBIAN = "0.0~git20250503.587980c-2+deb13u1"
 PASST_2025_ORIG_SHA256 = "69d5eb843f7d648c2cc60bfbca6ea7b5014c6b6f07cdee362c2a8cf490515a49"
 
+
+@dataclass(frozen=True)
+class PasstSource:
+    """A passt release in Debian's archive, built here from its orig tarball."""
+
+    upstream: str
+    debian: str
+    orig_sha256: str
+
+
+PASST_SOURCES = {
+    "debian-13": PasstSource(PASST_2025, PASST_2025_DEBIAN, PASST_2025_ORIG_SHA256),
+    # trixie-backports (2026-07-28): on a migration's source, passt keeps the TCP sockets (in repair mode, events
+    # ignored) instead of exiting, "to avoid connection resets in case data is received after migration"
+    # (its passt.1, --migrate-no-linger); 2025-05-03 exits and its pod's kernel resets late packets.
+    "debian-13-backports": PasstSource(
+        "0.0~git20260728.f8df3f1",
+        "0.0~git20260728.f8df3f1-1~bpo13+1",
+        "fcfeb5fbdf775bcc48edc1d5eac8a6d57bc333f8e67b714149376d36061416f0",
+    ),
+}
+
 QEMU_10 = "1:10.0.2+ds-2+deb13u1~bpo12+1"
 QEMU_10_PACKAGES = ("qemu-system-x86", "qemu-system-common", "qemu-system-data")
 SEABIOS_BACKPORT = "1.16.3-2~bpo12+1"
@@ -79,6 +101,7 @@ class PrivateApt:
         mirror = configured_mirror()
         (self.root / "sources.list").write_text(
             f"deb-src [signed-by={KEYRING}] {mirror} trixie main\n"
+            f"deb-src [signed-by={KEYRING}] {mirror} trixie-backports main\n"
             f"deb [signed-by={KEYRING}] {mirror} bookworm-backports main\n"
         )
         self._apt("apt-get", "update", "-qq")
@@ -119,37 +142,44 @@ def passt_dir(version: str = PASST_2025) -> Path:
     return CACHE_DIR / "passt" / version
 
 
-def build_passt(apt: PrivateApt | None = None) -> Path:
-    """passt and pasta of the 2025 release, built once into the cache; returns the folder holding both."""
-    out = passt_dir()
-    if (out / "passt").exists() and (out / "pasta").exists():
+def build_passt(apt: PrivateApt | None = None, release: str = "debian-13") -> Path:
+    """passt, pasta and passt-repair (the TCP_REPAIR helper a live migration needs, passt-repair.1) of a Debian
+    release of passt (PASST_SOURCES), built once into the cache; returns the folder holding them."""
+    source = PASST_SOURCES[release]
+    out = passt_dir(source.upstream)
+    if all((out / name).exists() for name in ("passt-repair", "passt", "pasta")):
         return out
     apt = apt or PrivateApt()
     apt.update()
     work = CACHE_DIR / "passt" / "src"
-    tarball = apt.fetch_orig("passt", PASST_2025_DEBIAN, PASST_2025_ORIG_SHA256, work)
-    shutil.rmtree(work / "tree", ignore_errors=True)
+    tarball = apt.fetch_orig("passt", source.debian, source.orig_sha256, work)
+    tree_root = work / f"tree-{source.upstream}"
+    shutil.rmtree(tree_root, ignore_errors=True)
     with tarfile.open(tarball) as tar:
-        tar.extractall(work / "tree", filter="data")
-    (tree,) = (work / "tree").iterdir()
+        tar.extractall(tree_root, filter="data")
+    (tree,) = tree_root.iterdir()
     # The .avx2 builds too, as Debian ships them: on an AVX2 CPU passt re-executes itself as `<path>.avx2`.
-    targets = ["passt", "passt.avx2"]
-    done = subprocess.run(["make", "-j2", f"VERSION={PASST_2025}", *targets], cwd=tree, capture_output=True, text=True)
+    targets = ["passt", "passt.avx2", "passt-repair"]
+    done = subprocess.run(
+        ["make", "-j2", f"VERSION={source.upstream}", *targets], cwd=tree, capture_output=True, text=True
+    )
     if done.returncode != 0:
-        raise DebianFetchError(f"building passt {PASST_2025} failed: {done.stderr.strip()[-400:]}")
+        raise DebianFetchError(f"building passt {source.upstream} failed: {done.stderr.strip()[-400:]}")
     out.mkdir(parents=True, exist_ok=True)
     # pasta is passt under another name (the binary picks its mode from argv[0]); the last file written is the
     # one build_passt() checks, so a half-built folder is never taken for a complete one.
     # VERSION: what the rows record (passt exits with _exit(), so its --version into a pipe prints nothing).
-    (out / "VERSION").write_text(f"passt {PASST_2025_DEBIAN} (built from Debian's source)\n")
-    for source, name in (
+    (out / "VERSION").write_text(f"passt {source.debian} (built from Debian's source)\n")
+    for built, name in (
+        ("passt-repair", "passt-repair"),
         ("passt.avx2", "pasta.avx2"),
         ("passt.avx2", "passt.avx2"),
         ("passt", "passt"),
         ("passt", "pasta"),
     ):
-        shutil.copy2(tree / source, out / f"{name}.tmp")
+        shutil.copy2(tree / built, out / f"{name}.tmp")
         (out / f"{name}.tmp").rename(out / name)
+    shutil.rmtree(tree_root, ignore_errors=True)
     return out
 
 
@@ -215,15 +245,15 @@ class PasstBuild:
     vhost_user: bool  # passt knows --vhost-user
 
 
-PASST_BUILDS = ("debian-12", "debian-13")
+PASST_BUILDS = ("debian-12", *PASST_SOURCES)
 
 
 def passt_build(name: str) -> PasstBuild:
     """The named build, built first if it is the 2025 one and not in the cache yet."""
     if name == "debian-12":
         return PasstBuild(name, _dpkg_version("passt") or "unknown", None, no_splice=False, vhost_user=False)
-    if name == "debian-13":
-        return PasstBuild(name, PASST_2025_DEBIAN, build_passt(), no_splice=True, vhost_user=True)
+    if name in PASST_SOURCES:
+        return PasstBuild(name, PASST_SOURCES[name].debian, build_passt(release=name), no_splice=True, vhost_user=True)
     raise ValueError(f"unknown passt build {name!r}; known: {', '.join(PASST_BUILDS)}")
 
 

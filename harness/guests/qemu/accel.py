@@ -154,13 +154,17 @@ def qemu_argv(
     console: Path,
     agent_socket: Path | None,
     netdev: str | None,
+    qmp_socket: Path | None = None,
+    incoming: Path | None = None,
     cmdline: str,
     mac: str | None = None,
     name: str = "vmnb-guest",
     machine_args: tuple[str, ...] = (),
 ) -> list[str]:
     """QEMU's command line: the guest image, serial console to a file, the agent on a second serial port, and
-    one virtio-net NIC on `netdev`; `machine_args` adds machine-level options (memory backends)."""
+    one virtio-net NIC on `netdev`; `machine_args` adds machine-level options (memory backends). `qmp_socket`: QMP
+    there (what libvirt drives QEMU through; the harness uses it to migrate); `incoming`: wait for a migration
+    stream on that unix socket instead of booting (libvirt's `-incoming` on a migration's target)."""
     argv = [
         *qemu_command(options.build),
         "-name",
@@ -192,6 +196,10 @@ def qemu_argv(
     argv += list(machine_args)
     if agent_socket is not None:
         argv += ["-serial", f"unix:{agent_socket},server=on,wait=off"]
+    if qmp_socket is not None:
+        argv += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
+    if incoming is not None:
+        argv += ["-incoming", f"unix:{incoming}"]
     if netdev is not None:
         device = "virtio-net-pci,netdev=net0" + (f",mac={mac}" if mac else "")
         argv += ["-netdev", f"{netdev},id=net0", "-device", device]

@@ -36,7 +36,9 @@ class GuestAgent:
             try:
                 if self._sock is None:
                     self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    self._sock.settimeout(2.0)  # a QEMU that never accepts (stuck in a migration) must not hang us
                     self._sock.connect(str(self.path))
+                    self._sock.settimeout(None)
                 return self.request("ping", timeout=1.0)[1] == "pong"
             except (OSError, AgentError) as e:
                 last = str(e)

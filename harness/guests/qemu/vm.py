@@ -14,6 +14,7 @@ from harness.guests.base import VmFacts
 from harness.guests.qemu.accel import GuestNotReady, qemu_argv, qemu_version, ready_marker_seen, resolve_acceleration
 from harness.guests.qemu.agent import AgentError, GuestAgent
 from harness.guests.qemu.image import build_image
+from harness.guests.qemu.qmp import Qmp
 from harness.guests.spec import GuestSpec
 from harness.lab.bed import TestBed
 from harness.lab.processes import Finished
@@ -55,6 +56,7 @@ class QemuGuest:
         label: str = "guest",
         machine_args: tuple[str, ...] = (),
         extra_cmdline: str = "",
+        incoming: bool = False,
     ) -> None:
         self.bed = bed
         self.options = spec.qemu
@@ -67,6 +69,11 @@ class QemuGuest:
         # absolute: QEMU may run in a container (docker runtime) whose working folder is not ours
         self.console = (bed.tracker.log_dir / f"{bed.run_id}-{label}-console.log").resolve()
         self.agent = GuestAgent(bed.runtime_dir() / "agent.sock")
+        self.qmp_path = bed.runtime_dir() / "qmp.sock"
+        self.incoming = bed.runtime_dir() / "migration.sock" if incoming else None
+        """Where this QEMU waits for a migration stream (a migration's target), or None: it boots."""
+        self.mac = mac
+        self.process = None
         cmdline = f"vmnb.ip={ip_cidr} vmnb.gw={gateway}" + (f" vmnb.mtu={mtu}" if mtu else "")
         cmdline = f"{cmdline} {extra_cmdline}".strip()  # e.g. vmnb.noready, a guest that never becomes ready
         self.argv = qemu_argv(
@@ -80,13 +87,15 @@ class QemuGuest:
             mac=mac,
             name=f"vmnb-{bed.run_id}-vm",
             machine_args=machine_args,
+            qmp_socket=self.qmp_path,
+            incoming=self.incoming,
         )
 
     def boot(self) -> QemuGuest:
         self.bed.tracker.log_dir.mkdir(parents=True, exist_ok=True)
         self.console.write_text("")
         t0 = time.monotonic()
-        proc = self.bed.start_process(self.argv, name="qemu", ns=self.bed.pod)
+        proc = self.process = self.bed.start_process(self.argv, name="qemu", ns=self.bed.pod)
         self.bed.on_teardown("guest agent channel", self.agent.close)
         accel, timeout = self.acceleration.accel, self.options.boot_timeout_s
 
@@ -110,6 +119,34 @@ class QemuGuest:
         except AgentError as e:
             raise GuestNotReady(str(e)) from None
         return self
+
+    def wait_for_migration(self) -> QemuGuest:
+        """Start this QEMU as a migration's target: the same machine, waiting on its `-incoming` socket; the guest
+        runs here once the stream has arrived (QEMU's autostart), with its agent on this QEMU's socket."""
+        assert self.incoming is not None
+        self.process = self.bed.start_process(self.argv, name="qemu", ns=self.bed.pod)
+        self.bed.on_teardown("guest agent channel", self.agent.close)
+        wait_until(self.incoming.exists, timeout=30, what="the target QEMU's migration socket")
+        return self
+
+    def migrate_to(self, target: QemuGuest, timeout: float = 120.0) -> dict:
+        """Pre-copy live migration to `target` over its unix socket, as libvirt starts it for KubeVirt (no
+        post-copy, no auto-converge: KubeVirt's defaults, pkg/virt-config/virt-config.go); QEMU's own limits
+        (downtime-limit 300 ms). Returns `query-migrate`'s last answer (status, total-time, downtime in ms)."""
+        assert target.incoming is not None
+        qmp = Qmp(self.qmp_path)
+        try:
+            qmp.call("migrate", uri=f"unix:{target.incoming}")
+            return qmp.wait_migration(timeout)
+        finally:
+            qmp.close()
+
+    def cancel_migration(self) -> None:
+        qmp = Qmp(self.qmp_path)
+        try:
+            qmp.call("migrate_cancel")
+        finally:
+            qmp.close()
 
     def console_tail(self, lines: int = 2) -> str:
         try:

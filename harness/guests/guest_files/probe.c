@@ -1,0 +1,187 @@
+/* vmnb-probe: a paced request-response probe that measures how long a path stops, for live migration.
+ *
+ *   vmnb-probe server --port P                       (TCP and UDP echo on P, both families)
+ *   vmnb-probe client --target A --port P --proto tcp|udp --interval-ms I --duration S --stall-s T
+ *
+ * The client sends a 64-byte request every I ms (paced by the clock, never waiting for the previous answer
+ * longer than the pace allows) and records when each answer arrives. TCP: one connection for the whole run, a
+ * request only after the answer to the previous one (so a stalled path shows as a gap, not a queue); UDP: one
+ * datagram per tick carrying its sequence number, answers counted by number. At the end (S seconds, or T
+ * seconds without any answer) it prints JSON: fate (survived / stalled / reset), answers, sent, the largest gap
+ * between consecutive answers and when it began, the last answer's time, the error that ended a TCP run. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "inet.h"
+
+#define MSG 64
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int udp_bind_any(int port) {
+    int off = 0, s = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any};
+    if (s >= 0) {
+        setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+        if (!bind(s, (struct sockaddr *)&a, sizeof a)) return s;
+        close(s);
+    }
+    struct sockaddr_in b = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
+    s = socket(AF_INET, SOCK_DGRAM, 0);
+    if (s < 0 || bind(s, (struct sockaddr *)&b, sizeof b)) return -1;
+    return s;
+}
+
+static int serve(int port) {
+    int ls = inet_listen_any(port), us = udp_bind_any(port);
+    if (ls < 0 || us < 0) {
+        perror("vmnb-probe server");
+        return 1;
+    }
+    static struct pollfd fds[1024];
+    static char buf[65536];
+    int n = 2;
+    fds[0] = (struct pollfd){.fd = ls, .events = POLLIN};
+    fds[1] = (struct pollfd){.fd = us, .events = POLLIN};
+    for (;;) {
+        if (poll(fds, n, -1) < 0 && errno != EINTR) return 1;
+        for (int i = n - 1; i >= 2; i--) {
+            if (!fds[i].revents) continue;
+            ssize_t got = read(fds[i].fd, buf, sizeof buf);
+            if (got > 0 && write(fds[i].fd, buf, got) == got) continue;
+            close(fds[i].fd);
+            fds[i] = fds[--n];
+        }
+        if (fds[1].revents & POLLIN) {
+            struct sockaddr_storage from;
+            socklen_t len = sizeof from;
+            ssize_t got = recvfrom(us, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
+            if (got > 0) sendto(us, buf, got, 0, (struct sockaddr *)&from, len);
+        }
+        if (fds[0].revents & POLLIN) {
+            int c = accept(ls, NULL, NULL);
+            int one = 1;
+            if (c >= 0) setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            if (c >= 0 && n < 1024) fds[n++] = (struct pollfd){.fd = c, .events = POLLIN};
+            else if (c >= 0) close(c);
+        }
+    }
+}
+
+struct record {
+    double t0, last, gap, gap_at;
+    long answers, sent;
+};
+
+static void answered(struct record *r, double t) {
+    double since = r->answers ? t - r->last : 0;
+    if (r->answers && since > r->gap) {
+        r->gap = since;
+        r->gap_at = r->last - r->t0;
+    }
+    r->last = t;
+    r->answers++;
+}
+
+static void report(const char *proto, const char *fate, struct record *r, const char *error) {
+    printf("{\"proto\": \"%s\", \"fate\": \"%s\", \"answers\": %ld, \"sent\": %ld, \"largest_gap_s\": %.6f, "
+           "\"gap_at_s\": %.6f, \"last_answer_s\": %.6f, \"seconds\": %.6f, \"error\": \"%s\"}\n",
+           proto, fate, r->answers, r->sent, r->gap, r->gap_at, r->answers ? r->last - r->t0 : -1.0,
+           now_s() - r->t0, error);
+}
+
+static int client(const char *target, int port, int tcp, double interval, double duration, double stall) {
+    struct sockaddr_storage to;
+    if (inet_target(target, port, &to) < 0) {
+        fprintf(stderr, "vmnb-probe: --target must be an IPv4 or IPv6 address\n");
+        return 2;
+    }
+    int s = socket(to.ss_family, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
+    if (s < 0 || connect(s, (struct sockaddr *)&to, inet_len(&to))) {
+        perror("vmnb-probe connect");
+        return 1;
+    }
+    int one = 1;
+    if (tcp) setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct record r = {.t0 = now_s()};
+    r.last = r.t0;
+    char msg[MSG] = {0}, buf[MSG];
+    size_t have = 0;
+    int waiting = 0;
+    double next = r.t0;
+    for (;;) {
+        double t = now_s();
+        if (t - r.t0 >= duration) break;
+        if (t - r.last >= stall) {
+            report(tcp ? "tcp" : "udp", "stalled", &r, "");
+            return 0;
+        }
+        if (t >= next && !(tcp && waiting)) {
+            uint64_t seq = (uint64_t)r.sent;
+            memcpy(msg, &seq, sizeof seq);
+            if (send(s, msg, MSG, MSG_NOSIGNAL) == MSG) r.sent++, waiting = 1, have = 0;
+            else if (tcp) {
+                report("tcp", "reset", &r, strerror(errno));
+                return 0;
+            }
+            while (next <= t) next += interval;
+        }
+        double wait_s = (tcp && waiting) ? 0.05 : next - now_s();
+        struct pollfd p = {.fd = s, .events = POLLIN};
+        if (poll(&p, 1, wait_s > 0 ? (int)(wait_s * 1000) + 1 : 0) <= 0) continue;
+        ssize_t got = recv(s, buf + (tcp ? have : 0), tcp ? MSG - have : MSG, MSG_DONTWAIT);
+        if (got < 0 && (errno == EAGAIN || errno == ECONNREFUSED)) continue;  /* UDP: an ICMP error, keep going */
+        if (got <= 0 && tcp) {
+            report("tcp", "reset", &r, got == 0 ? "closed by the other end" : strerror(errno));
+            return 0;
+        }
+        if (got <= 0) continue;
+        if (tcp) {
+            have += got;
+            if (have < MSG) continue;
+            waiting = 0, have = 0;
+        }
+        answered(&r, now_s());
+    }
+    report(tcp ? "tcp" : "udp", "survived", &r, "");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *target = NULL, *proto = "tcp";
+    int port = 0;
+    double interval = 0.005, duration = 10, stall = 10;
+    if (argc < 2) goto usage;
+    for (int i = 2; i < argc; i++) {
+        if (i + 1 >= argc) goto usage;
+        if (!strcmp(argv[i], "--port")) port = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--target")) target = argv[++i];
+        else if (!strcmp(argv[i], "--proto")) proto = argv[++i];
+        else if (!strcmp(argv[i], "--interval-ms")) interval = atof(argv[++i]) / 1000;
+        else if (!strcmp(argv[i], "--duration")) duration = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--stall-s")) stall = atof(argv[++i]);
+        else goto usage;
+    }
+    if (port <= 0 || port > 65535 || interval <= 0) goto usage;
+    if (!strcmp(argv[1], "server")) return serve(port);
+    if (!strcmp(argv[1], "client") && target && (!strcmp(proto, "tcp") || !strcmp(proto, "udp")))
+        return client(target, port, !strcmp(proto, "tcp"), interval, duration, stall);
+usage:
+    fprintf(stderr, "usage: vmnb-probe server --port P | client --target A --port P --proto tcp|udp "
+                    "[--interval-ms I] [--duration S] [--stall-s T]\n");
+    return 2;
+}
