@@ -744,17 +744,19 @@ def list_strategies() -> None:
 
 @app.command("fetch-tools")
 def fetch_tools() -> None:
-    """Build Debian 13's passt and unpack bookworm-backports' QEMU 10 into the cache, beside Debian 12's (from
-    the machine's Debian mirror through a private apt; pinned by version and hash). Idempotent."""
-    from harness.tools.debian import DebianFetchError, build_passt, missing_libraries, unpack_qemu
+    """Build Debian 13's passt (and trixie-backports') and unpack bookworm-backports' QEMU 10 into the cache, beside
+    Debian 12's (from the machine's Debian mirror through a private apt; pinned by version and hash). Idempotent."""
+    from harness.tools.debian import PASST_SOURCES, DebianFetchError, build_passt, missing_libraries, unpack_qemu
 
     _require_root()
     try:
-        passt = build_passt()
+        passts = {release: build_passt(release=release) for release in PASST_SOURCES}
         qemu = unpack_qemu()
     except (DebianFetchError, OSError, subprocess.CalledProcessError) as e:
         fail(f"fetching the current passt and QEMU failed: {e}")
-    console.print(f"passt (Debian 13) in {passt}\nQEMU 10 in {qemu.binary.parent.parent.parent}")
+    for release, folder in passts.items():
+        console.print(f"passt ({release}) in {folder}")
+    console.print(f"QEMU 10 in {qemu.binary.parent.parent.parent}")
     missing = missing_libraries(qemu.binary)
     if missing:
         fail(f"QEMU 10 needs libraries this machine lacks: {', '.join(missing)}; install them from bookworm")

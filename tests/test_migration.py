@@ -25,7 +25,7 @@ tests:
 
 
 def _test(address: str) -> str:
-    return f"  - {{kind: migration, pod_address: {address}, migrate_after_s: 2, after_s: 6, stall_s: 4}}"
+    return f"  - {{kind: migration, pod_address: {address}, migrate_after_s: 1.5, after_s: 4, stall_s: 2.5}}"
 
 
 def _cell(samples, strategy: str, address: str, direction: str):
@@ -40,8 +40,14 @@ def _cell(samples, strategy: str, address: str, direction: str):
 
 @pytest.mark.vm
 @pytest.mark.slow
-def test_a_masquerade_vm_keeps_its_connections_when_the_address_is_kept_and_loses_them_when_it_changes(tmp_path):
-    text = SCENARIO.format(strategies="masquerade", sidecars="none", tests=_test("kept") + "\n" + _test("changed"))
+def test_masquerade_keeps_connections_only_with_the_address_kept_and_passt_migrates_them_with_passt_repair(tmp_path):
+    """Four migrations, each in a bed of its own: masquerade with the pod's address kept (every flow survives, with
+    a gap) and changed (every TCP flow stalls: the peer dials the deleted pod's address); passt-vhost-user (the
+    trixie-backports passt, whose migration source keeps its sockets) with passt-repair: the TCP connections
+    themselves move to the target pod's passt. The page's Live migration section shows them."""
+    text = SCENARIO.format(
+        strategies="masquerade, passt-vhost-user", sidecars="none", tests=_test("kept") + "\n" + _test("changed")
+    ).replace("repetitions: 1", "repetitions: 1\nstrategy_options: {passt-vhost-user: {build: debian-13-backports}}")
     samples, run_dir = run_scenario_text(tmp_path, text)
     for direction in ("ingress", "egress"):
         kept = _cell(samples, "masquerade", "kept", direction)
@@ -54,27 +60,25 @@ def test_a_masquerade_vm_keeps_its_connections_when_the_address_is_kept_and_lose
         assert changed["migration_connections_kept"].value == 0.0
         fate = changed["migration_gap_tcp"].migration_fate
         assert "tcp probe stalled" in fate or "tcp probe reset" in fate, fate
+        passt = _cell(samples, "passt-vhost-user", "kept", direction)
+        assert passt["migration_connections_kept"].value == 1.0, passt["migration_gap_tcp"].migration_fate
+        assert passt["migration_gap_tcp"].migration_allowed.startswith("allowed (passt-repair")
     from harness.analysis.answer import decision_page
     from harness.analysis.report import load_run
 
     run = load_run(run_dir)
     page = decision_page(run.samples, run.meta, None, "")
-    assert "## Live migration" in page and "| masquerade | no mesh | kept | allowed |" in page.replace(
-        "No mesh", "no mesh"
-    )
+    assert "## Live migration" in page and "| masquerade | No mesh | kept | allowed |" in page
 
 
-@pytest.mark.vm
-@pytest.mark.slow
-def test_a_passt_vhost_user_vm_migrates_with_passt_repair_and_the_release_verdicts_are_recorded(tmp_path):
-    text = SCENARIO.format(strategies="passt-vhost-user, bridge", sidecars="none", tests=_test("kept"))
-    samples, _ = run_scenario_text(tmp_path, text)
-    passt = _cell(samples, "passt-vhost-user", "kept", "ingress")
-    assert passt["migration_time"].value > 0, passt["migration_gap_tcp"].reason
-    assert passt["migration_gap_tcp"].migration_fate
-    assert passt["migration_gap_tcp"].migration_allowed.startswith("allowed (passt-repair")
-    bridge = _cell(samples, "bridge", "kept", "egress")
-    assert "kubevirt.io/allow-pod-bridge-network-live-migration" in bridge["migration_gap_tcp"].migration_allowed
+def test_what_each_release_does_with_a_migration_is_the_bindings_own_declaration():
+    import strategies  # noqa: F401  registers the bindings
+    from harness.pod.bindings import migration_verdict
+
+    assert migration_verdict("1.9", "masquerade") == "allowed"
+    assert "kubevirt.io/allow-pod-bridge-network-live-migration" in migration_verdict("1.9", "bridge")
+    assert migration_verdict("1.9", "slirp").startswith("refused by KubeVirt 1.9")
+    assert migration_verdict("1.9", "tproxy").startswith("not in KubeVirt 1.9")
 
 
 def test_a_migration_needs_the_qemu_guest_and_gets_a_bed_of_its_own():
@@ -97,3 +101,55 @@ def test_a_migration_needs_the_qemu_guest_and_gets_a_bed_of_its_own():
     kinds = sorted(tuple(sorted({t.label for t, _ in s.tests})) for s in slots)
     assert kinds == [("migration/changed",), ("migration/kept",), ("tcp_throughput",)]
     assert all(len(s.tests) == 2 for s in slots)  # both directions in the bed
+
+
+def _masquerade_with_target(bed):
+    """A masquerade VM in `bed` and a way to make its target pod (no mesh), as the runner makes them."""
+    from harness.guests.choice import driver_for
+    from harness.guests.spec import GuestSpec, QemuOptions, tcg_acceleration
+    from harness.lab.vocabulary import GuestKind
+    from harness.run.runner import migration_target
+    from strategies import strategy_class
+    from strategies.base import Services
+
+    spec = GuestSpec(GuestKind.QEMU, QemuOptions(memory_mb=256), tcg_acceleration("forced by the test"))
+    services = Services(tcp_ports=(7100,))
+    driver = driver_for(spec, "source")
+    attachment = strategy_class("masquerade")(services=services).setup(bed, driver)
+    prepare = migration_target(
+        bed, attachment, driver, lambda: strategy_class("masquerade")(services=services), lambda _: None
+    )
+    return attachment.service, prepare
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_a_migration_cancelled_mid_way_or_whose_target_is_gone_leaves_the_source_running_and_nothing_behind(lab):
+    import time
+
+    from harness.guests.qemu.qmp import Qmp, QmpError
+
+    with lab.bed() as bed:
+        source, prepare = _masquerade_with_target(bed)
+        target = prepare(False).attachment.service
+        qmp = Qmp(source.qmp_path)
+        qmp.call("migrate-set-parameters", **{"max-bandwidth": 2_000_000})  # 2 MB/s: still copying after 1 s
+        qmp.call("migrate", uri=f"unix:{target.incoming}")
+        time.sleep(1)
+        assert qmp.call("query-migrate")["status"] == "active"
+        qmp.call("migrate_cancel")
+        assert qmp.wait_migration(30)["status"] == "cancelled"
+        qmp.close()
+        assert source.run(["true"], name="alive", timeout=20).returncode == 0  # the guest runs on at the source
+        assert source.process.alive()
+    with lab.bed() as bed:
+        source, prepare = _masquerade_with_target(bed)
+        target = prepare(True).attachment.service
+        bed.tracker.stop(target.process)  # the target pod's QEMU never comes up
+        try:
+            state = source.migrate_to(target, timeout=30)
+        except QmpError as e:  # QEMU refuses at once, or fails the migration it started
+            state = {"status": "failed", "error": str(e)}
+        assert state["status"] == "failed", state
+        assert source.run(["true"], name="alive", timeout=20).returncode == 0
+        assert source.process.alive()

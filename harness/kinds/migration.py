@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from harness.kinds.base import TestKind
-from harness.kinds.outcome import Metric, Outcome
+from harness.kinds.outcome import HARNESS_ERROR, Metric, Outcome
 from harness.lab.vocabulary import Direction, Status, TrafficPath
 from harness.lab.waiting import wait_until
 from harness.pod.bindings import migration_verdict
@@ -88,8 +88,8 @@ class MigrationResult:
     qemu: dict = field(default_factory=dict)
     flows: dict[str, dict[str, FlowReport]] = field(default_factory=dict)
     """Per direction (ingress, egress): the TCP probe, the UDP probe, the stream."""
-    path: TrafficPath | None = None
-    proxy_bytes: int | None = None
+    paths: dict[str, TrafficPath] = field(default_factory=dict)
+    """Per direction, whether the source pod's proxy carried its flows before the migration (under a mesh)."""
 
 
 def last_json(text: str) -> dict | None:
@@ -109,6 +109,8 @@ def probe_report(name: str, text: str) -> FlowReport:
     if report is None:
         return FlowReport(name, "no report", " ".join(text.split())[-120:])
     fate, last = report["fate"], report["last_answer_s"]
+    if not report["answers"]:  # the path never carried it, before the migration too: not the migration's doing
+        return FlowReport(name, "never answered", f"{report['sent']} requests, no answer")
     detail = f"largest gap {report['largest_gap_s']:.3f} s at {report['gap_at_s']:.1f} s"
     if fate == "reset":
         detail = f"{report['error']} after its last answer at {last:.1f} s"
@@ -198,7 +200,10 @@ class Migration(TestKind):
         """Both directions' flows cross one migration: the first direction migrates, the second reads its result."""
         key = ("migration", self.label)
         if key not in cell.memo:
-            cell.memo[key] = self.migrate(cell, label)
+            try:
+                cell.memo[key] = self.migrate(cell, label)
+            except Exception as e:  # the second direction reads the same failure: one migration per bed
+                cell.memo[key] = MigrationResult(Status.FAILED, f"{HARNESS_ERROR}{type(e).__name__}: {e}")
         verdict = migration_verdict(cell.base.kubevirt, cell.binding) if cell.base.kubevirt else ""
         outcome = self.outcome(cell.memo[key], Direction(direction), verdict)
         outcome.row_columns["caveat"] = "; ".join(c for c in (cell.base.caveat, CAVEAT) if c)
@@ -230,11 +235,13 @@ class Migration(TestKind):
         ]
         fate = "; ".join(f.words() for f in (tcp, udp, stream))
         columns = {"migration_fate": fate, "migration_allowed": verdict}
-        return Outcome(Status.OK, "", metrics, evidence_path=result.path, row_columns=columns)
+        path = result.paths.get(str(direction))
+        return Outcome(Status.OK, "", metrics, evidence_path=path, row_columns=columns)
 
     # -- the migration -----------------------------------------------------------------------------------------
     def migrate(self, cell: Cell, label: str) -> MigrationResult:
-        from harness.guests.qemu.vm import QemuGuest  # the guests layer's QEMU, only where a VM migrates
+        from harness.guests.qemu.qmp import QmpError  # the guests layer's QEMU, only where a VM migrates
+        from harness.guests.qemu.vm import QemuGuest
 
         attachment, bed = cell.attachment, cell.bed
         assert attachment is not None
@@ -254,33 +261,40 @@ class Migration(TestKind):
         flows.start(attachment.ingress_address, attachment.peer_address)
         before = _proxy_bytes(cell.sidecar)
         time.sleep(self.migrate_after_s)
-        state = guest.migrate_to(arrived, timeout=120)
+        try:
+            state = guest.migrate_to(arrived, timeout=120)
+        except (OSError, QmpError) as e:  # the target's QEMU is gone, or refused the migration
+            state = {"status": "failed", "error": str(e)}
         crossed = _proxy_bytes(cell.sidecar)
         if state.get("status") != "completed":
             for helper in helpers:
                 bed.tracker.stop(helper)
             flows.stop()
-            return MigrationResult(Status.FAILED, f"QEMU's migration ended {state.get('status')}: {state}")
+            said = state.get("error-desc") or state.get("error") or state
+            return MigrationResult(
+                Status.FAILED, f"QEMU's migration ended {state.get('status')} ({said}); the VM ran on in the source pod"
+            )
         switch_over(bed, target.bed, cell.sidecar, kept=self.pod_address == "kept")
         arrived.agent.connect(timeout=30)
         flows.moved_to(arrived)
-        reports = flows.finish(self.duration_s + self.stall_s + 15)
-        path = None
-        if cell.sidecar is not None:
-            carried = (crossed - before) if crossed is not None and before is not None else None
-            path = TrafficPath.THROUGH_MESH if carried else TrafficPath.BYPASSED
-        return MigrationResult(Status.OK, qemu=state, flows=reports, path=path, proxy_bytes=crossed)
+        # a flow still running this long after the flows started is stalled (iperf3 never ends on a dead path)
+        reports = flows.finish(until=flows.started + self.duration_s + self.stall_s + 3)
+        paths = {}
+        if before is not None and crossed is not None:
+            for direction, was, now in zip(("ingress", "egress"), before, crossed, strict=True):
+                paths[direction] = TrafficPath.THROUGH_MESH if now > was else TrafficPath.BYPASSED
+        return MigrationResult(Status.OK, qemu=state, flows=reports, paths=paths)
 
 
-def _proxy_bytes(sidecar: Sidecar | None) -> int | None:
-    """Bytes the source pod's proxy carried so far, both ways (before the source pod is deleted)."""
+def _proxy_bytes(sidecar: Sidecar | None) -> tuple[int, int] | None:
+    """Bytes the source pod's proxy carried so far (inbound, outbound), read before the source pod is deleted."""
     if sidecar is None:
         return None
     try:
         counters = sidecar.counters()
     except OSError:
         return None
-    return counters.inbound_bytes + counters.outbound_bytes
+    return counters.inbound_bytes, counters.outbound_bytes
 
 
 def _repair_helpers(source: TestBed, target: TestBed) -> list[Any]:
@@ -329,6 +343,7 @@ class FlowSet:
 
     def __init__(self, test: Migration, cell: Cell, guest: Any, label: str) -> None:
         self.test, self.cell, self.guest, self.label = test, cell, guest, label
+        self.started = 0.0
         self.peer_jobs: dict[tuple[str, str], Any] = {}
         self.guest_jobs: dict[tuple[str, str], Any] = {}
 
@@ -358,6 +373,7 @@ class FlowSet:
         ):
             proc = bed.start_process(argv, name=f"{self.label}-peer-{name}", ns=bed.peer)
             peer.wait_listening(proc, port)
+        self.started = time.monotonic()
         for proto in ("tcp", "udp"):
             self.peer_jobs[("ingress", proto)] = bed.start_process(
                 self._probe(probe, vm_address, proto), name=f"{self.label}-in-{proto}", ns=bed.peer
@@ -375,8 +391,8 @@ class FlowSet:
         self.guest = arrived
         self.guest_jobs = {k: replace(job, agent=arrived.agent) for k, job in self.guest_jobs.items()}
 
-    def finish(self, budget_s: float) -> dict[str, dict[str, FlowReport]]:
-        deadline = time.monotonic() + budget_s
+    def finish(self, until: float) -> dict[str, dict[str, FlowReport]]:
+        deadline = until
         jobs = [*self.peer_jobs.values(), *self.guest_jobs.values()]
         while time.monotonic() < deadline and any(job.alive() for job in jobs):
             time.sleep(0.2)

@@ -9,6 +9,10 @@ import numpy as np
 from harness.kinds.endpoints import Transcript
 from harness.lab.vocabulary import Status, TrafficPath
 
+HARNESS_ERROR = "harness error: "
+"""How a row's reason starts when the harness itself failed (not the path, not the tool): a run with such rows
+exits 3."""
+
 
 @dataclass(frozen=True)
 class Metric:

@@ -29,6 +29,7 @@ from harness.guests.facts import nic_mtu, qemu_facts
 from harness.kinds.endpoints import is_tool_failure
 from harness.kinds.measure import Cell, failed_row, run_test
 from harness.kinds.migration import MigrationTarget
+from harness.kinds.outcome import HARNESS_ERROR
 from harness.lab.atomic import write_json, write_text
 from harness.lab.bed import AddressPlan, TestBed
 from harness.lab.names import new_run_id, resource_name
@@ -106,9 +107,6 @@ class RunOutcome:
     harness_errors: int = 0
     """Rows that failed because of the harness (a measurement's exception, an incomplete teardown) or of a tool
     (it printed no JSON, or JSON of another shape), not because of the path."""
-
-
-HARNESS_ERROR = "harness error: "
 
 
 def run_scenario(
