@@ -378,7 +378,8 @@ def test_no_binding_mesh_or_test_kind_name_is_spelled_outside_its_home():
     kind_names = set(TEST_KINDS)
     assert {"tcp_throughput", "rr", "crr", "http"} <= kind_names
     homes = {"harness/pod/mesh.py", "harness/metrics/registry.py"} | {
-        f"harness/kinds/{module}.py" for module in ("base", "throughput", "request_response", "dns", "http")
+        f"harness/kinds/{module}.py"
+        for module in ("base", "throughput", "request_response", "dns", "http", "migration")
     }
     names = (set(strategies.STRATEGIES) | set(MESHES) | kind_names) - REFERENCE_NAMES
     offending = []

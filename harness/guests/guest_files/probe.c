@@ -7,7 +7,7 @@
  * longer than the pace allows) and records when each answer arrives. TCP: one connection for the whole run, a
  * request only after the answer to the previous one (so a stalled path shows as a gap, not a queue); UDP: one
  * datagram per tick carrying its sequence number, answers counted by number. At the end (S seconds, or T
- * seconds without any answer) it prints JSON: fate (survived / stalled / reset), answers, sent, the largest gap
+ * seconds without any answer) it prints JSON: fate (survived / stalled / reset / never connected), answers, sent, the largest gap
  * between consecutive answers and when it began, the last answer's time, the error that ended a TCP run. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,13 +112,15 @@ static int client(const char *target, int port, int tcp, double interval, double
         return 2;
     }
     int s = socket(to.ss_family, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
+    struct record r = {.t0 = now_s()};
+    struct timeval limit = {.tv_sec = (time_t)stall, .tv_usec = (long)((stall - (time_t)stall) * 1e6)};
+    if (s >= 0) setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit); /* bounds a TCP connect */
     if (s < 0 || connect(s, (struct sockaddr *)&to, inet_len(&to))) {
-        perror("vmnb-probe connect");
-        return 1;
+        report(tcp ? "tcp" : "udp", "never connected", &r, strerror(errno == EINPROGRESS ? ETIMEDOUT : errno));
+        return 0;
     }
     int one = 1;
     if (tcp) setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct record r = {.t0 = now_s()};
     r.last = r.t0;
     char msg[MSG] = {0}, buf[MSG];
     size_t have = 0;
