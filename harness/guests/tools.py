@@ -30,11 +30,11 @@ class CTool:
 
 
 GUEST_C_TOOLS = {
-    "vmnb-crr": CTool("crr.c", "the CRR tool", headers=("inet.h",)),
-    "vmnb-probe": CTool("probe.c", "the live-migration probe", headers=("inet.h",)),
-    "vmnb-http": CTool("http.c", "the HTTP/1.1 load tool", headers=("openloop.h", "inet.h")),
+    "vmnb-crr": CTool("crr.c", "the CRR tool", headers=("clock.h", "inet.h")),
+    "vmnb-probe": CTool("probe.c", "the live-migration probe", headers=("clock.h", "inet.h")),
+    "vmnb-http": CTool("http.c", "the HTTP/1.1 load tool", headers=("openloop.h", "clock.h", "inet.h")),
     "vmnb-h2": CTool(
-        "h2.c", "the HTTP/2 and gRPC load tool", ("-lnghttp2",), ("openloop.h", "inet.h"), "libnghttp2-dev"
+        "h2.c", "the HTTP/2 and gRPC load tool", ("-lnghttp2",), ("openloop.h", "clock.h", "inet.h"), "libnghttp2-dev"
     ),
 }
 __all__ = ["GUEST_C_TOOLS", "GUEST_FILES", "ToolBuildError", "compile_guest_tool", "compile_guest_tools"]

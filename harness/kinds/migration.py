@@ -225,18 +225,13 @@ class Migration(TestKind):
 
     def outcome(self, result: MigrationResult, direction: Direction, verdict: str) -> Outcome:
         if result.status is not Status.OK:
-            return Outcome(
-                Status.FAILED,
-                result.reason,
-                [Metric(self.primary_metric, "s", None)],
-                row_columns={"migration_allowed": verdict},
-            )
+            return self.failed(result.reason, verdict)
         flows = result.flows[str(direction)]
         tcp, udp, stream = flows["tcp probe"], flows["udp probe"], flows["stream"]
         if tcp.fate in ("never answered", "never connected"):  # the path did not work before the migration
-            reason = f"no TCP flow worked {direction} before the migration ({tcp.words()}; {stream.words()})"
-            metrics = [Metric(self.primary_metric, "s", None)]
-            return Outcome(Status.FAILED, reason, metrics, row_columns={"migration_allowed": verdict})
+            return self.failed(
+                f"no TCP flow worked {direction} before the migration ({tcp.words()}; {stream.words()})", verdict
+            )
         survived = all(f.fate == "survived" for f in (tcp, stream))
         metrics = [
             Metric("migration_gap_tcp", "s", tcp.gap_s),
@@ -257,6 +252,13 @@ class Migration(TestKind):
         columns = {"migration_fate": fate, "migration_allowed": verdict}
         path = result.paths.get(str(direction))
         return Outcome(Status.OK, "", metrics, evidence_path=path, row_columns=columns)
+
+    def failed(self, reason: str, verdict: str) -> Outcome:
+        """A row for a migration that could not be judged; its path is `failed` by its own account (the source
+        pod's proxy, which the traversal evidence would read, is gone with the source pod)."""
+        metrics = [Metric(self.primary_metric, "s", None)]
+        columns = {"migration_allowed": verdict}
+        return Outcome(Status.FAILED, reason, metrics, evidence_path=TrafficPath.FAILED, row_columns=columns)
 
     # -- the migration -----------------------------------------------------------------------------------------
     def migrate(self, cell: Cell, label: str) -> MigrationResult:

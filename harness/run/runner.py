@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.analysis.provenance import busy_host_warnings, cell_tools, git_sha, host_facts, machine_load, tool_versions
@@ -269,7 +270,8 @@ def print_answer(run_dir: Path, console: Console) -> None:
     console.print("[bold]The answer[/] (rule and evidence on the page):")
     for rec in run_recommendations(run):
         head, _, rest = rec.line.partition(": ")
-        console.print(f"  [bold]{head}[/]: {rest}", highlight=False)
+        # a variant's name in brackets (`passtBinding [passt-2026]`) is text, not a console style
+        console.print(f"  [bold]{escape(head)}[/]: {escape(rest)}", highlight=False)
     console.print(f"page: {page}  (answer.md beside it)")
 
 

@@ -23,15 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "inet.h"
 
 #define MSG 64
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int udp_bind_any(int port) {
     int off = 0, s = socket(AF_INET6, SOCK_DGRAM, 0);
