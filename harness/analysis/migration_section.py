@@ -176,6 +176,13 @@ def plot_migration(
     ax.invert_yaxis()
     ax.set_xlim(0, top)
     ax.set_xlabel("largest gap of the TCP probe during the migration (s)")
-    ax.set_title("Live migration: how long each established connection stopped (blue in, orange out)")
+    ax.set_title("Live migration: how long each established connection stopped")
+    from matplotlib.patches import Patch
+
+    ax.legend(
+        handles=[Patch(color="C0", label="in (peer -> VM)"), Patch(color="C1", label="out (VM -> peer)")],
+        loc="lower right",
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig
