@@ -19,6 +19,7 @@ from harness.guests.attachment import Attachment
 from harness.guests.driver import GuestDriver
 from harness.lab.addresses import check_vm_network
 from harness.lab.bed import TestBed
+from harness.lab.vocabulary import GuestKind
 from harness.pod.bindings import PALETTE, register_binding
 from harness.pod.kubevirt import KubevirtBinding
 from harness.pod.mesh import SidecarKind
@@ -98,6 +99,13 @@ class Strategy(ABC):
     only and says so); the real binding's IPv6 story is in its docstring."""
     ipv6_missing: ClassVar[str] = "the binding's IPv6 path is not built here (IPv4 only)"
     """Its IPv6 verdict when `ip_families` has no ipv6: why (the real design is IPv4 only, or what is missing here)."""
+
+    @classmethod
+    def ipv6_missing_on(cls, guest: GuestKind) -> str:
+        """Why this binding has no IPv6 path on `guest` ('' when it has one); a binding whose IPv6 depends on the
+        guest (slirp: QEMU's libslirp, not slirp4netns) overrides it."""
+        return "" if "ipv6" in cls.ip_families else cls.ipv6_missing
+
     has_vm: ClassVar[bool] = True
     """False only for `direct`: its service runs in the pod, so the scenario's guest does not apply."""
     needs_qemu: ClassVar[bool] = False

@@ -10,6 +10,14 @@ add_hostfwd). How each guest is attached: harness/guests/netns_driver.py and har
 slirp4netns' default network is 10.0.2.0/24 (as QEMU's); here it is 198.19.1.0/24 (docs/design.md address plan).
 MTU: slirp4netns recommends 65520; QEMU's default is 1500 (`mtu` option, netns guest only: QEMU 7.2's
 `-netdev user` has no MTU option, so the QEMU guest runs at libslirp's 1500).
+
+IPv6 (QEMU guest): KubeVirt's slirp plugin (kubevirt/kubevirt cmd/sidecars/network-slirp-binding/domain/domain.go,
+`generateBackendDeviceQemuArg`) writes `-netdev user,id=..,net=<cidr>,hostfwd=tcp::P-:P` and no IPv6 option, so
+QEMU's default `ipv6=on` holds: libslirp's router advertisements give the guest a SLAAC address in its /64 and a
+default route, and the VM's IPv6 egress leaves through the pod's own IPv6 sockets; the forwards name no host
+address, which QEMU binds as IPv4 (0.0.0.0), so nothing listens on the pod's IPv6 for ingress. Here the /64 is
+2001:2:0:fe::/64 instead of libslirp's fec0::/64 (the lab's range; the address never leaves libslirp). The netns
+guest's slirp4netns has no such option (fd00::/64 fixed), so slirp's IPv6 rows come from the QEMU guest only.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from pydantic import AfterValidator, Field
 
 from harness.guests.driver import UserModeNet
 from harness.lab.addresses import check_vm_network
+from harness.lab.vocabulary import GuestKind
 from harness.pod.kubevirt import BEFORE_1_8, SINCE_1_8, InRelease, KubevirtBinding, KubevirtRelease, Shipping
 from strategies.base import Attachment, GuestDriver, Requirements, Strategy, StrategyOptions, TestBed
 
@@ -28,6 +37,9 @@ class SlirpOptions(StrategyOptions):
     mtu: int = Field(65520, ge=576, le=65520)
     cidr: Annotated[str, AfterValidator(lambda v: check_vm_network(v, smallest_prefix=25))] = "198.19.1.0/24"
     """libslirp's network: gateway .2, guest .100 (so /25 or larger)."""
+    prefix6: str = Field("2001:2:0:fe::", pattern=r"^2001:2:0:[0-9a-f]{1,4}::$")
+    """libslirp's IPv6 /64 on a dual-stack pod (QEMU guest): libslirp's default is fec0::, moved into this lab's
+    2001:2::/48; the guest's address never leaves libslirp, which opens the pod's own sockets."""
 
 
 class Slirp(Strategy):
@@ -44,19 +56,34 @@ class Slirp(Strategy):
     colour = "C1"
     summary = "libslirp user-mode stack (slirp4netns): VM traffic leaves as the slirp process's own sockets"
     faithful_to = "QEMU -netdev user / slirp4netns (same libslirp)"
+    ip_families = ("ipv4", "ipv6")
     ipv6_missing = (
-        "IPv6 not built: slirp4netns 1.2.0's IPv6 (`--enable-ipv6`, 'experimental') puts the guest in fd00::/64 "
-        "with no option to move it, outside this lab's 2001:2::/48; QEMU's -netdev user has ipv6-prefix="
+        "IPv6 not built on the netns guest: slirp4netns 1.2.0's IPv6 (`--enable-ipv6`, 'experimental') puts the "
+        "guest in fd00::/64 with no option to move it, outside this lab's 2001:2::/48 (the QEMU guest has it)"
     )
     requirements = Requirements(extra_processes=("slirp4netns",), kernel_features=("tun",), binaries=("slirp4netns",))
     Options = SlirpOptions
     options: SlirpOptions
 
+    @classmethod
+    def ipv6_missing_on(cls, guest: GuestKind) -> str:
+        return cls.ipv6_missing if guest is GuestKind.NETNS else ""
+
     def setup(self, bed: TestBed, guest: GuestDriver) -> Attachment:
         net = UserModeNet(
-            self.options.cidr, self.services.tcp_ports, self.services.udp_ports, guest.nic_mtu(bed, self.options.mtu)
+            self.options.cidr,
+            self.services.tcp_ports,
+            self.services.udp_ports,
+            guest.nic_mtu(bed, self.options.mtu),
+            prefix6=self.options.prefix6 if bed.plan.ipv6 and not self.ipv6_missing_on(guest.kind) else "",
         )
         vm = guest.user_mode(bed, net)
         return Attachment.of_guest(
-            bed, vm, bed.plan.pod_ip, guest_ip=net.guest_cidr, gateway=net.gateway, mtu=guest.user_mode_mtu(net)
+            bed,
+            vm,
+            bed.plan.pod_ip,
+            bed.plan.pod_ip6 if net.prefix6 else None,  # the peer dials the pod's IPv6, as for IPv4
+            guest_ip=net.guest_cidr,
+            gateway=net.gateway,
+            mtu=guest.user_mode_mtu(net),
         )

@@ -71,6 +71,28 @@ def test_masquerade_keeps_connections_only_with_the_address_kept_and_passt_migra
     assert "## Live migration" in page and "| masquerade | No mesh | kept | allowed |" in page
 
 
+@pytest.mark.vm
+@pytest.mark.slow
+def test_a_meshed_clients_connections_end_at_the_proxies_and_the_target_pod_joins_the_same_mesh(tmp_path):
+    """A meshed client (its own Envoy, mTLS to the pod's) under Istio's sidecar, the address kept: the target pod's
+    sidecar joins the mesh the source's was in (same CA, the peer's proxy kept: a second one in the peer would not
+    start, and the target's setup would fail the row); every TCP flow ends at the proxies, the ingress one closed
+    by the source Envoy as it exits, the egress one reset by the target's Envoy, which never had it; the resets
+    each stack sent, the peer's included, are the evidence."""
+    text = SCENARIO.format(strategies="masquerade", sidecars="envoy-redirect", tests=_test("kept")).replace(
+        "repetitions: 1", "repetitions: 1\npeers: [meshed]"
+    )
+    samples, _ = run_scenario_text(tmp_path, text)
+    for direction in ("ingress", "egress"):
+        cell = _cell(samples, "masquerade", "kept", direction)
+        row = cell["migration_connections_kept"]
+        assert row.sidecar == "envoy-redirect+meshed" and row.status == "ok", row.reason
+        assert row.value == 0.0 and "tcp probe reset" in row.migration_fate, row.migration_fate
+        assert "the peer " in row.migration_fate and row.path == "through-mesh"
+    egress = _cell(samples, "masquerade", "kept", "egress")["migration_gap_tcp"].migration_fate
+    assert "Connection reset by peer" in egress and "the target pod 0," not in egress, egress
+
+
 def test_what_each_release_does_with_a_migration_is_the_bindings_own_declaration():
     import strategies  # noqa: F401  registers the bindings
     from harness.pod.bindings import migration_verdict
@@ -117,7 +139,7 @@ def _masquerade_with_target(bed):
     driver = driver_for(spec, "source")
     attachment = strategy_class("masquerade")(services=services).setup(bed, driver)
     prepare = migration_target(
-        bed, attachment, driver, lambda: strategy_class("masquerade")(services=services), lambda _: None
+        bed, attachment, driver, lambda: strategy_class("masquerade")(services=services), lambda *_, **__: None
     )
     return attachment.service, prepare
 

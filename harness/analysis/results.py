@@ -56,6 +56,7 @@ class Sample:
     streams: int | None = None  # parallel TCP streams of a throughput test
     load: str | None = None  # RR under load: idle, or a bulk TCP stream the same way or the reverse way
     offered_rps: int | None = None  # an http test's fixed offered rate (requests per second, open loop)
+    test_tool: str = ""  # the tool of a kind that has more than one (rr: sockperf, or vmnb-rr where IPv6 needs it)
     pod_address: str | None = None  # a migration test: the pod's IP across the move, kept or changed
     migration_fate: str = ""  # a migration test: what each flow made of it (survived / stalled / reset, why)
     migration_allowed: str = ""  # a migration test: what the modelled KubeVirt release does with such a migration
@@ -116,6 +117,7 @@ COLUMNS = [
     "streams",
     "load",
     "offered_rps",
+    "test_tool",
     "pod_address",
     "direction",
     "ip_family",

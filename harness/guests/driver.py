@@ -35,6 +35,9 @@ class UserModeNet:
     tcp_ports: tuple[int, ...]
     udp_ports: tuple[int, ...]
     mtu: int | None = None
+    prefix6: str = ""
+    """The guest's IPv6 /64 inside libslirp on a dual-stack pod (its router advertisements hand it out; '' on an
+    IPv4-only pod)."""
 
     @property
     def network(self) -> ipaddress.IPv4Network:

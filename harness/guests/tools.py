@@ -1,6 +1,7 @@
 """Tools the harness builds for every guest, statically linked so the same binary runs on the host, in every pod
 namespace and inside the QEMU guest: vmnb-crr (guest_files/crr.c), the connect-request-response and fixed
-round-trip tool, vmnb-probe (guest_files/probe.c), the paced probe timing a live migration's gap,
+round-trip tool, vmnb-rr (guest_files/rr.c), ping-pong over either family where sockperf takes IPv4 only,
+vmnb-probe (guest_files/probe.c), the paced probe timing a live migration's gap,
 vmnb-http (guest_files/http.c), the HTTP/1.1 server and open-loop client, and vmnb-h2
 (guest_files/h2.c), the HTTP/2 and gRPC server and open-loop client on Debian's libnghttp2 (libnghttp2-dev ships
 the static library)."""
@@ -31,7 +32,8 @@ class CTool:
 
 GUEST_C_TOOLS = {
     "vmnb-crr": CTool("crr.c", "the CRR tool", headers=("clock.h", "inet.h")),
-    "vmnb-probe": CTool("probe.c", "the live-migration probe", headers=("clock.h", "inet.h")),
+    "vmnb-rr": CTool("rr.c", "the ping-pong tool for IPv6", headers=("clock.h", "echo.h", "inet.h")),
+    "vmnb-probe": CTool("probe.c", "the live-migration probe", headers=("clock.h", "echo.h", "inet.h")),
     "vmnb-http": CTool("http.c", "the HTTP/1.1 load tool", headers=("openloop.h", "clock.h", "inet.h")),
     "vmnb-h2": CTool(
         "h2.c", "the HTTP/2 and gRPC load tool", ("-lnghttp2",), ("openloop.h", "clock.h", "inet.h"), "libnghttp2-dev"

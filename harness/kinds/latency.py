@@ -1,5 +1,6 @@
-"""Request/response latency with sockperf ping-pong (closed or open loop) and connect-request-response with the
-project's CRR tool (vmnb-crr), both keeping every sample so percentiles come from merged distributions."""
+"""Request/response latency with sockperf ping-pong (closed or open loop), or the project's vmnb-rr where sockperf
+cannot go (IPv6), and connect-request-response with the project's CRR tool (vmnb-crr), all keeping every sample so
+percentiles come from merged distributions."""
 
 from __future__ import annotations
 
@@ -151,6 +152,72 @@ def _valid_seconds(stdout: str, default: float) -> float:
         if "[Valid Duration]" in line and "RunTime=" in line:
             return float(line.split("RunTime=")[1].split()[0])
     return default
+
+
+def vmnb_rr_client_argv(
+    binary: str, target: str, *, port: int, protocol: str, duration_s: float, rate_per_s: int | None, message_bytes: int
+) -> list[str]:
+    """vmnb-rr's ping-pong client; its 0.4 s warm-up is inside `duration_s`, as sockperf's is inside -t."""
+    rate = ["--rate", str(rate_per_s)] if rate_per_s else []
+    return [binary, "client", "--target", target, "--port", str(port), "--proto", protocol] + [
+        "--duration",
+        f"{duration_s:g}",
+        "--bytes",
+        str(message_bytes),
+        *rate,
+    ]
+
+
+def measure_vmnb_rr(
+    ends: Ends, *, port: int, protocol: str, duration_s: float, rate_per_s: int | None, message_bytes: int, label: str
+) -> LatencySample:
+    client = vmnb_rr_client_argv(
+        ends.client.binary("vmnb-rr"),
+        ends.target,
+        port=port,
+        protocol=protocol,
+        duration_s=duration_s,
+        rate_per_s=rate_per_s,
+        message_bytes=message_bytes,
+    )
+    run = client_against_server(
+        ends,
+        server_argv=[ends.server.binary("vmnb-rr"), "server", "--port", str(port)],
+        port=port,
+        proto=protocol,
+        client_argv=client,
+        budget_s=duration_s + 8,
+        label=f"{label}-rr",
+    )
+    if run.error:
+        return LatencySample("failed", run.error)
+    sample = parse_vmnb_rr_output(run.done.stdout, run.done.stderr)
+    sample.transcript = run.transcript()
+    return sample
+
+
+def parse_vmnb_rr_output(stdout: str, stderr: str = "") -> LatencySample:
+    report, _, error = parse_tool_json("vmnb-rr", stdout, RrReport, stderr=stderr)
+    if error:
+        return LatencySample("failed", error)
+    rtt = np.asarray(report.latency_us, dtype=float)
+    if rtt.size == 0:
+        said = report.first_error or ""
+        return LatencySample(
+            "failed", failure_reason(said) if said and not said.startswith("no reply") else "no replies"
+        )
+    return LatencySample("ok", rtt_us=rtt, requests=int(rtt.size), seconds=report.seconds, extra={"lost": report.lost})
+
+
+class RrReport(ToolReport):
+    """vmnb-rr client's JSON (guest_files/rr.c): the counted round trips' latencies, the time after the warm-up,
+    requests sent and lost (UDP replies not back within 1 s), the first error."""
+
+    latency_us: list[float]
+    seconds: float
+    sent: int = 0
+    lost: int = 0
+    first_error: str | None = None
 
 
 def crr_client_argv(binary: str, target: str, *, port: int, duration_s: float, message_bytes: int) -> list[str]:

@@ -248,7 +248,7 @@ class Migration(TestKind):
         ]
         fate = "; ".join(f.words() for f in (tcp, udp, stream))
         sent = [f"the {pod} {n}" for pod, n in result.resets.items() if n is not None]
-        fate += f"; TCP resets sent by {' and '.join(sent)}" if sent else ""
+        fate += f"; TCP resets sent by {', '.join(sent)}" if sent else ""
         columns = {"migration_fate": fate, "migration_allowed": verdict}
         path = result.paths.get(str(direction))
         return Outcome(Status.OK, "", metrics, evidence_path=path, row_columns=columns)
@@ -281,7 +281,12 @@ class Migration(TestKind):
         helpers = _repair_helpers(bed, target.bed)
         flows = FlowSet(self, cell, guest, label)
         flows.start(attachment.ingress_address, attachment.peer_address)
-        resets_before = {"source pod": tcp_resets_sent(bed.pod), "target pod": tcp_resets_sent(target.bed.pod)}
+        # the peer's stack too: a meshed client's own proxy (its sidecar or ztunnel) resets from there
+        resets_before = {
+            "source pod": tcp_resets_sent(bed.pod),
+            "target pod": tcp_resets_sent(target.bed.pod),
+            "peer": tcp_resets_sent(bed.peer),
+        }
         before = _proxy_bytes(cell.sidecar)
         time.sleep(self.migrate_after_s)
         try:
@@ -307,7 +312,11 @@ class Migration(TestKind):
         if before is not None and crossed is not None:
             for direction, was, now in zip(("ingress", "egress"), before, crossed, strict=True):
                 paths[direction] = TrafficPath.THROUGH_MESH if now > was else TrafficPath.BYPASSED
-        after = {"source pod": source_resets, "target pod": tcp_resets_sent(target.bed.pod)}
+        after = {
+            "source pod": source_resets,
+            "target pod": tcp_resets_sent(target.bed.pod),
+            "peer": tcp_resets_sent(bed.peer),
+        }
         resets = {
             pod: after[pod] - resets_before[pod] if after[pod] is not None and resets_before[pod] is not None else None
             for pod in after

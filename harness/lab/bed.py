@@ -138,6 +138,8 @@ class TestBed:
         """'' for the bed's own pod; a second pod's role for a view from second_pod()."""
         self.pod_link = self.link("pd")
         """The node's end of the pod's link."""
+        self.cluster_state: dict[str, object] = {}
+        """What belongs to the cluster rather than to one pod (the mesh's CA), shared with a second pod's view."""
 
     # -- building --------------------------------------------------------------------------------------
     def build(self) -> TestBed:

@@ -134,7 +134,9 @@ def mesh_identities(
 ) -> tuple[MeshTls, MeshTls | None]:
     """A fresh mesh CA for the bed (or `ca`), the pod proxy's mTLS settings and, for a meshed client, the peer
     proxy's: each knows the other's address and SPIFFE id; access logs beside their admin sockets."""
-    ca = ca or MeshCA(bed.runtime_dir() / "mesh-ca")
+    if ca is None:  # one istiod per cluster: a second pod of the bed (a migration's target) gets the same root
+        ca = bed.cluster_state.get("mesh-ca") or MeshCA(bed.runtime_dir() / "mesh-ca")
+        bed.cluster_state["mesh-ca"] = ca
     plan = bed.plan
     pod_id, peer_id = spiffe_id(POD_SERVICE_ACCOUNT), spiffe_id(PEER_SERVICE_ACCOUNT)
     pod = MeshTls(
@@ -239,10 +241,12 @@ class Mesh:
         annotations: dict[str, str] | None = None,
         dns_capture: bool = True,
         istio: IstioSetup = DEFAULT_ISTIO,
+        peer_proxy: bool = True,
     ) -> Sidecar | None:
         """`annotations`: the pod's, as KubeVirt's release wrote them (harness/pod/kubevirt.py pod_annotations).
         `dns_capture`: istio-cni's ambient DNS capture (the chart's default); other modes have none. `istio`: the
-        Istio release and redirection backend an Istio mode is installed from."""
+        Istio release and redirection backend an Istio mode is installed from. `peer_proxy`: False when a meshed
+        client's proxy already runs (a second pod of the same bed, a migration's target)."""
         return None
 
     def captures_ipv6(self, bed: TestBed, istio: IstioSetup) -> bool:
@@ -302,6 +306,7 @@ class IstioSidecar(Mesh):
         annotations: dict[str, str] | None = None,
         dns_capture: bool = True,
         istio: IstioSetup = DEFAULT_ISTIO,
+        peer_proxy: bool = True,
     ) -> Sidecar:
         """The pod's init container and proxy; for a meshed client, the peer pod's too (its init's rules in the
         peer's namespace, its Envoy there as uid 1337: the peer is the rest of the cluster, not a container here)."""
@@ -310,7 +315,7 @@ class IstioSidecar(Mesh):
         proxy, proxy_spec = next((r, s) for r, s in self.containers.items() if r.endswith("-proxy"))
         init_runner = bed.pod_init(init, spec)
         sidecar = self._install_in(bed, bed.pod, "pod", vm_interfaces, pod_tls, init_runner, (proxy, proxy_spec), istio)
-        if client.meshed:
+        if client.meshed and peer_proxy:
             sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", [], peer_tls, bed.peer, (None, None), istio)
         return sidecar
 
@@ -425,6 +430,7 @@ class Ambient(Mesh):
         annotations: dict[str, str] | None = None,
         dns_capture: bool = True,
         istio: IstioSetup = DEFAULT_ISTIO,
+        peer_proxy: bool = True,
     ) -> Sidecar:
         """istio-cni's rules and the node proxy for the pod and, for a meshed client, for the peer pod (its own
         ztunnel: the peer is on another node). The interfaces rerouted are those of the pod's
@@ -434,7 +440,7 @@ class Ambient(Mesh):
         pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid)
         rerouted = self.rerouted(vm_interfaces, annotations, istio)
         sidecar = self._install_in(bed, bed.pod, "pod", bed.plan.pod_ip, rerouted, pod_tls, dns_capture, istio)
-        if client.meshed:
+        if client.meshed and peer_proxy:
             peer_ip = bed.plan.peer_ip
             sidecar.peer_proxy = self._install_in(bed, bed.peer, "peer", peer_ip, [], peer_tls, dns_capture, istio)
         return sidecar
@@ -526,11 +532,14 @@ class AmbientWaypoint(Ambient):
         annotations: dict[str, str] | None = None,
         dns_capture: bool = True,
         istio: IstioSetup = DEFAULT_ISTIO,
+        peer_proxy: bool = True,
     ) -> Sidecar:
         """The waypoint's pod and Envoy, then the pod's ztunnel and the meshed peer's, whose HBONE to the VM's
         service goes to the waypoint; the three identities from one mesh CA."""
         if not client.meshed:
             raise ValueError("ambient with a waypoint is measured with meshed clients only (peers: [meshed])")
+        if not peer_proxy:
+            raise ValueError("a second pod behind the same waypoint (a migration's target) is not built")
         ca = MeshCA(bed.runtime_dir() / "mesh-ca")
         pod_tls, peer_tls = mesh_identities(bed, client, self.layout.uid, ca)
         plan = bed.plan
@@ -592,10 +601,12 @@ def install_sidecar(
     annotations: dict[str, str] | None = None,
     dns_capture: bool = True,
     istio: IstioSetup = DEFAULT_ISTIO,
+    peer_proxy: bool = True,
 ) -> Sidecar | None:
     """What the mode's init container / CNI agent and proxy do, in that order; None for `none`. A meshed `client`
-    gets its own proxy (the returned Sidecar's `peer_proxy`); a mode without meshed clients refuses one; a
-    backend the mode's Istio release does not have is refused."""
+    gets its own proxy (the returned Sidecar's `peer_proxy`) unless `peer_proxy` is False (it already runs: a
+    second pod of the same bed); a mode without meshed clients refuses one; a backend the mode's Istio release
+    does not have is refused."""
     mesh = mesh_for(kind)
     if client.meshed and not mesh.meshed_clients:
         raise ValueError(
@@ -604,4 +615,4 @@ def install_sidecar(
         )
     if istio.nftables and mesh.istio_component and istio.backend not in mesh.backends(istio):
         raise ValueError(f"Istio {istio.release} has no {istio.backend} backend for {mesh.istio_component} mode")
-    return mesh.install(bed, list(vm_interfaces), client, annotations, dns_capture, istio)
+    return mesh.install(bed, list(vm_interfaces), client, annotations, dns_capture, istio, peer_proxy)

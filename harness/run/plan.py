@@ -177,8 +177,8 @@ class CellPlan:
     def ipv6_left_out(self) -> str | None:
         """Why this cell has no IPv6 run (None: it has one): the binding's IPv6 path or the mesh mode's IPv6 capture
         is not built here, or the client is meshed (the meshes' tunnels are IPv4 here)."""
-        if "ipv6" not in self.strategy_cls.ip_families:
-            return self.strategy_cls.ipv6_missing
+        if reason := self.strategy_cls.ipv6_missing_on(self.guest.kind):
+            return reason
         if "ipv6" not in mesh_for(self.spec.sidecar).ip_families:
             return "the mesh mode's IPv6 capture is not built here"
         if self.spec.client.meshed:

@@ -428,7 +428,7 @@ class CellRunner:
                 # the pod as the scenario's KubeVirt release writes it: its annotations decide ambient's reroute
                 annotations = pod_annotations(settings.kubevirt, cell.strategy_cls.name)
 
-                def mesh_in(pod_bed: TestBed) -> Sidecar | None:
+                def mesh_in(pod_bed: TestBed, peer_proxy: bool = True) -> Sidecar | None:
                     return install_sidecar(
                         pod_bed,
                         cell.spec.sidecar,
@@ -437,6 +437,7 @@ class CellRunner:
                         annotations=annotations,
                         dns_capture=cell.spec.dns_capture,
                         istio=cell.spec.istio or DEFAULT_ISTIO,
+                        peer_proxy=peer_proxy,
                     )
 
                 sidecar = mesh_in(bed)
@@ -507,10 +508,11 @@ def migration_target(
     attachment: Attachment,
     driver: GuestDriver,
     new_strategy: Callable[[], Any],
-    mesh_in: Callable[[TestBed], Sidecar | None],
+    mesh_in: Callable[..., Sidecar | None],
 ) -> Callable[[bool], MigrationTarget]:
     """How this cell makes a live migration's target: a second launcher pod on the node, the mesh installed in it as
-    in any new pod, the binding set up by the strategy's own code, and QEMU there waiting for the migration."""
+    in any new pod (same mesh CA; a meshed client keeps the proxy it has), the binding set up by the strategy's own
+    code, and QEMU there waiting for the migration."""
 
     def prepare(new_address: bool) -> MigrationTarget:
         from harness.guests.qemu.driver import QemuDriver
@@ -519,7 +521,7 @@ def migration_target(
         if not isinstance(driver, QemuDriver) or not hasattr(driver, "booted"):
             raise NotSupported("only a QEMU guest migrates (guest: qemu)")
         view = bed.second_pod("target", new_address=new_address)
-        target_sidecar = mesh_in(view)
+        target_sidecar = mesh_in(view, peer_proxy=False)
         with view.strategy_setup():
             arrived = new_strategy().setup(view, IncomingDriver(driver.booted, driver))
         return MigrationTarget(view, arrived, target_sidecar)

@@ -24,59 +24,10 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "echo.h"
 #include "inet.h"
 
 #define MSG 64
-
-static int udp_bind_any(int port) {
-    int off = 0, s = socket(AF_INET6, SOCK_DGRAM, 0);
-    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any};
-    if (s >= 0) {
-        setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-        if (!bind(s, (struct sockaddr *)&a, sizeof a)) return s;
-        close(s);
-    }
-    struct sockaddr_in b = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
-    s = socket(AF_INET, SOCK_DGRAM, 0);
-    if (s < 0 || bind(s, (struct sockaddr *)&b, sizeof b)) return -1;
-    return s;
-}
-
-static int serve(int port) {
-    int ls = inet_listen_any(port), us = udp_bind_any(port);
-    if (ls < 0 || us < 0) {
-        perror("vmnb-probe server");
-        return 1;
-    }
-    static struct pollfd fds[1024];
-    static char buf[65536];
-    int n = 2;
-    fds[0] = (struct pollfd){.fd = ls, .events = POLLIN};
-    fds[1] = (struct pollfd){.fd = us, .events = POLLIN};
-    for (;;) {
-        if (poll(fds, n, -1) < 0 && errno != EINTR) return 1;
-        for (int i = n - 1; i >= 2; i--) {
-            if (!fds[i].revents) continue;
-            ssize_t got = read(fds[i].fd, buf, sizeof buf);
-            if (got > 0 && write(fds[i].fd, buf, got) == got) continue;
-            close(fds[i].fd);
-            fds[i] = fds[--n];
-        }
-        if (fds[1].revents & POLLIN) {
-            struct sockaddr_storage from;
-            socklen_t len = sizeof from;
-            ssize_t got = recvfrom(us, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
-            if (got > 0) sendto(us, buf, got, 0, (struct sockaddr *)&from, len);
-        }
-        if (fds[0].revents & POLLIN) {
-            int c = accept(ls, NULL, NULL);
-            int one = 1;
-            if (c >= 0) setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            if (c >= 0 && n < 1024) fds[n++] = (struct pollfd){.fd = c, .events = POLLIN};
-            else if (c >= 0) close(c);
-        }
-    }
-}
 
 struct record {
     double t0, last, gap, gap_at;
@@ -175,7 +126,7 @@ int main(int argc, char **argv) {
         else goto usage;
     }
     if (port <= 0 || port > 65535 || interval <= 0) goto usage;
-    if (!strcmp(argv[1], "server")) return serve(port);
+    if (!strcmp(argv[1], "server")) return echo_serve("vmnb-probe server", port);
     if (!strcmp(argv[1], "client") && target && (!strcmp(proto, "tcp") || !strcmp(proto, "udp")))
         return client(target, port, !strcmp(proto, "tcp"), interval, duration, stall);
 usage:

@@ -69,8 +69,31 @@ class QemuDriver(GuestDriver):
         guest_ip = net.guest_cidr.split("/")[0]
         forwards = [f"hostfwd=tcp::{p}-{guest_ip}:{p}" for p in net.tcp_ports]
         forwards += [f"hostfwd=udp::{p}-{guest_ip}:{p}" for p in net.udp_ports]
-        netdev = ",".join([f"user,net={net.network},host={net.gateway},dhcpstart={guest_ip},restrict=off", *forwards])
-        return self.boot(bed, netdev=netdev, ip_cidr=net.guest_cidr, gateway=net.gateway, mtu=SLIRP_MTU)
+        # IPv6 as KubeVirt leaves it: QEMU's default ipv6=on, only the /64 moved into the lab's range (slirp.py)
+        ipv6 = [f"ipv6-prefix={net.prefix6},ipv6-prefixlen=64"] if net.prefix6 else []
+        netdev = ",".join(
+            [f"user,net={net.network},host={net.gateway},dhcpstart={guest_ip},restrict=off", *ipv6, *forwards]
+        )
+        guest = self.boot(bed, netdev=netdev, ip_cidr=net.guest_cidr, gateway=net.gateway, mtu=SLIRP_MTU)
+        if net.prefix6:
+            self.wait_for_slaac(net.prefix6)
+        return guest
+
+    def wait_for_slaac(self, prefix6: str, timeout: float = 15.0) -> None:
+        """Until the guest's kernel has taken an address in `prefix6` from libslirp's router advertisement (its
+        own SLAAC, nothing set from here) and left duplicate address detection."""
+        in_prefix = "inet6 " + prefix6.rstrip(":") + ":"  # 2001:2:0:fe:: -> an address 2001:2:0:fe:...
+        script = (
+            f"for i in $(seq {int(timeout * 5)}); do ip -6 addr show dev eth0 | grep -v tentative | "
+            f"grep -q '{in_prefix}' && ip -6 route | grep -q '^default via' && exit 0; sleep 0.2; done; "
+            "ip -6 addr show dev eth0; ip -6 route; exit 1"
+        )
+        done = self.booted.run(["sh", "-c", script], name="slaac", timeout=timeout + 5)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"the QEMU guest took no IPv6 address in {prefix6}/64 from libslirp's router advertisement within "
+                f"{timeout:g} s: {' '.join(done.stdout.split())[:300]}"
+            )
 
     def user_mode_mtu(self, net: UserModeNet) -> int | None:
         return SLIRP_MTU
