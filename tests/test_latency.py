@@ -108,3 +108,19 @@ def test_unreachable_rr_server_fails_fast(bed):
         ends(bed, bed.pod, bed.peer, "198.18.2.99"), port=11112, duration_s=1, message_bytes=64, label=f"{bed.run_id}-z"
     )
     assert crr.status == "failed" and crr.reason in ("connect timed out", "no route")
+
+
+def test_vmnb_rr_measures_both_loops_and_says_why_a_dead_path_failed(bed):
+    """vmnb-rr (rr over IPv6, where sockperf 3.7 cannot go) through the bed's routed path: TCP closed loop and UDP
+    open loop give latencies and the open loop holds its rate; a dead address fails with the reason."""
+    from harness.kinds.latency import measure_vmnb_rr
+
+    live = ends(bed, bed.pod, bed.peer, bed.plan.pod_ip)
+    common = {"port": 11111, "duration_s": 1, "message_bytes": 64}
+    tcp = measure_vmnb_rr(live, protocol="tcp", rate_per_s=None, label=f"{bed.run_id}-t", **common)
+    assert tcp.status == "ok" and tcp.rtt_us.min() > 0 and tcp.rate_per_s > 100
+    udp = measure_vmnb_rr(live, protocol="udp", rate_per_s=500, label=f"{bed.run_id}-u", **common)
+    assert udp.status == "ok" and 400 < udp.rate_per_s < 520 and udp.extra["lost"] == 0
+    dead = ends(bed, bed.pod, bed.peer, "198.18.2.99")
+    s = measure_vmnb_rr(dead, protocol="tcp", rate_per_s=None, label=f"{bed.run_id}-d", **common)
+    assert s.status == "failed" and s.reason in ("connect timed out", "no route"), s.reason
