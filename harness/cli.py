@@ -262,7 +262,8 @@ def gate(
         return
     parsed, text = gate_inputs(scenario, ab, None if save_baseline else baseline, results, junit, markdown)
     _require_root()
-    outcome = run_scenario(parsed, text, str(scenario), results_root=results, console=console)
+    # the verdicts are the gate's page; `vmnetbench report` writes the run's own if wanted
+    outcome = run_scenario(parsed, text, str(scenario), results_root=results, console=console, write_page=False)
     if outcome.status != "complete":
         raise typer.Exit(EXIT_INCOMPLETE)
     samples, meta = load_samples(outcome.run_dir), load_meta(outcome.run_dir)

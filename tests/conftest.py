@@ -120,7 +120,8 @@ def wait_for(predicate, timeout: float, what: str):
 
 def run_scenario_text(tmp_path, text: str):
     """Run a scenario given as YAML text in this process (no CLI); it must complete without a harness error and
-    leave nothing behind. Returns (samples, run folder)."""
+    leave nothing behind. Returns (samples, run folder); no page is written (a test that reads it calls
+    write_report, which is what the run would have called)."""
     from harness.analysis.results import load_samples
     from harness.run.runner import run_scenario
     from harness.run.scenario import load_scenario
@@ -128,7 +129,7 @@ def run_scenario_text(tmp_path, text: str):
     path = tmp_path / "scenario.yaml"
     path.write_text(text)
     scenario, raw = load_scenario(path)
-    outcome = run_scenario(scenario, raw, str(path), results_root=tmp_path / "results")
+    outcome = run_scenario(scenario, raw, str(path), results_root=tmp_path / "results", write_page=False)
     assert outcome.status == "complete" and outcome.harness_errors == 0
     assert_clean(outcome.run_dir.name)
     return load_samples(outcome.run_dir), outcome.run_dir

@@ -193,6 +193,7 @@ class TestBed:
         `take_over_address` moves the pod's /32 there (as OVN moves the logical port at the switch-over)."""
         p = self.plan.moved() if new_address else self.plan
         ns = self.add_namespace(role)
+        self.without_dad(ns)
         node_link = self.link(role[:2])
         veth(self.node, node_link, ns, "eth0", mtu=p.mtu)
         self.node.add_address(node_link, p.node_pod_side if new_address else f"{p.pod_gateway}/32")

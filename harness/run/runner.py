@@ -119,9 +119,11 @@ def run_scenario(
     run_id: str | None = None,
     console: Console | None = None,
     time_budget_s: float | None = None,
+    write_page: bool = True,
 ) -> RunOutcome:
     """Run `scenario` (the parsed scenario model; only plan_run reads it): its plan is resolved once, and
-    everything after reads the plan."""
+    everything after reads the plan. `write_page`: end with the answer and report.html (False: a gate's run, a
+    test; `vmnetbench report` writes it later)."""
     console = console or Console()
     run_id = run_id or new_run_id()
     writer = RunWriter(results_root, run_id)
@@ -249,7 +251,7 @@ def run_scenario(
                 for warning in busy_host_warnings(writer.meta):
                     console.print(f"[yellow]busy host: {warning}[/]")
             console.print(f"results: {writer.dir}")
-            if status == "complete" and not os.environ.get("VMNB_NO_REPORT"):  # set by gate --against's runs
+            if status == "complete" and write_page and not os.environ.get("VMNB_NO_REPORT"):  # gate --against's runs
                 print_answer(writer.dir, console)
     frame = writer.frame()
     reasons = frame.reason.fillna("")
