@@ -4,6 +4,7 @@ percentiles come from merged distributions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -180,18 +181,28 @@ def measure_vmnb_rr(
         rate_per_s=rate_per_s,
         message_bytes=message_bytes,
     )
+    return own_tool_sample(ends, "vmnb-rr", client, port, protocol, duration_s + 8, f"{label}-rr", parse_vmnb_rr_output)
+
+
+def own_tool_sample(
+    ends: Ends,
+    tool: str,
+    client: list[str],
+    port: int,
+    protocol: str,
+    budget_s: float,
+    label: str,
+    parse: Callable[[str, str], LatencySample],
+) -> LatencySample:
+    """One of the project's C tools (`tool server --port P` at the server end, `client` at the other), its JSON
+    read by `parse`, with the run's transcript."""
+    server = [ends.server.binary(tool), "server", "--port", str(port)]
     run = client_against_server(
-        ends,
-        server_argv=[ends.server.binary("vmnb-rr"), "server", "--port", str(port)],
-        port=port,
-        proto=protocol,
-        client_argv=client,
-        budget_s=duration_s + 8,
-        label=f"{label}-rr",
+        ends, server_argv=server, port=port, proto=protocol, client_argv=client, budget_s=budget_s, label=label
     )
     if run.error:
         return LatencySample("failed", run.error)
-    sample = parse_vmnb_rr_output(run.done.stdout, run.done.stderr)
+    sample = parse(run.done.stdout, run.done.stderr)
     sample.transcript = run.transcript()
     return sample
 
@@ -248,19 +259,7 @@ def measure_crr(
     client = crr_client_argv(
         ends.client.binary("vmnb-crr"), ends.target, port=port, duration_s=duration_s, message_bytes=message_bytes
     )
-    run = client_against_server(
-        ends,
-        server_argv=[ends.server.binary("vmnb-crr"), "server", "--port", str(port)],
-        port=port,
-        client_argv=client,
-        budget_s=duration_s + 15,
-        label=f"{label}-crr",
-    )
-    if run.error:
-        return LatencySample("failed", run.error)
-    sample = parse_crr_output(run.done.stdout, run.done.stderr)
-    sample.transcript = run.transcript()
-    return sample
+    return own_tool_sample(ends, "vmnb-crr", client, port, "tcp", duration_s + 15, f"{label}-crr", parse_crr_output)
 
 
 def parse_crr_output(stdout: str, stderr: str = "") -> LatencySample:
