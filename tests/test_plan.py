@@ -314,7 +314,8 @@ def test_after_the_pilot_a_block_holds_only_the_cells_that_still_decide_somethin
     )
     plan = resolve(scenario(), GuestSpec())
     shipped = {"direct": True, "masquerade": True, "bridge": True, "nat-proxy": False}
-    state = PrecisionState(0.10, 3, 600.0, {"tcp_throughput": "throughput"}, shipped=shipped)
+    # the shared pilot as every ratio's Stein pilot (pooled_pilot=False): the quiet ratio is decided at it
+    state = PrecisionState(0.10, 3, 600.0, {"tcp_throughput": "throughput"}, shipped=shipped, pooled_pilot=False)
     state.update(frame, 3, 90.0, 42)
     only = state.open_cells(90.0, plan.cells)
     assert only == {"bridge-none"}, only
@@ -331,3 +332,28 @@ def test_after_the_pilot_a_block_holds_only_the_cells_that_still_decide_somethin
     record = state.record()
     bridge = next(r for r in record["ratios"] if r["ratio"].startswith("bridge/none"))
     assert record["stopped_by"] == "budget" and bridge["why"].startswith("budget") and not bridge["reached"]
+
+
+def test_every_ratios_stein_pilot_is_the_length_the_runs_pooled_spread_asks_for():
+    """Issue 41 item 2: after the shared 3-block pilot every ratio's Stein pilot is m blocks, m chosen from the
+    median spread of the run's ratios; a ratio has no plan (and no interval) until its m blocks are in, and its
+    need until then is m; run.json and the page's method line say m and the spread it came from."""
+    from harness.run.precision import PrecisionState
+    from tests.test_recommend import rows_for
+
+    cells = {("masquerade", "none"): {"ratio": 0.9}, ("bridge", "none"): {"ratio": 0.95}}
+    frame = rows_for(cells, blocks=3, sd=0.12)
+    state = PrecisionState(0.10, 3, None, {"tcp_throughput": "throughput"})
+    state.update(frame, 3, 90.0, 15)
+    assert state.pooled_sd is not None and state.stein_pilot > 3
+    for ratio in state.ratios.values():
+        assert ratio.plan is None and ratio.need == state.stein_pilot and ratio.half_width is None
+    record = state.record()
+    assert record["stein_pilot_blocks"] == state.stein_pilot and record["pilot_blocks"] == 3
+    assert f"first {state.stein_pilot} blocks" in record["method"]
+    # more blocks of the same spread: at m blocks each ratio's plan is read from its own first m
+    more = rows_for(cells, blocks=state.stein_pilot, sd=0.12)
+    state.update(more, state.stein_pilot, 300.0, 5 * state.stein_pilot)
+    for ratio in state.ratios.values():
+        assert ratio.plan is not None and ratio.plan.pilot_n == state.stein_pilot
+        assert ratio.need >= state.stein_pilot and ratio.half_width is not None

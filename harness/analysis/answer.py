@@ -538,7 +538,14 @@ def method_lines(samples: pd.DataFrame, meta: dict) -> list[str]:
         text.append(
             f"This run stopped on precision +-{precision[1]:.0%}: `(stein ...)` is {METHOD_TEXT['stein']} "
             f"for the judged metrics ({', '.join(sorted(judged_metrics(meta)))}; the others keep `t`) "
-            f"(pilot {precision[0]} blocks; {record.get('blocks_run', '?')} blocks run, "
+            f"(each ratio's Stein pilot: its first {precision[0]} blocks"
+            + (
+                f", the length with the fewest expected blocks at the shared {record['pilot_blocks']}-block "
+                f"pilot's median spread {record['pooled_sd']:.3f}"
+                if record.get("pooled_sd") is not None and record.get("stein_pilot_blocks")
+                else ""
+            )
+            + f"; {record.get('blocks_run', '?')} blocks run, "
             f"{record.get('stopped_by', '?')})."
         )
     return [*text, ""]

@@ -99,7 +99,8 @@ def precision_plans(meta: dict) -> tuple[int, float] | None:
     precision = (meta or {}).get("precision") or {}
     if not precision.get("target") or not precision.get("pilot_blocks"):
         return None
-    return int(precision["pilot_blocks"]), float(precision["target"])
+    # runs since issue 41 record each ratio's Stein pilot apart from the shared pilot
+    return int(precision.get("stein_pilot_blocks") or precision["pilot_blocks"]), float(precision["target"])
 
 
 def stein_for(log_ratios: pd.Series, precision: tuple[int, float] | None) -> SteinPlan | None:

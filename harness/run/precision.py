@@ -1,17 +1,25 @@
 """Runs that stop when the answer is decided: `--precision 10%` (or the scenario's `precision`).
 
-The stopping rule is Stein's two-stage procedure, which keeps the stated coverage (stats.SteinPlan): the pilot's
-blocks give each judged ratio's spread s0 of per-block log ratios; that ratio needs N = max(n0, (t * s0 / d)^2)
-blocks for a half-width of d = log(1 + target). After the pilot the allocation is adaptive (issue 41): a block
-holds only the cells that still have a ratio short of its N (each beside its direct, as in every block), so each
-ratio stops at its own N instead of running until the largest; a cell's ratio that its other direction keeps
-measuring is judged on its own first N blocks only (harness/analysis/blocks.py `paired_interval`), so Stein's
-coverage holds per ratio. A ratio stops early, with the reason in run.json, when its path is one a tool makes
-erratic (harness/analysis/findings.py), when its N is beyond the cap, or when its remaining blocks could not fit
-in the time left even alone; a cell whose every pilot bed bypassed the mesh stops too (its verdict is decided).
-The final interval uses s0 with n0 - 1 degrees of freedom, so its 95% holds however many blocks the budget
-allowed (the number depends on the pilot only, never on the later blocks' values). Widths are not checked after
-every block for stopping: stopping on an observed width would bias coverage low."""
+The stopping rule is Stein's two-stage procedure, which keeps the stated coverage (stats.SteinPlan): a ratio's
+first m blocks (its Stein pilot) give its spread s0 of per-block log ratios; that ratio needs
+N = max(m, (t_{m-1} * s0 / d)^2) blocks for a half-width of d = log(1 + target), and its final interval uses s0
+with m - 1 degrees of freedom over its own first N blocks.
+
+m is chosen after the shared pilot (the scenario's `pilot_blocks`, every cell) from the spread of the run's ratios
+together (stats.pooled_sd: the median pilot s), as the length that minimises Stein's expected total blocks at
+that spread (stats.stein_pilot_length; issue 41 item 2): a 3-block Stein pilot's t(2) = 4.30 inflates N about
+threefold at this machine's s of 0.10-0.13. m is one number for the run, fixed before any ratio's blocks past the
+shared pilot exist; a ratio's own pilot enters it only as one of the ~20-30 spreads under a median, and
+tests/test_precision_schedule.py checks the coverage by simulation (heterogeneous spreads, heavy tails, skew).
+
+After the shared pilot the allocation is adaptive (issue 41): a block holds only the cells that still have a ratio
+short of its N (each beside its direct, as in every block), so each ratio stops at its own N instead of running
+until the largest; a cell's ratio that its other direction keeps measuring is judged on its own first N blocks
+only (harness/analysis/blocks.py `paired_interval`). A ratio stops early, with the reason in run.json, when its
+path is one a tool makes erratic (harness/analysis/findings.py), when its N is beyond the cap, or when its
+remaining blocks could not fit in the time left; a cell whose every pilot bed bypassed the mesh stops too (its
+verdict is decided). Widths are not checked after every block for stopping: stopping on an observed width would
+bias coverage low."""
 
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ import pandas as pd
 from rich.console import Console
 
 from harness.analysis.blocks import block_log_ratios
-from harness.analysis.stats import SteinPlan, stein_plan
+from harness.analysis.stats import SteinPlan, pooled_sd, stein_pilot_length, stein_plan
 from harness.pod.mesh import mode_of
 
 MAX_BLOCKS = 1000  # the scenario's repetitions limit
@@ -32,6 +40,8 @@ KEY = ["strategy", "sidecar", "pod_mtu", "guest_mtu", "test", "direction", "metr
 class RatioState:
     key: tuple
     plan: SteinPlan | None
+    stein_pilot: int = 0
+    """The blocks of this ratio's Stein pilot (the run's m); its plan is read once it has them."""
     blocks: int = 0
     half_width: float | None = None
     estimate: float | None = None
@@ -40,7 +50,17 @@ class RatioState:
 
     @property
     def need(self) -> int | None:
-        return self.plan.blocks_needed() if self.plan is not None else None
+        """The blocks this ratio needs: its N once its Stein pilot is in, until then the pilot's length."""
+        if self.plan is not None:
+            return self.plan.blocks_needed()
+        return self.stein_pilot or None
+
+    @property
+    def spread(self) -> str:
+        """The spread its need comes from, for the reasons run.json gives."""
+        if self.plan is not None:
+            return f"Stein pilot s={self.plan.pilot_sd:.3f} over {self.plan.pilot_n} blocks"
+        return f"its {self.stein_pilot}-block Stein pilot not in yet"
 
     @property
     def name(self) -> str:
@@ -69,20 +89,33 @@ class PrecisionState:
     closed_cells: dict[tuple[str, str, str], str] = field(default_factory=dict)
     """(strategy, sidecar, direction) -> why that path left the schedule after the pilot (every pilot bed bypassed
     the mesh)."""
+    stein_pilot: int = 0
+    """m: every ratio's Stein pilot length, fixed after the shared pilot from the ratios' pooled spread."""
+    pooled_sd: float | None = None
+    pooled_pilot: bool = True
+    """False: the Stein pilot is the shared pilot (the rule before issue 41, for benchmarks/decisiveness.py)."""
 
     def update(self, frame: pd.DataFrame, blocks_done: int, elapsed_s: float, beds_done: int = 0) -> None:
         ratios = block_log_ratios(frame)
         ratios = ratios[ratios["metric"] == ratios["test"].map(self.primary)]
         first = not self.ratios
-        for key, group in ratios.groupby(KEY, dropna=False, sort=True):
-            series = group.groupby("block")["log_ratio"].mean().sort_index()
+        series_of = {
+            # NaN (no MTU read) as None: NaN keys never compare equal from one update to the next
+            tuple(None if pd.isna(k) else k for k in key): group.groupby("block")["log_ratio"].mean().sort_index()
+            for key, group in ratios.groupby(KEY, dropna=False, sort=True)
+        }
+        if first:
+            self._choose_stein_pilot(series_of.values())
+        for key, series in series_of.items():
             state = self.ratios.get(key)
             if state is None:
-                plan = stein_plan(series[series.index <= self.pilot_blocks].to_numpy(), self.target) if first else None
-                state = self.ratios[key] = RatioState(key, plan)
+                # a ratio first seen after the shared pilot has no Stein pilot of its own: it is reported, not run
+                state = self.ratios[key] = RatioState(key, None, self.stein_pilot if first else 0)
                 if first:
                     state.stopped = _erratic(frame, key)
             state.blocks = len(series)
+            if state.plan is None and state.stein_pilot and state.blocks >= state.stein_pilot:
+                state.plan = stein_plan(series[series.index <= state.stein_pilot].to_numpy(), self.target)
             if state.plan is not None and state.blocks:
                 interval = state.plan.interval(series.iloc[: state.plan.blocks_needed()].to_numpy())
                 state.half_width, state.estimate = interval.half_width(), interval.estimate
@@ -92,6 +125,17 @@ class PrecisionState:
         self.block_s = elapsed_s / max(blocks_done, 1)
         self.beds_done = beds_done or self.beds_done
         self.bed_s = elapsed_s / self.beds_done if self.beds_done else self.bed_s
+
+    def _choose_stein_pilot(self, pilots) -> None:
+        """m from the shared pilot's spreads (each ratio's s over the pilot's blocks, pooled by their median)."""
+        sds = [float(p.std(ddof=1)) for p in pilots if len(p) >= 2]
+        df = max(self.pilot_blocks - 1, 1)
+        self.pooled_sd = pooled_sd(sds, df) if len(sds) >= 3 else None
+        self.stein_pilot = (
+            stein_pilot_length(self.pooled_sd, self.target, shortest=self.pilot_blocks, cap=MAX_BLOCKS)
+            if self.pooled_pilot
+            else self.pilot_blocks
+        )
 
     def needed(self) -> int:
         """The most blocks an open ratio needs, among those the cap allows: a ratio whose spread asks for more than
@@ -119,14 +163,18 @@ class PrecisionState:
                 )
                 continue
             if r.need > MAX_BLOCKS:
-                r.stopped = f"spread: pilot s={r.plan.pilot_sd:.3f} needs {r.need} blocks, above the {MAX_BLOCKS} cap"
+                r.stopped = f"spread: {r.spread} needs {r.need} blocks, above the {MAX_BLOCKS} cap"
                 continue
             out.append(r)
         if left is None or not self.bed_s:
             return out
         kept: list[RatioState] = []
         cells: dict[tuple, int] = {}  # cell -> the most blocks a kept ratio of it still needs
-        for r in sorted(out, key=lambda r: (r.need - r.blocks, r.name)):
+        per_cell: dict[tuple, int] = {}
+        for r in out:
+            per_cell[r.key[:4]] = per_cell.get(r.key[:4], 0) + 1
+        # fewest blocks to go first; at a tie, cells whose one bed serves both open directions
+        for r in sorted(out, key=lambda r: (r.need - r.blocks, -per_cell[r.key[:4]], r.name)):
             more = r.need - r.blocks
             trial = {**cells, r.key[:4]: max(cells.get(r.key[:4], 0), more)}
             if sum(trial.values()) * 2 * self.bed_s <= left:
@@ -135,7 +183,7 @@ class PrecisionState:
                 continue
             alone = more * 2 * self.bed_s
             r.stopped = (
-                f"budget: needs {r.need} blocks (pilot s={r.plan.pilot_sd:.3f}); {more} more would take "
+                f"budget: needs {r.need} blocks ({r.spread}); {more} more would take "
                 f"{alone:.0f} s"
                 + (" even alone" if alone > left else " beside the ratios closer to their N")
                 + f", {max(left, 0):.0f} s were left"
@@ -183,6 +231,13 @@ class PrecisionState:
     def outcome(self, state: RatioState) -> tuple[bool, str]:
         """(reached, why not)."""
         if state.plan is None:
+            if state.stopped:
+                return False, state.stopped
+            if self.stopped_by == "budget" and state.stein_pilot:
+                return False, (
+                    f"budget: {state.blocks} of its {state.stein_pilot}-block Stein pilot, the time budget allowed "
+                    f"no more ({self.block_s:.0f} s a block)"
+                )
             return False, "fewer than 3 pilot blocks with a successful sample and its direct (spread unknown)"
         need = state.plan.blocks_needed()
         if state.half_width is not None and state.half_width <= self.target + 1e-12:
@@ -190,10 +245,10 @@ class PrecisionState:
         if state.stopped:
             return False, state.stopped
         if need >= MAX_BLOCKS:
-            return False, f"spread: pilot s={state.plan.pilot_sd:.3f} needs {need} blocks, above the {MAX_BLOCKS} cap"
+            return False, f"spread: {state.spread} needs {need} blocks, above the {MAX_BLOCKS} cap"
         if self.stopped_by == "budget":
             return False, (
-                f"budget: needs {need} blocks (pilot s={state.plan.pilot_sd:.3f}), the time budget allowed "
+                f"budget: needs {need} blocks ({state.spread}), the time budget allowed "
                 f"{state.blocks} ({self.block_s:.0f} s a block)"
             )
         return False, f"has {state.blocks} of the {need} blocks it needs (failed samples in some blocks)"
@@ -217,6 +272,8 @@ class PrecisionState:
         return {
             "target": self.target,
             "pilot_blocks": self.pilot_blocks,
+            "stein_pilot_blocks": self.stein_pilot,
+            "pooled_sd": self.pooled_sd,
             "blocks_run": self.blocks_done,
             "beds_run": self.beds_done,
             "bed_s": round(self.bed_s, 2),
@@ -224,8 +281,14 @@ class PrecisionState:
             "blocks_needed": self.needed(),
             "stopped_by": self.stopped_by or "every open ratio reached its N",
             "schedule": "adaptive: after the pilot a block holds only cells with a ratio short of its own N",
-            "method": "Stein two-stage (pilot fixes each ratio's n; final t interval with the pilot's s over "
-            "the ratio's own first n blocks)",
+            "method": f"Stein two-stage (each ratio's first {self.stein_pilot} blocks fix its n; final t interval "
+            "with that pilot's s over the ratio's own first n blocks)"
+            + (
+                f"; the pilot length from the shared {self.pilot_blocks}-block pilot's median spread "
+                f"{self.pooled_sd:.3f} (the length with the fewest expected blocks)"
+                if self.pooled_sd is not None and self.pooled_pilot
+                else ""
+            ),
             "closed_paths": {f"{s}/{c} {d}": why for (s, c, d), why in self.closed_cells.items()},
             "ratios": rows,
         }
