@@ -452,10 +452,11 @@ def seed_sections(path: Path = CLAIMS_FILE) -> dict[str, str]:
 
 SEED_STRATEGIES = tuple(seed_sections())
 """The bindings the seed post judges (its four sections); the main job's claims phase probes these."""
-CLAIMS_SECONDS_PER_STRATEGY = 65
-"""The claims phase's time per seed binding on this project's 2-core machine (2026-12, measured: connectivity
-~10 s, inventory <1 s, privilege trials ~17 s, coexistence ~37 s): what a run's time budget keeps for it."""
-QEMU_DECIDE_SECONDS = 70
+CLAIMS_SECONDS_PER_STRATEGY = 40
+"""The claims phase's time per seed binding on this project's 2-core machine (2026-12-07, `make bench` run
+031e26, four bindings: connectivity 14 s, inventory 1 s, privilege trials 68 s, coexistence 60 s since its
+round-trip probes use vmnb-rr (157 s with sockperf), 36 s a binding): what a run's time budget keeps for it."""
+QEMU_DECIDE_SECONDS = 65
 """Booting the QEMU guest (TCG here) for slirp's process and privilege claims, measured likewise."""
 
 

@@ -173,8 +173,13 @@ class PrecisionState:
         per_cell: dict[tuple, int] = {}
         for r in out:
             per_cell[r.key[:4]] = per_cell.get(r.key[:4], 0) + 1
-        # fewest blocks to go first; at a tie, cells whose one bed serves both open directions
-        for r in sorted(out, key=lambda r: (r.need - r.blocks, -per_cell[r.key[:4]], r.name)):
+
+        # fewest blocks to go first; at a tie, the bindings users can deploy (the research designs' costs only
+        # feed the seed's claims), then cells whose one bed serves both open directions
+        def order(r: RatioState) -> tuple:
+            return (r.need - r.blocks, not self.shipped.get(r.key[0], True), -per_cell[r.key[:4]], r.name)
+
+        for r in sorted(out, key=order):
             more = r.need - r.blocks
             trial = {**cells, r.key[:4]: max(cells.get(r.key[:4], 0), more)}
             if sum(trial.values()) * 2 * self.bed_s <= left:

@@ -144,9 +144,10 @@ class Scenario(Strict):
     beside it (harness/run/plan.py); `rounds`: every cell once per round, shuffled (no pairing)."""
     precision: float | None = Field(None, gt=0, lt=1)
     """Stop when every judged ratio's 95% interval is within +-precision (0.1 = 10%), by Stein's two-stage rule:
-    a pilot of `pilot_blocks` blocks fixes how many blocks each ratio needs; the run adds blocks until the largest
-    need is met or the time budget ends."""
-    pilot_blocks: int = Field(5, ge=3, le=100)
+    a shared pilot of `pilot_blocks` blocks (every cell) gives the ratios' spread, from which each ratio's Stein
+    pilot length follows (harness/run/precision.py); later blocks hold only the cells whose ratios still need
+    blocks, until each ratio's need is met or the time budget ends."""
+    pilot_blocks: int = Field(5, ge=2, le=100)
     time_budget_minutes: float | None = Field(None, gt=0, le=1440)
     """The run's time budget unless `--time-budget` gives one: a run estimated above it is refused, and a
     precision run adds blocks only while the next block fits in it."""
