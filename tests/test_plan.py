@@ -347,7 +347,9 @@ def test_every_ratios_stein_pilot_is_the_length_the_runs_pooled_spread_asks_for(
     state.update(frame, 3, 90.0, 15)
     assert state.pooled_sd is not None and state.stein_pilot > 3
     for ratio in state.ratios.values():
-        assert ratio.plan is None and ratio.need == state.stein_pilot and ratio.half_width is None
+        assert ratio.plan is None and ratio.need == state.stein_pilot
+        # what the page would read if the budget ended here: its 3 blocks as a Stein pilot of 3, not within 10%
+        assert ratio.half_width is not None and not state.outcome(ratio)[0]
     record = state.record()
     assert record["stein_pilot_blocks"] == state.stein_pilot and record["pilot_blocks"] == 3
     assert f"first {state.stein_pilot} blocks" in record["method"]

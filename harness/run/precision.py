@@ -116,8 +116,13 @@ class PrecisionState:
             state.blocks = len(series)
             if state.plan is None and state.stein_pilot and state.blocks >= state.stein_pilot:
                 state.plan = stein_plan(series[series.index <= state.stein_pilot].to_numpy(), self.target)
-            if state.plan is not None and state.blocks:
-                interval = state.plan.interval(series.iloc[: state.plan.blocks_needed()].to_numpy())
+            plan = state.plan
+            if plan is None and state.stein_pilot and state.blocks >= 3:
+                # short of its Stein pilot so far: its blocks as a Stein pilot of that length, which is what the
+                # page reads if the budget ends here (the length is the schedule's, never its values')
+                plan = stein_plan(series.to_numpy(), self.target)
+            if plan is not None and state.blocks:
+                interval = plan.interval(series.iloc[: plan.blocks_needed()].to_numpy())
                 state.half_width, state.estimate = interval.half_width(), interval.estimate
         if first:
             self.closed_cells = _bypassing_cells(frame)
@@ -170,6 +175,15 @@ class PrecisionState:
             return out
         kept: list[RatioState] = []
         cells: dict[tuple, int] = {}  # cell -> the most blocks a kept ratio of it still needs
+
+        def beds(cells: dict[tuple, int]) -> int:
+            """Beds the kept cells still take: each cell and a direct after it per block, and per block of a group
+            (layout, pod MTU) the direct that opens it (plan.block: direct, X1, direct, X2, ..., direct)."""
+            groups: dict[tuple, int] = {}
+            for (_, sidecar, pod_mtu, _), more in cells.items():
+                groups[(sidecar, pod_mtu)] = max(groups.get((sidecar, pod_mtu), 0), more)
+            return 2 * sum(cells.values()) + sum(groups.values())
+
         per_cell: dict[tuple, int] = {}
         for r in out:
             per_cell[r.key[:4]] = per_cell.get(r.key[:4], 0) + 1
@@ -182,7 +196,7 @@ class PrecisionState:
         for r in sorted(out, key=order):
             more = r.need - r.blocks
             trial = {**cells, r.key[:4]: max(cells.get(r.key[:4], 0), more)}
-            if sum(trial.values()) * 2 * self.bed_s <= left:
+            if beds(trial) * self.bed_s <= left:
                 kept.append(r)
                 cells = trial
                 continue
@@ -236,6 +250,10 @@ class PrecisionState:
     def outcome(self, state: RatioState) -> tuple[bool, str]:
         """(reached, why not)."""
         if state.plan is None:
+            # the budget (or another ratio's stop) ended it inside its Stein pilot: the blocks it got are a Stein
+            # pilot of that length, fixed by the schedule; its half-width is within the target or not
+            if state.half_width is not None and state.half_width <= self.target + 1e-12:
+                return True, ""
             if state.stopped:
                 return False, state.stopped
             if self.stopped_by == "budget" and state.stein_pilot:
