@@ -10,7 +10,7 @@ together (stats.pooled_sd: the median pilot s), as the length that minimises Ste
 that spread (stats.stein_pilot_length; issue 41 item 2): a 3-block Stein pilot's t(2) = 4.30 inflates N about
 threefold at this machine's s of 0.10-0.13. m is one number for the run, fixed before any ratio's blocks past the
 shared pilot exist; a ratio's own pilot enters it only as one of the ~20-30 spreads under a median, and
-tests/test_precision_schedule.py checks the coverage by simulation (heterogeneous spreads, heavy tails, skew).
+tests/test_stats.py checks the coverage by simulation (heterogeneous spreads, heavy tails, skew).
 
 After the shared pilot the allocation is adaptive (issue 41): a block holds only the cells that still have a ratio
 short of its N (each beside its direct, as in every block), so each ratio stops at its own N instead of running
@@ -29,7 +29,7 @@ import pandas as pd
 from rich.console import Console
 
 from harness.analysis.blocks import block_log_ratios
-from harness.analysis.stats import SteinPlan, pooled_sd, stein_pilot_length, stein_plan
+from harness.analysis.stats import MIN_N, SteinPlan, pooled_sd, stein_pilot_length, stein_plan
 from harness.pod.mesh import mode_of
 
 MAX_BLOCKS = 1000  # the scenario's repetitions limit
@@ -117,7 +117,7 @@ class PrecisionState:
             if state.plan is None and state.stein_pilot and state.blocks >= state.stein_pilot:
                 state.plan = stein_plan(series[series.index <= state.stein_pilot].to_numpy(), self.target)
             plan = state.plan
-            if plan is None and state.stein_pilot and state.blocks >= 3:
+            if plan is None and state.stein_pilot and state.blocks >= MIN_N["stein"]:
                 # short of its Stein pilot so far: its blocks as a Stein pilot of that length, which is what the
                 # page reads if the budget ends here (the length is the schedule's, never its values')
                 plan = stein_plan(series.to_numpy(), self.target)
