@@ -1,6 +1,7 @@
 """How often the side-by-side gate (`vmnetbench gate --against REV`) flags a planted slowdown, and how often it
 flags unchanged code: runs the gate R times per planted pause of masquerade's tools in the tree under test
-(VMNB_PLANT_PAUSE, harness/run/plants.py; 0 = unchanged) and counts the runs with a `regressed` row.
+(VMNB_PLANT_PAUSE, harness/run/plants.py; 0 = unchanged), the pauses alternating run by run, and counts the runs
+with a `regressed` row; each run's verdict lines go to stderr.
 
     .venv/bin/python benchmarks/gate_power.py [--runs 4] [--blocks 6] [--pauses 0,0.1,0.2] [--against HEAD]
 
@@ -52,6 +53,7 @@ def one_gate(against: str, blocks: int, pause: float, scenario: str) -> tuple[bo
             text=True,
         )
         minutes = (time.monotonic() - started) / 60
+        print("\n".join(line for line in done.stdout.splitlines() if "paired 90%" in line), file=sys.stderr)
         if done.returncode not in (0, 1):
             raise SystemExit(f"gate failed (exit {done.returncode}): {done.stderr[-500:]}")
         ratios = [
@@ -70,24 +72,28 @@ def main() -> None:
     parser.add_argument("--against", default="HEAD")
     parser.add_argument("--scenario", default="scenarios/gate-quick.yaml")
     args = parser.parse_args()
-    rows = []
-    for pause in [float(p) for p in args.pauses.split(",")]:
-        flagged, ratios, minutes = 0, [], []
-        for _ in range(args.runs):
-            hit, r, m = one_gate(args.against, args.blocks, pause, args.scenario)
-            flagged += hit
-            ratios += r
-            minutes.append(m)
-        rows.append(
-            {
-                "pause": pause,
-                "flagged": flagged,
-                "runs": args.runs,
-                "ratio": sum(ratios) / len(ratios) if ratios else None,
-                "minutes": sum(minutes) / len(minutes),
-            }
-        )
-        print(json.dumps(rows[-1]), flush=True)
+    pauses = [float(p) for p in args.pauses.split(",")]
+    tallies = {pause: {"flagged": 0, "ratios": [], "minutes": []} for pause in pauses}
+    # Run r of every pause before run r+1 of any, so the sitting's drift reaches every pause alike.
+    for run in range(1, args.runs + 1):
+        for pause in pauses:
+            hit, ratios, minutes = one_gate(args.against, args.blocks, pause, args.scenario)
+            tally = tallies[pause]
+            tally["flagged"] += hit
+            tally["ratios"] += ratios
+            tally["minutes"].append(minutes)
+            line = {"run": run, "pause": pause, "flagged": hit, "ratios": ratios, "minutes": round(minutes, 2)}
+            print(json.dumps(line), flush=True)
+    rows = [
+        {
+            "pause": pause,
+            "flagged": t["flagged"],
+            "runs": args.runs,
+            "ratio": sum(t["ratios"]) / len(t["ratios"]) if t["ratios"] else None,
+            "minutes": sum(t["minutes"]) / len(t["minutes"]),
+        }
+        for pause, t in tallies.items()
+    ]
     print(f"\n{args.blocks} blocks a side of {args.scenario}, against {args.against}")
     print("| planted pause | runs flagged regressed | realised NEW/BASE (mean of rows) | minutes a run |")
     print("|---|---|---|---|")
