@@ -22,7 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def one_gate(against: str, blocks: int, pause: float, scenario: str) -> tuple[bool, list[float], float]:
+def one_gate(against: str, blocks: int, pause: float, scenario: str) -> tuple[bool | None, list[float], float]:
+    """One gate run: flagged (None: the gate itself failed, printed to stderr), its rows' ratios, minutes."""
     with tempfile.TemporaryDirectory(prefix="vmnb-gate-power-") as tmp:
         env = {**os.environ, "COLUMNS": "200"}
         if pause:
@@ -53,13 +54,14 @@ def one_gate(against: str, blocks: int, pause: float, scenario: str) -> tuple[bo
             text=True,
         )
         minutes = (time.monotonic() - started) / 60
-        print("\n".join(line for line in done.stdout.splitlines() if "paired 90%" in line), file=sys.stderr)
+        print("\n".join(line for line in done.stdout.splitlines() if line.startswith("│")), file=sys.stderr)
         if done.returncode not in (0, 1):
-            raise SystemExit(f"gate failed (exit {done.returncode}): {done.stderr[-500:]}")
+            print(f"gate failed (exit {done.returncode}): {done.stderr[-500:]}", file=sys.stderr)
+            return None, [], minutes
         ratios = [
             float(line.split("ratio ")[1].split(",")[0])
             for line in done.stdout.splitlines()
-            if "ratio " in line and "paired 90%" in line
+            if line.startswith("│") and "ratio " in line and "paired 90%" in line  # the table's rows only
         ]
         return done.returncode == 1, ratios, minutes
 
@@ -73,13 +75,14 @@ def main() -> None:
     parser.add_argument("--scenario", default="scenarios/gate-quick.yaml")
     args = parser.parse_args()
     pauses = [float(p) for p in args.pauses.split(",")]
-    tallies = {pause: {"flagged": 0, "ratios": [], "minutes": []} for pause in pauses}
+    tallies = {pause: {"flagged": 0, "failed": 0, "ratios": [], "minutes": []} for pause in pauses}
     # Run r of every pause before run r+1 of any, so the sitting's drift reaches every pause alike.
     for run in range(1, args.runs + 1):
         for pause in pauses:
             hit, ratios, minutes = one_gate(args.against, args.blocks, pause, args.scenario)
             tally = tallies[pause]
-            tally["flagged"] += hit
+            tally["flagged"] += bool(hit)
+            tally["failed"] += hit is None
             tally["ratios"] += ratios
             tally["minutes"].append(minutes)
             line = {"run": run, "pause": pause, "flagged": hit, "ratios": ratios, "minutes": round(minutes, 2)}
@@ -88,6 +91,7 @@ def main() -> None:
         {
             "pause": pause,
             "flagged": t["flagged"],
+            "failed": t["failed"],
             "runs": args.runs,
             "ratio": sum(t["ratios"]) / len(t["ratios"]) if t["ratios"] else None,
             "minutes": sum(t["minutes"]) / len(t["minutes"]),
@@ -95,11 +99,11 @@ def main() -> None:
         for pause, t in tallies.items()
     ]
     print(f"\n{args.blocks} blocks a side of {args.scenario}, against {args.against}")
-    print("| planted pause | runs flagged regressed | realised NEW/BASE (mean of rows) | minutes a run |")
-    print("|---|---|---|---|")
+    print("| planted pause | runs flagged regressed | gate runs failed | realised NEW/BASE (mean of rows) | minutes |")
+    print("|---|---|---|---|---|")
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
-        print(f"| {r['pause']:.0%} | {r['flagged']} of {r['runs']} | {ratio} | {r['minutes']:.1f} |")
+        print(f"| {r['pause']:.0%} | {r['flagged']} of {r['runs']} | {r['failed']} | {ratio} | {r['minutes']:.1f} |")
 
 
 if __name__ == "__main__":
