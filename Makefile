@@ -94,7 +94,8 @@ report: deps-python
 # throughput and CRR as a within-run ratio to direct, judged paired per block (the sitting's shift cancels).
 # Exit 1 if something regressed; inconclusive verdicts are listed, not failed. The stored-baseline gate stays
 # for when no base revision is at hand: `.venv/bin/vmnetbench gate` (against benchmarks/gate-baseline.json,
-# `make gate-baseline` records one); A/B of two variants in one run: `.venv/bin/vmnetbench gate --ab A B`.
+# `make gate-baseline` adds a sitting; from 2 sittings their shift is in the error); A/B of two variants in one
+# run, paired per block as the side-by-side gate: `.venv/bin/vmnetbench gate --ab A B`.
 GATE_BASE ?= $(shell base=$$(git merge-base HEAD origin/main 2>/dev/null);   if [ -z "$$base" ] || [ "$$base" = "$$(git rev-parse HEAD)" ]; then git rev-parse HEAD~1; else echo $$base; fi)
 gate: deps
 	$(BIN)/vmnetbench gate --against $(GATE_BASE)

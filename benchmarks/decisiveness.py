@@ -3,13 +3,13 @@ block until the largest N) and with today's (after the pilot a block holds only 
 run alternately in one sitting so the machine's drift hits both (issue 41, item 6).
 
 Each run is scenarios/smoke.yaml without its claims phase, with the same time budget for the blocks (the share
-`make bench` leaves them: 12 minutes less the claims' reserve, 8.2 minutes); the old schedule is selected by
+`make bench` leaves them: 14 minutes less the claims' reserve, 10.25 minutes); the old schedule is selected by
 VMNB_SCHEDULE=every-cell (harness/run/runner.py) with the old scenario's 3-block pilot as every ratio's Stein
 pilot; the new one is smoke.yaml as it is (a 2-block shared pilot, each ratio's Stein pilot from the pooled
 spread, shipped bindings first).
 A ratio is decided when its Stein interval reached the +-10% target (run.json `precision.ratios[].reached`).
 
-    .venv/bin/python benchmarks/decisiveness.py [--pairs 3] [--minutes 8.25] [--results /tmp/vmnb-decisiveness]
+    .venv/bin/python benchmarks/decisiveness.py [--pairs 3] [--minutes 10.25] [--results /tmp/vmnb-decisiveness]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def one_run(schedule: str, minutes: float, folder: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--minutes", type=float, default=8.25)
+    parser.add_argument("--minutes", type=float, default=10.25)
     parser.add_argument("--results", type=Path, default=Path("/tmp/vmnb-decisiveness"))
     args = parser.parse_args()
     rows = []

@@ -237,7 +237,9 @@ def gate(
     baseline: Annotated[
         Path | None, typer.Option(help="Stored ratios (default benchmarks/gate-baseline.json).")
     ] = None,
-    save_baseline: Annotated[bool, typer.Option(help="Store this run's ratios as the baseline instead.")] = False,
+    save_baseline: Annotated[
+        bool, typer.Option(help="Add this run's ratios to the stored baseline as one more sitting.")
+    ] = False,
     ab: Annotated[tuple[str, str] | None, typer.Option(help="A/B mode: judge variant B against A, same run.")] = None,
     against: Annotated[
         str | None,
@@ -277,7 +279,7 @@ def gate(
     except GateError as e:
         fail(str(e))
     title = f"gate {'A/B ' + ' vs '.join(reversed(ab)) if ab else 'against ' + str(baseline)}"
-    finish_gate(verdicts, title, junit, markdown, f"run {outcome.run_dir}")
+    finish_gate(verdicts, title, junit, markdown, f"run {outcome.run_dir}", paired=bool(ab))
 
 
 def gate_inputs(
@@ -330,6 +332,7 @@ def gate_against(
     from harness.analysis.results import load_samples
     from harness.lab.names import new_run_id
     from harness.lab.paths import REPO_ROOT
+    from harness.run.runner import signals_unwind
     from harness.run.scenario import ScenarioError, load_scenario
     from harness.run.sidebyside import SideBySideError, resolve_revision, run_side_by_side, worktree
 
@@ -351,14 +354,18 @@ def gate_against(
         f"gate side by side: this tree against {rev} ({commit[:12]}), {count} blocks each of {relative}, "
         f"interleaved (results in {folder})"
     )
-    try:
-        with worktree(commit, folder) as base_tree:
+    try:  # SIGTERM unwinds too, so the worktree and the running block's bed are removed
+        with signals_unwind(), worktree(commit, folder) as base_tree:
             if not (base_tree / relative).is_file():
                 fail(f"option --against: {rev} has no {relative}")
             base, new = run_side_by_side(str(relative), base_tree, count, folder, progress=console.print)
         verdicts = judge_side_by_side([load_samples(r) for r in base.runs], [load_samples(r) for r in new.runs])
     except (SideBySideError, GateError) as e:
         fail(str(e))
+    except KeyboardInterrupt as e:  # Interrupted (SIGTERM) is one
+        removed = "the worktree and the running block's bed were removed"
+        console.print(f"[yellow]interrupted ({e or 'SIGINT'}); {removed}[/]")
+        raise typer.Exit(130 if type(e) is KeyboardInterrupt else 143) from None
     finish_gate(
         verdicts, f"gate side by side against {rev} ({commit[:12]})", junit, markdown, f"runs in {folder}", True
     )
@@ -425,9 +432,9 @@ def print_verdicts(verdicts, title: str, paired: bool = False) -> None:
     console.print(table)
     if paired:
         console.print(
-            "paired: block b of BASE and of NEW ran next to each other (one-sided paired t on the per-block "
-            "log differences of each ratio to direct), Holm-adjusted over every gated row; `unchanged` = "
-            "the paired 90% interval of the ratio within +-min_effect"
+            "paired: BASE and NEW measured in the same blocks (two revisions block by block, or --ab's two "
+            "variants in one run; one-sided paired t on the per-block log differences), Holm-adjusted over every "
+            "gated row; `unchanged` = the paired 90% interval of the ratio within +-min_effect"
         )
         return
     console.print(

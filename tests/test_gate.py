@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from xml.etree import ElementTree
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_clean
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +55,8 @@ def test_gate_catches_a_planted_slowdown_against_its_baseline_and_in_ab_mode(tmp
     baseline = tmp_path / "baseline.json"
     stored = gate(tmp_path, "--save-baseline", "--baseline", str(baseline))
     assert stored.returncode == 0, stored.stdout[-2000:] + stored.stderr[-2000:]
-    ratios = json.loads(baseline.read_text())["ratios"]
+    (sitting,) = json.loads(baseline.read_text())["sittings"]  # the first sitting of a new file
+    ratios = sitting["ratios"]
     assert {r["strategy"] for r in ratios} == {"masquerade", "masquerade-limited"}
     assert {r["metric"] for r in ratios} == {"throughput/direct"}
     junit, summary = tmp_path / "gate-junit.xml", tmp_path / "gate-summary.md"
@@ -120,3 +123,32 @@ def test_side_by_side_gate_against_a_revision_catches_a_slowdown_in_the_tree_und
     assert len(runs) == 8  # 4 blocks a side
     worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
     assert "base-" not in worktrees
+
+
+def test_a_side_by_side_gate_stopped_by_sigterm_removes_its_worktree_and_the_running_blocks_bed(tmp_path):
+    """SIGTERM while a block runs: the child run gets SIGTERM and tears its bed down, the worktree is removed,
+    exit 143 with one line (before, SIGTERM ended the gate at once and left both behind)."""
+    gate_run = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "gate", "--against", "HEAD", "--scenario", "scenarios/gate-quick.yaml"]
+        + ["--results", str(tmp_path / "results"), "--blocks", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    deadline = time.monotonic() + 120
+    blocks = (tmp_path / "results").glob
+    while not [*blocks("gate-*/base/*/"), *blocks("gate-*/new/*/")] and time.monotonic() < deadline:
+        time.sleep(0.2)  # a block's run folder exists: its bed is being built or measured
+    time.sleep(1)
+    gate_run.send_signal(signal.SIGTERM)
+    out, err = gate_run.communicate(timeout=180)
+    assert gate_run.returncode == 143, out[-2000:] + err[-2000:]
+    assert "interrupted (SIGTERM)" in out and "Traceback" not in err
+    worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+    assert "base-" not in worktrees
+    runs = [*blocks("gate-*/base/*/"), *blocks("gate-*/new/*/")]
+    assert runs
+    for run in runs:
+        assert_clean(run.name)

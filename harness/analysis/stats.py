@@ -191,6 +191,49 @@ def welch_p_worse(base, new, *, higher_is_better: bool, margin: float = 0.0) -> 
     return float(stats.t.cdf(t, df) if higher_is_better else stats.t.sf(t, df))
 
 
+@dataclass(frozen=True)
+class ShiftedDifference:
+    """NEW's mean log against the mean of k stored sittings, with the shift between sittings in its error."""
+
+    difference: float  # mean log NEW - mean over sittings of their mean logs
+    se: float
+    df: float
+    shift_sd: float  # the between-sitting sd of a sitting's true mean, estimated from the sittings (0 if none seen)
+    sittings: int
+
+    def p_lower(self) -> float:
+        """One-sided p that NEW's true mean is not lower than the sittings' (small: NEW is lower)."""
+        if self.se == 0:
+            return 0.0 if self.difference < 0 else 1.0
+        return float(stats.t.cdf(self.difference / self.se, self.df))
+
+    def interval(self, level: float) -> tuple[float, float]:
+        h = float(stats.t.ppf((1 + level) / 2, self.df) * self.se)
+        return math.exp(self.difference - h), math.exp(self.difference + h)
+
+
+def shifted_difference(new_logs, sittings_logs: list) -> ShiftedDifference | None:
+    """A fresh sitting judged against k stored sittings when each sitting's true mean shifts by its own amount
+    (sd tau): the prediction of a new sitting's mean from the k sittings' means. Its variance is the spread of
+    the sittings' means times (1 + 1/k) (the new sitting's shift and noise, and the sittings' mean), plus what
+    NEW's own within-sitting variance exceeds theirs; t on k - 1 degrees of freedom (exact under normality when
+    every sitting has NEW's number of blocks; simulated in tests/test_gate_shift.py: 3.2-4.5% one-sided 5%
+    false alarms at tau 0-0.10 with 3-5 sittings, where Welch on the pooled sittings gives 5% at tau 0 and 17% at
+    0.05). tau itself (the spread of the means less their within part, >= 0) is reported. None below 2 sittings
+    or MIN_N['t'] samples a side."""
+    new = _clean(new_logs)
+    groups = [g for g in (_clean(x) for x in sittings_logs) if g.size >= MIN_N["t"]]
+    if new.size < MIN_N["t"] or len(groups) < 2:
+        return None
+    k = len(groups)
+    means = np.array([g.mean() for g in groups])
+    within = float(np.mean([g.var(ddof=1) / g.size for g in groups]))
+    spread = float(means.var(ddof=1))
+    var = spread * (1 + 1 / k) + max(0.0, float(new.var(ddof=1)) / new.size - within)
+    tau = math.sqrt(max(0.0, spread - within))
+    return ShiftedDifference(float(new.mean() - means.mean()), math.sqrt(var), float(k - 1), tau, k)
+
+
 def paired_p(log_differences) -> float | None:
     """Two-sided paired t-test p-value that the mean per-block log difference is 0; None below its minimum n."""
     d = _clean(log_differences)

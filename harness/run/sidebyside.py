@@ -81,24 +81,11 @@ def run_side_by_side(scenario: str, base_tree: Path, blocks: int, results: Path,
             folder = results / side.name
             folder.mkdir(parents=True, exist_ok=True)
             progress(f"block {b} of {blocks}: {side.name} ({side.tree})")
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "harness.cli",
-                    "run",
-                    str(side.tree / scenario),
-                    "--repetitions",
-                    "1",
-                    "--results",
-                    str(folder),
-                    "--run-id",
-                    run_id,
-                ],
-                cwd=side.tree,
-                env={**side.env(under_test=side is new), NO_REPORT: "1"},
-                capture_output=True,
-                text=True,
+            done = _run_block(
+                [sys.executable, "-m", "harness.cli", "run", str(side.tree / scenario), "--repetitions", "1"]
+                + ["--results", str(folder), "--run-id", run_id],
+                side.tree,
+                {**side.env(under_test=side is new), NO_REPORT: "1"},
             )
             if done.returncode not in (0, 3):
                 tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
@@ -107,3 +94,22 @@ def run_side_by_side(scenario: str, base_tree: Path, blocks: int, results: Path,
                 )
             side.runs.append(folder / run_id)
     return base, new
+
+
+def _run_block(argv: list[str], tree: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """One side's block as its own run. Interrupted (SIGINT or SIGTERM raise here: the CLI's signals_unwind), the
+    child run gets SIGTERM and tears its bed down before this process goes on unwinding (subprocess.run would
+    SIGKILL it and leave its namespaces to `vmnetbench clean`)."""
+    child = subprocess.Popen(argv, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = child.communicate()
+    except BaseException as e:
+        # Ctrl-C reaches the child from the terminal already; a second signal could cut its teardown short
+        if type(e) is not KeyboardInterrupt:
+            child.terminate()
+        try:
+            child.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        raise
+    return subprocess.CompletedProcess(argv, child.returncode, out, err)
