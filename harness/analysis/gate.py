@@ -118,13 +118,12 @@ def _judge_with_shift(baseline: pd.DataFrame, ratios: pd.DataFrame, gates_path: 
     gates, _ = load_gates(gates_path)
     base = baseline[baseline["value"] > 0].copy()
     base["test"] = base["test"].fillna("")
-    new = ratios[ratios["value"] > 0]
+    new = ratios[ratios["value"] > 0].assign(sitting=None)
+    both = pd.concat([base.assign(side="base"), new.assign(side="new")], ignore_index=True)
     rows = []
-    for key, group in new.groupby(RATIO_KEYS, sort=True, dropna=False):
-        stored = base
-        for k, v in zip(RATIO_KEYS, key, strict=True):
-            stored = stored[stored[k].isna()] if pd.isna(v) else stored[stored[k] == v]
-        if stored.empty:
+    for key, cell in both.groupby(RATIO_KEYS, sort=True, dropna=False):
+        stored, group = cell[cell.side == "base"], cell[cell.side == "new"]
+        if stored.empty or group.empty:
             continue
         gate = gates.get(key[-1]) or gates.get(key[-1].split("/")[0])
         logs = np.log(group["value"].to_numpy())
