@@ -229,11 +229,15 @@ def print_left_out_and_environment(result, base: str, new: str) -> None:
 
 
 GATE_SCENARIO = Path("scenarios/gate.yaml")
+SIDE_BY_SIDE_SCENARIO = Path("scenarios/gate-side-by-side.yaml")
 
 
 @app.command()
 def gate(
-    scenario: Annotated[Path, typer.Option(help="The gate's scenario.")] = GATE_SCENARIO,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help=f"The gate's scenario (default {GATE_SCENARIO}; with --against {SIDE_BY_SIDE_SCENARIO})."),
+    ] = None,
     baseline: Annotated[
         Path | None, typer.Option(help="Stored ratios (default benchmarks/gate-baseline.json).")
     ] = None,
@@ -250,8 +254,9 @@ def gate(
     junit: Annotated[Path | None, typer.Option(help=JUNIT_HELP)] = None,
     markdown: Annotated[Path | None, typer.Option(help=MARKDOWN_HELP)] = None,
 ) -> None:
-    """Run the gate scenario and judge each binding's within-run ratio to direct against the stored baseline
-    (or, with --ab A B, variant B against variant A). Exit 1 if something regressed, 0 otherwise; inconclusive
+    """Run the gate scenario and judge each binding's within-run ratio to direct against the stored baseline;
+    with --against REV, this tree against revision REV measured in the same blocks; with --ab A B, variant B
+    against variant A in one run (both paired per block). Exit 1 if something regressed, 0 otherwise; inconclusive
     verdicts are listed but do not fail the gate."""
     from harness.analysis.gate import DEFAULT_BASELINE, GateError, judge_ab, judge_against_baseline, load_baseline
     from harness.analysis.gate import save_baseline as store
@@ -260,8 +265,9 @@ def gate(
 
     baseline = baseline or DEFAULT_BASELINE
     if against is not None:
-        gate_against(against, scenario, blocks, results, junit, markdown)
+        gate_against(against, scenario or SIDE_BY_SIDE_SCENARIO, blocks, results, junit, markdown)
         return
+    scenario = scenario or GATE_SCENARIO
     parsed, text = gate_inputs(scenario, ab, None if save_baseline else baseline, results, junit, markdown)
     _require_root()
     # the verdicts are the gate's page; `vmnetbench report` writes the run's own if wanted
@@ -331,7 +337,6 @@ def gate_against(
     from harness.analysis.gate import GateError, judge_side_by_side
     from harness.analysis.results import load_samples
     from harness.lab.names import new_run_id
-    from harness.lab.paths import REPO_ROOT
     from harness.run.runner import signals_unwind
     from harness.run.scenario import ScenarioError, load_scenario
     from harness.run.sidebyside import SideBySideError, resolve_revision, run_side_by_side, worktree
@@ -339,26 +344,21 @@ def gate_against(
     try:
         parsed, _ = load_scenario(scenario)
         commit = resolve_revision(rev)
-        relative = scenario.resolve().relative_to(REPO_ROOT)
         check_results_root(results)
         check_output_file("--junit", junit)
         check_output_file("--markdown", markdown)
-    except ValueError as e:  # relative_to: the scenario must be a file of this tree (the base has its own copy)
-        fail(f"option --scenario: {scenario} is not inside this repository ({e})" if "relative" in str(e) else str(e))
-    except (ScenarioError, SideBySideError) as e:
+    except (ScenarioError, SideBySideError, ValueError) as e:
         fail(str(e))
     _require_root()
     count = blocks or parsed.repetitions
     folder = results / f"gate-{new_run_id()}"
     console.print(
-        f"gate side by side: this tree against {rev} ({commit[:12]}), {count} blocks each of {relative}, "
+        f"gate side by side: this tree against {rev} ({commit[:12]}), {count} blocks each of {scenario}, "
         f"interleaved (results in {folder})"
     )
     try:  # SIGTERM unwinds too, so the worktree and the running block's bed are removed
         with signals_unwind(), worktree(commit, folder) as base_tree:
-            if not (base_tree / relative).is_file():
-                fail(f"option --against: {rev} has no {relative}")
-            base, new = run_side_by_side(str(relative), base_tree, count, folder, progress=console.print)
+            base, new = run_side_by_side(scenario.resolve(), base_tree, count, folder, progress=console.print)
         verdicts = judge_side_by_side([load_samples(r) for r in base.runs], [load_samples(r) for r in new.runs])
     except (SideBySideError, GateError) as e:
         fail(str(e))

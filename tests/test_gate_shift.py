@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.analysis.gate import MAX_SITTINGS, judge_ab, judge_against_baseline, load_baseline, save_baseline
+from harness.analysis.gate import (
+    MAX_SITTINGS,
+    judge_ab,
+    judge_against_baseline,
+    judge_side_by_side,
+    load_baseline,
+    save_baseline,
+)
 from harness.analysis.stats import shifted_difference, welch_p_worse
 
 BLOCK_SD = 0.10  # this machine's per-block spread of a throughput ratio's log (docs/statistics.md: 0.07-0.13)
@@ -113,3 +120,18 @@ def test_ab_judges_b_against_a_paired_per_block():
     assert row["metric"] == "throughput" and row["n_base"] == row["n_new"] == 5
     assert row["verdict"] == "regressed" and row["why"].startswith("paired t")
     assert abs(row["ratio"] - 0.7) < 1e-9  # the same block's two beds: the per-block ratio is exact here
+
+
+def test_the_side_by_side_gate_judges_each_rows_own_metric_and_only_the_paired_metrics():
+    """`gate --against`: block b of each tree paired; every binding's own throughput (direct's too) is a row, not
+    its ratio to direct, and a metric outside gates.yaml `paired` (cpu_kernel) is not judged at all."""
+    rng = np.random.default_rng(13)
+    base = [samples(0.9, 1, rng) for _ in range(6)]
+    new = [samples(0.6, 1, rng) for _ in range(6)]
+    cpu = base[0].assign(metric="cpu_kernel", value=1.0)
+    base[0] = pd.concat([base[0], cpu], ignore_index=True)
+    verdicts = judge_side_by_side(base, new).set_index("strategy")
+    assert set(verdicts["metric"]) == {"throughput"} and set(verdicts.index) == {"direct", "masquerade"}
+    assert (verdicts["n_base"] == 6).all()
+    assert verdicts.loc["masquerade", "verdict"] == "regressed" and verdicts.loc["direct", "verdict"] != "regressed"
+    assert 0.55 < verdicts.loc["masquerade", "ratio"] < 0.8

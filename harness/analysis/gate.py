@@ -8,7 +8,10 @@ with compare's regressed / improved / unchanged / inconclusive logic and the thr
 benchmarks/gates.yaml. `make gate` runs side by side instead (`--against REV`, harness/run/sidebyside.py): two
 revisions in the same blocks, paired per block (`judge_paired`). The A/B mode judges variant B against variant
 A measured in the same blocks of one run (two rule sets, two relay builds, two passt or QEMU builds: the way to
-gate an upgrade), with the same paired judge and no stored baseline."""
+gate an upgrade), with the same paired judge and no stored baseline. The paired gates judge each row's own metric
+(not its ratio to direct: the two sides of a pair are seconds apart, and a ratio would add the direct beds' noise;
+measured: per-block spread of the paired difference 0.15-0.21 raw against 0.16-0.28 as ratios), and only the
+metrics benchmarks/gates.yaml lists under `paired`, so Holm's correction is spent on the rows that gate."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from harness.analysis.compare import DEFAULT_GATES, judge_frames, load_gates, settle, within_run_ratios
 from harness.lab.paths import REPO_ROOT
@@ -34,6 +38,18 @@ def ok_rows(samples: pd.DataFrame) -> pd.DataFrame:
     df = samples[(samples["status"] == Status.OK) & samples["value"].notna()].copy()
     df["test"] = df["test"].fillna("")
     return df
+
+
+def paired_metrics(gates_path: Path = DEFAULT_GATES) -> list[str]:
+    """The metrics the paired gates judge (benchmarks/gates.yaml `paired`)."""
+    return list((yaml.safe_load(gates_path.read_text()) or {}).get("paired") or [])
+
+
+def own_metric_rows(samples: pd.DataFrame, gates_path: Path = DEFAULT_GATES) -> pd.DataFrame:
+    """A run's samples of the metrics the paired gates judge, one per bed."""
+    rows = ok_rows(samples)
+    keep = rows["metric"].isin(paired_metrics(gates_path)) & (rows["test"] != "harness") & (rows["value"] > 0)
+    return rows[keep][RATIO_KEYS + ["repetition", "value"]]
 
 
 def run_ratios(samples: pd.DataFrame, gates_path: Path = DEFAULT_GATES) -> pd.DataFrame:
@@ -193,7 +209,7 @@ def judge_ab(samples: pd.DataFrame, a: str, b: str, gates_path: Path = DEFAULT_G
             raise GateError(
                 f"option --ab: {name!r} has no successful samples in the run; it has: {', '.join(sorted(present))}"
             )
-    frame = rows[(rows["test"] != "harness") & (rows["value"] > 0)][RATIO_KEYS + ["repetition", "value"]]
+    frame = own_metric_rows(samples, gates_path)
     sides = [
         frame[frame.strategy == name].assign(strategy=f"{b} vs {a}", side=side, pair=lambda f: f["repetition"])
         for name, side in ((a, "base"), (b, "new"))
@@ -205,17 +221,17 @@ def judge_side_by_side(
     base_runs: list[pd.DataFrame], new_runs: list[pd.DataFrame], gates_path: Path = DEFAULT_GATES
 ) -> pd.DataFrame:
     """Two revisions measured in the same blocks (harness/run/sidebyside.py): block b of BASE and block b of
-    NEW ran one after the other, their order alternating; each side's within-run ratio to direct, paired per
-    block (`judge_paired`)."""
+    NEW ran one after the other, their order alternating; each row's own metric, paired per block
+    (`judge_paired`)."""
     frames = []
     for side, runs in (("base", base_runs), ("new", new_runs)):
         for pair, samples in enumerate(runs, 1):
-            ratios = run_ratios(samples, gates_path)
-            if not ratios.empty:
-                frames.append(ratios[ratios["value"] > 0].assign(side=side, pair=pair))
-    if not frames:
-        raise GateError("neither side measured a binding's ratio to direct: is direct in the gate's scenario?")
-    return judge_paired(_per_pair(pd.concat(frames, ignore_index=True)), gates_path)
+            frames.append(own_metric_rows(samples, gates_path).assign(side=side, pair=pair))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if frame.empty:
+        listed = ", ".join(paired_metrics(gates_path))
+        raise GateError(f"neither side measured a metric the gate judges ({listed}: benchmarks/gates.yaml `paired`)")
+    return judge_paired(_per_pair(frame), gates_path)
 
 
 def _per_pair(frame: pd.DataFrame) -> pd.DataFrame:

@@ -2,11 +2,11 @@
 
 A stored baseline from another sitting gates only if nothing shifts between sittings (a shift of sd 0.03 in the
 true ratios turns its 5% false alarms into 12%). Here the base revision is checked out in a git worktree and both
-trees run the gate's scenario one block at a time, block b of BASE next to block b of NEW, their order
-alternating (BASE first in odd blocks), each tree with its own code and its own `direct` beside every binding; the
-judge (harness/analysis/gate.py `judge_side_by_side`) pairs them per block, so the sitting's shift is common to
-both sides and cancels. Each side is its tree's own `vmnetbench run` in a subprocess (PYTHONPATH = the tree), so
-nothing of one revision's code reaches the other's measurements. Planted faults (VMNB_PLANT_*) reach the tree
+trees run this tree's copy of the gate's scenario one block at a time, block b of BASE next to block b of NEW,
+their order alternating (BASE first in odd blocks), each tree with its own code; the judge
+(harness/analysis/gate.py `judge_side_by_side`) pairs each row's own metric per block, so the sitting's shift is
+common to both sides and cancels. Each side is its tree's own `vmnetbench run` in a subprocess (PYTHONPATH = the
+tree), so nothing of one revision's code reaches the other's measurements. Planted faults (VMNB_PLANT_*) reach the tree
 under test only: that is how the gate's detection is checked (tests/test_gate.py, benchmarks/verify_stats.py).
 """
 
@@ -71,9 +71,10 @@ def worktree(commit: str, parent: Path) -> Iterator[Path]:
         subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "prune"], capture_output=True)
 
 
-def run_side_by_side(scenario: str, base_tree: Path, blocks: int, results: Path, progress=print) -> tuple[Side, Side]:
-    """`blocks` blocks of `scenario` (a path relative to each tree) from each tree, interleaved; the run folders
-    land in results/base and results/new."""
+def run_side_by_side(scenario: Path, base_tree: Path, blocks: int, results: Path, progress=print) -> tuple[Side, Side]:
+    """`blocks` blocks of `scenario` from each tree, interleaved; the run folders land in results/base and
+    results/new. Both trees run this tree's scenario file: the gate compares code on one workload (a base
+    revision too old to read the file fails its first block with its own message)."""
     base, new = Side("base", base_tree), Side("new", REPO_ROOT)
     for b in range(1, blocks + 1):
         for side in (base, new) if b % 2 else (new, base):
@@ -82,7 +83,7 @@ def run_side_by_side(scenario: str, base_tree: Path, blocks: int, results: Path,
             folder.mkdir(parents=True, exist_ok=True)
             progress(f"block {b} of {blocks}: {side.name} ({side.tree})")
             done = _run_block(
-                [sys.executable, "-m", "harness.cli", "run", str(side.tree / scenario), "--repetitions", "1"]
+                [sys.executable, "-m", "harness.cli", "run", str(scenario), "--repetitions", "1"]
                 + ["--results", str(folder), "--run-id", run_id],
                 side.tree,
                 {**side.env(under_test=side is new), NO_REPORT: "1"},
