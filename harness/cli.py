@@ -433,8 +433,9 @@ def print_verdicts(verdicts, title: str, paired: bool = False) -> None:
     if paired:
         console.print(
             "paired: BASE and NEW measured in the same blocks (two revisions block by block, or --ab's two "
-            "variants in one run; one-sided paired t on the per-block log differences), Holm-adjusted over every "
-            "gated row; `unchanged` = the paired 90% interval of the ratio within +-min_effect"
+            "variants in one run; exact one-sided Wilcoxon signed-rank test on the per-block log differences, "
+            "ratio = Hodges-Lehmann), Holm-adjusted over every gated row; `unchanged` = the exact 90% signed-rank "
+            "interval of the ratio within +-min_effect"
         )
         return
     console.print(

@@ -28,6 +28,16 @@ tests:
   - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}
 """
 
+AB_GATE = """
+name: gate-ab-test
+strategies: [masquerade, masquerade-limited]
+variants:
+  masquerade-limited: {strategy: masquerade, options: {}}
+repetitions: 6
+tests:
+  - {kind: tcp_throughput, duration_s: 1, omit_s: 0, directions: [ingress]}
+"""
+
 
 def gate(tmp_path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -78,6 +88,8 @@ def test_gate_catches_a_planted_slowdown_against_its_baseline_and_in_ab_mode(tmp
     planted = next(c for name, c in cases.items() if name.startswith("masquerade-limited/") and "throughput" in name)
     assert planted.find("failure") is not None and "regressed" in planted.find("failure").get("message")
     assert summary.read_text().startswith("### gate against") and "FAILED" in summary.read_text()
+    # --ab judges raw metrics paired per block with the signed-rank test (6 blocks at least), and needs no direct
+    (tmp_path / "gate.yaml").write_text(AB_GATE)
     ab = gate(
         tmp_path, "--ab", "masquerade", "masquerade-limited", env={"VMNB_PLANT_SLOWDOWN": "masquerade-limited=300mbit"}
     )
@@ -109,7 +121,7 @@ def test_side_by_side_gate_against_a_revision_catches_a_slowdown_in_the_tree_und
             "--results",
             str(tmp_path / "results"),
             "--blocks",
-            "4",
+            "6",
         ],
         capture_output=True,
         text=True,
@@ -118,9 +130,10 @@ def test_side_by_side_gate_against_a_revision_catches_a_slowdown_in_the_tree_und
         env={**os.environ, "COLUMNS": "250", "VMNB_PLANT_PAUSE": "masquerade=0.4"},
     )
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "paired:" in done.stdout and "regressed" in done.stdout and "paired t: Holm-adjusted" in done.stdout
+    assert "paired:" in done.stdout and "regressed" in done.stdout
+    assert "paired signed-rank: Holm-adjusted" in done.stdout
     runs = list((tmp_path / "results").glob("gate-*/*/*/run.json"))
-    assert len(runs) == 8  # 4 blocks a side
+    assert len(runs) == 12  # 6 blocks a side
     worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
     assert "base-" not in worktrees
 

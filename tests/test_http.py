@@ -318,7 +318,7 @@ peers: [outside, meshed]
 design: rounds
 repetitions: 1
 tests:
-  - {kind: http, rate_rps: 200, duration_s: 1.5}
+  - {kind: http, rate_rps: 300, duration_s: 1}
 """
 
 
@@ -329,7 +329,7 @@ def test_http_through_sidecars_is_parsed_at_l7_and_through_ztunnel_stays_l4(tmp_
     assert (p50.status == "ok").all() or set(p50[p50.status != "ok"].index) <= {
         ("masquerade", "ambient+meshed", "ingress")
     }  # masquerade's meshed ingress under ambient fails (issue 26)
-    assert (p50.offered_rps == 200).all()
+    assert (p50.offered_rps == 300).all()
     for (strategy, sidecar, direction), row in p50[p50.status == "ok"].iterrows():
         if sidecar == "none":
             assert row.path == "no-sidecar" and pd.isna(row.proxy_http_requests)
@@ -360,8 +360,8 @@ peers: [outside, meshed]
 design: rounds
 repetitions: 1
 tests:
-  - {kind: http, http_version: "2", rate_rps: 200, duration_s: 1.5}
-  - {kind: http, http_version: "2", grpc: true, rate_rps: 200, duration_s: 1.5}
+  - {kind: http, http_version: "2", rate_rps: 300, duration_s: 1}
+  - {kind: http, http_version: "2", grpc: true, rate_rps: 300, duration_s: 1}
 """
 
 
@@ -371,7 +371,7 @@ def test_http2_and_grpc_through_sidecars_reach_an_http2_only_server(tmp_path):
     for the grpc-echo port spoke HTTP/2 upstream, as Istio's do for gRPC ports; each was parsed at L7."""
     rows, _ = run_scenario_text(tmp_path, H2_SCENARIO)
     p50 = rows[rows.metric == "http_latency_p50"]
-    assert set(p50.test) == {"h2@200", "grpc@200"}
+    assert set(p50.test) == {"h2@300", "grpc@300"}
     assert (p50.status == "ok").all(), p50[p50.status != "ok"][["sidecar", "test", "direction", "reason"]]
     assert (p50.path == "through-mesh").all()
     sidecar_rows = p50[p50.sidecar.str.startswith("envoy-redirect")]

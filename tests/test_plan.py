@@ -116,7 +116,7 @@ def test_a_precision_run_stops_by_steins_rule_or_says_why(tmp_path):
             "--precision",
             "15%",
             "--time-budget",
-            "45s",
+            "30s",
         ],
         capture_output=True,
         text=True,

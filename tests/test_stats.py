@@ -71,6 +71,18 @@ def test_order_statistic_interval_covers_the_median_of_a_skewed_distribution(n):
     assert coverage >= FLOOR, f"n={n}: {coverage:.3f}"
 
 
+def test_the_medians_order_statistic_ranks_are_quantile_tests_interval_on_data_with_ties():
+    """median_interval reads quantile_test's ranks once per n (they depend on n and the level only)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    for _ in range(400):
+        data = np.round(rng.lognormal(0, 1, int(rng.integers(6, 40))), int(rng.integers(0, 3)))
+        ci = stats.quantile_test(data, q=float(np.median(data)), p=0.5).confidence_interval(confidence_level=0.95)
+        mine = median_interval(data)
+        assert (mine.low, mine.high) == (float(ci.low), float(ci.high)), (data, mine)
+
+
 @pytest.mark.parametrize("n", [3, 6])
 def test_welch_interval_covers_the_ratio_of_two_independent_samples(n):
     def draw(rng):

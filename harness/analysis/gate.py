@@ -242,14 +242,19 @@ def _per_pair(frame: pd.DataFrame) -> pd.DataFrame:
 
 def judge_paired(frame: pd.DataFrame, gates_path: Path = DEFAULT_GATES) -> pd.DataFrame:
     """BASE and NEW measured in the same blocks (`frame`: RATIO_KEYS, side base/new, pair = block, value). Per
-    gated row, the per-block log difference NEW - BASE: one-sided paired t for worse and for better, Holm over
-    the rows; `unchanged` when the paired 90% interval of the ratio lies within +-min_effect
-    (benchmarks/gates.yaml), `inconclusive` otherwise. The gate's two revisions and `--ab`'s two variants alike."""
+    gated row, the per-block log difference NEW - BASE: the exact one-sided Wilcoxon signed-rank test for worse
+    and for better, Holm over the rows; the ratio is the Hodges-Lehmann estimate, and `unchanged` means its exact
+    90% signed-rank interval lies within +-min_effect (benchmarks/gates.yaml), `inconclusive` otherwise. The
+    gate's two revisions and `--ab`'s two variants alike.
+
+    Why signed ranks and not the paired t: the blocks' order alternates, so an unchanged tree's differences are
+    symmetric about 0 and the test is exact; and this machine's differences are mostly within a few percent
+    with a few blocks 20-60% off (benchmarks/gate_power.py), where the mean and its t lose most of their power
+    and ranks do not (docs/reports-and-gates.md has both measured). It needs 6 blocks (7 under Holm over 4
+    rows) to reach a one-sided 5% at all."""
     import math
 
-    from scipy import stats
-
-    from harness.analysis.stats import holm
+    from harness.analysis.stats import MIN_N, hodges_lehmann_interval, holm, signed_rank_p
 
     gates, _ = load_gates(gates_path)
     rows = []
@@ -272,31 +277,20 @@ def judge_paired(frame: pd.DataFrame, gates_path: Path = DEFAULT_GATES) -> pd.Da
             rows.append({**row, "p_value": None, "verdict": "not gated", "why": "no gate for this metric"})
             continue
         row |= {"better": gate.better, "min_effect": gate.min_effect}
-        if len(d) < 3:
-            rows.append(
-                {
-                    **row,
-                    "p_value": None,
-                    "verdict": "inconclusive",
-                    "why": f"{len(d)} paired blocks: the paired t needs at least 3",
-                }
-            )
+        if len(d) < MIN_N["wilcoxon"]:
+            why = f"{len(d)} paired blocks: the signed-rank test needs at least {MIN_N['wilcoxon']}"
+            rows.append({**row, "p_value": None, "verdict": "inconclusive", "why": why})
             continue
-        se = float(d.std(ddof=1) / math.sqrt(len(d)))
-        mean = float(d.mean())
         higher = gate.better == "higher"
-        if se == 0:
-            p_worse = 0.0 if (mean < 0) == higher and mean != 0 else 1.0
-            p_better = 0.0 if (mean > 0) == higher and mean != 0 else 1.0
-        else:
-            t = mean / se
-            p_worse = float(stats.t.cdf(t, len(d) - 1) if higher else stats.t.sf(t, len(d) - 1))
-            p_better = float(stats.t.sf(t, len(d) - 1) if higher else stats.t.cdf(t, len(d) - 1))
-        h = float(stats.t.ppf(0.95, len(d) - 1) * se)
-        low, high = math.exp(mean - h), math.exp(mean + h)
+        p_lower, p_higher = signed_rank_p(d)
+        p_worse, p_better = (p_lower, p_higher) if higher else (p_higher, p_lower)
+        shift = hodges_lehmann_interval(d, level=0.90)
+        row["ratio"] = shift.estimate
+        mean = math.log(shift.estimate)
+        low, high = shift.low, shift.high
         equivalent = 1 - gate.min_effect <= low and high <= 1 + gate.min_effect
         text = (
-            f"ratio {math.exp(mean):.2f}, paired 90% interval [{low:.2f}, {high:.2f}] "
+            f"ratio {shift.estimate:.2f}, exact 90% signed-rank interval [{low:.2f}, {high:.2f}] "
             f"{'within' if equivalent else 'not within'} +-{gate.min_effect:.0%} (n={len(d)} blocks)"
         )
         change = (1 - math.exp(mean)) if higher else (math.exp(mean) - 1)
@@ -319,6 +313,7 @@ def judge_paired(frame: pd.DataFrame, gates_path: Path = DEFAULT_GATES) -> pd.Da
     for row, p_worse, p_better in zip(rows, worse, better, strict=True):
         if row["verdict"] != "pending":
             continue
-        settle(row, p_worse, p_better, row["_alpha"], "paired t", row["_change"], row["_text"], row["_equivalent"])
+        test = "paired signed-rank"
+        settle(row, p_worse, p_better, row["_alpha"], test, row["_change"], row["_text"], row["_equivalent"])
     out = pd.DataFrame(rows)
     return out.drop(columns=[c for c in out.columns if c.startswith("_")])

@@ -147,6 +147,25 @@ def hodges_lehmann_interval(log_ratios, *, level: float = LEVEL) -> Interval:
     return Interval(estimate, math.exp(walsh[k - 1]), math.exp(walsh[-k]), n, "wilcoxon", level, values)
 
 
+def signed_rank_p(differences) -> tuple[float, float]:
+    """The one-sided Wilcoxon signed-rank p-values that the differences sit below 0 and above 0: exact, from the
+    same null law as `hodges_lehmann_interval` (zeros dropped, as Wilcoxon does); with tied magnitudes scipy's
+    normal approximation with the tie correction. (1, 1) when every difference is 0."""
+    d = _clean(differences)
+    d = d[d != 0]
+    n = d.size
+    if n == 0:
+        return 1.0, 1.0
+    if np.unique(np.abs(d)).size < n:
+        return (
+            float(stats.wilcoxon(d, alternative="less").pvalue),
+            float(stats.wilcoxon(d, alternative="greater").pvalue),
+        )
+    w = int(stats.rankdata(np.abs(d))[d > 0].sum())
+    counts = _signed_rank_counts(n)
+    return sum(counts[: w + 1]) / 2**n, sum(counts[w:]) / 2**n
+
+
 def welch_ratio_interval(numerator, denominator, *, level: float = LEVEL) -> Interval:
     """exp(mean log a - mean log b) with Welch's t interval: two independent samples of positive values."""
     a, b = _clean(numerator), _clean(denominator)
@@ -192,17 +211,15 @@ def welch_p_worse(base, new, *, higher_is_better: bool, margin: float = 0.0) -> 
 
 
 @dataclass(frozen=True)
-class ShiftedDifference:
-    """NEW's mean log against the mean of k stored sittings, with the shift between sittings in its error."""
+class TDifference:
+    """A log difference with a t-distributed error: its one-sided p and its interval on the ratio scale."""
 
-    difference: float  # mean log NEW - mean over sittings of their mean logs
+    difference: float
     se: float
     df: float
-    shift_sd: float  # the between-sitting sd of a sitting's true mean, estimated from the sittings (0 if none seen)
-    sittings: int
 
     def p_lower(self) -> float:
-        """One-sided p that NEW's true mean is not lower than the sittings' (small: NEW is lower)."""
+        """One-sided p that the true difference is not below 0 (small: NEW is lower)."""
         if self.se == 0:
             return 0.0 if self.difference < 0 else 1.0
         return float(stats.t.cdf(self.difference / self.se, self.df))
@@ -210,6 +227,15 @@ class ShiftedDifference:
     def interval(self, level: float) -> tuple[float, float]:
         h = float(stats.t.ppf((1 + level) / 2, self.df) * self.se)
         return math.exp(self.difference - h), math.exp(self.difference + h)
+
+
+@dataclass(frozen=True)
+class ShiftedDifference(TDifference):
+    """NEW's mean log against the mean of k stored sittings, with the shift between sittings in its error
+    (difference: mean log NEW - mean over sittings of their mean logs)."""
+
+    shift_sd: float  # the between-sitting sd of a sitting's true mean, estimated from the sittings (0 if none seen)
+    sittings: int
 
 
 def shifted_difference(new_logs, sittings_logs: list) -> ShiftedDifference | None:
@@ -253,11 +279,22 @@ def median_interval(values, *, level: float = LEVEL) -> Interval:
     median = float(np.median(data))
     if data.size < MIN_N["order"]:
         return Interval(median, None, None, int(data.size), "order", level, tuple(float(v) for v in data))
-    ci = stats.quantile_test(data, q=median, p=0.5).confidence_interval(confidence_level=level)
-    low, high = float(ci.low), float(ci.high)
-    if not (math.isfinite(low) and math.isfinite(high)):
+    ranks = _median_ranks(int(data.size), level)
+    if ranks is None:
         return Interval(median, None, None, int(data.size), "order", level, tuple(float(v) for v in data))
-    return Interval(median, low, high, int(data.size), "order", level)
+    ordered = np.sort(data)
+    return Interval(median, float(ordered[ranks[0]]), float(ordered[ranks[1]]), int(data.size), "order", level)
+
+
+@lru_cache(maxsize=256)
+def _median_ranks(n: int, level: float) -> tuple[int, int] | None:
+    """The ranks (0-based) of the order statistics that bound the median's exact interval at n: quantile_test's
+    interval depends on n and the level only, so it is read once from 0..n-1 (tests/test_stats.py checks the
+    ranks against quantile_test on data with ties)."""
+    ci = stats.quantile_test(np.arange(n, dtype=float), q=(n - 1) / 2, p=0.5).confidence_interval(level)
+    if not (math.isfinite(ci.low) and math.isfinite(ci.high)):
+        return None
+    return int(ci.low), int(ci.high)
 
 
 def holm(pvalues: list[float | None]) -> list[float | None]:
