@@ -109,7 +109,7 @@ def test_the_meshes_capture_ipv6_and_kubevirts_istio_adaptation_is_ipv4_only(tmp
     dial and serve both families."""
     text = (
         "name: dual-mesh\nstrategies: [direct, masquerade]\nsidecars: [envoy-redirect, ambient]\n"
-        "ip_families: [ipv4, ipv6]\nrepetitions: 1\ntests:\n  - {kind: crr, duration_s: 1}\n"
+        "ip_families: [ipv4, ipv6]\nrepetitions: 1\ntests:\n  - {kind: crr, duration_s: 0.5}\n"
     )
     samples, run_dir = run_scenario_text(tmp_path, text)
     crr = samples[samples.metric == "crr_rate"]
@@ -154,7 +154,7 @@ def test_without_istios_dual_stack_the_backends_treat_ipv6_differently(tmp_path)
     each does is measured, and the rows and headings say which capture was installed."""
     text = (
         "name: dual-off\nstrategies: [direct]\nsidecars: [envoy-redirect]\nistio_backends: [iptables, nftables]\n"
-        "istio_dual_stack: false\nip_families: [ipv4, ipv6]\nrepetitions: 1\ntests:\n  - {kind: crr, duration_s: 1}\n"
+        "istio_dual_stack: false\nip_families: [ipv4, ipv6]\nrepetitions: 1\ntests:\n  - {kind: crr, duration_s: 0.5}\n"
     )
     samples, run_dir = run_scenario_text(tmp_path, text)
     crr = samples[(samples.metric == "crr_rate") & (samples.ip_family == "ipv6")]
