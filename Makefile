@@ -91,8 +91,8 @@ report: deps-python
 
 # The regression gate, side by side (issue 41): this tree against GATE_BASE (the merge base with origin/main, or
 # the previous commit on main itself), both measured in the same 30 blocks of scenarios/gate-side-by-side.yaml
-# (about 10 minutes): masquerade's and nat-proxy's throughput both ways, each row's own value paired per block
-# (the sitting's shift cancels), one-sided paired t, Holm over the 4 rows.
+# (about 7 minutes): masquerade's and nat-proxy's throughput both ways, each row's own value paired per block
+# (the sitting's shift cancels), exact one-sided signed-rank test, Holm over the 4 rows.
 # Exit 1 if something regressed; inconclusive verdicts are listed, not failed. The stored-baseline gate stays
 # for when no base revision is at hand: `.venv/bin/vmnetbench gate` (against benchmarks/gate-baseline.json,
 # `make gate-baseline` adds a sitting; from 2 sittings their shift is in the error); A/B of two variants in one

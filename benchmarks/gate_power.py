@@ -3,16 +3,19 @@ flags unchanged code: runs the gate R times per planted pause of masquerade's to
 (VMNB_PLANT_PAUSE, harness/run/plants.py; 0 = unchanged), the pauses alternating run by run, and counts the runs
 with a `regressed` row; each run's verdict lines go to stderr.
 
-    .venv/bin/python benchmarks/gate_power.py [--runs 4] [--blocks 30] [--pauses 0,0.12] [--against HEAD]
+    .venv/bin/python benchmarks/gate_power.py [--runs 4] [--blocks 30] [--pauses 0,0.12] [--against HEAD] > runs.jsonl
+    .venv/bin/python benchmarks/gate_power.py --replay runs.jsonl [more.jsonl ...]
 
 A pause is a share of wall time, not a slowdown: what it realises is in the table (in earlier sittings a 10% pause
 of masquerade's tools realised 0.86-0.96 of the base, 20% realised 0.71-0.89), so a 10% slowdown is planted as
 the pause whose realised ratio is near 0.90.
 
 Prints a markdown table: per pause, runs flagged, the planted binding's realised ratio NEW/BASE (mean over runs),
-the per-block spread of the paired log difference (pooled over runs and rows, each row's own mean removed) and the
-power at 10% that spread gives the gate's paired t at the run's block count (noncentral t, Holm's first step over
-the run's rows): what the flagged counts estimate, with fewer runs' binomial noise; and minutes a run.
+the per-block spread of the paired log difference (pooled over runs and rows, each row's own median removed), the
+gate's power at 10% resampled from the unchanged runs' own differences (`resampled_power`: the gate's judge on
+blocks drawn from them, one row shifted by log 0.9), and minutes a run. Each run's JSON line holds its rows'
+per-block differences; `--replay` judges them again on non-overlapping windows of 10, 15 and 30 blocks with the
+gate's judge (signed-rank) and with the paired t it replaced: more gates from the same sitting.
 """
 
 from __future__ import annotations
@@ -106,7 +109,11 @@ def main() -> None:
     parser.add_argument("--pauses", default="0,0.12")
     parser.add_argument("--against", default="HEAD")
     parser.add_argument("--scenario", default="scenarios/gate-side-by-side.yaml")
+    parser.add_argument("--replay", nargs="+", help="judge earlier runs' JSON lines again on windows of blocks")
     args = parser.parse_args()
+    if args.replay:
+        replay(args.replay)
+        return
     pauses = [float(p) for p in args.pauses.split(",")]
     tallies = {pause: {"flagged": 0, "failed": 0, "ratios": [], "minutes": [], "d": [], "rows": 1} for pause in pauses}
     # Run r of every pause before run r+1 of any, so the sitting's drift reaches every pause alike.
@@ -138,7 +145,7 @@ def main() -> None:
     print(f"\n{args.blocks} blocks a side of {args.scenario}, against {args.against}")
     print(
         f"| planted pause of {PLANTED} | runs flagged regressed | gate runs failed | realised NEW/BASE | "
-        "per-block sd of the paired log difference (df) | power at 10% from that sd | minutes |"
+        "per-block sd of the paired log difference (df) | power at 10%, resampled | minutes |"
     )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -152,19 +159,69 @@ def main() -> None:
 
 
 def spread_and_power(series: list[list[float]], blocks: int, rows: int) -> dict:
-    """The pooled per-block sd of the paired differences (each series' own mean removed) and the one-sided
-    paired t's power against a 10% drop at `blocks` blocks, at Holm's first step over `rows` rows."""
+    """The pooled per-block sd of the paired differences (each series' own median removed) and the gate's power
+    against a 10% drop at `blocks` blocks resampled from these differences."""
     import numpy as np
-    from scipy import stats
 
-    usable = [np.asarray(d) for d in series if len(d) >= 2]
+    usable = [np.asarray(d) - np.median(d) for d in series if len(d) >= 2]
     if not usable:
         return {"sd": None, "df": 0, "power": None}
     df = sum(len(d) - 1 for d in usable)
-    sd = float(np.sqrt(sum(((d - d.mean()) ** 2).sum() for d in usable) / df))
-    shift = -np.log(0.9) / (sd / np.sqrt(blocks))
-    critical = stats.t.ppf(1 - 0.05 / rows, blocks - 1)
-    return {"sd": sd, "df": df, "power": float(stats.nct.sf(critical, blocks - 1, shift))}
+    sd = float(np.sqrt(sum((d**2).sum() for d in usable) / df))
+    return {"sd": sd, "df": df, "power": resampled_power(np.concatenate(usable), blocks, rows)}
+
+
+def resampled_power(pooled, blocks: int, rows: int, draws: int = 2000, seed: int = 1) -> float:
+    """How often the gate's judge (exact one-sided signed-rank test per row, Holm over `rows` rows) flags a gate
+    whose rows' per-block differences are drawn from `pooled` (unchanged blocks, centred), one row shifted by a
+    10% drop."""
+    import numpy as np
+
+    from harness.analysis.stats import holm, signed_rank_p
+
+    rng = np.random.default_rng(seed)
+    flagged = 0
+    for _ in range(draws):
+        drawn = [rng.choice(pooled, blocks) for _ in range(rows)]
+        drawn[0] = drawn[0] + np.log(0.9)
+        flagged += any(p < 0.05 for p in holm([signed_rank_p(d)[0] for d in drawn]))
+    return flagged / draws
+
+
+def replay(paths: list[str]) -> None:
+    """Each run's rows judged again on non-overlapping windows of its blocks: the gate's signed-rank judge and the
+    paired t, Holm over the run's rows, one-sided 5%."""
+    import math
+    from collections import defaultdict
+
+    import numpy as np
+    from scipy import stats
+
+    from harness.analysis.stats import holm, signed_rank_p
+
+    def t_p(d):
+        return float(stats.t.cdf(d.mean() / (d.std(ddof=1) / math.sqrt(d.size)), d.size - 1))
+
+    runs = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.startswith("{")]
+    tally = defaultdict(lambda: [0, 0, 0])
+    for run in runs:
+        rows = [np.asarray(v) for v in run["d"].values()]
+        if not rows:
+            continue
+        n = min(len(v) for v in rows)
+        for blocks in (10, 15, 30):
+            for start in range(0, n - blocks + 1, blocks):
+                window = [v[start : start + blocks] for v in rows]
+                count = tally[(run["pause"], blocks)]
+                count[0] += any(p < 0.05 for p in holm([signed_rank_p(d)[0] for d in window]))
+                count[1] += any(p < 0.05 for p in holm([t_p(d) for d in window]))
+                count[2] += 1
+    print(f"{len(runs)} runs of {', '.join(paths)}, replayed on non-overlapping windows of blocks")
+    print("| planted pause | blocks a side | gates (windows) | flagged: signed-rank (the gate) | flagged: paired t |")
+    print("|---|---|---|---|---|")
+    for (pause, blocks), (rank, t, gates) in sorted(tally.items()):
+        if gates:
+            print(f"| {pause:.0%} | {blocks} | {gates} | {rank} | {t} |")
 
 
 if __name__ == "__main__":
