@@ -249,7 +249,10 @@ def gate(
         str | None,
         typer.Option(help="Side by side: judge this tree against revision REV, both measured in the same blocks."),
     ] = None,
-    blocks: Annotated[int | None, typer.Option(min=3, max=200, help="Blocks per side with --against.")] = None,
+    blocks: Annotated[
+        int | None,
+        typer.Option(min=6, max=200, help="Blocks per side with --against (the signed-rank test needs 6 at least)."),
+    ] = None,
     results: Annotated[Path, typer.Option(help="Folder that receives results/<run id>/.")] = DEFAULT_RESULTS,
     junit: Annotated[Path | None, typer.Option(help=JUNIT_HELP)] = None,
     markdown: Annotated[Path | None, typer.Option(help=MARKDOWN_HELP)] = None,

@@ -143,7 +143,7 @@ def test_a_side_by_side_gate_stopped_by_sigterm_removes_its_worktree_and_the_run
     exit 143 with one line (before, SIGTERM ended the gate at once and left both behind)."""
     gate_run = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "gate", "--against", "HEAD", "--scenario", "scenarios/gate-quick.yaml"]
-        + ["--results", str(tmp_path / "results"), "--blocks", "3"],
+        + ["--results", str(tmp_path / "results"), "--blocks", "6"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
