@@ -3,8 +3,12 @@ flags unchanged code: runs the gate R times per planted pause of masquerade's to
 (VMNB_PLANT_PAUSE, harness/run/plants.py; 0 = unchanged), the pauses alternating run by run, and counts the runs
 with a `regressed` row; each run's verdict lines go to stderr.
 
-    .venv/bin/python benchmarks/gate_power.py [--runs 4] [--blocks 30] [--pauses 0,0.12] [--against HEAD] > runs.jsonl
-    .venv/bin/python benchmarks/gate_power.py --replay runs.jsonl [more.jsonl ...]
+    .venv/bin/python benchmarks/gate_power.py [--runs 4] [--blocks 30] [--pauses 0,0.12] [--against HEAD]
+    .venv/bin/python benchmarks/gate_power.py --replay [runs.jsonl ...]
+
+Each run's JSON line is appended to benchmarks/measured/gate-power.jsonl (`--out`), which is committed: 20 + 20
+gates of 7 minutes are more than one session's machine time, so sittings add up there, each line naming its
+sitting, commit and judge; `--replay` without files reads it.
 
 A pause is a share of wall time, not a slowdown: what it realises is in the table (in earlier sittings a 10% pause
 of masquerade's tools realised 0.86-0.96 of the base, 20% realised 0.71-0.89), so a 10% slowdown is planted as
@@ -31,6 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+MEASURED = REPO / "benchmarks" / "measured" / "gate-power.jsonl"
 PLANTED = "masquerade"
 
 
@@ -109,11 +114,23 @@ def main() -> None:
     parser.add_argument("--pauses", default="0,0.12")
     parser.add_argument("--against", default="HEAD")
     parser.add_argument("--scenario", default="scenarios/gate-side-by-side.yaml")
-    parser.add_argument("--replay", nargs="+", help="judge earlier runs' JSON lines again on windows of blocks")
+    parser.add_argument("--out", type=Path, default=MEASURED, help="JSON lines appended here, one per gate run")
+    parser.add_argument("--replay", nargs="*", help="judge earlier runs' JSON lines again on windows of blocks")
     args = parser.parse_args()
-    if args.replay:
-        replay(args.replay)
+    if args.replay is not None:
+        replay(args.replay or [str(MEASURED)])
         return
+    sitting = {
+        "sitting": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+        "commit": subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+        "against": args.against,
+        "blocks": args.blocks,
+        "scenario": args.scenario,
+        "judge": "signed-rank",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     pauses = [float(p) for p in args.pauses.split(",")]
     tallies = {pause: {"flagged": 0, "failed": 0, "ratios": [], "minutes": [], "d": [], "rows": 1} for pause in pauses}
     # Run r of every pause before run r+1 of any, so the sitting's drift reaches every pause alike.
@@ -128,8 +145,10 @@ def main() -> None:
             tally["d"] += list(differences.values())
             tally["rows"] = max(tally["rows"], len(differences))
             line = {"run": run, "pause": pause, "flagged": hit, "ratios": ratios, "minutes": round(minutes, 2)}
-            line["d"] = differences
+            line = {**sitting, **line, "d": differences}
             print(json.dumps(line), flush=True)
+            with args.out.open("a") as out:
+                out.write(json.dumps(line) + "\n")
     rows = [
         {
             "pause": pause,
@@ -216,7 +235,16 @@ def replay(paths: list[str]) -> None:
                 count[0] += any(p < 0.05 for p in holm([signed_rank_p(d)[0] for d in window]))
                 count[1] += any(p < 0.05 for p in holm([t_p(d) for d in window]))
                 count[2] += 1
-    print(f"{len(runs)} runs of {', '.join(paths)}, replayed on non-overlapping windows of blocks")
+    sittings = sorted({run.get("sitting", "?") for run in runs})
+    print(f"{len(runs)} runs of {', '.join(paths)} ({len(sittings)} sittings: {', '.join(sittings)})")
+    as_run = defaultdict(lambda: [0, 0])
+    for run in runs:
+        if run["flagged"] is not None:
+            as_run[(run["pause"], run.get("blocks", "?"))][0] += bool(run["flagged"])
+            as_run[(run["pause"], run.get("blocks", "?"))][1] += 1
+    for (pause, blocks), (flagged, gates) in sorted(as_run.items(), key=str):
+        print(f"as run: planted pause {pause:.0%}, {blocks} blocks a side: {flagged} of {gates} gates flagged")
+    print("\nreplayed on non-overlapping windows of blocks:")
     print("| planted pause | blocks a side | gates (windows) | flagged: signed-rank (the gate) | flagged: paired t |")
     print("|---|---|---|---|---|")
     for (pause, blocks), (rank, t, gates) in sorted(tally.items()):
