@@ -334,6 +334,27 @@ def test_after_the_pilot_a_block_holds_only_the_cells_that_still_decide_somethin
     assert record["stopped_by"] == "budget" and bridge["why"].startswith("budget") and not bridge["reached"]
 
 
+def test_the_stein_pilot_is_no_longer_than_the_time_left_gives_every_open_cell():
+    """Issue 41: a Stein pilot the budget cannot give every open cell leaves the cells scheduled last without a plan
+    (a 10-minute run chose m = 12 and decided 7 of 28 ratios). With the time for one more block of the open cells
+    after a 3-block pilot, m is 4 where without a budget it is the longer fewest-blocks length; run.json says
+    which bound applied."""
+    from harness.run.precision import MAX_BLOCKS, PrecisionState
+    from tests.test_recommend import rows_for
+
+    frame = rows_for({("masquerade", "none"): {"ratio": 0.9}, ("bridge", "none"): {"ratio": 0.95}}, blocks=3, sd=0.12)
+    free = PrecisionState(0.10, 3, None, {"tcp_throughput": "throughput"})
+    free.update(frame, 3, 90.0, 15)
+    # 15 beds in 90 s: 6 s a bed; a block of the 2 open cells is direct, X1, direct, X2, direct = 30 s
+    tight = PrecisionState(0.10, 3, 90.0 + 30.0 + 10.0, {"tcp_throughput": "throughput"})
+    tight.update(frame, 3, 90.0, 15)
+    assert free.stein_pilot > 4 and free.affordable_pilot == MAX_BLOCKS
+    assert tight.affordable_pilot == 4 and tight.stein_pilot == 4
+    assert all(r.need == 4 for r in tight.ratios.values())
+    record = tight.record()
+    assert record["affordable_blocks"] == 4 and "at most the 4 blocks every open cell" in record["method"]
+
+
 def test_every_ratios_stein_pilot_is_the_length_the_runs_pooled_spread_asks_for():
     """Issue 41 item 2: after the shared 3-block pilot every ratio's Stein pilot is m blocks, m chosen from the
     median spread of the run's ratios; a ratio has no plan (and no interval) until its m blocks are in, and its

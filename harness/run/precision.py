@@ -8,9 +8,11 @@ with m - 1 degrees of freedom over its own first N blocks.
 m is chosen after the shared pilot (the scenario's `pilot_blocks`, every cell) from the spread of the run's ratios
 together (stats.pooled_sd: the median pilot s), as the length that minimises Stein's expected total blocks at
 that spread (stats.stein_pilot_length; issue 41 item 2): a 3-block Stein pilot's t(2) = 4.30 inflates N about
-threefold at this machine's s of 0.10-0.13. m is one number for the run, fixed before any ratio's blocks past the
-shared pilot exist; a ratio's own pilot enters it only as one of the ~20-30 spreads under a median, and
-tests/test_stats.py checks the coverage by simulation (heterogeneous spreads, heavy tails, skew).
+threefold at this machine's s of 0.10-0.13. With a time budget m is at most the blocks every open cell could
+get in the time left (a longer Stein pilot would leave the cells scheduled last with none). m is one number for
+the run, fixed before any ratio's blocks past the shared pilot exist; a ratio's own pilot enters it only as one of
+the ~20-30 spreads under a median, and tests/test_stats.py checks the coverage by simulation (heterogeneous
+spreads, heavy tails, skew).
 
 After the shared pilot the allocation is adaptive (issue 41): a block holds only the cells that still have a ratio
 short of its N (each beside its direct, as in every block), so each ratio stops at its own N instead of running
@@ -92,6 +94,8 @@ class PrecisionState:
     stein_pilot: int = 0
     """m: every ratio's Stein pilot length, fixed after the shared pilot from the ratios' pooled spread."""
     pooled_sd: float | None = None
+    affordable_pilot: int | None = None
+    """The most blocks every open cell could get in the time left after the shared pilot: m's upper bound."""
     pooled_pilot: bool = True
     """False: the Stein pilot is the shared pilot (the rule before issue 41, for benchmarks/decisiveness.py)."""
 
@@ -104,15 +108,20 @@ class PrecisionState:
             tuple(None if pd.isna(k) else k for k in key): group.groupby("block")["log_ratio"].mean().sort_index()
             for key, group in ratios.groupby(KEY, dropna=False, sort=True)
         }
+        self.beds_done = beds_done or self.beds_done
+        self.bed_s = elapsed_s / self.beds_done if self.beds_done else self.bed_s
         if first:
-            self._choose_stein_pilot(series_of.values())
+            self.closed_cells = _bypassing_cells(frame)
+            for key in series_of:
+                self.ratios[key] = RatioState(key, None, stopped=_erratic(frame, key))
+            self._choose_stein_pilot(series_of.values(), elapsed_s)
+            for state in self.ratios.values():
+                state.stein_pilot = self.stein_pilot
         for key, series in series_of.items():
             state = self.ratios.get(key)
             if state is None:
                 # a ratio first seen after the shared pilot has no Stein pilot of its own: it is reported, not run
-                state = self.ratios[key] = RatioState(key, None, self.stein_pilot if first else 0)
-                if first:
-                    state.stopped = _erratic(frame, key)
+                state = self.ratios[key] = RatioState(key, None, 0)
             state.blocks = len(series)
             if state.plan is None and state.stein_pilot and state.blocks >= state.stein_pilot:
                 state.plan = stein_plan(series[series.index <= state.stein_pilot].to_numpy(), self.target)
@@ -124,29 +133,53 @@ class PrecisionState:
             if plan is not None and state.blocks:
                 interval = plan.interval(series.iloc[: plan.blocks_needed()].to_numpy())
                 state.half_width, state.estimate = interval.half_width(), interval.estimate
-        if first:
-            self.closed_cells = _bypassing_cells(frame)
         self.blocks_done = blocks_done
         self.block_s = elapsed_s / max(blocks_done, 1)
-        self.beds_done = beds_done or self.beds_done
-        self.bed_s = elapsed_s / self.beds_done if self.beds_done else self.bed_s
 
-    def _choose_stein_pilot(self, pilots) -> None:
-        """m from the shared pilot's spreads (each ratio's s over the pilot's blocks, pooled by their median)."""
+    def _choose_stein_pilot(self, pilots, elapsed_s: float) -> None:
+        """m from the shared pilot's spreads (each ratio's s over the pilot's blocks, pooled by their median): the
+        length with the fewest expected blocks, but no longer than every open cell could get in the time left. A
+        Stein pilot the budget cannot give every open ratio leaves the ones scheduled last with no plan at all:
+        in a 10-minute run the fewest-blocks m of 12 (pooled s 0.17) let 6 of 10 open cells finish it, 7 of 28
+        ratios decided (benchmarks/decisiveness.py)."""
         sds = [float(p.std(ddof=1)) for p in pilots if len(p) >= 2]
         df = max(self.pilot_blocks - 1, 1)
         self.pooled_sd = pooled_sd(sds, df) if len(sds) >= 3 else None
-        self.stein_pilot = (
-            stein_pilot_length(self.pooled_sd, self.target, shortest=self.pilot_blocks, cap=MAX_BLOCKS)
-            if self.pooled_pilot
-            else self.pilot_blocks
+        if not self.pooled_pilot:
+            self.stein_pilot = self.pilot_blocks
+            return
+        self.affordable_pilot = self._affordable_blocks(elapsed_s)
+        self.stein_pilot = stein_pilot_length(
+            self.pooled_sd, self.target, shortest=self.pilot_blocks, cap=min(MAX_BLOCKS, self.affordable_pilot)
         )
+
+    def _affordable_blocks(self, elapsed_s: float) -> int:
+        """The blocks each ratio can have if every cell with an open ratio gets the same number: the shared pilot's
+        plus as many more blocks of all those cells as fit in the time left (no budget: the cap)."""
+        if self.budget_s is None or not self.bed_s:
+            return MAX_BLOCKS
+        cells = {r.key[:4]: 1 for r in self.ratios.values() if not r.stopped and not self._closed(r)}
+        per_block = _beds(cells) * self.bed_s
+        more = int(max(self.budget_s - elapsed_s, 0) // per_block) if per_block else MAX_BLOCKS
+        return self.pilot_blocks + more
 
     def needed(self) -> int:
         """The most blocks an open ratio needs, among those the cap allows: a ratio whose spread asks for more than
         MAX_BLOCKS cannot be decided by adding blocks and does not keep the run going (it is reported)."""
         needs = [r.need for r in self.ratios.values() if r.need is not None and not r.stopped]
         return max([n for n in needs if n <= MAX_BLOCKS], default=self.pilot_blocks)
+
+    def _closed(self, r: RatioState) -> str:
+        """Why a ratio gets no blocks after the pilot whatever its spread ('' when it may): its path bypassed the
+        mesh in every pilot bed, or it is a binding users cannot deploy, measured under a mesh."""
+        if (r.key[0], r.key[1], r.key[5]) in self.closed_cells:
+            return self.closed_cells[(r.key[0], r.key[1], r.key[5])]
+        if not self.shipped.get(r.key[0], True) and mode_of(r.key[1]) != "none":
+            return (
+                "decides nothing: not shipped in the modelled KubeVirt release, so its cost under a mesh "
+                "changes no recommendation (the pilot gave its path verdict)"
+            )
+        return ""
 
     def open_ratios(self, elapsed_s: float) -> list[RatioState]:
         """The ratios that still get blocks: short of their N, not stopped. With a budget, the time left goes to the
@@ -158,32 +191,15 @@ class PrecisionState:
         for r in self.ratios.values():
             if r.need is None or r.stopped or r.blocks >= r.need:
                 continue
-            if (r.key[0], r.key[1], r.key[5]) in self.closed_cells:
-                r.stopped = self.closed_cells[(r.key[0], r.key[1], r.key[5])]
-                continue
-            if not self.shipped.get(r.key[0], True) and mode_of(r.key[1]) != "none":
-                r.stopped = (
-                    "decides nothing: not shipped in the modelled KubeVirt release, so its cost under a mesh "
-                    "changes no recommendation (the pilot gave its path verdict)"
-                )
-                continue
-            if r.need > MAX_BLOCKS:
+            r.stopped = self._closed(r)
+            if not r.stopped and r.need > MAX_BLOCKS:
                 r.stopped = f"spread: {r.spread} needs {r.need} blocks, above the {MAX_BLOCKS} cap"
-                continue
-            out.append(r)
+            if not r.stopped:
+                out.append(r)
         if left is None or not self.bed_s:
             return out
         kept: list[RatioState] = []
         cells: dict[tuple, int] = {}  # cell -> the most blocks a kept ratio of it still needs
-
-        def beds(cells: dict[tuple, int]) -> int:
-            """Beds the kept cells still take: each cell and a direct after it per block, and per block of a group
-            (layout, pod MTU) the direct that opens it (plan.block: direct, X1, direct, X2, ..., direct)."""
-            groups: dict[tuple, int] = {}
-            for (_, sidecar, pod_mtu, _), more in cells.items():
-                groups[(sidecar, pod_mtu)] = max(groups.get((sidecar, pod_mtu), 0), more)
-            return 2 * sum(cells.values()) + sum(groups.values())
-
         per_cell: dict[tuple, int] = {}
         for r in out:
             per_cell[r.key[:4]] = per_cell.get(r.key[:4], 0) + 1
@@ -196,7 +212,7 @@ class PrecisionState:
         for r in sorted(out, key=order):
             more = r.need - r.blocks
             trial = {**cells, r.key[:4]: max(cells.get(r.key[:4], 0), more)}
-            if beds(trial) * self.bed_s <= left:
+            if _beds(trial) * self.bed_s <= left:
                 kept.append(r)
                 cells = trial
                 continue
@@ -296,6 +312,7 @@ class PrecisionState:
             "target": self.target,
             "pilot_blocks": self.pilot_blocks,
             "stein_pilot_blocks": self.stein_pilot,
+            "affordable_blocks": self.affordable_pilot,
             "pooled_sd": self.pooled_sd,
             "blocks_run": self.blocks_done,
             "beds_run": self.beds_done,
@@ -308,13 +325,28 @@ class PrecisionState:
             "with that pilot's s over the ratio's own first n blocks)"
             + (
                 f"; the pilot length from the shared {self.pilot_blocks}-block pilot's median spread "
-                f"{self.pooled_sd:.3f} (the length with the fewest expected blocks)"
+                f"{self.pooled_sd:.3f} (the length with the fewest expected blocks"
+                + (
+                    f", at most the {self.affordable_pilot} blocks every open cell could have in the time left)"
+                    if self.affordable_pilot is not None and self.affordable_pilot < MAX_BLOCKS
+                    else ")"
+                )
                 if self.pooled_sd is not None and self.pooled_pilot
                 else ""
             ),
             "closed_paths": {f"{s}/{c} {d}": why for (s, c, d), why in self.closed_cells.items()},
             "ratios": rows,
         }
+
+
+def _beds(cells: dict[tuple, int]) -> int:
+    """Beds the cells (strategy, sidecar, pod MTU, guest MTU) -> blocks still take: each cell and a direct after it
+    per block, and per block of a group (layout, pod MTU) the direct that opens it (plan.block: direct, X1, direct,
+    X2, ..., direct)."""
+    groups: dict[tuple, int] = {}
+    for (_, sidecar, pod_mtu, _), more in cells.items():
+        groups[(sidecar, pod_mtu)] = max(groups.get((sidecar, pod_mtu), 0), more)
+    return 2 * sum(cells.values()) + sum(groups.values())
 
 
 def _matches(cell, key: tuple) -> bool:
