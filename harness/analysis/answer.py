@@ -542,6 +542,11 @@ def method_lines(samples: pd.DataFrame, meta: dict) -> list[str]:
             + (
                 f", the length with the fewest expected blocks at the shared {record['pilot_blocks']}-block "
                 f"pilot's median spread {record['pooled_sd']:.3f}"
+                + (
+                    f", at most the {record['affordable_blocks']} blocks every open cell could have in the time left"
+                    if record.get("affordable_blocks") == record.get("stein_pilot_blocks")
+                    else ""
+                )
                 if record.get("pooled_sd") is not None and record.get("stein_pilot_blocks")
                 else ""
             )
