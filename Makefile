@@ -64,11 +64,13 @@ bench: deps
 	$(BIN)/vmnetbench run $(SCENARIO)
 
 # The tests marked `docker` need an engine: started here if none answers, and stopped afterwards only if this
-# target started it, whatever pytest's outcome.
+# target started it, whatever pytest's outcome. Two passes (tests/conftest.py): two xdist workers, then the tests
+# marked `alone` by themselves (exit 5: PYTEST_ARGS selected none of them).
 test: deps deps-test
 	$(BIN)/ruff check harness strategies tests benchmarks
 	$(BIN)/vmnetbench engine up --started-by make-test
-	status=0; $(BIN)/python -m pytest -q --durations=30 $(PYTEST_ARGS) || status=$$?; \
+	status=0; $(BIN)/python -m pytest -q --phase parallel -n 2 --dist loadgroup --durations=30 $(PYTEST_ARGS) || status=$$?; \
+	  $(BIN)/python -m pytest -q --phase alone --durations=10 $(PYTEST_ARGS) || { s=$$?; [ $$s = 5 ] || status=$$s; }; \
 	  $(BIN)/vmnetbench engine down --if-started-by make-test; exit $$status
 
 # The project's own Docker engine for the docker runtime (`vmnetbench run ... --runtime docker`).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -19,10 +20,12 @@ from harness.kinds.measure import MeshSnapshot, traversal
 from harness.kinds.outcome import Outcome
 from harness.kinds.throughput import measure_tcp_throughput
 from harness.lab.bed import TestBed
+from harness.lab.names import run_id_of
 from harness.lab.netns import Namespace, list_namespaces
 from harness.lab.paths import REPO_ROOT, STATE_DIR
 from harness.lab.procfs import proc_starttime
 from harness.lab.session import LabSession
+from harness.lab.state import load_states
 from harness.lab.vocabulary import Status
 from harness.lab.waiting import TimedOut, wait_until
 from harness.pod.mesh import install_sidecar
@@ -46,9 +49,59 @@ def leftovers(run_id: str) -> dict[str, list]:
     return {"namespaces": namespaces, "processes": processes, "root_links": root_links}
 
 
+def free_port() -> int:
+    """A TCP port on the root namespace's loopback nobody listens on now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def orphan_namespaces() -> set[str]:
+    """`vmnb-` namespaces no ledger accounts for. Another xdist worker's beds come and go meanwhile, but a bed's
+    ledger names a namespace before it exists and forgets it only after it is gone, so a namespace listed both
+    before and after the ledgers are read, with no ledger of its run, is an orphan."""
+    first = set(list_namespaces())
+    ledgered = {state["run_id"] for state in load_states()}
+    return {n for n in first & set(list_namespaces()) if n.startswith("vmnb-") and run_id_of(n) not in ledgered}
+
+
+def assert_this_process_left_nothing() -> None:
+    """No orphan namespace, and no ledger of this process (whose namespaces the orphan check would excuse)."""
+    mine = [state["run_id"] for state in load_states() if state.get("owner_pid") == os.getpid()]
+    assert not orphan_namespaces() and not mine, (orphan_namespaces(), mine)
+
+
 def assert_clean(run_id: str) -> None:
     left = leftovers(run_id)
     assert left == {"namespaces": [], "processes": [], "root_links": []}, left
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--phase",
+        choices=("parallel", "alone"),
+        help="make test's passes: `parallel` (under xdist) leaves out the tests marked `alone`; `alone`: only them",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """make test runs two passes. First two xdist workers (`--phase parallel -n 2 --dist loadgroup`): every bed has
+    namespaces, ledger and results of its own run id, so two workers' beds never meet, but the tests that share
+    something machine-wide (marked `serial` or `docker`: the root namespace's links and rules, which Docker's
+    containers change and test_docker compares before and after; the repository's git worktrees) all go to one
+    worker, one after another. Then the tests marked `alone` (`--phase alone`), with the machine to themselves:
+    test_faults reads what is left machine-wide (processes in a dead run's namespace inodes, which the kernel hands
+    to the next namespace made, another worker's included; files in /tmp) and a passt-repair migration's TCP
+    stream was reset once beside the other worker's load."""
+    phase = config.getoption("--phase")
+    if phase:
+        keep = [item for item in items if bool(item.get_closest_marker("alone")) == (phase == "alone")]
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+    for item in items:
+        if item.get_closest_marker("serial") or item.get_closest_marker("docker"):
+            item.add_marker(pytest.mark.xdist_group("serial"))
 
 
 @pytest.fixture(scope="session", autouse=True)

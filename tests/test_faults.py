@@ -27,7 +27,7 @@ from harness.lab.procfs import is_zombie, live_pids, pids_in_netns, proc_startti
 from tests.conftest import cli, wait_for
 
 SEED = int(os.environ.get("VMNB_FAULT_SEED", random.SystemRandom().randrange(2**31)))
-pytestmark = [pytest.mark.slow, pytest.mark.faults]
+pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.alone]  # reads what is left machine-wide
 
 NETNS = """
 name: faults-netns

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import REPO, assert_clean
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # git worktrees of this repository
 
 SMALL_GATE = """
 name: gate-test

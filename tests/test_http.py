@@ -20,7 +20,7 @@ from harness.pod.envoy import INBOUND_H2, OUTBOUND_H2, envoy_binary, sidecar_boo
 from harness.pod.identity import MeshCA, spiffe_id
 from harness.pod.mtls import MeshTls
 from harness.pod.protocols import ServicePort, http2_ports, http_ports, istio_protocol
-from tests.conftest import run_scenario_text
+from tests.conftest import free_port, run_scenario_text
 
 
 @pytest.mark.parametrize(
@@ -134,7 +134,7 @@ PROTOCOLS = [("vmnb-http", ()), ("vmnb-h2", ()), ("vmnb-h2", ("--grpc", "1"))]
 
 
 def _serve(tmp_path, *server_args: str, tool: str = "vmnb-http") -> tuple[subprocess.Popen, int]:
-    port = 18480
+    port = free_port()  # two xdist workers may serve at once
     server = subprocess.Popen([str(compile_guest_tool(tool)), "server", "--port", str(port), *server_args])
     wait_until(
         lambda: subprocess.run(["ss", "-Htln", f"sport = :{port}"], capture_output=True, text=True).stdout,

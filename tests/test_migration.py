@@ -40,6 +40,7 @@ def _cell(samples, strategy: str, address: str, direction: str):
 
 @pytest.mark.vm
 @pytest.mark.slow
+@pytest.mark.alone  # its passt-repair stream was reset once beside another xdist worker's load
 def test_masquerade_keeps_connections_only_with_the_address_kept_and_passt_migrates_them_with_passt_repair(tmp_path):
     """Four migrations, each in a bed of its own: masquerade with the pod's address kept (every flow survives, with
     a gap) and changed (every TCP flow stalls: the peer dials the deleted pod's address); passt-vhost-user (the

@@ -15,13 +15,7 @@ import pytest
 from harness.lab.procfs import bound_ports
 from harness.pod.proxy import POOLED_PIPES, Listener, original_dst
 from harness.pod.proxy_process import RelayImplementation, relay_argv
-from tests.conftest import wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port, wait_for
 
 
 def listening(port: int) -> bool:

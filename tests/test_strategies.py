@@ -10,6 +10,7 @@ from harness.kinds.throughput import measure_tcp_throughput
 from harness.lab.rules import list_nft
 from strategies import STRATEGIES, strategy_class
 from strategies.masquerade import Masquerade, MasqueradeOptions
+from tests.conftest import assert_this_process_left_nothing
 
 
 def transfer(bed, attachment, direction: str):
@@ -74,10 +75,8 @@ def test_masquerade_rejects_a_bad_vm_cidr():
 
 
 def test_describe_shows_rules_routes_and_processes():
-    from harness.lab.netns import list_namespaces
     from harness.run.describe import describe_strategy
 
-    before = set(list_namespaces())
     text = describe_strategy("tproxy")
     assert "TPROXY --on-port 9401" in text
     assert "fwmark 0x8 lookup 100" in text
@@ -88,7 +87,7 @@ def test_describe_shows_rules_routes_and_processes():
     slirp = describe_strategy("slirp")
     assert "slirp4netns --configure" in slirp and "198.19.1.100/24" in slirp
     assert "nft ruleset: (empty)" in slirp  # the seed's claim: slirp installs no rules
-    assert set(list_namespaces()) == before  # describe tears its scratch bed down
+    assert_this_process_left_nothing()  # describe tears its scratch bed down
 
 
 def test_tproxy_established_match_option_selects_the_rule():
